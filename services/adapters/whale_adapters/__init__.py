@@ -1,0 +1,1 @@
+"""Whale adapters service."""

@@ -1,0 +1,1 @@
+"""Whale event-center service."""

@@ -1,0 +1,1 @@
+"""Whale executor service."""

@@ -1,0 +1,1 @@
+"""Whale rule-engine service."""

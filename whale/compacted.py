@@ -1,0 +1,148 @@
+"""Materialised views of compacted topics (schemas, rules, catalogues, subscriptions, state).
+
+A record of a compacted topic is a CloudEvent in binary mode whose Kafka key is the entity's id and
+whose data is the entity's whole current state; a tombstone (no value) deletes the entity. A view
+reads its topic from the beginning (no consumer group, nothing committed), is caught up when
+:meth:`CompactedView.start` returns, and keeps following the topic so every replica sees changes live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+from whale.binding import KafkaMessage, from_kafka, headers_from
+from whale.cloudevent import CloudEvent
+from whale.errors import BindingError, WhaleError
+from whale.producer import Delivered, EventProducer
+from whale.settings import WhaleSettings
+
+log = structlog.get_logger("whale.compacted")
+OnChange = Callable[[str, CloudEvent | None], None]
+
+
+class CompactedView:
+    """key -> latest CloudEvent of one compacted topic, followed in a background thread."""
+
+    def __init__(self, settings: WhaleSettings, topic: str, *, on_change: OnChange | None = None) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._on_change = on_change
+        self._items: dict[str, CloudEvent] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._caught_up = threading.Event()
+        self._changed = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._error: Exception | None = None
+
+    async def start(self, timeout: float = 60.0) -> None:
+        """Start following the topic; returns once everything written before the call was read."""
+        self._thread = threading.Thread(target=self._follow, name=f"view-{self._topic}", daemon=True)
+        self._thread.start()
+        ok = await asyncio.to_thread(self._caught_up.wait, timeout)
+        if self._error is not None:
+            raise WhaleError(f"cannot read {self._topic}: {self._error}")
+        if not ok:
+            raise WhaleError(f"reading {self._topic} did not catch up within {timeout}s")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 10)
+
+    def get(self, key: str) -> CloudEvent | None:
+        with self._lock:
+            return self._items.get(key)
+
+    def items(self) -> dict[str, CloudEvent]:
+        """A snapshot copy of the view."""
+        with self._lock:
+            return dict(self._items)
+
+    def wait_for(self, predicate: Callable[[dict[str, CloudEvent]], bool], timeout: float) -> bool:
+        """Block until ``predicate(view)`` is true (e.g. a write made elsewhere became visible)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self._items), timeout)
+
+    # ------------------------------------------------------------------ internals
+    def _follow(self) -> None:
+        conf: dict[str, Any] = {
+            **self._settings.kafka_config(),
+            "group.id": f"whale-view-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+        consumer = Consumer(conf)
+        try:
+            meta = consumer.list_topics(self._topic, timeout=30)
+            tmeta = meta.topics.get(self._topic)
+            if tmeta is None or tmeta.error is not None or not tmeta.partitions:
+                raise WhaleError(f"topic {self._topic} does not exist (run `whale topics ensure`)")
+            partitions = [TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in tmeta.partitions]
+            ends = {p.partition: consumer.get_watermark_offsets(p, timeout=30)[1] for p in partitions}
+            pending = {p for p, end in ends.items() if end > 0}
+            consumer.assign(partitions)
+            if not pending:
+                self._caught_up.set()
+            while not self._stop.is_set():
+                msg: Any = consumer.poll(0.2)
+                if msg is None:
+                    continue
+                if msg.error() is not None:
+                    if msg.error().code() == -191:  # _PARTITION_EOF
+                        pending.discard(msg.partition())
+                        if not pending:
+                            self._caught_up.set()
+                    continue
+                self._apply(msg)
+                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                    pending.discard(msg.partition())
+                    if not pending:
+                        self._caught_up.set()
+        except (KafkaException, WhaleError) as exc:
+            self._error = exc
+            self._caught_up.set()
+        finally:
+            consumer.close()
+
+    def _apply(self, msg: Any) -> None:
+        raw_key = msg.key()
+        if raw_key is None:
+            log.warning("compacted_record_without_key", topic=self._topic, offset=msg.offset())
+            return
+        key = raw_key.decode("utf-8", "replace")
+        event: CloudEvent | None = None
+        if msg.value() is not None or msg.headers():
+            try:
+                event = from_kafka(KafkaMessage(raw_key, msg.value(), headers_from(msg.headers())))
+            except BindingError as exc:
+                log.warning("compacted_record_unreadable", topic=self._topic, key=key, error=str(exc))
+                return
+        with self._changed:
+            if event is None:
+                self._items.pop(key, None)
+            else:
+                self._items[key] = event
+            self._changed.notify_all()
+        if self._on_change is not None:
+            try:
+                self._on_change(key, event)
+            except Exception as exc:  # a listener's bug must not stop the view
+                log.error("view_listener_failed", topic=self._topic, key=key, error=str(exc))
+
+
+async def put(producer: EventProducer, topic: str, key: str, event: CloudEvent) -> Delivered:
+    """Write the whole current state of entity ``key`` (acknowledged)."""
+    return await producer.send(topic, event, key=key)
+
+
+async def delete(producer: EventProducer, topic: str, key: str) -> Delivered:
+    """Write a tombstone for entity ``key`` (acknowledged)."""
+    return await producer.send_message(topic, KafkaMessage(key.encode("utf-8"), None, ()))

@@ -1,0 +1,78 @@
+"""structlog, configured once per process: JSON when stderr is not a terminal.
+
+Log keys used across Whale are declared here so every service spells them the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import structlog
+
+from whale.cloudevent import CloudEvent
+from whale.settings import WhaleSettings
+
+EVENT_ID = "event_id"
+EVENT_TYPE = "event_type"
+EVENT_SOURCE = "event_source"
+CORRELATION_ID = "correlation_id"
+SERVICE = "service"
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+_SECRET_KEYS = ("password", "secret", "token", "authorization", "api_key", "apikey")
+
+
+def _redact(_: object, __: str, event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
+    """Never print a value whose key names a secret."""
+    for key in list(event_dict):
+        if any(word in key.lower() for word in _SECRET_KEYS):
+            event_dict[key] = "***"
+    return event_dict
+
+
+def configure_logging(settings: WhaleSettings, *, service: str) -> None:
+    """Set up structlog and the standard library logging bridge for this process."""
+    level = _LEVELS[settings.log_level]
+    json_output = settings.log_format == "json" or (settings.log_format == "auto" and not sys.stderr.isatty())
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(**{SERVICE: service})
+    logging.basicConfig(
+        level=max(level, logging.WARNING), stream=sys.stderr, format="%(name)s %(levelname)s %(message)s"
+    )
+
+
+@contextmanager
+def bound_event(event: CloudEvent) -> Iterator[None]:
+    """Bind the event's id, type, source and correlation id to every log line inside the block."""
+    correlation = event.extensions.get("correlationid", event.id)
+    tokens = structlog.contextvars.bind_contextvars(
+        **{
+            EVENT_ID: event.id,
+            EVENT_TYPE: event.type,
+            EVENT_SOURCE: event.source,
+            CORRELATION_ID: correlation,
+        }
+    )
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)

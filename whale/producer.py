@@ -1,0 +1,167 @@
+"""An acknowledged CloudEvents producer on confluent-kafka.
+
+acks=all and idempotence are always on; :meth:`EventProducer.send` resolves only when Kafka
+acknowledged the write and raises :class:`DeliveryError` when it did not (never fire-and-forget).
+A background thread serves delivery reports; in-flight sends are bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from whale.binding import KafkaMessage, to_binary
+from whale.cloudevent import CloudEvent
+from whale.errors import DeliveryError
+from whale.settings import WhaleSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """Where Kafka stored a message."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class EventProducer:
+    """Send CloudEvents (binary mode) or raw messages; each send is confirmed by Kafka."""
+
+    def __init__(
+        self,
+        settings: WhaleSettings,
+        *,
+        max_in_flight: int = 10_000,
+        delivery_timeout_ms: int = 30_000,
+        client_id: str = "whale",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        conf: dict[str, Any] = {
+            **settings.kafka_config(),
+            "client.id": client_id,
+            "acks": "all",
+            "enable.idempotence": True,
+            "max.in.flight.requests.per.connection": 5,
+            "linger.ms": 2,
+            "delivery.timeout.ms": delivery_timeout_ms,
+            "request.timeout.ms": min(delivery_timeout_ms, 30_000),
+            "queue.buffering.max.messages": max(max_in_flight * 2, 1000),
+            "compression.type": "lz4",
+        }
+        conf.update(extra or {})
+        self._producer = Producer(conf)
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._poller = threading.Thread(target=self._poll_loop, name="whale-producer-poll", daemon=True)
+        self._poller.start()
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def in_flight(self) -> int:
+        """Sends not yet acknowledged."""
+        return self._in_flight
+
+    @property
+    def saturated(self) -> bool:
+        """True when another send would exceed the in-flight bound (callers answer 429)."""
+        return self._in_flight >= self._max_in_flight
+
+    async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered:
+        """Write ``event`` in binary mode; returns once Kafka acknowledged it (acks=all)."""
+        try:
+            return await self.send_message(topic, to_binary(event, key))
+        except DeliveryError as exc:
+            raise DeliveryError(exc.message, event_id=event.id, retryable=exc.retryable) from None
+
+    async def send_message(self, topic: str, message: KafkaMessage) -> Delivered:
+        """Write a raw message; returns once Kafka acknowledged it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Delivered] = loop.create_future()
+
+        def settle(err: KafkaError | None, msg: Any) -> None:
+            with self._lock:
+                self._in_flight -= 1
+            if err is not None:
+                outcome: Delivered | DeliveryError = DeliveryError(
+                    f"Kafka did not acknowledge the write to {topic}: {err.str()}",
+                    retryable=bool(err.retriable()) or err.code() == KafkaError._MSG_TIMED_OUT,
+                )
+            else:
+                outcome = Delivered(msg.topic(), msg.partition(), msg.offset())
+            loop.call_soon_threadsafe(_resolve, future, outcome)
+
+        self._produce(topic, message, settle)
+        return await future
+
+    def send_blocking(self, topic: str, message: KafkaMessage, timeout: float = 30.0) -> Delivered:
+        """Synchronous variant for code without an event loop (CLI, WSGI)."""
+        done = threading.Event()
+        box: list[Delivered | DeliveryError] = []
+
+        def settle(err: KafkaError | None, msg: Any) -> None:
+            with self._lock:
+                self._in_flight -= 1
+            if err is not None:
+                box.append(DeliveryError(f"Kafka did not acknowledge the write to {topic}: {err.str()}"))
+            else:
+                box.append(Delivered(msg.topic(), msg.partition(), msg.offset()))
+            done.set()
+
+        self._produce(topic, message, settle)
+        if not done.wait(timeout):
+            raise DeliveryError(f"no acknowledgement from Kafka for {topic} within {timeout}s")
+        outcome = box[0]
+        if isinstance(outcome, DeliveryError):
+            raise outcome
+        return outcome
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Wait for outstanding deliveries; returns how many are still pending."""
+        return int(self._producer.flush(timeout))
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush, then stop the delivery-report thread."""
+        self.flush(timeout)
+        self._closed.set()
+        self._poller.join(timeout=5)
+
+    # ------------------------------------------------------------------ internals
+    def _produce(self, topic: str, message: KafkaMessage, callback: Any) -> None:
+        if self._closed.is_set():
+            raise DeliveryError("producer is closed", retryable=False)
+        with self._lock:
+            if self._in_flight >= self._max_in_flight:
+                raise DeliveryError("too many sends in flight", retryable=True)
+            self._in_flight += 1
+        try:
+            self._producer.produce(
+                topic,
+                value=message.value,
+                key=message.key,
+                headers=list(message.headers),
+                on_delivery=callback,
+            )
+        except (BufferError, KafkaException) as exc:
+            with self._lock:
+                self._in_flight -= 1
+            raise DeliveryError(f"cannot enqueue the write to {topic}: {exc}", retryable=True) from None
+
+    def _poll_loop(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0.05)
+
+
+def _resolve(future: asyncio.Future[Delivered], outcome: Delivered | DeliveryError) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, DeliveryError):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

@@ -1,0 +1,62 @@
+"""Typed settings read from the environment (prefix ``WHALE_``).
+
+Each service defines its own ``Settings`` subclass with its own prefix and embeds
+:class:`WhaleSettings` for what every process shares (Kafka, Elasticsearch, logging).
+Settings are built once in ``main()`` and passed down; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "whale"
+
+
+class KafkaSecurity(BaseSettings):
+    """TLS/SASL options for a user's own Kafka cluster (all optional for the local stack)."""
+
+    model_config = SettingsConfigDict(env_prefix="WHALE_KAFKA_", extra="ignore")
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = Field(default=None, repr=False)
+    ssl_ca_location: str | None = None
+
+    def librdkafka_config(self) -> dict[str, str]:
+        """The librdkafka properties for these options (secrets included: never log the result)."""
+        conf: dict[str, str] = {"security.protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username is not None:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            conf["sasl.password"] = self.sasl_password
+        if self.ssl_ca_location:
+            conf["ssl.ca.location"] = self.ssl_ca_location
+        return conf
+
+
+class WhaleSettings(BaseSettings):
+    """What every Whale process shares. Env: ``WHALE_KAFKA_BOOTSTRAP``, ``WHALE_ES_URL``, ..."""
+
+    model_config = SettingsConfigDict(env_prefix="WHALE_", extra="ignore")
+
+    kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers")
+    es_url: str = Field(default="http://127.0.0.1:9200", description="Elasticsearch URL")
+    es_username: str | None = None
+    es_password: str | None = Field(default=None, repr=False)
+    cache_dir: Path = Field(default_factory=default_cache_dir, description="downloads and local data")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    kafka: KafkaSecurity = Field(default_factory=KafkaSecurity)
+
+    def kafka_config(self) -> dict[str, str | int | float | bool]:
+        """librdkafka base configuration: bootstrap servers plus security options."""
+        return {"bootstrap.servers": self.kafka_bootstrap, **self.kafka.librdkafka_config()}
