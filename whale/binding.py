@@ -113,11 +113,24 @@ def from_kafka(message: KafkaMessage) -> CloudEvent:
     try:
         if content_type is not None and content_type.lower().startswith(STRUCTURED_PREFIX):
             return _from_structured(message)
+        if message.header("ce_specversion") is None and _looks_structured(message.value):
+            # Some producers (the Python SDK among them) label structured events plain JSON.
+            return _from_structured(message)
         return _from_binary(message, content_type)
     except BindingError:
         raise
     except EventError as exc:
         raise BindingError(exc.message, exc.problems) from None
+
+
+def _looks_structured(value: bytes | None) -> bool:
+    if not value or not value.lstrip().startswith(b"{"):
+        return False
+    try:
+        doc = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(doc, dict) and "specversion" in doc
 
 
 def _from_structured(message: KafkaMessage) -> CloudEvent:

@@ -158,11 +158,13 @@ def render_value(value: Any, context: Mapping[str, Any], *, path: str = "", **li
     ``{{ expression }}`` keeps the expression's native type (number, list, dict, bool)."""
     if isinstance(value, str):
         match = _NATIVE.match(value)
-        if match and "{{" not in match.group("expr") and "{%" not in value:
-            return _render_native(match.group("expr"), value, context, path, **limits)
         try:
+            if match and "{{" not in match.group("expr") and "{%" not in value:
+                return _render_native(match.group("expr"), value, context, path, **limits)
             return render(value, context, **limits)
         except TemplateError as exc:
+            if exc.field is not None:
+                raise
             raise TemplateError(f"{path or 'template'}: {exc.message}", template=value, field=path) from None
     if isinstance(value, Mapping):
         return {
