@@ -23,7 +23,7 @@ from whale.cloudevent import CloudEvent
 from whale.errors import BindingError
 from whale.logging import bound_event
 from whale.producer import EventProducer
-from whale.settings import WhaleSettings
+from whale.settings import KAFKA_LOGGER, WhaleSettings
 
 log = structlog.get_logger("whale.consumer")
 
@@ -92,6 +92,7 @@ class EventConsumer:
             "session.timeout.ms": 10_000,
             "heartbeat.interval.ms": 1_000,
             "max.poll.interval.ms": 300_000,
+            "logger": KAFKA_LOGGER,
         }
         conf.update(extra or {})
         self._consumer = Consumer(conf)

@@ -17,7 +17,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from whale.binding import KafkaMessage, to_binary
 from whale.cloudevent import CloudEvent
 from whale.errors import DeliveryError
-from whale.settings import WhaleSettings
+from whale.settings import KAFKA_LOGGER, WhaleSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,7 @@ class EventProducer:
             "request.timeout.ms": min(delivery_timeout_ms, 30_000),
             "queue.buffering.max.messages": max(max_in_flight * 2, 1000),
             "compression.type": "lz4",
+            "logger": KAFKA_LOGGER,
         }
         conf.update(extra or {})
         self._producer = Producer(conf)

@@ -7,11 +7,15 @@ Settings are built once in ``main()`` and passed down; nothing reads the environ
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+KAFKA_LOGGER = logging.getLogger("whale.kafka")
+"""librdkafka's own log lines go through logging (and so through structlog's format), not raw stderr."""
 
 
 def default_cache_dir() -> Path:
