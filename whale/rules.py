@@ -1,0 +1,409 @@
+"""Rules: the model, validation against the catalogue and schema registry, and YAML loading.
+
+Shared by the rule engine (which loads a rules directory and follows ``whale.rules``) and the event
+center's ``/rules`` API (which validates before it writes). A rule is validated as a whole: either
+every part is right and a :class:`Rule` comes back, or :class:`RuleError` lists every problem with
+the field it concerns. Nothing is ever half-loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import jsonschema
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from whale import templating
+from whale.cloudevent import CloudEvent
+from whale.errors import ConfigError
+from whale.matching import Condition, MatchError, compile_match, leaves, parse_path
+from whale.topics import POOL_NAME
+
+RULE_SAVED = "whale.rule.saved"
+RULE_SOURCE = "whale/rules"
+RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+class RuleError(ConfigError):
+    """A rule is invalid; ``problems`` lists ``{"field", "message"}``; ``rule_id`` when known."""
+
+    def __init__(self, problems: list[dict[str, str]], *, rule_id: str | None = None) -> None:
+        text = "; ".join(f"{p['field'] or '(rule)'}: {p['message']}" for p in problems)
+        prefix = f"invalid rule {rule_id!r}" if rule_id else "invalid rule"
+        super().__init__(f"{prefix}: {text}", field=problems[0]["field"] if problems else "", rule_id=rule_id)
+        self.problems = problems
+        self.rule_id = rule_id
+        self.field = problems[0]["field"] if problems else ""
+
+
+class Lookup(Protocol):
+    """What validation needs of a compacted view (``CompactedView`` or a dict of events)."""
+
+    def get(self, key: str, /) -> CloudEvent | None: ...
+
+
+def parse_duration(value: Any) -> float:
+    """``90``, ``"30s"``, ``"10m"``, ``"1.5h"``, ``"1d"``, ``"250ms"`` -> seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (found := _DURATION.match(value)):
+        seconds = float(found.group(1)) * _UNITS[found.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 10m, 1h, 1d or seconds)")
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+class Target(BaseModel):
+    """An action or workflow of an executor pool's catalogue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["action", "workflow"]
+    name: str = Field(min_length=1, max_length=200)
+    pool: str = "default"
+
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, v: str) -> str:
+        if not POOL_NAME.match(v):
+            raise ValueError("pool must be 1-40 lower-case letters, digits or dashes")
+        return v
+
+
+class Throttle(BaseModel):
+    """A token bucket per rendered ``key``: ``capacity`` tokens, refilled at ``refill_per_second``.
+    ``once_within: 10m`` is shorthand for capacity 1 refilled once every 10 minutes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = ""
+    capacity: int | None = Field(default=None, ge=1, le=1_000_000)
+    refill_per_second: float | None = Field(default=None, ge=0)
+    once_within: str | float | None = None
+
+    def bucket(self) -> tuple[int, float]:
+        """``(capacity, refill tokens per second)`` after applying the shorthand."""
+        if self.once_within is not None:
+            return 1, 1.0 / parse_duration(self.once_within)
+        return self.capacity or 1, self.refill_per_second or 0.0
+
+
+class Rule(BaseModel):
+    """A rule document (the data of a ``whale.rule.saved`` record)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    version: int = Field(default=1, ge=1)
+    enabled: bool = True
+    description: str = ""
+    match: dict[str, Any]
+    target: Target
+    params: dict[str, Any] = Field(default_factory=dict)
+    throttle: Throttle | None = None
+
+    _condition: Condition | None = PrivateAttr(default=None)
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not RULE_ID.match(v):
+            raise ValueError(
+                "id must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        return v
+
+    @property
+    def condition(self) -> Condition:
+        if self._condition is None:
+            self._condition = compile_match(self.match)
+        return self._condition
+
+    @property
+    def warnings(self) -> list[str]:
+        return self._warnings
+
+    def document(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_event(self) -> CloudEvent:
+        """The compacted record for ``whale.rules`` (key = rule id)."""
+        return CloudEvent.create(type=RULE_SAVED, source=RULE_SOURCE, subject=self.id, data=self.document())
+
+
+# ---------------------------------------------------------------------- validation
+def validate_rule(doc: Any, catalog: Lookup | None = None, schemas: Lookup | None = None) -> Rule:
+    """Validate a rule document completely; raises :class:`RuleError` listing every problem."""
+    rule_id = doc.get("id") if isinstance(doc, Mapping) and isinstance(doc.get("id"), str) else None
+    if not isinstance(doc, Mapping):
+        raise RuleError([{"field": "", "message": f"a rule must be a mapping, got {type(doc).__name__}"}])
+    try:
+        rule = Rule.model_validate(dict(doc))
+    except ValidationError as exc:
+        raise RuleError([_pydantic_problem(e) for e in exc.errors()], rule_id=rule_id) from None
+    problems: list[dict[str, str]] = []
+    try:
+        rule._condition = compile_match(rule.match)
+    except MatchError as exc:
+        where = f"match.{exc.field}" if exc.field else "match"
+        problems.append({"field": where, "message": exc.message})
+    for path, source in _template_strings(rule.params, "params"):
+        _check_template(source, path, problems)
+    if rule.throttle is not None:
+        _check_throttle(rule.throttle, problems)
+    _check_target(rule, catalog, problems)
+    if rule._condition is not None and schemas is not None:
+        _check_fields(rule, rule._condition, schemas, problems)
+    if problems:
+        raise RuleError(problems, rule_id=rule.id)
+    return rule
+
+
+def _pydantic_problem(err: Any) -> dict[str, str]:
+    loc = ".".join(str(p) for p in err.get("loc", ()))
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if err.get("type") == "missing":
+        msg = "required field is missing"
+    elif err.get("type") == "extra_forbidden":
+        msg = "unknown field"
+    return {"field": loc, "message": msg}
+
+
+def _template_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _template_strings(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _template_strings(v, f"{path}[{i}]")
+
+
+def _is_template(text: Any) -> bool:
+    return isinstance(text, str) and ("{{" in text or "{%" in text or "{#" in text)
+
+
+def _check_template(source: str, path: str, problems: list[dict[str, str]]) -> None:
+    try:
+        templating.check(source)
+    except templating.TemplateError as exc:
+        problems.append({"field": path, "message": exc.message})
+
+
+def _check_throttle(throttle: Throttle, problems: list[dict[str, str]]) -> None:
+    _check_template(throttle.key, "throttle.key", problems)
+    if throttle.once_within is not None:
+        if throttle.capacity is not None or throttle.refill_per_second is not None:
+            problems.append(
+                {
+                    "field": "throttle.once_within",
+                    "message": "once_within replaces capacity/refill_per_second",
+                }
+            )
+        try:
+            parse_duration(throttle.once_within)
+        except ValueError as exc:
+            problems.append({"field": "throttle.once_within", "message": str(exc)})
+    elif throttle.capacity is None:
+        problems.append(
+            {"field": "throttle", "message": "give once_within, or capacity (and refill_per_second)"}
+        )
+
+
+def find_target(catalog_doc: Mapping[str, Any], kind: str, name: str) -> Mapping[str, Any] | None:
+    """The catalogue entry of an action or workflow, or None."""
+    entries = catalog_doc.get("actions" if kind == "action" else "workflows") or []
+    for entry in entries:
+        if isinstance(entry, Mapping) and entry.get("name") == name:
+            return entry
+    return None
+
+
+def _check_target(rule: Rule, catalog: Lookup | None, problems: list[dict[str, str]]) -> None:
+    if catalog is None:
+        return
+    record = catalog.get(rule.target.pool)
+    if record is None or not isinstance(record.data, Mapping):
+        rule._warnings.append(
+            f"no catalogue published for pool {rule.target.pool!r} yet: target "
+            f"{rule.target.kind} {rule.target.name!r} and its params were not checked"
+        )
+        return
+    entry = find_target(record.data, rule.target.kind, rule.target.name)
+    if entry is None:
+        known = [
+            str(e.get("name"))
+            for e in record.data.get("actions" if rule.target.kind == "action" else "workflows") or []
+            if isinstance(e, Mapping)
+        ]
+        problems.append(
+            {
+                "field": "target.name",
+                "message": f"unknown {rule.target.kind} {rule.target.name!r} in pool {rule.target.pool!r}; "
+                f"known: {', '.join(sorted(known)) or 'none'}",
+            }
+        )
+        return
+    schema = entry.get("params_schema")
+    if isinstance(schema, Mapping) and schema:
+        for problem in params_problems(rule.params, schema, templated=True):
+            problems.append(problem)
+
+
+def params_problems(params: Any, schema: Mapping[str, Any], *, templated: bool) -> list[dict[str, str]]:
+    """Where ``params`` break ``schema``. With ``templated``, template strings are not judged
+    (their value is only known when rendered); missing or unexpected keys still are."""
+    try:
+        validator = jsonschema.Draft202012Validator(schema)
+        errors = list(validator.iter_errors(params))
+    except (jsonschema.SchemaError, TypeError) as exc:
+        return [{"field": "params", "message": f"the target's params_schema is unusable: {exc}"}]
+    out = []
+    for err in errors:
+        if templated and _is_template(err.instance):
+            continue
+        where = "params" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+        out.append({"field": where, "message": f"does not fit the target's params_schema: {err.message}"})
+    return out
+
+
+def _check_fields(rule: Rule, condition: Condition, schemas: Lookup, problems: list[dict[str, str]]) -> None:
+    types = condition.required_equalities().get(("type",))
+    if not types:
+        return
+    registered = []
+    for _, name in types:
+        record = schemas.get(str(name))
+        if record is None or not isinstance(record.data, Mapping) or not record.data.get("versions"):
+            return  # an unregistered type could contain anything
+        registered.append(record.data["versions"][-1].get("schema") or {})
+    paths = [
+        ("match" if leaf.where == "(root)" else f"match.{leaf.where}", leaf.field)
+        for leaf in leaves(condition)
+    ]
+    for path, source in _template_strings(rule.params, "params"):
+        if _is_template(source):
+            with contextlib.suppress(Exception):  # syntax errors are reported by the template check
+                paths.extend((path, name) for name in templating.referenced_names(source))
+    for where, name in paths:
+        parts = parse_path(name)
+        if parts[:1] != ("data",) or len(parts) < 2:
+            continue
+        if not any(schema_allows(schema, parts[1:]) for schema in registered):
+            kinds = ", ".join(sorted(str(v) for _, v in types))
+            problems.append(
+                {
+                    "field": where,
+                    "message": f"field {name!r} cannot occur in events of type {kinds} (registered schema)",
+                }
+            )
+
+
+def schema_allows(schema: Any, path: Iterable[str | int]) -> bool:
+    """False only when a JSON Schema certainly cannot contain ``path`` (unknown means allowed)."""
+    parts = list(path)
+    if not parts or schema is True or not isinstance(schema, Mapping):
+        return schema is not False
+    if "$ref" in schema:
+        return True
+    for combo in ("anyOf", "oneOf"):
+        if isinstance(schema.get(combo), list):
+            return any(schema_allows(s, parts) for s in schema[combo])
+    if isinstance(schema.get("allOf"), list) and not all(schema_allows(s, parts) for s in schema["allOf"]):
+        return False
+    head, rest = parts[0], parts[1:]
+    kinds = schema.get("type")
+    kind_set = set(kinds) if isinstance(kinds, list) else ({kinds} if isinstance(kinds, str) else None)
+    if isinstance(head, int):
+        if kind_set is not None and "array" not in kind_set:
+            return False
+        prefix = schema.get("prefixItems")
+        if isinstance(prefix, list) and head < len(prefix):
+            return schema_allows(prefix[head], rest)
+        return schema_allows(schema.get("items", True), rest)
+    if kind_set is not None and "object" not in kind_set:
+        return False
+    props = schema.get("properties")
+    if isinstance(props, Mapping) and head in props:
+        return schema_allows(props[head], rest)
+    patterns = schema.get("patternProperties")
+    if isinstance(patterns, Mapping):
+        for pattern, sub in patterns.items():
+            try:
+                if re.search(pattern, head):
+                    return schema_allows(sub, rest)
+            except re.error:
+                return True
+    return schema_allows(schema.get("additionalProperties", True), rest)
+
+
+# ---------------------------------------------------------------------- loading YAML
+@dataclass
+class LoadReport:
+    """Rules loaded from files, and the files (or documents) that were refused, with why."""
+
+    rules: dict[str, Rule] = field(default_factory=dict)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+
+
+def rule_documents(text: str) -> list[Any]:
+    """A YAML file holds one rule, a list of rules, or several ``---`` documents."""
+    docs: list[Any] = []
+    for doc in yaml.safe_load_all(text):
+        if doc is None:
+            continue
+        if isinstance(doc, Mapping) and set(doc) == {"rules"} and isinstance(doc["rules"], list):
+            docs.extend(doc["rules"])
+        elif isinstance(doc, list):
+            docs.extend(doc)
+        else:
+            docs.append(doc)
+    return docs
+
+
+def load_rules_dir(
+    directory: Path, catalog: Lookup | None = None, schemas: Lookup | None = None
+) -> LoadReport:
+    """Load every ``*.yaml``/``*.yml`` under ``directory``; a bad file or rule is reported, others load."""
+    report = LoadReport()
+    files = sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    for path in files:
+        load_rules_file(path, report, catalog, schemas)
+    return report
+
+
+def load_rules_file(
+    path: Path, report: LoadReport, catalog: Lookup | None = None, schemas: Lookup | None = None
+) -> None:
+    try:
+        docs = rule_documents(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        report.problems.append((str(path), f"cannot read: {exc}"))
+        return
+    for index, doc in enumerate(docs):
+        where = f"{path}" if len(docs) == 1 else f"{path}#{index}"
+        try:
+            rule = validate_rule(doc, catalog, schemas)
+        except RuleError as exc:
+            report.problems.append((where, str(exc)))
+            continue
+        if rule.id in report.rules:
+            report.problems.append(
+                (where, f"duplicate rule id {rule.id!r} (already loaded from another file)")
+            )
+            continue
+        report.rules[rule.id] = rule
+        report.warnings.extend((where, w) for w in rule.warnings)
