@@ -1,0 +1,194 @@
+"""``whale run adapters``: the Alertmanager and generic webhooks over HTTP, and the pollers.
+
+``POST /alertmanager`` (bearer token ``WHALE_ADAPTERS_ALERTMANAGER_TOKEN`` unless ``WHALE_ADAPTERS_DEV``),
+``POST /webhooks/<name>`` (HMAC), ``GET /healthz``, ``/readyz``, ``/metrics``. A 202 means every event
+of the request was validated and acknowledged by Kafka on ``whale.ingest``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from whale import runtime, topics
+from whale.cloudevent import CloudEvent
+from whale.compacted import CompactedView
+from whale.errors import DeliveryError, WhaleError
+from whale.logging import configure_logging
+from whale.producer import EventProducer
+from whale_adapters import metrics
+from whale_adapters.alertmanager import alert_events
+from whale_adapters.config import AdaptersConfig, load_adapters
+from whale_adapters.errors import PayloadError, SignatureError
+from whale_adapters.ingest import IngestWriter
+from whale_adapters.poller import Poller
+from whale_adapters.settings import Settings
+from whale_adapters.validation import EventValidator, start_schema_view
+from whale_adapters.webhook import Webhook
+
+log = structlog.get_logger("whale_adapters.app")
+
+
+@dataclass
+class Components:
+    """What the HTTP app needs, built by :func:`serve` (or by a test)."""
+
+    writer: IngestWriter
+    webhooks: dict[str, Webhook] = field(default_factory=dict)
+
+
+def _problem(status: int, message: str, problems: list[dict[str, str]] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": message}
+    if problems:
+        body["problems"] = problems
+    return JSONResponse(body, status_code=status)
+
+
+def build_app(settings: Settings, parts: Components) -> FastAPI:
+    app = FastAPI(title="Whale adapters", docs_url=None, redoc_url=None)
+    token = settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else None
+
+    async def publish(adapter: str, events: list[CloudEvent]) -> JSONResponse:
+        try:
+            await asyncio.gather(*(parts.writer.publish(e, adapter=adapter) for e in events))
+        except PayloadError as exc:
+            metrics.REQUESTS.labels(adapter=adapter, outcome="invalid").inc()
+            return _problem(422, exc.message, exc.problems)
+        except DeliveryError as exc:
+            metrics.REQUESTS.labels(adapter=adapter, outcome="unavailable").inc()
+            log.error("ingest_unavailable", adapter=adapter, error=exc.message)
+            return _problem(503, f"events not stored: {exc.message}")
+        metrics.REQUESTS.labels(adapter=adapter, outcome="accepted").inc()
+        return JSONResponse({"accepted": len(events), "ids": [e.id for e in events]}, status_code=202)
+
+    async def body_of(request: Request) -> bytes | JSONResponse:
+        body = await request.body()
+        if len(body) > settings.max_body:
+            return _problem(413, f"body larger than {settings.max_body} bytes")
+        return body
+
+    @app.post("/alertmanager")
+    async def alertmanager(request: Request) -> Response:
+        if not settings.dev:
+            given = request.headers.get("authorization", "")
+            if token is None or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                metrics.REQUESTS.labels(adapter="alertmanager", outcome="refused").inc()
+                return _problem(401, "missing or wrong bearer token (set WHALE_ADAPTERS_ALERTMANAGER_TOKEN)")
+        body = await body_of(request)
+        if isinstance(body, Response):
+            return body
+        try:
+            doc = json.loads(body)
+        except ValueError as exc:
+            metrics.REQUESTS.labels(adapter="alertmanager", outcome="invalid").inc()
+            return _problem(400, f"body is not JSON: {exc}")
+        try:
+            events = alert_events(doc, source=settings.alertmanager_source)
+        except PayloadError as exc:
+            metrics.REQUESTS.labels(adapter="alertmanager", outcome="invalid").inc()
+            return _problem(422, exc.message, exc.problems)
+        return await publish("alertmanager", events)
+
+    @app.post("/webhooks/{name}")
+    async def webhook(name: str, request: Request) -> Response:
+        hook = parts.webhooks.get(name)
+        if hook is None:
+            return _problem(404, f"no webhook named {name!r}")
+        body = await body_of(request)
+        if isinstance(body, Response):
+            return body
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        adapter = f"webhook:{name}"
+        try:
+            hook.verify(body, headers)
+        except SignatureError as exc:
+            metrics.REQUESTS.labels(adapter=adapter, outcome="refused").inc()
+            log.warning("webhook_signature_refused", webhook=name, reason=exc.message)
+            return _problem(401, exc.message)
+        try:
+            event = hook.to_event(body, headers)
+        except PayloadError as exc:
+            metrics.REQUESTS.labels(adapter=adapter, outcome="invalid").inc()
+            return _problem(422, exc.message, exc.problems)
+        return await publish(adapter, [event])
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        if parts.writer.producer.saturated:
+            return _problem(503, "producer saturated")
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def serve(settings: Settings, stop: asyncio.Event, config: AdaptersConfig) -> None:
+    """Run the HTTP server and the pollers until ``stop`` is set."""
+    schemas = await start_schema_view(settings.whale) if settings.validate_schemas else None
+    state = CompactedView(settings.whale, topics.ADAPTER_STATE)
+    await state.start()
+    producer = EventProducer(settings.whale, client_id="whale-adapters")
+    writer = IngestWriter(producer, EventValidator(schemas))
+    parts = Components(writer, {w.name: Webhook(w) for w in config.webhooks})
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_app(settings, parts), host=settings.host, port=settings.port, log_level="warning"
+        )
+    )
+    async with httpx.AsyncClient() as client:
+        pollers = [Poller(p, writer, state, client) for p in config.pollers]
+        tasks = [asyncio.create_task(p.run(stop), name=f"poller-{p.name}") for p in pollers]
+        http = asyncio.create_task(server.serve(), name="http")
+        log.info(
+            "adapters_started",
+            host=settings.host,
+            port=settings.port,
+            webhooks=sorted(parts.webhooks),
+            pollers=[p.name for p in pollers],
+        )
+        await stop.wait()
+        server.should_exit = True
+        await asyncio.gather(http, *tasks, return_exceptions=True)
+    await asyncio.to_thread(producer.close)
+    await state.stop()
+    if schemas is not None:
+        await schemas.stop()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="whale run adapters")
+    parser.add_argument("--config", help="YAML with webhooks and pollers (or WHALE_ADAPTERS_CONFIG)")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    if args.config:
+        settings = settings.model_copy(update={"config": Path(args.config)})
+    configure_logging(settings.whale, service="adapters")
+    try:
+        config = load_adapters(settings.config)
+        for hook in config.webhooks:
+            hook.secret()  # fail at start-up, not on the first call
+        for poller in config.pollers:
+            poller.request_headers()
+    except WhaleError as exc:
+        log.error("adapters_config_invalid", error=exc.message)
+        return 2
+    return runtime.run(lambda stop: serve(settings, stop, config))

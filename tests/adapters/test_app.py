@@ -1,0 +1,94 @@
+"""The adapters' HTTP app: status codes say what happened (202 = acknowledged by Kafka)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from whale_adapters.app import Components, build_app
+from whale_adapters.config import parse_adapters
+from whale_adapters.ingest import IngestWriter
+from whale_adapters.settings import Settings
+from whale_adapters.validation import EventValidator
+from whale_adapters.webhook import Webhook, sign
+
+from adapters.fakes import DictSchemas, FakeProducer
+from adapters.payloads import alert, notification
+
+SCHEMAS = DictSchemas(
+    {"shop.order.paid": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}}}
+)
+
+
+@pytest.fixture
+def producer() -> FakeProducer:
+    return FakeProducer()
+
+
+@pytest.fixture
+def client(producer: FakeProducer, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    monkeypatch.setenv("TEST_APP_SECRET", "k")
+    hook = parse_adapters(
+        {
+            "webhooks": [
+                {
+                    "name": "shop",
+                    "secret_env": "TEST_APP_SECRET",
+                    "source": "/shop",
+                    "type": "shop.order.{{ body.status }}",
+                }
+            ]
+        }
+    ).webhooks[0]
+    settings = Settings(alertmanager_token="tok", alertmanager_source="/am")
+    parts = Components(IngestWriter(producer, EventValidator(SCHEMAS)), {"shop": Webhook(hook)})  # type: ignore[arg-type]
+    return TestClient(build_app(settings, parts))
+
+
+def test_alertmanager_needs_the_bearer_token(client: TestClient, producer: FakeProducer) -> None:
+    payload = notification(alert("fp1"), alert("fp2"))
+    assert client.post("/alertmanager", json=payload).status_code == 401
+    answer = client.post("/alertmanager", json=payload, headers={"Authorization": "Bearer tok"})
+    assert answer.status_code == 202
+    assert answer.json()["accepted"] == 2
+    assert [e.subject for _, e, _ in producer.sent] == ["fp1", "fp2"]
+    assert all(topic == "whale.ingest" for topic, _, _ in producer.sent)
+
+
+def test_an_invalid_alertmanager_payload_is_a_422_naming_the_field(client: TestClient) -> None:
+    answer = client.post(
+        "/alertmanager", json={"version": "4", "alerts": "no"}, headers={"Authorization": "Bearer tok"}
+    )
+    assert answer.status_code == 422
+    assert answer.json()["problems"][0]["field"] == "alerts"
+
+
+def _signed(body: bytes) -> dict[str, str]:
+    return {"X-Whale-Signature": "sha256=" + sign(b"k", body), "Content-Type": "application/json"}
+
+
+def test_a_webhook_with_a_bad_signature_is_refused_and_nothing_is_published(
+    client: TestClient, producer: FakeProducer
+) -> None:
+    body = json.dumps({"status": "paid", "id": 1}).encode()
+    answer = client.post("/webhooks/shop", content=body, headers={"X-Whale-Signature": "sha256=00"})
+    assert answer.status_code == 401
+    assert "does not match" in answer.json()["error"]
+    assert producer.sent == []
+
+
+def test_a_signed_webhook_is_validated_against_the_registered_schema(
+    client: TestClient, producer: FakeProducer
+) -> None:
+    good = json.dumps({"status": "paid", "id": 1}).encode()
+    assert client.post("/webhooks/shop", content=good, headers=_signed(good)).status_code == 202
+    bad = json.dumps({"status": "paid", "id": "one"}).encode()
+    answer = client.post("/webhooks/shop", content=bad, headers=_signed(bad))
+    assert answer.status_code == 422
+    assert answer.json()["problems"] == [{"field": "data.id", "message": "'one' is not of type 'integer'"}]
+    assert len(producer.sent) == 1
+
+
+def test_an_unknown_webhook_is_404(client: TestClient) -> None:
+    assert client.post("/webhooks/nope", content=b"{}").status_code == 404
