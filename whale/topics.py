@@ -21,6 +21,7 @@ CATALOG = "whale.catalog"
 SUBSCRIPTIONS = "whale.subscriptions"
 EXECUTOR_STATE = "whale.executor.state"
 ADAPTER_STATE = "whale.adapters.state"
+TODOS = "whale.todos"
 DEFAULT_POOL = "default"
 POOL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
@@ -67,6 +68,9 @@ TOPICS: tuple[TopicSpec, ...] = (
             "whale.action.timed_out",
             "whale.action.abandoned",
             "whale.rule.throttled",
+            "whale.todo.created",
+            "whale.todo.updated",
+            "whale.todo.resolved",
         ),
     ),
     TopicSpec(
@@ -90,6 +94,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         EXECUTOR_STATE, 3, "Executor run and workflow state, one record per run (compacted).", compacted=True
     ),
     TopicSpec(ADAPTER_STATE, 1, "Poller snapshots, one record per poller (compacted).", compacted=True),
+    TopicSpec(TODOS, 1, "To-do items for people, one record per item (compacted).", compacted=True),
 )
 
 BY_NAME: dict[str, TopicSpec] = {spec.name: spec for spec in TOPICS}

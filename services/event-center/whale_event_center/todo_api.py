@@ -1,0 +1,183 @@
+"""The ``/todos`` API: list, open, claim, unclaim, comment and resolve to-do items.
+
+Reads come from a view of the compacted ``whale.todos`` topic. Writes are commands written to
+``whale.events`` (``whale.todo.requested``, ``whale.todo.change.requested``, key = item id) that the
+to-do stage (the single writer of ``whale.todos``) applies; the API then waits briefly for the change
+to be visible and answers with the item (200/201), or 202 with the command id when the stage is slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from whale import topics
+from whale.cloudevent import CloudEvent
+from whale.compacted import CompactedView
+from whale.correlation import CORRELATION_ID
+from whale.settings import WhaleSettings
+from whale_event_center.todos import CHANGE_REQUESTED, OPEN_STATES, REQUESTED
+
+API_SOURCE = "whale/todo-api"
+WAIT_SECONDS = 10.0
+
+
+class ChangeBody(BaseModel):
+    by: str = Field(min_length=1, max_length=200, description="who does it")
+    comment: str | None = Field(default=None, max_length=10_000)
+
+
+class OpenBody(BaseModel):
+    title: str = Field(min_length=1, max_length=500)
+    key: str | None = Field(
+        default=None, max_length=500, description="merge key (an open item with it is merged)"
+    )
+    type: str | None = Field(default=None, max_length=200)
+    subject: str | None = Field(default=None, max_length=500)
+    details: dict[str, Any] = Field(default_factory=dict)
+    by: str | None = Field(default=None, max_length=200)
+
+
+def public(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in ("seen", "last_command")}
+
+
+class TodoReader:
+    """The ``whale.todos`` view, started on first use (so the router needs no lifespan)."""
+
+    def __init__(self, view: Any) -> None:
+        self.view = view
+        self._started = False
+        self._lock = asyncio.Lock()
+
+    async def ready(self) -> Any:
+        async with self._lock:
+            if not self._started:
+                await self.view.start()
+                self._started = True
+        return self.view
+
+    async def items(self) -> list[dict[str, Any]]:
+        view = await self.ready()
+        return [dict(e.data) for e in view.items().values() if isinstance(e.data, Mapping)]
+
+    async def get(self, todo_id: str) -> dict[str, Any]:
+        view = await self.ready()
+        event = view.get(todo_id)
+        if event is None or not isinstance(event.data, Mapping):
+            raise HTTPException(
+                404, {"error": "not_found", "field": "todo_id", "message": f"no to-do {todo_id!r}"}
+            )
+        return dict(event.data)
+
+    async def wait(self, predicate: Callable[[dict[str, CloudEvent]], bool]) -> bool:
+        view = await self.ready()
+        return bool(await asyncio.to_thread(view.wait_for, predicate, WAIT_SECONDS))
+
+
+def build_router(producer: Any, settings: WhaleSettings, *, view: Any = None) -> APIRouter:
+    """The ``/todos`` router; ``producer`` is the event center's :class:`~whale.producer.EventProducer`."""
+    reader = TodoReader(view if view is not None else CompactedView(settings, topics.TODOS))
+    router = APIRouter(tags=["todos"])
+
+    @router.get("/todos", summary="List to-do items (most recently changed first)")
+    async def list_todos(
+        status: Annotated[
+            Literal["open", "claimed", "resolved", "active", "all"],
+            Query(description="active = open or claimed"),
+        ] = "active",
+        type: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        items = await reader.items()
+        if status == "active":
+            items = [i for i in items if i.get("status") in OPEN_STATES]
+        elif status != "all":
+            items = [i for i in items if i.get("status") == status]
+        if type is not None:
+            items = [i for i in items if i.get("type") == type]
+        items.sort(key=lambda i: str(i.get("updated_at", "")), reverse=True)
+        return {"todos": [public(i) for i in items[:limit]], "total": len(items)}
+
+    @router.get("/todos/{todo_id}", summary="One to-do item")
+    async def one_todo(todo_id: str) -> dict[str, Any]:
+        return public(await reader.get(todo_id))
+
+    @router.post(
+        "/todos", status_code=201, summary="Open a to-do item (merged into an open one with its key)"
+    )
+    async def open_todo(body: OpenBody) -> Any:
+        data = body.model_dump(exclude_none=True)
+        event = CloudEvent.create(type=REQUESTED, source=API_SOURCE, data=data, subject=body.subject)
+        await producer.send(topics.EVENTS, event, key=body.key or event.id)
+
+        def done(view: dict[str, CloudEvent]) -> bool:
+            return any(
+                isinstance(e.data, Mapping) and event.id in e.data.get("seen", []) for e in view.values()
+            )
+
+        if await reader.wait(done):
+            view = await reader.ready()
+            for item_event in view.items().values():
+                if isinstance(item_event.data, Mapping) and event.id in item_event.data.get("seen", []):
+                    return public(item_event.data)
+        return _pending(event.id)
+
+    async def change(todo_id: str, op: str, body: ChangeBody) -> Any:
+        item = await reader.get(todo_id)
+        if item.get("status") == "resolved" and op != "comment":
+            raise HTTPException(
+                409,
+                {
+                    "error": "resolved",
+                    "field": "todo_id",
+                    "message": f"to-do {todo_id!r} is already resolved",
+                },
+            )
+        data = {"todo_id": todo_id, "op": op, "by": body.by, "comment": body.comment}
+        ext = {CORRELATION_ID: item["correlationid"]} if item.get("correlationid") else {}
+        event = CloudEvent.create(type=CHANGE_REQUESTED, source=API_SOURCE, data=data, subject=todo_id, **ext)
+        await producer.send(topics.EVENTS, event, key=todo_id)
+
+        def done(view: dict[str, CloudEvent]) -> bool:
+            current = view.get(todo_id)
+            return current is not None and current.data.get("last_command") == event.id
+
+        if await reader.wait(done):
+            return public(await reader.get(todo_id))
+        return _pending(event.id)
+
+    @router.post("/todos/{todo_id}/claim", summary="Claim an item (status claimed)")
+    async def claim(todo_id: str, body: ChangeBody) -> Any:
+        return await change(todo_id, "claim", body)
+
+    @router.post("/todos/{todo_id}/unclaim", summary="Give an item back (status open)")
+    async def unclaim(todo_id: str, body: ChangeBody) -> Any:
+        return await change(todo_id, "unclaim", body)
+
+    @router.post("/todos/{todo_id}/comment", summary="Add a comment")
+    async def comment(todo_id: str, body: ChangeBody) -> Any:
+        return await change(todo_id, "comment", body)
+
+    @router.post("/todos/{todo_id}/resolve", summary="Resolve an item (status resolved)")
+    async def resolve(todo_id: str, body: ChangeBody) -> Any:
+        return await change(todo_id, "resolve", body)
+
+    return router
+
+
+def _pending(command_id: str) -> Any:
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(
+        status_code=202,
+        content={
+            "status": "pending",
+            "command_id": command_id,
+            "message": "the to-do stage has not applied it yet",
+        },
+    )

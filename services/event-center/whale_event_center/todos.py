@@ -1,0 +1,348 @@
+"""The to-do list: events no automation handles, and explicit requests, become items for people.
+
+The to-do stage (``whale run todo``) consumes ``whale.events`` and ``whale.results``. An event whose
+type no enabled rule matches (evaluated here with the shared :mod:`whale.rules` / :mod:`whale.matching`,
+rules from the rules directory and the compacted ``whale.rules`` topic) opens a to-do item, and so does
+a ``whale.todo.requested`` event or an action result whose output carries ``todo_request`` (the
+``todo.open`` action). A signal whose merge key (type + subject by default, or a configured template
+per type, or the request's ``key``) matches an open item is merged into it (``count`` + 1) instead.
+Claim/resolve commands (``whale.todo.change.requested``, written by the ``/todos`` API) change items.
+
+The stage is the single writer of ``whale.todos`` (compacted, key = item id, data = whole item); every
+change is also announced on ``whale.results`` as ``whale.todo.created|updated|resolved``, caused by
+the event that made it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from whale import templating, topics
+from whale.cloudevent import CloudEvent, format_time
+from whale.correlation import caused_by, correlation_id
+from whale.matching import event_context
+from whale.rules import Rule, RuleError, load_rules_dir, validate_rule
+from whale.settings import WhaleSettings
+
+log = structlog.get_logger("whale_event_center.todos")
+
+SOURCE = "whale/todo"
+SAVED = "whale.todo.saved"
+CREATED = "whale.todo.created"
+UPDATED = "whale.todo.updated"
+RESOLVED = "whale.todo.resolved"
+REQUESTED = "whale.todo.requested"
+CHANGE_REQUESTED = "whale.todo.change.requested"
+OPS = ("claim", "unclaim", "resolve", "comment")
+OPEN_STATES = ("open", "claimed")
+
+
+class TodoSettings(BaseSettings):
+    """Settings of the to-do stage (env prefix ``WHALE_TODO_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="WHALE_TODO_", extra="ignore")
+
+    whale: WhaleSettings = Field(default_factory=WhaleSettings)
+    group: str = "whale-todo"
+    rules_dir: Path | None = Field(
+        default=None, description="rules YAML directory (same as the rule engine's)"
+    )
+    merge_keys: dict[str, str] = Field(
+        default_factory=dict, description="event type -> merge-key template (default: type + subject)"
+    )
+    ignore_type_prefixes: list[str] = Field(
+        default_factory=lambda: ["whale."], description="platform event types that never become to-dos"
+    )
+    seen_limit: int = Field(default=50, ge=1, description="event ids remembered per item (redelivery)")
+    health_host: str = "127.0.0.1"
+    health_port: int | None = Field(default=None, description="serve /metrics, /healthz, /readyz here")
+
+
+def now_text() -> str:
+    return format_time(datetime.now(UTC))
+
+
+class RuleSet:
+    """The enabled rules: those of the rules directory, overridden by ``whale.rules`` records."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self._dir: dict[str, Rule] = {}
+        self._topic: dict[str, Rule | None] = {}
+        if directory is not None and directory.is_dir():
+            report = load_rules_dir(directory)
+            self._dir = dict(report.rules)
+            for where, problem in report.problems:
+                log.warning("rule_not_loaded", where=where, problem=problem)
+
+    def on_change(self, key: str, event: CloudEvent | None) -> None:
+        """``CompactedView`` listener of ``whale.rules``: a record replaces, a tombstone deletes."""
+        if event is None:
+            self._topic[key] = None
+            return
+        try:
+            self._topic[key] = validate_rule(event.data)
+        except RuleError as exc:
+            log.warning("rule_record_invalid", rule_id=key, error=str(exc))
+
+    def rules(self) -> list[Rule]:
+        merged: dict[str, Rule | None] = {**self._dir, **self._topic}
+        return [r for r in merged.values() if r is not None and r.enabled]
+
+    def handled(self, event: CloudEvent) -> bool:
+        """True when at least one enabled rule matches ``event``."""
+        ctx = event_context(event)
+        for rule in self.rules():
+            try:
+                if rule.condition.evaluate(ctx):
+                    return True
+            except Exception as exc:  # a broken rule must not open to-dos for everything
+                log.warning("rule_evaluation_failed", rule_id=rule.id, error=str(exc))
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What an event did to one item: the new state and the announcement type."""
+
+    item: dict[str, Any]
+    type: str
+    change: str
+    by: str | None = None
+
+
+class TodoBook:
+    """The items in memory (rebuilt from ``whale.todos``) and the decisions; no I/O."""
+
+    def __init__(self, settings: TodoSettings) -> None:
+        self._settings = settings
+        self.items: dict[str, dict[str, Any]] = {}
+        self._open: dict[str, str] = {}
+
+    def load(self, item: Mapping[str, Any]) -> None:
+        state = dict(item)
+        self.items[state["id"]] = state
+        if state.get("status") in OPEN_STATES:
+            self._open[state["key"]] = state["id"]
+        elif self._open.get(state["key"]) == state["id"]:
+            del self._open[state["key"]]
+
+    def open_item(self, key: str) -> dict[str, Any] | None:
+        item_id = self._open.get(key)
+        return self.items.get(item_id) if item_id else None
+
+    def merge_key(self, event: CloudEvent) -> str:
+        template = self._settings.merge_keys.get(event.type)
+        if template:
+            try:
+                return f"{event.type}|{templating.render(template, event_context(event)).strip()}"
+            except templating.TemplateError as exc:
+                log.warning("merge_key_template_failed", type=event.type, error=str(exc))
+        return f"{event.type}|{event.subject or ''}"
+
+    def ignored(self, event: CloudEvent) -> bool:
+        return any(event.type.startswith(p) for p in self._settings.ignore_type_prefixes)
+
+    def signal(self, event: CloudEvent, request: Mapping[str, Any] | None = None) -> Change | None:
+        """An unhandled event (``request`` None) or a to-do request: open an item or merge into one."""
+        if request is not None:
+            key = str(request.get("key") or f"{REQUESTED}|{event.id}")
+            title = str(request.get("title") or "to-do")
+            details = request.get("details", {})
+            kind, origin = str(request.get("type") or event.type), "requested"
+        else:
+            key = self.merge_key(event)
+            title = f"{event.type}" + (f" on {event.subject}" if event.subject else "")
+            details, kind, origin = event.data, event.type, "unhandled"
+        ref = {"source": event.source, "id": event.id, "time": event.time_text()}
+        existing = self.open_item(key)
+        if existing is not None:
+            if event.id in existing.get("seen", []):
+                return None  # redelivered: already counted
+            item = {
+                **existing,
+                "count": int(existing.get("count", 1)) + 1,
+                "last_event": ref,
+                "updated_at": now_text(),
+                "seen": [*existing.get("seen", []), event.id][-self._settings.seen_limit :],
+            }
+            self.load(item)
+            return Change(item, UPDATED, "merged")
+        stamp = now_text()
+        item = {
+            "id": str(uuid.uuid4()),
+            "key": key,
+            "status": "open",
+            "title": title,
+            "type": kind,
+            "subject": event.subject,
+            "origin": origin,
+            "count": 1,
+            "details": details,
+            "first_event": ref,
+            "last_event": ref,
+            "correlationid": correlation_id(event),
+            "created_at": stamp,
+            "updated_at": stamp,
+            "claimed_by": None,
+            "resolved_by": None,
+            "resolution": None,
+            "comments": [],
+            "last_command": None,
+            "seen": [event.id],
+        }
+        self.load(item)
+        return Change(item, CREATED, "created")
+
+    def command(self, event: CloudEvent) -> Change | None:
+        """Apply a ``whale.todo.change.requested`` (claim, unclaim, resolve, comment)."""
+        data = event.data if isinstance(event.data, Mapping) else {}
+        current = self.items.get(str(data.get("todo_id", "")))
+        op, by = str(data.get("op", "")), str(data.get("by") or "anonymous")
+        if current is None or op not in OPS:
+            log.warning(
+                "todo_command_refused", todo_id=data.get("todo_id"), op=op, reason="unknown item or op"
+            )
+            return None
+        if current.get("last_command") == event.id:
+            return None  # redelivered
+        if current["status"] == "resolved" and op != "comment":
+            log.warning("todo_command_refused", todo_id=current["id"], op=op, reason="already resolved")
+            return None
+        item = {**current, "updated_at": now_text(), "last_command": event.id}
+        comment = data.get("comment")
+        if comment:
+            item["comments"] = [
+                *current.get("comments", []),
+                {"by": by, "at": now_text(), "text": str(comment)},
+            ]
+        kind = UPDATED
+        if op == "claim":
+            item.update(status="claimed", claimed_by=by)
+        elif op == "unclaim":
+            item.update(status="open", claimed_by=None)
+        elif op == "resolve":
+            item.update(status="resolved", resolved_by=by, resolution=str(comment or "resolved"))
+            kind = RESOLVED
+        self.load(item)
+        return Change(item, kind, op, by)
+
+    def decide(self, event: CloudEvent, handled: bool, *, candidate: bool = True) -> Change | None:
+        """The whole decision for one consumed event (``handled``: some enabled rule matches;
+        ``candidate``: the event may become a to-do when unhandled, i.e. it came from ``whale.events``)."""
+        if event.type == CHANGE_REQUESTED:
+            return self.command(event)
+        if event.type == REQUESTED:
+            return self.signal(event, event.data if isinstance(event.data, Mapping) else {})
+        output = event.data.get("output") if isinstance(event.data, Mapping) else None
+        if isinstance(output, Mapping) and isinstance(output.get("todo_request"), Mapping):
+            return self.signal(event, output["todo_request"])
+        if not candidate or self.ignored(event) or handled:
+            return None
+        return self.signal(event)
+
+
+def announcement(change: Change, cause: CloudEvent) -> CloudEvent:
+    """The ``whale.todo.*`` event on ``whale.results`` for a change."""
+    public = {k: v for k, v in change.item.items() if k not in ("seen", "last_command")}
+    data = {"todo": public, "change": change.change, "by": change.by}
+    return caused_by(cause, type=change.type, source=SOURCE, data=data, subject=change.item["id"])
+
+
+def record(item: Mapping[str, Any]) -> CloudEvent:
+    """The compacted ``whale.todos`` record of an item."""
+    return CloudEvent.create(type=SAVED, source=SOURCE, subject=str(item["id"]), data=dict(item))
+
+
+class TodoStage:
+    """Consumes events, decides, writes the item (compacted) then announces the change."""
+
+    def __init__(self, settings: TodoSettings, producer: Any, rules: RuleSet, book: TodoBook) -> None:
+        self._settings = settings
+        self._producer = producer
+        self._rules = rules
+        self._book = book
+
+    async def handle(self, received: Any) -> None:
+        event: CloudEvent = received.event
+        candidate = received.topic == topics.EVENTS
+        handled = candidate and not self._book.ignored(event) and self._rules.handled(event)
+        change = self._book.decide(event, handled, candidate=candidate)
+        if change is None:
+            return
+        await self._producer.send(topics.TODOS, record(change.item), key=change.item["id"])
+        await self._producer.send(topics.RESULTS, announcement(change, event), key=change.item["id"])
+        log.info("todo_changed", todo_id=change.item["id"], change=change.change, count=change.item["count"])
+
+
+async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
+    from whale.admin import ensure_topics
+    from whale.compacted import CompactedView
+    from whale.consumer import EventConsumer
+    from whale.health import serve_health
+    from whale.producer import EventProducer
+
+    await asyncio.to_thread(ensure_topics, settings.whale)
+    producer = EventProducer(settings.whale, client_id="whale-todo")
+    rules = RuleSet(settings.rules_dir)
+    rules_view = CompactedView(settings.whale, topics.RULES, on_change=rules.on_change)
+    todos_view = CompactedView(settings.whale, topics.TODOS)
+    await rules_view.start()
+    await todos_view.start()
+    book = TodoBook(settings)
+    for item_event in todos_view.items().values():
+        if isinstance(item_event.data, Mapping) and "id" in item_event.data:
+            book.load(item_event.data)
+    await todos_view.stop()
+    stage = TodoStage(settings, producer, rules, book)
+    consumer = EventConsumer(
+        settings.whale,
+        group_id=settings.group,
+        topics=[topics.EVENTS, topics.RESULTS],
+        producer=producer,
+        handler=stage.handle,
+    )
+    ready = asyncio.Event()
+    server = None
+    if settings.health_port is not None:
+
+        async def is_ready() -> bool:
+            return ready.is_set()
+
+        server = await serve_health(settings.health_host, settings.health_port, is_ready)
+    task = asyncio.create_task(consumer.run())
+    ready.set()
+    log.info("todo_stage_started", items=len(book.items), rules=len(rules.rules()))
+    await stop.wait()
+    consumer.stop()
+    await task
+    await rules_view.stop()
+    if server is not None:
+        server.close()
+    await asyncio.to_thread(producer.close, 10)
+
+
+def main(argv: list[str]) -> int:
+    """``whale run todo``: the to-do stage."""
+    import argparse
+
+    from whale.logging import configure_logging
+    from whale.runtime import run
+
+    parser = argparse.ArgumentParser(prog="whale run todo", description="the to-do stage")
+    parser.add_argument("--rules-dir", type=Path, help="rules directory (else WHALE_TODO_RULES_DIR)")
+    args = parser.parse_args(argv)
+    settings = TodoSettings()
+    if args.rules_dir is not None:
+        settings.rules_dir = args.rules_dir
+    configure_logging(settings.whale, service="todo")
+    return run(lambda stop: serve(settings, stop))
