@@ -88,14 +88,14 @@ class Throttle(BaseModel):
 
     key: str = ""
     capacity: int | None = Field(default=None, ge=1, le=1_000_000)
-    refill_per_second: float | None = Field(default=None, ge=0)
+    refill_per_second: float | None = Field(default=None, gt=0)
     once_within: str | float | None = None
 
     def bucket(self) -> tuple[int, float]:
         """``(capacity, refill tokens per second)`` after applying the shorthand."""
         if self.once_within is not None:
             return 1, 1.0 / parse_duration(self.once_within)
-        return self.capacity or 1, self.refill_per_second or 0.0
+        return self.capacity or 1, self.refill_per_second or 1.0
 
 
 class Rule(BaseModel):
@@ -216,9 +216,9 @@ def _check_throttle(throttle: Throttle, problems: list[dict[str, str]]) -> None:
             parse_duration(throttle.once_within)
         except ValueError as exc:
             problems.append({"field": "throttle.once_within", "message": str(exc)})
-    elif throttle.capacity is None:
+    elif throttle.capacity is None or throttle.refill_per_second is None:
         problems.append(
-            {"field": "throttle", "message": "give once_within, or capacity (and refill_per_second)"}
+            {"field": "throttle", "message": "give once_within, or both capacity and refill_per_second"}
         )
 
 

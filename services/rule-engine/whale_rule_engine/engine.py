@@ -1,0 +1,260 @@
+"""What the worker does with an event, without Kafka: match, render, and build what to emit.
+
+:class:`RuleSet` holds the live rules (rules directory + the compacted ``whale.rules`` topic, the
+topic winning for the same id) behind a lock, because topic changes arrive on the view's thread.
+:func:`plan` turns one event into :class:`Trigger` s (rendered params, throttle key, idempotency key)
+and :class:`Failure` s (render errors, with the rule and the reason).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from whale import templating
+from whale.cloudevent import CloudEvent, format_time
+from whale.correlation import caused_by
+from whale.matching import event_context
+from whale.rules import Lookup, Rule, RuleError, find_target, params_problems, validate_rule
+from whale_rule_engine import metrics
+from whale_rule_engine.index import RuleIndex
+from whale_rule_engine.throttle import Decision
+
+log = structlog.get_logger("whale_rule_engine.engine")
+ACTION_REQUESTED = "whale.action.requested"
+RULE_THROTTLED = "whale.rule.throttled"
+_REQUEST_NS = uuid.UUID("6f1c2a52-5d0e-4c43-9a51-2b1b0c7e8a11")
+
+
+def idempotency_key(rule_id: str, version: int, source: str, event_id: str) -> str:
+    """The same for the same (rule, version, event) however often the event is redelivered."""
+    digest = hashlib.sha256(json.dumps([rule_id, version, source, event_id]).encode()).hexdigest()
+    return f"{rule_id}:{version}:{digest[:32]}"
+
+
+class RuleSet:
+    """The rules a worker matches against, changed live from the rules topic."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._from_dir: dict[str, Rule] = {}
+        self._from_topic: dict[str, Rule] = {}
+        self._index = RuleIndex()
+
+    def set_directory_rules(self, rules: Mapping[str, Rule]) -> None:
+        with self._lock:
+            self._from_dir = dict(rules)
+            self._rebuild()
+
+    def apply_record(self, key: str, record: CloudEvent | None) -> None:
+        """A ``whale.rules`` record (or tombstone); an invalid record is logged and ignored."""
+        with self._lock:
+            if record is None:
+                self._from_topic.pop(key, None)
+                self._place(key)
+                log.info("rule_deleted", rule_id=key)
+                return
+            try:
+                rule = validate_rule(record.data)
+            except RuleError as exc:
+                log.error("rule_record_invalid", rule_id=key, error=str(exc))
+                return
+            if rule.id != key:
+                log.error("rule_record_key_mismatch", key=key, rule_id=rule.id)
+                return
+            self._from_topic[key] = rule
+            self._place(key)
+            log.info("rule_saved", rule_id=key, version=rule.version, enabled=rule.enabled)
+
+    def match(self, ctx: Mapping[str, Any]) -> list[Rule]:
+        with self._lock:
+            return self._index.match(ctx)
+
+    def candidates(self, ctx: Mapping[str, Any]) -> list[Rule]:
+        with self._lock:
+            return self._index.candidates(ctx)
+
+    def all(self) -> list[Rule]:
+        """Every effective rule, enabled or not."""
+        with self._lock:
+            merged = {**self._from_dir, **self._from_topic}
+            return [merged[k] for k in sorted(merged)]
+
+    def _place(self, key: str) -> None:
+        rule = self._from_topic.get(key) or self._from_dir.get(key)
+        if rule is None:
+            self._index.remove(key)
+        else:
+            self._index.put(rule)
+        metrics.RULES.set(len(self._index))
+
+    def _rebuild(self) -> None:
+        self._index = RuleIndex({**self._from_dir, **self._from_topic}.values())
+        metrics.RULES.set(len(self._index))
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A match that rendered: what to request, and which bucket decides whether it may."""
+
+    rule_id: str
+    rule_version: int
+    target: dict[str, str]
+    params: Any
+    throttle_key: str | None
+    capacity: int
+    refill_per_second: float
+    idempotency_key: str
+    event: CloudEvent
+
+    @property
+    def bucket(self) -> str:
+        """The table key: per rule and rendered key (the repartition key)."""
+        return f"{self.rule_id}\x1f{self.throttle_key}"
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "rule_id": self.rule_id,
+            "rule_version": self.rule_version,
+            "target": self.target,
+            "params": self.params,
+            "throttle_key": self.throttle_key,
+            "capacity": self.capacity,
+            "refill_per_second": self.refill_per_second,
+            "idempotency_key": self.idempotency_key,
+            "event": self.event.to_structured(),
+        }
+        return json.dumps(doc, separators=(",", ":"), default=str).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Trigger:
+        doc = json.loads(raw)
+        return cls(
+            rule_id=doc["rule_id"],
+            rule_version=int(doc["rule_version"]),
+            target=dict(doc["target"]),
+            params=doc["params"],
+            throttle_key=doc["throttle_key"],
+            capacity=int(doc["capacity"]),
+            refill_per_second=float(doc["refill_per_second"]),
+            idempotency_key=doc["idempotency_key"],
+            event=CloudEvent.from_structured(doc["event"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A matched rule that could not be turned into a request for this event."""
+
+    rule_id: str
+    rule_version: int
+    reason: str
+
+
+def plan(
+    rules: list[Rule],
+    event: CloudEvent,
+    *,
+    catalog: Lookup | None = None,
+    timeout: float = templating.DEFAULT_TIMEOUT,
+    max_output: int = templating.MAX_OUTPUT,
+) -> tuple[list[Trigger], list[Failure]]:
+    """Render every matched rule's params and throttle key for ``event``."""
+    ctx = event_context(event)
+    triggers: list[Trigger] = []
+    failures: list[Failure] = []
+    for rule in rules:
+        try:
+            triggers.append(_trigger(rule, event, ctx, catalog, timeout, max_output))
+        except templating.TemplateError as exc:
+            failures.append(Failure(rule.id, rule.version, f"rule {rule.id} v{rule.version}: {exc.message}"))
+    return triggers, failures
+
+
+def _trigger(
+    rule: Rule,
+    event: CloudEvent,
+    ctx: Mapping[str, Any],
+    catalog: Lookup | None,
+    timeout: float,
+    max_output: int,
+) -> Trigger:
+    limits: dict[str, Any] = {"timeout": timeout, "max_output": max_output}
+    key: str | None = None
+    capacity, refill = 0, 0.0
+    if rule.throttle is not None:
+        key = templating.render(rule.throttle.key, ctx, **limits) if rule.throttle.key else ""
+        capacity, refill = rule.throttle.bucket()
+    params = templating.render_value(rule.params, ctx, path="params", **limits)
+    size = len(json.dumps(params, default=str))
+    if size > max_output:
+        raise templating.TemplateError(f"params: rendered params exceed {max_output} characters")
+    problems = _catalog_problems(rule, params, catalog)
+    if problems:
+        text = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise templating.TemplateError(f"rendered params rejected: {text}")
+    return Trigger(
+        rule_id=rule.id,
+        rule_version=rule.version,
+        target=rule.target.model_dump(),
+        params=params,
+        throttle_key=key,
+        capacity=capacity,
+        refill_per_second=refill,
+        idempotency_key=idempotency_key(rule.id, rule.version, event.source, event.id),
+        event=event,
+    )
+
+
+def _catalog_problems(rule: Rule, params: Any, catalog: Lookup | None) -> list[dict[str, str]]:
+    if catalog is None:
+        return []
+    record = catalog.get(rule.target.pool)
+    if record is None or not isinstance(record.data, Mapping):
+        return []
+    entry = find_target(record.data, rule.target.kind, rule.target.name)
+    schema = entry.get("params_schema") if entry is not None else None
+    if not isinstance(schema, Mapping) or not schema:
+        return []
+    return params_problems(params, schema, templated=False)
+
+
+def action_request(trigger: Trigger, *, source: str) -> CloudEvent:
+    """The ``whale.action.requested`` event (its id is derived from the idempotency key too)."""
+    return caused_by(
+        trigger.event,
+        type=ACTION_REQUESTED,
+        source=source,
+        id=str(uuid.uuid5(_REQUEST_NS, trigger.idempotency_key)),
+        subject=trigger.event.subject,
+        data={
+            "rule": {"id": trigger.rule_id, "version": trigger.rule_version},
+            "target": trigger.target,
+            "params": trigger.params,
+            "idempotency_key": trigger.idempotency_key,
+        },
+    )
+
+
+def throttled_notice(trigger: Trigger, decision: Decision, *, source: str) -> CloudEvent:
+    """The ``whale.rule.throttled`` event for a suppressed trigger."""
+    return caused_by(
+        trigger.event,
+        type=RULE_THROTTLED,
+        source=source,
+        subject=trigger.rule_id,
+        data={
+            "rule_id": trigger.rule_id,
+            "key": trigger.throttle_key or "",
+            "suppressed": decision.suppressed,
+            "next_allowed": format_time(datetime.fromtimestamp(decision.next_allowed, UTC)),
+        },
+    )

@@ -1,0 +1,43 @@
+"""Settings of the rule engine (env prefix ``WHALE_RULE_ENGINE_``), built once in ``main()``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from whale.settings import WhaleSettings
+
+
+class Settings(BaseSettings):
+    """Everything a rule-engine worker reads from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="WHALE_RULE_ENGINE_", extra="ignore")
+
+    whale: WhaleSettings = Field(default_factory=WhaleSettings)
+
+    app_id: str = Field(
+        default="whale-rule-engine",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$",
+        description="Faust app id: the consumer group and the prefix of the engine's internal topics",
+    )
+    rules_dir: Path | None = Field(default=None, description="directory of rule YAML files (optional)")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8094, ge=0, le=65535, description="/metrics, /healthz and /readyz")
+    source: str = Field(
+        default="whale/rule-engine", description="CloudEvents source of what the engine emits"
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        default="latest", description="where a brand-new consumer group starts on whale.events"
+    )
+    partitions: int = Field(
+        default=3, ge=1, description="partitions of the throttle repartition topic and its table"
+    )
+    render_timeout: float = Field(default=1.0, gt=0, description="seconds one template may render")
+    max_param_bytes: int = Field(default=64 * 1024, gt=0, description="largest rendered template output")
+    recent_keys: int = Field(
+        default=16, ge=0, description="idempotency keys remembered per bucket so redeliveries pass"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
