@@ -1,0 +1,95 @@
+"""``whale events`` / ``whale todos``: what the CLI posts and prints (a local HTTP server stands in)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from whale.cli import events
+from whale.errors import ConfigError
+
+
+class Recorder(BaseHTTPRequestHandler):
+    calls: list[dict[str, Any]] = []
+
+    def _reply(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.calls.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
+        self._reply(202, {"status": "accepted", "id": "x", "source": "s"})
+
+    def do_GET(self) -> None:
+        self.calls.append({"path": self.path})
+        event = {"type": "t.one", "id": "1", "source": "s", "time": "2026-01-01T00:00:00Z"}
+        self._reply(200, {"correlation_id": "c", "events": [{"event": event, "depth": 0}]})
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    Recorder.calls = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    events.register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+def test_send_posts_a_structured_event_filling_id_and_specversion(server: str, tmp_path: Path) -> None:
+    path = tmp_path / "e.json"
+    path.write_text(json.dumps({"type": "t.one", "source": "cli/test", "data": {"a": 1}}))
+    args = parse(["events", "send", str(path), "--url", server, "--token", "tok"])
+    assert args.handler(args) == 0
+    [call] = Recorder.calls
+    assert call["path"] == "/events"
+    assert call["headers"]["Content-Type"] == "application/cloudevents+json"
+    assert call["headers"]["Authorization"] == "Bearer tok"
+    assert call["body"]["specversion"] == "1.0"
+    assert call["body"]["id"]
+
+
+def test_send_posts_a_list_as_a_batch(server: str, tmp_path: Path) -> None:
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps([{"type": "t", "source": "s"}, {"type": "t", "source": "s"}]))
+    args = parse(["events", "send", str(path), "--url", server])
+    assert args.handler(args) == 0
+    assert Recorder.calls[0]["headers"]["Content-Type"] == "application/cloudevents-batch+json"
+
+
+def test_send_refuses_a_file_that_is_not_json_naming_where() -> None:
+    with pytest.raises(ConfigError, match="line 1 column 2"):
+        events.load_events("{oops")
+
+
+def test_trace_prints_the_chain(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse(["events", "trace", "abc", "--url", server])
+    assert args.handler(args) == 0
+    assert Recorder.calls[0]["path"] == "/traces/abc"
+    assert "t.one" in capsys.readouterr().out
+
+
+def test_search_passes_filters_as_query_parameters(server: str) -> None:
+    args = parse(["events", "search", "--type", "a", "--type", "b", "--subject", "h1", "--url", server])
+    args.handler(args)
+    assert Recorder.calls[0]["path"] == "/events?type=a&type=b&subject=h1&size=20"

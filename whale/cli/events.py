@@ -1,0 +1,180 @@
+"""``whale events send|search|trace`` and ``whale todos list|claim|resolve``: the event center's HTTP API
+from the command line (a user tool, not a service: it talks to the front door like any client)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from typing import Any
+
+import httpx
+
+from whale.errors import ConfigError, WhaleError
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("events", help="send, search and trace events through the event center")
+    actions = parser.add_subparsers(dest="events_command", required=True, metavar="ACTION")
+
+    send = actions.add_parser("send", help="post a CloudEvent (or a JSON list of them) from a file or -")
+    send.add_argument("file", help="JSON file with one event or a list; - reads standard input")
+    send.add_argument("--token", default=os.environ.get("WHALE_TOKEN"), help="bearer token (env WHALE_TOKEN)")
+    _common(send)
+    send.set_defaults(handler=_send)
+
+    search = actions.add_parser("search", help="search stored events, newest first")
+    search.add_argument("--type", action="append", default=[], help="event type (repeatable)")
+    search.add_argument("--source")
+    search.add_argument("--source-prefix")
+    search.add_argument("--subject")
+    search.add_argument("--correlationid")
+    search.add_argument("--since", help="RFC 3339 time")
+    search.add_argument("--until", help="RFC 3339 time")
+    search.add_argument("--topic")
+    search.add_argument("-q", "--text", help="free text over data")
+    search.add_argument("--size", type=int, default=20)
+    _common(search)
+    search.set_defaults(handler=_search)
+
+    trace = actions.add_parser("trace", help="print every event of a chain in causal order")
+    trace.add_argument("correlation_id")
+    _common(trace)
+    trace.set_defaults(handler=_trace)
+
+    todos = sub.add_parser("todos", help="list, claim and resolve to-do items")
+    todo_actions = todos.add_subparsers(dest="todos_command", required=True, metavar="ACTION")
+    listing = todo_actions.add_parser("list", help="list to-do items")
+    listing.add_argument(
+        "--status", default="active", choices=["active", "open", "claimed", "resolved", "all"]
+    )
+    _common(listing)
+    listing.set_defaults(handler=_todo_list)
+    for op in ("claim", "unclaim", "comment", "resolve"):
+        change = todo_actions.add_parser(op, help=f"{op} a to-do item")
+        change.add_argument("todo_id")
+        change.add_argument("--by", default=os.environ.get("USER") or "cli", help="who (default: $USER)")
+        change.add_argument("--comment")
+        _common(change)
+        change.set_defaults(handler=_todo_change, op=op)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("WHALE_EVENT_CENTER_URL", DEFAULT_URL),
+        help=f"event center URL (env WHALE_EVENT_CENTER_URL, default {DEFAULT_URL})",
+    )
+    parser.add_argument("--json", action="store_true", help="print the raw JSON answer")
+
+
+def _request(method: str, url: str, **kwargs: Any) -> httpx.Response:
+    try:
+        return httpx.request(method, url, timeout=30.0, **kwargs)
+    except httpx.HTTPError as exc:
+        raise WhaleError(f"cannot reach the event center at {url}: {exc}") from None
+
+
+def _answer(response: httpx.Response, raw: bool) -> tuple[int, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    if response.status_code >= 400 or raw:
+        print(json.dumps(body, indent=2) if not isinstance(body, str) else body)
+    return (0 if response.status_code < 400 else 1), body
+
+
+def load_events(text: str) -> Any:
+    """The JSON to post; ``id`` and ``specversion`` are filled in when a hand-written event lacks them."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field="file"
+        ) from None
+    for event in doc if isinstance(doc, list) else [doc]:
+        if isinstance(event, dict):
+            event.setdefault("specversion", "1.0")
+            event.setdefault("id", str(uuid.uuid4()))
+    return doc
+
+
+def _send(args: argparse.Namespace) -> int:
+    if args.file == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            with open(args.file, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {args.file}: {exc.strerror}", field="file") from None
+    doc = load_events(text)
+    kind = "application/cloudevents-batch+json" if isinstance(doc, list) else "application/cloudevents+json"
+    headers = {"Content-Type": kind}
+    if args.token:
+        headers["Authorization"] = f"Bearer {args.token}"
+    response = _request("POST", f"{args.url.rstrip('/')}/events", content=json.dumps(doc), headers=headers)
+    code, body = _answer(response, args.json)
+    if code == 0 and not args.json:
+        if isinstance(doc, list):
+            print(f"accepted {body.get('accepted')} of {len(doc)} events")
+        else:
+            print(f"accepted {body.get('source')} {body.get('id')} (correlation id: {doc.get('id')})")
+    return code
+
+
+def _line(found: dict[str, Any], indent: int = 0) -> str:
+    event = found.get("event") or {}
+    return (
+        f"{'  ' * indent}{event.get('time', found.get('time', '')):<32} {event.get('type', '?'):<32} "
+        f"{event.get('subject') or '':<20} {event.get('source', '')} {event.get('id', '')}"
+    )
+
+
+def _search(args: argparse.Namespace) -> int:
+    params: list[tuple[str, str | int]] = [("type", t) for t in args.type]
+    for name in ("source", "source_prefix", "subject", "correlationid", "since", "until", "topic"):
+        if getattr(args, name):
+            params.append((name, getattr(args, name)))
+    if args.text:
+        params.append(("q", args.text))
+    params.append(("size", args.size))
+    code, body = _answer(_request("GET", f"{args.url.rstrip('/')}/events", params=params), args.json)
+    if code == 0 and not args.json:
+        for found in body.get("events", []):
+            print(_line(found))
+    return code
+
+
+def _trace(args: argparse.Namespace) -> int:
+    url = f"{args.url.rstrip('/')}/traces/{args.correlation_id}"
+    code, body = _answer(_request("GET", url), args.json)
+    if code == 0 and not args.json:
+        for step in body.get("events", []):
+            print(_line(step, int(step.get("depth") or 0)))
+    return code
+
+
+def _todo_list(args: argparse.Namespace) -> int:
+    response = _request("GET", f"{args.url.rstrip('/')}/todos", params={"status": args.status})
+    code, body = _answer(response, args.json)
+    if code == 0 and not args.json:
+        for item in body.get("todos", []):
+            who = item.get("claimed_by") or ""
+            print(
+                f"{item['id']}  {item['status']:<9} x{item.get('count', 1):<4} {who:<12} {item.get('title', '')}"
+            )
+    return code
+
+
+def _todo_change(args: argparse.Namespace) -> int:
+    url = f"{args.url.rstrip('/')}/todos/{args.todo_id}/{args.op}"
+    code, body = _answer(_request("POST", url, json={"by": args.by, "comment": args.comment}), args.json)
+    if code == 0 and not args.json:
+        print(f"{body.get('id', args.todo_id)}: {body.get('status')}")
+    return code
