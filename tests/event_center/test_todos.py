@@ -254,3 +254,12 @@ def test_the_api_names_the_problem_for_unknown_resolved_or_invalid_requests() ->
     invalid = client.post(f"/todos/{todo['id']}/claim", json={})
     assert invalid.status_code == 422
     assert invalid.json()["detail"][0]["loc"] == ["body", "by"]
+
+
+async def test_one_action_request_seen_as_task_and_action_results_is_counted_once(tmp_path: Path) -> None:
+    st, book, _ = stage(tmp_path)
+    request = {"title": "t", "key": "k", "details": {}, "request_id": "idem/notify"}
+    for type in ("whale.workflow.task.succeeded", "whale.action.succeeded"):
+        await st.handle(Received(alert(type, None, output={"todo_request": request}), topic=topics.RESULTS))
+    [item] = book.items.values()
+    assert item["count"] == 1

@@ -1,0 +1,100 @@
+"""``/schemas``: register, read and list event types and their JSON Schema versions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel
+
+from whale_event_center.registry import SchemaRegistry
+
+TYPE_PATH = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,254}$"
+
+
+class VersionOut(BaseModel):
+    type: str
+    version: int
+    schema_: Any = None
+    registered_at: str
+    url: str
+
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+
+    @classmethod
+    def of(cls, registry: SchemaRegistry, item: Any) -> dict[str, Any]:
+        return {
+            "type": item.type,
+            "version": item.version,
+            "schema": item.schema,
+            "registered_at": item.registered_at,
+            "url": registry.schema_url(item.type, item.version),
+        }
+
+
+class TypeSummary(BaseModel):
+    type: str
+    latest: int
+    versions: list[int]
+
+
+class TypesOut(BaseModel):
+    types: list[TypeSummary]
+
+
+class TypeOut(BaseModel):
+    type: str
+    versions: list[dict[str, Any]]
+
+
+class RegisteredOut(BaseModel):
+    type: str
+    version: int
+    created: bool
+    url: str
+
+
+def build_router(registry: SchemaRegistry) -> APIRouter:
+    router = APIRouter(prefix="/schemas", tags=["schemas"])
+
+    @router.get("", response_model=TypesOut, summary="List registered event types")
+    async def list_types() -> dict[str, Any]:
+        out = []
+        for name in registry.types():
+            versions = [v.version for v in registry.versions(name)]
+            if versions:
+                out.append({"type": name, "latest": versions[-1], "versions": versions})
+        return {"types": out}
+
+    @router.get("/{type_name}", response_model=TypeOut, summary="Every schema version of a type")
+    async def get_type(type_name: str) -> dict[str, Any]:
+        registry.version(type_name)  # 404 when unknown
+        return {
+            "type": type_name,
+            "versions": [VersionOut.of(registry, v) for v in registry.versions(type_name)],
+        }
+
+    @router.get("/{type_name}/versions/{number}", summary="One schema version (the dataschema URL)")
+    async def get_version(type_name: str, number: int) -> dict[str, Any]:
+        return VersionOut.of(registry, registry.version(type_name, number))
+
+    @router.put(
+        "/{type_name}",
+        response_model=RegisteredOut,
+        summary="Register a new schema version (backward compatible unless force=true)",
+        responses={400: {"description": "not a valid JSON Schema"}, 409: {"description": "incompatible"}},
+    )
+    async def put_type(
+        type_name: str,
+        schema: Annotated[dict[str, Any], Body(description="a JSON Schema (draft 2020-12)")],
+        force: Annotated[bool, Query(description="register even if not backward compatible")] = False,
+    ) -> dict[str, Any]:
+        item, created = await registry.register(type_name, schema, force=force)
+        return {
+            "type": type_name,
+            "version": item.version,
+            "created": created,
+            "url": registry.schema_url(type_name, item.version),
+        }
+
+    return router

@@ -1,0 +1,103 @@
+"""``GET /events``, ``GET /events/{source}/{id}`` and ``GET /traces/{correlation_id}`` over Elasticsearch."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from whale_event_center.errors import InvalidEvent
+from whale_event_center.search import EventQuery, get_event, search, trace
+from whale_event_center.store import Store
+
+MAX_PAGE = 1000
+
+
+class Found(BaseModel):
+    kind: str | None = None
+    event: Any = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    time: str | None = None
+    dlq: dict[str, Any] | None = None
+    headers: dict[str, Any] | None = None
+
+
+class Page(BaseModel):
+    events: list[Found]
+    next: str | None = None
+
+
+class TraceStep(Found):
+    causationid: str | None = None
+    depth: int = 0
+
+
+class Trace(BaseModel):
+    correlation_id: str
+    events: list[TraceStep]
+
+
+def parse_extensions(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, wanted = value.partition(":")
+        if not sep or not name or not name.isalnum() or name.lower() != name:
+            raise InvalidEvent(
+                f"ext filter {value!r} must be 'name:value' with a lower-case extension name", field="ext"
+            )
+        out[name] = wanted
+    return out
+
+
+def build_router(store: Store, max_size: int) -> APIRouter:
+    router = APIRouter(tags=["search"])
+
+    @router.get("/events", response_model=Page, summary="Search indexed events (newest first)")
+    async def list_events(
+        type: Annotated[list[str] | None, Query(description="event type (repeatable)")] = None,
+        source: Annotated[str | None, Query(description="exact source")] = None,
+        source_prefix: Annotated[str | None, Query(description="source prefix")] = None,
+        subject: str | None = None,
+        since: Annotated[datetime | None, Query(description="time >= since (RFC 3339)")] = None,
+        until: Annotated[datetime | None, Query(description="time < until (RFC 3339)")] = None,
+        ext: Annotated[
+            list[str] | None, Query(description="extension filter name:value, e.g. correlationid:abc")
+        ] = None,
+        correlationid: Annotated[
+            str | None, Query(description="shorthand for ext=correlationid:<value>")
+        ] = None,
+        q: Annotated[str | None, Query(max_length=1000, description="free text over data")] = None,
+        topic: str | None = None,
+        kind: Annotated[str | None, Query(description="event, dlq or unreadable")] = None,
+        size: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size (capped by the setting)")] = 50,
+        after: Annotated[
+            str | None, Query(max_length=2000, description="'next' cursor of the previous page")
+        ] = None,
+    ) -> dict[str, Any]:
+        extensions = parse_extensions(ext or [])
+        size = min(size, max_size)
+        if correlationid is not None:
+            extensions["correlationid"] = correlationid
+        query = EventQuery(
+            type=type or [], source=source, source_prefix=source_prefix, subject=subject, since=since, until=until,
+            extensions=extensions, text=q, topic=topic, kind=kind, size=size, after=after,
+        )  # fmt: skip
+        return await search(store, query)
+
+    @router.get(
+        "/events/{source:path}/{event_id}", response_model=Found, summary="One event by source and id"
+    )
+    async def one_event(source: str, event_id: str) -> dict[str, Any]:
+        return await get_event(store, source, event_id)
+
+    @router.get(
+        "/traces/{correlation_id}", response_model=Trace, summary="Every event of a chain in causal order"
+    )
+    async def one_trace(correlation_id: str) -> dict[str, Any]:
+        return await trace(store, correlation_id)
+
+    return router

@@ -1,0 +1,169 @@
+"""``whale run event-center``: the HTTP front door (ingest, schema registry, search, trace, health).
+
+Built by :func:`create_app` from :class:`~whale_event_center.settings.Settings` and
+:class:`~whale_event_center.components.Components` (real Kafka/Elasticsearch in :func:`main`,
+fakes in unit tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from whale.logging import configure_logging
+from whale_event_center import api_schemas, api_search, components, rules_api
+from whale_event_center.errors import EventCenterError, TooLarge
+from whale_event_center.registry import SchemaRegistry
+from whale_event_center.service import Ingest
+from whale_event_center.settings import Settings
+
+log = structlog.get_logger("whale_event_center.app")
+
+EVENT_SCHEMA = {"type": "object", "required": ["specversion", "id", "source", "type"]}
+POST_EVENTS_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A CloudEvent: structured, batch, or binary (ce-* headers, the body is the data)",
+        "content": {
+            "application/cloudevents+json": {"schema": EVENT_SCHEMA},
+            "application/cloudevents-batch+json": {"schema": {"type": "array", "items": EVENT_SCHEMA}},
+            "application/json": {"schema": {}},
+        },
+    },
+    "responses": {
+        "202": {"description": "accepted: Kafka acknowledged every event"},
+        "207": {"description": "batch with rejected events: see results (status per event)"},
+        "400": {"description": "invalid: problems lists each attribute or JSON pointer into data"},
+        "401": {"description": "missing, unknown or malformed credentials, or a bad signature"},
+        "403": {"description": "the token does not grant this source"},
+        "413": {"description": "event or request too large"},
+        "415": {"description": "unsupported content type"},
+        "429": {"description": "too many events waiting for Kafka; see Retry-After"},
+        "503": {"description": "Kafka did not acknowledge; nothing accepted; see Retry-After"},
+    },
+}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the request is {declared} bytes, the limit is {limit}", field="")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the request exceeds the limit of {limit} bytes", field="")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(settings: Settings, parts: components.Components) -> FastAPI:
+    registry = SchemaRegistry(
+        parts.schemas, parts.producer, base_url=settings.base_url(), timeout=settings.registry_timeout
+    )
+    ingest = Ingest(settings, parts.producer, registry, parts.tokens, ready=parts.views_ready.is_set)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.dev_mode:
+            log.warning("dev_mode", message="authentication is OFF: events are accepted without credentials")
+        elif parts.tokens is None:
+            log.warning("no_tokens_file", message="no tokens file configured: every POST /events answers 503")
+        starting = asyncio.create_task(_start(parts, registry, settings))
+        try:
+            yield
+        finally:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            await parts.close()
+
+    app = FastAPI(
+        title="Whale event center",
+        version="1.0",
+        description="CloudEvents ingest, schema registry, search and trace.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(EventCenterError)
+    async def on_error(_: Request, exc: EventCenterError) -> JSONResponse:
+        headers = dict(exc.headers)
+        if exc.status in (429, 503):
+            headers.setdefault("Retry-After", str(settings.retry_after_seconds))
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+    @app.post(
+        "/events",
+        tags=["ingest"],
+        summary="Publish CloudEvents",
+        openapi_extra=POST_EVENTS_OPENAPI,
+        status_code=202,
+    )
+    async def post_events(request: Request) -> JSONResponse:
+        body = await read_body(request, settings.max_request_bytes)
+        answer = await ingest.handle(request.headers.get("content-type"), dict(request.headers), body)
+        return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
+
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Kafka, Elasticsearch and the schema registry are ready")
+    async def readyz() -> JSONResponse:
+        kafka, es = await asyncio.gather(parts.kafka_ready(), parts.store.ping())
+        checks = {"kafka": kafka, "elasticsearch": es, "registry": parts.views_ready.is_set()}
+        ok = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
+        )
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(api_schemas.build_router(registry))
+    app.include_router(api_search.build_router(parts.store, settings.search_max_size))
+    app.include_router(rules_api.build_router(parts.producer, parts.rules, parts.catalog, parts.schemas))
+    app.state.registry = registry
+    app.state.components = parts
+    return app
+
+
+async def _start(parts: components.Components, registry: SchemaRegistry, settings: Settings) -> None:
+    await parts.start_views()
+    if settings.schemas_dir is not None:
+        try:
+            added = await registry.register_directory(settings.schemas_dir)
+        except EventCenterError as exc:
+            log.warning("bundled_schemas_failed", error=str(exc))
+        else:
+            log.info("registry_ready", types=len(registry.types()), registered=added)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="whale run event-center", description="Whale event center (HTTP)")
+    parser.add_argument("--host", help="listen address (default WHALE_EVENT_CENTER_HOST)")
+    parser.add_argument("--port", type=int, help="listen port (default WHALE_EVENT_CENTER_PORT)")
+    args = parser.parse_args(argv or [])
+    settings = Settings()
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    configure_logging(settings.whale, service="event-center")
+    app = create_app(settings, components.build(settings))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    )
+    log.info("event_center_listening", url=settings.base_url(), dev_mode=settings.dev_mode)
+    server.run()
+    return 0

@@ -1,0 +1,181 @@
+"""``whale run indexer``: every bus topic into Elasticsearch, at least once and idempotently.
+
+Reads ``whale.events``, ``whale.actions`` and every pool topic (``^whale\\.actions.*``),
+``whale.results`` and ``whale.dlq`` in its own consumer group. Each batch is bulk-indexed and its
+offsets are committed only after Elasticsearch acknowledged every document; while Elasticsearch is
+down the indexer retries the same batch with backoff (nothing is skipped) and then catches up.
+
+It reads raw messages rather than through :class:`whale.consumer.EventConsumer`, because that
+consumer dead-letters unreadable messages, which would loop forever for messages of ``whale.dlq``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+import structlog
+from confluent_kafka import Consumer, TopicPartition
+
+from whale import topics
+from whale.binding import KafkaMessage, headers_from
+from whale.health import serve_health
+from whale.logging import configure_logging
+from whale.runtime import run
+from whale_event_center import metrics
+from whale_event_center.documents import Document, document
+from whale_event_center.errors import StoreUnavailable
+from whale_event_center.settings import Settings
+from whale_event_center.store import Store
+
+log = structlog.get_logger("whale_event_center.indexer")
+SUBSCRIPTION = [topics.EVENTS, "^whale\\.actions.*", topics.RESULTS, topics.DLQ]
+RETENTION_EVERY = 3600.0
+
+
+class Indexer:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self._settings = settings
+        self._store = store
+        self._stopping = asyncio.Event()
+        conf: dict[str, Any] = {
+            **settings.whale.kafka_config(),
+            "group.id": settings.indexer_group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "topic.metadata.refresh.interval.ms": 10_000,
+            "session.timeout.ms": 10_000,
+            "max.poll.interval.ms": 3_600_000,  # an Elasticsearch outage pauses polling
+        }
+        self._consumer = Consumer(conf)
+        self._next_retention = 0.0
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        await self._with_retry(self._store.ensure_template)
+        self._consumer.subscribe(SUBSCRIPTION)
+        try:
+            while not self._stopping.is_set():
+                await self._maybe_expire()
+                batch: list[Any] = await asyncio.to_thread(
+                    self._consumer.consume, self._settings.indexer_batch, 0.5
+                )
+                messages = [m for m in batch if m.error() is None]
+                for m in batch:
+                    if m.error() is not None:
+                        log.warning("kafka_consume_error", error=m.error().str())
+                if not messages:
+                    continue
+                docs = [_to_document(m) for m in messages]
+                if not await self._with_retry(self.index, docs, [m.topic() for m in messages]):
+                    break  # stopping: nothing committed, the next owner re-reads
+                newest = max((m.timestamp()[1] for m in messages), default=0)
+                if newest > 0:
+                    metrics.INDEXER_LAG_SECONDS.set(max(0.0, time.time() - newest / 1000))
+                await asyncio.to_thread(self._commit, messages)
+        finally:
+            await asyncio.to_thread(self._consumer.close)
+
+    async def index(self, docs: list[Document], topic_names: list[str]) -> None:
+        """Bulk-index ``docs``; raise :class:`StoreUnavailable` unless every one was stored."""
+        started = time.perf_counter()
+        results = await self._store.bulk([(self._store.index_for(d.when), d.doc_id, d.body) for d in docs])
+        metrics.INDEXER_BULK_SECONDS.observe(time.perf_counter() - started)
+        retry: list[str] = []
+        for doc, topic, (status, error) in zip(docs, topic_names, results, strict=False):
+            if status < 300:
+                metrics.INDEXED.labels(topic=topic, outcome="indexed").inc()
+            elif status in (429,) or status >= 500:
+                retry.append(doc.doc_id)
+            else:  # the document itself is refused: store it without the parts that failed
+                metrics.INDEXED.labels(topic=topic, outcome="failed").inc()
+                log.error("document_refused", doc_id=doc.doc_id, status=status, error=error)
+                slim = {k: v for k, v in doc.body.items() if k not in ("data", "data_text", "extensions")}
+                slim["index_error"] = error
+                await self._store.bulk([(self._store.index_for(doc.when), doc.doc_id, slim)])
+        if len(results) < len(docs) or retry:
+            raise StoreUnavailable(
+                f"Elasticsearch did not store {len(retry) or len(docs)} document(s); retrying"
+            )
+
+    async def _with_retry(self, fn: Any, *args: Any) -> bool:
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                await fn(*args)
+                return True
+            except StoreUnavailable as exc:
+                log.warning("elasticsearch_unavailable", error=str(exc), retry_in=delay)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+            except TimeoutError:
+                delay = min(delay * 2, 15.0)
+        return False
+
+    async def _maybe_expire(self) -> None:
+        now = time.monotonic()
+        if now < self._next_retention:
+            return
+        self._next_retention = now + RETENTION_EVERY
+        try:
+            removed = await self._store.expire(self._settings.retention_days)
+            if removed:
+                log.info("indices_expired", indices=removed)
+        except StoreUnavailable as exc:
+            log.warning("retention_failed", error=str(exc))
+
+    def _commit(self, messages: list[Any]) -> None:
+        last: dict[tuple[str, int], int] = {}
+        for m in messages:
+            last[(m.topic(), m.partition())] = max(m.offset(), last.get((m.topic(), m.partition()), -1))
+        try:
+            self._consumer.commit(
+                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False
+            )
+        except Exception as exc:  # rebalanced away: the new owner re-indexes (idempotent ids)
+            log.warning("commit_failed", error=str(exc))
+
+
+def _to_document(msg: Any) -> Document:
+    plain = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
+    stamp_type, stamp = msg.timestamp()
+    return document(
+        plain,
+        topic=msg.topic(),
+        partition=msg.partition(),
+        offset=msg.offset(),
+        timestamp_ms=stamp if stamp_type else None,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="whale run indexer", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.parse_args(argv or [])
+    settings = Settings()
+    configure_logging(settings.whale, service="indexer")
+
+    async def serve(stop: asyncio.Event) -> None:
+        store = Store(settings.whale.es_url, settings.index_prefix, auth=_es_auth(settings))
+        indexer = Indexer(settings, store)
+        health = await serve_health(settings.host, settings.indexer_health_port, store.ping)
+        task = asyncio.create_task(indexer.run())
+        log.info("indexer_started", topics=SUBSCRIPTION, group=settings.indexer_group)
+        await stop.wait()
+        indexer.stop()
+        await task
+        health.close()
+        await store.close()
+
+    return run(serve)
+
+
+def _es_auth(settings: Settings) -> tuple[str, str] | None:
+    if settings.whale.es_username and settings.whale.es_password:
+        return (settings.whale.es_username, settings.whale.es_password)
+    return None

@@ -1,0 +1,232 @@
+"""The schema registry: event types and their JSON Schema versions on the compacted ``whale.schemas``.
+
+Record format (the cross-service contract): key = event type, CloudEvent type
+``whale.schema.registered``, data = ``{"type", "versions": [{"version", "schema", "registered_at"}]}``
+with the latest version last. Every replica follows the topic, so all see the same contracts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from whale import topics
+from whale.cloudevent import CloudEvent, format_time
+from whale.producer import Delivered
+from whale_event_center import metrics
+from whale_event_center.compat import breaks
+from whale_event_center.errors import IncompatibleSchema, InvalidSchema, NotFound, Problem, Unavailable
+
+log = structlog.get_logger("whale_event_center.registry")
+RECORD_TYPE = "whale.schema.registered"
+RECORD_SOURCE = "urn:whale:event-center:registry"
+MAX_PROBLEMS = 50
+
+
+class View(Protocol):
+    def get(self, key: str) -> CloudEvent | None: ...
+    def items(self) -> dict[str, CloudEvent]: ...
+    def wait_for(self, predicate: Callable[[dict[str, CloudEvent]], bool], timeout: float) -> bool: ...
+
+
+class Sender(Protocol):
+    async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaVersion:
+    type: str
+    version: int
+    schema: Any
+    registered_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "schema": self.schema, "registered_at": self.registered_at}
+
+
+def check_schema(schema: Any) -> None:
+    """Raise :class:`InvalidSchema` unless ``schema`` is a valid draft 2020-12 JSON Schema."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        pointer = "/" + "/".join(str(p) for p in exc.absolute_path)
+        raise InvalidSchema(
+            f"not a valid JSON Schema (draft 2020-12): {exc.message}",
+            [{"field": pointer, "message": exc.message}],
+        ) from None
+
+
+def data_problems(validator: Draft202012Validator, data: Any) -> list[Problem]:
+    """Every schema violation of ``data``: a JSON pointer into data and a readable message."""
+    problems: list[Problem] = []
+    for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
+        pointer = "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in error.absolute_path)
+        problems.append({"field": "data", "pointer": pointer or "/", "message": error.message})
+        if len(problems) >= MAX_PROBLEMS:
+            break
+    return problems
+
+
+class SchemaRegistry:
+    """Read side (a compacted view) plus the acknowledged write of new versions."""
+
+    def __init__(self, view: View, producer: Sender, *, base_url: str, timeout: float = 30.0) -> None:
+        self._view = view
+        self._producer = producer
+        self._base_url = base_url.rstrip("/")
+        self._timeout = timeout
+        self._validators: dict[tuple[str, int], Draft202012Validator] = {}
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ read
+    def types(self) -> list[str]:
+        return sorted(self._view.items())
+
+    def versions(self, type_: str) -> list[SchemaVersion]:
+        record = self._view.get(type_)
+        if record is None or not isinstance(record.data, dict):
+            return []
+        out = []
+        for item in record.data.get("versions") or []:
+            if isinstance(item, dict) and isinstance(item.get("version"), int):
+                out.append(
+                    SchemaVersion(type_, item["version"], item.get("schema"), str(item.get("registered_at")))
+                )
+        return out
+
+    def version(self, type_: str, number: int | None = None) -> SchemaVersion:
+        versions = self.versions(type_)
+        if not versions:
+            raise NotFound(f"event type {type_!r} is not registered", field="type")
+        if number is None:
+            return versions[-1]
+        for item in versions:
+            if item.version == number:
+                return item
+        raise NotFound(f"event type {type_!r} has no schema version {number}", field="version")
+
+    def schema_url(self, type_: str, number: int) -> str:
+        return f"{self._base_url}/schemas/{type_}/versions/{number}"
+
+    def validator(self, item: SchemaVersion) -> Draft202012Validator:
+        key = (item.type, item.version)
+        found = self._validators.get(key)
+        if found is None:
+            found = Draft202012Validator(item.schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+            self._validators[key] = found
+        return found
+
+    def check_event(self, event: CloudEvent) -> list[Problem]:
+        """Problems of ``event`` against its registered contract (type known, data valid)."""
+        versions = self.versions(event.type)
+        if not versions:
+            return [
+                {
+                    "field": "type",
+                    "message": f"event type {event.type!r} is not registered (PUT /schemas/{{type}})",
+                }
+            ]
+        chosen = versions[-1]
+        if event.dataschema is not None and event.dataschema.startswith(self._base_url + "/schemas/"):
+            wanted = [v for v in versions if self.schema_url(event.type, v.version) == event.dataschema]
+            if not wanted:
+                return [
+                    {
+                        "field": "dataschema",
+                        "message": f"{event.dataschema} is not a registered version of {event.type}",
+                    }
+                ]
+            chosen = wanted[0]
+        data = event.data
+        if isinstance(data, bytes):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                return [
+                    {
+                        "field": "data",
+                        "pointer": "/",
+                        "message": "data is not JSON, so it cannot match the type's schema",
+                    }
+                ]
+        return data_problems(self.validator(chosen), data)
+
+    # ------------------------------------------------------------------ write
+    async def register(self, type_: str, schema: Any, *, force: bool = False) -> tuple[SchemaVersion, bool]:
+        """Add ``schema`` as the next version of ``type_``; returns (version, created).
+
+        An identical schema is not registered twice. An incompatible one raises
+        :class:`IncompatibleSchema` listing every break unless ``force``.
+        """
+        check_schema(schema)
+        async with self._lock:
+            current = self.versions(type_)
+            if current and current[-1].schema == schema:
+                metrics.SCHEMA_CHANGES.labels(outcome="unchanged").inc()
+                return current[-1], False
+            if current:
+                found = breaks(current[-1].schema, schema)
+                if found and not force:
+                    metrics.SCHEMA_CHANGES.labels(outcome="incompatible").inc()
+                    raise IncompatibleSchema(
+                        f"the new schema of {type_!r} is not backward compatible with version "
+                        f"{current[-1].version} ({len(found)} break(s)); PUT with ?force=true to override",
+                        found,
+                    )
+                if found:
+                    log.warning("schema_forced", type=type_, breaks=len(found))
+            item = SchemaVersion(
+                type_, (current[-1].version + 1) if current else 1, schema, format_time(datetime.now(UTC))
+            )
+            data = {"type": type_, "versions": [v.to_json() for v in [*current, item]]}
+            event = CloudEvent.create(type=RECORD_TYPE, source=RECORD_SOURCE, subject=type_, data=data)
+            await self._producer.send(topics.SCHEMAS, event, key=type_)
+            seen = await asyncio.to_thread(
+                self._view.wait_for, lambda view: _has_version(view.get(type_), item.version), self._timeout
+            )
+            if not seen:
+                raise Unavailable(
+                    f"the schema of {type_!r} was written but not read back within {self._timeout}s"
+                )
+            metrics.SCHEMA_CHANGES.labels(outcome="forced" if current and force else "registered").inc()
+            return item, True
+
+    async def register_directory(self, directory: Path) -> list[str]:
+        """Register every ``*.json`` schema there (``$id`` = type) that is new or changed compatibly."""
+        done: list[str] = []
+        for path, schema in await asyncio.to_thread(_read_schemas, directory):
+            try:
+                type_ = schema.get("$id") or path.stem if isinstance(schema, dict) else path.stem
+                _, created = await self.register(str(type_), schema)
+                if created:
+                    done.append(str(type_))
+            except (InvalidSchema, IncompatibleSchema) as exc:
+                log.warning("bundled_schema_skipped", path=str(path), error=str(exc))
+        return done
+
+
+def _read_schemas(directory: Path) -> list[tuple[Path, Any]]:
+    out: list[tuple[Path, Any]] = []
+    if not directory.is_dir():
+        return out
+    for path in sorted(directory.glob("*.json")):
+        try:
+            out.append((path, json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError) as exc:
+            log.warning("bundled_schema_unreadable", path=str(path), error=str(exc))
+    return out
+
+
+def _has_version(record: CloudEvent | None, version: int) -> bool:
+    if record is None or not isinstance(record.data, dict):
+        return False
+    return any(isinstance(v, dict) and v.get("version") == version for v in record.data.get("versions") or [])

@@ -1,0 +1,179 @@
+"""``POST /events`` end to end: authenticate, parse, check grants and contracts, write to Kafka.
+
+A 202 is answered only after Kafka acknowledged the write to ``whale.ingest`` (acks=all); the dedupe
+stage forwards each (source, id) once to ``whale.events``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from whale import topics
+from whale.binding import to_binary
+from whale.cloudevent import CloudEvent
+from whale.errors import DeliveryError
+from whale.producer import Delivered
+from whale_event_center import metrics
+from whale_event_center.auth import DEV_SENDER, Sender, TokenStore
+from whale_event_center.errors import (
+    EventCenterError,
+    InvalidEvent,
+    Saturated,
+    TooLarge,
+    Unavailable,
+)
+from whale_event_center.ingest import Item, parse
+from whale_event_center.registry import SchemaRegistry
+from whale_event_center.settings import Settings
+
+log = structlog.get_logger("whale_event_center.ingest")
+
+
+class Producer(Protocol):
+    @property
+    def saturated(self) -> bool: ...
+    async def send_message(self, topic: str, message: Any) -> Delivered: ...
+
+
+def ingest_key(source: str, id_: str) -> str:
+    """The ``whale.ingest`` key: one (source, id) always lands on the same partition (dedupe)."""
+    return f"{source}\n{id_}"
+
+
+@dataclass(slots=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Ingest:
+    def __init__(
+        self,
+        settings: Settings,
+        producer: Producer,
+        registry: SchemaRegistry,
+        tokens: TokenStore | None,
+        ready: Any = None,
+    ) -> None:
+        self._settings = settings
+        self._producer = producer
+        self._registry = registry
+        self._tokens = tokens
+        self._ready = ready or (lambda: True)
+
+    def _retry_after(self) -> dict[str, str]:
+        return {"Retry-After": str(self._settings.retry_after_seconds)}
+
+    async def handle(self, content_type: str | None, headers: Mapping[str, str], body: bytes) -> Answer:
+        started = time.perf_counter()
+        mode = "unknown"
+        try:
+            sender = self._authenticate(headers, body)
+            mode, items = parse(content_type, headers, body, self._settings.max_event_bytes)
+            if mode == "batch":
+                answer = await self._batch(sender, items)
+            else:
+                item = items[0]
+                await self._one(sender, item)
+                assert item.event is not None
+                answer = Answer(202, {"status": "accepted", "id": item.event.id, "source": item.event.source})
+        except EventCenterError as exc:
+            metrics.REQUESTS.labels(type="unknown", outcome=exc.code).inc()
+            headers_out = self._retry_after() if exc.status in (429, 503) else {}
+            answer = Answer(exc.status, exc.body(), {**headers_out, **exc.headers})
+        metrics.REQUEST_SECONDS.labels(mode=mode).observe(time.perf_counter() - started)
+        return answer
+
+    def _authenticate(self, headers: Mapping[str, str], body: bytes) -> Sender:
+        if self._settings.dev_mode:
+            return DEV_SENDER
+        if self._tokens is None:
+            raise Unavailable("no tokens file is configured (set WHALE_EVENT_CENTER_TOKENS_FILE or dev mode)")
+        lowered = {k.lower(): v for k, v in headers.items()}
+        return self._tokens.authenticate(
+            lowered.get("authorization"), lowered.get(self._settings.signature_header.lower()), body
+        )
+
+    def _check(self, sender: Sender, item: Item) -> CloudEvent:
+        if item.error is not None:
+            raise item.error
+        event = item.event
+        assert event is not None
+        sender.check_source(event.source, event.id)
+        if not self._ready():
+            raise Unavailable("the schema registry is still loading; retry shortly", event_id=event.id)
+        problems = self._registry.check_event(event)
+        if problems:
+            what = "; ".join(f"{p['field']}{p.get('pointer', '')}: {p['message']}" for p in problems[:5])
+            raise InvalidEvent(f"event {event.id!r} breaks its contract: {what}", problems, event_id=event.id)
+        return event
+
+    async def _one(self, sender: Sender, item: Item) -> None:
+        label = "unknown"
+        try:
+            event = self._check(sender, item)
+            label = event.type
+            await self._write(event)
+        except EventCenterError as exc:
+            metrics.REQUESTS.labels(type=label, outcome=exc.code).inc()
+            if exc.event_id is None and item.id is not None:
+                exc.event_id = item.id
+            raise
+        metrics.REQUESTS.labels(type=event.type, outcome="accepted").inc()
+
+    async def _write(self, event: CloudEvent) -> None:
+        if self._producer.saturated:
+            raise Saturated("too many events are waiting for Kafka; retry shortly", event_id=event.id)
+        message = to_binary(event, key=ingest_key(event.source, event.id))
+        timeout = self._settings.produce_timeout_ms / 1000 + 1
+        try:
+            await asyncio.wait_for(self._producer.send_message(topics.INGEST, message), timeout)
+        except (DeliveryError, TimeoutError) as exc:
+            log.warning("ingest_not_acknowledged", event_id=event.id, error=str(exc))
+            raise Unavailable(
+                "Kafka did not acknowledge the event; it was not accepted, retry later", event_id=event.id
+            ) from None
+
+    async def _batch(self, sender: Sender, items: list[Item]) -> Answer:
+        if not items:
+            raise InvalidEvent("the batch is empty", field="")
+        if len(items) > self._settings.max_batch_events:
+            raise TooLarge(
+                f"the batch has {len(items)} events, the limit is {self._settings.max_batch_events}", field=""
+            )
+        outcomes = await asyncio.gather(*(self._batch_one(sender, item) for item in items))
+        results = [_result(item, error) for item, error in zip(items, outcomes, strict=True)]
+        rejected = [e for e in outcomes if e is not None]
+        body = {"accepted": len(items) - len(rejected), "rejected": len(rejected), "results": results}
+        if not rejected:
+            return Answer(202, body)
+        if all(e.status == 503 for e in rejected) and len(rejected) == len(items):
+            return Answer(
+                503, {**body, "error": "unavailable", "message": rejected[0].message}, self._retry_after()
+            )
+        return Answer(207, body)
+
+    async def _batch_one(self, sender: Sender, item: Item) -> EventCenterError | None:
+        try:
+            await self._one(sender, item)
+        except EventCenterError as exc:
+            return exc
+        return None
+
+
+def _result(item: Item, error: EventCenterError | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"index": item.index, "id": item.id, "source": item.source}
+    if error is None:
+        out["status"] = 202
+    else:
+        out.update({"status": error.status, "error": error.code, "message": error.message})
+        if error.problems:
+            out["problems"] = error.problems
+    return out

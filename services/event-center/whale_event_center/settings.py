@@ -1,0 +1,70 @@
+"""Settings of the event center, its dedupe stage and its indexer (env prefix ``WHALE_EVENT_CENTER_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from whale.settings import WhaleSettings
+
+MIB = 1024 * 1024
+
+
+def default_schemas_dir() -> Path:
+    """``schemas/events`` of the source checkout this package runs from."""
+    return Path(__file__).resolve().parents[3] / "schemas" / "events"
+
+
+class Settings(BaseSettings):
+    """Everything the event center processes read from the environment, built once in ``main()``."""
+
+    model_config = SettingsConfigDict(env_prefix="WHALE_EVENT_CENTER_", extra="ignore", populate_by_name=True)
+
+    whale: WhaleSettings = Field(default_factory=WhaleSettings)
+
+    # HTTP
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = Field(
+        default=None, description="base URL clients use (dataschema URLs); default http://host:port"
+    )
+
+    # authentication
+    dev_mode: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("dev_mode", "WHALE_EVENT_CENTER_DEV_MODE", "WHALE_DEV_MODE"),
+        description="accept events without credentials (never in production)",
+    )
+    tokens_file: Path | None = Field(default=None, description="YAML/JSON file of hashed sender tokens")
+    signature_header: str = "X-Whale-Signature"
+
+    # limits and backpressure
+    max_event_bytes: int = Field(default=MIB, gt=0, description="largest accepted event (413 above)")
+    max_request_bytes: int = Field(default=16 * MIB, gt=0, description="largest accepted request body")
+    max_batch_events: int = Field(default=1000, gt=0)
+    max_in_flight: int = Field(default=5000, gt=0, description="unacknowledged produces before 429")
+    produce_timeout_ms: int = Field(default=5000, ge=1000, description="Kafka ack deadline before 503")
+    retry_after_seconds: int = Field(default=5, ge=1)
+
+    # schema registry
+    schemas_dir: Path | None = Field(default_factory=default_schemas_dir)
+    registry_timeout: float = Field(default=30.0, gt=0, description="seconds to wait for a schema write")
+
+    # dedupe stage
+    dedupe_window_seconds: int = Field(default=24 * 3600, gt=0)
+    dedupe_group: str = "whale-dedupe"
+    dedupe_changelog: str = "whale.dedupe.changelog"
+    dedupe_health_port: int = Field(default=8082, ge=0, le=65535)
+
+    # indexer and search
+    index_prefix: str = "whale-events"
+    retention_days: int = Field(default=30, gt=0, description="daily indices older than this are deleted")
+    indexer_group: str = "whale-indexer"
+    indexer_health_port: int = Field(default=8081, ge=0, le=65535)
+    indexer_batch: int = Field(default=500, gt=0)
+    search_max_size: int = Field(default=500, gt=0)
+
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -1,0 +1,166 @@
+"""POST /events through the app with in-memory Kafka: binding modes, contracts, auth, limits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from conftest import OTHER_TOKEN, SECRET, TOKEN, Harness
+from whale_event_center.auth import sign
+from whale_event_center.service import ingest_key
+
+from whale import topics
+
+STRUCTURED = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+
+
+def event(**overrides: Any) -> dict[str, Any]:
+    doc = {
+        "specversion": "1.0",
+        "id": "e-1",
+        "source": "urn:test:alerts/db",
+        "type": "test.alert",
+        "data": {"host": "db1", "value": 97.5},
+    }
+    doc.update(overrides)
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+def post(
+    h: Harness, body: Any, content_type: str = STRUCTURED, token: str | None = TOKEN, **headers: str
+) -> Any:
+    all_headers = {"content-type": content_type, **headers}
+    if token:
+        all_headers["authorization"] = f"Bearer {token}"
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return h.client.post("/events", content=raw, headers=all_headers)
+
+
+def test_structured_event_is_written_to_ingest_keyed_by_source_and_id(harness: Harness) -> None:
+    response = post(harness, event())
+    assert response.status_code == 202, response.text
+    assert response.json() == {"status": "accepted", "id": "e-1", "source": "urn:test:alerts/db"}
+    topic, message = harness.producer.sent[-1]
+    assert topic == topics.INGEST
+    assert message.key == ingest_key("urn:test:alerts/db", "e-1").encode()
+    assert harness.producer.events()[-1].data == {"host": "db1", "value": 97.5}
+
+
+def test_binary_mode_reads_ce_headers_and_body_as_data(harness: Harness) -> None:
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "b-1",
+        "ce-source": "urn:test:alerts/x",
+        "ce-type": "test.alert",
+    }
+    headers["ce-correlationid"] = "chain-1"
+    response = post(harness, {"host": "h", "value": 1}, "application/json", **headers)
+    assert response.status_code == 202, response.text
+    sent = harness.producer.events()[-1]
+    assert sent.id == "b-1" and sent.extensions == {"correlationid": "chain-1"}
+    assert sent.data == {"host": "h", "value": 1}
+
+
+def test_batch_answers_per_event_so_one_bad_event_does_not_hide_the_good_ones(harness: Harness) -> None:
+    body = [event(id="ok-1"), event(id="bad", data={"host": "h"}), event(id="ok-2")]
+    response = post(harness, body, BATCH)
+    assert response.status_code == 207
+    result = response.json()
+    assert (result["accepted"], result["rejected"]) == (2, 1)
+    assert [r["status"] for r in result["results"]] == [202, 400, 202]
+    assert result["results"][1]["problems"] == [
+        {"field": "data", "pointer": "/", "message": "'value' is a required property"}
+    ]
+    assert [e.id for e in harness.producer.events()] == ["ok-1", "ok-2"]
+
+
+def test_fully_accepted_batch_is_202(harness: Harness) -> None:
+    response = post(harness, [event(id="a"), event(id="b")], BATCH)
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 2
+
+
+def test_every_attribute_problem_is_listed_with_its_name(harness: Harness) -> None:
+    response = post(harness, event(id="", specversion="0.3", time="yesterday", source="has space"))
+    assert response.status_code == 400
+    fields = {p["field"] for p in response.json()["problems"]}
+    assert {"id", "specversion", "time", "source"} <= fields
+
+
+def test_data_problems_carry_a_json_pointer(harness: Harness) -> None:
+    response = post(harness, event(data={"host": 3, "value": 101}))
+    assert response.status_code == 400
+    problems = response.json()["problems"]
+    assert {(p["pointer"], p["message"]) for p in problems} == {
+        ("/host", "3 is not of type 'string'"),
+        ("/value", "101 is greater than the maximum of 100"),
+    }
+
+
+def test_unregistered_type_is_refused(harness: Harness) -> None:
+    response = post(harness, event(type="test.unknown"))
+    assert response.status_code == 400
+    assert response.json()["problems"][0]["field"] == "type"
+    assert "not registered" in response.json()["problems"][0]["message"]
+
+
+def test_malformed_json_and_non_cloudevents_are_400(harness: Harness) -> None:
+    assert post(harness, b"{nope").status_code == 400
+    plain = post(harness, {"hello": 1}, "application/json")
+    assert plain.status_code == 400 and plain.json()["problems"][0]["field"] == "specversion"
+
+
+def test_oversized_event_is_413(harness: Harness) -> None:
+    big = event(data={"host": "x" * (1024 * 1024 + 10), "value": 1})
+    assert post(harness, big).status_code == 413
+
+
+def test_missing_unknown_and_malformed_tokens_are_401_with_reasons(harness: Harness) -> None:
+    missing = post(harness, event(), token=None)
+    assert missing.status_code == 401 and "missing credentials" in missing.json()["message"]
+    unknown = post(harness, event(), token="nope")
+    assert unknown.status_code == 401 and "unknown" in unknown.json()["message"]
+    malformed = harness.client.post("/events", content=b"{}", headers={"authorization": "Basic abc"})
+    assert malformed.status_code == 401 and "Bearer" in malformed.json()["message"]
+
+
+def test_source_outside_the_token_grant_is_403(harness: Harness) -> None:
+    response = post(harness, event(source="urn:test:billing"))
+    assert response.status_code == 403
+    assert "urn:test:alerts/*" in response.json()["message"]
+    assert harness.producer.sent[-1][0] == topics.SCHEMAS  # nothing written to ingest
+
+
+def test_signed_sender_needs_a_valid_hmac_of_the_body(harness: Harness) -> None:
+    body = json.dumps(event(source="urn:test:signed")).encode()
+    unsigned = post(harness, body, token=OTHER_TOKEN)
+    assert unsigned.status_code == 401 and "sign" in unsigned.json()["message"]
+    wrong = post(harness, body, token=OTHER_TOKEN, **{"x-whale-signature": "sha256=00"})
+    assert wrong.status_code == 401 and "does not match" in wrong.json()["message"]
+    good = post(harness, body, token=OTHER_TOKEN, **{"x-whale-signature": sign(SECRET.encode(), body)})
+    assert good.status_code == 202, good.text
+
+
+def test_dev_mode_accepts_without_credentials(dev_harness: Harness) -> None:
+    assert post(dev_harness, event(source="anything"), token=None).status_code == 202
+
+
+def test_kafka_not_acknowledging_is_503_with_retry_after(harness: Harness) -> None:
+    harness.producer.fail = True
+    response = post(harness, event())
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+
+
+def test_saturated_producer_is_429(harness: Harness) -> None:
+    harness.producer.saturated = True
+    response = post(harness, event())
+    assert response.status_code == 429 and "retry-after" in response.headers
+
+
+def test_dataschema_selects_a_registered_version(harness: Harness) -> None:
+    url = "http://127.0.0.1:8080/schemas/test.alert/versions/1"
+    assert post(harness, event(dataschema=url)).status_code == 202
+    missing = post(harness, event(dataschema=url[:-1] + "9"))
+    assert missing.status_code == 400 and missing.json()["problems"][0]["field"] == "dataschema"
