@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Response
 from pydantic import BaseModel, Field
-from whale_adapters.middleware import WhaleASGIMiddleware
+from whale_adapters.middleware import WhaleASGIMiddleware, load_config
 
 from whale.settings import WhaleSettings
 
@@ -36,8 +36,11 @@ class CIPatch(BaseModel):
     attributes: dict[str, Any] | None = None
 
 
-def create_app(settings: WhaleSettings | None = None, *, publish: bool = True) -> FastAPI:
-    """The CMDB; ``publish=False`` gives the same app without Whale (for the benchmark)."""
+def create_app(
+    settings: WhaleSettings | None = None, *, publish: bool = True, source: str | None = None
+) -> FastAPI:
+    """The CMDB; ``publish=False`` gives the same app without Whale (for the benchmark); ``source``
+    overrides the mapping's CloudEvents source (tests use a unique one)."""
     app = FastAPI(title="legacy CMDB")
     store: dict[str, dict[str, Any]] = {}
     ids = itertools.count(1)
@@ -72,7 +75,10 @@ def create_app(settings: WhaleSettings | None = None, *, publish: bool = True) -
         return Response(status_code=204)
 
     if publish:
-        app.add_middleware(WhaleASGIMiddleware, config=MAPPING, settings=settings)  # the one line
+        config = load_config(MAPPING)
+        if source is not None:
+            config = config.model_copy(update={"source": source})
+        app.add_middleware(WhaleASGIMiddleware, config=config, settings=settings)  # the one line
     return app
 
 

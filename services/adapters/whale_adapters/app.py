@@ -1,6 +1,6 @@
 """``whale run adapters``: the Alertmanager and generic webhooks over HTTP, and the pollers.
 
-``POST /alertmanager`` (bearer token ``WHALE_ADAPTERS_ALERTMANAGER_TOKEN`` unless ``WHALE_ADAPTERS_DEV``),
+``POST /alertmanager`` (bearer token ``WHALE_ADAPTERS_ALERTMANAGER_TOKEN`` unless ``WHALE_DEV_MODE``),
 ``POST /webhooks/<name>`` (HMAC), ``GET /healthz``, ``/readyz``, ``/metrics``. A 202 means every event
 of the request was validated and acknowledged by Kafka on ``whale.ingest``.
 """
@@ -81,7 +81,7 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
 
     @app.post("/alertmanager")
     async def alertmanager(request: Request) -> Response:
-        if not settings.dev:
+        if not settings.dev_mode:
             given = request.headers.get("authorization", "")
             if token is None or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 metrics.REQUESTS.labels(adapter="alertmanager", outcome="refused").inc()
