@@ -1,0 +1,111 @@
+"""Which environment variables a Whale process reads, computed from its pydantic-settings classes.
+
+Generic on purpose: it follows the services' ``Settings`` classes as they grow, with no list of
+names to keep in step. pydantic-settings' own ``EnvSettingsSource`` gives the names of each field
+(env prefix, aliases, case sensitivity), so the result is what the process really reads.
+"""
+
+from __future__ import annotations
+
+import importlib
+import types
+import typing
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_settings import BaseSettings, EnvSettingsSource
+
+from whale.settings import WhaleSettings
+
+# Where a service's Settings live while it is not yet registered under `whale.services`.
+FALLBACK_PACKAGES: dict[str, str] = {
+    "event-center": "whale_event_center",
+    "dedupe": "whale_event_center",
+    "indexer": "whale_event_center",
+    "rule-engine": "whale_rule_engine",
+    "executor": "whale_executor",
+    "adapters": "whale_adapters",
+    "dispatcher": "whale_adapters",
+}
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic model classes inside a field annotation (``X``, ``X | None``, ``Optional[X]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in _models(arg)]
+    return []
+
+
+def _nested_names(model: type[BaseModel], prefix: str, delimiter: str, upper: bool) -> set[str]:
+    """Names of a plain nested model's fields under ``env_nested_delimiter`` (``PREFIX__FIELD``)."""
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        full = f"{prefix}{delimiter}{key.upper() if upper else key}"
+        names.add(full)
+        for sub in _models(field.annotation):
+            names |= _nested_names(sub, full, delimiter, upper)
+    return names
+
+
+def env_names(settings_cls: type[BaseSettings]) -> set[str]:
+    """Every environment variable ``settings_cls()`` reads.
+
+    A field whose type is itself a ``BaseSettings`` (``whale: WhaleSettings = Field(default_factory=...)``)
+    adds the names that class reads under its own prefix; a plain nested model adds
+    ``<field env name><env_nested_delimiter><sub-field>`` when the class sets a delimiter. Names are
+    upper-case unless the class is case-sensitive.
+    """
+    source = EnvSettingsSource(settings_cls)
+    upper = not source.case_sensitive
+    delimiter = source.env_nested_delimiter
+    names: set[str] = set()
+    for field_name, field in settings_cls.model_fields.items():
+        field_env = [env for _key, env, _complex in source._extract_field_info(field, field_name)]
+        names |= {env.upper() if upper else env for env in field_env}
+        for model in _models(field.annotation):
+            if issubclass(model, BaseSettings):
+                names |= env_names(model)
+            elif delimiter:
+                for env in field_env:
+                    names |= _nested_names(model, env.upper() if upper else env, delimiter, upper)
+    return names
+
+
+def settings_classes(service: str) -> list[type[BaseSettings]]:
+    """The ``BaseSettings`` classes of the package ``whale run <service>`` comes from.
+
+    The package is the one of the service's ``whale.services`` entry point (or
+    :data:`FALLBACK_PACKAGES` while it is not registered); its classes are those defined in its
+    ``settings`` module. An empty list when that module does not exist (yet).
+    """
+    registered = {ep.name: ep.value for ep in entry_points(group="whale.services")}
+    if service in registered:
+        package = registered[service].split(":")[0].split(".")[0]
+    elif service in FALLBACK_PACKAGES:
+        package = FALLBACK_PACKAGES[service]
+    else:
+        raise LookupError(f"unknown service {service!r}: not in whale.services nor FALLBACK_PACKAGES")
+    try:
+        module = importlib.import_module(f"{package}.settings")
+    except ModuleNotFoundError as exc:
+        if exc.name not in (package, f"{package}.settings"):
+            raise
+        return []
+    return [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, BaseSettings) and obj.__module__ == module.__name__
+    ]
+
+
+def allowed_env(command: list[str]) -> set[str]:
+    """The variables a container running ``command`` (``["whale", "run", "indexer", ...]``) reads."""
+    names = env_names(WhaleSettings)
+    if command[1:2] == ["run"] and len(command) > 2:
+        for cls in settings_classes(command[2]):
+            names |= env_names(cls)
+    return names

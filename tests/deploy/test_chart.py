@@ -1,0 +1,280 @@
+"""The Helm chart deploy/helm/whale: lint, render, Kubernetes API schemas, and what every pod gets."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from .helm import CHART, PRODUCTION_VALUES, Helm, Manifest, by_kind, containers, pod_spec
+
+# The first test to need helm may build it (minutes on 2 cores): give these tests room.
+pytestmark = pytest.mark.timeout(3600)
+
+EVERYTHING = Path(__file__).with_name("values-everything.yaml")
+# Kubernetes versions whose API schemas every manifest must pass: the oldest we claim and the newest shipped.
+KUBERNETES_VERSIONS = ("1.29.0", f"{kubernetes_validate.latest_version()}.0")
+
+# The parts of the Prometheus Operator's ServiceMonitor CRD the chart uses (no API schema ships for CRDs).
+SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {
+            "type": "object",
+            "required": ["selector", "endpoints"],
+            "additionalProperties": False,
+            "properties": {
+                "selector": {
+                    "type": "object",
+                    "properties": {
+                        "matchLabels": {"type": "object", "additionalProperties": {"type": "string"}}
+                    },
+                },
+                "namespaceSelector": {
+                    "type": "object",
+                    "properties": {"matchNames": {"type": "array", "items": {"type": "string"}}},
+                },
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string"},
+                            "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                            "scrapeTimeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+SERVICES = ("event-center", "dedupe", "indexer", "rule-engine", "executor", "adapters", "dispatcher")
+
+
+def validate_all(manifests: list[Manifest]) -> None:
+    """Validate every manifest against the Kubernetes API schemas (strict: unknown fields fail)."""
+    problems = []
+    for manifest in manifests:
+        name = f"{manifest.get('kind')}/{manifest.get('metadata', {}).get('name')}"
+        if manifest.get("kind") == "ServiceMonitor":
+            try:
+                jsonschema.validate(manifest, SERVICE_MONITOR_SCHEMA)
+            except jsonschema.ValidationError as exc:
+                problems.append(f"{name}: {exc.message}")
+            continue
+        for version in KUBERNETES_VERSIONS:
+            try:
+                kubernetes_validate.validate(manifest, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                problems.append(f"{name} (Kubernetes {version}): {exc.message} at {list(exc.path)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_helm_lint_passes_with_default_and_production_values(helm: Helm) -> None:
+    """`helm lint --strict` finds nothing with the default values nor with values-production.yaml."""
+    for args in ([], ["--values", str(PRODUCTION_VALUES)], ["--values", str(EVERYTHING)]):
+        proc = helm.run("lint", "--strict", str(CHART), *args)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_default_values_render_valid_kubernetes_manifests(default_manifests: list[Manifest]) -> None:
+    """The default values render every service, the topic Job, and only schema-valid manifests."""
+    validate_all(default_manifests)
+    deployments = by_kind(default_manifests, "Deployment")
+    assert sorted(deployments) == sorted(
+        f"whale-{name}" for name in (*SERVICES[:4], "executor-default", "adapters", "dispatcher")
+    )
+    assert "whale-topics" in by_kind(default_manifests, "Job")
+
+
+def test_production_values_render_valid_kubernetes_manifests(production_manifests: list[Manifest]) -> None:
+    """values-production.yaml renders schema-valid manifests, with HPAs, a ServiceMonitor and two pools."""
+    validate_all(production_manifests)
+    hpas = by_kind(production_manifests, "HorizontalPodAutoscaler")
+    assert {"whale-event-center", "whale-indexer", "whale-adapters", "whale-executor-infra"} <= set(hpas)
+    assert by_kind(production_manifests, "ServiceMonitor")
+    assert {"whale-executor-default", "whale-executor-infra"} <= set(
+        by_kind(production_manifests, "Deployment")
+    )
+
+
+def test_every_option_at_once_renders_valid_kubernetes_manifests(helm: Helm) -> None:
+    """Every option of the chart switched on (SASL, TLS, ConfigMaps, secretEnv, HPAs...) stays schema-valid."""
+    manifests = helm.render([EVERYTHING])
+    validate_all(manifests)
+    assert set(by_kind(manifests, "ConfigMap")) == {
+        f"whale-{kind}" for kind in ("rules", "workflows", "actions", "schemas", "adapters")
+    }
+
+
+@pytest.mark.parametrize(
+    "values", [[], [PRODUCTION_VALUES], [EVERYTHING]], ids=["default", "production", "everything"]
+)
+def test_every_pod_runs_non_root_with_a_read_only_root_filesystem(helm: Helm, values: list[Path]) -> None:
+    """Pods: non-root, seccomp RuntimeDefault, no API token; containers: read-only root, no escalation,
+    all capabilities dropped, a writable emptyDir at /tmp, resources requested."""
+    for manifest, container in containers(helm.render(values)):
+        where = f"{manifest['kind']}/{manifest['metadata']['name']}"
+        pod = pod_spec(manifest)
+        assert pod is not None
+        assert pod["securityContext"]["runAsNonRoot"] is True, where
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        assert pod["automountServiceAccountToken"] is False, where
+        sc = container["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True, where
+        assert sc["allowPrivilegeEscalation"] is False, where
+        assert sc["runAsNonRoot"] is True, where
+        assert sc["capabilities"]["drop"] == ["ALL"], where
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "emptyDir" in volumes[mounts["/tmp"]], where
+        assert container["resources"]["requests"], where
+
+
+def test_services_are_probed_on_their_health_endpoints(default_manifests: list[Manifest]) -> None:
+    """Each service container has liveness on /healthz and readiness on /readyz of its `http` port,
+    and its Service targets that port."""
+    services = by_kind(default_manifests, "Service")
+    for manifest, container in containers(default_manifests):
+        if manifest["kind"] != "Deployment":
+            continue
+        where = manifest["metadata"]["name"]
+        assert [p["name"] for p in container["ports"]] == ["http"], where
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, where
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}, where
+        assert services[where]["spec"]["ports"][0]["targetPort"] == "http", where
+        assert services[where]["spec"]["selector"] == manifest["spec"]["selector"]["matchLabels"], where
+
+
+def test_each_container_runs_its_service_through_whale_run(production_manifests: list[Manifest]) -> None:
+    """The single image runs `whale run <service>`; executor pools add `--pool NAME`."""
+    commands = {
+        m["metadata"]["name"]: [*c["command"], *c["args"]]
+        for m, c in containers(production_manifests)
+        if m["kind"] == "Deployment"
+    }
+    assert commands["whale-event-center"] == ["whale", "run", "event-center"]
+    assert commands["whale-rule-engine"] == ["whale", "run", "rule-engine"]
+    assert commands["whale-executor-default"] == ["whale", "run", "executor", "--pool", "default"]
+    assert commands["whale-executor-infra"] == ["whale", "run", "executor", "--pool", "infra"]
+    images = {c["image"] for _, c in containers(production_manifests)}
+    assert images == {"registry.example.com/platform/whale:0.1.0"}
+
+
+def test_topics_job_is_a_pre_install_hook_running_whale_topics_ensure(
+    default_manifests: list[Manifest],
+) -> None:
+    """`whale topics ensure` runs as a pre-install/pre-upgrade hook Job, before the services start."""
+    job = by_kind(default_manifests, "Job")["whale-topics"]
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert [*container["command"], *container["args"]] == ["whale", "topics", "ensure"]
+
+
+def test_credentials_only_come_from_secrets(helm: Helm) -> None:
+    """Passwords, usernames and tokens reach pods only through secretKeyRef: never as plain env
+    values, never in a ConfigMap."""
+    manifests = helm.render([EVERYTHING])
+    secret_refs = set()
+    for _manifest, container in containers(manifests):
+        for env in container["env"]:
+            if any(word in env["name"] for word in ("PASSWORD", "USERNAME", "TOKEN")) and not env[
+                "name"
+            ].endswith("_FILE"):
+                assert "value" not in env, env
+                secret_refs.add((env["name"], env["valueFrom"]["secretKeyRef"]["name"]))
+    assert secret_refs >= {
+        ("WHALE_KAFKA_SASL_USERNAME", "kafka-user"),
+        ("WHALE_KAFKA_SASL_PASSWORD", "kafka-user"),
+        ("WHALE_ES_USERNAME", "es-user"),
+        ("WHALE_ES_PASSWORD", "es-user"),
+        ("WHALE_ADAPTERS_ALERTMANAGER_TOKEN", "alertmanager"),
+    }
+    for config_map in by_kind(manifests, "ConfigMap").values():
+        text = yaml.safe_dump(config_map["data"]).lower()
+        assert "password" not in text and "kafka-user" not in text, config_map["metadata"]["name"]
+
+
+def test_stateless_services_get_hpas_and_the_rule_engine_does_not(
+    production_manifests: list[Manifest],
+) -> None:
+    """HPAs target their own Deployment, which then leaves `replicas` to the HPA; the rule engine
+    (Faust, state rebuilt from changelogs on rebalance) is scaled by replicaCount only."""
+    hpas = by_kind(production_manifests, "HorizontalPodAutoscaler")
+    deployments = by_kind(production_manifests, "Deployment")
+    assert "whale-rule-engine" not in hpas
+    assert deployments["whale-rule-engine"]["spec"]["replicas"] == 2
+    for name, hpa in hpas.items():
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert "replicas" not in deployments[name]["spec"], name
+
+
+def test_pod_disruption_budgets_select_their_component(production_manifests: list[Manifest]) -> None:
+    """Each PDB selects exactly the pods of its Deployment; minAvailable wins when set."""
+    deployments = by_kind(production_manifests, "Deployment")
+    pdbs = by_kind(production_manifests, "PodDisruptionBudget")
+    assert set(pdbs) == set(deployments)
+    for name, pdb in pdbs.items():
+        assert pdb["spec"]["selector"] == deployments[name]["spec"]["selector"], name
+    assert pdbs["whale-event-center"]["spec"] == {
+        "minAvailable": 2,
+        "selector": deployments["whale-event-center"]["spec"]["selector"],
+    }
+
+
+def test_config_maps_are_mounted_where_their_readers_look(helm: Helm) -> None:
+    """Rules go to the rule engine, actions and workflows to every executor pool, schemas to the event
+    center, the adapters' configuration to the adapters, each at /etc/whale/<kind>."""
+    manifests = helm.render([EVERYTHING])
+    mounted: dict[str, set[str]] = {}
+    for manifest, container in containers(manifests):
+        volumes = {v["name"]: v for v in (pod_spec(manifest) or {})["volumes"]}
+        for mount in container["volumeMounts"]:
+            config_map = volumes[mount["name"]].get("configMap")
+            if config_map:
+                assert mount["mountPath"] == f"/etc/whale/{mount['name']}"
+                mounted.setdefault(config_map["name"], set()).add(manifest["metadata"]["name"])
+    assert mounted == {
+        "whale-rules": {"whale-rule-engine"},
+        "whale-actions": {"whale-executor-default", "whale-executor-gpu-jobs"},
+        "whale-workflows": {"whale-executor-default", "whale-executor-gpu-jobs"},
+        "whale-schemas": {"whale-event-center"},
+        "whale-adapters": {"whale-adapters"},
+    }
+
+
+def render_notes(helm: Helm, tmp_path: Path, sets: list[str]) -> str:
+    """NOTES.txt as `helm install` would print it (rendered through a copy of the chart)."""
+    chart = tmp_path / "whale"
+    shutil.copytree(CHART, chart)
+    (chart / "templates" / "NOTES.txt").rename(chart / "notes.src")
+    (chart / "templates" / "zz-notes.yaml").write_text(
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ tpl (.Files.Get "notes.src") . | quote }}\n'
+    )
+    (notes,) = [m for m in helm.render(sets=sets, chart=chart) if m["metadata"]["name"] == "notes"]
+    text: str = notes["data"]["notes"]
+    return text
+
+
+def test_notes_tell_the_user_what_to_do_next(helm: Helm, tmp_path: Path) -> None:
+    """NOTES.txt names the Services to reach, warns about dev mode and about a missing tokens Secret."""
+    notes = render_notes(helm, tmp_path, [])
+    assert "port-forward svc/whale-event-center 8080:8080" in notes
+    assert "eventCenter.tokensSecret is not set" in notes
+    assert "WARNING" in render_notes(helm, tmp_path / "dev", ["eventCenter.devMode=true"])
