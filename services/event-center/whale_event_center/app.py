@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from whale.logging import configure_logging
-from whale_event_center import api_schemas, api_search, components, rules_api
+from whale_event_center import api_schemas, api_search, components, rules_api, todo_api
 from whale_event_center.errors import EventCenterError, TooLarge
 from whale_event_center.registry import SchemaRegistry
 from whale_event_center.service import Ingest
@@ -134,6 +134,7 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
     app.include_router(api_schemas.build_router(registry))
     app.include_router(api_search.build_router(parts.store, settings.search_max_size))
     app.include_router(rules_api.build_router(parts.producer, parts.rules, parts.catalog, parts.schemas))
+    app.include_router(todo_api.build_router(parts.producer, settings.whale))
     app.state.registry = registry
     app.state.components = parts
     return app

@@ -159,21 +159,23 @@ class TodoBook:
             title = str(request.get("title") or "to-do")
             details = request.get("details", {})
             kind, origin = str(request.get("type") or event.type), "requested"
+            seen_id = str(request.get("request_id") or event.id)
         else:
             key = self.merge_key(event)
             title = f"{event.type}" + (f" on {event.subject}" if event.subject else "")
             details, kind, origin = event.data, event.type, "unhandled"
+            seen_id = event.id
         ref = {"source": event.source, "id": event.id, "time": event.time_text()}
         existing = self.open_item(key)
         if existing is not None:
-            if event.id in existing.get("seen", []):
+            if seen_id in existing.get("seen", []):
                 return None  # redelivered: already counted
             item = {
                 **existing,
                 "count": int(existing.get("count", 1)) + 1,
                 "last_event": ref,
                 "updated_at": now_text(),
-                "seen": [*existing.get("seen", []), event.id][-self._settings.seen_limit :],
+                "seen": [*existing.get("seen", []), seen_id][-self._settings.seen_limit :],
             }
             self.load(item)
             return Change(item, UPDATED, "merged")
@@ -198,7 +200,7 @@ class TodoBook:
             "resolution": None,
             "comments": [],
             "last_command": None,
-            "seen": [event.id],
+            "seen": [seen_id],
         }
         self.load(item)
         return Change(item, CREATED, "created")
