@@ -1,0 +1,192 @@
+"""``whale run executor --pool NAME``: consume a pool's requests, run them, publish results."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from pathlib import Path
+
+import structlog
+
+from whale import compacted, topics
+from whale.admin import ensure_topics
+from whale.cloudevent import CloudEvent
+from whale.consumer import Received
+from whale.health import serve_health
+from whale.logging import configure_logging
+from whale.producer import EventProducer
+from whale.runtime import run as run_service
+from whale_executor.approvals import Approvals
+from whale_executor.catalog import Catalog, load_catalog
+from whale_executor.errors import RequestInvalid
+from whale_executor.intake import Intake
+from whale_executor.requests import loose_key, loose_target, parse_request
+from whale_executor.results import FAILED, result_event, source_of
+from whale_executor.runner import ActionRequests, Runner
+from whale_executor.settings import Settings
+from whale_executor.state import StateStore
+from whale_executor.workflow.engine import Workflows
+
+log = structlog.get_logger("whale.executor")
+CATALOG_PUBLISHED = "whale.catalog.published"
+
+
+class Executor:
+    """One executor process of one pool (also usable in-process by tests and benchmarks)."""
+
+    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
+        self.settings = settings
+        self.pool = settings.pool
+        self.catalog = catalog or load_catalog(
+            pool=settings.pool,
+            dirs=settings.catalog_dirs,
+            modules=settings.python_modules,
+            use_entry_points=settings.entry_points,
+        )
+        self.source = source_of(self.pool)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._intakes: list[Intake] = []
+        self._producer: EventProducer | None = None
+        self._store: StateStore | None = None
+        self._health: asyncio.Server | None = None
+
+    async def start(self, timeout: float = 60.0) -> None:
+        """Ensure the pool's topic, rebuild state, join the groups, then publish the catalogue."""
+        s = self.settings
+        await asyncio.to_thread(ensure_topics, s.whale, [topics.pool_topic_spec(self.pool)])
+        self._producer = producer = EventProducer(s.whale, client_id=f"whale-executor-{self.pool}")
+        self._store = store = StateStore(s.whale, producer, pool=self.pool, source=self.source)
+        await store.start(timeout)
+        runner = Runner(pool=self.pool, concurrency=s.concurrency)
+        parts = {
+            "catalog": self.catalog,
+            "store": store,
+            "runner": runner,
+            "producer": producer,
+            "pool": self.pool,
+        }
+        self._actions = ActionRequests(**parts)  # type: ignore[arg-type]
+        self._workflows = Workflows(**parts)  # type: ignore[arg-type]
+        group = f"whale-executor-{self.pool}"
+        self._intakes.append(
+            Intake(
+                s.whale,
+                topic=topics.actions_topic(self.pool),
+                group_id=group,
+                producer=producer,
+                handler=self.handle,
+                pool=self.pool,
+                max_pending=s.max_pending,
+                session_timeout_ms=s.session_timeout_ms,
+            )
+        )
+        if s.approvals and self.catalog.workflows:
+            self._intakes.append(
+                Intake(
+                    s.whale,
+                    topic=topics.EVENTS,
+                    group_id=f"{group}-approvals",
+                    producer=producer,
+                    handler=Approvals(store).handle,
+                    pool=self.pool,
+                    session_timeout_ms=s.session_timeout_ms,
+                    auto_offset_reset="latest",
+                )
+            )
+        self._tasks = [asyncio.create_task(intake.run()) for intake in self._intakes]
+        waits = [asyncio.create_task(i.assigned.wait()) for i in self._intakes]
+        _, pending = await asyncio.wait(waits, timeout=timeout)
+        for w in pending:
+            w.cancel()
+        if pending:
+            log.warning("partitions_not_assigned_yet", pool=self.pool)
+        if s.health_port is not None:
+            self._health = await serve_health(s.health_host, s.health_port)
+        await self.publish_catalog()
+        log.info(
+            "executor_ready",
+            pool=self.pool,
+            actions=len(self.catalog.actions),
+            workflows=len(self.catalog.workflows),
+        )
+
+    async def publish_catalog(self) -> None:
+        assert self._producer is not None
+        event = CloudEvent.create(
+            type=CATALOG_PUBLISHED, source=self.source, data=self.catalog.describe(), subject=self.pool
+        )
+        await compacted.put(self._producer, topics.CATALOG, self.pool, event)
+
+    async def handle(self, received: Received) -> None:
+        """One request: parse it (a malformed one becomes a failed result), then run it."""
+        event = received.event
+        try:
+            req = parse_request(event)
+        except RequestInvalid as exc:
+            assert self._producer is not None
+            result = result_event(
+                event,
+                type=FAILED,
+                pool=self.pool,
+                request_id=event.id,
+                idempotency_key=loose_key(event),
+                target=loose_target(event),
+                error=exc.as_error(),
+            )
+            await self._producer.send(topics.RESULTS, result)
+            return
+        if req.target.kind == "workflow":
+            await self._workflows.handle(event, req)
+        else:
+            await self._actions.handle(event, req)
+
+    async def stop(self) -> None:
+        for intake in self._intakes:
+            intake.stop()
+        for task in self._tasks:
+            with contextlib.suppress(Exception):
+                await task
+        if self._health is not None:
+            self._health.close()
+        if self._store is not None:
+            await self._store.stop()
+        if self._producer is not None:
+            await asyncio.to_thread(self._producer.close)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="whale run executor", description=__doc__)
+    parser.add_argument("--pool", help="executor pool (default: WHALE_EXECUTOR_POOL or 'default')")
+    parser.add_argument(
+        "--catalog-dir", action="append", type=Path, default=[], help="directory of action/workflow YAML"
+    )
+    parser.add_argument("--module", action="append", default=[], help="module with Python actions")
+    parser.add_argument("--concurrency", type=int, help="actions running at the same time")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(argv or []))
+    overrides: dict[str, object] = {}
+    if args.pool:
+        overrides["pool"] = args.pool
+    if args.concurrency:
+        overrides["concurrency"] = args.concurrency
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    if args.catalog_dir:
+        settings.catalog_dirs = [*settings.catalog_dirs, *args.catalog_dir]
+    if args.module:
+        settings.python_modules = [*settings.python_modules, *args.module]
+    topics.actions_topic(settings.pool)  # rejects a bad pool name before anything starts
+    configure_logging(settings.whale, service="executor")
+
+    async def serve(stop: asyncio.Event) -> None:
+        executor = Executor(settings)
+        await executor.start()
+        try:
+            await stop.wait()
+        finally:
+            await executor.stop()
+
+    return run_service(serve)

@@ -1,0 +1,31 @@
+"""Prometheus metrics of the executor (names declared once here)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RUNS = Counter(
+    "whale_executor_runs_total",
+    "Action runs finished, by pool, action and result type",
+    ["pool", "action", "result"],
+)
+REPLAYED = Counter(
+    "whale_executor_replayed_total",
+    "Redelivered requests answered from recorded state instead of running again",
+    ["pool"],
+)
+WORKFLOWS = Counter(
+    "whale_executor_workflows_total",
+    "Workflow runs finished, by pool, workflow and result type",
+    ["pool", "workflow", "result"],
+)
+RUN_SECONDS = Histogram(
+    "whale_executor_run_seconds",
+    "Time an action run took",
+    ["pool", "kind"],
+)
+IN_FLIGHT = Gauge(
+    "whale_executor_in_flight",
+    "Requests received and not finished yet",
+    ["pool"],
+)

@@ -1,0 +1,79 @@
+"""Result events on ``whale.results``: types, data shape, causation from the request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from whale.cloudevent import CloudEvent
+from whale.correlation import caused_by
+
+SUCCEEDED = "whale.action.succeeded"
+FAILED = "whale.action.failed"
+TIMED_OUT = "whale.action.timed_out"
+ABANDONED = "whale.action.abandoned"
+WORKFLOW_STARTED = "whale.workflow.started"
+WORKFLOW_COMPLETED = "whale.workflow.completed"
+WORKFLOW_FAILED = "whale.workflow.failed"
+TASK_PREFIX = "whale.workflow.task."
+TASK_STATES = ("started", "waiting", "succeeded", "failed", "timed_out", "abandoned")
+ACTION_TYPES = (SUCCEEDED, FAILED, TIMED_OUT, ABANDONED)
+WORKFLOW_TYPES = (
+    WORKFLOW_STARTED,
+    WORKFLOW_COMPLETED,
+    WORKFLOW_FAILED,
+    *(TASK_PREFIX + s for s in TASK_STATES),
+)
+STATUS_OF = {SUCCEEDED: "succeeded", FAILED: "failed", TIMED_OUT: "timed_out", ABANDONED: "abandoned"}
+
+
+def source_of(pool: str) -> str:
+    return f"/whale/executor/{pool}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one action run ended."""
+
+    type: str
+    output: Any = None
+    error: dict[str, Any] | None = None
+    duration_ms: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.type == SUCCEEDED
+
+    @property
+    def status(self) -> str:
+        return STATUS_OF[self.type]
+
+
+def result_event(
+    request: CloudEvent,
+    *,
+    type: str,
+    pool: str,
+    request_id: str,
+    idempotency_key: str,
+    target: dict[str, Any],
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+    duration_ms: int = 0,
+    subject: str | None = None,
+    **extra: Any,
+) -> CloudEvent:
+    """A result caused by ``request`` (causation/correlation/trace extensions carried over)."""
+    data = {
+        "request_id": request_id,
+        "idempotency_key": idempotency_key,
+        "target": target,
+        "pool": pool,
+        "output": output,
+        "error": error,
+        "duration_ms": duration_ms,
+        **extra,
+    }
+    return caused_by(
+        request, type=type, source=source_of(pool), data=data, subject=subject or idempotency_key
+    )

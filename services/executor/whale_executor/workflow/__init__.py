@@ -1,0 +1,1 @@
+"""YAML workflows: model and validation (:mod:`.model`), event-sourced runs (:mod:`.engine`)."""

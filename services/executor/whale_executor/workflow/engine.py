@@ -1,0 +1,421 @@
+"""Workflow runs, event-sourced on ``whale.executor.state``.
+
+Every transition (task pending, running, waiting, finished; run finished) is written as the run's
+whole state before the matching ``whale.workflow.*`` event is published. A restarted executor loads
+that state and resumes: finished tasks are never run again, ``pending`` tasks start, a ``running``
+task (interrupted by the crash) runs again only when its action is idempotent, else it is
+``abandoned`` (a failure its transitions can handle), and an approval keeps waiting until its deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import Any
+
+import structlog
+
+from whale import templating, topics
+from whale.cloudevent import CloudEvent
+from whale.producer import EventProducer
+from whale_executor import metrics
+from whale_executor.actions.base import ActionContext
+from whale_executor.catalog import Catalog
+from whale_executor.errors import RunError
+from whale_executor.requests import ActionRequest
+from whale_executor.results import (
+    ABANDONED,
+    FAILED,
+    SUCCEEDED,
+    TASK_PREFIX,
+    TIMED_OUT,
+    WORKFLOW_COMPLETED,
+    WORKFLOW_FAILED,
+    WORKFLOW_STARTED,
+    Outcome,
+    result_event,
+)
+from whale_executor.runner import Runner, _now
+from whale_executor.state import StateStore
+from whale_executor.workflow.model import Task, Workflow
+
+log = structlog.get_logger("whale.executor.workflow")
+RUN_NAMESPACE = uuid.UUID("5f6c1d2e-8a3b-4c7d-9e0f-1a2b3c4d5e6f")
+
+
+class Workflows:
+    """Answers ``whale.action.requested`` events whose target is a workflow (start or resume)."""
+
+    def __init__(
+        self, *, catalog: Catalog, store: StateStore, runner: Runner, producer: EventProducer, pool: str
+    ) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.runner = runner
+        self.producer = producer
+        self.pool = pool
+
+    async def handle(self, event: CloudEvent, req: ActionRequest) -> None:
+        key = self.store.run_key(req.idempotency_key)
+        state = self.store.get(key)
+        if state is not None and state.get("status") == "finished":
+            metrics.REPLAYED.labels(pool=self.pool).inc()
+            await self.producer.send(topics.RESULTS, CloudEvent.from_structured(state["result_event"]))
+            return
+        workflow = self.catalog.workflows.get(req.target.name)
+        run_id = "wf-" + str(uuid.uuid5(RUN_NAMESPACE, key))
+        if state is None:
+            state = {
+                "kind": "workflow",
+                "status": "new",
+                "run_id": run_id,
+                "workflow": req.target.name,
+                "request_id": event.id,
+                "idempotency_key": req.idempotency_key,
+                "target": req.target.model_dump(),
+                "rule": req.rule.model_dump() if req.rule else None,
+                "input": req.params,
+                "started_at": time.time(),
+                "tasks": {},
+                "scheduled": [],
+                "joins": {},
+                "failures": [],
+            }
+        run = Run(self, workflow, event, key, state)
+        await run.run()
+
+
+class Run:
+    """One workflow run (new or resumed)."""
+
+    def __init__(
+        self,
+        owner: Workflows,
+        workflow: Workflow | None,
+        request: CloudEvent,
+        key: str,
+        state: dict[str, Any],
+    ) -> None:
+        self.o = owner
+        self.wf = workflow
+        self.request = request
+        self.key = key
+        self.state = state
+        self.run_id: str = state["run_id"]
+        self._lock = asyncio.Lock()
+        self._resume: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ events and state
+    def _event(
+        self, type: str, *, output: Any = None, error: Any = None, duration_ms: int = 0, **extra: Any
+    ) -> CloudEvent:
+        s = self.state
+        return result_event(
+            self.request,
+            type=type,
+            pool=self.o.pool,
+            request_id=s["request_id"],
+            idempotency_key=s["idempotency_key"],
+            target=s["target"],
+            output=output,
+            error=error,
+            duration_ms=duration_ms,
+            subject=self.run_id,
+            run_id=self.run_id,
+            workflow=s["workflow"],
+            **extra,
+        )
+
+    async def _save(self, event: CloudEvent | None = None) -> None:
+        """Record the state, then publish ``event`` (the caller holds the lock)."""
+        self.state = await self.o.store.put(self.key, self.state)
+        if event is not None:
+            await self.o.producer.send(topics.RESULTS, event)
+
+    def context(self, result: dict[str, Any] | None = None) -> dict[str, Any]:
+        tasks = {
+            name: {"status": t.get("status"), "output": t.get("output"), "error": t.get("error")}
+            for name, t in self.state["tasks"].items()
+        }
+        ctx: dict[str, Any] = {"input": self.state["input"], "run_id": self.run_id, "tasks": tasks}
+        if result is not None:
+            ctx["result"] = result
+        return ctx
+
+    # ------------------------------------------------------------------ the run
+    async def run(self) -> None:
+        if self.wf is None:
+            await self._end(
+                FAILED,
+                error={
+                    "message": f"pool {self.o.pool!r} has no workflow {self.state['workflow']!r}",
+                    "retryable": False,
+                },
+            )
+            return
+        if self.state["status"] == "new":
+            try:
+                self.state["input"] = self.wf.params.validate(self.state["input"])
+            except RunError as exc:
+                await self._end(FAILED, error=exc.as_error())
+                return
+            self.state["status"] = "running"
+            self.state["deadline"] = time.time() + self.wf.timeout if self.wf.timeout else None
+            for name in self.wf.start:
+                self._schedule(name)
+            async with self._lock:
+                await self._save(self._event(WORKFLOW_STARTED, output={"input": self.state["input"]}))
+        else:
+            self._recover()
+        deadline = self.state.get("deadline")
+        remaining = None if deadline is None else max(0.0, deadline - time.time())
+        try:
+            await asyncio.wait_for(self._drive(), timeout=remaining)
+        except TimeoutError:
+            async with self._lock:
+                for task in self.state["tasks"].values():
+                    if task.get("status") in ("pending", "running", "waiting"):
+                        task["status"] = "cancelled"
+                self.state["scheduled"] = []
+                self.state["failures"].append(
+                    {
+                        "task": None,
+                        "error": {
+                            "message": f"workflow timed out after {self.wf.timeout:g}s",
+                            "retryable": True,
+                        },
+                    }
+                )
+        await self._finish()
+
+    def _recover(self) -> None:
+        log.info("workflow_resumed", run_id=self.run_id, workflow=self.state["workflow"])
+        for name, task in self.state["tasks"].items():
+            if task.get("status") == "pending" and name not in self.state["scheduled"]:
+                self.state["scheduled"].append(name)
+            elif task.get("status") in ("running", "waiting"):
+                self._resume[name] = dict(task)
+
+    def _schedule(self, name: str) -> None:
+        if name not in self.state["scheduled"]:
+            self.state["scheduled"].append(name)
+        self.state["tasks"][name] = {"status": "pending"}
+
+    async def _drive(self) -> None:
+        running: dict[str, asyncio.Task[None]] = {}
+        try:
+            for name, previous in self._resume.items():
+                running[name] = asyncio.create_task(self._task(name, previous))
+            self._resume = {}
+            while True:
+                for name in list(self.state["scheduled"]):
+                    if name not in running:
+                        self.state["scheduled"].remove(name)
+                        running[name] = asyncio.create_task(self._task(name, None))
+                if not running:
+                    return
+                done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+                for name in [n for n, t in running.items() if t in done]:
+                    running.pop(name).result()
+        finally:
+            for task in running.values():
+                task.cancel()
+            for task in running.values():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _task(self, name: str, previous: dict[str, Any] | None) -> None:
+        assert self.wf is not None
+        task = self.wf.tasks[name]
+        if task.type == "approval":
+            outcome, attempt = await self._approval(task, previous), 1
+        else:
+            outcome, attempt = await self._action(task, previous)
+        await self._complete(task, outcome, attempt)
+
+    async def _action(self, task: Task, previous: dict[str, Any] | None) -> tuple[Outcome, int]:
+        assert self.wf is not None and task.action is not None
+        action = self.o.catalog.actions[task.action]
+        attempt = 1
+        if previous is not None:
+            attempt = int(previous.get("attempt", 1))
+            if not action.idempotent:
+                reason = (
+                    f"the executor stopped while task {task.name!r} ({action.name}) was running (attempt "
+                    f"{attempt}); {action.name} is not idempotent, so it was not run again"
+                )
+                return Outcome(ABANDONED, None, {"message": reason, "retryable": False}), attempt
+            attempt += 1
+        try:
+            params = templating.render_value(task.input, self.context(), path="input")
+        except templating.TemplateError as exc:
+            return Outcome(
+                FAILED, None, {"message": f"task {task.name!r}: {exc.message}", "retryable": False}
+            ), attempt
+        while True:
+            async with self._lock:
+                self.state["tasks"][task.name] = {
+                    "status": "running",
+                    "attempt": attempt,
+                    "started_at": _now(),
+                }
+                await self._save(
+                    self._event(
+                        TASK_PREFIX + "started",
+                        task=task.name,
+                        attempt=attempt,
+                        output={"action": action.name},
+                    )
+                )
+            ctx = ActionContext(
+                request_id=self.state["request_id"],
+                idempotency_key=f"{self.state['idempotency_key']}/{task.name}",
+                pool=self.o.pool,
+                attempt=attempt,
+                run_id=self.run_id,
+                task=task.name,
+            )
+            outcome = await self.o.runner.execute(action, params, ctx, timeout=task.timeout)
+            invalid = bool(outcome.error and outcome.error.get("problems"))
+            if outcome.ok or invalid or attempt > task.retry.count:
+                return outcome, attempt
+            await asyncio.sleep(task.retry.wait(attempt))
+            attempt += 1
+
+    async def _approval(self, task: Task, previous: dict[str, Any] | None) -> Outcome:
+        started = time.monotonic()
+        if previous is not None and previous.get("status") == "waiting":
+            deadline = previous.get("deadline")
+            message = previous.get("message")
+        else:
+            deadline = time.time() + task.timeout if task.timeout else None
+            message = None
+            if task.message:
+                try:
+                    message = templating.render(task.message, self.context())
+                except templating.TemplateError as exc:
+                    return Outcome(
+                        FAILED, None, {"message": f"task {task.name!r}: {exc.message}", "retryable": False}
+                    )
+            async with self._lock:
+                self.state["tasks"][task.name] = {
+                    "status": "waiting",
+                    "deadline": deadline,
+                    "message": message,
+                    "since": _now(),
+                }
+                await self._save(
+                    self._event(
+                        TASK_PREFIX + "waiting",
+                        task=task.name,
+                        output={"message": message, "deadline": deadline},
+                    )
+                )
+        remaining = None if deadline is None else max(0.0, deadline - time.time())
+        decision = await self.o.store.wait(self.o.store.approval_key(self.run_id, task.name), remaining)
+        ms = round((time.monotonic() - started) * 1000)
+        if decision is None:
+            error = {"message": f"no approval within {task.timeout:g}s", "retryable": False}
+            return Outcome(TIMED_OUT, None, error, ms)
+        output = {k: decision.get(k) for k in ("approved", "by", "comment")}
+        if decision.get("approved"):
+            return Outcome(SUCCEEDED, output, None, ms)
+        by = decision.get("by") or "someone"
+        comment = f": {decision['comment']}" if decision.get("comment") else ""
+        return Outcome(FAILED, output, {"message": f"denied by {by}{comment}", "retryable": False}, ms)
+
+    async def _complete(self, task: Task, outcome: Outcome, attempt: int) -> None:
+        word = "success" if outcome.ok else "failure"
+        async with self._lock:
+            record = {
+                "status": outcome.status,
+                "attempt": attempt,
+                "output": outcome.output,
+                "error": outcome.error,
+                "duration_ms": outcome.duration_ms,
+                "finished_at": _now(),
+            }
+            self.state["tasks"][task.name] = record
+            result = {"status": outcome.status, "output": outcome.output, "error": outcome.error}
+            handled = False
+            for i, tr in enumerate(task.next):
+                if not tr.matches(word):
+                    continue
+                if tr.when is not None:
+                    try:
+                        ok = bool(templating.render_value(tr.when, self.context(result)))
+                    except templating.TemplateError as exc:
+                        self.state["failures"].append(
+                            {
+                                "task": task.name,
+                                "error": {"message": f"next[{i}].when: {exc.message}", "retryable": False},
+                            }
+                        )
+                        continue
+                    if not ok:
+                        continue
+                handled = True
+                for target in tr.do:
+                    self._trigger(target, task.name)
+            if word == "failure" and not handled:
+                self.state["failures"].append({"task": task.name, "error": outcome.error})
+            event = self._event(
+                TASK_PREFIX + outcome.status,
+                task=task.name,
+                attempt=attempt,
+                output=outcome.output,
+                error=outcome.error,
+                duration_ms=outcome.duration_ms,
+            )
+            await self._save(event)
+
+    def _trigger(self, target: str, source: str) -> None:
+        assert self.wf is not None
+        join = self.wf.tasks[target].join
+        if join is None:
+            self._schedule(target)
+            return
+        arrived = self.state["joins"].setdefault(target, [])
+        if source not in arrived:
+            arrived.append(source)
+        if len(arrived) >= join:
+            del self.state["joins"][target]
+            self._schedule(target)
+
+    async def _finish(self) -> None:
+        failures = self.state["failures"]
+        output = None
+        error = None
+        if not failures and self.wf is not None:
+            try:
+                output = templating.render_value(self.wf.output, self.context(), path="output")
+            except templating.TemplateError as exc:
+                error = {"message": exc.message, "retryable": False}
+        if failures:
+            first = failures[0]
+            where = f"task {first['task']!r} failed: " if first.get("task") else ""
+            message = where + str((first.get("error") or {}).get("message", "failed"))
+            error = {
+                "message": message,
+                "retryable": bool((first.get("error") or {}).get("retryable")),
+                "failures": failures,
+            }
+        await self._end(WORKFLOW_FAILED if error else WORKFLOW_COMPLETED, output=output, error=error)
+
+    async def _end(self, type: str, *, output: Any = None, error: Any = None) -> None:
+        if type == FAILED:
+            type = WORKFLOW_FAILED
+        started = float(self.state.get("started_at", time.time()))
+        tasks = {name: t.get("status") for name, t in self.state["tasks"].items()}
+        event = self._event(
+            type, output=output, error=error, duration_ms=round((time.time() - started) * 1000), tasks=tasks
+        )
+        self.state["status"] = "finished"
+        self.state["result_event"] = event.to_structured()
+        metrics.WORKFLOWS.labels(
+            pool=self.o.pool, workflow=self.state["workflow"], result=type.rsplit(".", 1)[-1]
+        ).inc()
+        async with self._lock:
+            await self._save(event)

@@ -1,0 +1,377 @@
+"""Workflow definitions (Orquesta's idea kept small) and their validation on load.
+
+.. code-block:: yaml
+
+    kind: workflow
+    name: host.restart
+    params: {type: object, properties: {host: {type: string}}, required: [host]}
+    timeout: 600                       # the whole run
+    tasks:
+      check:
+        action: core.echo
+        input: {message: "{{ input.host }}"}
+        retry: {count: 2, delay: 1, backoff: 2}
+        timeout: 30
+        next:
+          - {on: success, do: [left, right]}            # parallel branches
+          - {on: failure, when: "{{ result.error.retryable }}", do: notify}
+      left: {action: core.noop, next: [{do: both}]}
+      right: {action: core.noop, next: [{do: both}]}
+      both: {join: all, type: approval, message: "Restart {{ input.host }}?", timeout: 3600}
+    output: {checked: "{{ tasks.check.output.message }}"}
+
+``on`` is ``success`` (default), ``failure`` or ``always``; ``when`` is an optional condition;
+templates see ``input``, ``tasks.<name>.{status,output,error}``, ``run_id`` and, in ``when``, ``result``
+(the finishing task's own status/output/error). Start tasks are those no transition leads to, unless
+``start`` lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from whale import templating
+from whale_executor.actions.base import Action, SchemaParams
+from whale_executor.actions.yamlspec import check_templates
+from whale_executor.errors import CatalogError
+
+WORKFLOW_KEYS = frozenset({"kind", "name", "description", "params", "timeout", "tasks", "start", "output"})
+TASK_KEYS = frozenset({"action", "type", "input", "timeout", "retry", "next", "join", "message"})
+TRANSITION_KEYS = frozenset({"on", "when", "do"})
+OUTCOMES = ("success", "failure", "always")
+CONTEXT_ROOTS = frozenset({"input", "tasks", "run_id", "result"})
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    on: str
+    when: str | None
+    do: tuple[str, ...]
+
+    def matches(self, outcome: str) -> bool:
+        return self.on == "always" or self.on == outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    count: int = 0
+    delay: float = 1.0
+    backoff: float = 2.0
+    max_delay: float = 60.0
+
+    def wait(self, attempt: int) -> float:
+        """Seconds before attempt ``attempt + 1`` after attempt ``attempt`` failed."""
+        return float(min(self.max_delay, self.delay * (self.backoff ** (attempt - 1))))
+
+
+@dataclass
+class Task:
+    name: str
+    type: str  # "action" | "approval"
+    action: str | None
+    input: Any
+    timeout: float | None
+    retry: Retry
+    next: list[Transition]
+    join: int | None
+    message: str | None
+
+
+@dataclass
+class Workflow:
+    name: str
+    description: str
+    source: str
+    params: SchemaParams
+    tasks: dict[str, Task]
+    start: list[str]
+    inbound: dict[str, set[str]]
+    output: Any
+    timeout: float | None
+    idempotent_actions: dict[str, bool] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "params_schema": self.params.schema}
+
+
+def parse_workflow(doc: Mapping[str, Any], *, source: str, actions: Mapping[str, Action]) -> Workflow:
+    """Build and validate a workflow; every :class:`CatalogError` names the file and the task."""
+    unknown = sorted(set(doc) - WORKFLOW_KEYS)
+    if unknown:
+        raise CatalogError(f"unknown key {unknown[0]!r}", source=source, field=unknown[0])
+    name = doc.get("name")
+    if not isinstance(name, str):
+        raise CatalogError("required", source=source, field="name")
+    raw_tasks = doc.get("tasks")
+    if not isinstance(raw_tasks, Mapping) or not raw_tasks:
+        raise CatalogError("required: a mapping of task name to task", source=source, field="tasks")
+    tasks = {str(n): _task(str(n), t, source=source, actions=actions) for n, t in raw_tasks.items()}
+    inbound: dict[str, set[str]] = {n: set() for n in tasks}
+    for task in tasks.values():
+        for i, tr in enumerate(task.next):
+            for target in tr.do:
+                if target not in tasks:
+                    raise CatalogError(
+                        f"task {task.name!r}: next[{i}].do names a missing task {target!r}", source=source
+                    )
+                inbound[target].add(task.name)
+    start = _start(doc.get("start"), tasks, inbound, source)
+    reachable = _reach(start, tasks)
+    lost = sorted(set(tasks) - reachable)
+    if lost:
+        raise CatalogError(
+            f"task {lost[0]!r} is unreachable (no transition from a start task leads to it)", source=source
+        )
+    _check_cycles(tasks, source)
+    for task in tasks.values():
+        if task.join is not None:
+            wanted = len(inbound[task.name]) if task.join == 0 else task.join
+            if not inbound[task.name] or wanted > len(inbound[task.name]):
+                raise CatalogError(
+                    f"task {task.name!r}: join {wanted} but only {len(inbound[task.name])} task(s) lead to it",
+                    source=source,
+                )
+            task.join = wanted
+    ancestors = {n: _ancestors(n, inbound) for n in tasks}
+    for task in tasks.values():
+        _check_refs(task.input, ancestors[task.name], f"task {task.name!r}: input", tasks, source)
+        if task.message is not None:
+            _check_refs(task.message, ancestors[task.name], f"task {task.name!r}: message", tasks, source)
+        for i, tr in enumerate(task.next):
+            if tr.when is not None:
+                allowed = ancestors[task.name] | {task.name}
+                _check_refs(tr.when, allowed, f"task {task.name!r}: next[{i}].when", tasks, source)
+    output = doc.get("output")
+    check_templates(output, source=source, field="output")
+    _check_refs(output, set(tasks), "output", tasks, source)
+    timeout = doc.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        raise CatalogError("must be a positive number of seconds", source=source, field="timeout")
+    return Workflow(
+        name=name,
+        description=str(doc.get("description", "")),
+        source=source,
+        params=SchemaParams(doc.get("params"), source=source),
+        tasks=tasks,
+        start=start,
+        inbound=inbound,
+        output=output,
+        timeout=float(timeout) if timeout is not None else None,
+        idempotent_actions={n: a.idempotent for n, a in actions.items()},
+    )
+
+
+def _task(name: str, raw: Any, *, source: str, actions: Mapping[str, Action]) -> Task:
+    where = f"task {name!r}"
+    if not isinstance(raw, Mapping):
+        raise CatalogError(f"{where}: must be a mapping", source=source)
+    unknown = sorted(set(raw) - TASK_KEYS)
+    if unknown:
+        raise CatalogError(f"{where}: unknown key {unknown[0]!r}", source=source)
+    kind = raw.get("type", "action")
+    if kind not in ("action", "approval"):
+        raise CatalogError(f"{where}: type must be action or approval", source=source)
+    action = raw.get("action")
+    if kind == "action":
+        if not isinstance(action, str):
+            raise CatalogError(f"{where}: action is required", source=source)
+        if action not in actions:
+            raise CatalogError(f"{where}: unknown action {action!r}", source=source)
+    elif action is not None:
+        raise CatalogError(f"{where}: an approval task runs no action", source=source)
+    message = raw.get("message")
+    if message is not None and not isinstance(message, str):
+        raise CatalogError(f"{where}: message must be a string template", source=source)
+    check_templates(raw.get("input"), source=source, field=f"tasks.{name}.input")
+    check_templates(message, source=source, field=f"tasks.{name}.message")
+    timeout = raw.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        raise CatalogError(f"{where}: timeout must be a positive number of seconds", source=source)
+    join = raw.get("join")
+    if (
+        join is not None
+        and join != "all"
+        and (isinstance(join, bool) or not isinstance(join, int) or join < 1)
+    ):
+        raise CatalogError(f"{where}: join must be 'all' or a positive count", source=source)
+    return Task(
+        name=name,
+        type=kind,
+        action=action,
+        input=raw.get("input") or {},
+        timeout=float(timeout) if timeout is not None else None,
+        retry=_retry(raw.get("retry"), where, source),
+        next=_transitions(raw.get("next"), where, source),
+        join=None if join is None else (0 if join == "all" else join),
+        message=message,
+    )
+
+
+def _retry(raw: Any, where: str, source: str) -> Retry:
+    if raw is None:
+        return Retry()
+    if not isinstance(raw, Mapping) or set(raw) - {"count", "delay", "backoff", "max_delay"}:
+        raise CatalogError(f"{where}: retry takes count, delay, backoff, max_delay", source=source)
+    values = {k: raw[k] for k in raw}
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise CatalogError(f"{where}: retry.{key} must be a non-negative number", source=source)
+    if not isinstance(values.get("count", 0), int):
+        raise CatalogError(f"{where}: retry.count must be an integer", source=source)
+    return Retry(**values)
+
+
+def _transitions(raw: Any, where: str, source: str) -> list[Transition]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise CatalogError(f"{where}: next must be a list of transitions", source=source)
+    out: list[Transition] = []
+    for i, item in enumerate(raw):
+        if isinstance(item, Mapping) and True in item:  # YAML 1.1 reads a bare `on:` key as true
+            item = {("on" if k is True else k): v for k, v in item.items()}
+        if not isinstance(item, Mapping) or set(item) - TRANSITION_KEYS or "do" not in item:
+            raise CatalogError(f"{where}: next[{i}] takes do (required), on, when", source=source)
+        on = item.get("on", "success")
+        if on not in OUTCOMES:
+            raise CatalogError(f"{where}: next[{i}].on must be success, failure or always", source=source)
+        when = item.get("when")
+        if when is not None:
+            if not isinstance(when, str):
+                raise CatalogError(f"{where}: next[{i}].when must be a template string", source=source)
+            check_templates(when, source=source, field=f"{where}.next[{i}].when")
+        do = item["do"]
+        targets = [do] if isinstance(do, str) else do
+        if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
+            raise CatalogError(f"{where}: next[{i}].do must name a task or list tasks", source=source)
+        out.append(Transition(on=on, when=when, do=tuple(targets)))
+    return out
+
+
+def _start(raw: Any, tasks: dict[str, Task], inbound: dict[str, set[str]], source: str) -> list[str]:
+    if raw is None:
+        start = [n for n in tasks if not inbound[n]]
+        if not start:
+            raise CatalogError(
+                "no start task: every task has a transition leading to it (set start)", source=source
+            )
+        return start
+    names = [raw] if isinstance(raw, str) else raw
+    if not isinstance(names, list) or not names:
+        raise CatalogError("must name a task or list tasks", source=source, field="start")
+    for n in names:
+        if n not in tasks:
+            raise CatalogError(f"names a missing task {n!r}", source=source, field="start")
+    return list(names)
+
+
+def _reach(start: list[str], tasks: dict[str, Task]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(t for tr in tasks[name].next for t in tr.do)
+    return seen
+
+
+def _ancestors(name: str, inbound: dict[str, set[str]]) -> set[str]:
+    """Tasks with a path to ``name`` (those that may have run before it)."""
+    seen: set[str] = set()
+    todo = list(inbound[name])
+    while todo:
+        cur = todo.pop()
+        if cur not in seen:
+            seen.add(cur)
+            todo.extend(inbound[cur])
+    return seen
+
+
+def _sccs(tasks: dict[str, Task]) -> list[set[str]]:
+    """Strongly connected components (Tarjan, iterative enough for workflow sizes)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in {t for tr in tasks[v].next for t in tr.do}:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp: set[str] = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.add(w)
+                if w == v:
+                    break
+            out.append(comp)
+
+    for v in tasks:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def _check_cycles(tasks: dict[str, Task], source: str) -> None:
+    """A cycle has no exit when, for every task in it and each outcome, an unconditional
+    transition leads back into the cycle: the run could never end."""
+    for comp in _sccs(tasks):
+        first = next(iter(comp))
+        if len(comp) == 1 and first not in {t for tr in tasks[first].next for t in tr.do}:
+            continue
+
+        def loops(task: Task, outcome: str, comp: set[str] = comp) -> bool:
+            return any(tr.matches(outcome) and tr.when is None and set(tr.do) & comp for tr in task.next)
+
+        if all(loops(tasks[n], "success") and loops(tasks[n], "failure") for n in comp):
+            names = ", ".join(repr(n) for n in sorted(comp))
+            raise CatalogError(
+                f"tasks {names} form a cycle with no exit (add a condition or a path out)", source=source
+            )
+
+
+def _check_refs(value: Any, allowed: set[str], where: str, tasks: dict[str, Task], source: str) -> None:
+    for text in _strings(value):
+        names = templating.referenced_names(text)
+        for dotted in names:
+            parts = dotted.split(".")
+            if parts[0] not in CONTEXT_ROOTS:
+                raise CatalogError(
+                    f"{where}: unknown name {parts[0]!r} (templates see input, tasks, run_id, result)",
+                    source=source,
+                )
+            if parts[0] == "tasks" and len(parts) > 1:
+                ref = parts[1]
+                if ref not in tasks:
+                    raise CatalogError(f"{where}: refers to a missing task {ref!r}", source=source)
+                if ref not in allowed:
+                    raise CatalogError(
+                        f"{where}: refers to task {ref!r}, which cannot have run before it", source=source
+                    )
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
