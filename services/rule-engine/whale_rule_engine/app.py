@@ -1,0 +1,282 @@
+"""``whale run rule-engine``: the Faust worker.
+
+Two agents. ``on_events`` reads ``whale.events`` (raw bytes, decoded with the CloudEvents Kafka
+binding), matches the event against the rule index, renders each matched rule's params and throttle
+key, and forwards throttled triggers to an internal repartition topic keyed by (rule, rendered key);
+poison messages and render failures go to ``whale.dlq`` with the reason. ``on_triggers`` owns the
+token buckets of its partitions in a changelog-backed Faust table, so a bucket is exact across
+workers and survives restarts, and emits ``whale.action.requested`` on the pool's actions topic or
+``whale.rule.throttled`` on ``whale.results``. Rules come from the rules directory and, live, from
+the compacted ``whale.rules`` topic. ``/metrics``, ``/healthz`` and ``/readyz`` are served on
+``WHALE_RULE_ENGINE_PORT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+import structlog
+
+from whale import topics
+from whale.admin import ensure_topics
+from whale.binding import KafkaMessage, from_kafka, headers_from
+from whale.compacted import CompactedView
+from whale.consumer import dlq_message
+from whale.errors import BindingError, WhaleError
+from whale.health import serve_health
+from whale.logging import bound_event, configure_logging
+from whale.matching import event_context
+from whale.producer import EventProducer
+from whale.rules import load_rules_dir
+from whale_rule_engine import metrics
+from whale_rule_engine.engine import RuleSet, Trigger, action_request, plan, throttled_notice
+from whale_rule_engine.offsets import seed_offsets
+from whale_rule_engine.settings import Settings
+from whale_rule_engine.throttle import decide
+
+log = structlog.get_logger("whale_rule_engine")
+
+
+@dataclass
+class Runtime:
+    """What the agents share: settings, the producer, the live rules and the catalogue view."""
+
+    settings: Settings
+    producer: EventProducer
+    rules: RuleSet
+    catalog: CompactedView | None = None
+    views: list[CompactedView] = field(default_factory=list)
+    ensured_pools: set[str] = field(default_factory=lambda: {topics.DEFAULT_POOL})
+    health_server: asyncio.Server | None = None
+
+    async def dead_letter(
+        self, message: KafkaMessage, reason: str, *, origin: Any, rule_id: str = ""
+    ) -> None:
+        copy = dlq_message(
+            message,
+            reason=reason,
+            topic=origin.topic,
+            partition=origin.partition,
+            offset=origin.offset,
+            group=self.settings.app_id,
+        )
+        if rule_id:
+            copy = KafkaMessage(copy.key, copy.value, (*copy.headers, ("whale_dlq_rule", rule_id.encode())))
+        while True:
+            try:
+                await self.producer.send_message(topics.DLQ, copy)
+                break
+            except WhaleError as exc:  # the DLQ write must land too
+                log.error("dlq_write_failed", error=str(exc))
+                await asyncio.sleep(1.0)
+        metrics.DEAD_LETTERED.labels(reason="render" if rule_id else "unreadable").inc()
+        log.warning("dead_lettered", reason=reason, rule_id=rule_id or None)
+
+    async def ensure_pool(self, pool: str) -> None:
+        if pool in self.ensured_pools:
+            return
+        spec = topics.pool_topic_spec(pool)
+        await asyncio.to_thread(ensure_topics, self.settings.whale, [spec])
+        self.ensured_pools.add(pool)
+
+
+def build_app(runtime: Runtime) -> faust.App:
+    """The Faust app with its topics, the bucket table and the two agents."""
+    settings = runtime.settings
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{host}" for host in settings.whale.kafka_bootstrap.split(",")],
+        store="memory://",
+        topic_partitions=settings.partitions,
+        consumer_auto_offset_reset="earliest",  # whale.events is positioned by seed_offsets()
+        producer_acks=-1,
+        web_enabled=False,
+        table_standby_replicas=0,
+        broker_commit_interval=1.0,
+    )
+    events = app.topic(topics.EVENTS, key_serializer="raw", value_serializer="raw", allow_empty=True)
+    triggers = app.topic(
+        f"{settings.app_id}-throttle-repartition",
+        partitions=settings.partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+        internal=True,
+    )
+    buckets = app.Table("throttle-buckets", partitions=settings.partitions)
+
+    @app.agent(events)
+    async def on_events(stream: Any) -> None:
+        async for record in stream.events():
+            try:
+                await handle_event(runtime, record.message, triggers)
+            except Exception as exc:  # nothing crashes the worker: the event is dead-lettered
+                log.exception("event_failed")
+                raw = KafkaMessage(
+                    record.message.key, record.message.value, headers_from(record.message.headers)
+                )
+                await runtime.dead_letter(
+                    raw, f"internal error: {type(exc).__name__}: {exc}", origin=record.message
+                )
+
+    @app.agent(triggers)
+    async def on_triggers(stream: Any) -> None:
+        async for record in stream.events():
+            try:
+                await handle_trigger(runtime, record.message, buckets)
+            except Exception as exc:
+                log.exception("trigger_failed")
+                raw = KafkaMessage(
+                    record.message.key, record.message.value, headers_from(record.message.headers)
+                )
+                await runtime.dead_letter(
+                    raw, f"throttle stage failed: {type(exc).__name__}: {exc}", origin=record.message
+                )
+
+    async def ready() -> bool:
+        try:
+            return bool(app.consumer.assignment()) and not app.rebalancing
+        except Exception:
+            return False
+
+    async def health() -> None:
+        runtime.health_server = await serve_health(settings.host, settings.port, ready)
+        log.info("health_listening", host=settings.host, port=settings.port)
+
+    app.task(health)
+
+    return app
+
+
+async def handle_event(runtime: Runtime, message: Any, triggers: Any) -> None:
+    """Match one ``whale.events`` record; emit or forward its triggers; dead-letter failures."""
+    raw = KafkaMessage(message.key, message.value, headers_from(message.headers))
+    try:
+        event = from_kafka(raw)
+    except BindingError as exc:
+        metrics.EVENTS.labels(outcome="dead_lettered").inc()
+        await runtime.dead_letter(raw, f"unreadable: {exc}", origin=message)
+        return
+    with bound_event(event):
+        started = time.perf_counter()
+        matched = runtime.rules.match(event_context(event))
+        metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.EVENTS.labels(outcome="matched" if matched else "unmatched").inc()
+        if not matched:
+            return
+        to_plan = [r for r in matched if r.enabled]
+        found, failures = plan(
+            to_plan,
+            event,
+            catalog=runtime.catalog,
+            timeout=runtime.settings.render_timeout,
+            max_output=runtime.settings.max_param_bytes,
+        )
+        for rule in to_plan:
+            metrics.MATCHES.labels(rule=rule.id).inc()
+        for failure in failures:
+            await runtime.dead_letter(raw, failure.reason, origin=message, rule_id=failure.rule_id)
+        for trigger in found:
+            if trigger.throttle_key is None:
+                await emit_request(runtime, trigger)
+            else:
+                await triggers.send(key=trigger.bucket.encode(), value=trigger.to_bytes())
+
+
+async def handle_trigger(runtime: Runtime, message: Any, buckets: Any) -> None:
+    """Spend a token of the trigger's bucket; emit the request or the throttle notice."""
+    trigger = Trigger.from_bytes(message.value)
+    state = buckets.get(trigger.bucket)
+    decision = decide(
+        state,
+        capacity=trigger.capacity,
+        refill_per_second=trigger.refill_per_second,
+        now=time.time(),
+        idempotency_key=trigger.idempotency_key,
+        remember=runtime.settings.recent_keys,
+    )
+    if decision.state != state:
+        buckets[trigger.bucket] = decision.state
+    if decision.allowed:
+        await emit_request(runtime, trigger)
+        return
+    notice = throttled_notice(trigger, decision, source=runtime.settings.source)
+    await runtime.producer.send(topics.RESULTS, notice, key=trigger.rule_id)
+    metrics.THROTTLED.labels(rule=trigger.rule_id).inc()
+    log.info("throttled", rule_id=trigger.rule_id, key=trigger.throttle_key, suppressed=decision.suppressed)
+
+
+async def emit_request(runtime: Runtime, trigger: Trigger) -> None:
+    pool = trigger.target["pool"]
+    await runtime.ensure_pool(pool)
+    request = action_request(trigger, source=runtime.settings.source)
+    await runtime.producer.send(topics.actions_topic(pool), request, key=trigger.idempotency_key)
+    metrics.REQUESTED.labels(rule=trigger.rule_id).inc()
+    log.info("action_requested", rule_id=trigger.rule_id, idempotency_key=trigger.idempotency_key)
+
+
+# ---------------------------------------------------------------------- start-up
+async def start_views(runtime: Runtime) -> None:
+    """Catalogue, schemas and rules views, caught up before the worker starts."""
+    whale = runtime.settings.whale
+    catalog = CompactedView(whale, topics.CATALOG)
+    schemas = CompactedView(whale, topics.SCHEMAS)
+    rules = CompactedView(whale, topics.RULES, on_change=runtime.rules.apply_record)
+    for view in (catalog, schemas, rules):
+        await view.start()
+        runtime.views.append(view)
+    runtime.catalog = catalog
+    if runtime.settings.rules_dir is not None:
+        report = load_rules_dir(runtime.settings.rules_dir, catalog, schemas)
+        for where, problem in report.problems:
+            log.error("rule_file_refused", file=where, error=problem)
+        for where, warning in report.warnings:
+            log.warning("rule_file_warning", file=where, warning=warning)
+        runtime.rules.set_directory_rules(report.rules)
+        log.info("rules_loaded", directory=str(runtime.settings.rules_dir), rules=len(report.rules))
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="whale run rule-engine", description=__doc__.splitlines()[0])
+    parser.add_argument("--rules-dir", type=Path, help="directory of rule YAML files")
+    parser.add_argument("--port", type=int, help="port of /metrics, /healthz and /readyz")
+    parser.add_argument("--app-id", help="Faust app id (consumer group)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    overrides = {
+        k: v for k, v in {"rules_dir": args.rules_dir, "port": args.port, "app_id": args.app_id}.items() if v
+    }
+    settings = Settings(**overrides)
+    configure_logging(settings.whale, service="rule-engine")
+    try:
+        ensure_topics(settings.whale)
+        seed_offsets(
+            settings.whale, group=settings.app_id, topic=topics.EVENTS, reset=settings.auto_offset_reset
+        )
+    except WhaleError as exc:
+        log.error("startup_failed", error=str(exc))
+        return 1
+    producer = EventProducer(settings.whale, client_id=f"{settings.app_id}-producer")
+    runtime = Runtime(settings=settings, producer=producer, rules=RuleSet())
+    try:
+        asyncio.run(start_views(runtime))
+        app = build_app(runtime)
+        worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as stop:
+            return int(stop.code or 0)
+        return 0
+    except WhaleError as exc:
+        log.error("startup_failed", error=str(exc))
+        return 1
+    finally:
+        producer.close()
