@@ -23,6 +23,7 @@ FALLBACK_PACKAGES: dict[str, str] = {
     "event-center": "whale_event_center",
     "dedupe": "whale_event_center",
     "indexer": "whale_event_center",
+    "todo": "whale_event_center",
     "rule-engine": "whale_rule_engine",
     "executor": "whale_executor",
     "adapters": "whale_adapters",
@@ -76,30 +77,34 @@ def env_names(settings_cls: type[BaseSettings]) -> set[str]:
 
 
 def settings_classes(service: str) -> list[type[BaseSettings]]:
-    """The ``BaseSettings`` classes of the package ``whale run <service>`` comes from.
+    """The ``BaseSettings`` classes ``whale run <service>`` may build.
 
-    The package is the one of the service's ``whale.services`` entry point (or
-    :data:`FALLBACK_PACKAGES` while it is not registered); its classes are those defined in its
-    ``settings`` module. An empty list when that module does not exist (yet).
+    Those defined in the module of the service's ``whale.services`` entry point and in its
+    package's ``settings`` module (the package from :data:`FALLBACK_PACKAGES` while the service is
+    not registered). An empty list when neither exists (yet).
     """
     registered = {ep.name: ep.value for ep in entry_points(group="whale.services")}
     if service in registered:
-        package = registered[service].split(":")[0].split(".")[0]
+        entry_module = registered[service].split(":")[0].strip()
+        modules = [entry_module, f"{entry_module.split('.')[0]}.settings"]
     elif service in FALLBACK_PACKAGES:
-        package = FALLBACK_PACKAGES[service]
+        modules = [f"{FALLBACK_PACKAGES[service]}.settings"]
     else:
         raise LookupError(f"unknown service {service!r}: not in whale.services nor FALLBACK_PACKAGES")
-    try:
-        module = importlib.import_module(f"{package}.settings")
-    except ModuleNotFoundError as exc:
-        if exc.name not in (package, f"{package}.settings"):
-            raise
-        return []
-    return [
-        obj
-        for obj in vars(module).values()
-        if isinstance(obj, type) and issubclass(obj, BaseSettings) and obj.__module__ == module.__name__
-    ]
+    classes: list[type[BaseSettings]] = []
+    for name in dict.fromkeys(modules):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not name.startswith(exc.name):
+                raise
+            continue
+        classes += [
+            obj
+            for obj in vars(module).values()
+            if isinstance(obj, type) and issubclass(obj, BaseSettings) and obj.__module__ == module.__name__
+        ]
+    return classes
 
 
 def allowed_env(command: list[str]) -> set[str]:

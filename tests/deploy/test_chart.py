@@ -61,7 +61,7 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
     },
 }
 
-SERVICES = ("event-center", "dedupe", "indexer", "rule-engine", "executor", "adapters", "dispatcher")
+SERVICES = ("event-center", "dedupe", "indexer", "rule-engine", "todo", "executor", "adapters", "dispatcher")
 
 
 def validate_all(manifests: list[Manifest]) -> None:
@@ -95,7 +95,7 @@ def test_default_values_render_valid_kubernetes_manifests(default_manifests: lis
     validate_all(default_manifests)
     deployments = by_kind(default_manifests, "Deployment")
     assert sorted(deployments) == sorted(
-        f"whale-{name}" for name in (*SERVICES[:4], "executor-default", "adapters", "dispatcher")
+        f"whale-{name}" for name in (*SERVICES[:5], "executor-default", "adapters", "dispatcher")
     )
     assert "whale-topics" in by_kind(default_manifests, "Job")
 
@@ -188,8 +188,8 @@ def test_topics_job_is_a_pre_install_hook_running_whale_topics_ensure(
 
 
 def test_credentials_only_come_from_secrets(helm: Helm) -> None:
-    """Passwords, usernames and tokens reach pods only through secretKeyRef: never as plain env
-    values, never in a ConfigMap."""
+    """Passwords, usernames and tokens reach pods only through secretKeyRef or Secret volumes
+    (secretFiles, the Kafka CA): never as plain env values, never in a ConfigMap."""
     manifests = helm.render([EVERYTHING])
     secret_refs = set()
     for _manifest, container in containers(manifests):
@@ -205,6 +205,19 @@ def test_credentials_only_come_from_secrets(helm: Helm) -> None:
         ("WHALE_ES_USERNAME", "es-user"),
         ("WHALE_ES_PASSWORD", "es-user"),
         ("WHALE_ADAPTERS_ALERTMANAGER_TOKEN", "alertmanager"),
+    }
+    deployment = by_kind(manifests, "Deployment")["whale-executor-gpu-jobs"]
+    pod = deployment["spec"]["template"]["spec"]
+    secret_volumes = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    secret_mounts = {
+        m["mountPath"]: (secret_volumes[m["name"]], m.get("subPath"))
+        for m in pod["containers"][0]["volumeMounts"]
+        if m["name"] in secret_volumes
+    }
+    assert secret_mounts == {
+        "/etc/whale/kafka-ca": ("kafka-ca", None),
+        "/run/secrets/whale-slack-webhook": ("slack-webhook", "url"),
+        "/run/secrets/ssh": ("ssh-keys", None),
     }
     for config_map in by_kind(manifests, "ConfigMap").values():
         text = yaml.safe_dump(config_map["data"]).lower()
@@ -239,7 +252,7 @@ def test_pod_disruption_budgets_select_their_component(production_manifests: lis
 
 
 def test_config_maps_are_mounted_where_their_readers_look(helm: Helm) -> None:
-    """Rules go to the rule engine, actions and workflows to every executor pool, schemas to the event
+    """Rules go to the rule engine and the to-do stage, actions and workflows to every executor pool, schemas to the event
     center, the adapters' configuration to the adapters, each at /etc/whale/<kind>."""
     manifests = helm.render([EVERYTHING])
     mounted: dict[str, set[str]] = {}
@@ -251,7 +264,7 @@ def test_config_maps_are_mounted_where_their_readers_look(helm: Helm) -> None:
                 assert mount["mountPath"] == f"/etc/whale/{mount['name']}"
                 mounted.setdefault(config_map["name"], set()).add(manifest["metadata"]["name"])
     assert mounted == {
-        "whale-rules": {"whale-rule-engine"},
+        "whale-rules": {"whale-rule-engine", "whale-todo"},
         "whale-actions": {"whale-executor-default", "whale-executor-gpu-jobs"},
         "whale-workflows": {"whale-executor-default", "whale-executor-gpu-jobs"},
         "whale-schemas": {"whale-event-center"},

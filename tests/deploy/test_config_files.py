@@ -1,0 +1,29 @@
+"""The rules and actions shipped in values-production.yaml are valid for the services that load them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from whale.cloudevent import CloudEvent
+from whale.rules import rule_documents, validate_rule
+
+from .helm import PRODUCTION_VALUES
+
+
+def test_production_actions_load_and_its_rules_validate_against_that_catalogue(tmp_path: Path) -> None:
+    """The executor loads config.actions as its pools would (files in /etc/whale/actions), and every
+    rule of config.rules validates against the resulting catalogue (target exists, params fit)."""
+    from whale_executor.catalog import load_catalog
+
+    config = yaml.safe_load(PRODUCTION_VALUES.read_text())["config"]
+    for name, text in config["actions"].items():
+        (tmp_path / name).write_text(text)
+    catalog = load_catalog(pool="default", dirs=[tmp_path])
+    published = CloudEvent.create(
+        type="whale.catalog.published", source="tests/deploy", data=catalog.describe(), subject="default"
+    )
+    lookup = {"default": published}
+    rules = [validate_rule(doc, lookup) for text in config["rules"].values() for doc in rule_documents(text)]
+    assert [rule.id for rule in rules] == ["disk-capacity"]
