@@ -1,0 +1,1 @@
+"""Push subscriptions: ``whale run dispatcher`` delivers matching events to HTTP endpoints."""

@@ -1,0 +1,166 @@
+"""``whale run dispatcher``: follows ``whale.subscriptions`` and runs one delivery worker per
+subscription; ``GET /status`` (per-subscription status), ``/metrics``, ``/healthz`` on port 8082.
+
+Subscriptions are added, edited, paused/resumed and deleted by writing their records (``whale
+subscriptions apply``, or the event center's API); every dispatcher replica sees changes live.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+
+import httpx
+import structlog
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+
+from whale import runtime, topics
+from whale.cloudevent import CloudEvent
+from whale.compacted import CompactedView
+from whale.logging import configure_logging
+from whale.producer import EventProducer
+from whale_adapters.dispatcher.settings import Settings
+from whale_adapters.dispatcher.subscription import Subscription, from_record
+from whale_adapters.dispatcher.worker import Worker
+
+log = structlog.get_logger("whale_adapters.dispatcher")
+
+
+class Dispatcher:
+    """Keeps one running :class:`Worker` per subscription record."""
+
+    def __init__(self, settings: Settings, producer: EventProducer, client: httpx.AsyncClient) -> None:
+        self._settings = settings
+        self._producer = producer
+        self._client = client
+        self.workers: dict[str, Worker] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.invalid: dict[str, str] = {}
+
+    def apply(self, key: str, record: CloudEvent | None) -> None:
+        """Reconcile one subscription record (None = deleted)."""
+        if record is None:
+            self._remove(key)
+            return
+        try:
+            sub = from_record(record)
+        except ValidationError as exc:
+            self.invalid[key] = str(exc.errors()[0]["msg"])
+            log.error("subscription_record_invalid", subscription=key, error=self.invalid[key])
+            self._remove(key)
+            return
+        self.invalid.pop(key, None)
+        worker = self.workers.get(key)
+        if worker is not None and worker.sub.topics == sub.topics:
+            worker.update(sub)
+            log.info("subscription_updated", subscription=key, paused=sub.paused)
+            return
+        self._remove(key)
+        self._start(sub)
+
+    def _start(self, sub: Subscription) -> None:
+        worker = Worker(
+            self._settings.whale,
+            sub,
+            producer=self._producer,
+            client=self._client,
+            group_prefix=self._settings.group_prefix,
+            max_batch=self._settings.max_batch,
+        )
+        self.workers[sub.id] = worker
+        self._tasks[sub.id] = asyncio.create_task(self._guard(worker), name=f"subscription-{sub.id}")
+        log.info("subscription_started", subscription=sub.id, endpoint=sub.endpoint, paused=sub.paused)
+
+    async def _guard(self, worker: Worker) -> None:
+        while True:
+            try:
+                await worker.run()
+                return
+            except Exception as exc:  # nothing crashes the service: log, wait, start again
+                log.error(
+                    "subscription_worker_failed",
+                    subscription=worker.sub.id,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                await asyncio.sleep(2.0)
+
+    def _remove(self, key: str) -> None:
+        worker = self.workers.pop(key, None)
+        self._tasks.pop(key, None)
+        if worker is not None:
+            worker.stop()
+            log.info("subscription_removed", subscription=key)
+
+    async def close(self) -> None:
+        for worker in self.workers.values():
+            worker.stop()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def status(self) -> dict[str, object]:
+        return {
+            "subscriptions": [
+                w.status.as_dict() for w in sorted(self.workers.values(), key=lambda w: w.sub.id)
+            ],
+            "invalid": self.invalid,
+        }
+
+
+def build_app(dispatcher: Dispatcher) -> FastAPI:
+    app = FastAPI(title="Whale dispatcher", docs_url=None, redoc_url=None)
+
+    @app.get("/status")
+    async def status() -> JSONResponse:
+        return JSONResponse(dispatcher.status())
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> Dispatcher:
+    """Run until ``stop`` is set; returns the dispatcher (its final status) for callers and tests."""
+    loop = asyncio.get_running_loop()
+    producer = EventProducer(settings.whale, client_id="whale-dispatcher")
+    async with httpx.AsyncClient() as client:
+        dispatcher = Dispatcher(settings, producer, client)
+
+        def changed(key: str, record: CloudEvent | None) -> None:  # called on the view's thread
+            loop.call_soon_threadsafe(dispatcher.apply, key, record)
+
+        view = CompactedView(settings.whale, topics.SUBSCRIPTIONS, on_change=changed)
+        await view.start()
+        server = uvicorn.Server(
+            uvicorn.Config(build_app(dispatcher), host=settings.host, port=settings.port, log_level="warning")
+        )
+        http = asyncio.create_task(server.serve(), name="http")
+        log.info("dispatcher_started", port=settings.port)
+        await stop.wait()
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await http
+        await view.stop()
+        await dispatcher.close()
+    await asyncio.to_thread(producer.close)
+    return dispatcher
+
+
+def main(argv: list[str]) -> int:
+    argparse.ArgumentParser(prog="whale run dispatcher", description=__doc__).parse_args(argv)
+    settings = Settings()
+    configure_logging(settings.whale, service="dispatcher")
+
+    async def run(stop: asyncio.Event) -> None:
+        await serve(settings, stop)
+
+    return runtime.run(run)
