@@ -1,0 +1,37 @@
+"""Fixtures shared by the whole suite.
+
+``stack`` gives integration tests the real Kafka and Elasticsearch: it runs ``whale.infra.stack.up``
+once per session (starting what is not running yet, or only checking the user's own clusters when
+``WHALE_KAFKA_BOOTSTRAP`` / ``WHALE_ES_URL`` are set) and at the end stops only what this session
+started. Tests share one broker and one node, so they name their topics, groups and indices with
+``unique``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from whale.settings import WhaleSettings
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[WhaleSettings]:
+    """Settings that point at a running Kafka and Elasticsearch (started for this session if needed)."""
+    from whale.infra import stack as infra
+
+    settings = WhaleSettings()
+    status = infra.up(settings)
+    try:
+        yield status.settings
+    finally:
+        if status.started:
+            infra.down(settings, components=status.started)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A fresh uuid4 hex string, to keep this test's topics, groups and indices apart from others'."""
+    return uuid.uuid4().hex
