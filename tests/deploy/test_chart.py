@@ -291,3 +291,11 @@ def test_notes_tell_the_user_what_to_do_next(helm: Helm, tmp_path: Path) -> None
     assert "port-forward svc/whale-event-center 8080:8080" in notes
     assert "eventCenter.tokensSecret is not set" in notes
     assert "WARNING" in render_notes(helm, tmp_path / "dev", ["eventCenter.devMode=true"])
+
+
+def test_replicas_of_each_component_are_spread_over_nodes(production_manifests: list[Manifest]) -> None:
+    """Each Deployment prefers spreading its own pods (not all of Whale's) over nodes."""
+    for name, deployment in by_kind(production_manifests, "Deployment").items():
+        (spread,) = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert spread["labelSelector"] == deployment["spec"]["selector"], name
+        assert spread["whenUnsatisfiable"] == "ScheduleAnyway", name
