@@ -74,7 +74,7 @@ def build(settings: Settings) -> Components:
                 meta = admin.list_topics(timeout=2)
             except Exception:
                 return False
-            return topics.INGEST in meta.topics
+            return settings.ingest_topic in meta.topics
 
         return await asyncio.to_thread(probe)
 

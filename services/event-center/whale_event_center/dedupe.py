@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,7 +25,6 @@ import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from whale import topics
 from whale.binding import KafkaMessage, from_kafka, headers_from, to_binary
 from whale.consumer import dlq_message
 from whale.errors import BindingError, DeliveryError, TopicError
@@ -53,15 +53,16 @@ def ensure_changelog(settings: Settings) -> int:
     """Create the changelog like the ingest topic (same partition count); returns that count."""
     admin = AdminClient(settings.whale.kafka_config())
     meta = admin.list_topics(timeout=30).topics
-    ingest = meta.get(topics.INGEST)
+    ingest = meta.get(settings.ingest_topic)
     if ingest is None or not ingest.partitions:
-        raise TopicError(f"topic {topics.INGEST} does not exist (run `whale topics ensure`)")
+        raise TopicError(f"topic {settings.ingest_topic} does not exist (run `whale topics ensure`)")
     count = len(ingest.partitions)
     existing = meta.get(settings.dedupe_changelog)
     if existing is not None and existing.partitions:
         if len(existing.partitions) != count:
             raise TopicError(
-                f"{settings.dedupe_changelog} has {len(existing.partitions)} partitions, {topics.INGEST} has {count}"
+                f"{settings.dedupe_changelog} has {len(existing.partitions)} partitions, "
+                f"{settings.ingest_topic} has {count}"
             )
         return count
     retention = (settings.dedupe_window_seconds + 3600) * 1000
@@ -88,13 +89,14 @@ class DedupeStage:
         self._table: dict[int, dict[str, int]] = {}
         self._stopping = asyncio.Event()
         self._next_purge = time.monotonic() + PURGE_EVERY
+        self.assigned = threading.Event()  # set once partitions are assigned and restored
         base = settings.whale.kafka_config()
         self._consumer = Consumer(
             {
                 **base,
                 "group.id": settings.dedupe_group,
                 "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
+                "auto.offset.reset": settings.offset_reset,
                 "session.timeout.ms": 10_000,
                 "max.poll.interval.ms": 3_600_000,
             }
@@ -111,7 +113,9 @@ class DedupeStage:
         return sum(len(t) for t in self._table.values())
 
     async def run(self) -> None:
-        self._consumer.subscribe([topics.INGEST], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._consumer.subscribe(
+            [self._settings.ingest_topic], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
         try:
             while not self._stopping.is_set():
                 batch = await asyncio.to_thread(self._consumer.consume, 500, 0.5)
@@ -132,6 +136,7 @@ class DedupeStage:
         self._table = {p: self._table.get(p, {}) for p in wanted}
         self._restore([p for p in wanted])
         log.info("dedupe_assigned", partitions=wanted, keys=self.keys)
+        self.assigned.set()
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
@@ -225,9 +230,13 @@ class DedupeStage:
             decisions, undo = self._decide(messages)
             try:
                 await asyncio.gather(
-                    *(self._producer.send_message(topics.EVENTS, d.forward) for d in decisions if d.forward),
                     *(
-                        self._producer.send_message(topics.DLQ, d.dead_letter)
+                        self._producer.send_message(self._settings.events_topic, d.forward)
+                        for d in decisions
+                        if d.forward
+                    ),
+                    *(
+                        self._producer.send_message(self._settings.dlq_topic, d.dead_letter)
                         for d in decisions
                         if d.dead_letter
                     ),

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import threading
 import time
 from typing import Any
 
 import structlog
 from confluent_kafka import Consumer, TopicPartition
 
-from whale import topics
 from whale.binding import KafkaMessage, headers_from
 from whale.health import serve_health
 from whale.logging import configure_logging
@@ -31,7 +31,6 @@ from whale_event_center.settings import Settings
 from whale_event_center.store import Store
 
 log = structlog.get_logger("whale_event_center.indexer")
-SUBSCRIPTION = [topics.EVENTS, "^whale\\.actions.*", topics.RESULTS, topics.DLQ]
 RETENTION_EVERY = 3600.0
 
 
@@ -44,7 +43,7 @@ class Indexer:
             **settings.whale.kafka_config(),
             "group.id": settings.indexer_group,
             "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
+            "auto.offset.reset": settings.offset_reset,
             "topic.metadata.refresh.interval.ms": 10_000,
             "session.timeout.ms": 10_000,
             "max.poll.interval.ms": 3_600_000,  # an Elasticsearch outage pauses polling
@@ -52,12 +51,17 @@ class Indexer:
         self._consumer = Consumer(conf)
         self._next_retention = 0.0
 
+        self.assigned = threading.Event()  # set once partitions are assigned (tests wait for it)
+
     def stop(self) -> None:
         self._stopping.set()
 
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        self.assigned.set()
+
     async def run(self) -> None:
         await self._with_retry(self._store.ensure_template)
-        self._consumer.subscribe(SUBSCRIPTION)
+        self._consumer.subscribe(list(self._settings.indexer_topics), on_assign=self._on_assign)
         try:
             while not self._stopping.is_set():
                 await self._maybe_expire()
@@ -165,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         indexer = Indexer(settings, store)
         health = await serve_health(settings.host, settings.indexer_health_port, store.ping)
         task = asyncio.create_task(indexer.run())
-        log.info("indexer_started", topics=SUBSCRIPTION, group=settings.indexer_group)
+        log.info("indexer_started", topics=settings.indexer_topics, group=settings.indexer_group)
         await stop.wait()
         indexer.stop()
         await task

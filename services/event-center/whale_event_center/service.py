@@ -14,7 +14,6 @@ from typing import Any, Protocol
 
 import structlog
 
-from whale import topics
 from whale.binding import to_binary
 from whale.cloudevent import CloudEvent
 from whale.errors import DeliveryError
@@ -134,7 +133,7 @@ class Ingest:
         message = to_binary(event, key=ingest_key(event.source, event.id))
         timeout = self._settings.produce_timeout_ms / 1000 + 1
         try:
-            await asyncio.wait_for(self._producer.send_message(topics.INGEST, message), timeout)
+            await asyncio.wait_for(self._producer.send_message(self._settings.ingest_topic, message), timeout)
         except (DeliveryError, TimeoutError) as exc:
             log.warning("ingest_not_acknowledged", event_id=event.id, error=str(exc))
             raise Unavailable(

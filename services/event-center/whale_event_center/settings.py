@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from whale import topics
 from whale.settings import WhaleSettings
 
 MIB = 1024 * 1024
@@ -47,6 +49,18 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(default=5000, gt=0, description="unacknowledged produces before 429")
     produce_timeout_ms: int = Field(default=5000, ge=1000, description="Kafka ack deadline before 503")
     retry_after_seconds: int = Field(default=5, ge=1)
+
+    # topics (overridable so tests and staging can run an isolated pipeline)
+    ingest_topic: str = topics.INGEST
+    events_topic: str = topics.EVENTS
+    indexer_topics: list[str] = Field(
+        default_factory=lambda: [topics.EVENTS, "^whale\\.actions.*", topics.RESULTS, topics.DLQ],
+        description="topics (or ^regex patterns) the indexer stores",
+    )
+    dlq_topic: str = topics.DLQ
+    offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest", description="where a new dedupe/indexer consumer group starts"
+    )
 
     # schema registry
     schemas_dir: Path | None = Field(default_factory=default_schemas_dir)

@@ -1,0 +1,224 @@
+"""The event center end to end on the real Kafka and Elasticsearch: ingest, dedupe, index, search, trace."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from conftest import AppThread, Pipeline, Tap, free_port
+from prometheus_client import REGISTRY
+
+from whale.settings import WhaleSettings
+
+pytestmark = pytest.mark.integration
+STRUCTURED = {"content-type": "application/cloudevents+json"}
+
+
+def event(p: Pipeline, **overrides: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": uuid.uuid4().hex,
+        "source": p.source_prefix + "monitor",
+        "type": p.type,
+        "time": "2026-11-23T12:00:00Z",
+        "data": {"host": "db1", "value": 97.5},
+    }
+    doc.update(overrides)
+    return doc
+
+
+def post(http: httpx.Client, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    return http.post("/events", content=json.dumps(body).encode(), headers=headers or STRUCTURED)
+
+
+def test_each_binding_mode_is_accepted_and_reaches_the_events_topic(
+    pipeline: Pipeline, http: httpx.Client, events_tap: Tap
+) -> None:
+    structured = event(pipeline)
+    assert post(http, structured).status_code == 202
+    binary_id = uuid.uuid4().hex
+    binary_headers = {
+        "content-type": "application/json",
+        "ce-specversion": "1.0",
+        "ce-id": binary_id,
+        "ce-source": pipeline.source_prefix + "binary",
+        "ce-type": pipeline.type,
+        "ce-subject": "db1",
+    }
+    response = http.post("/events", json={"host": "db1", "value": 1}, headers=binary_headers)
+    assert response.status_code == 202, response.text
+    batch = [event(pipeline), event(pipeline)]
+    response = post(http, batch, {"content-type": "application/cloudevents-batch+json"})
+    assert response.status_code == 202, response.text
+    wanted = {structured["id"], binary_id, batch[0]["id"], batch[1]["id"]}
+    found = events_tap.wait_for(lambda e: e.id in wanted, count=4)
+    assert {e.id for e in found} == wanted
+    by_id = {e.id: e for e in found}
+    assert by_id[binary_id].subject == "db1" and by_id[binary_id].data == {"host": "db1", "value": 1}
+    messages = {e.id: m for e, m in events_tap.seen}
+    assert messages[binary_id].key == b"db1"  # forwarded with the event's own partition key
+
+
+def test_invalid_events_are_refused_with_precise_problems(pipeline: Pipeline, http: httpx.Client) -> None:
+    bad_attrs = post(http, event(pipeline, id="", time="not-a-time"))
+    assert bad_attrs.status_code == 400
+    assert {p["field"] for p in bad_attrs.json()["problems"]} == {"id", "time"}
+    bad_data = post(http, event(pipeline, data={"host": 1}))
+    assert bad_data.status_code == 400
+    assert {(p["pointer"], p["message"]) for p in bad_data.json()["problems"]} == {
+        ("/", "'value' is a required property"),
+        ("/host", "1 is not of type 'string'"),
+    }
+    unregistered = post(http, event(pipeline, type=f"test.ec.{uuid.uuid4().hex}.never"))
+    assert unregistered.status_code == 400 and unregistered.json()["problems"][0]["field"] == "type"
+
+
+def test_token_grants_are_enforced(pipeline: Pipeline, http: httpx.Client) -> None:
+    wrong_source = post(http, event(pipeline, source="urn:test:someone-else"))
+    assert wrong_source.status_code == 403
+    assert "may not publish" in wrong_source.json()["message"]
+    anonymous = httpx.post(str(http.base_url.join("/events")), json=event(pipeline), headers=STRUCTURED)
+    assert anonymous.status_code == 401
+
+
+def _duplicates() -> float:
+    return (
+        REGISTRY.get_sample_value("whale_event_center_dedupe_events_total", {"outcome": "duplicate"}) or 0.0
+    )
+
+
+def _wait_duplicates(at_least: float, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while _duplicates() < at_least:
+        assert time.monotonic() < deadline, "the dedupe stage did not see the duplicate"
+        time.sleep(0.1)
+
+
+def test_a_duplicate_is_not_republished_also_after_a_restart(
+    pipeline: Pipeline, http: httpx.Client, events_tap: Tap
+) -> None:
+    original = event(pipeline)
+    assert post(http, original).status_code == 202
+    assert len(events_tap.wait_for(lambda e: e.id == original["id"])) == 1
+    before = _duplicates()
+    assert post(http, original).status_code == 202  # answered as accepted
+    _wait_duplicates(before + 1)
+    pipeline.stop_dedupe()
+    pipeline.start_dedupe()  # the window is restored from the changelog
+    assert post(http, original).status_code == 202
+    _wait_duplicates(before + 2)
+    events_tap.poll(1.0)
+    assert len([e for e, _ in events_tap.seen if e.id == original["id"]]) == 1
+
+
+def _poll(http: httpx.Client, path: str, ok: Any, timeout: float = 30, **params: Any) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = http.get(path, params=params)
+        if response.status_code == 200 and ok(response.json()):
+            return response.json()
+        assert time.monotonic() < deadline, (
+            f"{path} never matched: {response.status_code} {response.text[:500]}"
+        )
+        time.sleep(0.5)
+
+
+def test_accepted_events_are_searchable_and_their_trace_is_retrievable(
+    pipeline: Pipeline, http: httpx.Client
+) -> None:
+    needle = f"needle{uuid.uuid4().hex[:8]}"
+    root = event(pipeline, data={"host": "db1", "value": 99, "note": f"disk {needle} full"}, subject="db1")
+    child = event(pipeline, time="2026-11-23T12:00:01Z", correlationid=root["id"], causationid=root["id"])
+    grandchild = event(
+        pipeline, time="2026-11-23T12:00:00.5Z", correlationid=root["id"], causationid=child["id"]
+    )
+    for doc in (grandchild, child, root):
+        assert post(http, doc).status_code == 202
+    found = _poll(http, "/events", lambda b: len(b["events"]) == 1, q=needle, type=pipeline.type)
+    assert found["events"][0]["event"]["id"] == root["id"]
+    one = _poll(http, f"/events/{root['source']}/{root['id']}", lambda b: True)
+    assert one["event"]["data"]["note"] == f"disk {needle} full"
+    by_ext = _poll(http, "/events", lambda b: len(b["events"]) == 2, ext=f"correlationid:{root['id']}")
+    assert {e["event"]["id"] for e in by_ext["events"]} == {child["id"], grandchild["id"]}
+    chain = _poll(http, f"/traces/{root['id']}", lambda b: len(b["events"]) == 3)
+    assert [e["event"]["id"] for e in chain["events"]] == [root["id"], child["id"], grandchild["id"]]
+    assert [e["causationid"] for e in chain["events"]] == [None, root["id"], child["id"]]
+
+
+def test_search_pages_are_stable_with_search_after(pipeline: Pipeline, http: httpx.Client) -> None:
+    subject = f"page-{uuid.uuid4().hex[:8]}"
+    ids = {
+        doc["id"]
+        for doc in [event(pipeline, subject=subject) for _ in range(5)]
+        if post(http, doc).status_code == 202
+    }
+    _poll(http, "/events", lambda b: len(b["events"]) == 5, subject=subject, size=10)
+    seen: list[str] = []
+    after = None
+    while True:
+        params = {"subject": subject, "size": 2, **({"after": after} if after else {})}
+        page = http.get("/events", params=params).json()
+        seen += [e["event"]["id"] for e in page["events"]]
+        after = page["next"]
+        if not after:
+            break
+    assert sorted(seen) == sorted(ids) and len(seen) == 5
+
+
+def test_an_incompatible_schema_change_is_refused(pipeline: Pipeline, http: httpx.Client) -> None:
+    narrowed = {
+        "type": "object",
+        "required": ["host", "value", "region"],
+        "properties": {"host": {"type": "integer"}},
+    }
+    response = http.put(f"/schemas/{pipeline.type}", json=narrowed)
+    assert response.status_code == 409
+    rules = {p["rule"] for p in response.json()["problems"]}
+    assert {"new_required", "narrowed_type"} <= rules
+    assert http.get(f"/schemas/{pipeline.type}").json()["versions"][-1]["version"] == 1
+
+
+def test_readyz_checks_kafka_and_elasticsearch_and_metrics_are_served(http: httpx.Client) -> None:
+    ready = http.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {
+        "kafka": True,
+        "elasticsearch": True,
+        "registry": True,
+    }
+    assert "whale_event_center_events_total" in http.get("/metrics").text
+
+
+def test_kafka_unreachable_is_503_never_202(pipeline: Pipeline, stack: WhaleSettings) -> None:
+    """The app pointed at a closed port: the registry cannot load and nothing is acknowledged."""
+    closed = WhaleSettings(kafka_bootstrap=f"127.0.0.1:{free_port()}", es_url=stack.es_url)
+    settings = pipeline.settings.model_copy(
+        update={"whale": closed, "port": free_port(), "produce_timeout_ms": 1500}
+    )
+    with AppThread(settings) as app, pipeline.client(app.url) as client:
+        response = post(client, event(pipeline))
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == str(settings.retry_after_seconds)
+        assert client.get("/readyz").status_code == 503
+
+
+def test_kafka_not_acknowledging_the_write_is_503(pipeline: Pipeline, center: AppThread) -> None:
+    """Registry loaded from the real broker, producer pointed at a closed port: 503, not 202."""
+    from whale_event_center import components
+
+    from whale.producer import EventProducer
+
+    closed = WhaleSettings(kafka_bootstrap=f"127.0.0.1:{free_port()}")
+    settings = pipeline.settings.model_copy(update={"port": free_port(), "produce_timeout_ms": 1500})
+    real = components.build(settings)
+    real.producer.close(1)
+    real.producer = EventProducer(closed, delivery_timeout_ms=1500)
+    with AppThread(settings, real) as app, pipeline.client(app.url) as client:
+        app.wait_ready()
+        _poll(client, f"/schemas/{pipeline.type}", lambda b: True)
+        response = post(client, event(pipeline))
+        assert response.status_code == 503, response.text
+        assert "did not acknowledge" in response.json()["message"]
