@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from pydantic import Field
@@ -54,6 +54,10 @@ class TodoSettings(BaseSettings):
 
     whale: WhaleSettings = Field(default_factory=WhaleSettings)
     group: str = "whale-todo"
+    offset_reset: Literal["earliest", "latest"] = Field(
+        default="latest",
+        description="where a brand-new consumer group starts (latest: no to-dos for history)",
+    )
     rules_dir: Path | None = Field(
         default=None, description="rules YAML directory (same as the rule engine's)"
     )
@@ -312,6 +316,7 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
         topics=[topics.EVENTS, topics.RESULTS],
         producer=producer,
         handler=stage.handle,
+        auto_offset_reset=settings.offset_reset,
     )
     ready = asyncio.Event()
     server = None
