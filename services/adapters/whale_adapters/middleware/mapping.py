@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +37,7 @@ from whale_adapters.errors import MappingError, PayloadError
 
 REDACTED = "***"
 DEFAULT_REDACT = ("password", "passwd", "secret", "token", "api_key", "apikey", "authorization")
+_SIMPLE = re.compile(r"^\s*\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}\s*$")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::path)?\}")
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
@@ -151,6 +153,38 @@ class Capture:
     status: int
 
 
+Compiled = Callable[[Mapping[str, Any]], Any]
+
+
+def compile_value(value: Any, path: str) -> Compiled:
+    """A function of the context rendering ``value``. A string that is exactly ``{{ a.b.c }}`` is a
+    plain lookup (native type, no template engine: the common case, and ~1000x cheaper); other
+    strings go through the sandbox (:func:`whale.templating.render_value`)."""
+    if isinstance(value, str):
+        simple = _SIMPLE.match(value)
+        if simple is None:
+            return lambda ctx: render_value(value, ctx, path=path)
+        steps = simple.group(1).split(".")
+
+        def lookup(ctx: Mapping[str, Any]) -> Any:
+            cur: Any = ctx
+            for i, step in enumerate(steps):
+                if not isinstance(cur, Mapping) or step not in cur:
+                    where = ".".join(steps[: i + 1])
+                    raise TemplateError(f"{path}: {where!r} is undefined", template=value, field=path)
+                cur = cur[step]
+            return cur
+
+        return lookup
+    if isinstance(value, Mapping):
+        parts = {k: compile_value(v, f"{path}.{k}") for k, v in value.items()}
+        return lambda ctx: {k: f(ctx) for k, f in parts.items()}
+    if isinstance(value, list):
+        items = [compile_value(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return lambda ctx: [f(ctx) for f in items]
+    return lambda ctx: value
+
+
 class Router:
     """Matches (method, path) against the configured routes, first match wins."""
 
@@ -158,6 +192,10 @@ class Router:
         self.config = config
         self._routes = [(r.method, r.pattern()) for r in config.routes]
         self._words = tuple(w.lower() for w in config.redact)
+        self._subjects = [
+            None if r.subject is None else compile_value(r.subject, "subject") for r in config.routes
+        ]
+        self._data = [None if r.data is None else compile_value(r.data, "data") for r in config.routes]
 
     def match(self, method: str, path: str) -> tuple[int, dict[str, str]] | None:
         for i, (m, pattern) in enumerate(self._routes):
@@ -190,11 +228,12 @@ class Router:
             "status": capture.status,
         }
         try:
-            subject = render_value(route.subject, ctx, path="subject") if route.subject else None
-            if route.data is None:
+            make_subject, make_data = self._subjects[capture.route], self._data[capture.route]
+            subject = make_subject(ctx) if make_subject is not None else None
+            if make_data is None:
                 data = {"path": ctx["path"], "request": ctx["request"], "response": ctx["response"]}
             else:
-                data = self.redact(render_value(route.data, ctx, path="data"))
+                data = self.redact(make_data(ctx))
         except TemplateError as exc:
             raise PayloadError(
                 f"route {route.method} {route.path}: {exc.message}",
