@@ -130,7 +130,8 @@ class Run:
 
     async def _save(self, event: CloudEvent | None = None) -> None:
         """Record the state, then publish ``event`` (the caller holds the lock)."""
-        self.state = await self.o.store.put(self.key, self.state)
+        record = await self.o.store.put(self.key, self.state)
+        self.state["seq"] = record["seq"]  # keep mutating our own dict: the driver shares it
         if event is not None:
             await self.o.producer.send(topics.RESULTS, event)
 
