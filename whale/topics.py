@@ -51,7 +51,12 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Events accepted by the event center, before deduplication (keyed by source + id).",
         retention_ms=1 * DAY_MS,
     ),
-    TopicSpec(EVENTS, 3, "Every validated, deduplicated event on the bus (keyed by partition key)."),
+    TopicSpec(
+        EVENTS,
+        3,
+        "Every validated, deduplicated event on the bus (keyed by partition key).",
+        event_types=("prometheus.alert.firing", "prometheus.alert.resolved"),
+    ),
     TopicSpec(
         ACTIONS,
         3,
@@ -88,12 +93,22 @@ TOPICS: tuple[TopicSpec, ...] = (
         compacted=True,
     ),
     TopicSpec(
-        SUBSCRIPTIONS, 1, "Push subscriptions, one record per subscription (compacted).", compacted=True
+        SUBSCRIPTIONS,
+        1,
+        "Push subscriptions, one record per subscription (compacted).",
+        compacted=True,
+        event_types=("whale.subscription.saved",),
     ),
     TopicSpec(
         EXECUTOR_STATE, 3, "Executor run and workflow state, one record per run (compacted).", compacted=True
     ),
-    TopicSpec(ADAPTER_STATE, 1, "Poller snapshots, one record per poller (compacted).", compacted=True),
+    TopicSpec(
+        ADAPTER_STATE,
+        1,
+        "Poller snapshots, one record per poller (compacted).",
+        compacted=True,
+        event_types=("whale.adapter.poller.state",),
+    ),
     TopicSpec(TODOS, 1, "To-do items for people, one record per item (compacted).", compacted=True),
 )
 
