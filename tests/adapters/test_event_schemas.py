@@ -8,9 +8,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from whale_adapters.alertmanager import alert_events
-from whale_adapters.dispatcher.subscription import parse_subscriptions
 
 from adapters.payloads import alert, notification
+from whale.subscriptions import parse_subscriptions
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"
 

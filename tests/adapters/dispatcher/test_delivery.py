@@ -7,9 +7,9 @@ import asyncio
 import httpx
 import pytest
 from whale_adapters.dispatcher.delivery import backoff, binary_request, deliver
-from whale_adapters.dispatcher.subscription import Subscription
 
 from whale.cloudevent import CloudEvent
+from whale.subscriptions import Subscription
 
 EVENT = CloudEvent.create(
     type="test.thing.happened",

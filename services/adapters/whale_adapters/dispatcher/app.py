@@ -24,8 +24,8 @@ from whale.cloudevent import CloudEvent
 from whale.compacted import CompactedView
 from whale.logging import configure_logging
 from whale.producer import EventProducer
+from whale.subscriptions import Subscription, from_record
 from whale_adapters.dispatcher.settings import Settings
-from whale_adapters.dispatcher.subscription import Subscription, from_record
 from whale_adapters.dispatcher.worker import Worker
 
 log = structlog.get_logger("whale_adapters.dispatcher")

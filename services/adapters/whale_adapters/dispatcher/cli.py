@@ -12,7 +12,7 @@ from whale.compacted import CompactedView, delete, put
 from whale.errors import ConfigError
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
-from whale_adapters.dispatcher.subscription import Subscription, from_record, load_subscriptions
+from whale.subscriptions import Subscription, from_record, load_subscriptions
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

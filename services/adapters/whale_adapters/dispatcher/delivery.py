@@ -17,8 +17,8 @@ import httpx
 
 from whale.binding import encode_data
 from whale.cloudevent import CloudEvent, format_time
+from whale.subscriptions import Subscription
 from whale_adapters.dispatcher import metrics
-from whale_adapters.dispatcher.subscription import Subscription
 from whale_adapters.errors import DeliveryFailed
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})

@@ -29,9 +29,9 @@ from whale.logging import bound_event
 from whale.matching import event_context
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
+from whale.subscriptions import Subscription
 from whale_adapters.dispatcher import metrics
 from whale_adapters.dispatcher.delivery import deliver
-from whale_adapters.dispatcher.subscription import Subscription
 
 log = structlog.get_logger("whale_adapters.dispatcher")
 MAX_KEYS_IN_PARALLEL = 32

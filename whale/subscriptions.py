@@ -1,5 +1,8 @@
 """The push subscription: model, YAML loading and its record on the compacted ``whale.subscriptions``.
 
+Shared so that every writer validates the same way: the dispatcher (``whale run dispatcher``), the
+``whale subscriptions`` CLI and the event center's subscriptions API.
+
 YAML (``whale subscriptions apply subs.yaml``)::
 
     subscriptions:
@@ -31,11 +34,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from whale import topics as topic_names
 from whale.cloudevent import CloudEvent
+from whale.errors import ConfigError
 from whale.matching import Condition, MatchError, compile_match
-from whale_adapters.errors import MappingError
 
 RECORD_TYPE = "whale.subscription.saved"
 RECORD_SOURCE = "/whale/subscriptions"
+
+
+class SubscriptionError(ConfigError):
+    """A subscription definition is malformed; ``field`` names where (``subscriptions.0.endpoint``)."""
+
+    def __init__(self, message: str, *, field: str, source: str | None = None) -> None:
+        super().__init__(message, field=field, source=source)
+        self.field = field
+        self.source = source
 
 
 class Subscription(BaseModel):
@@ -88,9 +100,11 @@ def from_record(record: CloudEvent) -> Subscription:
 
 
 def parse_subscriptions(doc: Any, *, origin: str = "<subscriptions>") -> list[Subscription]:
-    """Validate a ``{"subscriptions": [...]}`` document; :class:`MappingError` names the field."""
+    """Validate a ``{"subscriptions": [...]}`` document; :class:`SubscriptionError` names the field."""
     if not isinstance(doc, dict) or not isinstance(doc.get("subscriptions"), list):
-        raise MappingError(f"{origin}: expected a mapping with a 'subscriptions' list", field="subscriptions")
+        raise SubscriptionError(
+            f"{origin}: expected a mapping with a 'subscriptions' list", field="subscriptions"
+        )
     out: list[Subscription] = []
     for i, item in enumerate(doc["subscriptions"]):
         try:
@@ -100,11 +114,11 @@ def parse_subscriptions(doc: Any, *, origin: str = "<subscriptions>") -> list[Su
             loc = ".".join(str(p) for p in err["loc"])
             field = f"subscriptions.{i}" + (f".{loc}" if loc else "")
             message = str(err["msg"]).removeprefix("Value error, ")
-            raise MappingError(f"{origin}: {field}: {message}", field=field, source=origin) from None
+            raise SubscriptionError(f"{origin}: {field}: {message}", field=field, source=origin) from None
     ids = [s.id for s in out]
     for sid in ids:
         if ids.count(sid) > 1:
-            raise MappingError(
+            raise SubscriptionError(
                 f"{origin}: duplicate subscription id {sid!r}", field="subscriptions", source=origin
             )
     return out
@@ -114,5 +128,5 @@ def load_subscriptions(path: Path) -> list[Subscription]:
     try:
         doc = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise MappingError(f"{path}: cannot read: {exc}", field="<file>", source=str(path)) from None
+        raise SubscriptionError(f"{path}: cannot read: {exc}", field="<file>", source=str(path)) from None
     return parse_subscriptions(doc, origin=str(path))

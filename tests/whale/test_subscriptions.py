@@ -1,12 +1,12 @@
-"""Subscriptions: YAML validation with precise errors, record round trip."""
+"""Push subscriptions (whale.subscriptions): YAML validation with precise errors, record round trip."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from whale_adapters.dispatcher.subscription import RECORD_TYPE, from_record, parse_subscriptions
-from whale_adapters.errors import MappingError
+
+from whale.subscriptions import RECORD_TYPE, SubscriptionError, from_record, parse_subscriptions
 
 SUB = {
     "id": "ops-pager",
@@ -51,18 +51,18 @@ def test_the_filter_uses_the_rules_matching_language() -> None:
     ],
 )
 def test_bad_subscriptions_name_the_field(change: dict[str, Any], field: str) -> None:
-    with pytest.raises(MappingError) as info:
+    with pytest.raises(SubscriptionError) as info:
         parse_subscriptions({"subscriptions": [{**SUB, **change}]})
     assert info.value.field == field
 
 
 def test_a_filter_error_says_where_in_the_filter() -> None:
-    with pytest.raises(MappingError, match=r"filter"):
+    with pytest.raises(SubscriptionError, match=r"filter"):
         parse_subscriptions(
             {"subscriptions": [{**SUB, "filter": {"all": [{"field": "x", "greater": "abc"}]}}]}
         )
 
 
 def test_duplicate_ids_are_refused() -> None:
-    with pytest.raises(MappingError, match="duplicate"):
+    with pytest.raises(SubscriptionError, match="duplicate"):
         parse_subscriptions({"subscriptions": [SUB, SUB]})
