@@ -8,9 +8,10 @@ names to keep in step. pydantic-settings' own ``EnvSettingsSource`` gives the na
 from __future__ import annotations
 
 import importlib
+import tomllib
 import types
 import typing
-from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -76,35 +77,63 @@ def env_names(settings_cls: type[BaseSettings]) -> set[str]:
     return names
 
 
-def settings_classes(service: str) -> list[type[BaseSettings]]:
-    """The ``BaseSettings`` classes ``whale run <service>`` may build.
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
-    Those defined in the module of the service's ``whale.services`` entry point and in its
-    package's ``settings`` module (the package from :data:`FALLBACK_PACKAGES` while the service is
-    not registered). An empty list when neither exists (yet).
+
+def registered_services() -> dict[str, str]:
+    """``whale.services`` entry points of pyproject.toml: service name -> ``module:function``."""
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    services: dict[str, str] = project.get("entry-points", {}).get("whale.services", {})
+    return services
+
+
+def _settings_in(module: types.ModuleType, *, defined_only: bool) -> list[type[BaseSettings]]:
+    return [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type)
+        and issubclass(obj, BaseSettings)
+        and obj is not BaseSettings
+        and (obj.__module__ == module.__name__ or not defined_only)
+    ]
+
+
+def _import(name: str) -> types.ModuleType | None:
+    """The module, or None when it does not exist (a missing dependency still raises)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not name.startswith(exc.name):
+            raise
+        return None
+
+
+def settings_classes(service: str) -> list[type[BaseSettings]]:
+    """The ``BaseSettings`` classes ``whale run <service>`` builds.
+
+    Those the module of the service's ``whale.services`` entry point defines or imports (its
+    ``main()`` builds them); when it names none, those of the nearest ``settings`` module above it.
+    While the service is not registered: those of ``<package>.settings`` from
+    :data:`FALLBACK_PACKAGES`. An empty list when none exist (yet).
     """
-    registered = {ep.name: ep.value for ep in entry_points(group="whale.services")}
+    registered = registered_services()
     if service in registered:
-        entry_module = registered[service].split(":")[0].strip()
-        modules = [entry_module, f"{entry_module.split('.')[0]}.settings"]
+        entry_name = registered[service].split(":")[0].strip()
+        entry = importlib.import_module(entry_name)
+        classes = _settings_in(entry, defined_only=False)
+        if classes:
+            return classes
+        parts = entry_name.split(".")
+        candidates = [".".join([*parts[:i], "settings"]) for i in range(len(parts) - 1, 0, -1)]
     elif service in FALLBACK_PACKAGES:
-        modules = [f"{FALLBACK_PACKAGES[service]}.settings"]
+        candidates = [f"{FALLBACK_PACKAGES[service]}.settings"]
     else:
         raise LookupError(f"unknown service {service!r}: not in whale.services nor FALLBACK_PACKAGES")
-    classes: list[type[BaseSettings]] = []
-    for name in dict.fromkeys(modules):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not name.startswith(exc.name):
-                raise
-            continue
-        classes += [
-            obj
-            for obj in vars(module).values()
-            if isinstance(obj, type) and issubclass(obj, BaseSettings) and obj.__module__ == module.__name__
-        ]
-    return classes
+    for name in candidates:
+        module = _import(name)
+        if module is not None:
+            return _settings_in(module, defined_only=True)
+    return []
 
 
 def allowed_env(command: list[str]) -> set[str]:

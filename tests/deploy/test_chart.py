@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from .helm import CHART, PRODUCTION_VALUES, Helm, Manifest, by_kind, containers, pod_spec
+from .settings_env import registered_services
 
 # The first test to need helm may build it (minutes on 2 cores): give these tests room.
 pytestmark = pytest.mark.timeout(3600)
@@ -155,7 +156,8 @@ def test_services_are_probed_on_their_health_endpoints(default_manifests: list[M
         where = manifest["metadata"]["name"]
         assert [p["name"] for p in container["ports"]] == ["http"], where
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, where
-        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}, where
+        ready = "/healthz" if where == "whale-dispatcher" else "/readyz"  # the dispatcher has no /readyz
+        assert container["readinessProbe"]["httpGet"] == {"path": ready, "port": "http"}, where
         assert services[where]["spec"]["ports"][0]["targetPort"] == "http", where
         assert services[where]["spec"]["selector"] == manifest["spec"]["selector"]["matchLabels"], where
 
@@ -299,3 +301,10 @@ def test_replicas_of_each_component_are_spread_over_nodes(production_manifests: 
         (spread,) = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
         assert spread["labelSelector"] == deployment["spec"]["selector"], name
         assert spread["whenUnsatisfiable"] == "ScheduleAnyway", name
+
+
+def test_the_chart_runs_exactly_the_registered_services(default_manifests: list[Manifest]) -> None:
+    """Every `whale run <service>` in the chart is a registered `whale.services` entry point, and
+    every registered service is deployed (a new service must be added to the chart)."""
+    run = {c["args"][1] for m, c in containers(default_manifests) if c["args"][:1] == ["run"]}
+    assert run == set(registered_services())

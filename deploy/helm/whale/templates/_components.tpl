@@ -5,7 +5,7 @@ tests/deploy checks every variable name rendered here against the services' pyda
 
 Fields: name (resource suffix), service (`whale run <service>`), args (after the service name),
 values (the component's values), env (NAME -> value the chart sets; the component's `env` values
-override them), stateless (may get an HPA), mounts (config kinds mounted from ConfigMaps),
+override them), readyPath (readiness probe path, default /readyz), stateless (may get an HPA), mounts (config kinds mounted from ConfigMaps),
 tokens (event center: mount the tokens Secret).
 */}}
 {{- define "whale.components" -}}
@@ -121,7 +121,9 @@ components:
     service: dispatcher
     args: []
     values: {{ toJson $v.dispatcher }}
-    env: {}
+    env: {{ toJson (dict "WHALE_DISPATCHER_HOST" "0.0.0.0" "WHALE_DISPATCHER_PORT" $v.dispatcher.port) }}
+    # The dispatcher serves /healthz but no /readyz (yet): its readiness is its liveness.
+    readyPath: /healthz
     stateless: true
     mounts: []
     tokens: false
