@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 from whale_executor.catalog import load_catalog
 from whale_executor.errors import CatalogError
 
@@ -23,6 +25,8 @@ def test_examples_load_and_describe_every_action_with_schema() -> None:
     assert names["tickets.create"]["params_schema"]["required"] == ["api", "title"]
     assert names["core.echo"]["params_schema"]["required"] == ["message"]
     assert [w["name"] for w in doc["workflows"]] == ["host.cleanup-with-approval"]
+    schema = json.loads((EXAMPLES.parents[1] / "schemas/events/whale.catalog.published.json").read_text())
+    Draft202012Validator(schema).validate(doc)
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

@@ -293,3 +293,32 @@ async def test_action_request_effectively_once_and_interrupted_non_idempotent_is
     await h.request("test.slow-once", {"seconds": 0}, key="e3", kind="action")
     abandoned = h.producer.results("whale.action.abandoned")[0]
     assert "not idempotent" in abandoned.data["error"]["message"] and CALLS["slow-once"] == 1
+
+
+async def test_every_result_event_matches_its_published_json_schema(tmp_path: Path) -> None:
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    h = Harness(catalog_with(tmp_path, BRANCHES))
+    run = asyncio.create_task(h.request("wf", {"who": "ann"}))
+    waiting = await h.wait_type("whale.workflow.task.waiting")
+    await h.store.put(
+        h.store.approval_key(waiting.data["run_id"], "join"),
+        {"kind": "approval", "approved": False, "by": "bob", "comment": ""},
+        kind=APPROVAL_STATE,
+    )
+    await asyncio.wait_for(run, 10)
+    await h.request("core.echo", {"message": 1}, key="a1", kind="action")
+    await h.request("core.echo", {}, key="a2", kind="action")
+    await h.request("core.fail", {}, key="a3", kind="action")
+    await h.request("wf", {"who": 1}, key="w2")
+    await Harness(catalog_with(tmp_path, "tasks:\n  a: {type: approval, timeout: 0.05}\n")).request("wf", {})
+    schemas = Path(__file__).parents[2] / "schemas" / "events"
+    types = set()
+    for event in h.producer.results():
+        schema = json.loads((schemas / f"{event.type}.json").read_text())
+        assert schema["$id"] == event.type
+        Draft202012Validator(schema).validate(event.data)
+        types.add(event.type)
+    assert {"whale.workflow.task.waiting", "whale.action.failed", "whale.workflow.failed"} <= types
