@@ -41,6 +41,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _common(search)
     search.set_defaults(handler=_search)
 
+    schemas = actions.add_parser(
+        "register-schemas", help="PUT every <type>.json of a directory to /schemas/<type>"
+    )
+    schemas.add_argument("directory", help="directory of JSON Schemas named <event type>.json")
+    _common(schemas)
+    schemas.set_defaults(handler=_register_schemas)
+
     trace = actions.add_parser("trace", help="print every event of a chain in causal order")
     trace.add_argument("correlation_id")
     _common(trace)
@@ -126,6 +133,35 @@ def _send(args: argparse.Namespace) -> int:
         else:
             print(f"accepted {body.get('source')} {body.get('id')} (correlation id: {doc.get('id')})")
     return code
+
+
+def register_schemas(url: str, directory: str) -> list[tuple[str, int, str]]:
+    """PUT each ``<type>.json`` of ``directory`` to ``/schemas/<type>``: (type, HTTP status, detail)."""
+    import pathlib
+
+    out: list[tuple[str, int, str]] = []
+    for path in sorted(pathlib.Path(directory).glob("*.json")):
+        try:
+            schema = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: not a readable JSON file: {exc}", field="directory") from None
+        response = _request("PUT", f"{url.rstrip('/')}/schemas/{path.stem}", json=schema)
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"message": response.text}
+        detail = (
+            f"version {body.get('version')}" if response.status_code < 400 else str(body.get("message", body))
+        )
+        out.append((path.stem, response.status_code, detail))
+    return out
+
+
+def _register_schemas(args: argparse.Namespace) -> int:
+    results = register_schemas(args.url, args.directory)
+    for type_name, status, detail in results:
+        print(f"{type_name:40} {status} {detail}")
+    return 0 if all(status < 400 for _, status, _ in results) else 1
 
 
 def _line(found: dict[str, Any], indent: int = 0) -> str:

@@ -1,0 +1,55 @@
+"""Session fixtures of the end-to-end tests: the real stack, the robot stand-in, the platform processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e_harness import POOL, Platform, Robot, Tap
+
+from whale import topics
+from whale.admin import ensure_topics
+from whale.settings import WhaleSettings
+
+
+@pytest.fixture(scope="session")
+def e2e_stack(request: pytest.FixtureRequest) -> WhaleSettings:
+    """The suite's ``stack`` fixture when there is one, else ``whale infra up`` (idempotent)."""
+    try:
+        settings: WhaleSettings = request.getfixturevalue("stack")
+    except pytest.FixtureLookupError:
+        from whale.infra import stack
+
+        settings = WhaleSettings()
+        stack.up(settings)
+    ensure_topics(settings)
+    ensure_topics(settings, [topics.pool_topic_spec(POOL)])
+    return settings
+
+
+@pytest.fixture(scope="session")
+def robot() -> Iterator[Robot]:
+    server = Robot()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def platform(
+    e2e_stack: WhaleSettings, robot: Robot, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    workdir: Path = tmp_path_factory.mktemp("platform")
+    running = Platform(e2e_stack, workdir, robot)
+    try:
+        running.start_all()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def results(e2e_stack: WhaleSettings) -> Iterator[Tap]:
+    tap = Tap(e2e_stack, topics.RESULTS)
+    yield tap
+    tap.close()

@@ -1,0 +1,280 @@
+"""The whole platform as separate processes (``python -m whale run <service>``) for end-to-end tests.
+
+Each service gets free ports; the executor serves its own pool (``e2e``) with the shipped scenario
+catalogue, and the rule engine and the to-do stage load the shipped rules rewritten to target that
+pool, so executors of other tests on the shared broker never take these requests. A local HTTP
+server stands in for the WeCom robot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+from confluent_kafka import Consumer, TopicPartition
+
+from whale.binding import KafkaMessage, from_kafka, headers_from
+from whale.cli.events import register_schemas
+from whale.cloudevent import CloudEvent
+from whale.settings import WhaleSettings
+
+ROOT = Path(__file__).resolve().parents[3]
+SCENARIOS = ROOT / "examples" / "scenarios"
+POOL = "e2e"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Robot:
+    """A WeCom group robot stand-in: records every message, answers ``{"errcode": 0}``."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        robot = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                robot.messages.append({"path": self.path, "body": json.loads(body or b"{}")})
+                data = b'{"errcode": 0, "errmsg": "ok"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = (
+            f"http://127.0.0.1:{self._server.server_address[1]}/cgi-bin/webhook/send?key=e2e-secret-key"
+        )
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def texts(self) -> list[str]:
+        return [str(m["body"].get("markdown", {}).get("content", "")) for m in self.messages]
+
+    def close(self) -> None:
+        self._server.shutdown()
+
+
+class Platform:
+    """Starts, kills (-9), restarts and stops the service processes."""
+
+    SERVICES = ("event-center", "dedupe", "indexer", "todo", "rule-engine", "executor", "adapters")
+
+    def __init__(self, settings: WhaleSettings, workdir: Path, robot: Robot) -> None:
+        self.settings = settings
+        self.workdir = workdir
+        self.robot = robot
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs: dict[str, IO[bytes]] = {}
+        rules = workdir / "rules"
+        rules.mkdir(parents=True, exist_ok=True)
+        for path in (SCENARIOS / "rules").glob("*.yaml"):
+            (rules / path.name).write_text(path.read_text().replace("pool: default", f"pool: {POOL}"))
+        self.ports = {name: free_port() for name in (*self.SERVICES, "dedupe-health", "indexer-health")}
+        self.event_center = f"http://127.0.0.1:{self.ports['event-center']}"
+        self.adapters = f"http://127.0.0.1:{self.ports['adapters']}"
+        self.env = {
+            **os.environ,
+            "WHALE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "WHALE_ES_URL": settings.es_url,
+            "WHALE_DEV_MODE": "true",
+            "WHALE_LOG_FORMAT": "json",
+            "WHALE_EVENT_CENTER_PORT": str(self.ports["event-center"]),
+            "WHALE_EVENT_CENTER_DEDUPE_HEALTH_PORT": str(self.ports["dedupe-health"]),
+            "WHALE_EVENT_CENTER_INDEXER_HEALTH_PORT": str(self.ports["indexer-health"]),
+            "WHALE_ADAPTERS_PORT": str(self.ports["adapters"]),
+            "WHALE_ADAPTERS_DEV": "true",
+            "WHALE_RULE_ENGINE_RULES_DIR": str(rules),
+            "WHALE_RULE_ENGINE_APP_ID": "whale-e2e-rule-engine",
+            "WHALE_RULE_ENGINE_PORT": str(self.ports["rule-engine"]),
+            "WHALE_EXECUTOR_POOL": POOL,
+            "WHALE_EXECUTOR_CATALOG_DIRS": json.dumps([str(SCENARIOS / "catalog")]),
+            "WHALE_EXECUTOR_HEALTH_PORT": str(self.ports["executor"]),
+            "WHALE_TODO_RULES_DIR": str(rules),
+            "WHALE_TODO_GROUP": "whale-e2e-todo",
+            "WHALE_TODO_HEALTH_PORT": str(self.ports["todo"]),
+            "WHALE_EXAMPLE_WECOM_WEBHOOK": robot.url,
+        }
+
+    def start(self, name: str) -> None:
+        log = self.logs.get(name) or open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115
+        self.logs[name] = log
+        args = ["--pool", POOL] if name == "executor" else []
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "whale", "run", name, *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=ROOT,
+        )
+
+    def start_all(self) -> None:
+        for name in self.SERVICES:
+            self.start(name)
+        self.wait_http(f"{self.event_center}/readyz", "event-center")
+        self.wait_http(f"{self.adapters}/readyz", "adapters")
+        self.wait_http(f"http://127.0.0.1:{self.ports['rule-engine']}/readyz", "rule-engine")
+        self.wait_http(f"http://127.0.0.1:{self.ports['executor']}/healthz", "executor")
+        self.wait_http(f"http://127.0.0.1:{self.ports['todo']}/readyz", "todo")
+        for type_name, status, detail in register_schemas(self.event_center, str(SCENARIOS / "schemas")):
+            assert status < 400, f"schema {type_name}: {detail}"
+
+    def register_type(self, type_name: str) -> None:
+        """Register an open schema for a test's own event type."""
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": type_name,
+            "type": "object",
+        }
+        answer = httpx.put(f"{self.event_center}/schemas/{type_name}", json=schema, timeout=30)
+        assert answer.status_code < 400, answer.text
+
+    def wait_http(self, url: str, name: str, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"{name} not ready at {url} within {timeout}s:\n{self.tail(name)}")
+
+    def kill9(self, name: str) -> None:
+        proc = self.procs[name]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        path = self.workdir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for log in self.logs.values():
+            log.close()
+
+    # ------------------------------------------------------------------ talking to it
+    def post_event(self, event: dict[str, Any]) -> httpx.Response:
+        return httpx.post(
+            f"{self.event_center}/events",
+            content=json.dumps(event),
+            headers={"Content-Type": "application/cloudevents+json"},
+            timeout=30,
+        )
+
+    def post_alerts(self, alerts: list[dict[str, Any]]) -> httpx.Response:
+        payload = {
+            "version": "4",
+            "groupKey": f"e2e-{uuid.uuid4().hex}",
+            "status": "firing",
+            "receiver": "whale",
+            "groupLabels": {},
+            "commonLabels": {},
+            "commonAnnotations": {},
+            "externalURL": "http://alertmanager.example",
+            "alerts": alerts,
+        }
+        return httpx.post(f"{self.adapters}/alertmanager", json=payload, timeout=30)
+
+
+def disk_alert(host: str, log_dir: Path, *, value: str = "91.5", capacity: int = 100_000) -> dict[str, Any]:
+    """One firing Alertmanager alert of the disk scenario (a fresh fingerprint and start time)."""
+    return {
+        "status": "firing",
+        "labels": {"alertname": "HostDiskUsageHigh", "instance": host, "severity": "warning"},
+        "annotations": {"value": value, "log_dir": str(log_dir), "capacity_bytes": str(capacity)},
+        "startsAt": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{uuid.uuid4().int % 10**9:09d}Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus.example/graph",
+        "fingerprint": uuid.uuid4().hex[:16],
+    }
+
+
+def fill_log_dir(path: Path, *, old: int, new: int, size: int = 1000, age_days: int = 30) -> None:
+    """``old`` files older than ``age_days`` and ``new`` fresh files of ``size`` bytes each."""
+    path.mkdir(parents=True, exist_ok=True)
+    stamp = time.time() - age_days * 86400
+    for i in range(old):
+        f = path / f"old-{i}.log"
+        f.write_bytes(b"x" * size)
+        os.utime(f, (stamp, stamp))
+    for i in range(new):
+        (path / f"new-{i}.log").write_bytes(b"y" * size)
+
+
+class Tap:
+    """Reads a topic from its end at creation time (no group commits); keeps what it saw."""
+
+    def __init__(self, settings: WhaleSettings, topic: str) -> None:
+        self._consumer = Consumer(
+            {
+                **settings.kafka_config(),
+                "group.id": f"e2e-tap-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+            }
+        )
+        meta = self._consumer.list_topics(topic, timeout=30).topics[topic]
+        starts = []
+        for p in meta.partitions:
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            starts.append(TopicPartition(topic, p, high))
+        self._consumer.assign(starts)
+        self.seen: list[CloudEvent] = []
+
+    def poll(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            batch: Any = self._consumer.consume(500, 0.2)
+            for msg in batch:
+                if msg.error() is not None:
+                    continue
+                try:
+                    self.seen.append(
+                        from_kafka(KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers())))
+                    )
+                except Exception:  # foreign poison messages are not ours
+                    continue
+
+    def wait(
+        self, predicate: Callable[[CloudEvent], bool], count: int = 1, timeout: float = 120.0
+    ) -> list[CloudEvent]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.seen if predicate(e)]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            self.poll(0.5)
+
+    def close(self) -> None:
+        self._consumer.close()
