@@ -19,18 +19,6 @@ from pydantic_settings import BaseSettings, EnvSettingsSource
 
 from whale.settings import WhaleSettings
 
-# Where a service's Settings live while it is not yet registered under `whale.services`.
-FALLBACK_PACKAGES: dict[str, str] = {
-    "event-center": "whale_event_center",
-    "dedupe": "whale_event_center",
-    "indexer": "whale_event_center",
-    "todo": "whale_event_center",
-    "rule-engine": "whale_rule_engine",
-    "executor": "whale_executor",
-    "adapters": "whale_adapters",
-    "dispatcher": "whale_adapters",
-}
-
 
 def _models(annotation: Any) -> list[type[BaseModel]]:
     """The pydantic model classes inside a field annotation (``X``, ``X | None``, ``Optional[X]``)."""
@@ -112,24 +100,19 @@ def settings_classes(service: str) -> list[type[BaseSettings]]:
     """The ``BaseSettings`` classes ``whale run <service>`` builds.
 
     Those the module of the service's ``whale.services`` entry point defines or imports (its
-    ``main()`` builds them); when it names none, those of the nearest ``settings`` module above it.
-    While the service is not registered: those of ``<package>.settings`` from
-    :data:`FALLBACK_PACKAGES`. An empty list when none exist (yet).
+    ``main()`` builds them); when it names none, those of the nearest ``settings`` module above it
+    (an empty list when there is none yet).
     """
     registered = registered_services()
-    if service in registered:
-        entry_name = registered[service].split(":")[0].strip()
-        entry = importlib.import_module(entry_name)
-        classes = _settings_in(entry, defined_only=False)
-        if classes:
-            return classes
-        parts = entry_name.split(".")
-        candidates = [".".join([*parts[:i], "settings"]) for i in range(len(parts) - 1, 0, -1)]
-    elif service in FALLBACK_PACKAGES:
-        candidates = [f"{FALLBACK_PACKAGES[service]}.settings"]
-    else:
-        raise LookupError(f"unknown service {service!r}: not in whale.services nor FALLBACK_PACKAGES")
-    for name in candidates:
+    if service not in registered:
+        raise LookupError(f"{service!r} is not a whale.services entry point in pyproject.toml")
+    entry_name = registered[service].split(":")[0].strip()
+    entry = importlib.import_module(entry_name)
+    classes = _settings_in(entry, defined_only=False)
+    if classes:
+        return classes
+    parts = entry_name.split(".")
+    for name in (".".join([*parts[:i], "settings"]) for i in range(len(parts) - 1, 0, -1)):
         module = _import(name)
         if module is not None:
             return _settings_in(module, defined_only=True)
