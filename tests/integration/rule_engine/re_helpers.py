@@ -1,0 +1,172 @@
+"""Helpers of the rule-engine integration tests: names unique to a test, a tap on a topic, a
+worker subprocess (`whale run rule-engine` with env settings)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from whale import topics
+from whale.binding import KafkaMessage, from_kafka, headers_from, to_binary
+from whale.cloudevent import CloudEvent
+from whale.producer import EventProducer
+from whale.settings import WhaleSettings
+
+WHALE = str(Path(sys.executable).with_name("whale"))
+
+
+@dataclass
+class Scope:
+    """Names unique to one test."""
+
+    tag: str
+    app_id: str
+    pool: str
+    type: str
+
+    @property
+    def actions_topic(self) -> str:
+        return topics.actions_topic(self.pool)
+
+
+class Tap:
+    """Raw messages of one topic written after the tap opened, kept when ``keep(msg)`` says so."""
+
+    def __init__(self, settings: WhaleSettings, topic: str, keep: Callable[[KafkaMessage], bool]) -> None:
+        self._consumer = Consumer(
+            {**settings.kafka_config(), "group.id": f"re-tap-{uuid.uuid4().hex}", "enable.auto.commit": False}
+        )
+        meta = self._consumer.list_topics(topic, timeout=30).topics[topic]
+        starts = []
+        for p in meta.partitions:
+            starts.append(TopicPartition(topic, p, self._end(topic, p)))
+        self._consumer.assign(starts)
+        self._keep = keep
+        self.messages: list[KafkaMessage] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _end(self, topic: str, partition: int) -> int:
+        """The end offset (a topic created a moment ago may have no leader yet: retry)."""
+        for _ in range(60):
+            try:
+                return int(
+                    self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+                )
+            except KafkaException:
+                time.sleep(0.5)
+        raise AssertionError(f"no leader for {topic}[{partition}]")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg: Any = self._consumer.poll(0.1)
+            if msg is None or msg.error() is not None:
+                continue
+            plain = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
+            if self._keep(plain):
+                self.messages.append(plain)
+        self._consumer.close()
+
+    def events(self) -> list[CloudEvent]:
+        return [from_kafka(m) for m in list(self.messages)]
+
+    def wait(self, count: int, timeout: float = 90.0) -> list[KafkaMessage]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.messages) < count:
+            time.sleep(0.1)
+        return list(self.messages)
+
+    def settle(self, quiet: float = 3.0) -> list[KafkaMessage]:
+        """Wait until nothing new arrived for ``quiet`` seconds (to check that nothing more comes)."""
+        seen, since = -1, time.monotonic()
+        while time.monotonic() - since < quiet:
+            if len(self.messages) != seen:
+                seen, since = len(self.messages), time.monotonic()
+            time.sleep(0.1)
+        return list(self.messages)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+_GIVEN: set[int] = set()
+
+
+def free_port() -> int:
+    """A port nobody listens on and that this session has not handed out before."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
+
+
+class Worker:
+    """`whale run rule-engine` in a subprocess with env settings."""
+
+    def __init__(self, settings: WhaleSettings, app_id: str, rules_dir: Path | None, log: Path) -> None:
+        self.port = free_port()
+        self.log = log
+        env = {
+            **os.environ,
+            "WHALE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "WHALE_RULE_ENGINE_APP_ID": app_id,
+            "WHALE_RULE_ENGINE_PORT": str(self.port),
+            "WHALE_LOG_FORMAT": "json",
+        }
+        if rules_dir is not None:
+            env["WHALE_RULE_ENGINE_RULES_DIR"] = str(rules_dir)
+        self._out = log.open("ab")
+        self.proc = subprocess.Popen(
+            [WHALE, "run", "rule-engine"], env=env, stdout=self._out, stderr=subprocess.STDOUT
+        )
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"worker exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}"
+                )
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"worker not ready after {timeout}s:\n{self.log.read_text()[-4000:]}")
+
+    def metrics(self) -> str:
+        return httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._out.close()
+        return int(self.proc.returncode)
+
+
+def send(producer: EventProducer, topic: str, event: CloudEvent, key: str | None = None) -> None:
+    producer.send_blocking(topic, to_binary(event, key))
