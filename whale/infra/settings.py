@@ -38,7 +38,7 @@ class InfraSettings(BaseSettings):
         description="as root: home of Elasticsearch when its user cannot enter the cache or data dir",
     )
     data_dir: Path | None = Field(default=None, description="state, logs and data; default <cache_dir>/data")
-    start_timeout: float = Field(default=180.0, gt=0, description="seconds a component may take to start")
+    start_timeout: float = Field(default=300.0, gt=0, description="seconds a component may take to start")
     stop_timeout: float = Field(default=30.0, gt=0, description="seconds between SIGTERM and SIGKILL")
 
     def resolved_data_dir(self, settings: WhaleSettings) -> Path:
