@@ -1,0 +1,176 @@
+"""The /rules router: validation with precise problems, versions, If-Match, delete (fakes for Kafka)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.testclient import TestClient
+from whale_event_center.errors import EventCenterError
+from whale_event_center.rules_api import build_router
+
+from whale.binding import KafkaMessage, from_kafka, to_binary
+from whale.cloudevent import CloudEvent
+from whale.producer import Delivered
+
+
+class FakeView:
+    """What the router uses of a CompactedView."""
+
+    def __init__(self, items: dict[str, CloudEvent] | None = None) -> None:
+        self._items = dict(items or {})
+        self._cond = threading.Condition()
+
+    def get(self, key: str) -> CloudEvent | None:
+        return self._items.get(key)
+
+    def items(self) -> dict[str, CloudEvent]:
+        return dict(self._items)
+
+    def wait_for(self, predicate: Callable[[dict[str, CloudEvent]], bool], timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self._items), timeout)
+
+    def apply(self, key: str, event: CloudEvent | None) -> None:
+        with self._cond:
+            if event is None:
+                self._items.pop(key, None)
+            else:
+                self._items[key] = event
+            self._cond.notify_all()
+
+
+class FakeProducer:
+    """Writes straight into the rules view, as Kafka + the view's thread would."""
+
+    def __init__(self, view: FakeView) -> None:
+        self.view = view
+        self.sent: list[tuple[str, KafkaMessage]] = []
+
+    async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered:
+        return await self.send_message(topic, to_binary(event, key))
+
+    async def send_message(self, topic: str, message: KafkaMessage) -> Delivered:
+        self.sent.append((topic, message))
+        key = (message.key or b"").decode()
+        self.view.apply(key, None if message.value is None else from_kafka(message))
+        return Delivered(topic, 0, len(self.sent))
+
+
+CATALOG = FakeView(
+    {
+        "ops": CloudEvent.create(
+            type="whale.catalog.published",
+            source="whale/executor/ops",
+            data={
+                "pool": "ops",
+                "actions": [
+                    {
+                        "name": "ticket",
+                        "kind": "python",
+                        "description": "",
+                        "idempotent": True,
+                        "params_schema": {
+                            "type": "object",
+                            "required": ["title"],
+                            "properties": {"title": {"type": "string"}},
+                        },
+                    }
+                ],
+                "workflows": [],
+            },
+        )
+    }
+)
+
+
+@pytest.fixture
+def client() -> tuple[TestClient, FakeProducer]:
+    rules = FakeView()
+    producer = FakeProducer(rules)
+    app = FastAPI()
+
+    @app.exception_handler(EventCenterError)
+    async def on_error(_: Request, exc: EventCenterError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    app.include_router(build_router(producer, rules, CATALOG, FakeView()))  # type: ignore[arg-type]
+    return TestClient(app), producer
+
+
+RULE: dict[str, Any] = {
+    "match": {"field": "type", "equals": "alert.fired"},
+    "target": {"kind": "action", "name": "ticket", "pool": "ops"},
+    "params": {"title": "{{ data.host }}"},
+}
+
+
+def test_put_creates_version_1_then_increments(client: tuple[TestClient, FakeProducer]) -> None:
+    """PUT validates, writes a whale.rule.saved record keyed by id, and numbers versions."""
+    http, producer = client
+    first = http.put("/rules/r1", json=RULE)
+    assert first.status_code == 201 and first.json()["rule"]["version"] == 1
+    assert first.headers["etag"] == '"1"'
+    topic, message = producer.sent[0]
+    assert topic == "whale.rules" and message.key == b"r1"
+    assert from_kafka(message).type == "whale.rule.saved"
+    second = http.put("/rules/r1", json={**RULE, "version": 99, "enabled": False})
+    assert second.status_code == 200 and second.json()["rule"]["version"] == 2
+    assert http.get("/rules/r1").json()["enabled"] is False
+    assert [r["id"] for r in http.get("/rules").json()["rules"]] == ["r1"]
+
+
+def test_invalid_rules_are_refused_with_problems(client: tuple[TestClient, FakeProducer]) -> None:
+    """400 lists every problem with its field; nothing is written."""
+    http, producer = client
+    bad = {
+        **RULE,
+        "match": {"field": "x", "regex": "("},
+        "target": {"kind": "action", "name": "nope", "pool": "ops"},
+    }
+    answer = http.put("/rules/r2", json=bad)
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["error"] == "invalid_rule"
+    fields = {p["field"] for p in body["problems"]}
+    assert {"match.regex", "target.name"} <= fields
+    assert http.put("/rules/r2", json={**RULE, "id": "other"}).json()["problems"][0]["field"] == "id"
+    assert not producer.sent
+
+
+def test_unknown_pool_is_saved_with_a_warning(client: tuple[TestClient, FakeProducer]) -> None:
+    """A pool without a published catalogue is accepted, with a warning in the answer."""
+    http, _ = client
+    answer = http.put("/rules/r3", json={**RULE, "target": {"kind": "action", "name": "x", "pool": "later"}})
+    assert answer.status_code == 201 and "no catalogue" in answer.json()["warnings"][0]
+
+
+def test_if_match_guards_concurrent_edits(client: tuple[TestClient, FakeProducer]) -> None:
+    """A save or delete naming a stale version gets 412."""
+    http, _ = client
+    http.put("/rules/r4", json=RULE)
+    assert http.put("/rules/r4", json=RULE, headers={"If-Match": '"7"'}).status_code == 412
+    assert http.put("/rules/r4", json=RULE, headers={"If-Match": '"1"'}).status_code == 200
+    assert http.delete("/rules/r4", headers={"If-Match": "1"}).status_code == 412
+
+
+def test_delete_writes_a_tombstone(client: tuple[TestClient, FakeProducer]) -> None:
+    """DELETE writes a tombstone; the rule is gone; deleting again is 404."""
+    http, producer = client
+    http.put("/rules/r5", json=RULE)
+    assert http.delete("/rules/r5").status_code == 204
+    assert producer.sent[-1][1].value is None
+    assert http.get("/rules/r5").status_code == 404
+    assert http.delete("/rules/r5").status_code == 404
+
+
+def test_validate_endpoint_does_not_save(client: tuple[TestClient, FakeProducer]) -> None:
+    """POST /rules/validate answers without writing."""
+    http, producer = client
+    answer = http.post("/rules/validate", json={**RULE, "id": "x"})
+    assert answer.status_code == 200 and answer.json()["valid"] is True
+    assert not producer.sent
