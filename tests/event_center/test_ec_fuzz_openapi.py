@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import TOKEN, Harness, make_harness
+from ec_fakes import TOKEN, Harness, make_harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

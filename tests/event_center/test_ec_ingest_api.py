@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import OTHER_TOKEN, SECRET, TOKEN, Harness
+from ec_fakes import OTHER_TOKEN, SECRET, TOKEN, Harness
 from whale_event_center.auth import sign
 from whale_event_center.service import ingest_key
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from conftest import ALERT_SCHEMA, Harness
+from ec_fakes import ALERT_SCHEMA, Harness
 
 from whale import topics
 
@@ -54,3 +54,15 @@ def test_list_shows_types_and_versions(harness: Harness) -> None:
     assert harness.client.get("/schemas").json() == {
         "types": [{"type": "test.alert", "latest": 1, "versions": [1]}]
     }
+
+
+def test_registry_records_follow_the_published_record_schema(harness: Harness) -> None:
+    import json
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    path = Path(__file__).resolve().parents[2] / "schemas" / "events" / "whale.schema.registered.json"
+    record = harness.schemas.get("test.alert")
+    assert record is not None and record.type == "whale.schema.registered"
+    Draft202012Validator(json.loads(path.read_text())).validate(record.data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import Harness
+from ec_fakes import Harness
 
 from whale.cloudevent import CloudEvent
 from whale.correlation import caused_by

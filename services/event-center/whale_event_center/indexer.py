@@ -50,6 +50,7 @@ class Indexer:
         }
         self._consumer = Consumer(conf)
         self._next_retention = 0.0
+        self._template_ready = False
 
         self.assigned = threading.Event()  # set once partitions are assigned (tests wait for it)
 
@@ -60,7 +61,6 @@ class Indexer:
         self.assigned.set()
 
     async def run(self) -> None:
-        await self._with_retry(self._store.ensure_template)
         self._consumer.subscribe(list(self._settings.indexer_topics), on_assign=self._on_assign)
         try:
             while not self._stopping.is_set():
@@ -86,6 +86,9 @@ class Indexer:
 
     async def index(self, docs: list[Document], topic_names: list[str]) -> None:
         """Bulk-index ``docs``; raise :class:`StoreUnavailable` unless every one was stored."""
+        if not self._template_ready:
+            await self._store.ensure_template()
+            self._template_ready = True
         started = time.perf_counter()
         results = await self._store.bulk([(self._store.index_for(d.when), d.doc_id, d.body) for d in docs])
         metrics.INDEXER_BULK_SECONDS.observe(time.perf_counter() - started)

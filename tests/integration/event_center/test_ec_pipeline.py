@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import AppThread, Pipeline, Tap, free_port
+from ec_live import AppThread, LoopThread, Pipeline, Tap, free_port
 from prometheus_client import REGISTRY
 
 from whale.settings import WhaleSettings
@@ -222,3 +222,45 @@ def test_kafka_not_acknowledging_the_write_is_503(pipeline: Pipeline, center: Ap
         response = post(client, event(pipeline))
         assert response.status_code == 503, response.text
         assert "did not acknowledge" in response.json()["message"]
+
+
+def test_indexing_pauses_while_elasticsearch_is_down_and_catches_up(
+    pipeline: Pipeline, http: httpx.Client
+) -> None:
+    """An indexer whose Elasticsearch is unreachable commits nothing; a restart on the real one indexes all."""
+    from confluent_kafka import Consumer, TopicPartition
+    from whale_event_center.indexer import Indexer
+    from whale_event_center.store import Store
+
+    doc = event(pipeline, subject=f"outage-{uuid.uuid4().hex[:8]}")
+    assert post(http, doc).status_code == 202
+    group = f"test-ec-outage-{uuid.uuid4().hex[:8]}"
+    prefix = f"test-ec-outage-{uuid.uuid4().hex[:8]}"
+    settings = pipeline.settings.model_copy(update={"indexer_group": group, "index_prefix": prefix})
+    down = LoopThread(
+        lambda: Indexer(settings, Store(f"http://127.0.0.1:{free_port()}", prefix, timeout=1))
+    ).start()
+    time.sleep(5)
+    down.stop()
+    probe = Consumer({**pipeline.stack.kafka_config(), "group.id": group})
+    topic = pipeline.settings.events_topic
+    committed = probe.committed([TopicPartition(topic, p) for p in range(3)], timeout=30)
+    probe.close()
+    assert all(tp.offset < 0 for tp in committed), committed  # nothing committed during the outage
+    up = LoopThread(lambda: Indexer(settings, Store(pipeline.stack.es_url, prefix))).start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            found = httpx.post(
+                f"{pipeline.stack.es_url}/{prefix}-*/_search",
+                json={"query": {"term": {"id": doc["id"]}}},
+                params={"allow_no_indices": "true"},
+            ).json()
+            if found.get("hits", {}).get("hits"):
+                break
+            assert time.monotonic() < deadline, "the indexer did not catch up"
+            time.sleep(0.5)
+    finally:
+        up.stop()
+        httpx.delete(f"{pipeline.stack.es_url}/{prefix}-*")
+        httpx.delete(f"{pipeline.stack.es_url}/_index_template/{prefix}")

@@ -1,0 +1,149 @@
+"""Fakes for unit tests of the event center: Kafka views/producer and Elasticsearch in memory.
+
+(A uniquely named module, not conftest: two conftest modules cannot both be imported by name.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi.testclient import TestClient
+from whale_event_center.app import create_app
+from whale_event_center.auth import TokenStore
+from whale_event_center.components import Components
+from whale_event_center.settings import Settings
+
+from whale import topics
+from whale.binding import KafkaMessage, from_kafka, to_binary
+from whale.cloudevent import CloudEvent
+from whale.errors import DeliveryError
+from whale.producer import Delivered
+
+TOKEN = "test-token-alerts"
+OTHER_TOKEN = "test-token-signed"
+SECRET = "hmac-secret"
+ALERT_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["host", "value"],
+    "properties": {"host": {"type": "string"}, "value": {"type": "number", "maximum": 100}},
+}
+
+
+class FakeView:
+    def __init__(self) -> None:
+        self.records: dict[str, CloudEvent] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def get(self, key: str) -> CloudEvent | None:
+        return self.records.get(key)
+
+    def items(self) -> dict[str, CloudEvent]:
+        return dict(self.records)
+
+    def wait_for(self, predicate: Callable[[dict[str, CloudEvent]], bool], timeout: float) -> bool:
+        return predicate(self.records)
+
+
+class FakeProducer:
+    """Acknowledges at once; ``fail`` makes every send a DeliveryError; SCHEMAS writes feed the view."""
+
+    def __init__(self, schemas: FakeView) -> None:
+        self.schemas = schemas
+        self.sent: list[tuple[str, KafkaMessage]] = []
+        self.fail = False
+        self.saturated = False
+
+    async def send_message(self, topic: str, message: KafkaMessage) -> Delivered:
+        if self.fail:
+            raise DeliveryError("broker down")
+        self.sent.append((topic, message))
+        if topic == topics.SCHEMAS and message.key is not None:
+            self.schemas.records[message.key.decode()] = from_kafka(message)
+        return Delivered(topic, 0, len(self.sent))
+
+    async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered:
+        return await self.send_message(topic, to_binary(event, key))
+
+    def close(self, timeout: float = 1.0) -> None:
+        return None
+
+    def events(self, topic: str = topics.INGEST) -> list[CloudEvent]:
+        return [from_kafka(m) for t, m in self.sent if t == topic]
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.queries: list[dict[str, Any]] = []
+        self.hits: list[dict[str, Any]] = []
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+    async def search(self, query: dict[str, Any]) -> dict[str, Any]:
+        self.queries.append(query)
+        return {"hits": {"hits": self.hits[: query.get("size", 10)]}}
+
+
+def tokens() -> TokenStore:
+    doc = {
+        "tokens": [
+            {
+                "name": "alerts",
+                "sha256": hashlib.sha256(TOKEN.encode()).hexdigest(),
+                "sources": ["urn:test:alerts/*"],
+            },
+            {
+                "name": "signed",
+                "sha256": hashlib.sha256(OTHER_TOKEN.encode()).hexdigest(),
+                "sources": ["urn:test:signed"],
+                "hmac_secret_env": "SIGNED_SECRET",
+            },
+        ]
+    }
+    return TokenStore.from_document(doc, env={"SIGNED_SECRET": SECRET})
+
+
+class Harness:
+    def __init__(
+        self, client: TestClient, producer: FakeProducer, store: FakeStore, schemas: FakeView
+    ) -> None:
+        self.client = client
+        self.producer = producer
+        self.store = store
+        self.schemas = schemas
+
+
+def make_harness(**overrides: Any) -> Iterator[Harness]:
+    settings = Settings(schemas_dir=None, **overrides)
+    schemas = FakeView()
+    producer = FakeProducer(schemas)
+    store = FakeStore()
+
+    async def ready() -> bool:
+        return True
+
+    parts = Components(
+        producer=producer, schemas=schemas, rules=FakeView(), catalog=FakeView(), store=store,
+        tokens=tokens(), kafka_ready=ready,
+    )  # fmt: skip
+    app = create_app(settings, parts)
+    with TestClient(app) as client:
+        for _ in range(100):
+            if parts.views_ready.is_set():
+                break
+            time.sleep(0.01)
+        response = client.put("/schemas/test.alert", json=ALERT_SCHEMA)
+        assert response.status_code == 200, response.text
+        yield Harness(client, producer, store, schemas)

@@ -1,0 +1,198 @@
+"""An isolated event-center pipeline on the real Kafka and Elasticsearch, run in this process.
+
+Each module gets its own ingest/events topics, changelog, consumer groups and index prefix, so
+foreign events on the shared broker never reach these tests (and ours never reach anyone else's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from confluent_kafka import Consumer, TopicPartition
+from whale_event_center import components
+from whale_event_center.app import create_app
+from whale_event_center.dedupe import DedupeStage, ensure_changelog
+from whale_event_center.indexer import Indexer
+from whale_event_center.settings import Settings
+from whale_event_center.store import Store
+
+from whale.admin import ensure_topics
+from whale.binding import KafkaMessage, from_kafka, headers_from
+from whale.cloudevent import CloudEvent
+from whale.producer import EventProducer
+from whale.settings import WhaleSettings
+from whale.topics import TopicSpec
+
+TOKEN = "integration-token-" + uuid.uuid4().hex
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class AppThread:
+    """The event-center app under uvicorn on a free port, in a background thread."""
+
+    def __init__(self, settings: Settings, parts: components.Components | None = None) -> None:
+        self.settings = settings
+        self.app = create_app(settings, parts or components.build(settings))
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{settings.port}"
+
+    def __enter__(self) -> AppThread:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline, "event center did not start"
+            time.sleep(0.05)
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        parts = self.app.state.components
+        deadline = time.monotonic() + timeout
+        while not parts.views_ready.is_set():
+            assert time.monotonic() < deadline, "the schema registry did not load"
+            time.sleep(0.1)
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+class LoopThread:
+    """Runs ``make()``'s ``run()`` coroutine in its own event loop; ``stop()`` then joins."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self.worker: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+        self._started = threading.Event()
+
+    def _main(self) -> None:
+        async def body() -> None:
+            self._loop = asyncio.get_running_loop()
+            self.worker = self._make()
+            self._started.set()
+            await self.worker.run()
+
+        asyncio.run(body())
+
+    def start(self) -> LoopThread:
+        self._thread.start()
+        assert self._started.wait(30)
+        deadline = time.monotonic() + 60
+        while not self.worker.assigned.is_set():
+            assert time.monotonic() < deadline, "consumer got no partitions"
+            time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.worker.stop)
+        self._thread.join(60)
+
+
+class Tap:
+    """Everything on a topic from the beginning (the topics are this module's own)."""
+
+    def __init__(self, settings: WhaleSettings, topic: str) -> None:
+        self._consumer = Consumer(
+            {
+                **settings.kafka_config(),
+                "group.id": f"test-tap-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+            }
+        )
+        meta = self._consumer.list_topics(topic, timeout=30).topics[topic]
+        self._consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+        self.seen: list[tuple[CloudEvent, KafkaMessage]] = []
+
+    def poll(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            msg: Any = self._consumer.poll(0.1)
+            if msg is None or msg.error() is not None:
+                continue
+            plain = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
+            self.seen.append((from_kafka(plain), plain))
+
+    def wait_for(
+        self, predicate: Callable[[CloudEvent], bool], count: int = 1, timeout: float = 60
+    ) -> list[CloudEvent]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e, _ in self.seen if predicate(e)]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            self.poll(0.3)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class Pipeline:
+    def __init__(self, stack: WhaleSettings, tmp: Path) -> None:
+        uid = uuid.uuid4().hex[:10]
+        self.uid = uid
+        self.stack = stack
+        self.type = f"test.ec.{uid}.alert"
+        self.source_prefix = f"urn:test:ec:{uid}:"
+        ingest, events = f"test.ec.{uid}.ingest", f"test.ec.{uid}.events"
+        ensure_topics(
+            stack,
+            [TopicSpec(ingest, 3, "test ingest", retention_ms=3_600_000), TopicSpec(events, 3, "test events", retention_ms=3_600_000)],
+        )  # fmt: skip
+        tokens = tmp / "tokens.yaml"
+        digest = hashlib.sha256(TOKEN.encode()).hexdigest()
+        tokens.write_text(
+            f"tokens:\n  - name: tests\n    sha256: {digest}\n    sources: ['{self.source_prefix}*']\n"
+        )
+        self.settings = Settings(
+            whale=stack,
+            port=free_port(),
+            tokens_file=tokens,
+            ingest_topic=ingest,
+            events_topic=events,
+            indexer_topics=[events],
+            index_prefix=f"test-ec-{uid}",
+            dedupe_group=f"test-ec-dedupe-{uid}",
+            dedupe_changelog=f"test.ec.{uid}.changelog",
+            indexer_group=f"test-ec-indexer-{uid}",
+            schemas_dir=None,
+        )
+        ensure_changelog(self.settings)
+        self.dedupe: LoopThread | None = None
+        self.indexer: LoopThread | None = None
+
+    def start_dedupe(self) -> None:
+        self.dedupe = LoopThread(lambda: DedupeStage(self.settings, EventProducer(self.stack))).start()
+
+    def stop_dedupe(self) -> None:
+        if self.dedupe is not None:
+            self.dedupe.stop()
+            self.dedupe = None
+
+    def start_indexer(self) -> None:
+        self.indexer = LoopThread(
+            lambda: Indexer(self.settings, Store(self.stack.es_url, self.settings.index_prefix))
+        ).start()
+
+    def client(self, url: str) -> httpx.Client:
+        return httpx.Client(base_url=url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=30)
