@@ -195,7 +195,7 @@ def test_credentials_only_come_from_secrets(helm: Helm) -> None:
     manifests = helm.render([EVERYTHING])
     secret_refs = set()
     for _manifest, container in containers(manifests):
-        for env in container["env"]:
+        for env in container.get("env", []):
             if any(word in env["name"] for word in ("PASSWORD", "USERNAME", "TOKEN")) and not env[
                 "name"
             ].endswith("_FILE"):
@@ -308,3 +308,23 @@ def test_the_chart_runs_exactly_the_registered_services(default_manifests: list[
     every registered service is deployed (a new service must be added to the chart)."""
     run = {c["args"][1] for m, c in containers(default_manifests) if c["args"][:1] == ["run"]}
     assert run == set(registered_services())
+
+
+def test_extra_event_schemas_are_merged_with_the_image_s_own(helm: Helm) -> None:
+    """With config.schemas, an init container copies the image's event schemas and then the
+    ConfigMap's into one emptyDir, which the event center registers (WHALE_EVENT_CENTER_SCHEMAS_DIR)."""
+    deployment = by_kind(helm.render([EVERYTHING]), "Deployment")["whale-event-center"]
+    pod = deployment["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    script = init["command"][-1]
+    assert script.index("/app/schemas/events/") < script.index("/etc/whale/schemas/")
+    (main,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
+    assert mounts[env["WHALE_EVENT_CENTER_SCHEMAS_DIR"]] == "schemas-merged"
+    assert {m["name"]: m["mountPath"] for m in init["volumeMounts"]}["schemas-merged"] == "/merged"
+    default = by_kind(helm.render(), "Deployment")["whale-event-center"]["spec"]["template"]["spec"]
+    assert "initContainers" not in default
+    (main,) = default["containers"]
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    assert env["WHALE_EVENT_CENTER_SCHEMAS_DIR"] == "/app/schemas/events"
