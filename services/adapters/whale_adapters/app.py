@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hmac
 import json
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from whale_adapters.errors import PayloadError, SignatureError
 from whale_adapters.ingest import IngestWriter
 from whale_adapters.poller import Poller
 from whale_adapters.settings import Settings
-from whale_adapters.validation import EventValidator, start_schema_view
+from whale_adapters.validation import EventValidator
 from whale_adapters.webhook import Webhook
 
 log = structlog.get_logger("whale_adapters.app")
@@ -143,9 +144,12 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
 
 async def serve(settings: Settings, stop: asyncio.Event, config: AdaptersConfig) -> None:
     """Run the HTTP server and the pollers until ``stop`` is set."""
-    schemas = await start_schema_view(settings.whale) if settings.validate_schemas else None
-    state = CompactedView(settings.whale, topics.ADAPTER_STATE)
-    await state.start()
+    schemas = await _follow(settings, topics.SCHEMAS, stop) if settings.validate_schemas else None
+    state = await _follow(settings, topics.ADAPTER_STATE, stop)
+    if state is None:
+        return
+    if settings.dev_mode:
+        log.warning("dev_mode", message="Alertmanager calls are accepted without a token")
     producer = EventProducer(settings.whale, client_id="whale-adapters")
     writer = IngestWriter(producer, EventValidator(schemas))
     parts = Components(writer, {w.name: Webhook(w) for w in config.webhooks})
@@ -172,6 +176,21 @@ async def serve(settings: Settings, stop: asyncio.Event, config: AdaptersConfig)
     await state.stop()
     if schemas is not None:
         await schemas.stop()
+
+
+async def _follow(settings: Settings, topic: str, stop: asyncio.Event) -> CompactedView | None:
+    """A caught-up view of ``topic``; retried while Kafka is not reachable (None when stopped)."""
+    while not stop.is_set():
+        view = CompactedView(settings.whale, topic)
+        try:
+            await view.start()
+            return view
+        except WhaleError as exc:
+            await view.stop()
+            log.error("kafka_not_ready", topic=topic, error=exc.message)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=2.0)
+    return None
 
 
 def main(argv: list[str]) -> int:

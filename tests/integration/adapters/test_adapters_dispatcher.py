@@ -17,12 +17,13 @@ import pytest
 from whale_adapters.dispatcher.app import serve
 from whale_adapters.dispatcher.cli import apply_subscriptions
 from whale_adapters.dispatcher.settings import Settings
-from whale_adapters.dispatcher.subscription import Subscription
 
 from whale import topics
 from whale.cloudevent import CloudEvent
+from whale.compacted import delete
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
+from whale.subscriptions import Subscription
 
 pytestmark = pytest.mark.integration
 
@@ -101,51 +102,57 @@ async def test_push_subscriptions_order_retry_dead_letter_and_pause(
     settings = Settings(port=free_port(), group_prefix=f"test-dispatcher-{unique}", whale=stack)
     stop = asyncio.Event()
     task = asyncio.create_task(serve(settings, stop))
-    await apply_subscriptions(stack, subs)
+    try:
+        await apply_subscriptions(stack, subs)
 
-    producer = EventProducer(stack)
-    keys = [f"{unique}-a", f"{unique}-b"]
-    for seq in range(6):
-        for key in keys:
-            await producer.send(
-                topics.EVENTS,
-                CloudEvent.create(type="test.push", source="/test/push", subject=key, data={"seq": seq}),
-            )
-    producer.close()
+        producer = EventProducer(stack)
+        keys = [f"{unique}-a", f"{unique}-b"]
+        for seq in range(6):
+            for key in keys:
+                await producer.send(
+                    topics.EVENTS,
+                    CloudEvent.create(type="test.push", source="/test/push", subject=key, data={"seq": seq}),
+                )
+        producer.close()
 
-    await wait_until(lambda: len(receiver.received["flaky"]) >= 12)
-    for key in keys:  # order per key survived the retries
-        seqs = [r["data"]["seq"] for r in receiver.received["flaky"] if r["headers"]["ce-subject"] == key]
-        assert seqs == list(range(6)), key
-    first = receiver.received["flaky"][0]["headers"]
-    assert (
-        first["ce-type"] == "test.push"
-        and first["ce-source"] == "/test/push"
-        and first["ce-specversion"] == "1.0"
-    )
-    assert first["content-type"] == "application/json"
-    retried = [k for k, n in receiver.attempts.items() if k.startswith("flaky:") and n == 2]
-    assert len(retried) == 6  # every odd seq failed once and was retried
+        await wait_until(lambda: len(receiver.received["flaky"]) >= 12)
+        for key in keys:  # order per key survived the retries
+            seqs = [r["data"]["seq"] for r in receiver.received["flaky"] if r["headers"]["ce-subject"] == key]
+            assert seqs == list(range(6)), key
+        first = receiver.received["flaky"][0]["headers"]
+        assert (
+            first["ce-type"] == "test.push"
+            and first["ce-source"] == "/test/push"
+            and first["ce-specversion"] == "1.0"
+        )
+        assert first["content-type"] == "application/json"
+        retried = [k for k, n in receiver.attempts.items() if k.startswith("flaky:") and n == 2]
+        assert len(retried) == 6  # every odd seq failed once and was retried
 
-    dead = await dlq.await_(lambda e: e.subject in keys, 12, timeout=90)
-    reasons = {
-        m.header_text("whale_dlq_reason")
-        for e, m in dlq.seen
-        if e.subject in keys and m.header_text("whale_dlq_subscription") == f"t-{unique}-down"
-    }
-    assert len(dead) == 12 and len(reasons) == 1
-    assert "503 after 3 attempts" in reasons.pop()
-    assert all(n == 3 for k, n in receiver.attempts.items() if k.startswith("down:"))
+        dead = await dlq.await_(lambda e: e.subject in keys, 12, timeout=90)
+        reasons = {
+            m.header_text("whale_dlq_reason")
+            for e, m in dlq.seen
+            if e.subject in keys and m.header_text("whale_dlq_subscription") == f"t-{unique}-down"
+        }
+        assert len(dead) == 12 and len(reasons) == 1
+        assert "503 after 3 attempts" in reasons.pop()
+        assert all(n == 3 for k, n in receiver.attempts.items() if k.startswith("down:"))
 
-    assert receiver.received["ok"] == []  # paused: nothing delivered
-    async with httpx.AsyncClient() as client:
-        status = (await client.get(f"http://127.0.0.1:{settings.port}/status")).json()
-    by_id = {s["id"]: s for s in status["subscriptions"]}
-    assert by_id[f"t-{unique}-paused"]["paused"] is True
-    assert by_id[f"t-{unique}-flaky"]["delivered"] == 12
-    assert by_id[f"t-{unique}-down"]["dead_lettered"] == 12
+        assert receiver.received["ok"] == []  # paused: nothing delivered
+        async with httpx.AsyncClient() as client:
+            status = (await client.get(f"http://127.0.0.1:{settings.port}/status")).json()
+        by_id = {s["id"]: s for s in status["subscriptions"]}
+        assert by_id[f"t-{unique}-paused"]["paused"] is True
+        assert by_id[f"t-{unique}-flaky"]["delivered"] == 12
+        assert by_id[f"t-{unique}-down"]["dead_lettered"] == 12
 
-    await apply_subscriptions(stack, [subs[2].model_copy(update={"paused": False})])  # resume
-    await wait_until(lambda: len(receiver.received["ok"]) >= 12)
-    stop.set()
-    await asyncio.wait_for(task, 60)
+        await apply_subscriptions(stack, [subs[2].model_copy(update={"paused": False})])  # resume
+        await wait_until(lambda: len(receiver.received["ok"]) >= 12)
+    finally:  # leave no subscription behind on the shared topic
+        stop.set()
+        await asyncio.wait_for(task, 60)
+        cleanup = EventProducer(stack)
+        for sub in subs:
+            await delete(cleanup, topics.SUBSCRIPTIONS, sub.id)
+        cleanup.close()

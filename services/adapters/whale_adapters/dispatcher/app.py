@@ -1,5 +1,5 @@
 """``whale run dispatcher``: follows ``whale.subscriptions`` and runs one delivery worker per
-subscription; ``GET /status`` (per-subscription status), ``/metrics``, ``/healthz`` on port 8082.
+subscription; ``GET /status`` (per-subscription status), ``/metrics``, ``/healthz`` on port 8096.
 
 Subscriptions are added, edited, paused/resumed and deleted by writing their records (``whale
 subscriptions apply``, or the event center's API); every dispatcher replica sees changes live.
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from whale import runtime, topics
 from whale.cloudevent import CloudEvent
 from whale.compacted import CompactedView
+from whale.errors import WhaleError
 from whale.logging import configure_logging
 from whale.producer import EventProducer
 from whale.subscriptions import Subscription, from_record
@@ -138,8 +139,20 @@ async def serve(settings: Settings, stop: asyncio.Event) -> Dispatcher:
         def changed(key: str, record: CloudEvent | None) -> None:  # called on the view's thread
             loop.call_soon_threadsafe(dispatcher.apply, key, record)
 
-        view = CompactedView(settings.whale, topics.SUBSCRIPTIONS, on_change=changed)
-        await view.start()
+        while True:  # Kafka may not be reachable yet: retry until it is (or until stopped)
+            view = CompactedView(settings.whale, topics.SUBSCRIPTIONS, on_change=changed)
+            try:
+                await view.start()
+                break
+            except WhaleError as exc:
+                await view.stop()
+                log.error("kafka_not_ready", topic=topics.SUBSCRIPTIONS, error=exc.message)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=2.0)
+                if stop.is_set():
+                    await dispatcher.close()
+                    await asyncio.to_thread(producer.close)
+                    return dispatcher
         server = uvicorn.Server(
             uvicorn.Config(build_app(dispatcher), host=settings.host, port=settings.port, log_level="warning")
         )

@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 DELIVERIES = Counter(
     "whale_dispatcher_deliveries_total",
-    "Push deliveries by subscription and outcome (delivered, dead_lettered, filtered)",
+    "Push deliveries by subscription and outcome (delivered, dead_lettered, filtered, unreadable)",
     ["subscription", "outcome"],
 )
 ATTEMPTS = Counter(

@@ -47,6 +47,7 @@ class Status:
     delivered: int = 0
     filtered: int = 0
     dead_lettered: int = 0
+    unreadable: int = 0
     retrying: int = 0
     last_delivered_at: str | None = None
     last_error: str | None = None
@@ -161,7 +162,8 @@ class Worker:
         try:
             event = from_kafka(plain)
         except BindingError as exc:
-            await self._dead_letter(plain, msg, f"unreadable: {exc}")
+            self.status.unreadable += 1
+            await self._dead_letter(plain, msg, f"unreadable: {exc}", outcome="unreadable")
             return
         with bound_event(event):
             condition = self._condition
@@ -187,9 +189,12 @@ class Worker:
             metrics.DELIVERIES.labels(subscription=self.sub.id, outcome="delivered").inc()
             return
         self.status.last_error = outcome.reason
+        self.status.dead_lettered += 1
         await self._dead_letter(plain, msg, f"push to subscription {self.sub.id} failed: {outcome.reason}")
 
-    async def _dead_letter(self, plain: KafkaMessage, msg: Any, reason: str) -> None:
+    async def _dead_letter(
+        self, plain: KafkaMessage, msg: Any, reason: str, *, outcome: str = "dead_lettered"
+    ) -> None:
         copy = dlq_message(
             plain,
             reason=reason,
@@ -208,8 +213,7 @@ class Worker:
             except Exception as exc:  # the DLQ write must land too: retry until it does
                 log.error("dlq_write_failed", subscription=self.sub.id, error=str(exc))
                 await self._sleep(1.0)
-        self.status.dead_lettered += 1
-        metrics.DELIVERIES.labels(subscription=self.sub.id, outcome="dead_lettered").inc()
+        metrics.DELIVERIES.labels(subscription=self.sub.id, outcome=outcome).inc()
         log.warning("push_dead_lettered", subscription=self.sub.id, offset=msg.offset(), reason=reason)
 
 
