@@ -62,3 +62,49 @@ def test_cmdb_calls_become_redacted_events_on_ingest(stack: WhaleSettings, taps:
     assert updated_data["changes"]["attributes"] == {"password": "***"}
     assert updated_data["current"]["owner"] == "dba"
     assert "hunter2" not in str([e.data for e in events])
+
+
+def test_a_plain_wsgi_app_publishes_redacted_events_after_2xx(
+    stack: WhaleSettings, taps: Any, unique: str
+) -> None:
+    import io
+    import json
+
+    from whale_adapters.middleware import WhaleWSGIMiddleware
+    from whale_adapters.middleware.mapping import parse_config
+
+    def legacy(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = json.loads(environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"])))
+        start_response("201 Created", [("Content-Type", "application/json")])
+        return [json.dumps({"id": f"u-{unique}", "name": body["name"]}).encode()]
+
+    source = f"/test/wsgi/{unique}"
+    config = parse_config(
+        {
+            "source": source,
+            "routes": [
+                {
+                    "method": "POST",
+                    "path": "/users",
+                    "type": "test.user.created",
+                    "subject": "{{ response.id }}",
+                }
+            ],
+        }
+    )
+    tap = taps(topics.INGEST)
+    app = WhaleWSGIMiddleware(legacy, config=config, settings=stack)
+    raw = json.dumps({"name": "ann", "password": "pw"}).encode()
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/users",
+        "CONTENT_LENGTH": str(len(raw)),
+        "wsgi.input": io.BytesIO(raw),
+    }
+    result = app(environ, lambda status, headers, exc_info=None: None)
+    assert b"".join(result) == json.dumps({"id": f"u-{unique}", "name": "ann"}).encode()
+    result.close()  # type: ignore[attr-defined]
+    app.close()  # application shutdown flushes
+    [event] = tap.wait(lambda e: e.source == source, 1, settle=1.0)
+    assert (event.type, event.subject) == ("test.user.created", f"u-{unique}")
+    assert event.data["request"] == {"name": "ann", "password": "***"}
