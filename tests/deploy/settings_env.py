@@ -8,6 +8,7 @@ names to keep in step. pydantic-settings' own ``EnvSettingsSource`` gives the na
 from __future__ import annotations
 
 import importlib
+import re
 import tomllib
 import types
 import typing
@@ -117,6 +118,31 @@ def settings_classes(service: str) -> list[type[BaseSettings]]:
         if module is not None:
             return _settings_in(module, defined_only=True)
     return []
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def config_env_refs(doc: Any) -> set[str]:
+    """Environment variables a configuration document tells a service to read.
+
+    The conventions of Whale's configuration files: secret references ``env:NAME`` (executor
+    actions), keys ending in ``_env`` whose value is a variable name (``secret_env: SHOP_SECRET``) or
+    a mapping to variable names (``header_env: {Authorization: INVENTORY_AUTH}``) (adapters).
+    """
+    names: set[str] = set()
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if isinstance(key, str) and key.endswith("_env"):
+                values = value.values() if isinstance(value, dict) else [value]
+                names |= {v for v in values if isinstance(v, str) and _ENV_NAME.match(v)}
+            names |= config_env_refs(value)
+    elif isinstance(doc, list):
+        for item in doc:
+            names |= config_env_refs(item)
+    elif isinstance(doc, str) and doc.startswith("env:") and _ENV_NAME.match(doc[4:]):
+        names.add(doc[4:])
+    return names
 
 
 def allowed_env(command: list[str]) -> set[str]:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from whale.cloudevent import CloudEvent
 from whale.rules import rule_documents, validate_rule
 
-from .helm import PRODUCTION_VALUES
+from .helm import PRODUCTION_VALUES, Helm, by_kind
+
+EVERYTHING = Path(__file__).with_name("values-everything.yaml")
+pytestmark = pytest.mark.timeout(3600)
 
 
 def test_production_actions_load_and_its_rules_validate_against_that_catalogue(tmp_path: Path) -> None:
@@ -27,3 +31,14 @@ def test_production_actions_load_and_its_rules_validate_against_that_catalogue(t
     lookup = {"default": published}
     rules = [validate_rule(doc, lookup) for text in config["rules"].values() for doc in rule_documents(text)]
     assert [rule.id for rule in rules] == ["disk-capacity"]
+
+
+def test_the_adapters_configuration_the_chart_mounts_parses(helm: Helm) -> None:
+    """adapters.config, rendered into the adapters ConfigMap, is a valid adapters configuration."""
+    from whale_adapters.config import parse_adapters
+
+    manifests = helm.render([EVERYTHING])
+    text = by_kind(manifests, "ConfigMap")["whale-adapters"]["data"]["adapters.yaml"]
+    config = parse_adapters(yaml.safe_load(text), origin="adapters.yaml")
+    assert [w.name for w in config.webhooks] == ["shop"]
+    assert [p.name for p in config.pollers] == ["inventory"]

@@ -10,13 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import AliasChoices, BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whale.settings import WhaleSettings
 
-from .helm import PRODUCTION_VALUES, Helm, containers
-from .settings_env import allowed_env, env_names, settings_classes
+from .helm import PRODUCTION_VALUES, Helm, Manifest, by_kind, containers
+from .settings_env import allowed_env, config_env_refs, env_names, settings_classes
 
 pytestmark = pytest.mark.timeout(3600)
 
@@ -80,6 +81,32 @@ def test_a_service_with_settings_reads_more_than_the_shared_variables() -> None:
     assert allowed_env(["whale", "topics", "ensure"]) == env_names(WhaleSettings)
 
 
+def referenced_by_config(
+    manifest: Manifest, container: Manifest, config_maps: dict[str, Manifest]
+) -> set[str]:
+    """Variables named by the configuration files (ConfigMaps) mounted into ``container``."""
+    volumes = {v["name"]: v for v in manifest["spec"]["template"]["spec"]["volumes"]}
+    names: set[str] = set()
+    for mount in container.get("volumeMounts", []):
+        config_map = volumes[mount["name"]].get("configMap")
+        if config_map:
+            for text in config_maps[config_map["name"]]["data"].values():
+                for doc in yaml.safe_load_all(text):
+                    names |= config_env_refs(doc)
+    return names
+
+
+def test_config_env_refs_finds_secret_references_and_env_keys() -> None:
+    """`env:NAME` strings and `*_env` keys (a name or a mapping of names) are references."""
+    doc = {
+        "webhooks": [{"name": "shop", "secret_env": "SHOP_SECRET"}],
+        "pollers": [{"header_env": {"Authorization": "INVENTORY_AUTH"}}],
+        "auth": {"bearer": "env:TICKETS_TOKEN", "basic": "file:/run/secrets/x"},
+        "text": "env: not a reference",
+    }
+    assert config_env_refs(doc) == {"SHOP_SECRET", "INVENTORY_AUTH", "TICKETS_TOKEN"}
+
+
 @pytest.mark.parametrize(
     "values", [[], [PRODUCTION_VALUES], [EVERYTHING]], ids=["default", "production", "everything"]
 )
@@ -87,14 +114,17 @@ def test_every_variable_the_chart_sets_is_read_by_the_container_s_service(
     helm: Helm, values: list[Path]
 ) -> None:
     """For each container, every environment variable it gets is one its command's Settings read
-    (WhaleSettings plus the service's own classes); Kafka and Elasticsearch are always set."""
+    (WhaleSettings plus the service's own classes) or one its mounted configuration names
+    (`secret_env`, `env:NAME`); Kafka and Elasticsearch are always set."""
     unknown: list[str] = []
-    for manifest, container in containers(helm.render(values)):
+    manifests = helm.render(values)
+    config_maps = by_kind(manifests, "ConfigMap")
+    for manifest, container in containers(manifests):
         command = [*container.get("command", []), *container.get("args", [])]
         if command[:1] != ["whale"]:
             assert "env" not in container, f"{command} is no Whale process and needs no settings"
             continue
-        allowed = allowed_env(command)
+        allowed = allowed_env(command) | referenced_by_config(manifest, container, config_maps)
         names = [env["name"] for env in container["env"]]
         assert len(names) == len(set(names)), f"duplicate variables in {manifest['metadata']['name']}"
         assert {"WHALE_KAFKA_BOOTSTRAP", "WHALE_ES_URL"} <= set(names)
