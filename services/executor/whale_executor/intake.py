@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,6 +31,7 @@ from whale_executor import metrics
 log = structlog.get_logger("whale.executor.intake")
 Handler = Callable[[Received], Awaitable[None]]
 TP = tuple[str, int]
+COMMIT_INTERVAL = 0.2  # seconds between offset commits (only finished requests are committed)
 
 
 class Intake:
@@ -86,16 +88,19 @@ class Intake:
     async def run(self, drain_timeout: float = 10.0) -> None:
         self._loop = asyncio.get_running_loop()
         self._consumer.subscribe([self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        last_commit = 0.0
         try:
             while not self._stopping.is_set():
                 self._flow_control()
-                batch = await asyncio.to_thread(self._consumer.consume, 200, 0.2)
+                batch = await asyncio.to_thread(self._fetch)
                 for msg in batch:
                     if msg.error() is None:
                         self._dispatch(msg)
                     else:
                         log.warning("kafka_consume_error", error=str(msg.error()))
-                await asyncio.to_thread(self._commit)
+                if time.monotonic() - last_commit >= COMMIT_INTERVAL:
+                    last_commit = time.monotonic()
+                    await asyncio.to_thread(self._commit)
             if self._tasks:
                 _, late = await asyncio.wait(set(self._tasks), timeout=drain_timeout)
                 for task in late:  # their state is recorded; the uncommitted requests come back
@@ -106,6 +111,14 @@ class Intake:
             await asyncio.to_thread(self._commit)
         finally:
             await asyncio.to_thread(self._consumer.close)
+
+    def _fetch(self) -> list[Any]:
+        """What is ready now, else wait up to 0.1 s for the next message (never for a full batch)."""
+        batch: list[Any] = self._consumer.consume(200, 0)
+        if batch:
+            return batch
+        first = self._consumer.poll(0.1)
+        return [] if first is None else [first, *self._consumer.consume(199, 0)]
 
     # ------------------------------------------------------------------ dispatch
     def _dispatch(self, msg: Any) -> None:

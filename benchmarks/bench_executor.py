@@ -1,0 +1,168 @@
+"""Executor throughput on the real Kafka: a real executor (``whale run executor``) in a subprocess
+consumes ``core.noop`` requests from its own pool topic; every request costs two acknowledged
+state writes on ``whale.executor.state`` (started, finished) and one acknowledged result on
+``whale.results``. Throughput = requests / (first request sent -> last result read).
+
+Run alone with ``python -m benchmarks.bench_executor``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+
+from whale import topics
+from whale.admin import ensure_topics
+from whale.binding import KafkaMessage, from_kafka, headers_from
+from whale.cloudevent import CloudEvent
+from whale.producer import EventProducer
+from whale.settings import WhaleSettings
+
+TITLE = "Executor: no-op action requests -> results through a real executor (requests/s, latency ms)"
+BURST = 3_000
+SEQUENTIAL = 200
+CONCURRENCY = (1, 16, 64)
+
+
+class Results:
+    """Counts the results of one pool on whale.results, from the end of the topic on."""
+
+    def __init__(self, settings: WhaleSettings, pool: str) -> None:
+        self.pool = pool
+        self.seen: dict[str, float] = {}
+        self._consumer = Consumer(
+            {**settings.kafka_config(), "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False}
+        )
+        meta = self._consumer.list_topics(topics.RESULTS, timeout=30).topics[topics.RESULTS]
+        starts = []
+        for p in meta.partitions:
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(topics.RESULTS, p), timeout=30)
+            starts.append(TopicPartition(topics.RESULTS, p, high))
+        self._consumer.assign(starts)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = self._consumer.consume(500, 0)
+            if not batch:
+                first = self._consumer.poll(0.05)
+                batch = [] if first is None else [first]
+            for msg in batch:
+                if msg.error() is not None:
+                    continue
+                try:
+                    event = from_kafka(KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers())))
+                except Exception:
+                    continue
+                data = event.data if isinstance(event.data, dict) else {}
+                if data.get("pool") == self.pool:
+                    if event.type != "whale.action.succeeded":
+                        raise RuntimeError(f"unexpected result {event.type}: {data.get('error')}")
+                    self.seen.setdefault(str(data["request_id"]), time.perf_counter())
+        self._consumer.close()
+
+    async def wait_for(self, ids: list[str], timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not all(i in self.seen for i in ids):
+            if time.monotonic() > deadline:
+                missing = sum(1 for i in ids if i not in self.seen)
+                raise RuntimeError(f"{missing} results missing after {timeout}s")
+            await asyncio.sleep(0.005)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def _request(pool: str) -> CloudEvent:
+    return CloudEvent.create(
+        type="whale.action.requested",
+        source="/bench/executor",
+        data={
+            "rule": None,
+            "target": {"kind": "action", "name": "core.noop", "pool": pool},
+            "params": {},
+            "idempotency_key": uuid.uuid4().hex,
+        },
+    )
+
+
+def _start_executor(pool: str, concurrency: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "WHALE_LOG_LEVEL": "warning", "WHALE_EXECUTOR_APPROVALS": "false"}
+    code = "import sys; from whale_executor.app import main; sys.exit(main(sys.argv[1:]))"
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", code, "--pool", pool, "--concurrency", str(concurrency)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+async def _scenario(settings: WhaleSettings, concurrency: int) -> dict[str, Any]:
+    pool = f"bench-{uuid.uuid4().hex[:10]}"
+    ensure_topics(settings, [topics.pool_topic_spec(pool)])
+    results = Results(settings, pool)
+    producer = EventProducer(settings)
+    log = Path(tempfile.mkstemp(prefix="whale-bench-executor-", suffix=".log")[1])
+    proc = _start_executor(pool, concurrency, log)
+    try:
+        warm = _request(pool)  # readiness: the first result proves the executor consumes
+        await producer.send(topics.actions_topic(pool), warm, key=warm.data["idempotency_key"])
+        await results.wait_for([warm.id], timeout=120)
+        latencies: list[float] = []
+        for _ in range(SEQUENTIAL):
+            event = _request(pool)
+            sent = time.perf_counter()
+            await producer.send(topics.actions_topic(pool), event, key=event.data["idempotency_key"])
+            await results.wait_for([event.id])
+            latencies.append((results.seen[event.id] - sent) * 1000)
+        burst = [_request(pool) for _ in range(BURST)]
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(producer.send(topics.actions_topic(pool), e, key=e.data["idempotency_key"]) for e in burst)
+        )
+        await results.wait_for([e.id for e in burst])
+        elapsed = max(results.seen[e.id] for e in burst) - started
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        results.close()
+        producer.close()
+        AdminClient(settings.kafka_config()).delete_topics([topics.actions_topic(pool)])
+    latencies.sort()
+    return {
+        "concurrency": concurrency,
+        "requests": BURST,
+        "requests/s": BURST / elapsed,
+        "seq p50 ms": latencies[len(latencies) // 2],
+        "seq p99 ms": latencies[int(len(latencies) * 0.99)],
+    }
+
+
+def run() -> list[dict[str, Any]]:
+    settings = WhaleSettings()
+    ensure_topics(settings)
+    return [asyncio.run(_scenario(settings, c)) for c in CONCURRENCY]
+
+
+if __name__ == "__main__":
+    from benchmarks import format_table
+
+    print(format_table(TITLE, run()))
