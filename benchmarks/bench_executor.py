@@ -56,7 +56,7 @@ class Results:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            batch = self._consumer.consume(500, 0)
+            batch: list[Any] = self._consumer.consume(500, 0)
             if not batch:
                 first = self._consumer.poll(0.05)
                 batch = [] if first is None else [first]
