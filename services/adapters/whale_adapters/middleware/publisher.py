@@ -10,6 +10,8 @@ concurrently to ``whale.ingest``; :meth:`BackgroundPublisher.close` flushes what
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -30,6 +32,7 @@ from whale_adapters.validation import EventValidator, start_schema_view
 log = structlog.get_logger("whale_adapters.middleware")
 ProducerFactory = Callable[[], EventProducer]
 MAX_CONCURRENT_SENDS = 1000
+IDLE_MIN, IDLE_MAX = 0.001, 0.05
 
 
 @dataclass(slots=True)
@@ -64,14 +67,22 @@ class BackgroundPublisher:
 
     # ------------------------------------------------------------------ request-path side
     def start(self) -> None:
+        """Start the worker once (also flushed at interpreter exit if the app never shuts down)."""
         with self._lock:
-            if self._thread is None:
+            if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(target=self._main, name="whale-middleware", daemon=True)
                 self._thread.start()
+                atexit.register(self.close)
+
+    @property
+    def closed(self) -> bool:
+        return self._stop.is_set()
 
     def offer(self, capture: Capture) -> bool:
         """Enqueue (blocking per policy: for WSGI); False when the call was dropped."""
         self.start()
+        if self.closed:
+            return self._dropped()
         try:
             self._queue.put_nowait(capture)
         except queue.Full:
@@ -86,6 +97,8 @@ class BackgroundPublisher:
     async def offer_async(self, capture: Capture) -> bool:
         """Enqueue without blocking the event loop (for ASGI); False when dropped."""
         self.start()
+        if self.closed:
+            return self._dropped()
         try:
             self._queue.put_nowait(capture)
         except queue.Full:
@@ -135,12 +148,18 @@ class BackgroundPublisher:
         room = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
         tasks: set[asyncio.Task[None]] = set()
         try:
+            idle = IDLE_MIN
             while True:
+                # polled, not a blocking get in an executor thread: executors refuse work during
+                # interpreter exit, when the atexit flush still has to drain the queue
                 try:
-                    first = await asyncio.to_thread(self._queue.get, True, 0.05)
+                    first = self._queue.get_nowait()
+                    idle = IDLE_MIN
                 except queue.Empty:
                     if self._stop.is_set():
                         break
+                    await asyncio.sleep(idle)
+                    idle = min(idle * 2, IDLE_MAX)
                     continue
                 batch = [first]
                 while len(batch) < MAX_CONCURRENT_SENDS:
@@ -158,9 +177,10 @@ class BackgroundPublisher:
             if tasks:
                 await asyncio.gather(*tasks)
         finally:
-            await asyncio.to_thread(producer.close)
+            producer.close()
             if view is not None:
-                await view.stop()
+                with contextlib.suppress(RuntimeError):  # no executor at interpreter exit: daemon thread
+                    await view.stop()
 
     async def _schemas(self) -> CompactedView | None:
         if not self.config.validate_schemas:
@@ -168,6 +188,9 @@ class BackgroundPublisher:
         while True:
             try:
                 return await start_schema_view(self._settings)
+            except RuntimeError as exc:  # the interpreter exits before the view started
+                log.warning("middleware_schemas_skipped_at_exit", error=str(exc))
+                return None
             except WhaleError as exc:
                 log.error("middleware_schemas_unavailable", error=str(exc))
                 if self._stop.is_set():

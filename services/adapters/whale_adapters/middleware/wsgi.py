@@ -3,12 +3,11 @@
 For a mapped route it buffers the request body (and hands the application a fresh stream), keeps a
 copy of a 2xx response body while the server iterates it, and enqueues the call when the server
 closes the response, that is after the response was sent. Call :meth:`WhaleWSGIMiddleware.close`
-at shutdown (it is also registered with :mod:`atexit`) to flush.
+at shutdown to flush (the publisher also flushes at interpreter exit).
 """
 
 from __future__ import annotations
 
-import atexit
 import io
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -43,8 +42,7 @@ class WhaleWSGIMiddleware:
         self.publisher = publisher
         self._router = publisher.router
         self._max_body = publisher.config.max_body
-        publisher.start()
-        atexit.register(self.close)
+        publisher.start()  # flushed by close(), or at interpreter exit
 
     def close(self) -> None:
         """Flush queued events (application shutdown)."""
