@@ -7,6 +7,7 @@ default repository is Maven Central, and a user's ``~/.m2/settings.xml`` (mirror
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -21,6 +22,7 @@ DEPENDENCY_PLUGIN_VERSION = "3.8.1"
 SLF4J_VERSION = "2.0.16"
 LOG4J_VERSION = "2.24.3"
 COMPLETE_MARKER = ".whale-complete"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 MVN_TIMEOUT = 1800.0
 
 _NETWORK_HINTS = (
@@ -42,7 +44,7 @@ _NETWORK_HINTS = (
 def render_pom(name: str, **values: str) -> str:
     """The pom template ``<name>-pom.xml`` of this package with ``values`` filled in."""
     text = resources.files("whale.infra").joinpath(f"{name}-pom.xml").read_text(encoding="utf-8")
-    return Template(text).substitute(dependency_plugin_version=DEPENDENCY_PLUGIN_VERSION, **values)
+    return Template(text).substitute(**values)
 
 
 def kafka_pom(kafka_version: str) -> str:
@@ -70,19 +72,25 @@ def find_maven() -> str:
 
 def explain_failure(what: str, returncode: int, output: str) -> str:
     """One line that says why ``mvn`` could not fetch ``what``, from its output."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("[ERROR]")] or lines
-    first = errors[0].removeprefix("[ERROR]").strip() if errors else f"exit code {returncode}"
-    if len(first) > 300:
-        first = first[:297] + "..."
+    lines = [_ANSI.sub("", line).strip() for line in output.splitlines()]
+    errors = [line.removeprefix("[ERROR]").strip() for line in lines if line.startswith("[ERROR]")]
+    errors = [line for line in errors if line] or [line for line in lines if line]
+    first = errors[0].removesuffix("-> [Help 1]").strip() if errors else f"exit code {returncode}"
+    first = re.sub(r"^Failed to execute goal( on project [^:]+)?: ", "", first)
+    first = re.sub(r"^Could not resolve dependencies for project \S+: ", "", first)
     if any(hint in output for hint in _NETWORK_HINTS):
+        cause = ": ".join(first.split(": ")[-2:])
         return (
             f"Maven could not download {what} from Maven Central: is the network (or the proxy/mirror "
-            f"in ~/.m2/settings.xml) reachable? ({first})"
+            f"in ~/.m2/settings.xml) reachable? ({_shorten(cause)})"
         )
-    if "Could not find artifact" in output or "could not be resolved" in output:
-        return f"Maven could not resolve {what}: {first}"
-    return f"Maven failed to fetch {what} (exit code {returncode}): {first}"
+    if "was not found in" in output or "Could not find artifact" in output:
+        return f"Maven could not resolve {what}: {_shorten(first)}"
+    return f"Maven failed to fetch {what} (exit code {returncode}): {_shorten(first)}"
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def copy_dependencies(pom: str, out_dir: Path, *, java: Java, what: str) -> None:
@@ -94,10 +102,11 @@ def copy_dependencies(pom: str, out_dir: Path, *, java: Java, what: str) -> None
         mvn,
         "-B",
         "-q",
+        "-U",
         "-Dstyle.color=never",
         "-f",
         str(pom_path),
-        "dependency:copy-dependencies",
+        f"org.apache.maven.plugins:maven-dependency-plugin:{DEPENDENCY_PLUGIN_VERSION}:copy-dependencies",
         f"-DoutputDirectory={out_dir}",
         "-DincludeScope=runtime",
     ]

@@ -25,6 +25,11 @@ from whale.errors import InfraError
 
 STATE_FILE = "state.json"
 LOCK_FILE = ".lock"
+START_MARKER = "=== whale infra: starting"
+
+# Children spawned by this process, kept so that they are not garbage-collected while running
+# (``Popen.__del__`` warns about that) and are reaped when they end.
+_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,11 @@ def is_alive(record: ProcessRecord) -> bool:
 
 def reap(pid: int) -> None:
     """Collect ``pid`` if it is a finished child of this process (so it does not linger as a zombie)."""
+    child = _children.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            del _children[pid]
+        return
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 
@@ -131,6 +141,8 @@ def spawn(
     log.parent.mkdir(parents=True, exist_ok=True)
     rotate(log)
     with log.open("ab") as out:
+        out.write(f"\n{START_MARKER} at {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
+        out.flush()
         try:
             proc = subprocess.Popen(
                 list(cmd),
@@ -144,6 +156,7 @@ def spawn(
             )
         except OSError as exc:
             raise InfraError(f"cannot start {cmd[0]}: {exc}") from exc
+    _children[proc.pid] = proc
     record = ProcessRecord(
         pid=proc.pid,
         pgid=proc.pid,
@@ -164,7 +177,7 @@ def rotate(log: Path, limit: int = 50 * 1024 * 1024) -> None:
 
 
 def tail(path: Path, lines: int = 20) -> str:
-    """The last ``lines`` lines of ``path`` (empty if it does not exist)."""
+    """The last ``lines`` lines of ``path`` written since the last start (empty if there is no file)."""
     try:
         with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -172,6 +185,9 @@ def tail(path: Path, lines: int = 20) -> str:
             data = handle.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
+    marker = data.rfind(START_MARKER)
+    if marker >= 0:
+        data = data[marker:].partition("\n")[2]
     return "\n".join(data.splitlines()[-lines:])
 
 

@@ -47,20 +47,39 @@ def test_poms_name_no_repository_so_maven_central_is_used(pom: str) -> None:
     assert "<pluginRepositories>" not in pom
 
 
-def test_unreachable_maven_central_is_explained_as_a_network_problem() -> None:
-    output = (
-        "[ERROR] Failed to execute goal on project kafka-runtime: Could not resolve dependencies: "
-        "Could not transfer artifact org.apache.kafka:kafka_2.13:pom:4.3.0 from/to central: "
-        "Unknown host repo.example: Name or service not known -> [Help 1]\n[ERROR] more"
-    )
-    message = maven.explain_failure("Apache Kafka 4.3.0", 1, output)
+CONNECTION_REFUSED = (
+    "\x1b[0m\x1b[0m[ERROR] Plugin org.apache.maven.plugins:maven-dependency-plugin:3.8.1 or one of its "
+    "dependencies could not be resolved: Failed to read artifact descriptor for "
+    "org.apache.maven.plugins:maven-dependency-plugin:jar:3.8.1: Could not transfer artifact "
+    "org.apache.maven.plugins:maven-dependency-plugin:pom:3.8.1 from/to dead (http://127.0.0.1:1/maven2): "
+    "transfer failed for http://127.0.0.1:1/maven2/x.pom: Connect to 127.0.0.1:1 [/127.0.0.1] failed: "
+    "Connection refused -> [Help 1]\n[ERROR] \n[ERROR] To see the full stack trace of the errors, re-run Maven\n"
+)
+NOT_FOUND = (
+    "\x1b[0m\x1b[0m[ERROR] Failed to execute goal on project kafka-runtime: Could not resolve dependencies for "
+    "project whale.infra:kafka-runtime:pom:9.9.9: org.apache.kafka:kafka_2.13:jar:9.9.9 was not found in "
+    "the central repository -> [Help 1]\n[ERROR] \n"
+)
+
+
+def test_unreachable_maven_central_is_a_one_line_network_error_with_the_cause() -> None:
+    message = maven.explain_failure("Apache Kafka 4.3.0", 1, CONNECTION_REFUSED)
     assert message.startswith("Maven could not download Apache Kafka 4.3.0 from Maven Central")
+    assert message.endswith("(Connect to 127.0.0.1:1 [/127.0.0.1] failed: Connection refused)")
     assert "\n" not in message
 
 
+def test_unknown_host_is_a_network_error() -> None:
+    output = "[ERROR] Could not transfer artifact x from/to central: Unknown host example.invalid: Name or service not known"
+    assert "Unknown host example.invalid" in maven.explain_failure("x", 1, output)
+
+
 def test_unknown_version_is_explained_as_not_found() -> None:
-    output = "[ERROR] Failed to execute goal: Could not find artifact org.apache.kafka:kafka_2.13:jar:9.9.9"
-    assert maven.explain_failure("Apache Kafka 9.9.9", 1, output).startswith("Maven could not resolve")
+    message = maven.explain_failure("Apache Kafka 9.9.9", 1, NOT_FOUND)
+    assert message == (
+        "Maven could not resolve Apache Kafka 9.9.9: "
+        "org.apache.kafka:kafka_2.13:jar:9.9.9 was not found in the central repository"
+    )
 
 
 def test_other_failures_keep_the_first_error_line() -> None:

@@ -119,6 +119,14 @@ def test_tail_returns_the_last_lines(tmp_path: Path) -> None:
     assert process.tail(tmp_path / "absent.log") == ""
 
 
+def test_tail_shows_only_what_the_last_start_wrote(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    log.write_text(
+        f"old run\n{process.START_MARKER} at 1 ===\nolder crash\n{process.START_MARKER} at 2 ===\nToo small heap\n"
+    )
+    assert process.tail(log) == "Too small heap"
+
+
 def test_rotate_moves_a_big_log_aside(tmp_path: Path) -> None:
     log = tmp_path / "x.log"
     log.write_text("x" * 100)
