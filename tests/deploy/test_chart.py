@@ -102,11 +102,17 @@ def test_default_values_render_valid_kubernetes_manifests(default_manifests: lis
 
 
 def test_production_values_render_valid_kubernetes_manifests(production_manifests: list[Manifest]) -> None:
-    """values-production.yaml renders schema-valid manifests, with HPAs, a ServiceMonitor and two pools."""
+    """values-production.yaml renders schema-valid manifests, with HPAs, a ServiceMonitor, Ingresses
+    to the two HTTP services and two pools."""
     validate_all(production_manifests)
     hpas = by_kind(production_manifests, "HorizontalPodAutoscaler")
     assert {"whale-event-center", "whale-indexer", "whale-adapters", "whale-executor-infra"} <= set(hpas)
     assert by_kind(production_manifests, "ServiceMonitor")
+    ingresses = by_kind(production_manifests, "Ingress")
+    assert sorted(ingresses) == ["whale-adapters", "whale-event-center"]
+    for name, ingress in ingresses.items():
+        backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+        assert backend == {"name": name, "port": {"name": "http"}}
     assert {"whale-executor-default", "whale-executor-infra"} <= set(
         by_kind(production_manifests, "Deployment")
     )
@@ -328,3 +334,18 @@ def test_extra_event_schemas_are_merged_with_the_image_s_own(helm: Helm) -> None
     (main,) = default["containers"]
     env = {e["name"]: e.get("value") for e in main["env"]}
     assert env["WHALE_EVENT_CENTER_SCHEMAS_DIR"] == "/app/schemas/events"
+
+
+def test_notes_point_webhooks_at_the_adapters_ingress(helm: Helm, tmp_path: Path) -> None:
+    """With an adapters Ingress, NOTES.txt gives the webhook and Alertmanager URLs on its host."""
+    notes = render_notes(
+        helm,
+        tmp_path,
+        [
+            "adapters.ingress.enabled=true",
+            "adapters.ingress.host=hooks.example.com",
+            "adapters.ingress.tlsSecret=t",
+        ],
+    )
+    assert "https://hooks.example.com/webhooks/<name>" in notes
+    assert "https://hooks.example.com/alertmanager" in notes

@@ -101,3 +101,10 @@ def test_copied_sources_exist_and_are_not_excluded_by_dockerignore() -> None:
         assert not ignored(source), f"{source} is excluded by .dockerignore"
     assert ignored(".venv") and ignored("tests")
     assert (ROOT / "schemas" / "events").is_dir(), "the chart points the event center at /app/schemas/events"
+
+
+def test_the_chart_s_app_version_is_the_package_version() -> None:
+    """The image tag the chart defaults to (its appVersion) is the version pyproject.toml builds."""
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert chart["appVersion"] == version

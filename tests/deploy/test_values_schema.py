@@ -59,6 +59,7 @@ def test_schema_is_valid_draft_2020_12_and_accepts_the_shipped_values() -> None:
         (["securityContext.readOnlyRootFilesystem=false"], "at '/securityContext/readOnlyRootFilesystem'"),
         (["podSecurityContext.runAsNonRoot=false"], "at '/podSecurityContext/runAsNonRoot'"),
         (["logging.level=verbose"], "at '/logging/level'"),
+        (["adapters.ingress.enabled=true"], "at '/adapters/ingress/host': minLength: got 0, want 1"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
