@@ -2,19 +2,27 @@
 
 Starts Kafka and Elasticsearch (unless ``WHALE_KAFKA_BOOTSTRAP`` / ``WHALE_ES_URL`` point at the
 user's clusters), ensures the topics, starts every installed service as its own process with its
-log lines prefixed by its name, and on Ctrl-C stops everything it started.
+log lines prefixed by its name, loads the shipped scenarios (rules, actions and workflows, event
+schemas; ``--no-examples`` skips them), prints the URLs and a first command to try, and on Ctrl-C
+stops everything it started. Every default below is only a default: an environment variable the
+user set wins.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from typing import IO
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
 
 from whale.admin import ensure_topics
 from whale.cli.run import services
@@ -22,11 +30,25 @@ from whale.settings import WhaleSettings
 
 # Arguments each service gets under `whale up`; services not listed start with none.
 SERVICE_ARGS: dict[str, list[str]] = {"executor": ["--pool", "default"]}
+SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
+DEMO_DIR = Path("/tmp/whale-demo")  # noqa: S108 - the stand-in hosts' log directories of the demo
+ROBOT_PORT = 8099
+# Ports under `whale up`, chosen so no two services collide (each is WHALE_<SERVICE>_... settable).
+PORTS = {
+    "WHALE_EVENT_CENTER_PORT": "8080",
+    "WHALE_EVENT_CENTER_INDEXER_HEALTH_PORT": "8081",
+    "WHALE_EVENT_CENTER_DEDUPE_HEALTH_PORT": "8082",
+    "WHALE_ADAPTERS_PORT": "8088",
+    "WHALE_RULE_ENGINE_PORT": "8094",
+    "WHALE_EXECUTOR_HEALTH_PORT": "8095",
+    "WHALE_TODO_HEALTH_PORT": "8097",
+}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("up", help="start the whole platform (infra, topics, every service) until Ctrl-C")
     parser.add_argument("--no-services", action="store_true", help="only infrastructure and topics")
+    parser.add_argument("--no-examples", action="store_true", help="do not load the shipped scenarios")
     parser.add_argument("--keep-infra", action="store_true", help="leave Kafka/Elasticsearch running on exit")
     parser.set_defaults(handler=_up)
 
@@ -38,6 +60,104 @@ def _pump(name: str, stream: IO[bytes], width: int) -> None:
         sys.stdout.buffer.flush()
 
 
+def example_env(env: dict[str, str], scenarios: Path = SCENARIOS) -> dict[str, str]:
+    """Defaults pointing the services at the shipped scenarios (the user's own settings win)."""
+    out = dict(env)
+    for name, value in PORTS.items():
+        out.setdefault(name, value)
+    if scenarios.is_dir():
+        out.setdefault("WHALE_RULE_ENGINE_RULES_DIR", str(scenarios / "rules"))
+        out.setdefault("WHALE_TODO_RULES_DIR", str(scenarios / "rules"))
+        out.setdefault("WHALE_EXECUTOR_CATALOG_DIRS", json.dumps([str(scenarios / "catalog")]))
+        out.setdefault(
+            "WHALE_EXAMPLE_WECOM_WEBHOOK", f"http://127.0.0.1:{ROBOT_PORT}/cgi-bin/webhook/send?key=demo"
+        )
+    return out
+
+
+def prepare_demo_hosts(base: Path = DEMO_DIR) -> None:
+    """The stand-in log directory of vm-web-01 (old and fresh logs) and kernel log of db-01."""
+    logs = base / "vm-web-01" / "log"
+    logs.mkdir(parents=True, exist_ok=True)
+    old = time.time() - 30 * 86400
+    for i in range(60):
+        path = logs / f"app-{i:02d}.log.gz"
+        path.write_bytes(b"\0" * 1000)
+        os.utime(path, (old, old))
+    for i in range(20):
+        (logs / f"app-today-{i:02d}.log").write_bytes(b"\0" * 1000)
+    kmsg = base / "db-01" / "kmsg.log"
+    kmsg.parent.mkdir(parents=True, exist_ok=True)
+    kmsg.write_text("[  12.3] EXT4-fs error (device sda1): ext4_find_entry: reading directory lblock 0\n")
+
+
+class _Robot(BaseHTTPRequestHandler):
+    """Stands in for the WeCom group robot: prints what it would have posted to the chat."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        try:
+            text = json.loads(body).get("markdown", {}).get("content", "")
+        except (ValueError, AttributeError):
+            text = body.decode("utf-8", "replace")
+        for line in str(text).splitlines():
+            sys.stdout.write(f"{'robot':<12} | {line}\n")
+        sys.stdout.flush()
+        answer = b'{"errcode": 0, "errmsg": "ok"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _load_examples(env: dict[str, str]) -> None:
+    """Wait for the event center, then register the scenarios' event schemas."""
+    from whale.cli.events import register_schemas
+
+    url = f"http://127.0.0.1:{env['WHALE_EVENT_CENTER_PORT']}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    else:
+        print("the event center did not become ready: example schemas not registered", flush=True)
+        return
+    for type_name, status, detail in register_schemas(url, str(SCENARIOS / "schemas")):
+        print(f"example schema {type_name}: {status} {detail}", flush=True)
+    _banner(env)
+
+
+def _banner(env: dict[str, str]) -> None:
+    center = f"http://127.0.0.1:{env['WHALE_EVENT_CENTER_PORT']}"
+    adapters = f"http://127.0.0.1:{env['WHALE_ADAPTERS_PORT']}"
+    payloads = SCENARIOS / "payloads"
+    print(
+        f"""
+Whale is ready.
+  event center   {center}   (API docs {center}/docs; events, /traces/<id>, /schemas, /rules, /todos)
+  adapters       {adapters}   (POST /alertmanager, /webhooks/<name>)
+  robot          the WeCom robot stand-in prints its messages below as `robot | ...`
+First thing to try (a disk alert that cleans /tmp/whale-demo/vm-web-01/log):
+  curl -s -XPOST {adapters}/alertmanager -H 'Content-Type: application/json' -d @{payloads}/disk-alert.json
+Then:
+  whale events search --type whale.workflow.completed      # the result, and its correlation id
+  whale events trace <correlationid>                        # the whole chain in causal order
+  whale events send {payloads}/kernel-error.json            # dmesg cleanup
+  whale events send {payloads}/backup-failed.json           # nobody handles it: a to-do
+  whale todos list
+""",
+        flush=True,
+    )
+
+
 def _up(args: argparse.Namespace) -> int:
     from whale.infra import stack
 
@@ -47,6 +167,7 @@ def _up(args: argparse.Namespace) -> int:
     for report in ensure_topics(settings):
         print(f"topic {report.name}: {report.action}", flush=True)
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    robot: ThreadingHTTPServer | None = None
     if not args.no_services:
         env = {**os.environ}
         env.setdefault("WHALE_DEV_MODE", "true")
@@ -55,6 +176,16 @@ def _up(args: argparse.Namespace) -> int:
                 "dev mode: event ingest accepts requests without credentials (WHALE_DEV_MODE=true)",
                 flush=True,
             )
+        examples = not args.no_examples and SCENARIOS.is_dir()
+        if examples:
+            env = example_env(env)
+            prepare_demo_hosts()
+            if "WHALE_EXAMPLE_WECOM_WEBHOOK" not in os.environ:
+                robot = ThreadingHTTPServer(("127.0.0.1", ROBOT_PORT), _Robot)
+                threading.Thread(target=robot.serve_forever, daemon=True).start()
+        else:
+            for name, value in PORTS.items():
+                env.setdefault(name, value)
         names = sorted(services())
         width = max((len(n) for n in names), default=8)
         for name in names:
@@ -63,7 +194,11 @@ def _up(args: argparse.Namespace) -> int:
             procs[name] = proc
             assert proc.stdout is not None
             threading.Thread(target=_pump, args=(name, proc.stdout, width), daemon=True).start()
-    print("Whale is up. Press Ctrl-C to stop.", flush=True)
+        if examples:
+            threading.Thread(target=_load_examples, args=(env,), daemon=True).start()
+        else:
+            threading.Thread(target=_banner, args=(env,), daemon=True).start()
+    print("Whale is starting. Press Ctrl-C to stop.", flush=True)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
@@ -84,6 +219,8 @@ def _up(args: argparse.Namespace) -> int:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if robot is not None:
+            robot.shutdown()
         if not args.keep_infra:
-            stack.down(settings)
+            stack.down(settings, components=status.started)
     return 0

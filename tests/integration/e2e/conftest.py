@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +41,8 @@ def robot() -> Iterator[Robot]:
 def platform(
     e2e_stack: WhaleSettings, robot: Robot, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Platform]:
-    workdir: Path = tmp_path_factory.mktemp("platform")
+    # the service logs outlive pytest's temporary-directory rotation, so a failure can be read later
+    workdir = Path(os.environ.get("WHALE_E2E_DIR") or tempfile.mkdtemp(prefix="whale-e2e-"))
     running = Platform(e2e_stack, workdir, robot)
     try:
         running.start_all()
