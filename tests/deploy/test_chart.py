@@ -349,3 +349,18 @@ def test_notes_point_webhooks_at_the_adapters_ingress(helm: Helm, tmp_path: Path
     )
     assert "https://hooks.example.com/webhooks/<name>" in notes
     assert "https://hooks.example.com/alertmanager" in notes
+
+
+def test_the_network_policy_admits_traffic_only_on_the_http_port(
+    production_manifests: list[Manifest],
+) -> None:
+    """The NetworkPolicy selects every Whale pod and lets in only the `http` port, from the peers set."""
+    (policy,) = by_kind(production_manifests, "NetworkPolicy").values()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert len(rule["from"]) == 2
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    for deployment in by_kind(production_manifests, "Deployment").values():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items()
