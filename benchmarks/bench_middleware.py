@@ -7,6 +7,7 @@ difference is the capture (body copies, route match, enqueue), not Kafka.
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
 import socket
 import statistics
 import sys
@@ -41,23 +42,50 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class _Server:
-    def __init__(self, app: Any) -> None:
-        self.port = _free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.01)
+def _serve(publish: bool, port: int, stop: Any, out: Any) -> None:
+    """Child process: one CMDB under uvicorn until ``stop``; then reports the middleware's counts."""
+    cmdb = _cmdb()
+    app = cmdb.create_app(WhaleSettings(), publish=publish, source="/bench/cmdb")
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    stop.wait()
+    server.should_exit = True  # graceful: the lifespan shutdown flushes the middleware's queue
+    thread.join(120)
+    counts = _published(app) if publish else None
+    out.put({"published": counts.published if counts else 0, "dropped": counts.dropped if counts else 0})
 
-    def stop(self) -> float:
-        """Shut down (the middleware flushes its queue here); returns how long it took."""
+
+class _Server:
+    """Each app in its own process, so the middleware's background thread only competes with its own app."""
+
+    def __init__(self, publish: bool) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.port = _free_port()
+        self.out = ctx.Queue()
+        self.stopping = ctx.Event()
+        self.process = ctx.Process(
+            target=_serve, args=(publish, self.port, self.stopping, self.out), daemon=True
+        )
+        self.process.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/cis", timeout=1).raise_for_status()
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("the benchmark app did not start")
+
+    def stop(self) -> tuple[float, dict[str, int]]:
+        """Graceful shutdown (the middleware flushes its queue); how long it took, and the counts."""
         started = time.perf_counter()
-        self.server.should_exit = True
-        self.thread.join(60)
-        return time.perf_counter() - started
+        self.stopping.set()
+        counts: dict[str, int] = self.out.get(timeout=120)
+        self.process.join(30)
+        return time.perf_counter() - started, counts
 
 
 def _call(client: httpx.Client, i: int) -> float:
@@ -73,23 +101,23 @@ def _call(client: httpx.Client, i: int) -> float:
     return elapsed
 
 
-def _measure(apps: dict[str, Any], requests: int) -> tuple[dict[str, list[float]], dict[str, float]]:
+def _measure(modes: dict[str, bool], requests: int) -> dict[str, tuple[list[float], float, dict[str, int]]]:
     """Both apps run side by side and requests alternate between them (the order flips every
     request), so load from other processes on a shared machine hits both modes alike."""
-    servers = {mode: _Server(app) for mode, app in apps.items()}
-    latencies: dict[str, list[float]] = {mode: [] for mode in apps}
+    servers = {mode: _Server(publish) for mode, publish in modes.items()}
+    latencies: dict[str, list[float]] = {mode: [] for mode in modes}
     clients = {mode: httpx.Client(base_url=f"http://127.0.0.1:{srv.port}") for mode, srv in servers.items()}
     try:
-        modes = list(apps)
+        order = list(modes)
         for i in range(WARMUP + requests):
-            for mode in modes if i % 2 == 0 else reversed(modes):
+            for mode in order if i % 2 == 0 else reversed(order):
                 elapsed = _call(clients[mode], i)
                 if i >= WARMUP:
                     latencies[mode].append(elapsed)
     finally:
         for client in clients.values():
             client.close()
-    return latencies, {mode: srv.stop() for mode, srv in servers.items()}
+    return {mode: (latencies[mode], *srv.stop()) for mode, srv in servers.items()}
 
 
 def _row(mode: str, latencies: list[float], shutdown: float, extra: dict[str, Any]) -> dict[str, Any]:
@@ -101,26 +129,15 @@ def _row(mode: str, latencies: list[float], shutdown: float, extra: dict[str, An
         "p99 ms": ordered[int(len(ordered) * 0.99) - 1],
         "mean ms": statistics.fmean(ordered),
         "shutdown s": shutdown,
-        "events published": extra.get("events published", 0),
+        "events published": extra.get("published", 0),
         "dropped": extra.get("dropped", 0),
     }
 
 
 def run() -> list[dict[str, Any]]:
-    cmdb = _cmdb()
-    settings = WhaleSettings()
-    with_events = cmdb.create_app(settings, source="/bench/cmdb")
-    apps = {"without middleware": cmdb.create_app(settings, publish=False), "with middleware": with_events}
-    latencies, shutdown = _measure(apps, REQUESTS)
-    counts = _published(with_events)
+    results = _measure({"without middleware": False, "with middleware": True}, REQUESTS)
     return [
-        _row("without middleware", latencies["without middleware"], shutdown["without middleware"], {}),
-        _row(
-            "with middleware",
-            latencies["with middleware"],
-            shutdown["with middleware"],
-            {"events published": counts.published, "dropped": counts.dropped},
-        ),
+        _row(mode, latencies, shutdown, counts) for mode, (latencies, shutdown, counts) in results.items()
     ]
 
 
