@@ -99,7 +99,13 @@ TOPICS: tuple[TopicSpec, ...] = (
         retention_ms=30 * DAY_MS,
     ),
     TopicSpec(SCHEMAS, 1, "Event-type JSON Schemas, one record per type (compacted).", compacted=True),
-    TopicSpec(RULES, 1, "Rule definitions, one record per rule id (compacted).", compacted=True),
+    TopicSpec(
+        RULES,
+        1,
+        "Rule definitions, one record per rule id (compacted).",
+        compacted=True,
+        event_types=("whale.rule.saved",),
+    ),
     TopicSpec(
         CATALOG,
         1,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from whale_rule_engine.engine import (
     RuleSet,
@@ -125,3 +128,21 @@ def test_ruleset_applies_topic_records_live_over_directory_rules() -> None:
     assert rules.match({"type": "other"})[0].version == 4
     rules.apply_record("disk", None)
     assert [r.version for r in rules.match(ctx)] == [3]
+
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"
+
+
+def test_emitted_events_fit_their_registered_schemas() -> None:
+    """whale.action.requested, whale.rule.throttled and whale.rule.saved match schemas/events."""
+    t = plan([rule()], EVENT)[0][0]
+    d = decide(None, capacity=1, refill_per_second=1.0, now=0.0, idempotency_key="x")
+    d = decide(d.state, capacity=1, refill_per_second=1.0, now=0.0, idempotency_key="y")
+    for event in (
+        action_request(t, source="s"),
+        throttled_notice(t, d, source="s"),
+        rule().to_event(),
+        rule(throttle=None).to_event(),
+    ):
+        schema = json.loads((SCHEMAS / f"{event.type}.json").read_text())
+        jsonschema.Draft202012Validator(schema).validate(event.data)
