@@ -17,7 +17,13 @@ from adapters.fakes import DictSchemas, FakeProducer
 from adapters.payloads import alert, notification
 
 SCHEMAS = DictSchemas(
-    {"shop.order.paid": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}}}
+    {
+        "shop.order.paid": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
+        "prometheus.alert.firing": {
+            "type": "object",
+            "properties": {"labels": {"type": "object", "properties": {"instance": {"pattern": "^db"}}}},
+        },
+    }
 )
 
 
@@ -92,3 +98,13 @@ def test_a_signed_webhook_is_validated_against_the_registered_schema(
 
 def test_an_unknown_webhook_is_404(client: TestClient) -> None:
     assert client.post("/webhooks/nope", content=b"{}").status_code == 404
+
+
+def test_one_alert_breaking_the_registered_schema_refuses_the_whole_notification(
+    client: TestClient, producer: FakeProducer
+) -> None:
+    payload = notification(alert("fp1"), alert("fp2", instance="web1:9100"))
+    answer = client.post("/alertmanager", json=payload, headers={"Authorization": "Bearer tok"})
+    assert answer.status_code == 422
+    assert answer.json()["problems"][0]["field"] == "data.labels.instance"
+    assert producer.sent == []

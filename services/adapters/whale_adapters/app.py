@@ -63,6 +63,8 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
 
     async def publish(adapter: str, events: list[CloudEvent]) -> JSONResponse:
         try:
+            for event in events:  # all or nothing: no event of a request is sent if one is invalid
+                parts.writer.validator.validate(event)
             await asyncio.gather(*(parts.writer.publish(e, adapter=adapter) for e in events))
         except PayloadError as exc:
             metrics.REQUESTS.labels(adapter=adapter, outcome="invalid").inc()
