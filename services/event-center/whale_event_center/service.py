@@ -133,7 +133,8 @@ class Ingest:
         message = to_binary(event, key=ingest_key(event.source, event.id))
         timeout = self._settings.produce_timeout_ms / 1000 + 1
         try:
-            await asyncio.wait_for(self._producer.send_message(self._settings.ingest_topic, message), timeout)
+            async with asyncio.timeout(timeout):
+                await self._producer.send_message(self._settings.ingest_topic, message)
         except (DeliveryError, TimeoutError) as exc:
             log.warning("ingest_not_acknowledged", event_id=event.id, error=str(exc))
             raise Unavailable(
