@@ -18,14 +18,10 @@ from whale.settings import WhaleSettings
 
 
 @pytest.fixture(scope="session")
-def re_settings(request: pytest.FixtureRequest) -> WhaleSettings:
-    """The suite's `stack` when the shared conftest provides it, else the environment's settings."""
-    try:
-        settings: WhaleSettings = request.getfixturevalue("stack")
-    except (pytest.FixtureLookupError, ImportError):  # the shared stack fixture is not usable yet
-        settings = WhaleSettings()
-    ensure_topics(settings)
-    return settings
+def re_settings(stack: WhaleSettings) -> WhaleSettings:
+    """The suite's stack, with the topic contract in place."""
+    ensure_topics(stack)
+    return stack
 
 
 @pytest.fixture
