@@ -14,6 +14,7 @@ from whale import topics
 from whale.admin import ensure_topics
 from whale.compacted import CompactedView
 from whale.errors import WhaleError
+from whale.health import serve_health
 from whale.producer import EventProducer
 from whale_event_center.auth import TokenStore
 from whale_event_center.settings import Settings
@@ -54,6 +55,15 @@ class Components:
             await view.stop()
         await asyncio.to_thread(self.producer.close, 10)
         await self.store.close()
+
+
+async def start_health(host: str, port: int, ready: Any = None) -> asyncio.Server | None:
+    """``whale.health`` on ``port``; a busy port is logged, not fatal (the work matters more)."""
+    try:
+        return await serve_health(host, port, ready)
+    except OSError as exc:
+        log.error("health_port_unavailable", host=host, port=port, error=str(exc))
+        return None
 
 
 async def _nothing() -> None:

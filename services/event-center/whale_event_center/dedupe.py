@@ -28,11 +28,11 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from whale.binding import KafkaMessage, from_kafka, headers_from, to_binary
 from whale.consumer import dlq_message
 from whale.errors import BindingError, DeliveryError, TopicError
-from whale.health import serve_health
 from whale.logging import configure_logging
 from whale.producer import EventProducer
 from whale.runtime import run
 from whale_event_center import metrics
+from whale_event_center.components import start_health
 from whale_event_center.settings import Settings
 
 log = structlog.get_logger("whale_event_center.dedupe")
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         await asyncio.to_thread(ensure_changelog, settings)
         producer = EventProducer(settings.whale, client_id="whale-dedupe")
         stage = DedupeStage(settings, producer)
-        health = await serve_health(settings.host, settings.dedupe_health_port)
+        health = await start_health(settings.host, settings.dedupe_health_port)
         task = asyncio.create_task(stage.run())
         log.info(
             "dedupe_started",
@@ -317,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         await stop.wait()
         stage.stop()
         await task
-        health.close()
+        if health is not None:
+            health.close()
         await asyncio.to_thread(producer.close, 10)
 
     return run(serve)

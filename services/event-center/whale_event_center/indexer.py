@@ -21,10 +21,10 @@ import structlog
 from confluent_kafka import Consumer, TopicPartition
 
 from whale.binding import KafkaMessage, headers_from
-from whale.health import serve_health
 from whale.logging import configure_logging
 from whale.runtime import run
 from whale_event_center import metrics
+from whale_event_center.components import start_health
 from whale_event_center.documents import Document, document
 from whale_event_center.errors import StoreUnavailable
 from whale_event_center.settings import Settings
@@ -170,13 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     async def serve(stop: asyncio.Event) -> None:
         store = Store(settings.whale.es_url, settings.index_prefix, auth=_es_auth(settings))
         indexer = Indexer(settings, store)
-        health = await serve_health(settings.host, settings.indexer_health_port, store.ping)
+        health = await start_health(settings.host, settings.indexer_health_port, store.ping)
         task = asyncio.create_task(indexer.run())
         log.info("indexer_started", topics=settings.indexer_topics, group=settings.indexer_group)
         await stop.wait()
         indexer.stop()
         await task
-        health.close()
+        if health is not None:
+            health.close()
         await store.close()
 
     return run(serve)
