@@ -134,3 +134,17 @@ def test_every_variable_the_chart_sets_is_read_by_the_container_s_service(
             if name.upper() not in allowed
         ]
     assert not unknown, "variables no Settings class reads:\n" + "\n".join(unknown)
+
+
+def test_each_service_listens_on_all_interfaces_on_its_probed_port(default_manifests: list[Manifest]) -> None:
+    """The services default to 127.0.0.1 and some to no health server at all, so the chart sets, in
+    each Deployment, a *_PORT setting equal to the container's `http` port and a *_HOST setting to
+    0.0.0.0 (the kubelet's probes and the Service reach the pod's IP)."""
+    for manifest, container in containers(default_manifests):
+        if manifest["kind"] != "Deployment":
+            continue
+        where = manifest["metadata"]["name"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        (port,) = [p["containerPort"] for p in container["ports"] if p["name"] == "http"]
+        assert [n for n, v in env.items() if n.endswith("_PORT") and v == str(port)], where
+        assert [n for n, v in env.items() if n.endswith("_HOST") and v == "0.0.0.0"], where
