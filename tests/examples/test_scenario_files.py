@@ -1,0 +1,52 @@
+"""The shipped scenarios load: the executor catalogue accepts the actions and workflows, every rule
+validates against that catalogue (targets and params), and `whale up` points the services at them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from whale_executor.catalog import load_catalog
+
+from whale.cli import up
+from whale.cloudevent import CloudEvent
+from whale.rules import load_rules_dir
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
+
+
+def test_the_catalogue_loads_every_scenario_action_and_workflow() -> None:
+    catalog = load_catalog(pool="default", dirs=[SCENARIOS / "catalog"])
+    assert {"disk.remediate", "dmesg.cleanup"} <= set(catalog.workflows)
+    assert {"disk.usage", "disk.cleanup_old_files", "disk.notify", "todo.open"} <= set(catalog.actions)
+
+
+def test_every_scenario_rule_validates_against_the_published_catalogue() -> None:
+    catalog = load_catalog(pool="default", dirs=[SCENARIOS / "catalog"])
+    record = CloudEvent.create(type="whale.catalog.published", source="tests", data=catalog.describe())
+    report = load_rules_dir(SCENARIOS / "rules", catalog={"default": record})
+    assert report.problems == []
+    assert set(report.rules) == {"disk-capacity", "dmesg-errors"}
+
+
+def test_scenario_schemas_and_payloads_are_json_and_named_by_type() -> None:
+    for path in (SCENARIOS / "schemas").glob("*.json"):
+        assert json.loads(path.read_text())["$id"] == path.stem
+    for path in (SCENARIOS / "payloads").glob("*.json"):
+        json.loads(path.read_text())
+
+
+def test_whale_up_points_the_services_at_the_scenarios_without_overriding_the_user() -> None:
+    env = up.example_env({"WHALE_EVENT_CENTER_PORT": "9000"}, SCENARIOS)
+    assert env["WHALE_EVENT_CENTER_PORT"] == "9000"
+    assert env["WHALE_RULE_ENGINE_RULES_DIR"] == env["WHALE_TODO_RULES_DIR"] == str(SCENARIOS / "rules")
+    assert json.loads(env["WHALE_EXECUTOR_CATALOG_DIRS"]) == [str(SCENARIOS / "catalog")]
+    ports = [env[name] for name in up.PORTS]
+    assert len(set(ports)) == len(ports)
+
+
+def test_the_demo_hosts_have_old_and_fresh_logs(tmp_path: Path) -> None:
+    up.prepare_demo_hosts(tmp_path)
+    logs = list((tmp_path / "vm-web-01" / "log").iterdir())
+    assert len(logs) == 80
+    assert "EXT4-fs error" in (tmp_path / "db-01" / "kmsg.log").read_text()
