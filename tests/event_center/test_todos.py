@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from whale_event_center.todo_api import build_router
@@ -263,3 +264,29 @@ async def test_one_action_request_seen_as_task_and_action_results_is_counted_onc
         await st.handle(Received(alert(type, None, output={"todo_request": request}), topic=topics.RESULTS))
     [item] = book.items.values()
     assert item["count"] == 1
+
+
+async def test_a_batch_writes_each_items_latest_state_once_and_every_announcement(tmp_path: Path) -> None:
+    st, _, producer = stage(tmp_path)
+    await st.handle_batch([Received(alert()), Received(alert()), Received(alert())])
+    states = [s for s in producer.sent if s.topic == topics.TODOS]
+    assert len(states) == 1
+    assert states[0].event.data["count"] == 3
+    assert [e.type for e in announced(producer)] == [CREATED, UPDATED, UPDATED]
+
+
+async def test_a_failed_write_rolls_the_book_back_so_the_retry_decides_again(tmp_path: Path) -> None:
+    st, book, producer = stage(tmp_path)
+    batch = [Received(alert())]
+
+    async def broken(topic: str, event: CloudEvent, *, key: str | None = None) -> None:
+        raise RuntimeError("Kafka is down")
+
+    working = producer.send
+    producer.send = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await st.handle_batch(batch)
+    assert book.items == {}
+    producer.send = working  # type: ignore[method-assign]
+    await st.handle_batch(batch)
+    assert [e.type for e in announced(producer)] == [CREATED]

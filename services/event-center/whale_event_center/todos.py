@@ -130,18 +130,18 @@ class TodoBook:
     def __init__(self, settings: TodoSettings) -> None:
         self._settings = settings
         self.items: dict[str, dict[str, Any]] = {}
-        self._open: dict[str, str] = {}
+        self.open_keys: dict[str, str] = {}
 
     def load(self, item: Mapping[str, Any]) -> None:
         state = dict(item)
         self.items[state["id"]] = state
         if state.get("status") in OPEN_STATES:
-            self._open[state["key"]] = state["id"]
-        elif self._open.get(state["key"]) == state["id"]:
-            del self._open[state["key"]]
+            self.open_keys[state["key"]] = state["id"]
+        elif self.open_keys.get(state["key"]) == state["id"]:
+            del self.open_keys[state["key"]]
 
     def open_item(self, key: str) -> dict[str, Any] | None:
-        item_id = self._open.get(key)
+        item_id = self.open_keys.get(key)
         return self.items.get(item_id) if item_id else None
 
     def merge_key(self, event: CloudEvent) -> str:
@@ -279,15 +279,38 @@ class TodoStage:
         self._book = book
 
     async def handle(self, received: Any) -> None:
-        event: CloudEvent = received.event
-        candidate = received.topic == topics.EVENTS
-        handled = candidate and not self._book.ignored(event) and self._rules.handled(event)
-        change = self._book.decide(event, handled, candidate=candidate)
-        if change is None:
+        await self.handle_batch([received])
+
+    async def handle_batch(self, batch: list[Any]) -> None:
+        """Decide for every event in order, then write each touched item's latest state (compacted:
+        only the last one matters) and every announcement, all in flight at once. If a write fails
+        the in-memory book is rolled back, so the consumer's retry decides the batch again."""
+        before = (dict(self._book.items), dict(self._book.open_keys))
+        changes: list[tuple[Change, CloudEvent]] = []
+        for received in batch:
+            event: CloudEvent = received.event
+            candidate = received.topic == topics.EVENTS
+            handled = candidate and not self._book.ignored(event) and self._rules.handled(event)
+            change = self._book.decide(event, handled, candidate=candidate)
+            if change is not None:
+                changes.append((change, event))
+        if not changes:
             return
-        await self._producer.send(topics.TODOS, record(change.item), key=change.item["id"])
-        await self._producer.send(topics.RESULTS, announcement(change, event), key=change.item["id"])
-        log.info("todo_changed", todo_id=change.item["id"], change=change.change, count=change.item["count"])
+        latest = {change.item["id"]: change.item for change, _ in changes}
+        sends = [self._producer.send(topics.TODOS, record(item), key=key) for key, item in latest.items()]
+        sends += [
+            self._producer.send(topics.RESULTS, announcement(change, event), key=change.item["id"])
+            for change, event in changes
+        ]
+        try:
+            await asyncio.gather(*sends)
+        except BaseException:
+            self._book.items, self._book.open_keys = before
+            raise
+        for change, _ in changes:
+            log.info(
+                "todo_changed", todo_id=change.item["id"], change=change.change, count=change.item["count"]
+            )
 
 
 async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
@@ -315,7 +338,7 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
         group_id=settings.group,
         topics=[topics.EVENTS, topics.RESULTS],
         producer=producer,
-        handler=stage.handle,
+        batch_handler=stage.handle_batch,
         auto_offset_reset=settings.offset_reset,
     )
     ready = asyncio.Event()
