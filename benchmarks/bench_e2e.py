@@ -36,6 +36,7 @@ from whale.settings import WhaleSettings
 
 TITLE = "End to end (POST accepted -> whale.action.succeeded of core.noop), whole stack as processes"
 TYPE = "bench.e2e.ping"
+BLAST = "bench.e2e.blast"  # ingest only: no rule matches, and the to-do stage is told to ignore it
 RATES = (100, 500, 1000)
 SECONDS = float(os.environ.get("WHALE_BENCH_E2E_SECONDS", "15"))
 DRAIN = 60.0
@@ -117,6 +118,7 @@ class Stack:
             "WHALE_TODO_RULES_DIR": str(rules),
             "WHALE_TODO_GROUP": f"whale-bench-todo-{self.pool}",
             "WHALE_TODO_HEALTH_PORT": str(self.health["todo"]),
+            "WHALE_TODO_IGNORE_TYPE_PREFIXES": json.dumps(["whale.", BLAST]),
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         ensure_topics(settings, [topics.pool_topic_spec(self.pool)])
@@ -136,7 +138,8 @@ class Stack:
         self._wait(f"http://127.0.0.1:{self.health['executor']}/healthz")
         self._wait(f"http://127.0.0.1:{self.health['todo']}/readyz")
         schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
-        httpx.put(f"{self.url}/schemas/{TYPE}", json=schema, timeout=30).raise_for_status()
+        for name in (TYPE, BLAST):
+            httpx.put(f"{self.url}/schemas/{name}", json=schema, timeout=30).raise_for_status()
 
     def _wait(self, url: str, timeout: float = 240.0) -> None:
         deadline = time.monotonic() + timeout
@@ -173,12 +176,12 @@ class Stack:
                 proc.kill()
 
 
-def _event(run: str) -> dict[str, Any]:
+def _event(run: str, type: str = TYPE) -> dict[str, Any]:
     return {
         "specversion": "1.0",
         "id": str(uuid.uuid4()),
         "source": f"/bench/e2e/{run}",
-        "type": TYPE,
+        "type": type,
         "data": {"n": 1},
     }
 
@@ -227,7 +230,7 @@ async def _blast(url: str, seconds: float = 10.0, batch: int = 100, senders: int
         async def sender() -> None:
             nonlocal count
             while time.monotonic() < deadline:
-                body = json.dumps([_event(run) for _ in range(batch)])
+                body = json.dumps([_event(run, BLAST) for _ in range(batch)])
                 async with session.post(f"{url}/events", data=body, headers=headers) as response:
                     answer = await response.json()
                     count += int(answer.get("accepted", 0))
@@ -273,6 +276,7 @@ def run() -> list[dict[str, object]]:
                     "p95 ms": _percentile(latencies, 0.95),
                     "p99 ms": _percentile(latencies, 0.99),
                     "stack CPU s": cpu,
+                    "load avg": os.getloadavg()[0],
                 }
             )
         ingest = asyncio.run(_blast(stack.url))
