@@ -23,20 +23,22 @@ from whale.infra.settings import InfraSettings
 
 NAME = "kafka"
 LOG4J2 = """\
-# Written by whale infra: log to stdout, which the launcher appends to kafka.log.
+# Written by whale infra: warnings and errors, plus the broker's life cycle, to stdout (kafka.log).
 status = warn
 appender.console.type = Console
 appender.console.name = STDOUT
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
+rootLogger.level = WARN
 rootLogger.appenderRef.stdout.ref = STDOUT
-logger.state.name = state.change.logger
-logger.state.level = WARN
-logger.zookeeper.name = org.apache.zookeeper
-logger.zookeeper.level = WARN
-logger.config.name = org.apache.kafka.common.config.AbstractConfig
-logger.config.level = WARN
+logger.raft.name = kafka.server.KafkaRaftServer
+logger.raft.level = INFO
+logger.broker.name = kafka.server.BrokerServer
+logger.broker.level = INFO
+logger.controller.name = kafka.server.ControllerServer
+logger.controller.level = INFO
+logger.signal.name = org.apache.kafka.common.utils.LoggingSignalHandler
+logger.signal.level = INFO
 """
 
 
