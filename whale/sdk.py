@@ -28,16 +28,17 @@ import fnmatch
 import uuid
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from confluent_kafka import Consumer, TopicPartition
+from pydantic import BaseModel, ValidationError
 
 from whale import topics as topic_names
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
 from whale.consumer import dlq_message
-from whale.errors import BindingError
+from whale.errors import BindingError, EventError
 from whale.producer import Delivered, EventProducer
 from whale.settings import WhaleSettings
 
@@ -200,6 +201,28 @@ async def _dead_letter(
     )
     await producer_for(settings).send_message(topic_names.DLQ, copy)
     log.warning("sdk_dead_lettered", group=group, topic=msg.topic(), offset=msg.offset(), reason=reason)
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def data_as(event: CloudEvent, model: type[ModelT]) -> ModelT:
+    """The event's data as a pydantic ``model``; :class:`EventError` names each bad field
+    (``data.owner``) so a handler can dead-letter or skip with a precise reason."""
+    try:
+        return model.model_validate(event.data)
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(["data", *(str(p) for p in err["loc"])]), "message": str(err["msg"])}
+            for err in exc.errors()
+        ]
+        text = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise EventError(
+            f"event {event.id} ({event.type}): {text}",
+            problems,
+            event_id=event.id,
+            field=problems[0]["field"],
+        ) from None
 
 
 def producer_for(settings: WhaleSettings) -> EventProducer:

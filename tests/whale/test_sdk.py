@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel
 
-from whale.sdk import _matcher, subscribe, type_matches
+from whale.cloudevent import CloudEvent
+from whale.errors import EventError
+from whale.sdk import _matcher, data_as, subscribe, type_matches
 from whale.settings import WhaleSettings
 
 
@@ -25,3 +28,17 @@ def test_types_are_names_or_globs(types: object, type_: str, expected: bool) -> 
 def test_a_group_is_required() -> None:
     with pytest.raises(ValueError, match="consumer group"):
         subscribe(WhaleSettings(), group="")
+
+
+class CI(BaseModel):
+    id: str
+    owner: str
+
+
+def test_data_as_gives_typed_data_or_names_the_bad_field() -> None:
+    good = CloudEvent.create(type="cmdb.ci.created", source="/t", data={"id": "ci-1", "owner": "ops"})
+    assert data_as(good, CI) == CI(id="ci-1", owner="ops")
+    bad = CloudEvent.create(type="cmdb.ci.created", source="/t", data={"id": "ci-1"})
+    with pytest.raises(EventError) as info:
+        data_as(bad, CI)
+    assert info.value.problems[0]["field"] == "data.owner"
