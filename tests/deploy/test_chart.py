@@ -364,3 +364,24 @@ def test_the_network_policy_admits_traffic_only_on_the_http_port(
     for deployment in by_kind(production_manifests, "Deployment").values():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert selector.items() <= labels.items()
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        ["topics.ensure=false", "serviceAccount.create=false", "serviceAccount.name=ops"],
+        [f"{key}.enabled=false" for key in ("eventCenter", "dedupe", "indexer", "ruleEngine", "todo")],
+        ["executor.enabled=false", "adapters.enabled=false", "dispatcher.enabled=false"],
+        ["kafka.securityProtocol=SSL", "kafka.tls.caSecret=ca", "fullnameOverride=ops-automation"],
+    ],
+    ids=["no-hook-own-account", "workers-only", "ingest-only", "ssl-and-name"],
+)
+def test_switching_parts_off_still_renders_valid_manifests(helm: Helm, sets: list[str]) -> None:
+    """Disabling components, the topic hook or the ServiceAccount leaves a consistent, valid release."""
+    manifests = helm.render(sets=sets)
+    validate_all(manifests)
+    accounts = {(pod_spec(m) or {}).get("serviceAccountName") for m in manifests if m["kind"] == "Deployment"}
+    created = set(by_kind(manifests, "ServiceAccount"))
+    assert accounts <= created | {"ops"}
+    pdb_targets = {m["metadata"]["name"] for m in manifests if m["kind"] == "PodDisruptionBudget"}
+    assert pdb_targets <= set(by_kind(manifests, "Deployment"))
