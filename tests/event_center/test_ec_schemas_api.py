@@ -66,3 +66,9 @@ def test_registry_records_follow_the_published_record_schema(harness: Harness) -
     record = harness.schemas.get("test.alert")
     assert record is not None and record.type == "whale.schema.registered"
     Draft202012Validator(json.loads(path.read_text())).validate(record.data)
+
+
+def test_kafka_not_acknowledging_a_schema_is_503(harness: Harness) -> None:
+    harness.producer.fail = True
+    response = harness.client.put("/schemas/test.other", json={"type": "object"})
+    assert response.status_code == 503 and "retry-after" in response.headers

@@ -45,3 +45,14 @@ def test_trace_returns_the_chain_in_causal_order(harness: Harness) -> None:
     body = harness.client.get(f"/traces/{root.id}").json()
     assert [e["event"]["id"] for e in body["events"]] == [root.id, child.id]
     assert body["events"][1]["causationid"] == root.id
+
+
+def test_elasticsearch_down_is_503_with_retry_after(harness: Harness) -> None:
+    from whale_event_center.errors import StoreUnavailable
+
+    async def down(query: object) -> dict[str, object]:
+        raise StoreUnavailable("connection refused")
+
+    harness.store.search = down  # type: ignore[method-assign]
+    response = harness.client.get("/events")
+    assert response.status_code == 503 and "retry-after" in response.headers

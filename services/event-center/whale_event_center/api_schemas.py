@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel
 
+from whale_event_center.errors import Unavailable
 from whale_event_center.registry import SchemaRegistry
 
-TYPE_PATH = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,254}$"
+MISSING: dict[int | str, dict[str, Any]] = {
+    404: {"description": "unknown type or version"},
+    503: {"description": "the registry is still loading; see Retry-After"},
+}
 
 
 class VersionOut(BaseModel):
@@ -54,10 +59,16 @@ class RegisteredOut(BaseModel):
     url: str
 
 
-def build_router(registry: SchemaRegistry) -> APIRouter:
-    router = APIRouter(prefix="/schemas", tags=["schemas"])
+def build_router(registry: SchemaRegistry, ready: Callable[[], bool] = lambda: True) -> APIRouter:
+    async def loaded() -> None:
+        if not ready():
+            raise Unavailable("the schema registry is still loading from Kafka; retry shortly")
 
-    @router.get("", response_model=TypesOut, summary="List registered event types")
+    router = APIRouter(prefix="/schemas", tags=["schemas"], dependencies=[Depends(loaded)])
+
+    @router.get(
+        "", response_model=TypesOut, responses={503: MISSING[503]}, summary="List registered event types"
+    )
     async def list_types() -> dict[str, Any]:
         out = []
         for name in registry.types():
@@ -66,7 +77,9 @@ def build_router(registry: SchemaRegistry) -> APIRouter:
                 out.append({"type": name, "latest": versions[-1], "versions": versions})
         return {"types": out}
 
-    @router.get("/{type_name}", response_model=TypeOut, summary="Every schema version of a type")
+    @router.get(
+        "/{type_name}", response_model=TypeOut, responses=MISSING, summary="Every schema version of a type"
+    )
     async def get_type(type_name: str) -> dict[str, Any]:
         registry.version(type_name)  # 404 when unknown
         return {
@@ -74,7 +87,9 @@ def build_router(registry: SchemaRegistry) -> APIRouter:
             "versions": [VersionOut.of(registry, v) for v in registry.versions(type_name)],
         }
 
-    @router.get("/{type_name}/versions/{number}", summary="One schema version (the dataschema URL)")
+    @router.get(
+        "/{type_name}/versions/{number}", responses=MISSING, summary="One schema version (the dataschema URL)"
+    )
     async def get_version(type_name: str, number: int) -> dict[str, Any]:
         return VersionOut.of(registry, registry.version(type_name, number))
 
@@ -82,7 +97,11 @@ def build_router(registry: SchemaRegistry) -> APIRouter:
         "/{type_name}",
         response_model=RegisteredOut,
         summary="Register a new schema version (backward compatible unless force=true)",
-        responses={400: {"description": "not a valid JSON Schema"}, 409: {"description": "incompatible"}},
+        responses={
+            400: {"description": "not a valid JSON Schema"},
+            409: {"description": "not backward compatible: problems lists every break"},
+            503: {"description": "Kafka did not acknowledge or the write was not read back in time"},
+        },
     )
     async def put_type(
         type_name: str,

@@ -13,6 +13,11 @@ from whale_event_center.search import EventQuery, get_event, search, trace
 from whale_event_center.store import Store
 
 MAX_PAGE = 1000
+BAD: dict[int | str, dict[str, Any]] = {
+    400: {"description": "a malformed filter or cursor (problems name it)"}
+}
+MISSING: dict[int | str, dict[str, Any]] = {404: {"description": "nothing indexed (yet)"}}
+DOWN: dict[int | str, dict[str, Any]] = {503: {"description": "Elasticsearch unavailable; see Retry-After"}}
 
 
 class Found(BaseModel):
@@ -56,7 +61,12 @@ def parse_extensions(values: list[str]) -> dict[str, str]:
 def build_router(store: Store, max_size: int) -> APIRouter:
     router = APIRouter(tags=["search"])
 
-    @router.get("/events", response_model=Page, summary="Search indexed events (newest first)")
+    @router.get(
+        "/events",
+        response_model=Page,
+        responses={**BAD, **DOWN},
+        summary="Search indexed events (newest first)",
+    )
     async def list_events(
         type: Annotated[list[str] | None, Query(description="event type (repeatable)")] = None,
         source: Annotated[str | None, Query(description="exact source")] = None,
@@ -89,13 +99,19 @@ def build_router(store: Store, max_size: int) -> APIRouter:
         return await search(store, query)
 
     @router.get(
-        "/events/{source:path}/{event_id}", response_model=Found, summary="One event by source and id"
+        "/events/{source:path}/{event_id}",
+        response_model=Found,
+        responses={**MISSING, **DOWN},
+        summary="One event by source and id",
     )
     async def one_event(source: str, event_id: str) -> dict[str, Any]:
         return await get_event(store, source, event_id)
 
     @router.get(
-        "/traces/{correlation_id}", response_model=Trace, summary="Every event of a chain in causal order"
+        "/traces/{correlation_id}",
+        response_model=Trace,
+        responses={**MISSING, **DOWN},
+        summary="Every event of a chain in causal order",
     )
     async def one_trace(correlation_id: str) -> dict[str, Any]:
         return await trace(store, correlation_id)

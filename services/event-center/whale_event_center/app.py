@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from whale.logging import configure_logging
 from whale_event_center import api_schemas, api_search, components, rules_api, todo_api
-from whale_event_center.errors import EventCenterError, TooLarge
+from whale_event_center.errors import EventCenterError, StoreUnavailable, TooLarge
 from whale_event_center.registry import SchemaRegistry
 from whale_event_center.service import Ingest
 from whale_event_center.settings import Settings
@@ -102,6 +102,12 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
             headers.setdefault("Retry-After", str(settings.retry_after_seconds))
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
+    @app.exception_handler(StoreUnavailable)
+    async def on_store_down(_: Request, exc: StoreUnavailable) -> JSONResponse:
+        log.warning("elasticsearch_unavailable", error=str(exc))
+        body = {"error": "unavailable", "message": "Elasticsearch did not answer; retry later"}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(settings.retry_after_seconds)})
+
     @app.post(
         "/events",
         tags=["ingest"],
@@ -131,7 +137,7 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(api_schemas.build_router(registry))
+    app.include_router(api_schemas.build_router(registry, parts.views_ready.is_set))
     app.include_router(api_search.build_router(parts.store, settings.search_max_size))
     app.include_router(rules_api.build_router(parts.producer, parts.rules, parts.catalog, parts.schemas))
     app.include_router(todo_api.build_router(parts.producer, settings.whale))

@@ -21,6 +21,7 @@ from jsonschema.exceptions import SchemaError
 
 from whale import topics
 from whale.cloudevent import CloudEvent, format_time
+from whale.errors import DeliveryError
 from whale.producer import Delivered
 from whale_event_center import metrics
 from whale_event_center.compat import breaks
@@ -189,7 +190,10 @@ class SchemaRegistry:
             )
             data = {"type": type_, "versions": [v.to_json() for v in [*current, item]]}
             event = CloudEvent.create(type=RECORD_TYPE, source=RECORD_SOURCE, subject=type_, data=data)
-            await self._producer.send(topics.SCHEMAS, event, key=type_)
+            try:
+                await self._producer.send(topics.SCHEMAS, event, key=type_)
+            except DeliveryError as exc:
+                raise Unavailable(f"Kafka did not acknowledge the schema of {type_!r}: {exc}") from None
             seen = await asyncio.to_thread(
                 self._view.wait_for, lambda view: _has_version(view.get(type_), item.version), self._timeout
             )
