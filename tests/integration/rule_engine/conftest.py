@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 from re_helpers import Scope, Tap, Worker
 
 from whale import topics
@@ -25,11 +26,16 @@ def re_settings(stack: WhaleSettings) -> WhaleSettings:
 
 
 @pytest.fixture
-def scope(re_settings: WhaleSettings) -> Scope:
+def scope(re_settings: WhaleSettings) -> Iterator[Scope]:
+    """Unique names; afterwards the test's pool topic and its Faust app's internal topics are deleted."""
     tag = uuid.uuid4().hex[:10]
     pool = f"ret-{tag}"
     ensure_topics(re_settings, [topics.pool_topic_spec(pool)])
-    return Scope(tag=tag, app_id=f"whale-re-test-{tag}", pool=pool, type=f"test.re.{tag}.alert")
+    made = Scope(tag=tag, app_id=f"whale-re-test-{tag}", pool=pool, type=f"test.re.{tag}.alert")
+    yield made
+    admin = AdminClient(re_settings.kafka_config())
+    names = [n for n in admin.list_topics(timeout=30).topics if n.startswith(made.app_id)]
+    admin.delete_topics([made.actions_topic, *names])
 
 
 @pytest.fixture
@@ -47,7 +53,7 @@ def tap(re_settings: WhaleSettings) -> Iterator[Callable[[str, Callable[[KafkaMe
 
 
 @pytest.fixture
-def workers(re_settings: WhaleSettings, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+def workers(re_settings: WhaleSettings, scope: Scope, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
     def start(app_id: str, rules_dir: Path | None = None, *, name: str = "worker") -> Worker:

@@ -49,9 +49,8 @@ class Tap:
         self._consumer = Consumer(
             {**settings.kafka_config(), "group.id": f"re-tap-{uuid.uuid4().hex}", "enable.auto.commit": False}
         )
-        meta = self._consumer.list_topics(topic, timeout=30).topics[topic]
         starts = []
-        for p in meta.partitions:
+        for p in self._partitions(topic):
             starts.append(TopicPartition(topic, p, self._end(topic, p)))
         self._consumer.assign(starts)
         self._keep = keep
@@ -59,6 +58,15 @@ class Tap:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+
+    def _partitions(self, topic: str) -> list[int]:
+        """The topic's partitions (a topic created a moment ago may not be in the metadata yet)."""
+        for _ in range(60):
+            meta = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if meta is not None and meta.error is None and meta.partitions:
+                return sorted(meta.partitions)
+            time.sleep(0.5)
+        raise AssertionError(f"topic {topic} has no partitions")
 
     def _end(self, topic: str, partition: int) -> int:
         """The end offset (a topic created a moment ago may have no leader yet: retry)."""
