@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from whale.binding import KafkaMessage, from_kafka, headers_from, to_binary
@@ -47,6 +47,21 @@ class Decision:
     stamp: int
     forward: KafkaMessage | None  # None: duplicate or dead-lettered
     dead_letter: KafkaMessage | None = None
+
+
+def _watermarks(reader: Consumer, topic: str, partitions: list[int], attempts: int = 30) -> dict[int, int]:
+    """High watermarks of the changelog partitions (retried: a new topic's metadata takes a moment)."""
+    for attempt in range(attempts):
+        try:
+            return {
+                p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+            }
+        except KafkaException as exc:
+            if attempt == attempts - 1:
+                raise
+            log.info("changelog_not_ready", topic=topic, error=str(exc))
+            time.sleep(1.0)
+    return {}
 
 
 def ensure_changelog(settings: Settings) -> int:
@@ -153,9 +168,7 @@ class DedupeStage:
         )
         try:
             name = self._settings.dedupe_changelog
-            ends = {
-                p: reader.get_watermark_offsets(TopicPartition(name, p), timeout=30)[1] for p in partitions
-            }
+            ends = _watermarks(reader, name, partitions)
             pending = {p for p, end in ends.items() if end > 0}
             reader.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in partitions])
             oldest = int(time.time() * 1000) - self._window_ms

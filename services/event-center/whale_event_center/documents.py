@@ -87,7 +87,13 @@ def _headers(message: KafkaMessage) -> dict[str, str]:
 
 
 def document(
-    message: KafkaMessage, *, topic: str, partition: int, offset: int, timestamp_ms: int | None
+    message: KafkaMessage,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int | None,
+    dlq_topic: str = topics.DLQ,
 ) -> Document:
     """The document of one message from ``topic`` (never raises)."""
     stamp = datetime.fromtimestamp((timestamp_ms or 0) / 1000, UTC) if timestamp_ms else datetime.now(UTC)
@@ -104,7 +110,7 @@ def document(
     except BindingError as exc:
         event = None
         reason = str(exc)
-    if topic == topics.DLQ:
+    if topic == dlq_topic:
         dlq = {
             "reason": message.header_text("whale_dlq_reason") or "",
             "topic": message.header_text("whale_dlq_topic") or "",

@@ -74,7 +74,7 @@ class Indexer:
                         log.warning("kafka_consume_error", error=m.error().str())
                 if not messages:
                     continue
-                docs = [_to_document(m) for m in messages]
+                docs = [_to_document(m, self._settings.dlq_topic) for m in messages]
                 if not await self._with_retry(self.index, docs, [m.topic() for m in messages]):
                     break  # stopping: nothing committed, the next owner re-reads
                 newest = max((m.timestamp()[1] for m in messages), default=0)
@@ -147,7 +147,7 @@ class Indexer:
             log.warning("commit_failed", error=str(exc))
 
 
-def _to_document(msg: Any) -> Document:
+def _to_document(msg: Any, dlq_topic: str) -> Document:
     plain = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
     stamp_type, stamp = msg.timestamp()
     return document(
@@ -156,6 +156,7 @@ def _to_document(msg: Any) -> Document:
         partition=msg.partition(),
         offset=msg.offset(),
         timestamp_ms=stamp if stamp_type else None,
+        dlq_topic=dlq_topic,
     )
 
 

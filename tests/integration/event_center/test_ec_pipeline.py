@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -264,3 +265,87 @@ def test_indexing_pauses_while_elasticsearch_is_down_and_catches_up(
         up.stop()
         httpx.delete(f"{pipeline.stack.es_url}/{prefix}-*")
         httpx.delete(f"{pipeline.stack.es_url}/_index_template/{prefix}")
+
+
+def test_dead_letters_are_indexed_with_their_reason_and_headers(
+    pipeline: Pipeline, http: httpx.Client
+) -> None:
+    """A poison message (not a CloudEvent) on the DLQ is stored and searchable with kind=dlq."""
+    from whale_event_center.indexer import Indexer
+    from whale_event_center.search import EventQuery, search
+    from whale_event_center.store import Store
+
+    from whale.admin import ensure_topics
+    from whale.binding import KafkaMessage
+    from whale.consumer import dlq_message
+    from whale.producer import EventProducer
+    from whale.topics import TopicSpec
+
+    dlq = f"test.ec.{pipeline.uid}.dlq"
+    ensure_topics(pipeline.stack, [TopicSpec(dlq, 1, "test dlq", retention_ms=3_600_000)])
+    prefix = f"test-ec-dlq-{uuid.uuid4().hex[:8]}"
+    settings = pipeline.settings.model_copy(
+        update={"indexer_group": f"test-ec-dlq-{uuid.uuid4().hex[:8]}", "index_prefix": prefix,
+                "indexer_topics": [dlq], "dlq_topic": dlq}
+    )  # fmt: skip
+    marker = uuid.uuid4().hex
+    poison = KafkaMessage(b"k", b"\xff not json", (("x-marker", marker.encode()),))
+    copy = dlq_message(
+        poison, reason="unreadable: garbage", topic="whale.events", partition=2, offset=41, group="g"
+    )
+    producer = EventProducer(pipeline.stack)
+    producer.send_blocking(dlq, copy)
+    producer.close()
+    indexer = LoopThread(lambda: Indexer(settings, Store(pipeline.stack.es_url, prefix))).start()
+    store = Store(pipeline.stack.es_url, prefix)
+
+    async def find() -> dict[str, Any]:
+        try:
+            return await search(store, EventQuery(kind="dlq"))
+        finally:
+            await store.close()
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            store = Store(pipeline.stack.es_url, prefix)
+            found = asyncio.run(find())["events"]
+            if found:
+                break
+            assert time.monotonic() < deadline, "the dead letter was not indexed"
+            time.sleep(0.5)
+        assert found[0]["dlq"]["reason"] == "unreadable: garbage" and found[0]["dlq"]["offset"] == 41
+        assert found[0]["headers"]["x-marker"] == marker
+    finally:
+        indexer.stop()
+        httpx.delete(f"{pipeline.stack.es_url}/{prefix}-*")
+        httpx.delete(f"{pipeline.stack.es_url}/_index_template/{prefix}")
+
+
+def test_retention_deletes_daily_indices_older_than_the_setting(stack: WhaleSettings) -> None:
+    from whale_event_center.store import Store
+
+    prefix = f"test-ec-ret-{uuid.uuid4().hex[:8]}"
+    for day in ("2001.01.01", time.strftime("%Y.%m.%d", time.gmtime())):
+        assert (
+            httpx.put(
+                f"{stack.es_url}/{prefix}-{day}", json={"settings": {"number_of_replicas": 0}}
+            ).status_code
+            == 200
+        )
+
+    async def expire() -> list[str]:
+        store = Store(stack.es_url, prefix)
+        try:
+            return await store.expire(30)
+        finally:
+            await store.close()
+
+    try:
+        assert asyncio.run(expire()) == [f"{prefix}-2001.01.01"]
+        left = httpx.get(
+            f"{stack.es_url}/_cat/indices/{prefix}-*", params={"format": "json", "h": "index"}
+        ).json()
+        assert [row["index"] for row in left] == [f"{prefix}-{time.strftime('%Y.%m.%d', time.gmtime())}"]
+    finally:
+        httpx.delete(f"{stack.es_url}/{prefix}-*")
