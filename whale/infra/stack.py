@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,14 +205,21 @@ def _start(
     state: process.StateFile,
     say: Progress,
 ) -> dict[str, process.ProcessRecord]:
-    """Fetch, start and wait for ``names`` in parallel; roll every one of them back if any fails."""
+    """Fetch, start and wait for ``names`` in parallel; roll every one of them back if any fails.
+
+    The first failure (or Ctrl-C) stops what was launched at once, which ends the other waits too.
+    """
     java = find_java()
     guard = threading.Lock()
+    aborted = threading.Event()
     launched: dict[str, process.ProcessRecord] = {}
 
     def launch(name: str) -> None:
         proc, record = _spawn(name, settings.cache_dir.expanduser().absolute(), infra, data_dir, java, say)
         with guard:
+            if aborted.is_set():
+                process.stop_group(record, infra.stop_timeout)
+                raise InfraError(f"{_TITLE[name]} start abandoned")
             launched[name] = record
             state.put(name, record)
         say(f"waiting for {_TITLE[name]} on {record.address} (pid {record.pid}, log {record.log})")
@@ -222,20 +229,23 @@ def _start(
             elasticsearch.wait_ready(proc, record, infra.start_timeout)
         say(f"{_TITLE[name]} {record.version} is up on {record.address}")
 
+    pool = ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="whale-infra")
     try:
-        with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="whale-infra") as pool:
-            futures = [pool.submit(launch, name) for name in names]
-            errors = [f.exception() for f in futures]
-        failures = [e for e in errors if e is not None]
+        futures = [pool.submit(launch, name) for name in names]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failures = [e for e in (f.exception() for f in done) if e is not None]
         if failures:
             raise failures[0]
     except BaseException:
         with guard:
+            aborted.set()
             for name, record in launched.items():
                 say(f"stopping {_TITLE[name]} (pid {record.pid}) after the failed start")
                 process.stop_group(record, infra.stop_timeout)
                 state.remove(name)
         raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return launched
 
 
