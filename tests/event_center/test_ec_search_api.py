@@ -56,3 +56,11 @@ def test_elasticsearch_down_is_503_with_retry_after(harness: Harness) -> None:
     harness.store.search = down  # type: ignore[method-assign]
     response = harness.client.get("/events")
     assert response.status_code == 503 and "retry-after" in response.headers
+
+
+def test_sources_with_slashes_route_to_the_right_document(harness: Harness) -> None:
+    from whale_event_center.documents import event_doc_id
+
+    for path in ("/events/https://a.example/x/id1", "/events/https%3A%2F%2Fa.example%2Fx/id1"):
+        harness.client.get(path)
+        assert harness.store.queries[-1]["query"]["term"]["doc_id"] == event_doc_id("https://a.example/x", "id1")
