@@ -63,4 +63,6 @@ def test_sources_with_slashes_route_to_the_right_document(harness: Harness) -> N
 
     for path in ("/events/https://a.example/x/id1", "/events/https%3A%2F%2Fa.example%2Fx/id1"):
         harness.client.get(path)
-        assert harness.store.queries[-1]["query"]["term"]["doc_id"] == event_doc_id("https://a.example/x", "id1")
+        assert harness.store.queries[-1]["query"]["term"]["doc_id"] == event_doc_id(
+            "https://a.example/x", "id1"
+        )
