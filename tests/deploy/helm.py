@@ -86,10 +86,13 @@ class Helm:
 
 
 def pod_spec(manifest: Manifest) -> Manifest | None:
-    """The pod spec of a workload manifest (Deployment, StatefulSet, Job), else None."""
+    """The pod spec of a workload manifest (Deployment, StatefulSet, Job, Pod), else None."""
     if manifest["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
         spec: Manifest = manifest["spec"]["template"]["spec"]
         return spec
+    if manifest["kind"] == "Pod":
+        pod: Manifest = manifest["spec"]
+        return pod
     return None
 
 

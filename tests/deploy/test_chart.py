@@ -312,7 +312,7 @@ def test_replicas_of_each_component_are_spread_over_nodes(production_manifests: 
 def test_the_chart_runs_exactly_the_registered_services(default_manifests: list[Manifest]) -> None:
     """Every `whale run <service>` in the chart is a registered `whale.services` entry point, and
     every registered service is deployed (a new service must be added to the chart)."""
-    run = {c["args"][1] for m, c in containers(default_manifests) if c["args"][:1] == ["run"]}
+    run = {c["args"][1] for m, c in containers(default_manifests) if c.get("args", [])[:1] == ["run"]}
     assert run == set(registered_services())
 
 
@@ -359,7 +359,8 @@ def test_the_network_policy_admits_traffic_only_on_the_http_port(
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     (rule,) = policy["spec"]["ingress"]
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
-    assert len(rule["from"]) == 2
+    assert len(rule["from"]) == 3  # the two peers set, and the release's `helm test` pod
+    assert rule["from"][-1]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "test"
     selector = policy["spec"]["podSelector"]["matchLabels"]
     for deployment in by_kind(production_manifests, "Deployment").values():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -385,3 +386,18 @@ def test_switching_parts_off_still_renders_valid_manifests(helm: Helm, sets: lis
     assert accounts <= created | {"ops"}
     pdb_targets = {m["metadata"]["name"] for m in manifests if m["kind"] == "PodDisruptionBudget"}
     assert pdb_targets <= set(by_kind(manifests, "Deployment"))
+
+
+def test_helm_test_checks_every_component_s_readiness(default_manifests: list[Manifest]) -> None:
+    """`helm test` runs a pod that requests each component's Service on its readiness path."""
+    deployments = by_kind(default_manifests, "Deployment")
+    services = by_kind(default_manifests, "Service")
+    (pod,) = by_kind(default_manifests, "Pod").values()
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    urls = pod["spec"]["containers"][0]["command"][3:]
+    expected = []
+    for name, deployment in deployments.items():
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        port = services[name]["spec"]["ports"][0]["port"]
+        expected.append(f"http://{name}:{port}{container['readinessProbe']['httpGet']['path']}")
+    assert sorted(urls) == sorted(expected)
