@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from whale.errors import InfraError
 from whale.infra import elasticsearch, kafka, process
@@ -23,8 +23,14 @@ from whale.infra.settings import InfraSettings
 from whale.settings import WhaleSettings
 
 COMPONENTS = (kafka.NAME, elasticsearch.NAME)
-STARTED, RUNNING, EXTERNAL = "started", "running", "external"
-STOPPED, NOT_RUNNING, UNREACHABLE, PORT_TAKEN = "stopped", "not running", "unreachable", "port taken"
+State = Literal["started", "running", "external", "stopped", "not running", "unreachable", "port taken"]
+STARTED: State = "started"  # by this very call
+RUNNING: State = "running"  # started earlier by whale and still running
+EXTERNAL: State = "external"  # the user's own cluster (address set explicitly), reachable
+STOPPED: State = "stopped"  # by this very call
+NOT_RUNNING: State = "not running"
+UNREACHABLE: State = "unreachable"  # the user's own cluster does not answer
+PORT_TAKEN: State = "port taken"  # not running, and something else holds one of its ports
 _SETTING = {kafka.NAME: "kafka_bootstrap", elasticsearch.NAME: "es_url"}
 _ENV = {kafka.NAME: "WHALE_KAFKA_BOOTSTRAP", elasticsearch.NAME: "WHALE_ES_URL"}
 _TITLE = {kafka.NAME: "Kafka", elasticsearch.NAME: "Elasticsearch"}
@@ -39,7 +45,7 @@ class ComponentStatus:
 
     name: str
     address: str
-    state: str
+    state: State
     pid: int | None = None
     version: str | None = None
     detail: str = ""
@@ -113,7 +119,7 @@ def port_taken_message(name: str, port: int, owner: str | None) -> str:
     """Why ``name`` cannot start: something that this stack did not start holds ``port``."""
     who = owner or "another process"
     return (
-        f"cannot start {_TITLE[name]}: port {port} is already in use by {who}, which whale did not start; "
+        f"cannot start {_TITLE[name]}: port {port} is already in use by {who}, not by this stack's {_TITLE[name]}; "
         f"stop it, or set {_ENV[name]} to use it, or choose other ports with WHALE_INFRA_*_PORT"
     )
 

@@ -118,7 +118,7 @@ def test_a_port_held_by_a_stranger_stops_up_with_the_port_and_its_owner(
             stack.up(settings, infra)
     message = str(caught.value)
     assert f"port {port} is already in use" in message
-    assert "whale did not start" in message
+    assert "not by this stack's Kafka" in message
     assert "WHALE_KAFKA_BOOTSTRAP" in message
     if Path("/proc/net/tcp").exists():
         assert f"pid {os.getpid()}" in message
