@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helm import PRODUCTION_VALUES, Helm, Manifest, install_helm
+from .helm import EVERYTHING_VALUES, PRODUCTION_VALUES, Helm, Manifest, install_helm
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +26,9 @@ def default_manifests(helm: Helm) -> list[Manifest]:
 def production_manifests(helm: Helm) -> list[Manifest]:
     """The chart rendered with deploy/helm/values-production.yaml."""
     return helm.render([PRODUCTION_VALUES])
+
+
+@pytest.fixture(scope="session")
+def everything_manifests(helm: Helm) -> list[Manifest]:
+    """The chart rendered with tests/deploy/values-everything.yaml (every option on)."""
+    return helm.render([EVERYTHING_VALUES])

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "whale"
 PRODUCTION_VALUES = ROOT / "deploy" / "helm" / "values-production.yaml"
 INSTALL_SCRIPT = ROOT / "deploy" / "tools" / "install-helm.sh"
+EVERYTHING_VALUES = Path(__file__).with_name("values-everything.yaml")
 
 Manifest = dict[str, Any]
 

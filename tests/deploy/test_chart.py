@@ -11,13 +11,12 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from .helm import CHART, PRODUCTION_VALUES, Helm, Manifest, by_kind, containers, pod_spec
+from .helm import CHART, EVERYTHING_VALUES, PRODUCTION_VALUES, Helm, Manifest, by_kind, containers, pod_spec
 from .settings_env import registered_services
 
 # The first test to need helm may build it (minutes on 2 cores): give these tests room.
 pytestmark = pytest.mark.timeout(3600)
 
-EVERYTHING = Path(__file__).with_name("values-everything.yaml")
 # Kubernetes versions whose API schemas every manifest must pass: the oldest we claim and the newest shipped.
 KUBERNETES_VERSIONS = ("1.29.0", f"{kubernetes_validate.latest_version()}.0")
 
@@ -86,7 +85,7 @@ def validate_all(manifests: list[Manifest]) -> None:
 
 def test_helm_lint_passes_with_default_and_production_values(helm: Helm) -> None:
     """`helm lint --strict` finds nothing with the default values nor with values-production.yaml."""
-    for args in ([], ["--values", str(PRODUCTION_VALUES)], ["--values", str(EVERYTHING)]):
+    for args in ([], ["--values", str(PRODUCTION_VALUES)], ["--values", str(EVERYTHING_VALUES)]):
         proc = helm.run("lint", "--strict", str(CHART), *args)
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -118,9 +117,11 @@ def test_production_values_render_valid_kubernetes_manifests(production_manifest
     )
 
 
-def test_every_option_at_once_renders_valid_kubernetes_manifests(helm: Helm) -> None:
+def test_every_option_at_once_renders_valid_kubernetes_manifests(
+    everything_manifests: list[Manifest],
+) -> None:
     """Every option of the chart switched on (SASL, TLS, ConfigMaps, secretEnv, HPAs...) stays schema-valid."""
-    manifests = helm.render([EVERYTHING])
+    manifests = everything_manifests
     validate_all(manifests)
     assert set(by_kind(manifests, "ConfigMap")) == {
         f"whale-{kind}" for kind in ("rules", "workflows", "actions", "schemas", "adapters")
@@ -128,7 +129,7 @@ def test_every_option_at_once_renders_valid_kubernetes_manifests(helm: Helm) -> 
 
 
 @pytest.mark.parametrize(
-    "values", [[], [PRODUCTION_VALUES], [EVERYTHING]], ids=["default", "production", "everything"]
+    "values", [[], [PRODUCTION_VALUES], [EVERYTHING_VALUES]], ids=["default", "production", "everything"]
 )
 def test_every_pod_runs_non_root_with_a_read_only_root_filesystem(helm: Helm, values: list[Path]) -> None:
     """Pods: non-root, seccomp RuntimeDefault, no API token; containers: read-only root, no escalation,
@@ -195,10 +196,10 @@ def test_topics_job_is_a_pre_install_hook_running_whale_topics_ensure(
     assert [*container["command"], *container["args"]] == ["whale", "topics", "ensure"]
 
 
-def test_credentials_only_come_from_secrets(helm: Helm) -> None:
+def test_credentials_only_come_from_secrets(everything_manifests: list[Manifest]) -> None:
     """Passwords, usernames and tokens reach pods only through secretKeyRef or Secret volumes
     (secretFiles, the Kafka CA): never as plain env values, never in a ConfigMap."""
-    manifests = helm.render([EVERYTHING])
+    manifests = everything_manifests
     secret_refs = set()
     for _manifest, container in containers(manifests):
         for env in container.get("env", []):
@@ -259,10 +260,10 @@ def test_pod_disruption_budgets_select_their_component(production_manifests: lis
     }
 
 
-def test_config_maps_are_mounted_where_their_readers_look(helm: Helm) -> None:
+def test_config_maps_are_mounted_where_their_readers_look(everything_manifests: list[Manifest]) -> None:
     """Rules go to the rule engine and the to-do stage, actions and workflows to every executor pool, schemas to the event
     center, the adapters' configuration to the adapters, each at /etc/whale/<kind>."""
-    manifests = helm.render([EVERYTHING])
+    manifests = everything_manifests
     mounted: dict[str, set[str]] = {}
     for manifest, container in containers(manifests):
         volumes = {v["name"]: v for v in (pod_spec(manifest) or {})["volumes"]}
@@ -316,10 +317,12 @@ def test_the_chart_runs_exactly_the_registered_services(default_manifests: list[
     assert run == set(registered_services())
 
 
-def test_extra_event_schemas_are_merged_with_the_image_s_own(helm: Helm) -> None:
+def test_extra_event_schemas_are_merged_with_the_image_s_own(
+    helm: Helm, everything_manifests: list[Manifest]
+) -> None:
     """With config.schemas, an init container copies the image's event schemas and then the
     ConfigMap's into one emptyDir, which the event center registers (WHALE_EVENT_CENTER_SCHEMAS_DIR)."""
-    deployment = by_kind(helm.render([EVERYTHING]), "Deployment")["whale-event-center"]
+    deployment = by_kind(everything_manifests, "Deployment")["whale-event-center"]
     pod = deployment["spec"]["template"]["spec"]
     (init,) = pod["initContainers"]
     script = init["command"][-1]

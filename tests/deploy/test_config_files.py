@@ -1,4 +1,4 @@
-"""The rules and actions shipped in values-production.yaml are valid for the services that load them."""
+"""The configuration the chart ships or mounts (rules, actions, adapters) is valid for the services that load it."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import yaml
 from whale.cloudevent import CloudEvent
 from whale.rules import rule_documents, validate_rule
 
-from .helm import PRODUCTION_VALUES, Helm, by_kind
+from .helm import PRODUCTION_VALUES, Manifest, by_kind
 
-EVERYTHING = Path(__file__).with_name("values-everything.yaml")
 pytestmark = pytest.mark.timeout(3600)
 
 
@@ -33,11 +32,11 @@ def test_production_actions_load_and_its_rules_validate_against_that_catalogue(t
     assert [rule.id for rule in rules] == ["disk-capacity"]
 
 
-def test_the_adapters_configuration_the_chart_mounts_parses(helm: Helm) -> None:
+def test_the_adapters_configuration_the_chart_mounts_parses(everything_manifests: list[Manifest]) -> None:
     """adapters.config, rendered into the adapters ConfigMap, is a valid adapters configuration."""
     from whale_adapters.config import parse_adapters
 
-    manifests = helm.render([EVERYTHING])
+    manifests = everything_manifests
     text = by_kind(manifests, "ConfigMap")["whale-adapters"]["data"]["adapters.yaml"]
     config = parse_adapters(yaml.safe_load(text), origin="adapters.yaml")
     assert [w.name for w in config.webhooks] == ["shop"]

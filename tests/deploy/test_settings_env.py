@@ -16,12 +16,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whale.settings import WhaleSettings
 
-from .helm import PRODUCTION_VALUES, Helm, Manifest, by_kind, containers
+from .helm import EVERYTHING_VALUES, PRODUCTION_VALUES, Helm, Manifest, by_kind, containers
 from .settings_env import allowed_env, config_env_refs, env_names, settings_classes
 
 pytestmark = pytest.mark.timeout(3600)
-
-EVERYTHING = Path(__file__).with_name("values-everything.yaml")
 
 
 class _Inner(BaseModel):
@@ -108,7 +106,7 @@ def test_config_env_refs_finds_secret_references_and_env_keys() -> None:
 
 
 @pytest.mark.parametrize(
-    "values", [[], [PRODUCTION_VALUES], [EVERYTHING]], ids=["default", "production", "everything"]
+    "values", [[], [PRODUCTION_VALUES], [EVERYTHING_VALUES]], ids=["default", "production", "everything"]
 )
 def test_every_variable_the_chart_sets_is_read_by_the_container_s_service(
     helm: Helm, values: list[Path]
