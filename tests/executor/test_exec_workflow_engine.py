@@ -15,7 +15,7 @@ from whale_executor.catalog import Catalog, load_catalog
 from whale_executor.requests import REQUESTED, parse_request
 from whale_executor.runner import ActionRequests, Runner
 from whale_executor.state import APPROVAL_STATE, StateStore
-from whale_executor.workflow.engine import Workflows
+from whale_executor.workflow.handler import Workflows
 
 from whale.cloudevent import CloudEvent
 from whale.settings import WhaleSettings

@@ -26,7 +26,7 @@ from whale_executor.results import FAILED, result_event, source_of
 from whale_executor.runner import ActionRequests, Runner
 from whale_executor.settings import Settings
 from whale_executor.state import StateStore
-from whale_executor.workflow.engine import Workflows
+from whale_executor.workflow.handler import Workflows
 
 log = structlog.get_logger("whale.executor")
 CATALOG_PUBLISHED = "whale.catalog.published"
@@ -59,15 +59,12 @@ class Executor:
         self._store = store = StateStore(s.whale, producer, pool=self.pool, source=self.source)
         await store.start(timeout)
         runner = Runner(pool=self.pool, concurrency=s.concurrency)
-        parts = {
-            "catalog": self.catalog,
-            "store": store,
-            "runner": runner,
-            "producer": producer,
-            "pool": self.pool,
-        }
-        self._actions = ActionRequests(**parts)  # type: ignore[arg-type]
-        self._workflows = Workflows(**parts)  # type: ignore[arg-type]
+        self._actions = ActionRequests(
+            catalog=self.catalog, store=store, runner=runner, producer=producer, pool=self.pool
+        )
+        self._workflows = Workflows(
+            catalog=self.catalog, store=store, runner=runner, producer=producer, pool=self.pool
+        )
         group = f"whale-executor-{self.pool}"
         self._intakes.append(
             Intake(

@@ -125,7 +125,9 @@ class ActionRequests:
             "idempotency_key": req.idempotency_key,
             "target": target,
         }
-        await self._store.put(key, {**base, "status": "started", "attempt": attempt, "started_at": _now()})
+        await self._store.put(
+            key, {**base, "status": "started", "attempt": attempt, "started_at": now_text()}
+        )
         ctx = ActionContext(
             request_id=event.id, idempotency_key=req.idempotency_key, pool=self._pool, attempt=attempt
         )
@@ -153,7 +155,7 @@ class ActionRequests:
                 "target": common["target"],
                 "status": "finished",
                 "attempt": attempt,
-                "finished_at": _now(),
+                "finished_at": now_text(),
                 "result_event": result.to_structured(),
             },
         )
@@ -169,5 +171,5 @@ def _ms(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
 
 
-def _now() -> str:
+def now_text() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")

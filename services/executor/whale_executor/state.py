@@ -3,20 +3,29 @@
 One record per run (key ``<pool>/<idempotency key>``) holding the run's whole current state, and one
 per approval decision (key ``<pool>/approval/<run id>/<task>``). At start-up the store reads the
 compacted topic (one record per key, not the whole history) and then keeps following it, so a
-replica of the pool that takes over a partition sees what the previous owner recorded.
+replica of the pool that takes over a partition sees what the previous owner recorded. Records of
+other pools are skipped by key, before their value is decoded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import threading
+import uuid
 from typing import Any
+
+import structlog
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from whale import compacted, topics
 from whale.cloudevent import CloudEvent
+from whale.errors import WhaleError
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
+
+log = structlog.get_logger("whale.executor.state")
 
 RUN_STATE = "whale.executor.run"
 APPROVAL_STATE = "whale.executor.approval"
@@ -35,16 +44,25 @@ class StateStore:
         self._runs: dict[str, str] = {}
         self._lock = threading.Lock()
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
-        self._view: compacted.CompactedView | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._caught_up = threading.Event()
+        self._error: Exception | None = None
 
     async def start(self, timeout: float = 60.0) -> None:
         """Read the compacted topic up to its end, then keep following it."""
-        self._view = compacted.CompactedView(self._settings, topics.EXECUTOR_STATE, on_change=self._seen)
-        await self._view.start(timeout)
+        self._thread = threading.Thread(target=self._follow, name="executor-state", daemon=True)
+        self._thread.start()
+        ok = await asyncio.to_thread(self._caught_up.wait, timeout)
+        if self._error is not None:
+            raise WhaleError(f"cannot read {topics.EXECUTOR_STATE}: {self._error}")
+        if not ok:
+            raise WhaleError(f"reading {topics.EXECUTOR_STATE} did not catch up within {timeout}s")
 
     async def stop(self) -> None:
-        if self._view is not None:
-            await self._view.stop()
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 10)
 
     # ------------------------------------------------------------------ keys
     def run_key(self, idempotency_key: str) -> str:
@@ -102,11 +120,61 @@ class StateStore:
                     self._waiters.pop(key, None)
 
     # ------------------------------------------------------------------ internals
-    def _seen(self, key: str, event: CloudEvent | None) -> None:
-        """Called by the view's thread for every record of the topic."""
-        if not key.startswith(self._prefix) or event is None or not isinstance(event.data, dict):
+    def _follow(self) -> None:
+        """Read every partition from the beginning (no group, nothing committed), then follow."""
+        topic = topics.EXECUTOR_STATE
+        prefix = self._prefix.encode("utf-8")
+        consumer = Consumer(
+            {
+                **self._settings.kafka_config(),
+                "group.id": f"whale-executor-state-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
+        try:
+            meta = consumer.list_topics(topic, timeout=30).topics.get(topic)
+            if meta is None or meta.error is not None or not meta.partitions:
+                raise WhaleError(f"topic {topic} does not exist (run `whale topics ensure`)")
+            parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+            ends = {p.partition: consumer.get_watermark_offsets(p, timeout=30)[1] for p in parts}
+            pending = {p for p, end in ends.items() if end > 0}
+            consumer.assign(parts)
+            if not pending:
+                self._caught_up.set()
+            while not self._stop.is_set():
+                batch: list[Any] = consumer.consume(1000, 0.2)
+                for msg in batch:
+                    err = msg.error()
+                    if err is None:
+                        key = msg.key()
+                        if key is not None and key.startswith(prefix):
+                            self._read(key.decode("utf-8", "replace"), msg.value())
+                        done = msg.offset() + 1 >= ends.get(msg.partition(), 0)
+                    else:
+                        done = err.code() == KafkaError._PARTITION_EOF
+                    if done and msg.partition() in pending:
+                        pending.discard(msg.partition())
+                        if not pending:
+                            self._caught_up.set()
+        except (KafkaException, WhaleError) as exc:
+            self._error = exc
+            self._caught_up.set()
+        finally:
+            consumer.close()
+
+    def _read(self, key: str, value: bytes | None) -> None:
+        if value is None:
+            with self._lock:
+                self._data.pop(key, None)
             return
-        self._apply(key, event.data)
+        try:
+            record = json.loads(value)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            log.warning("state_record_unreadable", key=key)
+            return
+        if isinstance(record, dict):
+            self._apply(key, record)
 
     def _apply(self, key: str, record: dict[str, Any]) -> None:
         with self._lock:

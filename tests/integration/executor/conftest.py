@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "executor"))
 from exec_stub import Stub, start_stub
@@ -94,11 +95,16 @@ class Tap:
 
 
 @pytest.fixture
-def pool(stack: WhaleSettings) -> str:
+def pool(stack: WhaleSettings) -> Iterator[str]:
+    """A pool of this test only; its topic is deleted and its catalogue tombstoned afterwards."""
     name = f"t-{uuid.uuid4().hex[:12]}"
     ensure_topics(stack)
     ensure_topics(stack, [topics.pool_topic_spec(name)])
-    return name
+    yield name
+    producer = EventProducer(stack)
+    producer.send_blocking(topics.CATALOG, KafkaMessage(name.encode(), None, ()))
+    producer.close()
+    AdminClient(stack.kafka_config()).delete_topics([topics.actions_topic(name)])
 
 
 @pytest.fixture

@@ -12,19 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from whale import templating, topics
 from whale.cloudevent import CloudEvent
-from whale.producer import EventProducer
 from whale_executor import metrics
 from whale_executor.actions.base import ActionContext
-from whale_executor.catalog import Catalog
 from whale_executor.errors import RunError
-from whale_executor.requests import ActionRequest
 from whale_executor.results import (
     ABANDONED,
     FAILED,
@@ -37,54 +33,13 @@ from whale_executor.results import (
     Outcome,
     result_event,
 )
-from whale_executor.runner import Runner, _now
-from whale_executor.state import StateStore
+from whale_executor.runner import now_text
 from whale_executor.workflow.model import Task, Workflow
 
+if TYPE_CHECKING:
+    from whale_executor.workflow.handler import Workflows
+
 log = structlog.get_logger("whale.executor.workflow")
-RUN_NAMESPACE = uuid.UUID("5f6c1d2e-8a3b-4c7d-9e0f-1a2b3c4d5e6f")
-
-
-class Workflows:
-    """Answers ``whale.action.requested`` events whose target is a workflow (start or resume)."""
-
-    def __init__(
-        self, *, catalog: Catalog, store: StateStore, runner: Runner, producer: EventProducer, pool: str
-    ) -> None:
-        self.catalog = catalog
-        self.store = store
-        self.runner = runner
-        self.producer = producer
-        self.pool = pool
-
-    async def handle(self, event: CloudEvent, req: ActionRequest) -> None:
-        key = self.store.run_key(req.idempotency_key)
-        state = self.store.get(key)
-        if state is not None and state.get("status") == "finished":
-            metrics.REPLAYED.labels(pool=self.pool).inc()
-            await self.producer.send(topics.RESULTS, CloudEvent.from_structured(state["result_event"]))
-            return
-        workflow = self.catalog.workflows.get(req.target.name)
-        run_id = "wf-" + str(uuid.uuid5(RUN_NAMESPACE, key))
-        if state is None:
-            state = {
-                "kind": "workflow",
-                "status": "new",
-                "run_id": run_id,
-                "workflow": req.target.name,
-                "request_id": event.id,
-                "idempotency_key": req.idempotency_key,
-                "target": req.target.model_dump(),
-                "rule": req.rule.model_dump() if req.rule else None,
-                "input": req.params,
-                "started_at": time.time(),
-                "tasks": {},
-                "scheduled": [],
-                "joins": {},
-                "failures": [],
-            }
-        run = Run(self, workflow, event, key, state)
-        await run.run()
 
 
 class Run:
@@ -260,7 +215,7 @@ class Run:
                 self.state["tasks"][task.name] = {
                     "status": "running",
                     "attempt": attempt,
-                    "started_at": _now(),
+                    "started_at": now_text(),
                 }
                 await self._save(
                     self._event(
@@ -305,7 +260,7 @@ class Run:
                     "status": "waiting",
                     "deadline": deadline,
                     "message": message,
-                    "since": _now(),
+                    "since": now_text(),
                 }
                 await self._save(
                     self._event(
@@ -336,7 +291,7 @@ class Run:
                 "output": outcome.output,
                 "error": outcome.error,
                 "duration_ms": outcome.duration_ms,
-                "finished_at": _now(),
+                "finished_at": now_text(),
             }
             self.state["tasks"][task.name] = record
             result = {"status": outcome.status, "output": outcome.output, "error": outcome.error}

@@ -1,0 +1,60 @@
+"""Workflow requests: start a run, resume an interrupted one, or re-publish a finished one's result."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from whale import topics
+from whale.cloudevent import CloudEvent
+from whale.producer import EventProducer
+from whale_executor import metrics
+from whale_executor.catalog import Catalog
+from whale_executor.requests import ActionRequest
+from whale_executor.runner import Runner
+from whale_executor.state import StateStore
+from whale_executor.workflow.engine import Run
+
+RUN_NAMESPACE = uuid.UUID("5f6c1d2e-8a3b-4c7d-9e0f-1a2b3c4d5e6f")
+
+
+class Workflows:
+    """Answers ``whale.action.requested`` events whose target is a workflow (start or resume)."""
+
+    def __init__(
+        self, *, catalog: Catalog, store: StateStore, runner: Runner, producer: EventProducer, pool: str
+    ) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.runner = runner
+        self.producer = producer
+        self.pool = pool
+
+    async def handle(self, event: CloudEvent, req: ActionRequest) -> None:
+        key = self.store.run_key(req.idempotency_key)
+        state = self.store.get(key)
+        if state is not None and state.get("status") == "finished":
+            metrics.REPLAYED.labels(pool=self.pool).inc()
+            await self.producer.send(topics.RESULTS, CloudEvent.from_structured(state["result_event"]))
+            return
+        workflow = self.catalog.workflows.get(req.target.name)
+        run_id = "wf-" + str(uuid.uuid5(RUN_NAMESPACE, key))
+        if state is None:
+            state = {
+                "kind": "workflow",
+                "status": "new",
+                "run_id": run_id,
+                "workflow": req.target.name,
+                "request_id": event.id,
+                "idempotency_key": req.idempotency_key,
+                "target": req.target.model_dump(),
+                "rule": req.rule.model_dump() if req.rule else None,
+                "input": req.params,
+                "started_at": time.time(),
+                "tasks": {},
+                "scheduled": [],
+                "joins": {},
+                "failures": [],
+            }
+        run = Run(self, workflow, event, key, state)
+        await run.run()
