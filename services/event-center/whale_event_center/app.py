@@ -28,7 +28,25 @@ from whale_event_center.settings import Settings
 
 log = structlog.get_logger("whale_event_center.app")
 
-EVENT_SCHEMA = {"type": "object", "required": ["specversion", "id", "source", "type"]}
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A structured CloudEvent (attributes and extensions at top level)",
+    "required": ["specversion", "id", "source", "type"],
+    "properties": {
+        "specversion": {"type": "string", "enum": ["1.0"]},
+        "id": {"type": "string", "minLength": 1},
+        "source": {"type": "string", "minLength": 1, "pattern": "^\\S+$"},
+        "type": {"type": "string", "minLength": 1},
+        "datacontenttype": {"type": "string"},
+        "dataschema": {"type": "string", "format": "uri"},
+        "subject": {"type": "string", "minLength": 1},
+        "time": {"type": "string", "format": "date-time"},
+        "data": {},
+        "data_base64": {"type": "string", "contentEncoding": "base64"},
+    },
+    "propertyNames": {"pattern": "^([a-z0-9]{1,20}|data_base64)$"},
+    "additionalProperties": {"type": ["string", "integer", "boolean"]},
+}
 POST_EVENTS_OPENAPI: dict[str, Any] = {
     "requestBody": {
         "required": True,
