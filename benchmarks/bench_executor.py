@@ -1,7 +1,8 @@
 """Executor throughput on the real Kafka: a real executor (``whale run executor``) in a subprocess
-consumes ``core.noop`` requests from its own pool topic; every request costs two acknowledged
-state writes on ``whale.executor.state`` (started, finished) and one acknowledged result on
-``whale.results``. Throughput = requests / (first request sent -> last result read).
+consumes action requests (``core.noop``, ``core.sleep``) from its own pool topic; every request costs
+two acknowledged state writes on ``whale.executor.state`` (started, finished) and one acknowledged
+result on ``whale.results``. Throughput = requests / (first request sent -> last result read);
+latency = one no-op request at a time, sent -> result read.
 
 Run alone with ``python -m benchmarks.bench_executor``.
 """
@@ -22,17 +23,22 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
-from whale import topics
+from whale import compacted, topics
 from whale.admin import ensure_topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 
-TITLE = "Executor: no-op action requests -> results through a real executor (requests/s, latency ms)"
-BURST = 3_000
+TITLE = "Executor: action requests -> results through a real executor (requests/s, latency ms)"
 SEQUENTIAL = 200
-CONCURRENCY = (1, 16, 64)
+# (action, params, executor concurrency, burst size): no-op measures the executor's own cost; a 50 ms
+# sleep shows the concurrency bound at work.
+SCENARIOS: tuple[tuple[str, dict[str, Any], int, int], ...] = (
+    ("core.noop", {}, 16, 2_000),
+    ("core.sleep", {"seconds": 0.05}, 1, 100),
+    ("core.sleep", {"seconds": 0.05}, 64, 1_000),
+)
 
 
 class Results:
@@ -87,14 +93,14 @@ class Results:
         self._thread.join(5)
 
 
-def _request(pool: str) -> CloudEvent:
+def _request(pool: str, action: str = "core.noop", params: dict[str, Any] | None = None) -> CloudEvent:
     return CloudEvent.create(
         type="whale.action.requested",
         source="/bench/executor",
         data={
             "rule": None,
-            "target": {"kind": "action", "name": "core.noop", "pool": pool},
-            "params": {},
+            "target": {"kind": "action", "name": action, "pool": pool},
+            "params": params or {},
             "idempotency_key": uuid.uuid4().hex,
         },
     )
@@ -112,7 +118,9 @@ def _start_executor(pool: str, concurrency: int, log: Path) -> subprocess.Popen[
         )
 
 
-async def _scenario(settings: WhaleSettings, concurrency: int) -> dict[str, Any]:
+async def _scenario(
+    settings: WhaleSettings, action: str, params: dict[str, Any], concurrency: int, count: int
+) -> dict[str, Any]:
     pool = f"bench-{uuid.uuid4().hex[:10]}"
     ensure_topics(settings, [topics.pool_topic_spec(pool)])
     results = Results(settings, pool)
@@ -124,13 +132,13 @@ async def _scenario(settings: WhaleSettings, concurrency: int) -> dict[str, Any]
         await producer.send(topics.actions_topic(pool), warm, key=warm.data["idempotency_key"])
         await results.wait_for([warm.id], timeout=120)
         latencies: list[float] = []
-        for _ in range(SEQUENTIAL):
+        for _ in range(SEQUENTIAL):  # no-op round trips, one at a time
             event = _request(pool)
             sent = time.perf_counter()
             await producer.send(topics.actions_topic(pool), event, key=event.data["idempotency_key"])
             await results.wait_for([event.id])
             latencies.append((results.seen[event.id] - sent) * 1000)
-        burst = [_request(pool) for _ in range(BURST)]
+        burst = [_request(pool, action, params) for _ in range(count)]
         started = time.perf_counter()
         await asyncio.gather(
             *(producer.send(topics.actions_topic(pool), e, key=e.data["idempotency_key"]) for e in burst)
@@ -144,13 +152,15 @@ async def _scenario(settings: WhaleSettings, concurrency: int) -> dict[str, Any]
         except subprocess.TimeoutExpired:
             proc.kill()
         results.close()
+        await compacted.delete(producer, topics.CATALOG, pool)  # a throw-away pool leaves no catalogue
         producer.close()
         AdminClient(settings.kafka_config()).delete_topics([topics.actions_topic(pool)])
     latencies.sort()
     return {
+        "action": action + (f" {params['seconds'] * 1000:g} ms" if "seconds" in params else ""),
         "concurrency": concurrency,
-        "requests": BURST,
-        "requests/s": BURST / elapsed,
+        "requests": count,
+        "requests/s": count / elapsed,
         "seq p50 ms": latencies[len(latencies) // 2],
         "seq p99 ms": latencies[int(len(latencies) * 0.99)],
     }
@@ -159,7 +169,7 @@ async def _scenario(settings: WhaleSettings, concurrency: int) -> dict[str, Any]
 def run() -> list[dict[str, Any]]:
     settings = WhaleSettings()
     ensure_topics(settings)
-    return [asyncio.run(_scenario(settings, c)) for c in CONCURRENCY]
+    return [asyncio.run(_scenario(settings, *scenario)) for scenario in SCENARIOS]
 
 
 if __name__ == "__main__":
