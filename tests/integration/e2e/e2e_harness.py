@@ -149,11 +149,17 @@ class Platform:
         answer = httpx.put(f"{self.event_center}/schemas/{type_name}", json=schema, timeout=30)
         assert answer.status_code < 400, answer.text
 
-    def wait_http(self, url: str, name: str, timeout: float = 180.0) -> None:
+    def wait_http(self, url: str, name: str, timeout: float = 300.0, restarts: int = 2) -> None:
+        """Wait for ``url`` to answer 200. A service that exits while starting (e.g. it could not
+        catch up on a large compacted topic of the shared broker in time) is started again, twice."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             proc = self.procs.get(name)
             if proc is not None and proc.poll() is not None:
+                if restarts > 0:
+                    restarts -= 1
+                    self.start(name)
+                    continue
                 raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
             try:
                 if httpx.get(url, timeout=2).status_code == 200:
