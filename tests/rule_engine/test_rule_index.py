@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from whale_rule_engine.index import RuleIndex
 
 from whale.rules import Rule, validate_rule
@@ -69,3 +71,40 @@ def test_replace_and_remove_keep_the_index_clean() -> None:
     for r in RULES:
         index.remove(r.id)
     assert len(index) == 0 and index.signatures == 0
+
+
+_values = st.one_of(st.sampled_from(["a", "b", "c"]), st.integers(0, 2), st.booleans(), st.none())
+_fields = st.sampled_from(["type", "data.k", "data.n", "data.list[0]"])
+_leaf = st.one_of(
+    st.builds(lambda f, v: {"field": f, "equals": v}, _fields, _values),
+    st.builds(lambda f, vs: {"field": f, "in": vs}, _fields, st.lists(_values, min_size=1, max_size=3)),
+    st.builds(lambda f, v: {"field": f, "greater": v}, _fields, st.integers(0, 2)),
+    st.builds(lambda f: {"field": f, "exists": True}, _fields),
+)
+_spec = st.recursive(
+    _leaf,
+    lambda inner: st.one_of(
+        st.builds(lambda cs: {"all": cs}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda cs: {"any": cs}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda c: {"not": c}, inner),
+    ),
+    max_leaves=6,
+)
+_ctx = st.fixed_dictionaries(
+    {
+        "type": _values,
+        "data": st.fixed_dictionaries({"k": _values, "n": _values, "list": st.lists(_values, max_size=2)}),
+    }
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(specs=st.lists(_spec, min_size=1, max_size=8), contexts=st.lists(_ctx, min_size=1, max_size=5))
+def test_index_never_misses_a_match_property(
+    specs: list[dict[str, Any]], contexts: list[dict[str, Any]]
+) -> None:
+    """For any rules and events, indexed matching equals a linear scan of every rule."""
+    rules = [rule(f"r{i}", spec) for i, spec in enumerate(specs)]
+    index = RuleIndex(rules)
+    for ctx in contexts:
+        assert ids(index.match(ctx)) == sorted(r.id for r in rules if r.condition.evaluate(ctx))

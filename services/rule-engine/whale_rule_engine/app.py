@@ -139,8 +139,9 @@ def build_app(runtime: Runtime) -> faust.App:
                 )
 
     async def ready() -> bool:
+        """Assigned partitions, not rebalancing, and the fetcher alive (it stops on e.g. a codec error)."""
         try:
-            return bool(app.consumer.assignment()) and not app.rebalancing
+            return bool(app.consumer.assignment()) and not app.rebalancing and not app._fetcher.crashed
         except Exception:
             return False
 
