@@ -62,7 +62,8 @@ def test_worker_matches_a_real_event_and_emits_an_action_request(
     scope: Scope, workers: Callable[..., Worker], tap: TapFactory, producer: EventProducer, tmp_path: Path
 ) -> None:
     """An event on whale.events that matches a rule becomes one whale.action.requested on the pool's
-    topic, with rule id/version, rendered params, idempotency key and causation/correlation."""
+    topic, with rule id/version, rendered params, idempotency key and causation/correlation; the
+    same event delivered again yields the same request id and idempotency key (not a throttle)."""
     rules = write_rules(
         tmp_path / "rules",
         alert_rule(scope),
@@ -86,6 +87,9 @@ def test_worker_matches_a_real_event_and_emits_an_action_request(
     assert request.extensions["causationid"] == high.id and request.extensions["correlationid"] == high.id
     assert actions.messages[0].key == request.data["idempotency_key"].encode()
     assert len(actions.settle()) == 1
+    send(producer, topics.EVENTS, high)  # the same event again, as after a crash before the commit
+    again = from_kafka(actions.wait(2)[1])
+    assert again.id == request.id and again.data["idempotency_key"] == request.data["idempotency_key"]
     assert "whale_rule_engine_actions_requested_total" in worker.metrics()
 
 
