@@ -13,6 +13,7 @@ from whale import compacted, topics
 from whale.admin import ensure_topics
 from whale.cloudevent import CloudEvent
 from whale.consumer import Received
+from whale.errors import ConfigError
 from whale.health import serve_health
 from whale.logging import configure_logging
 from whale.producer import EventProducer
@@ -175,7 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         settings.catalog_dirs = [*settings.catalog_dirs, *args.catalog_dir]
     if args.module:
         settings.python_modules = [*settings.python_modules, *args.module]
-    topics.actions_topic(settings.pool)  # rejects a bad pool name before anything starts
+    try:
+        topics.actions_topic(settings.pool)  # rejects a bad pool name before anything starts
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="pool") from None
     configure_logging(settings.whale, service="executor")
 
     async def serve(stop: asyncio.Event) -> None:

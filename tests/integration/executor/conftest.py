@@ -172,7 +172,7 @@ async def send_request(producer: EventProducer, event: CloudEvent) -> None:
 
 
 class Subprocess:
-    """``whale run executor`` in its own process (so a test can ``kill -9`` it)."""
+    """``whale run executor`` (the real command) in its own process, so a test can ``kill -9`` it."""
 
     def __init__(self, pool: str, log: Path, env: dict[str, str]) -> None:
         self.pool = pool
@@ -186,10 +186,19 @@ class Subprocess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        code = "import sys; from whale_executor.app import main; sys.exit(main(sys.argv[1:]))"
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", code, "--pool", self.pool, "--catalog-dir", str(CATALOG)],
+                [
+                    sys.executable,
+                    "-m",
+                    "whale",
+                    "run",
+                    "executor",
+                    "--pool",
+                    self.pool,
+                    "--catalog-dir",
+                    str(CATALOG),
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self.env,
