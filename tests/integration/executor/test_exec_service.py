@@ -4,6 +4,9 @@ approvals, effectively-once redelivery and the published catalogue."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 
 import pytest
 from conftest import Tap, request_event, send_request
@@ -149,3 +152,12 @@ async def test_catalogue_is_published_for_the_pool(
     assert "test.branches-approval" in {w["name"] for w in doc["workflows"]}
     text = format_catalogs({pool: doc})
     assert f"pool {pool} (topic whale.actions.{pool})" in text and "test.wecom" in text
+    cli = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "whale", "actions", "list", "--pool", pool, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)[pool] == doc

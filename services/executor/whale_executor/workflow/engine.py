@@ -193,7 +193,10 @@ class Run:
 
     async def _action(self, task: Task, previous: dict[str, Any] | None) -> tuple[Outcome, int]:
         assert self.wf is not None and task.action is not None
-        action = self.o.catalog.actions[task.action]
+        action = self.o.catalog.actions.get(task.action)
+        if action is None:  # the catalogue changed between a crash and the restart
+            error = {"message": f"action {task.action!r} is no longer in the catalogue", "retryable": False}
+            return Outcome(FAILED, None, error), 1
         attempt = 1
         if previous is not None:
             attempt = int(previous.get("attempt", 1))
