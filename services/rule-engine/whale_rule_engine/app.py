@@ -99,6 +99,8 @@ def build_app(runtime: Runtime) -> faust.App:
         web_enabled=False,
         table_standby_replicas=0,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout,  # a killed worker's partitions move on soon
+        broker_heartbeat_interval=min(3.0, settings.session_timeout / 5),
     )
     events = app.topic(topics.EVENTS, key_serializer="raw", value_serializer="raw", allow_empty=True)
     triggers = app.topic(

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     partitions: int = Field(
         default=3, ge=1, description="partitions of the throttle repartition topic and its table"
     )
+    session_timeout: float = Field(
+        default=10.0, ge=6.0, le=300.0, description="seconds before a silent worker leaves the group"
+    )
     render_timeout: float = Field(default=1.0, gt=0, description="seconds one template may render")
     max_param_bytes: int = Field(default=64 * 1024, gt=0, description="largest rendered template output")
     recent_keys: int = Field(
