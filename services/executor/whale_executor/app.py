@@ -51,10 +51,16 @@ class Executor:
         self._producer: EventProducer | None = None
         self._store: StateStore | None = None
         self._health: asyncio.Server | None = None
+        self.ready = False
+
+    async def _ready(self) -> bool:
+        return self.ready and all(not task.done() for task in self._tasks)
 
     async def start(self, timeout: float = 60.0) -> None:
         """Ensure the pool's topic, rebuild state, join the groups, then publish the catalogue."""
         s = self.settings
+        if s.health_port is not None:  # /healthz answers at once; /readyz once the catalogue is out
+            self._health = await serve_health(s.health_host, s.health_port, self._ready)
         await asyncio.to_thread(ensure_topics, s.whale, [topics.pool_topic_spec(self.pool)])
         self._producer = producer = EventProducer(s.whale, client_id=f"whale-executor-{self.pool}")
         self._store = store = StateStore(s.whale, producer, pool=self.pool, source=self.source)
@@ -99,9 +105,8 @@ class Executor:
             w.cancel()
         if pending:
             log.warning("partitions_not_assigned_yet", pool=self.pool)
-        if s.health_port is not None:
-            self._health = await serve_health(s.health_host, s.health_port)
         await self.publish_catalog()
+        self.ready = True
         log.info(
             "executor_ready",
             pool=self.pool,

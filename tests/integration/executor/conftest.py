@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +33,12 @@ from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 
 CATALOG = Path(__file__).parent / "catalog"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class Tap:
@@ -143,7 +150,9 @@ def env(stub: Stub, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 @pytest.fixture
 async def executor(stack: WhaleSettings, pool: str, env: dict[str, str]) -> AsyncIterator[Executor]:
-    settings = Settings(whale=stack, pool=pool, catalog_dirs=[CATALOG], session_timeout_ms=6000)
+    settings = Settings(
+        whale=stack, pool=pool, catalog_dirs=[CATALOG], session_timeout_ms=6000, health_port=free_port()
+    )
     ex = Executor(settings)
     await ex.start()
     yield ex
