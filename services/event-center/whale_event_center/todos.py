@@ -16,6 +16,7 @@ the event that made it.
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ class RuleSet:
     def __init__(self, directory: Path | None = None) -> None:
         self._dir: dict[str, Rule] = {}
         self._topic: dict[str, Rule | None] = {}
+        self._lock = threading.Lock()  # on_change runs in the view's thread
         if directory is not None and directory.is_dir():
             report = load_rules_dir(directory)
             self._dir = dict(report.rules)
@@ -90,16 +92,19 @@ class RuleSet:
 
     def on_change(self, key: str, event: CloudEvent | None) -> None:
         """``CompactedView`` listener of ``whale.rules``: a record replaces, a tombstone deletes."""
-        if event is None:
-            self._topic[key] = None
-            return
-        try:
-            self._topic[key] = validate_rule(event.data)
-        except RuleError as exc:
-            log.warning("rule_record_invalid", rule_id=key, error=str(exc))
+        rule: Rule | None = None
+        if event is not None:
+            try:
+                rule = validate_rule(event.data)
+            except RuleError as exc:
+                log.warning("rule_record_invalid", rule_id=key, error=str(exc))
+                return
+        with self._lock:
+            self._topic[key] = rule
 
     def rules(self) -> list[Rule]:
-        merged: dict[str, Rule | None] = {**self._dir, **self._topic}
+        with self._lock:
+            merged: dict[str, Rule | None] = {**self._dir, **self._topic}
         return [r for r in merged.values() if r is not None and r.enabled]
 
     def handled(self, event: CloudEvent) -> bool:
