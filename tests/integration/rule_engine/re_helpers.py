@@ -164,6 +164,11 @@ class Worker:
     def metrics(self) -> str:
         return httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
 
+    def kill9(self) -> None:
+        """SIGKILL: no graceful shutdown, no final commit or flush."""
+        self.proc.kill()
+        self.proc.wait(10)
+
     def stop(self, timeout: float = 60.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -172,7 +177,8 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        self._out.close()
+        if not self._out.closed:
+            self._out.close()
         return int(self.proc.returncode)
 
 

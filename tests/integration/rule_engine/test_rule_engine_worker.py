@@ -209,6 +209,39 @@ def test_throttle_state_survives_a_worker_restart(
     assert from_kafka(notices.messages[0]).data["key"] == "web-1"
 
 
+def test_kill_9_mid_burst_never_lets_a_second_trigger_through(
+    scope: Scope, workers: Callable[..., Worker], tap: TapFactory, producer: EventProducer, tmp_path: Path
+) -> None:
+    """A worker killed with SIGKILL during a burst, then restarted: replayed triggers may repeat a
+    request, but only with the same idempotency key; every alert is either requested or throttled."""
+    rules = write_rules(tmp_path / "rules", alert_rule(scope))
+    actions = tap(scope.actions_topic, lambda m: True)
+    notices = tap(topics.RESULTS, throttled_of(scope))
+    first = workers(scope.app_id, rules, name="first")
+    first.wait_ready()
+    keys = [f"host-{i}" for i in range(5)]
+    sent = [alert(scope, host=keys[n % 5]) for n in range(200)]
+    for event in sent[:100]:
+        send(producer, topics.EVENTS, event)
+    actions.wait(1)
+    first.kill9()
+    second = workers(scope.app_id, rules, name="second")
+    for event in sent[100:]:
+        send(producer, topics.EVENTS, event)
+    second.wait_ready()
+    notices.wait(195, timeout=120)
+    requests = [from_kafka(m) for m in actions.settle(5.0)]
+    throttled = [from_kafka(m) for m in notices.settle(3.0)]
+    by_host: dict[str, set[str]] = {}
+    for r in requests:
+        by_host.setdefault(r.data["params"]["title"], set()).add(r.data["idempotency_key"])
+    assert sorted(by_host) == sorted(f"disk full on {k}" for k in keys)
+    assert all(len(ids) == 1 for ids in by_host.values()), by_host
+    requested = {r.extensions["causationid"] for r in requests}
+    suppressed = {t.extensions["causationid"] for t in throttled}
+    assert requested | suppressed == {e.id for e in sent} and not requested & suppressed
+
+
 def test_two_workers_share_partitions_without_double_triggering(
     scope: Scope, workers: Callable[..., Worker], tap: TapFactory, producer: EventProducer, tmp_path: Path
 ) -> None:
