@@ -121,7 +121,11 @@ TOPICS: tuple[TopicSpec, ...] = (
         event_types=("whale.subscription.saved",),
     ),
     TopicSpec(
-        EXECUTOR_STATE, 3, "Executor run and workflow state, one record per run (compacted).", compacted=True
+        EXECUTOR_STATE,
+        3,
+        "Executor run and workflow state, one record per run (compacted).",
+        compacted=True,
+        event_types=("whale.executor.run", "whale.executor.approval"),
     ),
     TopicSpec(
         ADAPTER_STATE,

@@ -305,7 +305,13 @@ async def test_every_result_event_matches_its_published_json_schema(tmp_path: Pa
     waiting = await h.wait_type("whale.workflow.task.waiting")
     await h.store.put(
         h.store.approval_key(waiting.data["run_id"], "join"),
-        {"kind": "approval", "approved": False, "by": "bob", "comment": ""},
+        {
+            "kind": "approval",
+            "run_id": waiting.data["run_id"],
+            "task": "join",
+            "approved": False,
+            "by": "bob",
+        },
         kind=APPROVAL_STATE,
     )
     await asyncio.wait_for(run, 10)
@@ -322,3 +328,8 @@ async def test_every_result_event_matches_its_published_json_schema(tmp_path: Pa
         Draft202012Validator(schema).validate(event.data)
         types.add(event.type)
     assert {"whale.workflow.task.waiting", "whale.action.failed", "whale.workflow.failed"} <= types
+    states = [e for t, e in h.producer.sent if t == "whale.executor.state"]
+    assert {e.type for e in states} == {"whale.executor.run", "whale.executor.approval"}
+    for event in states:
+        schema = json.loads((schemas / f"{event.type}.json").read_text())
+        Draft202012Validator(schema).validate(event.data)
