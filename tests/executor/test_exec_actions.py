@@ -258,3 +258,24 @@ async def test_runner_turns_every_ending_into_an_outcome() -> None:
         and timed.error is not None
         and timed.error["retryable"] is True
     )
+
+
+async def test_secrets_resolve_from_env_and_files_and_errors_never_hold_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from whale_executor import secrets
+    from whale_executor.errors import SecretError
+
+    key = tmp_path / "key"
+    key.write_text("file-secret\n")
+    monkeypatch.setenv("WHALE_TEST_SECRET", "env-secret")
+    assert secrets.resolve("env:WHALE_TEST_SECRET") == "env-secret"
+    assert secrets.resolve(f"file:{key}") == "file-secret"
+    with pytest.raises(SecretError, match="cannot be read"):
+        secrets.resolve(f"file:{tmp_path}/missing")
+    monkeypatch.setenv("WHALE_TEST_SECRET", "")
+    with pytest.raises(SecretError, match="env:WHALE_TEST_UNSET_SECRET is not set"):
+        secrets.resolve("env:WHALE_TEST_UNSET_SECRET")
+    with pytest.raises(CatalogError, match="must name an absolute path"):
+        secrets.check_ref("file:relative", source="s.yaml", field="auth.bearer")
+    assert secrets.scrub("token env-secret here", ["env-secret"]) == "token *** here"

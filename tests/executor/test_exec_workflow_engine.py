@@ -333,3 +333,19 @@ async def test_every_result_event_matches_its_published_json_schema(tmp_path: Pa
     for event in states:
         schema = json.loads((schemas / f"{event.type}.json").read_text())
         Draft202012Validator(schema).validate(event.data)
+
+
+async def test_interrupted_idempotent_action_request_runs_again_as_attempt_two(tmp_path: Path) -> None:
+    h = Harness(catalog_with(tmp_path, "tasks:\n  a: {action: core.noop}\n"))
+    CALLS.clear()
+    crash = asyncio.create_task(h.request("test.counted", {"seconds": 30}, key="i1", kind="action"))
+    async with asyncio.timeout(10):
+        while "?" not in CALLS:
+            await asyncio.sleep(0.01)
+    crash.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await crash
+    h.fresh()
+    await h.request("test.counted", {"seconds": 0}, key="i1", kind="action")
+    (done,) = h.producer.results("whale.action.succeeded")
+    assert done.data["attempt"] == 2 and CALLS["?"] == 2
