@@ -98,7 +98,13 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Messages that could not be processed, with reason and origin headers.",
         retention_ms=30 * DAY_MS,
     ),
-    TopicSpec(SCHEMAS, 1, "Event-type JSON Schemas, one record per type (compacted).", compacted=True),
+    TopicSpec(
+        SCHEMAS,
+        1,
+        "Event-type JSON Schemas, one record per type (compacted).",
+        compacted=True,
+        event_types=("whale.schema.registered",),
+    ),
     TopicSpec(
         RULES,
         1,
