@@ -125,3 +125,13 @@ def test_python_action_by_module_path(tmp_path: Path) -> None:
     assert list(catalog.actions) == ["core.sleep"]
     catalog = load_catalog(pool="t", modules=["whale_executor.builtin"], use_entry_points=False)
     assert "core.fail" in catalog.actions
+
+
+def test_whale_actions_validate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from whale.cli import main
+
+    assert main(["actions", "validate", str(EXAMPLES)]) == 0
+    assert capsys.readouterr().out.startswith("ok: ")
+    write(tmp_path, "wf.yaml", "kind: workflow\nname: wf\ntasks:\n  a: {action: nope}\n")
+    assert main(["actions", "validate", str(tmp_path)]) == 2
+    assert "task 'a': unknown action 'nope'" in capsys.readouterr().err
