@@ -293,7 +293,10 @@ def _check_fields(rule: Rule, condition: Condition, schemas: Lookup, problems: l
         ("match" if leaf.where == "(root)" else f"match.{leaf.where}", leaf.field)
         for leaf in leaves(condition)
     ]
-    for path, source in _template_strings(rule.params, "params"):
+    templates = list(_template_strings(rule.params, "params"))
+    if rule.throttle is not None:
+        templates.append(("throttle.key", rule.throttle.key))
+    for path, source in templates:
         if _is_template(source):
             with contextlib.suppress(Exception):  # syntax errors are reported by the template check
                 paths.extend((path, name) for name in templating.referenced_names(source))

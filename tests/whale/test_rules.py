@@ -122,6 +122,7 @@ def test_a_good_rule_validates_with_defaults() -> None:
             "cannot occur in events of type alert.fired",
         ),
         ({"params": {"title": "{{ data.host.name }}"}}, "params.title", "'data.host.name' cannot occur"),
+        ({"throttle": {"key": "{{ data.nohost }}", "once_within": "1m"}}, "throttle.key", "cannot occur"),
         ({"id": "bad id!"}, "id", "id must be"),
         ({"target": {"kind": "job", "name": "x"}}, "target.kind", "'action' or 'workflow'"),
         ({"colour": "red"}, "colour", "unknown field"),

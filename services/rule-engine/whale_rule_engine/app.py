@@ -28,7 +28,7 @@ from whale.admin import ensure_topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.compacted import CompactedView
 from whale.consumer import dlq_message
-from whale.errors import BindingError, WhaleError
+from whale.errors import BindingError, ConfigError, WhaleError
 from whale.health import serve_health
 from whale.logging import bound_event, configure_logging
 from whale.matching import event_context
@@ -235,6 +235,11 @@ async def start_views(runtime: Runtime) -> None:
         runtime.views.append(view)
     runtime.catalog = catalog
     if runtime.settings.rules_dir is not None:
+        if not runtime.settings.rules_dir.is_dir():
+            raise ConfigError(
+                f"rules directory {runtime.settings.rules_dir} does not exist or is not a directory",
+                field="rules_dir",
+            )
         report = load_rules_dir(runtime.settings.rules_dir, catalog, schemas)
         for where, problem in report.problems:
             log.error("rule_file_refused", file=where, error=problem)

@@ -58,9 +58,9 @@ class RuleSet:
         """A ``whale.rules`` record (or tombstone); an invalid record is logged and ignored."""
         with self._lock:
             if record is None:
-                self._from_topic.pop(key, None)
-                self._place(key)
-                log.info("rule_deleted", rule_id=key)
+                if self._from_topic.pop(key, None) is not None:
+                    self._place(key)
+                    log.info("rule_deleted", rule_id=key)
                 return
             try:
                 rule = validate_rule(record.data)
