@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from whale.binding import KafkaMessage, headers_from
 from whale.logging import configure_logging
@@ -70,8 +70,13 @@ class Indexer:
                 )
                 messages = [m for m in batch if m.error() is None]
                 for m in batch:
-                    if m.error() is not None:
-                        log.warning("kafka_consume_error", error=m.error().str())
+                    err = m.error()
+                    if err is None:
+                        continue
+                    if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:  # a matched pool topic was deleted
+                        log.debug("kafka_topic_gone", error=err.str())
+                    else:
+                        log.warning("kafka_consume_error", error=err.str())
                 if not messages:
                     continue
                 docs = [_to_document(m, self._settings.dlq_topic) for m in messages]
