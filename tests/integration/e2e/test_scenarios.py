@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -57,6 +60,13 @@ def poll(fn: Callable[[], Any], timeout: float = 120.0, every: float = 1.0) -> A
         time.sleep(every)
 
 
+def whale_cli(*args: str) -> str:
+    """Run the ``whale`` command line; its standard output (it must exit 0)."""
+    done = subprocess.run([sys.executable, "-m", "whale", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 def search(platform: Platform, **params: Any) -> list[dict[str, Any]]:
     answer = httpx.get(f"{platform.event_center}/events", params=params, timeout=30)
     return list(answer.json().get("events", [])) if answer.status_code == 200 else []
@@ -104,6 +114,8 @@ def test_a_disk_alert_through_the_adapter_cleans_old_logs_notifies_and_is_traced
         cause = step["event"].get("causationid")
         assert cause is None or cause in seen, f"{step['event']['type']} before its cause"
         seen.add(step["event"]["id"])
+    printed = whale_cli("events", "trace", correlation, "--url", platform.event_center)
+    assert printed.index("prometheus.alert.firing") < printed.index("whale.workflow.completed")
 
 
 def test_a_disk_still_full_after_cleanup_opens_a_todo_for_a_person(
@@ -220,7 +232,10 @@ def test_a_kernel_error_event_records_the_lines_clears_them_and_notifies(
         "subject": host,
         "data": {"host": host, "log_file": str(kmsg)},
     }
-    assert platform.post_event(event).status_code == 202
+    kmsg.with_name("event.json").write_text(json.dumps(event))
+    assert "accepted" in whale_cli(
+        "events", "send", str(kmsg.with_name("event.json")), "--url", platform.event_center
+    )
     found = results.wait(of_workflow(results, "dmesg.cleanup", host), timeout=180)
     assert len(found) == 1, platform.tail("executor") + platform.tail("rule-engine")
     done = found[0]
