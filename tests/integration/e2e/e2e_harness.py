@@ -111,7 +111,8 @@ class Platform:
             "WHALE_EXECUTOR_CATALOG_DIRS": json.dumps([str(SCENARIOS / "catalog")]),
             "WHALE_EXECUTOR_HEALTH_PORT": str(self.ports["executor"]),
             "WHALE_TODO_RULES_DIR": str(rules),
-            "WHALE_TODO_GROUP": "whale-e2e-todo",
+            # a group of its own per session, starting at the end (no to-dos for the shared bus's history)
+            "WHALE_TODO_GROUP": f"whale-e2e-todo-{uuid.uuid4().hex[:8]}",
             "WHALE_TODO_HEALTH_PORT": str(self.ports["todo"]),
             "WHALE_EXAMPLE_WECOM_WEBHOOK": robot.url,
         }
@@ -138,6 +139,38 @@ class Platform:
         self.wait_http(f"http://127.0.0.1:{self.ports['todo']}/readyz", "todo")
         for type_name, status, detail in register_schemas(self.event_center, str(SCENARIOS / "schemas")):
             assert status < 400, f"schema {type_name}: {detail}"
+        self.probe()
+
+    def probe(self, timeout: float = 180.0) -> None:
+        """Post an event nobody handles until its to-do shows up: the whole chain (ingest, dedupe,
+        to-do stage with its partitions assigned, /todos) is live."""
+        kind = f"e2e.probe.{uuid.uuid4().hex[:8]}"
+        self.register_type(kind)
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            event = {
+                "specversion": "1.0",
+                "id": str(uuid.uuid4()),
+                "source": "e2e/probe",
+                "type": kind,
+                "data": {},
+            }
+            posted = self.post_event(event)
+            if posted.status_code != 202:  # e.g. the new type not yet visible to ingest
+                last = posted.text
+                time.sleep(1)
+                continue
+            for _ in range(10):
+                answer = httpx.get(f"{self.event_center}/todos", params={"type": kind}, timeout=30)
+                if answer.status_code == 200 and answer.json()["todos"]:
+                    for item in answer.json()["todos"]:  # leave no open probe behind
+                        httpx.post(
+                            f"{self.event_center}/todos/{item['id']}/resolve", json={"by": "e2e"}, timeout=30
+                        )
+                    return
+                time.sleep(1)
+        raise AssertionError(f"no to-do for the probe within {timeout}s ({last}):\n{self.tail('todo')}")
 
     def register_type(self, type_name: str) -> None:
         """Register an open schema for a test's own event type."""
