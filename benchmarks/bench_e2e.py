@@ -135,7 +135,7 @@ class Stack:
             )
         self._wait(f"{self.url}/readyz")
         self._wait(f"http://127.0.0.1:{self.health['rule-engine']}/readyz")
-        self._wait(f"http://127.0.0.1:{self.health['executor']}/healthz")
+        self._wait(f"http://127.0.0.1:{self.health['executor']}/readyz")
         self._wait(f"http://127.0.0.1:{self.health['todo']}/readyz")
         schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
         for name in (TYPE, BLAST):

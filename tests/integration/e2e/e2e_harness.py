@@ -135,7 +135,7 @@ class Platform:
         self.wait_http(f"{self.event_center}/readyz", "event-center")
         self.wait_http(f"{self.adapters}/readyz", "adapters")
         self.wait_http(f"http://127.0.0.1:{self.ports['rule-engine']}/readyz", "rule-engine")
-        self.wait_http(f"http://127.0.0.1:{self.ports['executor']}/healthz", "executor")
+        self.wait_http(f"http://127.0.0.1:{self.ports['executor']}/readyz", "executor")
         self.wait_http(f"http://127.0.0.1:{self.ports['todo']}/readyz", "todo")
         for type_name, status, detail in register_schemas(self.event_center, str(SCENARIOS / "schemas")):
             assert status < 400, f"schema {type_name}: {detail}"

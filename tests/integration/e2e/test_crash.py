@@ -64,7 +64,7 @@ def test_every_alert_reaches_exactly_one_final_state_across_rule_engine_and_exec
     platform.kill9("executor")  # with workflows in flight
     _post(platform, alerts[2 * third :])
     platform.start("executor")
-    platform.wait_http(f"http://127.0.0.1:{platform.ports['executor']}/healthz", "executor")
+    platform.wait_http(f"http://127.0.0.1:{platform.ports['executor']}/readyz", "executor")
 
     ours = set(hosts)
     deadline = time.monotonic() + max(300.0, BURST * 1.5)
