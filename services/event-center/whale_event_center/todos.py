@@ -55,6 +55,9 @@ class TodoSettings(BaseSettings):
 
     whale: WhaleSettings = Field(default_factory=WhaleSettings)
     group: str = "whale-todo"
+    source: str = Field(
+        default=SOURCE, description="CloudEvents source of the stage's records and announcements"
+    )
     offset_reset: Literal["earliest", "latest"] = Field(
         default="latest",
         description="where a brand-new consumer group starts (latest: no to-dos for history)",
@@ -262,16 +265,16 @@ class TodoBook:
         return self.signal(event)
 
 
-def announcement(change: Change, cause: CloudEvent) -> CloudEvent:
+def announcement(change: Change, cause: CloudEvent, source: str = SOURCE) -> CloudEvent:
     """The ``whale.todo.*`` event on ``whale.results`` for a change."""
     public = {k: v for k, v in change.item.items() if k not in ("seen", "last_command")}
     data = {"todo": public, "change": change.change, "by": change.by}
-    return caused_by(cause, type=change.type, source=SOURCE, data=data, subject=change.item["id"])
+    return caused_by(cause, type=change.type, source=source, data=data, subject=change.item["id"])
 
 
-def record(item: Mapping[str, Any]) -> CloudEvent:
+def record(item: Mapping[str, Any], source: str = SOURCE) -> CloudEvent:
     """The compacted ``whale.todos`` record of an item."""
-    return CloudEvent.create(type=SAVED, source=SOURCE, subject=str(item["id"]), data=dict(item))
+    return CloudEvent.create(type=SAVED, source=source, subject=str(item["id"]), data=dict(item))
 
 
 class TodoStage:
@@ -302,9 +305,14 @@ class TodoStage:
         if not changes:
             return
         latest = {change.item["id"]: change.item for change, _ in changes}
-        sends = [self._producer.send(topics.TODOS, record(item), key=key) for key, item in latest.items()]
+        sends = [
+            self._producer.send(topics.TODOS, record(item, self._settings.source), key=key)
+            for key, item in latest.items()
+        ]
         sends += [
-            self._producer.send(topics.RESULTS, announcement(change, event), key=change.item["id"])
+            self._producer.send(
+                topics.RESULTS, announcement(change, event, self._settings.source), key=change.item["id"]
+            )
             for change, event in changes
         ]
         try:

@@ -1,10 +1,11 @@
 """The whole platform as separate processes (``python -m whale run <service>``) for end-to-end tests.
 
-Each service gets free ports; the executor serves its own pool (``e2e``) with the shipped scenario
-catalogue, and the rule engine and the to-do stage load the shipped rules rewritten to target that
-pool, so executors of other tests on the shared broker never take these requests. A local HTTP
-server stands in for the WeCom robot.
-"""
+Each service gets free ports. The session has a pool (topic, executor group), a rule-engine app id and
+a to-do stage group of its own; the executor serves the shipped scenario catalogue, and the rule
+engine and the to-do stage load the shipped rules rewritten to target that pool and to match only
+this suite's events (alert name, kernel-error type), so neither a ``whale up`` nor another test
+session on the shared broker takes or reacts to them. A local HTTP server stands in for the WeCom
+robot."""
 
 from __future__ import annotations
 
@@ -32,7 +33,19 @@ from whale.settings import WhaleSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 SCENARIOS = ROOT / "examples" / "scenarios"
-POOL = "e2e"
+SESSION = uuid.uuid4().hex[:8]
+POOL = f"e2e-{SESSION}"  # a pool (topic + consumer group) of this session's own
+ALERTNAME = "E2EHostDiskUsageHigh"
+KERNEL_ERROR = "e2e.host.kernel.error"
+# The shipped rules, made to match only this suite's events (so a `whale up` or another test session
+# on the same broker never reacts to them, nor these rules to theirs) and to target the suite's pool.
+REWRITES = (
+    ("pool: default", f"pool: {POOL}"),
+    ("equals: HostDiskUsageHigh", f"equals: {ALERTNAME}"),
+    ("equals: host.kernel.error", f"equals: {KERNEL_ERROR}"),
+    ("id: disk-capacity", "id: disk-capacity-e2e"),
+    ("id: dmesg-errors", "id: dmesg-errors-e2e"),
+)
 
 
 def free_port() -> int:
@@ -85,11 +98,16 @@ class Platform:
         self.workdir = workdir
         self.robot = robot
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        # other to-do stages on the shared bus announce their own items: ours are known by source
+        self.todo_source = f"whale/todo/e2e-{SESSION}"
         self.logs: dict[str, IO[bytes]] = {}
         rules = workdir / "rules"
         rules.mkdir(parents=True, exist_ok=True)
         for path in (SCENARIOS / "rules").glob("*.yaml"):
-            (rules / path.name).write_text(path.read_text().replace("pool: default", f"pool: {POOL}"))
+            text = path.read_text()
+            for shipped, ours in REWRITES:
+                text = text.replace(shipped, ours)
+            (rules / path.name).write_text(text)
         self.ports = {name: free_port() for name in (*self.SERVICES, "dedupe-health", "indexer-health")}
         self.event_center = f"http://127.0.0.1:{self.ports['event-center']}"
         self.adapters = f"http://127.0.0.1:{self.ports['adapters']}"
@@ -105,14 +123,15 @@ class Platform:
             "WHALE_ADAPTERS_PORT": str(self.ports["adapters"]),
             "WHALE_ADAPTERS_DEV": "true",
             "WHALE_RULE_ENGINE_RULES_DIR": str(rules),
-            "WHALE_RULE_ENGINE_APP_ID": "whale-e2e-rule-engine",
+            "WHALE_RULE_ENGINE_APP_ID": f"whale-e2e-rule-engine-{SESSION}",
             "WHALE_RULE_ENGINE_PORT": str(self.ports["rule-engine"]),
             "WHALE_EXECUTOR_POOL": POOL,
             "WHALE_EXECUTOR_CATALOG_DIRS": json.dumps([str(SCENARIOS / "catalog")]),
             "WHALE_EXECUTOR_HEALTH_PORT": str(self.ports["executor"]),
             "WHALE_TODO_RULES_DIR": str(rules),
             # a group of its own per session, starting at the end (no to-dos for the shared bus's history)
-            "WHALE_TODO_GROUP": f"whale-e2e-todo-{uuid.uuid4().hex[:8]}",
+            "WHALE_TODO_GROUP": f"whale-e2e-todo-{SESSION}",
+            "WHALE_TODO_SOURCE": self.todo_source,
             "WHALE_TODO_HEALTH_PORT": str(self.ports["todo"]),
             "WHALE_EXAMPLE_WECOM_WEBHOOK": robot.url,
         }
@@ -139,6 +158,11 @@ class Platform:
         self.wait_http(f"http://127.0.0.1:{self.ports['todo']}/readyz", "todo")
         for type_name, status, detail in register_schemas(self.event_center, str(SCENARIOS / "schemas")):
             assert status < 400, f"schema {type_name}: {detail}"
+        schema = json.loads((SCENARIOS / "schemas" / "host.kernel.error.json").read_text())
+        answer = httpx.put(
+            f"{self.event_center}/schemas/{KERNEL_ERROR}", json={**schema, "$id": KERNEL_ERROR}, timeout=30
+        )
+        assert answer.status_code < 400, answer.text
         self.probe()
 
     def probe(self, timeout: float = 180.0) -> None:
@@ -251,7 +275,7 @@ def disk_alert(host: str, log_dir: Path, *, value: str = "91.5", capacity: int =
     """One firing Alertmanager alert of the disk scenario (a fresh fingerprint and start time)."""
     return {
         "status": "firing",
-        "labels": {"alertname": "HostDiskUsageHigh", "instance": host, "severity": "warning"},
+        "labels": {"alertname": ALERTNAME, "instance": host, "severity": "warning"},
         "annotations": {"value": value, "log_dir": str(log_dir), "capacity_bytes": str(capacity)},
         "startsAt": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{uuid.uuid4().int % 10**9:09d}Z",
         "endsAt": "0001-01-01T00:00:00Z",

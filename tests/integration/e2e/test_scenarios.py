@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_harness import Platform, Tap, disk_alert, fill_log_dir
+from e2e_harness import KERNEL_ERROR, Platform, Tap, disk_alert, fill_log_dir
 
 from whale.cloudevent import CloudEvent
 
@@ -127,7 +127,12 @@ def test_a_disk_still_full_after_cleanup_opens_a_todo_for_a_person(
     assert platform.post_alerts([disk_alert(host, log_dir, capacity=100_000)]).status_code == 202
 
     created = results.wait(
-        lambda e: e.type == "whale.todo.created" and e.data["todo"]["key"] == f"disk-full|{host}", timeout=180
+        lambda e: (
+            e.type == "whale.todo.created"
+            and e.source == platform.todo_source
+            and e.data["todo"]["key"] == f"disk-full|{host}"
+        ),
+        timeout=180,
     )
     assert len(created) == 1, platform.tail("todo")
     todo = created[0].data["todo"]
@@ -137,7 +142,9 @@ def test_a_disk_still_full_after_cleanup_opens_a_todo_for_a_person(
     assert "a to-do was opened" in text
     listed = poll(
         lambda: [
-            t for t in httpx.get(f"{platform.event_center}/todos").json()["todos"] if t["id"] == todo["id"]
+            t
+            for t in httpx.get(f"{platform.event_center}/todos", params={"limit": 1000}).json()["todos"]
+            if t["id"] == todo["id"]
         ]
     )
     assert listed[0]["status"] == "open"
@@ -163,7 +170,15 @@ def test_unhandled_events_become_todos_duplicates_merge_and_people_claim_and_res
         return event_id
 
     first = send()
-    [created] = results.wait(lambda e: e.type == "whale.todo.created" and e.data["todo"]["type"] == kind)
+
+    def ours(e: CloudEvent) -> bool:
+        return (
+            e.source == platform.todo_source
+            and e.type == "whale.todo.created"
+            and e.data["todo"]["type"] == kind
+        )
+
+    [created] = results.wait(ours)
     todo_id = created.data["todo"]["id"]
     assert created.extensions["causationid"] == first
     send()
@@ -172,7 +187,13 @@ def test_unhandled_events_become_todos_duplicates_merge_and_people_claim_and_res
     assert merged.data["todo"]["count"] == 2
 
     api = platform.event_center
-    listed = poll(lambda: httpx.get(f"{api}/todos", params={"type": kind}).json()["todos"])
+    listed = poll(
+        lambda: [
+            t
+            for t in httpx.get(f"{api}/todos", params={"type": kind}).json()["todos"]
+            if t["id"] == todo_id and t["count"] == 2
+        ]
+    )
     assert [(t["id"], t["count"]) for t in listed] == [(todo_id, 2)]
     claimed = httpx.post(f"{api}/todos/{todo_id}/claim", json={"by": "alice"}, timeout=30)
     assert claimed.status_code == 200, claimed.text
@@ -228,7 +249,7 @@ def test_a_kernel_error_event_records_the_lines_clears_them_and_notifies(
         "specversion": "1.0",
         "id": str(uuid.uuid4()),
         "source": f"e2e/hosts/{host}",
-        "type": "host.kernel.error",
+        "type": KERNEL_ERROR,
         "subject": host,
         "data": {"host": host, "log_file": str(kmsg)},
     }
