@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes
 from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -40,12 +42,23 @@ class _Deadline(Exception):
 
 
 class WhaleSandbox(ImmutableSandboxedEnvironment):
-    """Immutable sandbox with a per-render deadline and a bounded ``range``."""
+    """Immutable sandbox with a per-render deadline (per thread) and a bounded ``range``."""
 
-    deadline: float = 0.0
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._local = threading.local()
+
+    @property
+    def deadline(self) -> float:
+        return float(getattr(self._local, "deadline", 0.0))
+
+    @deadline.setter
+    def deadline(self, value: float) -> None:
+        self._local.deadline = value
 
     def _check(self) -> None:
-        if self.deadline and time.monotonic() > self.deadline:
+        deadline = self.deadline
+        if deadline and time.monotonic() > deadline:
             raise _Deadline
 
     def getattr(self, obj: Any, attribute: str) -> Any:
@@ -95,6 +108,12 @@ def make_environment() -> WhaleSandbox:
 _ENV = make_environment()
 
 
+@lru_cache(maxsize=4096)
+def _compiled(source: str) -> Template:
+    """Templates are compiled once per distinct source (compiling costs far more than rendering)."""
+    return _ENV.from_string(source)
+
+
 def check(source: str) -> None:
     """Raise :class:`TemplateError` when ``source`` does not compile."""
     try:
@@ -125,10 +144,11 @@ def render(
     source: str, context: Mapping[str, Any], *, max_output: int = MAX_OUTPUT, timeout: float = DEFAULT_TIMEOUT
 ) -> str:
     """Render ``source`` with ``context``. Raises :class:`TemplateError` with the reason."""
-    env = make_environment()
+    env = _ENV
+    previous = env.deadline
     env.deadline = time.monotonic() + timeout
     try:
-        template = env.from_string(source)
+        template = _compiled(source)
         chunks: list[str] = []
         size = 0
         for chunk in template.generate(**context):
@@ -151,6 +171,8 @@ def render(
         raise TemplateError(f"render failed: {exc}", template=source) from None
     except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError, re.error) as exc:
         raise TemplateError(f"render failed: {type(exc).__name__}: {exc}", template=source) from None
+    finally:
+        env.deadline = previous
 
 
 def render_value(value: Any, context: Mapping[str, Any], *, path: str = "", **limits: Any) -> Any:
