@@ -4,9 +4,8 @@ Every alert is for a distinct host, so no throttle applies: each must end in exa
 workflow state (``whale.workflow.completed`` or ``.failed``) — no alert lost, no run duplicated —
 and the robot (the non-idempotent notify action) is told at most once per host.
 
-The issue asks for 1,000 alerts; on the 2-core machine the default here is 200 so the whole suite
-stays reasonable (about a minute on a quiet machine). ``WHALE_E2E_BURST=1000`` runs the full size
-(it passed in 262 s here, with other suites running).
+The burst is the issue's 1,000 alerts (about four minutes on the 2-core machine);
+``WHALE_E2E_BURST=200`` runs a smaller one while iterating locally.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from whale.cloudevent import CloudEvent
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
-BURST = int(os.environ.get("WHALE_E2E_BURST", "200"))
+BURST = int(os.environ.get("WHALE_E2E_BURST", "1000"))
 BATCH = 25
 FINAL = ("whale.workflow.completed", "whale.workflow.failed")
 
