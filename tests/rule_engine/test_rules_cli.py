@@ -100,3 +100,13 @@ def test_since_parses_durations() -> None:
     assert parse_since("24h") == timedelta(hours=24)
     with pytest.raises(BacktestError):
         parse_since("yesterday")
+
+
+def test_list_command_shows_each_rule_with_version_and_target(capsys: pytest.CaptureFixture[str]) -> None:
+    """`whale rules list` prints the rules in force (here the shipped scenario rules, offline)."""
+    rules_dir = Path(__file__).resolve().parents[2] / "examples" / "scenarios" / "rules"
+    assert whale_main(["rules", "list", "--rules-dir", str(rules_dir), "--no-topic", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    by_id = {row["id"]: row for row in rows}
+    assert by_id["disk-capacity"]["target"] == "workflow disk.remediate (pool default)"
+    assert all(row["version"] >= 1 and row["enabled"] for row in rows)

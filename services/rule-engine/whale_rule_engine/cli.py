@@ -1,4 +1,4 @@
-"""``whale rules explain|test|validate``: why an event (does not) match, and a dry run over history.
+"""``whale rules list|explain|test|validate``: the rules in force, why an event (does not) match, and a dry run over history.
 
 ``explain`` reads the rules from a rules directory and/or the compacted ``whale.rules`` topic and
 shows, for one event, which rules matched (with their rendered params) and, for the near misses,
@@ -35,8 +35,13 @@ from whale_rule_engine.engine import plan
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("rules", help="explain, test and validate rules")
+    parser = sub.add_parser("rules", help="list, explain, test and validate rules")
     commands = parser.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
+    listing = commands.add_parser("list", help="the rules in force (rules directory and whale.rules)")
+    listing.add_argument("--rules-dir", type=Path, help="rules directory (YAML)")
+    listing.add_argument("--no-topic", action="store_true", help="do not read whale.rules from Kafka")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=_list)
     explain = commands.add_parser("explain", help="which rules an event matches, and why the others do not")
     explain.add_argument("event", type=Path, help="a CloudEvent in structured JSON ('-' for stdin)")
     explain.add_argument("--rules-dir", type=Path, help="rules directory (YAML)")
@@ -122,16 +127,45 @@ async def _topic_rules(settings: WhaleSettings) -> dict[str, Rule]:
         await view.stop()
 
 
-def _explain(args: argparse.Namespace) -> int:
-    event = read_event(args.event)
+def rules_in_force(rules_dir: Path | None, *, topic: bool) -> dict[str, Rule]:
+    """Rules from the directory, overridden by those on ``whale.rules`` (as the worker does)."""
     rules: dict[str, Rule] = {}
-    if args.rules_dir is not None:
-        report = load_rules_dir(args.rules_dir)
+    if rules_dir is not None:
+        report = load_rules_dir(rules_dir)
         for where, problem in report.problems:
             print(f"warning: {where}: {problem}", file=sys.stderr)
         rules.update(report.rules)
-    if not args.no_topic:
+    if topic:
         rules.update(asyncio.run(_topic_rules(WhaleSettings())))
+    return rules
+
+
+def _list(args: argparse.Namespace) -> int:
+    rules = rules_in_force(args.rules_dir, topic=not args.no_topic)
+    rows = [
+        {
+            "id": r.id,
+            "version": r.version,
+            "enabled": r.enabled,
+            "target": f"{r.target.kind} {r.target.name} (pool {r.target.pool})",
+            "description": r.description,
+        }
+        for r in (rules[k] for k in sorted(rules))
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        state = "" if row["enabled"] else "  (disabled)"
+        print(f"{row['id']:32} v{row['version']:<4} -> {row['target']}{state}  {row['description']}")
+    if not rows:
+        print("no rules")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    event = read_event(args.event)
+    rules = rules_in_force(args.rules_dir, topic=not args.no_topic)
     result = explain_event([rules[k] for k in sorted(rules)], event, limit=args.limit)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
