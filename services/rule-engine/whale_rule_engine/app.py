@@ -35,6 +35,7 @@ from whale.matching import event_context
 from whale.producer import EventProducer
 from whale.rules import load_rules_dir
 from whale_rule_engine import metrics
+from whale_rule_engine.broker import broker_credentials, broker_urls
 from whale_rule_engine.engine import RuleSet, Trigger, action_request, plan, throttled_notice
 from whale_rule_engine.offsets import seed_offsets
 from whale_rule_engine.settings import Settings
@@ -89,9 +90,13 @@ class Runtime:
 def build_app(runtime: Runtime) -> faust.App:
     """The Faust app with its topics, the bucket table and the two agents."""
     settings = runtime.settings
+    datadir = settings.whale.cache_dir / "faust" / settings.app_id  # not the working directory
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
-        broker=[f"kafka://{host}" for host in settings.whale.kafka_bootstrap.split(",")],
+        broker=broker_urls(settings.whale),
+        broker_credentials=broker_credentials(settings.whale.kafka),
+        datadir=str(datadir),
         store="memory://",
         topic_partitions=settings.partitions,
         consumer_auto_offset_reset="earliest",  # whale.events is positioned by seed_offsets()
