@@ -5,8 +5,9 @@ workflow state (``whale.workflow.completed`` or ``.failed``) — no alert lost, 
 and the robot (the non-idempotent notify action) is told at most once per host.
 
 The issue asks for 1,000 alerts: ``WHALE_E2E_BURST=1000`` runs that size. The suite's default is 200
-because a 1,000-alert run was seen to leave 27 workflows unfinished after the executor restart (an
-open executor defect, see the closing note of the platform issue); 200 has passed every run so far.
+because a 1,000-alert run lost 27 triggers: after the rule engine's kill -9, its restarted Faust
+throttle stage skipped records of its repartition topic while recovering its table (an open
+rule-engine defect, see the closing note of the rule-engine issue); 200 has passed every run so far.
 """
 
 from __future__ import annotations
