@@ -20,11 +20,13 @@ from whale.settings import WhaleSettings
 @pytest.fixture(scope="session")
 def stack() -> Iterator[WhaleSettings]:
     """Settings that point at a running Kafka and Elasticsearch (started for this session if needed)."""
+    from whale.admin import ensure_topics
     from whale.infra import stack as infra
 
     settings = WhaleSettings()
     status = infra.up(settings)
     try:
+        ensure_topics(status.settings)  # the contract's topics exist, each partition with a leader
         yield status.settings
     finally:
         if status.started:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,8 @@ def ensure_topics(
                     reports.append(TopicReport(name, "ok"))
                 else:
                     raise TopicError(f"cannot create topic {name}: {exc}") from None
+    if missing:
+        _wait_for_leaders(admin, [s.name for s in missing], timeout)
     present = [s for s in specs if s.name in existing]
     problems: list[str] = []
     configs = _configs(admin, [s.name for s in present if s.compacted], timeout)
@@ -85,3 +88,25 @@ def _configs(admin: AdminClient, names: list[str], timeout: float) -> dict[str, 
         entries = future.result(timeout)
         out[resource.name] = {k: str(v.value) for k, v in entries.items()}
     return out
+
+
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Block until every partition of the new topics has a leader (a fresh topic briefly has none)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = admin.list_topics(timeout=max(1.0, deadline - time.monotonic())).topics
+        except KafkaException:
+            found = {}
+        ready = all(
+            name in found
+            and found[name].error is None
+            and found[name].partitions
+            and all(p.leader >= 0 and p.error is None for p in found[name].partitions.values())
+            for name in names
+        )
+        if ready:
+            return
+        if time.monotonic() > deadline:
+            raise TopicError(f"topics have no partition leader after {timeout}s: {', '.join(names)}")
+        time.sleep(0.2)
