@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from whale.logging import configure_logging
-from whale_event_center import api_schemas, api_search, components, rules_api, todo_api
+from whale_event_center import api_schemas, api_search, components, rules_api, subscriptions_api, todo_api
 from whale_event_center.errors import EventCenterError, StoreUnavailable, TooLarge
 from whale_event_center.registry import SchemaRegistry
 from whale_event_center.service import Ingest
@@ -159,6 +159,8 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
     app.include_router(api_search.build_router(parts.store, settings.search_max_size))
     app.include_router(rules_api.build_router(parts.producer, parts.rules, parts.catalog, parts.schemas))
     app.include_router(todo_api.build_router(parts.producer, settings.whale))
+    if parts.subscriptions is not None:
+        app.include_router(subscriptions_api.build_router(parts.producer, parts.subscriptions))
     app.state.registry = registry
     app.state.components = parts
     return app

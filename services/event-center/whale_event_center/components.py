@@ -34,6 +34,7 @@ class Components:
     kafka_ready: Callable[[], Awaitable[bool]]
     prepare: Callable[[], Awaitable[None]] = field(default=lambda: _nothing())
     views_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    subscriptions: Any = None
 
     async def start_views(self) -> None:
         """Wait for Kafka, ensure the topics, then catch up on the compacted views (retrying)."""
@@ -41,7 +42,7 @@ class Components:
         while True:
             try:
                 await self.prepare()
-                for view in (self.schemas, self.rules, self.catalog):
+                for view in self._views():
                     await view.start()
                 self.views_ready.set()
                 return
@@ -50,8 +51,12 @@ class Components:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
+    def _views(self) -> list[Any]:
+        views = [self.schemas, self.rules, self.catalog]
+        return views if self.subscriptions is None else [*views, self.subscriptions]
+
     async def close(self) -> None:
-        for view in (self.schemas, self.rules, self.catalog):
+        for view in self._views():
             await view.stop()
         await asyncio.to_thread(self.producer.close, 10)
         await self.store.close()
@@ -105,6 +110,7 @@ def build(settings: Settings) -> Components:
         schemas=CompactedView(settings.whale, topics.SCHEMAS),
         rules=CompactedView(settings.whale, topics.RULES),
         catalog=CompactedView(settings.whale, topics.CATALOG),
+        subscriptions=CompactedView(settings.whale, topics.SUBSCRIPTIONS),
         store=Store(settings.whale.es_url, settings.index_prefix, auth=auth),
         tokens=tokens,
         kafka_ready=kafka_ready,

@@ -1,0 +1,180 @@
+"""The /subscriptions router: list, save (validated with the shared model, filter included), read,
+pause/resume and delete, with the records ``whale subscriptions apply`` writes (fakes for Kafka)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from ec_fakes import FakeProducer as AppProducer
+from ec_fakes import FakeStore
+from ec_fakes import FakeView as AppView
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.testclient import TestClient
+from whale_event_center.app import create_app
+from whale_event_center.components import Components
+from whale_event_center.errors import EventCenterError
+from whale_event_center.settings import Settings
+from whale_event_center.subscriptions_api import build_router
+
+from whale import topics
+from whale.binding import KafkaMessage, from_kafka, to_binary
+from whale.cloudevent import CloudEvent
+from whale.producer import Delivered
+from whale.subscriptions import RECORD_TYPE, Subscription, from_record
+
+
+class FakeView:
+    """What the router uses of a CompactedView."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, CloudEvent] = {}
+        self._cond = threading.Condition()
+
+    def get(self, key: str) -> CloudEvent | None:
+        return self._items.get(key)
+
+    def items(self) -> dict[str, CloudEvent]:
+        return dict(self._items)
+
+    def wait_for(self, predicate: Callable[[dict[str, CloudEvent]], bool], timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self._items), timeout)
+
+    def apply(self, key: str, event: CloudEvent | None) -> None:
+        with self._cond:
+            if event is None:
+                self._items.pop(key, None)
+            else:
+                self._items[key] = event
+            self._cond.notify_all()
+
+
+class FakeProducer:
+    """Writes straight into the view, as Kafka + the view's thread would."""
+
+    def __init__(self, view: FakeView) -> None:
+        self.view = view
+        self.sent: list[tuple[str, KafkaMessage]] = []
+
+    async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered:
+        return await self.send_message(topic, to_binary(event, key))
+
+    async def send_message(self, topic: str, message: KafkaMessage) -> Delivered:
+        self.sent.append((topic, message))
+        key = (message.key or b"").decode()
+        self.view.apply(key, None if message.value is None else from_kafka(message))
+        return Delivered(topic, 0, len(self.sent))
+
+
+@pytest.fixture
+def env() -> tuple[TestClient, FakeProducer, FakeView]:
+    view = FakeView()
+    producer = FakeProducer(view)
+    app = FastAPI()
+
+    @app.exception_handler(EventCenterError)
+    async def on_error(_: Request, exc: EventCenterError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    app.include_router(build_router(producer, view))  # type: ignore[arg-type]
+    return TestClient(app), producer, view
+
+
+SUB = {
+    "endpoint": "https://pager.example.com/hooks/whale",
+    "filter": {"all": [{"field": "type", "prefix": "prometheus.alert."}]},
+    "max_attempts": 3,
+}
+
+
+def test_put_writes_the_shared_record_and_list_get_show_it(
+    env: tuple[TestClient, FakeProducer, FakeView],
+) -> None:
+    """PUT validates, writes a whale.subscription.saved record keyed by id on whale.subscriptions (201,
+    then 200 on replace), and GET / list answer the stored state."""
+    client, producer, _ = env
+    assert client.get("/subscriptions").json() == {"subscriptions": []}
+    r = client.put("/subscriptions/ops-pager", json=SUB)
+    assert r.status_code == 201, r.text
+    assert r.json()["id"] == "ops-pager" and r.json()["max_attempts"] == 3 and r.json()["paused"] is False
+    topic, message = producer.sent[-1]
+    assert topic == topics.SUBSCRIPTIONS and message.key == b"ops-pager"
+    record = from_kafka(message)
+    assert record.type == RECORD_TYPE
+    assert from_record(record) == Subscription.model_validate({**SUB, "id": "ops-pager"})
+    assert client.get("/subscriptions/ops-pager").json() == r.json()
+    assert client.get("/subscriptions").json() == {"subscriptions": [r.json()]}
+    again = client.put("/subscriptions/ops-pager", json={**SUB, "max_attempts": 5})
+    assert again.status_code == 200 and client.get("/subscriptions/ops-pager").json()["max_attempts"] == 5
+
+
+def test_pause_and_resume_rewrite_the_record(env: tuple[TestClient, FakeProducer, FakeView]) -> None:
+    """pause / resume keep everything else and flip ``paused``; unknown names are 404."""
+    client, _, view = env
+    client.put("/subscriptions/ops-pager", json=SUB)
+    r = client.post("/subscriptions/ops-pager/pause")
+    assert r.status_code == 200 and r.json()["paused"] is True and r.json()["max_attempts"] == 3
+    assert from_record(view.items()["ops-pager"]).paused is True
+    assert client.post("/subscriptions/ops-pager/resume").json()["paused"] is False
+    assert client.post("/subscriptions/nope/pause").status_code == 404
+
+
+def test_delete_writes_a_tombstone_and_unknown_is_404(env: tuple[TestClient, FakeProducer, FakeView]) -> None:
+    client, producer, _ = env
+    client.put("/subscriptions/ops-pager", json=SUB)
+    assert client.delete("/subscriptions/ops-pager").status_code == 204
+    topic, message = producer.sent[-1]
+    assert topic == topics.SUBSCRIPTIONS and message.key == b"ops-pager" and message.value is None
+    assert client.get("/subscriptions/ops-pager").status_code == 404
+    r = client.delete("/subscriptions/ops-pager")
+    assert r.status_code == 404 and r.json()["problems"][0]["field"] == "name"
+
+
+def test_invalid_filter_is_refused_with_the_field(env: tuple[TestClient, FakeProducer, FakeView]) -> None:
+    """A filter that breaks the matching language is a 400 naming filter...; nothing is written."""
+    client, producer, _ = env
+    r = client.put("/subscriptions/bad", json={**SUB, "filter": {"field": "type", "frobnicate": 1}})
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["error"] == "invalid_subscription"
+    assert body["problems"][0]["field"].startswith("filter")
+    assert producer.sent == []
+
+
+def test_invalid_fields_are_each_named(env: tuple[TestClient, FakeProducer, FakeView]) -> None:
+    """Bad endpoint, out-of-range limits, unknown keys and a mismatched id each name their field."""
+    client, producer, _ = env
+    r = client.put(
+        "/subscriptions/bad",
+        json={"endpoint": "ftp://x", "max_attempts": 0, "colour": "red"},
+    )
+    assert r.status_code == 400
+    fields = {p["field"] for p in r.json()["problems"]}
+    assert {"endpoint", "max_attempts", "colour"} <= fields
+    r = client.put("/subscriptions/bad", json={**SUB, "id": "other"})
+    assert r.status_code == 400 and r.json()["problems"] == [
+        {"field": "id", "message": "the body's id 'other' differs from the path's 'bad'"}
+    ]
+    assert client.put("/subscriptions/Bad Name", json=SUB).json()["problems"][0]["field"] == "id"
+    assert producer.sent == []
+
+
+def test_the_event_center_app_serves_subscriptions_from_its_view() -> None:
+    """create_app mounts /subscriptions on the Components' subscriptions view and writes to Kafka."""
+
+    async def ready() -> bool:
+        return True
+
+    subs = AppView()
+    producer = AppProducer(AppView())
+    parts = Components(
+        producer=producer, schemas=AppView(), rules=AppView(), catalog=AppView(), store=FakeStore(),
+        tokens=None, kafka_ready=ready, subscriptions=subs,
+    )  # fmt: skip
+    with TestClient(create_app(Settings(schemas_dir=None, dev_mode=True), parts)) as client:
+        assert client.put("/subscriptions/ops-pager", json=SUB).status_code == 201
+        assert [m.key for t, m in producer.sent if t == topics.SUBSCRIPTIONS] == [b"ops-pager"]
+        assert client.get("/subscriptions").json() == {"subscriptions": []}  # this fake view is not fed
