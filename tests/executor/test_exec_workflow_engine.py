@@ -349,3 +349,32 @@ async def test_interrupted_idempotent_action_request_runs_again_as_attempt_two(t
     await h.request("test.counted", {"seconds": 0}, key="i1", kind="action")
     (done,) = h.producer.results("whale.action.succeeded")
     assert done.data["attempt"] == 2 and CALLS["?"] == 2
+
+
+async def test_a_transition_recorded_but_not_published_before_a_crash_is_published_on_resume(
+    tmp_path: Path,
+) -> None:
+    """The executor dies between recording a transition and publishing its event: the resumed run
+    publishes that event (same id), so no transition notice is lost."""
+    CALLS.clear()
+    h = Harness(catalog_with(tmp_path, RESUME.replace("{{ACTION}}", "test.counted")))
+    lost: list[CloudEvent] = []
+    original = h.producer.send
+
+    async def dies_after_recording(topic: str, event: CloudEvent, *, key: str | None = None) -> None:
+        if topic == "whale.results" and event.data.get("task") == "two" and not lost:
+            lost.append(event)
+            raise asyncio.CancelledError  # the process is gone before the event left
+        await original(topic, event, key=key)
+
+    h.producer.send = dies_after_recording  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(h.request("wf", {}), 10)
+    h.producer.send = original  # type: ignore[method-assign]
+    assert lost and lost[0].type == "whale.workflow.task.started"
+    assert lost[0].id not in {e.id for e in h.producer.results()}
+    h.fresh()
+    h.catalog.workflows["wf"].tasks["two"].input = {"seconds": 0}
+    await asyncio.wait_for(h.request("wf", {}), 10)
+    assert lost[0].id in {e.id for e in h.producer.results()}
+    assert h.producer.results("whale.workflow.")[-1].type == "whale.workflow.completed"

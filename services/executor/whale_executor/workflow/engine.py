@@ -84,7 +84,12 @@ class Run:
         )
 
     async def _save(self, event: CloudEvent | None = None) -> None:
-        """Record the state, then publish ``event`` (the caller holds the lock)."""
+        """Record the state, then publish ``event`` (the caller holds the lock).
+
+        The event is recorded with the state (``outbox``), so an executor that dies between the two
+        writes publishes it again, with the same id, when it resumes the run."""
+        if event is not None:
+            self.state["outbox"] = event.to_structured()
         record = await self.o.store.put(self.key, self.state)
         self.state["seq"] = record["seq"]  # keep mutating our own dict: the driver shares it
         if event is not None:
@@ -125,6 +130,9 @@ class Run:
                 await self._save(self._event(WORKFLOW_STARTED, output={"input": self.state["input"]}))
         else:
             self._recover()
+            outbox = self.state.get("outbox")
+            if outbox:  # the last transition may not have been published before the crash
+                await self.o.producer.send(topics.RESULTS, CloudEvent.from_structured(outbox))
         deadline = self.state.get("deadline")
         remaining = None if deadline is None else max(0.0, deadline - time.time())
         try:
