@@ -38,6 +38,7 @@ from whale_rule_engine import metrics
 from whale_rule_engine.broker import broker_credentials, broker_urls
 from whale_rule_engine.engine import RuleSet, Trigger, action_request, plan, throttled_notice
 from whale_rule_engine.offsets import seed_offsets
+from whale_rule_engine.recovery import TableManager
 from whale_rule_engine.settings import Settings
 from whale_rule_engine.throttle import decide
 
@@ -98,6 +99,7 @@ def build_app(runtime: Runtime) -> faust.App:
         broker_credentials=broker_credentials(settings.whale.kafka),
         datadir=str(datadir),
         store="memory://",
+        TableManager=TableManager,  # seeks stream partitions before reading them (see recovery.py)
         topic_partitions=settings.partitions,
         consumer_auto_offset_reset="earliest",  # whale.events is positioned by seed_offsets()
         producer_acks=-1,
