@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
@@ -27,24 +27,25 @@ log = structlog.get_logger("whale.compacted")
 OnChange = Callable[[str, CloudEvent | None], None]
 
 
-class CompactedView:
-    """key -> latest CloudEvent of one compacted topic, followed in a background thread."""
+class CompactedFollower:
+    """Reads one compacted topic from the beginning in a background thread, then keeps following it.
 
-    def __init__(self, settings: WhaleSettings, topic: str, *, on_change: OnChange | None = None) -> None:
+    Subclasses handle each keyed record in :meth:`_record`; records whose key lacks ``key_prefix``
+    are skipped before anything is decoded.
+    """
+
+    def __init__(self, settings: WhaleSettings, topic: str, *, key_prefix: bytes = b"") -> None:
         self._settings = settings
         self._topic = topic
-        self._on_change = on_change
-        self._items: dict[str, CloudEvent] = {}
-        self._lock = threading.Lock()
+        self._key_prefix = key_prefix
         self._stop = threading.Event()
         self._caught_up = threading.Event()
-        self._changed = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._error: Exception | None = None
 
     async def start(self, timeout: float = 60.0) -> None:
         """Start following the topic; returns once everything written before the call was read."""
-        self._thread = threading.Thread(target=self._follow, name=f"view-{self._topic}", daemon=True)
+        self._thread = threading.Thread(target=self._follow, name=f"follow-{self._topic}", daemon=True)
         self._thread.start()
         ok = await asyncio.to_thread(self._caught_up.wait, timeout)
         if self._error is not None:
@@ -56,6 +57,67 @@ class CompactedView:
         self._stop.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 10)
+
+    def _record(self, key: bytes, msg: Any) -> None:
+        """Handle one record (``msg.value()`` None is a tombstone); called on the follower thread."""
+        raise NotImplementedError
+
+    def _follow(self) -> None:
+        """Every partition from the beginning (no group, nothing committed), then follow."""
+        consumer = Consumer(
+            {
+                **self._settings.kafka_config(),
+                "group.id": f"whale-view-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
+        try:
+            tmeta = consumer.list_topics(self._topic, timeout=30).topics.get(self._topic)
+            if tmeta is None or tmeta.error is not None or not tmeta.partitions:
+                raise WhaleError(f"topic {self._topic} does not exist (run `whale topics ensure`)")
+            partitions = [TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in tmeta.partitions]
+            ends = {p.partition: consumer.get_watermark_offsets(p, timeout=30)[1] for p in partitions}
+            pending = {p for p, end in ends.items() if end > 0}
+            consumer.assign(partitions)
+            if not pending:
+                self._caught_up.set()
+            while not self._stop.is_set():
+                batch: list[Any] = consumer.consume(1000, 0.2)
+                for msg in batch:
+                    err = msg.error()
+                    if err is None:
+                        self._keyed(msg)
+                        done = msg.offset() + 1 >= ends.get(msg.partition(), 0)
+                    else:
+                        done = err.code() == KafkaError._PARTITION_EOF
+                    if done and msg.partition() in pending:
+                        pending.discard(msg.partition())
+                        if not pending:
+                            self._caught_up.set()
+        except (KafkaException, WhaleError) as exc:
+            self._error = exc
+            self._caught_up.set()
+        finally:
+            consumer.close()
+
+    def _keyed(self, msg: Any) -> None:
+        key = msg.key()
+        if key is None:
+            log.warning("compacted_record_without_key", topic=self._topic, offset=msg.offset())
+        elif key.startswith(self._key_prefix):
+            self._record(key, msg)
+
+
+class CompactedView(CompactedFollower):
+    """key -> latest CloudEvent of one compacted topic, followed in a background thread."""
+
+    def __init__(self, settings: WhaleSettings, topic: str, *, on_change: OnChange | None = None) -> None:
+        super().__init__(settings, topic)
+        self._on_change = on_change
+        self._items: dict[str, CloudEvent] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
 
     def get(self, key: str) -> CloudEvent | None:
         with self._lock:
@@ -71,52 +133,7 @@ class CompactedView:
         with self._changed:
             return self._changed.wait_for(lambda: predicate(self._items), timeout)
 
-    # ------------------------------------------------------------------ internals
-    def _follow(self) -> None:
-        conf: dict[str, Any] = {
-            **self._settings.kafka_config(),
-            "group.id": f"whale-view-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-        consumer = Consumer(conf)
-        try:
-            meta = consumer.list_topics(self._topic, timeout=30)
-            tmeta = meta.topics.get(self._topic)
-            if tmeta is None or tmeta.error is not None or not tmeta.partitions:
-                raise WhaleError(f"topic {self._topic} does not exist (run `whale topics ensure`)")
-            partitions = [TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in tmeta.partitions]
-            ends = {p.partition: consumer.get_watermark_offsets(p, timeout=30)[1] for p in partitions}
-            pending = {p for p, end in ends.items() if end > 0}
-            consumer.assign(partitions)
-            if not pending:
-                self._caught_up.set()
-            while not self._stop.is_set():
-                msg: Any = consumer.poll(0.2)
-                if msg is None:
-                    continue
-                if msg.error() is not None:
-                    if msg.error().code() == -191:  # _PARTITION_EOF
-                        pending.discard(msg.partition())
-                        if not pending:
-                            self._caught_up.set()
-                    continue
-                self._apply(msg)
-                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                    pending.discard(msg.partition())
-                    if not pending:
-                        self._caught_up.set()
-        except (KafkaException, WhaleError) as exc:
-            self._error = exc
-            self._caught_up.set()
-        finally:
-            consumer.close()
-
-    def _apply(self, msg: Any) -> None:
-        raw_key = msg.key()
-        if raw_key is None:
-            log.warning("compacted_record_without_key", topic=self._topic, offset=msg.offset())
-            return
+    def _record(self, raw_key: bytes, msg: Any) -> None:
         key = raw_key.decode("utf-8", "replace")
         event: CloudEvent | None = None
         if msg.value() is not None or msg.headers():

@@ -13,11 +13,12 @@ from whale import compacted, topics
 from whale.admin import ensure_topics
 from whale.cloudevent import CloudEvent
 from whale.consumer import Received
-from whale.errors import ConfigError
+from whale.errors import ConfigError, WhaleError
 from whale.health import serve_health
 from whale.logging import configure_logging
 from whale.producer import EventProducer
 from whale.runtime import run as run_service
+from whale_executor import metrics
 from whale_executor.approvals import Approvals
 from whale_executor.catalog import Catalog, load_catalog
 from whale_executor.errors import RequestInvalid
@@ -51,6 +52,7 @@ class Executor:
         self._producer: EventProducer | None = None
         self._store: StateStore | None = None
         self._health: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self.ready = False
 
     async def _ready(self) -> bool:
@@ -99,6 +101,7 @@ class Executor:
                 )
             )
         self._tasks = [asyncio.create_task(intake.run()) for intake in self._intakes]
+        self._sweeper = asyncio.create_task(self.sweep_forever())
         waits = [asyncio.create_task(i.assigned.wait()) for i in self._intakes]
         _, pending = await asyncio.wait(waits, timeout=timeout)
         for w in pending:
@@ -120,6 +123,20 @@ class Executor:
             type=CATALOG_PUBLISHED, source=self.source, data=self.catalog.describe(), subject=self.pool
         )
         await compacted.put(self._producer, topics.CATALOG, self.pool, event)
+
+    async def sweep_forever(self) -> None:
+        """Every ``sweep_interval``, tombstone the run records older than ``state_retention``."""
+        assert self._store is not None
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval)
+            try:
+                swept = await self._store.sweep(retention=self.settings.state_retention)
+            except WhaleError as exc:  # Kafka unavailable: the next sweep tries again
+                log.warning("state_sweep_failed", pool=self.pool, error=str(exc))
+                continue
+            if swept:
+                metrics.SWEPT.labels(pool=self.pool).inc(swept)
+                log.info("state_swept", pool=self.pool, records=swept)
 
     async def handle(self, received: Received) -> None:
         """One request: parse it (a malformed one becomes a failed result), then run it."""
@@ -145,6 +162,10 @@ class Executor:
             await self._actions.handle(event, req)
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         for intake in self._intakes:
             intake.stop()
         for task in self._tasks:

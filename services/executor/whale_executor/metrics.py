@@ -29,3 +29,8 @@ IN_FLIGHT = Gauge(
     "Requests received and not finished yet",
     ["pool"],
 )
+SWEPT = Counter(
+    "whale_executor_state_swept_total",
+    "Run and approval records tombstoned on whale.executor.state after the retention",
+    ["pool"],
+)

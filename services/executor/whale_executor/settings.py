@@ -30,4 +30,11 @@ class Settings(BaseSettings):
     health_host: str = "127.0.0.1"
     health_port: int | None = Field(default=None, description="serve /metrics and /healthz on this port")
     session_timeout_ms: int = Field(default=10_000, ge=6_000)
+    state_retention: float = Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="seconds a finished run stays recorded (a redelivered request is answered from it);"
+        " then it is tombstoned on whale.executor.state",
+    )
+    sweep_interval: float = Field(default=300.0, gt=0, description="seconds between retention sweeps")
     approvals: bool = Field(default=True, description="follow whale.events for approval decisions")

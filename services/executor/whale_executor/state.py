@@ -5,6 +5,10 @@ per approval decision (key ``<pool>/approval/<run id>/<task>``). At start-up the
 compacted topic (one record per key, not the whole history) and then keeps following it, so a
 replica of the pool that takes over a partition sees what the previous owner recorded. Records of
 other pools are skipped by key, before their value is decoded.
+
+Every record carries ``recorded_at`` (epoch seconds). :meth:`StateStore.sweep` writes tombstones for
+finished runs recorded more than the retention ago, and for their approvals, so the topic (and the
+start-up read) stays the size of the recent history; a request redelivered after that runs again.
 """
 
 from __future__ import annotations
@@ -13,15 +17,13 @@ import asyncio
 import copy
 import json
 import threading
-import uuid
+import time
 from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from whale import compacted, topics
 from whale.cloudevent import CloudEvent
-from whale.errors import WhaleError
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 
@@ -31,11 +33,11 @@ RUN_STATE = "whale.executor.run"
 APPROVAL_STATE = "whale.executor.approval"
 
 
-class StateStore:
+class StateStore(compacted.CompactedFollower):
     """key -> latest state dict of this pool, from our own writes and the compacted topic."""
 
     def __init__(self, settings: WhaleSettings, producer: EventProducer, *, pool: str, source: str) -> None:
-        self._settings = settings
+        super().__init__(settings, topics.EXECUTOR_STATE, key_prefix=f"{pool}/".encode())
         self._producer = producer
         self._pool = pool
         self._prefix = f"{pool}/"
@@ -44,25 +46,6 @@ class StateStore:
         self._runs: dict[str, str] = {}
         self._lock = threading.Lock()
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._caught_up = threading.Event()
-        self._error: Exception | None = None
-
-    async def start(self, timeout: float = 60.0) -> None:
-        """Read the compacted topic up to its end, then keep following it."""
-        self._thread = threading.Thread(target=self._follow, name="executor-state", daemon=True)
-        self._thread.start()
-        ok = await asyncio.to_thread(self._caught_up.wait, timeout)
-        if self._error is not None:
-            raise WhaleError(f"cannot read {topics.EXECUTOR_STATE}: {self._error}")
-        if not ok:
-            raise WhaleError(f"reading {topics.EXECUTOR_STATE} did not catch up within {timeout}s")
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 10)
 
     # ------------------------------------------------------------------ keys
     def run_key(self, idempotency_key: str) -> str:
@@ -87,7 +70,7 @@ class StateStore:
         with self._lock:
             previous = self._data.get(key)
             seq = (previous or {}).get("seq", 0) + 1
-        record = copy.deepcopy({**state, "seq": seq, "pool": self._pool})
+        record = copy.deepcopy({**state, "seq": seq, "pool": self._pool, "recorded_at": time.time()})
         event = CloudEvent.create(type=kind, source=self._source, data=record, subject=key)
         await compacted.put(self._producer, topics.EXECUTOR_STATE, key, event)
         self._apply(key, record)
@@ -119,54 +102,46 @@ class StateStore:
                 if not waiters:
                     self._waiters.pop(key, None)
 
-    # ------------------------------------------------------------------ internals
-    def _follow(self) -> None:
-        """Read every partition from the beginning (no group, nothing committed), then follow."""
-        topic = topics.EXECUTOR_STATE
-        prefix = self._prefix.encode("utf-8")
-        consumer = Consumer(
-            {
-                **self._settings.kafka_config(),
-                "group.id": f"whale-executor-state-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
+    # ------------------------------------------------------------------ retention
+    def expired(self, *, now: float, retention: float) -> list[str]:
+        """Keys of finished runs recorded more than ``retention`` seconds before ``now``, and of the
+        approvals of runs that are expired or no longer known."""
+        cutoff = now - retention
+        with self._lock:
+            old = {k: r for k, r in self._data.items() if float(r.get("recorded_at", now)) < cutoff}
+            runs = {
+                k for k, r in old.items() if r.get("kind") != "approval" and r.get("status") == "finished"
             }
-        )
-        try:
-            meta = consumer.list_topics(topic, timeout=30).topics.get(topic)
-            if meta is None or meta.error is not None or not meta.partitions:
-                raise WhaleError(f"topic {topic} does not exist (run `whale topics ensure`)")
-            parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
-            ends = {p.partition: consumer.get_watermark_offsets(p, timeout=30)[1] for p in parts}
-            pending = {p for p, end in ends.items() if end > 0}
-            consumer.assign(parts)
-            if not pending:
-                self._caught_up.set()
-            while not self._stop.is_set():
-                batch: list[Any] = consumer.consume(1000, 0.2)
-                for msg in batch:
-                    err = msg.error()
-                    if err is None:
-                        key = msg.key()
-                        if key is not None and key.startswith(prefix):
-                            self._read(key.decode("utf-8", "replace"), msg.value())
-                        done = msg.offset() + 1 >= ends.get(msg.partition(), 0)
-                    else:
-                        done = err.code() == KafkaError._PARTITION_EOF
-                    if done and msg.partition() in pending:
-                        pending.discard(msg.partition())
-                        if not pending:
-                            self._caught_up.set()
-        except (KafkaException, WhaleError) as exc:
-            self._error = exc
-            self._caught_up.set()
-        finally:
-            consumer.close()
+            gone = {*runs, ""}  # "": the run is no longer known
+            approvals = [
+                k
+                for k, r in old.items()
+                if r.get("kind") == "approval" and self._runs.get(str(r.get("run_id")), "") in gone
+            ]
+        return sorted(runs) + approvals
+
+    async def sweep(self, *, retention: float, now: float | None = None) -> int:
+        """Tombstone what :meth:`expired` names (each acknowledged); returns how many."""
+        keys = self.expired(now=time.time() if now is None else now, retention=retention)
+        for key in keys:
+            await compacted.delete(self._producer, topics.EXECUTOR_STATE, key)
+            self._forget(key)
+        return len(keys)
+
+    def _forget(self, key: str) -> None:
+        with self._lock:
+            record = self._data.pop(key, None)
+            run_id = (record or {}).get("run_id")
+            if (record or {}).get("kind") == "workflow" and self._runs.get(str(run_id)) == key:
+                del self._runs[str(run_id)]
+
+    # ------------------------------------------------------------------ internals
+    def _record(self, key: bytes, msg: Any) -> None:
+        self._read(key.decode("utf-8", "replace"), msg.value())
 
     def _read(self, key: str, value: bytes | None) -> None:
         if value is None:
-            with self._lock:
-                self._data.pop(key, None)
+            self._forget(key)
             return
         try:
             record = json.loads(value)
@@ -177,6 +152,7 @@ class StateStore:
             self._apply(key, record)
 
     def _apply(self, key: str, record: dict[str, Any]) -> None:
+        record.setdefault("recorded_at", time.time())  # written before records carried it
         with self._lock:
             current = self._data.get(key)
             if current is not None and current.get("seq", 0) > record.get("seq", 0):

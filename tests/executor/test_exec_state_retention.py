@@ -1,0 +1,90 @@
+"""Retention of the executor's run state: finished runs are tombstoned after the retention."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from whale_executor.state import StateStore
+
+from whale.binding import KafkaMessage
+from whale.cloudevent import CloudEvent
+from whale.settings import WhaleSettings
+
+DAY = 24 * 3600.0
+
+
+class RecordingProducer:
+    """Keeps what the store writes: state events and tombstones."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str | None, CloudEvent]] = []
+        self.tombstones: list[tuple[str, bytes | None]] = []
+
+    async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> None:
+        self.events.append((topic, key, event))
+
+    async def send_message(self, topic: str, message: KafkaMessage) -> None:
+        assert message.value is None
+        self.tombstones.append((topic, message.key))
+
+
+def store_with(records: dict[str, dict[str, Any]]) -> tuple[StateStore, RecordingProducer]:
+    producer = RecordingProducer()
+    store = StateStore(WhaleSettings(), producer, pool="p", source="/test")  # type: ignore[arg-type]
+    for key, record in records.items():
+        store._apply(key, record)
+    return store, producer
+
+
+def test_put_stamps_each_record_with_the_time_it_was_recorded() -> None:
+    store, producer = store_with({})
+    record = asyncio.run(store.put("p/k1", {"kind": "action", "status": "started"}))
+    assert isinstance(record["recorded_at"], float)
+    assert producer.events[0][2].data["recorded_at"] == record["recorded_at"]
+
+
+def test_only_finished_runs_older_than_the_retention_expire() -> None:
+    """A started run never expires (it must be resumed); a recent finished run stays too."""
+    now = 100 * DAY
+    store, _ = store_with(
+        {
+            "p/old-done": {"kind": "action", "status": "finished", "recorded_at": now - 8 * DAY},
+            "p/new-done": {"kind": "action", "status": "finished", "recorded_at": now - 1 * DAY},
+            "p/old-started": {"kind": "action", "status": "started", "recorded_at": now - 30 * DAY},
+        }
+    )
+    assert store.expired(now=now, retention=7 * DAY) == ["p/old-done"]
+
+
+def test_approvals_expire_with_their_run_or_when_the_run_is_unknown() -> None:
+    now = 100 * DAY
+    old = now - 8 * DAY
+    store, _ = store_with(
+        {
+            "p/wf-done": {"kind": "workflow", "run_id": "r1", "status": "finished", "recorded_at": old},
+            "p/wf-waiting": {"kind": "workflow", "run_id": "r2", "status": "running", "recorded_at": old},
+            "p/approval/r1/ok": {"kind": "approval", "run_id": "r1", "recorded_at": old},
+            "p/approval/r2/ok": {"kind": "approval", "run_id": "r2", "recorded_at": old},
+            "p/approval/r9/ok": {"kind": "approval", "run_id": "r9", "recorded_at": old},
+        }
+    )
+    assert store.expired(now=now, retention=7 * DAY) == ["p/wf-done", "p/approval/r1/ok", "p/approval/r9/ok"]
+
+
+def test_sweep_writes_a_tombstone_per_expired_key_and_forgets_it() -> None:
+    now = 100 * DAY
+    store, producer = store_with(
+        {"p/wf": {"kind": "workflow", "run_id": "r1", "status": "finished", "recorded_at": now - 8 * DAY}}
+    )
+    assert store.run_key_of("r1") == "p/wf"
+    assert asyncio.run(store.sweep(retention=7 * DAY, now=now)) == 1
+    assert producer.tombstones == [("whale.executor.state", b"p/wf")]
+    assert store.get("p/wf") is None and store.run_key_of("r1") is None
+    assert asyncio.run(store.sweep(retention=7 * DAY, now=now)) == 0
+
+
+def test_records_written_before_the_stamp_count_from_when_they_were_read() -> None:
+    store, _ = store_with({"p/legacy": {"kind": "action", "status": "finished"}})
+    recorded = store.get("p/legacy")
+    assert recorded is not None and isinstance(recorded["recorded_at"], float)
