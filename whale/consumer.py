@@ -61,6 +61,39 @@ def dlq_message(
     return KafkaMessage(message.key, message.value, message.headers + extra)
 
 
+async def write_dead_letter(
+    producer: EventProducer,
+    message: KafkaMessage,
+    *,
+    reason: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    group: str,
+    headers: Sequence[tuple[str, bytes]] = (),
+    stopping: asyncio.Event | None = None,
+) -> None:
+    """Write the dead-letter copy of ``message`` (plus ``headers``) to ``whale.dlq``, retrying every
+    second until Kafka acknowledges it: a dead letter is never lost. Raises :class:`Stopping` when
+    ``stopping`` is set while it retries."""
+    copy = dlq_message(message, reason=reason, topic=topic, partition=partition, offset=offset, group=group)
+    if headers:
+        copy = KafkaMessage(copy.key, copy.value, (*copy.headers, *headers))
+    while True:
+        try:
+            await producer.send_message(topics.DLQ, copy)
+        except Exception as exc:  # retried: an unacknowledged dead letter would be a lost event
+            log.error("dlq_write_failed", error=str(exc), topic=topic, offset=offset, group=group)
+            if stopping is not None and stopping.is_set():
+                raise Stopping from None
+            await asyncio.sleep(1.0)
+        else:
+            log.warning(
+                "dead_lettered", group=group, topic=topic, partition=partition, offset=offset, reason=reason
+            )
+            return
+
+
 class EventConsumer:
     """Consume topics in a consumer group and hand each event (or batch) to a coroutine."""
 
@@ -193,22 +226,17 @@ class EventConsumer:
     async def _dead_letter(
         self, message: KafkaMessage, topic: str, partition: int, offset: int, reason: str
     ) -> None:
-        copy = dlq_message(
-            message, reason=reason, topic=topic, partition=partition, offset=offset, group=self._group
+        await write_dead_letter(
+            self._producer,
+            message,
+            reason=reason,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            group=self._group,
+            stopping=self._stopping,
         )
-        while True:
-            try:
-                await self._producer.send_message(topics.DLQ, copy)
-                break
-            except Exception as exc:  # the DLQ write must not be lost either: retry until it lands
-                log.error("dlq_write_failed", error=str(exc), topic=topic, offset=offset)
-                if self._stopping.is_set():
-                    raise Stopping from None
-                await asyncio.sleep(1.0)
         metrics.CONSUMED.labels(group=self._group, outcome="dead_lettered").inc()
-        log.warning(
-            "dead_lettered", group=self._group, topic=topic, partition=partition, offset=offset, reason=reason
-        )
 
     def _commit(self, batch: list[Any]) -> None:
         last: dict[tuple[str, int], int] = {}

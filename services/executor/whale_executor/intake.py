@@ -19,9 +19,8 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, TopicPartition
 
-from whale import topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
-from whale.consumer import Received, dlq_message
+from whale.consumer import Received, write_dead_letter
 from whale.errors import BindingError
 from whale.logging import bound_event
 from whale.producer import EventProducer
@@ -184,17 +183,15 @@ class Intake:
                 await asyncio.sleep(min(10.0, 0.2 * 2 ** min(attempt, 6)))
 
     async def _dead_letter(self, plain: KafkaMessage, tp: TP, offset: int, reason: str) -> None:
-        copy = dlq_message(
-            plain, reason=reason, topic=tp[0], partition=tp[1], offset=offset, group=self._group
+        await write_dead_letter(
+            self._producer,
+            plain,
+            reason=reason,
+            topic=tp[0],
+            partition=tp[1],
+            offset=offset,
+            group=self._group,
         )
-        while True:
-            try:
-                await self._producer.send_message(topics.DLQ, copy)
-                log.warning("dead_lettered", topic=tp[0], partition=tp[1], offset=offset, reason=reason)
-                return
-            except Exception as exc:
-                log.error("dlq_write_failed", error=str(exc))
-                await asyncio.sleep(1.0)
 
     # ------------------------------------------------------------------ offsets and flow control
     def _positions(self, only: set[TP] | None = None) -> list[TopicPartition]:

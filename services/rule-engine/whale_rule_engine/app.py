@@ -27,7 +27,7 @@ from whale import topics
 from whale.admin import ensure_topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.compacted import CompactedView
-from whale.consumer import dlq_message
+from whale.consumer import write_dead_letter
 from whale.errors import BindingError, ConfigError, WhaleError
 from whale.health import serve_health
 from whale.logging import bound_event, configure_logging
@@ -60,25 +60,19 @@ class Runtime:
     async def dead_letter(
         self, message: KafkaMessage, reason: str, *, origin: Any, rule_id: str = ""
     ) -> None:
-        copy = dlq_message(
+        await write_dead_letter(
+            self.producer,
             message,
             reason=reason,
             topic=origin.topic,
             partition=origin.partition,
             offset=origin.offset,
             group=self.settings.app_id,
+            headers=[("whale_dlq_rule", rule_id.encode())] if rule_id else (),
         )
-        if rule_id:
-            copy = KafkaMessage(copy.key, copy.value, (*copy.headers, ("whale_dlq_rule", rule_id.encode())))
-        while True:
-            try:
-                await self.producer.send_message(topics.DLQ, copy)
-                break
-            except WhaleError as exc:  # the DLQ write must land too
-                log.error("dlq_write_failed", error=str(exc))
-                await asyncio.sleep(1.0)
         metrics.DEAD_LETTERED.labels(reason="render" if rule_id else "unreadable").inc()
-        log.warning("dead_lettered", reason=reason, rule_id=rule_id or None)
+        if rule_id:
+            log.warning("render_failed", rule_id=rule_id, reason=reason)
 
     async def ensure_pool(self, pool: str) -> None:
         if pool in self.ensured_pools:
