@@ -60,6 +60,7 @@ class EventProducer:
         self._in_flight = 0
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._client_closed = False
         self._poller = threading.Thread(target=self._poll_loop, name="whale-producer-poll", daemon=True)
         self._poller.start()
 
@@ -125,13 +126,21 @@ class EventProducer:
 
     def flush(self, timeout: float = 30.0) -> int:
         """Wait for outstanding deliveries; returns how many are still pending."""
+        if self._client_closed:
+            return 0
         return int(self._producer.flush(timeout))
 
     def close(self, timeout: float = 30.0) -> None:
-        """Flush, then stop the delivery-report thread."""
+        """Flush, then stop the delivery-report thread and, when nothing is left to deliver, the client
+        (which otherwise keeps reconnecting to an unreachable broker until it is garbage-collected)."""
+        if self._client_closed:
+            return
         self.flush(timeout)
         self._closed.set()
         self._poller.join(timeout=5)
+        if len(self._producer) == 0 and hasattr(self._producer, "close"):  # close() since confluent 2.10
+            self._producer.close()
+            self._client_closed = True
 
     # ------------------------------------------------------------------ internals
     def _produce(self, topic: str, message: KafkaMessage, callback: Any) -> None:

@@ -33,6 +33,7 @@ from whale.producer import EventProducer
 from whale.runtime import run
 from whale_event_center import metrics
 from whale_event_center.components import start_health
+from whale_event_center.offsets import commit_batch
 from whale_event_center.settings import Settings
 
 log = structlog.get_logger("whale_event_center.dedupe")
@@ -140,7 +141,7 @@ class DedupeStage:
                     continue
                 if not await self._process(messages):
                     break
-                await asyncio.to_thread(self._commit, messages)
+                await asyncio.to_thread(commit_batch, self._consumer, messages, log)
         finally:
             await asyncio.to_thread(self._consumer.close)
             await asyncio.to_thread(self._changelog.flush, 10)
@@ -295,17 +296,6 @@ class DedupeStage:
             raise DeliveryError(
                 f"changelog write not acknowledged ({remaining} pending, errors: {errors[:3]})"
             )
-
-    def _commit(self, messages: list[Any]) -> None:
-        last: dict[tuple[str, int], int] = {}
-        for m in messages:
-            last[(m.topic(), m.partition())] = max(m.offset(), last.get((m.topic(), m.partition()), -1))
-        try:
-            self._consumer.commit(
-                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False
-            )
-        except Exception as exc:  # rebalanced away: the new owner replays (at-least-once)
-            log.warning("commit_failed", error=str(exc))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,10 +10,21 @@ Problem = dict[str, str]
 
 
 class EventCenterError(WhaleError):
-    """Base: ``status`` is the HTTP answer, ``problems`` lists ``{"field", "message"}`` entries."""
+    """Base: ``status`` is the HTTP answer, ``problems`` lists ``{"field", "message"}`` entries.
+
+    A subclass names its HTTP status and error code as class keywords:
+    ``class NotFound(EventCenterError, status=404, code="not_found")``.
+    """
 
     status = 500
     code = "internal_error"
+
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init_subclass__()
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
 
     def __init__(
         self,
@@ -39,70 +50,44 @@ class EventCenterError(WhaleError):
         return out
 
 
-class InvalidEvent(EventCenterError):
+class InvalidEvent(EventCenterError, status=400, code="invalid_event"):
     """The request or event breaks the CloudEvents rules or its type's schema (400)."""
 
-    status = 400
-    code = "invalid_event"
 
-
-class TooLarge(EventCenterError):
+class TooLarge(EventCenterError, status=413, code="too_large"):
     """The request or one event exceeds the size limit (413)."""
 
-    status = 413
-    code = "too_large"
 
-
-class Unauthenticated(EventCenterError):
+class Unauthenticated(EventCenterError, status=401, code="unauthenticated"):
     """No, unknown or malformed credentials, or a bad signature (401)."""
 
-    status = 401
-    code = "unauthenticated"
 
-
-class Forbidden(EventCenterError):
+class Forbidden(EventCenterError, status=403, code="forbidden"):
     """The credentials do not grant this event's source (403)."""
 
-    status = 403
-    code = "forbidden"
+
+class NotFound(EventCenterError, status=404, code="not_found"):
+    """No such event, event type, schema version, rule or subscription (404)."""
 
 
-class NotFound(EventCenterError):
-    status = 404
-    code = "not_found"
+class UnsupportedMediaType(EventCenterError, status=415, code="unsupported_media_type"):
+    """The request's Content-Type is not one the endpoint reads (415)."""
 
 
-class UnsupportedMediaType(EventCenterError):
-    status = 415
-    code = "unsupported_media_type"
-
-
-class IncompatibleSchema(EventCenterError):
+class IncompatibleSchema(EventCenterError, status=409, code="incompatible_schema"):
     """A new schema version breaks backward compatibility; ``problems`` lists every break (409)."""
 
-    status = 409
-    code = "incompatible_schema"
 
-
-class InvalidSchema(EventCenterError):
+class InvalidSchema(EventCenterError, status=400, code="invalid_schema"):
     """A submitted JSON Schema is not a valid draft 2020-12 schema (400)."""
 
-    status = 400
-    code = "invalid_schema"
 
-
-class Saturated(EventCenterError):
+class Saturated(EventCenterError, status=429, code="saturated"):
     """Too many writes are waiting for Kafka; retry later (429)."""
 
-    status = 429
-    code = "saturated"
 
-
-class Unavailable(EventCenterError):
+class Unavailable(EventCenterError, status=503, code="unavailable"):
     """Kafka or Elasticsearch did not answer in time; nothing was accepted (503)."""
-
-    status = 503
-    code = "unavailable"
 
 
 class StoreUnavailable(WhaleError):

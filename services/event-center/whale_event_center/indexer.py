@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError
 
 from whale.binding import KafkaMessage, headers_from
 from whale.logging import configure_logging
@@ -27,6 +27,7 @@ from whale_event_center import metrics
 from whale_event_center.components import start_health
 from whale_event_center.documents import Document, document
 from whale_event_center.errors import StoreUnavailable
+from whale_event_center.offsets import commit_batch
 from whale_event_center.settings import Settings
 from whale_event_center.store import Store
 
@@ -85,7 +86,7 @@ class Indexer:
                 newest = max((m.timestamp()[1] for m in messages), default=0)
                 if newest > 0:
                     metrics.INDEXER_LAG_SECONDS.set(max(0.0, time.time() - newest / 1000))
-                await asyncio.to_thread(self._commit, messages)
+                await asyncio.to_thread(commit_batch, self._consumer, messages, log)
         finally:
             await asyncio.to_thread(self._consumer.close)
 
@@ -139,17 +140,6 @@ class Indexer:
                 log.info("indices_expired", indices=removed)
         except StoreUnavailable as exc:
             log.warning("retention_failed", error=str(exc))
-
-    def _commit(self, messages: list[Any]) -> None:
-        last: dict[tuple[str, int], int] = {}
-        for m in messages:
-            last[(m.topic(), m.partition())] = max(m.offset(), last.get((m.topic(), m.partition()), -1))
-        try:
-            self._consumer.commit(
-                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False
-            )
-        except Exception as exc:  # rebalanced away: the new owner re-indexes (idempotent ids)
-            log.warning("commit_failed", error=str(exc))
 
 
 def _to_document(msg: Any, dlq_topic: str) -> Document:

@@ -10,41 +10,27 @@ next version number, and is answered once Kafka acknowledged it and this process
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Response
 
 from whale import topics
-from whale.compacted import CompactedView, delete, put
-from whale.errors import DeliveryError
+from whale.compacted import CompactedView
 from whale.producer import EventProducer
 from whale.rules import Rule, RuleError, validate_rule
-from whale_event_center.errors import EventCenterError, NotFound, Unavailable
+from whale_event_center.entity_api import INVALID, NOT_SAVED, Document, Entities, check_body_id
+from whale_event_center.errors import EventCenterError
 
-VISIBLE_WITHIN = 10.0
 
-
-class InvalidRule(EventCenterError):
+class InvalidRule(EventCenterError, status=400, code="invalid_rule"):
     """The rule breaks the rule language, its target's catalogue or its event type's schema (400)."""
 
-    status = 400
-    code = "invalid_rule"
 
-
-class VersionMismatch(EventCenterError):
+class VersionMismatch(EventCenterError, status=412, code="version_mismatch"):
     """``If-Match`` names another version than the current one (412)."""
 
-    status = 412
-    code = "version_mismatch"
 
-
-def _current(rules: CompactedView, rule_id: str) -> dict[str, Any] | None:
-    record = rules.get(rule_id)
-    return record.data if record is not None and isinstance(record.data, dict) else None
-
-
-def _check_if_match(if_match: str | None, current: dict[str, Any] | None, rule_id: str) -> None:
+def _check_if_match(if_match: str | None, current: Document | None, rule_id: str) -> None:
     if if_match is None:
         return
     have = str(current.get("version")) if current is not None else "none"
@@ -52,7 +38,7 @@ def _check_if_match(if_match: str | None, current: dict[str, Any] | None, rule_i
         raise VersionMismatch(f"rule {rule_id!r} is at version {have}, not {if_match}", field="If-Match")
 
 
-def _valid(doc: dict[str, Any], catalog: CompactedView, schemas: CompactedView) -> Rule:
+def _valid(doc: Document, catalog: CompactedView, schemas: CompactedView) -> Rule:
     try:
         return validate_rule(doc, catalog, schemas)
     except RuleError as exc:
@@ -63,28 +49,16 @@ def build_router(
     producer: EventProducer, rules: CompactedView, catalog: CompactedView, schemas: CompactedView
 ) -> APIRouter:
     router = APIRouter(prefix="/rules", tags=["rules"])
-
-    async def visible(rule_id: str, version: int | None) -> None:
-        def seen(items: dict[str, Any]) -> bool:
-            record = items.get(rule_id)
-            if version is None:
-                return record is None
-            return (
-                record is not None and isinstance(record.data, dict) and record.data.get("version") == version
-            )
-
-        await asyncio.to_thread(rules.wait_for, seen, VISIBLE_WITHIN)
+    entities = Entities(producer, rules, topics.RULES, noun="rule", key_field="rule_id")
 
     @router.get("", summary="Every rule (latest version)")
     async def list_rules() -> dict[str, Any]:
-        items = rules.items()
-        docs = [items[k].data for k in sorted(items) if isinstance(items[k].data, dict)]
-        return {"rules": docs}
+        return {"rules": entities.documents()}
 
     @router.post(
         "/validate",
         summary="Validate a rule without saving it",
-        responses={400: {"description": "invalid: problems lists each field and why"}},
+        responses={400: INVALID},
     )
     async def validate(doc: Annotated[dict[str, Any], Body(description="a rule document")]) -> dict[str, Any]:
         rule = _valid(doc, catalog, schemas)
@@ -92,18 +66,15 @@ def build_router(
 
     @router.get("/{rule_id}", summary="One rule", responses={404: {"description": "no such rule"}})
     async def get_rule(rule_id: str) -> dict[str, Any]:
-        current = _current(rules, rule_id)
-        if current is None:
-            raise NotFound(f"no rule {rule_id!r}", field="rule_id")
-        return current
+        return entities.stored(rule_id)
 
     @router.put(
         "/{rule_id}",
         summary="Create or replace a rule (validated; the server assigns the next version)",
         responses={
-            400: {"description": "invalid: problems lists each field and why"},
+            400: INVALID,
             412: {"description": "If-Match names another version"},
-            503: {"description": "Kafka did not acknowledge; nothing was saved"},
+            503: NOT_SAVED,
         },
     )
     async def put_rule(
@@ -112,17 +83,12 @@ def build_router(
         response: Response,
         if_match: Annotated[str | None, Header(description="the version this save replaces")] = None,
     ) -> dict[str, Any]:
-        if "id" in doc and doc["id"] != rule_id:
-            raise InvalidRule(f"the body's id {doc['id']!r} differs from the path's {rule_id!r}", field="id")
-        current = _current(rules, rule_id)
+        check_body_id(doc, rule_id, InvalidRule)
+        current = entities.current(rule_id)
         _check_if_match(if_match, current, rule_id)
         version = int(current.get("version", 0)) + 1 if current is not None else 1
         rule = _valid({**doc, "id": rule_id, "version": version}, catalog, schemas)
-        try:
-            await put(producer, topics.RULES, rule_id, rule.to_event())
-        except DeliveryError as exc:
-            raise Unavailable(f"the rule was not saved: {exc}") from None
-        await visible(rule_id, version)
+        await entities.write(rule_id, rule.to_event(), lambda data: data.get("version") == version)
         response.status_code = 201 if current is None else 200
         response.headers["ETag"] = f'"{version}"'
         return {"rule": rule.document(), "warnings": rule.warnings}
@@ -137,15 +103,8 @@ def build_router(
         rule_id: str,
         if_match: Annotated[str | None, Header(description="the version this delete removes")] = None,
     ) -> Response:
-        current = _current(rules, rule_id)
-        if current is None:
-            raise NotFound(f"no rule {rule_id!r}", field="rule_id")
-        _check_if_match(if_match, current, rule_id)
-        try:
-            await delete(producer, topics.RULES, rule_id)
-        except DeliveryError as exc:
-            raise Unavailable(f"the rule was not deleted: {exc}") from None
-        await visible(rule_id, None)
+        _check_if_match(if_match, entities.stored(rule_id), rule_id)
+        await entities.remove(rule_id)
         return Response(status_code=204)
 
     return router

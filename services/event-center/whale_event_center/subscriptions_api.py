@@ -10,35 +10,24 @@ Kafka acknowledged it and this process' view shows it.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Response
 from pydantic import ValidationError
 
 from whale import topics
-from whale.compacted import CompactedView, delete, put
-from whale.errors import DeliveryError
+from whale.compacted import CompactedView
 from whale.producer import EventProducer
 from whale.subscriptions import Subscription
-from whale_event_center.errors import EventCenterError, NotFound, Problem, Unavailable
+from whale_event_center.entity_api import INVALID, NOT_SAVED, Document, Entities, check_body_id
+from whale_event_center.errors import EventCenterError, Problem
 
-VISIBLE_WITHIN = 10.0
 
-
-class InvalidSubscription(EventCenterError):
+class InvalidSubscription(EventCenterError, status=400, code="invalid_subscription"):
     """The subscription breaks the model or its filter the matching language (400)."""
 
-    status = 400
-    code = "invalid_subscription"
 
-
-def _current(subscriptions: CompactedView, name: str) -> dict[str, Any] | None:
-    record = subscriptions.get(name)
-    return record.data if record is not None and isinstance(record.data, dict) else None
-
-
-def _valid(doc: dict[str, Any]) -> Subscription:
+def _valid(doc: Document) -> Subscription:
     try:
         return Subscription.model_validate(doc)
     except ValidationError as exc:
@@ -55,49 +44,29 @@ def _valid(doc: dict[str, Any]) -> Subscription:
 
 def build_router(producer: EventProducer, subscriptions: CompactedView) -> APIRouter:
     router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
+    entities = Entities(producer, subscriptions, topics.SUBSCRIPTIONS, noun="subscription", key_field="name")
 
-    async def visible(name: str, state: dict[str, Any] | None) -> None:
-        def seen(items: dict[str, Any]) -> bool:
-            record = items.get(name)
-            if state is None:
-                return record is None
-            return record is not None and record.data == state
-
-        await asyncio.to_thread(subscriptions.wait_for, seen, VISIBLE_WITHIN)
-
-    async def save(sub: Subscription) -> dict[str, Any]:
-        try:
-            await put(producer, topics.SUBSCRIPTIONS, sub.id, sub.to_record())
-        except DeliveryError as exc:
-            raise Unavailable(f"the subscription was not saved: {exc}") from None
+    async def save(sub: Subscription) -> Document:
         state = sub.model_dump(mode="json")
-        await visible(sub.id, state)
+        await entities.write(sub.id, sub.to_record(), lambda data: data == state)
         return state
-
-    def stored(name: str) -> dict[str, Any]:
-        current = _current(subscriptions, name)
-        if current is None:
-            raise NotFound(f"no subscription {name!r}", field="name")
-        return current
 
     @router.get("", summary="Every push subscription")
     async def list_subscriptions() -> dict[str, Any]:
-        items = subscriptions.items()
-        docs = [items[k].data for k in sorted(items) if isinstance(items[k].data, dict)]
-        return {"subscriptions": docs}
+        return {"subscriptions": entities.documents()}
 
     @router.get(
         "/{name}", summary="One subscription", responses={404: {"description": "no such subscription"}}
     )
     async def get_subscription(name: str) -> dict[str, Any]:
-        return stored(name)
+        return entities.stored(name)
 
     @router.put(
         "/{name}",
         summary="Create or replace a subscription (validated, the filter too)",
         responses={
-            400: {"description": "invalid: problems lists each field and why"},
-            503: {"description": "Kafka did not acknowledge; nothing was saved"},
+            400: INVALID,
+            503: NOT_SAVED,
         },
     )
     async def put_subscription(
@@ -105,18 +74,14 @@ def build_router(producer: EventProducer, subscriptions: CompactedView) -> APIRo
         doc: Annotated[dict[str, Any], Body(description="the subscription (id optional)")],
         response: Response,
     ) -> dict[str, Any]:
-        if "id" in doc and doc["id"] != name:
-            raise InvalidSubscription(
-                f"the body's id {doc['id']!r} differs from the path's {name!r}", field="id"
-            )
-        existed = _current(subscriptions, name) is not None
+        check_body_id(doc, name, InvalidSubscription)
+        existed = entities.current(name) is not None
         state = await save(_valid({**doc, "id": name}))
         response.status_code = 200 if existed else 201
         return state
 
     async def set_paused(name: str, paused: bool) -> dict[str, Any]:
-        current = stored(name)
-        return await save(_valid({**current, "paused": paused}))
+        return await save(_valid({**entities.stored(name), "paused": paused}))
 
     @router.post(
         "/{name}/pause", summary="Pause deliveries", responses={404: {"description": "no such subscription"}}
@@ -139,12 +104,8 @@ def build_router(producer: EventProducer, subscriptions: CompactedView) -> APIRo
         responses={404: {"description": "no such subscription"}},
     )
     async def delete_subscription(name: str) -> Response:
-        stored(name)
-        try:
-            await delete(producer, topics.SUBSCRIPTIONS, name)
-        except DeliveryError as exc:
-            raise Unavailable(f"the subscription was not deleted: {exc}") from None
-        await visible(name, None)
+        entities.stored(name)
+        await entities.remove(name)
         return Response(status_code=204)
 
     return router
