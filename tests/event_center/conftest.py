@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from ec_fakes import Harness, make_harness
+
+from .ec_fakes import Harness, make_harness
 
 
 @pytest.fixture

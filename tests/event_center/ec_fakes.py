@@ -25,7 +25,7 @@ from whale.producer import Delivered
 TOKEN = "test-token-alerts"
 OTHER_TOKEN = "test-token-signed"
 SECRET = "hmac-secret"
-ALERT_SCHEMA = {
+ALERT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
     "required": ["host", "value"],

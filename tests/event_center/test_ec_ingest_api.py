@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ec_fakes import OTHER_TOKEN, SECRET, TOKEN, Harness
 from whale_event_center.auth import sign
 from whale_event_center.service import ingest_key
 
 from whale import topics
+
+from .ec_fakes import OTHER_TOKEN, SECRET, TOKEN, Harness
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import copy
 
-from ec_fakes import ALERT_SCHEMA, Harness
-
 from whale import topics
+
+from .ec_fakes import ALERT_SCHEMA, Harness
 
 
 def test_compatible_change_adds_a_version_on_the_compacted_topic(harness: Harness) -> None:

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ec_fakes import TOKEN, Harness, make_harness
 from hypothesis import HealthCheck, given, settings
+
+from .ec_fakes import TOKEN, Harness, make_harness
 
 schemathesis = pytest.importorskip("schemathesis")
 INCLUDED = ("/events", "/schemas", "/traces", "/healthz")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from ec_fakes import Harness
-
 from whale.cloudevent import CloudEvent
 from whale.correlation import caused_by
+
+from .ec_fakes import Harness
 
 
 def hit(event: CloudEvent, sort: list[object]) -> dict[str, object]:

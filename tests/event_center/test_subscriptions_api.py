@@ -7,9 +7,6 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from ec_fakes import FakeProducer as AppProducer
-from ec_fakes import FakeStore
-from ec_fakes import FakeView as AppView
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
@@ -24,6 +21,10 @@ from whale.binding import KafkaMessage, from_kafka, to_binary
 from whale.cloudevent import CloudEvent
 from whale.producer import Delivered
 from whale.subscriptions import RECORD_TYPE, Subscription, from_record
+
+from .ec_fakes import FakeProducer as AppProducer
+from .ec_fakes import FakeStore
+from .ec_fakes import FakeView as AppView
 
 
 class FakeView:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from exec_stub import Stub, start_stub
+
+from .exec_stub import Stub, start_stub
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exec_stub import Stub
 from whale_executor.actions.base import ActionContext
 from whale_executor.actions.http import HttpAction
 from whale_executor.actions.notify import NotifyAction
@@ -16,6 +15,8 @@ from whale_executor.actions.shell import ShellAction
 from whale_executor.builtin import echo, fail
 from whale_executor.errors import ActionFailed, ActionTimedOut, CatalogError, ParamsInvalid
 from whale_executor.runner import Runner
+
+from .exec_stub import Stub
 
 CTX = ActionContext(request_id="r1", idempotency_key="k1", pool="test")
 

@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import cast
 
 import pytest
 from confluent_kafka import Consumer
@@ -226,7 +227,9 @@ async def test_the_producer_reports_failure_when_no_broker_answers(stack: WhaleS
         dead_producer.close(timeout=1)
 
 
-def _read_dlq(settings: WhaleSettings, predicate: object, timeout: float = 30) -> KafkaMessage:
+def _read_dlq(
+    settings: WhaleSettings, predicate: Callable[[KafkaMessage], bool], timeout: float = 30
+) -> KafkaMessage:
     consumer = Consumer(
         {
             **settings.kafka_config(),
@@ -244,8 +247,10 @@ def _read_dlq(settings: WhaleSettings, predicate: object, timeout: float = 30) -
             msg = consumer.poll(0.5)
             if msg is None or msg.error() is not None:
                 continue
-            plain = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
-            if predicate(plain):  # type: ignore[operator]
+            # A consumed message's header values are bytes; confluent's type also allows str (producer side).
+            headers = cast("list[tuple[str, bytes | None]] | None", msg.headers())
+            plain = KafkaMessage(msg.key(), msg.value(), headers_from(headers))
+            if predicate(plain):
                 return plain
         raise AssertionError("no matching message in whale.dlq")
     finally:

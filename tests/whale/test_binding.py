@@ -71,6 +71,7 @@ def test_whale_reads_what_the_official_sdk_writes_in_both_modes() -> None:
     binary = sdk_to_binary(sdk_event)
     structured = sdk_to_structured(sdk_event)
     for sdk_msg in (binary, structured):
+        assert not isinstance(sdk_msg.key, str) and isinstance(sdk_msg.value, bytes)  # the SDK writes bytes
         ours = from_kafka(KafkaMessage(sdk_msg.key, sdk_msg.value, tuple(sdk_msg.headers.items())))
         assert (ours.id, ours.source, ours.type, ours.subject) == ("s-1", "urn:sdk", "sdk.t", "x")
         assert ours.extensions["correlationid"] == "c"

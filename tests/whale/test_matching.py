@@ -143,6 +143,7 @@ def test_malformed_specs_raise_precise_match_errors(spec: Any, field: str, words
 def test_evaluate_never_raises_on_odd_contexts() -> None:
     """Contexts of any shape make a non-match, not an exception."""
     cond = compile_match({"field": "data.a[0].b", "greater": 1})
+    ctx: dict[str, Any]
     for ctx in (
         {},
         {"data": None},

@@ -1,11 +1,11 @@
 """``whale run dispatcher`` on real Kafka: push subscriptions deliver in CloudEvents HTTP binary mode
-in order per key, retry a failing endpoint, dead-letter after the limit, and pause/resume."""
+in order per key, retry a failing endpoint, dead-letter after the limit, and pause/resume; ``/readyz``
+answers 200 once every subscription's consumer joined its group (or is paused)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
@@ -18,6 +18,7 @@ from whale_adapters.dispatcher.app import serve
 from whale_adapters.dispatcher.cli import apply_subscriptions
 from whale_adapters.dispatcher.settings import Settings
 
+from tests.ports import free_port
 from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.compacted import delete
@@ -26,12 +27,6 @@ from whale.settings import WhaleSettings
 from whale.subscriptions import Subscription
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Receiver:
@@ -51,7 +46,7 @@ class Receiver:
                 with lock:
                     me.attempts[f"{path}:{headers.get('ce-id')}"] += 1
                     tries = me.attempts[f"{path}:{headers.get('ce-id')}"]
-                    data = json.loads(body) if body else None
+                    data: Any = json.loads(body) if body else None
                     if path == "down" or (path == "flaky" and data["seq"] % 2 == 1 and tries == 1):
                         status = 503
                     else:
@@ -80,6 +75,15 @@ async def wait_until(predicate: Any, timeout: float = 90.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.1)
+
+
+async def readyz_once_ready(port: int, timeout: float = 30.0) -> Any:
+    """The body of the first 200 from /readyz (other records on the shared topic may lag a moment)."""
+    async with httpx.AsyncClient() as client, asyncio.timeout(timeout):
+        while (response := await client.get(f"http://127.0.0.1:{port}/readyz")).status_code != 200:
+            assert response.status_code == 503, response.text
+            await asyncio.sleep(0.2)
+    return response.json()
 
 
 async def test_push_subscriptions_order_retry_dead_letter_and_pause(
@@ -142,6 +146,7 @@ async def test_push_subscriptions_order_retry_dead_letter_and_pause(
         assert receiver.received["ok"] == []  # paused: nothing delivered
         async with httpx.AsyncClient() as client:
             status = (await client.get(f"http://127.0.0.1:{settings.port}/status")).json()
+        assert await readyz_once_ready(settings.port) == {"status": "ready"}
         by_id = {s["id"]: s for s in status["subscriptions"]}
         assert by_id[f"t-{unique}-paused"]["paused"] is True
         assert by_id[f"t-{unique}-flaky"]["delivered"] == 12

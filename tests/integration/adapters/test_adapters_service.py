@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,18 +23,13 @@ from whale_adapters.settings import Settings
 from whale_adapters.validation import EventValidator
 from whale_adapters.webhook import sign
 
+from tests.ports import free_port
 from whale import topics
 from whale.compacted import CompactedView
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def alert(fingerprint: str, status: str = "firing", starts: str = "2026-11-23T10:00:00Z") -> dict[str, Any]:

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_harness import POOL, Platform, Robot, Tap
 
 from whale import topics
 from whale.admin import ensure_topics
 from whale.settings import WhaleSettings
+
+from .e2e_harness import POOL, Platform, Robot, Tap
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from typing import IO, Any
 import httpx
 from confluent_kafka import Consumer, TopicPartition
 
+from tests.ports import free_port
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cli.events import register_schemas
 from whale.cloudevent import CloudEvent
@@ -46,12 +46,6 @@ REWRITES = (
     ("id: disk-capacity", "id: disk-capacity-e2e"),
     ("id: dmesg-errors", "id: dmesg-errors-e2e"),
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Robot:

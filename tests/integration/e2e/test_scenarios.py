@@ -13,9 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_harness import KERNEL_ERROR, Platform, Tap, disk_alert, fill_log_dir
 
 from whale.cloudevent import CloudEvent
+
+from .e2e_harness import KERNEL_ERROR, Platform, Tap, disk_alert, fill_log_dir
 
 pytestmark = pytest.mark.integration
 

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from ec_live import AppThread, Pipeline, Tap
 
 from whale.settings import WhaleSettings
+
+from .ec_live import AppThread, Pipeline, Tap
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 import threading
 import time
 import uuid
@@ -26,6 +25,7 @@ from whale_event_center.indexer import Indexer
 from whale_event_center.settings import Settings
 from whale_event_center.store import Store
 
+from tests.ports import free_port
 from whale.admin import ensure_topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
@@ -34,12 +34,6 @@ from whale.settings import WhaleSettings
 from whale.topics import TopicSpec
 
 TOKEN = "integration-token-" + uuid.uuid4().hex
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class AppThread:

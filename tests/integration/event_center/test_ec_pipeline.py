@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from ec_live import AppThread, LoopThread, Pipeline, Tap, free_port
 from prometheus_client import REGISTRY
 
+from tests.ports import free_port
 from whale.settings import WhaleSettings
+
+from .ec_live import AppThread, LoopThread, Pipeline, Tap
 
 pytestmark = pytest.mark.integration
 STRUCTURED = {"content-type": "application/cloudevents+json"}
@@ -159,9 +161,9 @@ def test_search_pages_are_stable_with_search_after(pipeline: Pipeline, http: htt
     }
     _poll(http, "/events", lambda b: len(b["events"]) == 5, subject=subject, size=10)
     seen: list[str] = []
-    after = None
+    after: str | None = None
     while True:
-        params = {"subject": subject, "size": 2, **({"after": after} if after else {})}
+        params: dict[str, str | int] = {"subject": subject, "size": 2, **({"after": after} if after else {})}
         page = http.get("/events", params=params).json()
         seen += [e["event"]["id"] for e in page["events"]]
         after = page["next"]

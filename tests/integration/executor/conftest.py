@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,12 +18,11 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
-
-sys.path.insert(0, str(Path(__file__).parents[2] / "executor"))
-from exec_stub import Stub, start_stub
 from whale_executor.app import Executor
 from whale_executor.settings import Settings
 
+from tests.executor.exec_stub import Stub, start_stub
+from tests.ports import free_port
 from whale import topics
 from whale.admin import ensure_topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
@@ -33,12 +31,6 @@ from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 
 CATALOG = Path(__file__).parent / "catalog"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Tap:

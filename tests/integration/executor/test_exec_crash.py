@@ -7,9 +7,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import Subprocess, Tap, request_event, send_request
 
 from whale.producer import EventProducer
+
+from .conftest import Subprocess, Tap, request_event, send_request
 
 pytestmark = pytest.mark.integration
 

@@ -10,15 +10,16 @@ import sys
 
 import httpx
 import pytest
-from conftest import Tap, request_event, send_request
-from exec_stub import Stub
 from whale_executor.app import Executor
 from whale_executor.cli import format_catalogs, read_catalogs
 
+from tests.executor.exec_stub import Stub
 from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
+
+from .conftest import Tap, request_event, send_request
 
 pytestmark = pytest.mark.integration
 

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
-from re_helpers import Scope, Tap, Worker
 
 from whale import topics
 from whale.admin import ensure_topics
 from whale.binding import KafkaMessage
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
+
+from .re_helpers import Scope, Tap, Worker
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from tests.ports import free_port
 from whale import topics
 from whale.binding import KafkaMessage, from_kafka, headers_from, to_binary
 from whale.cloudevent import CloudEvent
@@ -110,20 +110,6 @@ class Tap:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
-
-
-_GIVEN: set[int] = set()
-
-
-def free_port() -> int:
-    """A port nobody listens on and that this session has not handed out before."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _GIVEN:
-            _GIVEN.add(port)
-            return port
 
 
 class Worker:

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import yaml
-from re_helpers import Scope, Tap, Worker, send
 
 from whale import topics
 from whale.binding import KafkaMessage, from_kafka
@@ -19,6 +18,8 @@ from whale.cloudevent import CloudEvent
 from whale.compacted import delete, put
 from whale.producer import EventProducer
 from whale.rules import validate_rule
+
+from .re_helpers import Scope, Tap, Worker, send
 
 pytestmark = pytest.mark.integration
 
@@ -210,11 +211,6 @@ def test_throttle_state_survives_a_worker_restart(
     assert from_kafka(notices.messages[0]).data["key"] == "web-1"
 
 
-@pytest.mark.xfail(
-    reason="open defect (rule-engine issue): after kill -9 the restarted Faust throttle stage can skip "
-    "records of its repartition topic while restoring its table, so an alert may get no decision",
-    strict=False,
-)
 def test_kill_9_mid_burst_never_lets_a_second_trigger_through(
     scope: Scope, workers: Callable[..., Worker], tap: TapFactory, producer: EventProducer, tmp_path: Path
 ) -> None:

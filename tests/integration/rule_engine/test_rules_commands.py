@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from re_helpers import Scope, Tap
 
 from whale import topics
 from whale.binding import KafkaMessage
@@ -22,6 +21,8 @@ from whale.compacted import delete, put
 from whale.producer import EventProducer
 from whale.rules import validate_rule
 from whale.settings import WhaleSettings
+
+from .re_helpers import Scope, Tap
 
 pytestmark = pytest.mark.integration
 

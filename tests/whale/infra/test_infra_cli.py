@@ -18,7 +18,7 @@ def _parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(list(argv))
 
 
-def _status(state: str) -> stack.StackStatus:
+def _status(state: stack.State) -> stack.StackStatus:
     return stack.StackStatus(
         (
             stack.ComponentStatus("kafka", "127.0.0.1:9092", state),

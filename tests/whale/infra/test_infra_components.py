@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import zipfile
 from pathlib import Path
@@ -80,7 +81,7 @@ def test_a_directory_without_search_permission_blocks_the_user_it_applies_to(tmp
 def test_as_root_the_node_is_started_through_setpriv_as_the_unprivileged_user(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(elasticsearch.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     who = elasticsearch.RunAs("whale", 999, 995)
     command = elasticsearch.launcher(Path("/es"), who)
     assert command == [
@@ -97,7 +98,7 @@ def test_as_root_the_node_is_started_through_setpriv_as_the_unprivileged_user(
 def test_as_a_normal_user_the_node_lives_in_the_cache_and_data_dirs(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(elasticsearch.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     from whale.infra.java import Java
 
     layout = elasticsearch.locate(

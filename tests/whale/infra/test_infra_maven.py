@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def test_other_failures_keep_the_first_error_line() -> None:
 
 
 def test_missing_maven_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(maven.shutil, "which", lambda _: None)
+    monkeypatch.setattr(shutil, "which", lambda _: None)
     with pytest.raises(InfraError, match=r"Maven \(`mvn`\) is required"):
         maven.find_maven()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from whale.errors import InfraError
-from whale.infra import process, stack
+from whale.infra import elasticsearch, kafka, process, stack
 from whale.infra.settings import InfraSettings
 from whale.settings import WhaleSettings
 
@@ -216,8 +216,8 @@ def test_a_failed_start_stops_what_this_call_already_started(
 
     monkeypatch.setattr(stack, "find_java", lambda: None)
     monkeypatch.setattr(stack, "_spawn", spawn)
-    monkeypatch.setattr(stack.kafka, "wait_ready", never_ready)
-    monkeypatch.setattr(stack.elasticsearch, "wait_ready", lambda *a: None)
+    monkeypatch.setattr(kafka, "wait_ready", never_ready)
+    monkeypatch.setattr(elasticsearch, "wait_ready", lambda *a: None)
     with pytest.raises(InfraError, match="Kafka exited"):
         stack.up(settings, infra)
     assert len(spawned) == 2
