@@ -8,7 +8,7 @@ import pytest
 from whale_adapters.alertmanager import FIRING, RESOLVED, alert_events
 from whale_adapters.errors import PayloadError
 
-from adapters.payloads import alert, notification
+from .payloads import alert, notification
 
 
 def test_each_alert_of_a_group_becomes_one_event_with_fingerprint_subject_and_alert_data() -> None:

@@ -13,8 +13,8 @@ from whale_adapters.settings import Settings
 from whale_adapters.validation import EventValidator
 from whale_adapters.webhook import Webhook, sign
 
-from adapters.fakes import DictSchemas, FakeProducer
-from adapters.payloads import alert, notification
+from .fakes import DictSchemas, FakeProducer
+from .payloads import alert, notification
 
 SCHEMAS = DictSchemas(
     {

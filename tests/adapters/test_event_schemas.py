@@ -9,8 +9,9 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from whale_adapters.alertmanager import alert_events
 
-from adapters.payloads import alert, notification
 from whale.subscriptions import parse_subscriptions
+
+from .payloads import alert, notification
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"
 

@@ -10,8 +10,9 @@ from whale_adapters.ingest import IngestWriter
 from whale_adapters.poller import Poller, diff, state_key
 from whale_adapters.validation import EventValidator
 
-from adapters.fakes import FakeProducer
 from whale.cloudevent import CloudEvent
+
+from .fakes import FakeProducer
 
 
 class State:

@@ -163,8 +163,7 @@ def test_services_are_probed_on_their_health_endpoints(default_manifests: list[M
         where = manifest["metadata"]["name"]
         assert [p["name"] for p in container["ports"]] == ["http"], where
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, where
-        ready = "/healthz" if where == "whale-dispatcher" else "/readyz"  # the dispatcher has no /readyz
-        assert container["readinessProbe"]["httpGet"] == {"path": ready, "port": "http"}, where
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}, where
         assert services[where]["spec"]["ports"][0]["targetPort"] == "http", where
         assert services[where]["spec"]["selector"] == manifest["spec"]["selector"]["matchLabels"], where
 

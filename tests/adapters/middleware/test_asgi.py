@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from whale_adapters.middleware import BackgroundPublisher, WhaleASGIMiddleware
 from whale_adapters.middleware.mapping import Router, parse_config
 
-from adapters.fakes import FakeProducer
+from whale.producer import EventProducer
 from whale.settings import WhaleSettings
+
+from ..fakes import FakeProducer
 
 
 def _config(**extra: Any) -> dict[str, Any]:
@@ -51,7 +53,9 @@ def _app(publisher: BackgroundPublisher) -> FastAPI:
 def test_successful_calls_of_mapped_routes_become_events_flushed_at_shutdown() -> None:
     producer = FakeProducer()
     publisher = BackgroundPublisher(
-        WhaleSettings(), Router(parse_config(_config())), producer_factory=lambda: producer
+        WhaleSettings(),
+        Router(parse_config(_config())),
+        producer_factory=lambda: cast(EventProducer, producer),
     )
     with TestClient(_app(publisher)) as client:
         assert client.post("/items", json={"name": "a", "password": "pw"}).status_code == 201
@@ -70,9 +74,9 @@ def test_when_the_queue_is_full_drop_policy_counts_drops_and_never_blocks_the_re
     gate = threading.Event()
     producer = FakeProducer()
 
-    def stuck_producer() -> FakeProducer:  # the worker cannot drain until the gate opens
+    def stuck_producer() -> EventProducer:  # the worker cannot drain until the gate opens
         gate.wait(30)
-        return producer
+        return cast(EventProducer, producer)
 
     publisher = BackgroundPublisher(
         WhaleSettings(), Router(parse_config(_config(queue_size=1))), producer_factory=stuck_producer

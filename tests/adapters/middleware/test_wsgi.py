@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from typing import Any, cast
 
 from whale_adapters.middleware import BackgroundPublisher, WhaleWSGIMiddleware
 from whale_adapters.middleware.mapping import Router, parse_config
 
-from adapters.fakes import FakeProducer
+from whale.producer import EventProducer
 from whale.settings import WhaleSettings
+
+from ..fakes import FakeProducer
 
 
 def legacy_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -49,7 +51,9 @@ def test_wsgi_calls_become_redacted_events_after_2xx_and_are_flushed_on_close() 
             ],
         }
     )
-    publisher = BackgroundPublisher(WhaleSettings(), Router(config), producer_factory=lambda: producer)
+    publisher = BackgroundPublisher(
+        WhaleSettings(), Router(config), producer_factory=lambda: cast(EventProducer, producer)
+    )
     app = WhaleWSGIMiddleware(legacy_app, publisher=publisher)
     assert _call(app, "POST", "/users", {"name": "ann", "password": "pw"}) == (
         "201 Created",

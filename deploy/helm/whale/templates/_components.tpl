@@ -122,8 +122,6 @@ components:
     args: []
     values: {{ toJson $v.dispatcher }}
     env: {{ toJson (dict "WHALE_DISPATCHER_HOST" "0.0.0.0" "WHALE_DISPATCHER_PORT" $v.dispatcher.port) }}
-    # The dispatcher serves /healthz but no /readyz (yet): its readiness is its liveness.
-    readyPath: /healthz
     stateless: true
     mounts: []
     tokens: false

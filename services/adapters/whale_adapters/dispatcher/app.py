@@ -1,5 +1,7 @@
 """``whale run dispatcher``: follows ``whale.subscriptions`` and runs one delivery worker per
-subscription; ``GET /status`` (per-subscription status), ``/metrics``, ``/healthz`` on port 8096.
+subscription; ``GET /status`` (per-subscription status), ``/metrics``, ``/healthz`` and ``/readyz``
+on port 8096. ``/healthz`` answers at once; ``/readyz`` once the subscriptions were read to their end
+and every worker's consumer joined its group (or is paused).
 
 Subscriptions are added, edited, paused/resumed and deleted by writing their records (``whale
 subscriptions apply``, or the event center's API); every dispatcher replica sees changes live.
@@ -42,6 +44,7 @@ class Dispatcher:
         self.workers: dict[str, Worker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.invalid: dict[str, str] = {}
+        self.caught_up = False  # the subscriptions view was read to its end and applied
 
     def apply(self, key: str, record: CloudEvent | None) -> None:
         """Reconcile one subscription record (None = deleted)."""
@@ -102,6 +105,16 @@ class Dispatcher:
             worker.stop()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
+    def waiting(self) -> list[str]:
+        """What readiness still waits for (empty: ready)."""
+        if not self.caught_up:
+            return ["subscriptions view"]
+        return [
+            f"subscription {key}"
+            for key, worker in sorted(self.workers.items())
+            if not worker.ready or self._tasks[key].done()
+        ]
+
     def status(self) -> dict[str, object]:
         return {
             "subscriptions": [
@@ -122,6 +135,13 @@ def build_app(dispatcher: Dispatcher) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        waiting = dispatcher.waiting()
+        if waiting:
+            return JSONResponse({"status": "not ready", "waiting": waiting}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
     @app.get("/metrics")
     async def prometheus() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
@@ -131,41 +151,51 @@ def build_app(dispatcher: Dispatcher) -> FastAPI:
 
 async def serve(settings: Settings, stop: asyncio.Event) -> Dispatcher:
     """Run until ``stop`` is set; returns the dispatcher (its final status) for callers and tests."""
-    loop = asyncio.get_running_loop()
     producer = EventProducer(settings.whale, client_id="whale-dispatcher")
     async with httpx.AsyncClient() as client:
         dispatcher = Dispatcher(settings, producer, client)
-
-        def changed(key: str, record: CloudEvent | None) -> None:  # called on the view's thread
-            loop.call_soon_threadsafe(dispatcher.apply, key, record)
-
-        while True:  # Kafka may not be reachable yet: retry until it is (or until stopped)
-            view = CompactedView(settings.whale, topics.SUBSCRIPTIONS, on_change=changed)
-            try:
-                await view.start()
-                break
-            except WhaleError as exc:
-                await view.stop()
-                log.error("kafka_not_ready", topic=topics.SUBSCRIPTIONS, error=exc.message)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=2.0)
-                if stop.is_set():
-                    await dispatcher.close()
-                    await asyncio.to_thread(producer.close)
-                    return dispatcher
         server = uvicorn.Server(
             uvicorn.Config(build_app(dispatcher), host=settings.host, port=settings.port, log_level="warning")
         )
         http = asyncio.create_task(server.serve(), name="http")
-        log.info("dispatcher_started", port=settings.port)
-        await stop.wait()
+        view = await _follow_subscriptions(settings, dispatcher, stop)
+        if view is not None:
+            dispatcher.caught_up = True
+            log.info("dispatcher_started", port=settings.port)
+            await stop.wait()
         server.should_exit = True
         with contextlib.suppress(Exception):
             await http
-        await view.stop()
+        if view is not None:
+            await view.stop()
         await dispatcher.close()
     await asyncio.to_thread(producer.close)
     return dispatcher
+
+
+async def _follow_subscriptions(
+    settings: Settings, dispatcher: Dispatcher, stop: asyncio.Event
+) -> CompactedView | None:
+    """The started view of ``whale.subscriptions``, every record read so far applied; retries while
+    Kafka is not reachable; None when ``stop`` was set first."""
+    loop = asyncio.get_running_loop()
+
+    def changed(key: str, record: CloudEvent | None) -> None:  # called on the view's thread
+        loop.call_soon_threadsafe(dispatcher.apply, key, record)
+
+    while True:
+        view = CompactedView(settings.whale, topics.SUBSCRIPTIONS, on_change=changed)
+        try:
+            # returns after the loop ran every apply() the catch-up scheduled (FIFO callbacks)
+            await view.start()
+            return view
+        except WhaleError as exc:
+            await view.stop()
+            log.error("kafka_not_ready", topic=topics.SUBSCRIPTIONS, error=exc.message)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=2.0)
+            if stop.is_set():
+                return None
 
 
 def main(argv: list[str]) -> int:

@@ -14,7 +14,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WHALE_DISPATCHER_", extra="ignore")
 
     host: str = "127.0.0.1"
-    port: int = Field(default=8096, ge=0, le=65535, description="/status, /metrics, /healthz")
+    port: int = Field(default=8096, ge=0, le=65535, description="/status, /metrics, /healthz, /readyz")
     max_batch: int = Field(default=200, ge=1)
     group_prefix: str = "whale-dispatcher"
     whale: WhaleSettings = Field(default_factory=WhaleSettings)

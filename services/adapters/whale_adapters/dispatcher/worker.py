@@ -4,7 +4,9 @@ Per batch, messages are grouped by Kafka key; keys are delivered concurrently, t
 strictly one after the other (a retrying event holds back the later events of its key only). The
 batch is committed after every event was delivered, filtered out or dead-lettered; on shutdown
 mid-batch nothing of it is committed (redelivered later: at-least-once). Pausing stops new
-attempts and consumption without leaving the group.
+attempts and consumption without leaving the group. A worker is :attr:`Worker.ready` while its
+consumer is subscribed and has joined its group (an assignment, possibly of no partition, since the
+last revocation), or is paused.
 """
 
 from __future__ import annotations
@@ -77,7 +79,15 @@ class Worker:
         self.sub = sub
         self._condition = sub.condition()
         self.status = Status(sub.id, sub.endpoint, sub.paused)
+        self._subscribed = False  # a consumer exists and is subscribed (False again once it closed)
+        self._joined = False  # in the group: assigned (possibly no partition) since the last revocation
         self.update(sub)
+
+    @property
+    def ready(self) -> bool:
+        """Subscribed, and either joined to its consumer group or paused (a paused worker never polls,
+        so it may not have joined yet)."""
+        return self._subscribed and (self._joined or self.sub.paused)
 
     # ------------------------------------------------------------------ control
     def update(self, sub: Subscription) -> None:
@@ -110,8 +120,14 @@ class Worker:
                 "max.poll.interval.ms": 86_400_000,  # retries and pauses may hold a batch for long
             }
         )
-        await asyncio.to_thread(consumer.subscribe, list(self.sub.topics))
         try:
+            await asyncio.to_thread(
+                consumer.subscribe,
+                list(self.sub.topics),
+                on_assign=self._assigned,
+                on_revoke=self._revoked,
+            )
+            self._subscribed = True
             while not self._stopping.is_set():
                 await self._resumed.wait()
                 if self._stopping.is_set():
@@ -126,7 +142,14 @@ class Worker:
                     break
                 await asyncio.to_thread(_commit, consumer, messages, self.group)
         finally:
+            self._subscribed = self._joined = False
             await asyncio.to_thread(consumer.close)
+
+    def _assigned(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._joined = True  # called on the consume thread; an empty list still means joined
+
+    def _revoked(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._joined = False  # a rebalance is under way (or the assignment was lost)
 
     async def _wait_resumed(self) -> None:
         await self._resumed.wait()

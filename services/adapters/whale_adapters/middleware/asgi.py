@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
-from pathlib import Path
 from typing import Any
 
-from whale.settings import WhaleSettings
-from whale_adapters.middleware.mapping import Capture, MiddlewareConfig, Router, load_config
-from whale_adapters.middleware.publisher import BackgroundPublisher, ProducerFactory
+from whale_adapters.middleware.mapping import Capture
+from whale_adapters.middleware.setup import PublishingMiddleware, make_publisher
+
+__all__ = ["WhaleASGIMiddleware", "make_publisher"]  # make_publisher stays importable from here
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -24,35 +24,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def make_publisher(
-    config: MiddlewareConfig | str | Path,
-    settings: WhaleSettings | None,
-    producer_factory: ProducerFactory | None = None,
-) -> BackgroundPublisher:
-    cfg = config if isinstance(config, MiddlewareConfig) else load_config(config)
-    return BackgroundPublisher(settings or WhaleSettings(), Router(cfg), producer_factory=producer_factory)
-
-
-class WhaleASGIMiddleware:
+class WhaleASGIMiddleware(PublishingMiddleware[ASGIApp]):
     """Publishes a CloudEvent for each successful call of a mapped route."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        config: MiddlewareConfig | str | Path | None = None,
-        settings: WhaleSettings | None = None,
-        publisher: BackgroundPublisher | None = None,
-    ) -> None:
-        if publisher is None:
-            if config is None:
-                raise TypeError(
-                    "WhaleASGIMiddleware needs config= (a file or MiddlewareConfig) or publisher="
-                )
-            publisher = make_publisher(config, settings)
-        self.app = app
-        self.publisher = publisher
-        self._router = publisher.router
-        self._max_body = publisher.config.max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

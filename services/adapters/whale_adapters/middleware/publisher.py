@@ -80,35 +80,17 @@ class BackgroundPublisher:
 
     def offer(self, capture: Capture) -> bool:
         """Enqueue (blocking per policy: for WSGI); False when the call was dropped."""
-        self.start()
-        if self.closed:
-            return self._dropped()
-        try:
-            self._queue.put_nowait(capture)
-        except queue.Full:
-            if self.config.when_full == "drop":
-                return self._dropped()
-            try:
-                self._queue.put(capture, True, self.config.block_timeout)
-            except queue.Full:
-                return self._dropped()
-        return self._queued()
+        settled = self._offer_now(capture)
+        if settled is not None:
+            return settled
+        return self._settle(self._wait_for_room(capture))
 
     async def offer_async(self, capture: Capture) -> bool:
         """Enqueue without blocking the event loop (for ASGI); False when dropped."""
-        self.start()
-        if self.closed:
-            return self._dropped()
-        try:
-            self._queue.put_nowait(capture)
-        except queue.Full:
-            if self.config.when_full == "drop":
-                return self._dropped()
-            try:
-                await asyncio.to_thread(self._queue.put, capture, True, self.config.block_timeout)
-            except queue.Full:
-                return self._dropped()
-        return self._queued()
+        settled = self._offer_now(capture)
+        if settled is not None:
+            return settled
+        return self._settle(await asyncio.to_thread(self._wait_for_room, capture))
 
     def close(self, timeout: float = 30.0) -> None:
         """Flush what is queued and in flight, then stop the worker (application shutdown)."""
@@ -119,6 +101,28 @@ class BackgroundPublisher:
             thread.join(timeout)
             if thread.is_alive():
                 log.error("middleware_flush_timeout", pending=self._queue.qsize(), timeout=timeout)
+
+    def _offer_now(self, capture: Capture) -> bool | None:
+        """Queued (True) or dropped (False) without waiting; None: full, and the policy is to wait."""
+        self.start()
+        if self.closed:
+            return self._dropped()
+        try:
+            self._queue.put_nowait(capture)
+        except queue.Full:
+            return self._dropped() if self.config.when_full == "drop" else None
+        return self._queued()
+
+    def _wait_for_room(self, capture: Capture) -> bool:
+        """Enqueue, waiting up to ``block_timeout`` for room; False when there was none."""
+        try:
+            self._queue.put(capture, True, self.config.block_timeout)
+        except queue.Full:
+            return False
+        return True
+
+    def _settle(self, queued: bool) -> bool:
+        return self._queued() if queued else self._dropped()
 
     def _queued(self) -> bool:
         self.counts.queued += 1

@@ -10,39 +10,19 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
-from whale.settings import WhaleSettings
-from whale_adapters.middleware.asgi import make_publisher
-from whale_adapters.middleware.mapping import Capture, MiddlewareConfig
-from whale_adapters.middleware.publisher import BackgroundPublisher
+from whale_adapters.middleware.mapping import Capture
+from whale_adapters.middleware.setup import PublishingMiddleware
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-class WhaleWSGIMiddleware:
+class WhaleWSGIMiddleware(PublishingMiddleware[WSGIApp]):
     """Publishes a CloudEvent for each successful call of a mapped route."""
 
-    def __init__(
-        self,
-        app: WSGIApp,
-        config: MiddlewareConfig | str | Path | None = None,
-        settings: WhaleSettings | None = None,
-        publisher: BackgroundPublisher | None = None,
-    ) -> None:
-        if publisher is None:
-            if config is None:
-                raise TypeError(
-                    "WhaleWSGIMiddleware needs config= (a file or MiddlewareConfig) or publisher="
-                )
-            publisher = make_publisher(config, settings)
-        self.app = app
-        self.publisher = publisher
-        self._router = publisher.router
-        self._max_body = publisher.config.max_body
-        publisher.start()  # flushed by close(), or at interpreter exit
+    start_publisher_at_once = True  # flushed by close(), or at interpreter exit
 
     def close(self) -> None:
         """Flush queued events (application shutdown)."""
