@@ -61,6 +61,28 @@ def dlq_message(
     return KafkaMessage(message.key, message.value, message.headers + extra)
 
 
+def commit_batch(consumer: Any, messages: Sequence[Any], **context: Any) -> None:
+    """Commit, synchronously, the offset after the last readable message of each partition in
+    ``messages`` (call it once they are all handled).
+
+    A failed commit (the partitions were rebalanced away) is logged as ``commit_failed`` with
+    ``context`` and not raised: the partitions' new owner reads those messages again (at-least-once).
+    """
+    last: dict[tuple[str, int], int] = {}
+    for msg in messages:
+        if msg.error() is None:
+            tp = (msg.topic(), msg.partition())
+            last[tp] = max(msg.offset(), last.get(tp, -1))
+    if not last:
+        return
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False
+        )
+    except Exception as exc:
+        log.warning("commit_failed", error=str(exc), **context)
+
+
 async def write_dead_letter(
     producer: EventProducer,
     message: KafkaMessage,
@@ -157,7 +179,7 @@ class EventConsumer:
                     await self._process(batch)
                 except Stopping:
                     break
-                await asyncio.to_thread(self._commit, batch)
+                await asyncio.to_thread(commit_batch, self._consumer, batch, group=self._group)
         finally:
             await asyncio.to_thread(self._consumer.close)
 
@@ -237,16 +259,3 @@ class EventConsumer:
             stopping=self._stopping,
         )
         metrics.CONSUMED.labels(group=self._group, outcome="dead_lettered").inc()
-
-    def _commit(self, batch: list[Any]) -> None:
-        last: dict[tuple[str, int], int] = {}
-        for msg in batch:
-            if msg.error() is None:
-                last[(msg.topic(), msg.partition())] = msg.offset()
-        if not last:
-            return
-        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
-        try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
-        except Exception as exc:  # rebalanced away: the new owner re-reads (at-least-once)
-            log.warning("commit_failed", group=self._group, error=str(exc))

@@ -26,14 +26,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from whale.binding import KafkaMessage, from_kafka, headers_from, to_binary
-from whale.consumer import dlq_message
+from whale.consumer import commit_batch, dlq_message
 from whale.errors import BindingError, DeliveryError, TopicError
 from whale.logging import configure_logging
 from whale.producer import EventProducer
 from whale.runtime import run
 from whale_event_center import metrics
 from whale_event_center.components import start_health
-from whale_event_center.offsets import commit_batch
 from whale_event_center.settings import Settings
 
 log = structlog.get_logger("whale_event_center.dedupe")
@@ -141,7 +140,7 @@ class DedupeStage:
                     continue
                 if not await self._process(messages):
                     break
-                await asyncio.to_thread(commit_batch, self._consumer, messages, log)
+                await asyncio.to_thread(commit_batch, self._consumer, messages, stage="dedupe")
         finally:
             await asyncio.to_thread(self._consumer.close)
             await asyncio.to_thread(self._changelog.flush, 10)

@@ -21,13 +21,13 @@ import structlog
 from confluent_kafka import Consumer, KafkaError
 
 from whale.binding import KafkaMessage, headers_from
+from whale.consumer import commit_batch
 from whale.logging import configure_logging
 from whale.runtime import run
 from whale_event_center import metrics
 from whale_event_center.components import start_health
 from whale_event_center.documents import Document, document
 from whale_event_center.errors import StoreUnavailable
-from whale_event_center.offsets import commit_batch
 from whale_event_center.settings import Settings
 from whale_event_center.store import Store
 
@@ -86,7 +86,7 @@ class Indexer:
                 newest = max((m.timestamp()[1] for m in messages), default=0)
                 if newest > 0:
                     metrics.INDEXER_LAG_SECONDS.set(max(0.0, time.time() - newest / 1000))
-                await asyncio.to_thread(commit_batch, self._consumer, messages, log)
+                await asyncio.to_thread(commit_batch, self._consumer, messages, stage="indexer")
         finally:
             await asyncio.to_thread(self._consumer.close)
 

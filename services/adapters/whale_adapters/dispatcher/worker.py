@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, TopicPartition
 from whale import topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
-from whale.consumer import Stopping, dlq_message
+from whale.consumer import Stopping, commit_batch, dlq_message
 from whale.errors import BindingError
 from whale.logging import bound_event
 from whale.matching import event_context
@@ -140,7 +140,7 @@ class Worker:
                     await self._process(messages)
                 except Stopping:
                     break
-                await asyncio.to_thread(_commit, consumer, messages, self.group)
+                await asyncio.to_thread(commit_batch, consumer, messages, group=self.group)
         finally:
             self._subscribed = self._joined = False
             await asyncio.to_thread(consumer.close)
@@ -238,15 +238,3 @@ class Worker:
                 await self._sleep(1.0)
         metrics.DELIVERIES.labels(subscription=self.sub.id, outcome=outcome).inc()
         log.warning("push_dead_lettered", subscription=self.sub.id, offset=msg.offset(), reason=reason)
-
-
-def _commit(consumer: Any, messages: list[Any], group: str) -> None:
-    last: dict[tuple[str, int], int] = {}
-    for msg in messages:
-        last[(msg.topic(), msg.partition())] = max(msg.offset(), last.get((msg.topic(), msg.partition()), -1))
-    try:
-        consumer.commit(
-            offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False
-        )
-    except Exception as exc:  # rebalanced away: the new owner re-delivers (at-least-once)
-        log.warning("commit_failed", group=group, error=str(exc))
