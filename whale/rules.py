@@ -1,9 +1,9 @@
-"""Rules: the model, validation against the catalogue and schema registry, and YAML loading.
+"""Rules: the model and its validation against the catalogue and schema registry.
 
 Shared by the rule engine (which loads a rules directory and follows ``whale.rules``) and the event
 center's ``/rules`` API (which validates before it writes). A rule is validated as a whole: either
 every part is right and a :class:`Rule` comes back, or :class:`RuleError` lists every problem with
-the field it concerns. Nothing is ever half-loaded.
+the field it concerns. Nothing is ever half-loaded. Loading rule files: :mod:`whale.rule_files`.
 """
 
 from __future__ import annotations
@@ -11,12 +11,9 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import jsonschema
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from whale import templating
@@ -350,63 +347,3 @@ def schema_allows(schema: Any, path: Iterable[str | int]) -> bool:
             except re.error:
                 return True
     return schema_allows(schema.get("additionalProperties", True), rest)
-
-
-# ---------------------------------------------------------------------- loading YAML
-@dataclass
-class LoadReport:
-    """Rules loaded from files, and the files (or documents) that were refused, with why."""
-
-    rules: dict[str, Rule] = field(default_factory=dict)
-    problems: list[tuple[str, str]] = field(default_factory=list)
-    warnings: list[tuple[str, str]] = field(default_factory=list)
-
-
-def rule_documents(text: str) -> list[Any]:
-    """A YAML file holds one rule, a list of rules, or several ``---`` documents."""
-    docs: list[Any] = []
-    for doc in yaml.safe_load_all(text):
-        if doc is None:
-            continue
-        if isinstance(doc, Mapping) and set(doc) == {"rules"} and isinstance(doc["rules"], list):
-            docs.extend(doc["rules"])
-        elif isinstance(doc, list):
-            docs.extend(doc)
-        else:
-            docs.append(doc)
-    return docs
-
-
-def load_rules_dir(
-    directory: Path, catalog: Lookup | None = None, schemas: Lookup | None = None
-) -> LoadReport:
-    """Load every ``*.yaml``/``*.yml`` under ``directory``; a bad file or rule is reported, others load."""
-    report = LoadReport()
-    files = sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-    for path in files:
-        load_rules_file(path, report, catalog, schemas)
-    return report
-
-
-def load_rules_file(
-    path: Path, report: LoadReport, catalog: Lookup | None = None, schemas: Lookup | None = None
-) -> None:
-    try:
-        docs = rule_documents(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        report.problems.append((str(path), f"cannot read: {exc}"))
-        return
-    for index, doc in enumerate(docs):
-        where = f"{path}" if len(docs) == 1 else f"{path}#{index}"
-        try:
-            rule = validate_rule(doc, catalog, schemas)
-        except RuleError as exc:
-            report.problems.append((where, str(exc)))
-            continue
-        if rule.id in report.rules:
-            report.problems.append(
-                (where, f"duplicate rule id {rule.id!r} (already loaded from another file)")
-            )
-            continue
-        report.rules[rule.id] = rule
-        report.warnings.extend((where, w) for w in rule.warnings)

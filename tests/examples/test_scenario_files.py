@@ -10,7 +10,7 @@ from whale_executor.catalog import load_catalog
 
 from whale.cli import up
 from whale.cloudevent import CloudEvent
-from whale.rules import load_rules_dir
+from whale.rule_files import load_rules_dir
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 

@@ -8,13 +8,8 @@ from typing import Any
 import pytest
 
 from whale.cloudevent import CloudEvent
-from whale.rules import (
-    RuleError,
-    load_rules_dir,
-    parse_duration,
-    schema_allows,
-    validate_rule,
-)
+from whale.rule_files import load_rules_dir
+from whale.rules import RuleError, parse_duration, schema_allows, validate_rule
 
 CATALOG = {
     "ops": CloudEvent.create(

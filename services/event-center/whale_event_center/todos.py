@@ -32,7 +32,8 @@ from whale import templating, topics
 from whale.cloudevent import CloudEvent, format_time
 from whale.correlation import caused_by, correlation_id
 from whale.matching import event_context
-from whale.rules import Rule, RuleError, load_rules_dir, validate_rule
+from whale.rule_files import load_rules_dir
+from whale.rules import Rule, RuleError, validate_rule
 from whale.settings import WhaleSettings
 
 log = structlog.get_logger("whale_event_center.todos")

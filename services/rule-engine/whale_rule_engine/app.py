@@ -33,7 +33,7 @@ from whale.health import serve_health
 from whale.logging import bound_event, configure_logging
 from whale.matching import event_context
 from whale.producer import EventProducer
-from whale.rules import load_rules_dir
+from whale.rule_files import load_rules_dir
 from whale_rule_engine import metrics
 from whale_rule_engine.broker import broker_credentials, broker_urls
 from whale_rule_engine.engine import RuleSet, Trigger, action_request, plan, throttled_notice

@@ -20,15 +20,8 @@ from whale.cloudevent import CloudEvent
 from whale.compacted import CompactedView
 from whale.errors import ConfigError, EventError
 from whale.matching import event_context
-from whale.rules import (
-    LoadReport,
-    Rule,
-    RuleError,
-    load_rules_dir,
-    load_rules_file,
-    rule_documents,
-    validate_rule,
-)
+from whale.rule_files import LoadReport, load_rules_dir, load_rules_file, rule_documents
+from whale.rules import Rule, RuleError, validate_rule
 from whale.settings import WhaleSettings
 from whale_rule_engine.backtest import Report, parse_since, simulate, stored_events
 from whale_rule_engine.engine import plan
