@@ -6,6 +6,10 @@ operator. Field paths are dotted, with ``[n]`` array indexes and ``["key.with.do
 Comparisons take numbers or RFC 3339 timestamps; ``regex`` uses search semantics and is compiled
 once. Comparing mismatched types (or a missing field) is false, never an exception; a malformed
 spec raises :class:`MatchError` naming where in the spec (``field``) and why.
+
+A leaf may say ``"as": "number"`` (as Argo Events' data filters declare ``type: number``): a string
+field holding a decimal number (Alertmanager annotations, query strings) is compared as that number;
+any other string is a mismatch. Without it, the string ``"91"`` is not the number 91.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ OPERATORS = (
     "contains",
 )
 COMBINATORS = ("all", "any", "not")
+CONVERSIONS = ("number",)
+_DECIMAL = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 MAX_DEPTH = 32
 
 
@@ -106,19 +112,47 @@ class Condition:
         return {}
 
 
+def as_number(value: Any) -> Any:
+    """``"as": "number"``: numbers stay, a decimal string becomes its float, other strings a non-number."""
+    if isinstance(value, str):
+        if _DECIMAL.match(value) is None:
+            return _NOT_A_NUMBER
+        number = float(value)
+        return number if math.isfinite(number) else _NOT_A_NUMBER
+    return value
+
+
+class _NotANumber:
+    """What a non-decimal string becomes under ``"as": "number"``: equal to nothing, ordered with nothing."""
+
+    def __repr__(self) -> str:
+        return "not a number"
+
+
+_NOT_A_NUMBER = _NotANumber()
+
+
 class Leaf(Condition):
-    __slots__ = ("field", "operand", "operator", "path", "spec", "test", "where")
+    __slots__ = ("convert", "field", "operand", "operator", "path", "spec", "test", "where")
 
     def __init__(
-        self, spec: Any, where: str, field: str, operator: str, operand: Any, test: Callable[[Any], bool]
+        self,
+        spec: Any,
+        where: str,
+        field: str,
+        operator: str,
+        operand: Any,
+        test: Callable[[Any], bool],
+        convert: Callable[[Any], Any] | None = None,
     ) -> None:
         self.spec, self.where, self.field = spec, where, field
-        self.operator, self.operand, self.test = operator, operand, test
+        self.operator, self.operand, self.test, self.convert = operator, operand, test, convert
         self.path = parse_path(field)
 
     def evaluate(self, ctx: Mapping[str, Any]) -> bool:
         try:
-            return self.test(resolve(ctx, self.path))
+            value = resolve(ctx, self.path)
+            return self.test(self.convert(value) if self.convert and value is not MISSING else value)
         except Exception:  # defensive: a context of unexpected shape is a non-match
             return False
 
@@ -127,6 +161,8 @@ class Leaf(Condition):
         return [Criterion(self.where, self.field, self.operator, self.operand, value, self.evaluate(ctx))]
 
     def required_equalities(self) -> dict[Path, frozenset[tuple[str, Any]]]:
+        if self.convert is not None:  # the index holds raw values, not converted ones
+            return {}
         if self.operator == "equals":
             key = scalar_key(self.operand)
             return {self.path: frozenset([key])} if key is not None else {}
@@ -344,7 +380,12 @@ def _compile(spec: Any, where: str, depth: int) -> Condition:
         parse_path(field)
     except (ValueError, TypeError) as exc:
         raise MatchError(str(exc), field=_join(where, "field")) from None
-    ops = [k for k in spec if k != "field"]
+    conversion = spec.get("as")
+    if conversion is not None and conversion not in CONVERSIONS:
+        raise MatchError(
+            f"unknown conversion {conversion!r}; known: {', '.join(CONVERSIONS)}", field=_join(where, "as")
+        )
+    ops = [k for k in spec if k not in ("field", "as")]
     if not ops:
         raise MatchError(f"leaf on {field!r} has no operator; use one of {', '.join(OPERATORS)}", field=where)
     unknown = [k for k in ops if k not in OPERATORS]
@@ -358,8 +399,12 @@ def _compile(spec: Any, where: str, depth: int) -> Condition:
             field=where,
         )
     op = ops[0]
+    if conversion is not None and op in ("regex", "prefix", "suffix"):
+        raise MatchError(
+            f"'as: {conversion}' does not apply to the text operator {op}", field=_join(where, "as")
+        )
     test = _compile_operator(op, spec[op], _join(where, op))
-    return Leaf(spec, where or "(root)", field, op, spec[op], test)
+    return Leaf(spec, where or "(root)", field, op, spec[op], test, as_number if conversion else None)
 
 
 def matches(spec: Any, ctx: Mapping[str, Any]) -> bool:

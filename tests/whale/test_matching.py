@@ -130,6 +130,8 @@ def test_combinators_nest() -> None:
         ({"all": [1], "any": []}, "", "only key"),
         ({"value": 3}, "", "needs 'field'"),
         ("type == x", "", "must be an object"),
+        ({"field": "x", "greater": 1, "as": "int"}, "as", "unknown conversion 'int'"),
+        ({"field": "x", "regex": "9", "as": "number"}, "as", "does not apply to the text operator regex"),
     ],
 )
 def test_malformed_specs_raise_precise_match_errors(spec: Any, field: str, words: str) -> None:
@@ -202,3 +204,32 @@ def test_required_equalities_feed_the_index() -> None:
     assert req[("type",)] == frozenset({("s", "a")})
     assert req[("data", "k")] == frozenset({("n", 1), ("n", 2)})
     assert ("data", "v") not in req
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"field": "data.v", "greater_or_equal": 85, "as": "number"}, True),
+        ({"field": "data.v", "equals": 91.5, "as": "number"}, True),
+        ({"field": "data.v", "in": [91.5, 3], "as": "number"}, True),
+        ({"field": "data.n", "less": 100, "as": "number"}, True),
+        ({"field": "data.sci", "greater": 1000, "as": "number"}, True),
+        ({"field": "data.word", "greater": 0, "as": "number"}, False),
+        ({"field": "data.word", "not_equals": 0, "as": "number"}, False),
+        ({"field": "data.inf", "greater": 0, "as": "number"}, False),
+        ({"field": "data.flag", "equals": 1, "as": "number"}, False),
+        ({"field": "data.gone", "exists": False, "as": "number"}, True),
+        ({"field": "data.v", "greater_or_equal": 85}, False),
+    ],
+)
+def test_as_number_compares_decimal_strings_as_numbers(spec: dict[str, Any], expected: bool) -> None:
+    """`as: number` reads "91.5" as 91.5; a non-decimal string, "inf" or a boolean matches nothing;
+    without `as`, the string "91.5" is not a number (JSON typing)."""
+    ctx = {"data": {"v": " 91.5", "n": 42, "sci": "1.5e3", "word": "high", "inf": "inf", "flag": True}}
+    assert matches(spec, ctx) is expected
+
+
+def test_converted_leaves_stay_out_of_the_index() -> None:
+    """The index holds raw values, so an `as: number` equality is not an index key."""
+    cond = compile_match({"field": "data.v", "equals": 85, "as": "number"})
+    assert cond.required_equalities() == {}
