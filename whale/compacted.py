@@ -44,9 +44,17 @@ class CompactedFollower:
         self._error: Exception | None = None
 
     async def start(self, timeout: float = 60.0) -> None:
-        """Start following the topic; returns once everything written before the call was read."""
-        self._thread = threading.Thread(target=self._follow, name=f"follow-{self._topic}", daemon=True)
-        self._thread.start()
+        """Start following the topic; returns once everything written before the call was read.
+
+        May be called again after it raised: a reader that failed is replaced by a fresh one, a
+        reader still catching up (the timeout passed) is waited for again.
+        """
+        if self._thread is None or not self._thread.is_alive():
+            self._error = None
+            self._caught_up.clear()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._follow, name=f"follow-{self._topic}", daemon=True)
+            self._thread.start()
         ok = await asyncio.to_thread(self._caught_up.wait, timeout)
         if self._error is not None:
             raise WhaleError(f"cannot read {self._topic}: {self._error}")

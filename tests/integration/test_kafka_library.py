@@ -255,3 +255,25 @@ def _read_dlq(
         raise AssertionError("no matching message in whale.dlq")
     finally:
         consumer.close()
+
+
+async def test_a_view_that_failed_to_start_starts_once_its_topic_exists(
+    stack: WhaleSettings, unique: str, producer: EventProducer
+) -> None:
+    """A compacted view whose first start fails (its topic is missing) is not stuck with that
+    error: the same view started again after the topic appears reads it."""
+    from whale import compacted
+    from whale.errors import WhaleError
+
+    name = f"test.lib.view.{unique}"
+    view = compacted.CompactedView(stack, name)
+    with pytest.raises(WhaleError, match="does not exist"):
+        await view.start(timeout=30)
+    ensure_topics(stack, [TopicSpec(name, 1, "test view", compacted=True)])
+    event = CloudEvent.create(type="test.entity", source="/test", data={"n": 1})
+    await compacted.put(producer, name, "entity-1", event)
+    try:
+        await view.start(timeout=60)
+        assert view.items().keys() == {"entity-1"}
+    finally:
+        await view.stop()
