@@ -85,6 +85,7 @@ class Executor:
                 pool=self.pool,
                 max_pending=s.max_pending,
                 session_timeout_ms=s.session_timeout_ms,
+                revoke_grace=s.revoke_grace,
             )
         )
         if s.approvals and self.catalog.workflows:
@@ -97,6 +98,7 @@ class Executor:
                     handler=Approvals(store).handle,
                     pool=self.pool,
                     session_timeout_ms=s.session_timeout_ms,
+                    revoke_grace=s.revoke_grace,
                     auto_offset_reset="latest",
                 )
             )

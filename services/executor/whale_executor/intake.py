@@ -5,6 +5,12 @@ key) run one after the other. The committed offset of a partition is the lowest 
 progress, so after a crash everything unfinished is delivered again (and the state store turns the
 redelivery of a finished request into a re-published result). When ``max_pending`` requests are in
 progress the partitions are paused (the loop keeps polling, so the member stays in the group).
+
+On a rebalance the requests of the revoked partitions get ``revoke_grace`` seconds to finish (the
+revoke callback waits in the fetch thread while the event loop keeps running them); what finished
+is committed, what is still running is cancelled, so the old owner has stopped before the new owner
+reads the request again and resumes it as an interrupted run (never two runs at once). Lost
+partitions (the session expired: another member may own them already) are cancelled at once.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ log = structlog.get_logger("whale.executor.intake")
 Handler = Callable[[Received], Awaitable[None]]
 TP = tuple[str, int]
 COMMIT_INTERVAL = 0.2  # seconds between offset commits (only finished requests are committed)
+MAX_POLL_INTERVAL_MS = 300_000  # a revoke callback must return well within this
+REVOKE_POLL = 0.05  # seconds between looks at the revoked partitions' running requests
+CANCEL_WAIT = 5.0  # seconds the revoke callback waits for cancelled requests to stop
 
 
 class Intake:
@@ -47,7 +56,13 @@ class Intake:
         session_timeout_ms: int = 10_000,
         max_attempts: int = 3,
         auto_offset_reset: str = "earliest",
+        revoke_grace: float = 20.0,
     ) -> None:
+        if not 0 <= revoke_grace <= MAX_POLL_INTERVAL_MS / 2000:
+            raise ValueError(
+                f"revoke_grace must be between 0 and {MAX_POLL_INTERVAL_MS / 2000:g} seconds (half of"
+                f" max.poll.interval.ms, the time a rebalance waits for this member), got {revoke_grace:g}"
+            )
         self._consumer = Consumer(
             {
                 **settings.kafka_config(),
@@ -56,7 +71,7 @@ class Intake:
                 "auto.offset.reset": auto_offset_reset,
                 "session.timeout.ms": session_timeout_ms,
                 "heartbeat.interval.ms": 1_000,
-                "max.poll.interval.ms": 300_000,
+                "max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
             }
         )
         self._topic = topic
@@ -66,8 +81,11 @@ class Intake:
         self._pool = pool
         self._max_pending = max_pending
         self._max_attempts = max_attempts
-        self._lock = threading.Lock()
+        self._revoke_grace = revoke_grace
+        self._lock = threading.Lock()  # guards the per-partition maps (revoke runs in the fetch thread)
         self._pending: dict[TP, set[int]] = {}
+        self._running: dict[TP, dict[int, asyncio.Task[None]]] = {}  # unfinished, by offset
+        self._owned: set[TP] = set()  # assigned and not revoked (written in the fetch thread)
         self._next: dict[TP, int] = {}
         self._committed: dict[TP, int] = {}
         self._tails: dict[bytes, asyncio.Task[None]] = {}
@@ -76,6 +94,7 @@ class Intake:
         self._stopping = asyncio.Event()
         self.assigned = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -86,7 +105,10 @@ class Intake:
 
     async def run(self, drain_timeout: float = 10.0) -> None:
         self._loop = asyncio.get_running_loop()
-        self._consumer.subscribe([self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._loop_thread = threading.get_ident()
+        self._consumer.subscribe(
+            [self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
         last_commit = 0.0
         try:
             while not self._stopping.is_set():
@@ -94,7 +116,8 @@ class Intake:
                 batch = await asyncio.to_thread(self._fetch)
                 for msg in batch:
                     if msg.error() is None:
-                        self._dispatch(msg)
+                        if (msg.topic(), msg.partition()) in self._owned:
+                            self._dispatch(msg)  # not a record of a partition revoked during the fetch
                     else:
                         log.warning("kafka_consume_error", error=str(msg.error()))
                 if time.monotonic() - last_commit >= COMMIT_INTERVAL:
@@ -123,13 +146,14 @@ class Intake:
     def _dispatch(self, msg: Any) -> None:
         tp = (msg.topic(), msg.partition())
         offset = msg.offset()
-        with self._lock:
-            self._pending.setdefault(tp, set()).add(offset)
-            self._next[tp] = max(self._next.get(tp, 0), offset + 1)
         key: bytes | None = msg.key()
         previous = self._tails.get(key) if key is not None else None
         plain = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
         task = asyncio.create_task(self._process(plain, tp, offset, previous))
+        with self._lock:
+            self._pending.setdefault(tp, set()).add(offset)
+            self._running.setdefault(tp, {})[offset] = task
+            self._next[tp] = max(self._next.get(tp, 0), offset + 1)
         self._tasks.add(task)
         metrics.IN_FLIGHT.labels(pool=self._pool).set(len(self._tasks))
         if key is not None:
@@ -141,8 +165,12 @@ class Intake:
             if key is not None and self._tails.get(key) is t:
                 del self._tails[key]
             with self._lock:
+                running = self._running.get(tp)
+                if running is None or running.get(offset) is not t:
+                    return  # its partition was revoked meanwhile: nothing of it is ours to commit
+                del running[offset]
                 pending = self._pending.get(tp)
-                if pending is not None and not t.cancelled():
+                if pending is not None and not t.cancelled():  # a cancelled request comes back
                     pending.discard(offset)
 
         task.add_done_callback(done)
@@ -220,18 +248,69 @@ class Intake:
                 self._committed[(tp.topic, tp.partition)] = tp.offset
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        with self._lock:
+            self._owned |= {(p.topic, p.partition) for p in partitions}
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.assigned.set)
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Let the revoked partitions' requests finish (up to the grace), commit, forget them."""
         revoked = {(p.topic, p.partition) for p in partitions}
+        self._settle(revoked, self._revoke_grace)
         self._commit(revoked)
+        self._forget(revoked)
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Another member may run these already: stop their requests now; nothing can be committed."""
+        lost = {(p.topic, p.partition) for p in partitions}
+        log.warning("partitions_lost", partitions=sorted(p for _, p in lost))
+        self._settle(lost, 0.0)
+        self._forget(lost)
+
+    def _forget(self, partitions: set[TP]) -> None:
         with self._lock:
-            for tp in revoked:
+            self._owned -= partitions
+            for tp in partitions:
                 self._pending.pop(tp, None)
+                self._running.pop(tp, None)
                 self._next.pop(tp, None)
                 self._committed.pop(tp, None)
         self._paused = False
+
+    def _running_in(self, partitions: set[TP]) -> list[asyncio.Task[None]]:
+        with self._lock:
+            return [t for tp in partitions for t in self._running.get(tp, {}).values()]
+
+    def _wait_running(self, partitions: set[TP], seconds: float) -> list[asyncio.Task[None]]:
+        """Poll until no request of ``partitions`` runs or ``seconds`` pass; return those still running."""
+        deadline = time.monotonic() + seconds
+        running = self._running_in(partitions)
+        while running and time.monotonic() < deadline:
+            time.sleep(REVOKE_POLL)
+            running = self._running_in(partitions)
+        return running
+
+    def _settle(self, partitions: set[TP], grace: float) -> None:
+        """In the revoke callback's thread: wait up to ``grace`` for the partitions' requests, cancel the
+        rest on the loop and wait (briefly) until they stopped. The done callbacks run on the loop, which
+        is free meanwhile because fetching happens in a worker thread."""
+        loop = self._loop
+        running = self._running_in(partitions)
+        if loop is None or loop.is_closed() or not running:
+            return  # nothing runs, or nothing can run any more
+        on_loop = threading.get_ident() == self._loop_thread  # waiting there would block the requests
+        log.info("revoke_waiting", requests=len(running), grace=grace)
+        running = running if on_loop else self._wait_running(partitions, grace)
+        if not running:
+            log.info("revoke_settled")
+            return
+        log.warning("revoke_cancelling", requests=len(running), grace=grace)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing runs any more
+            for task in running:
+                loop.call_soon_threadsafe(task.cancel)
+        unfinished = [] if on_loop else self._wait_running(partitions, CANCEL_WAIT)
+        if unfinished:
+            log.error("revoke_cancel_unfinished", requests=len(unfinished), waited=CANCEL_WAIT)
 
     def _flow_control(self) -> None:
         busy = len(self._tasks)

@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     health_host: str = "127.0.0.1"
     health_port: int | None = Field(default=None, description="serve /metrics and /healthz on this port")
     session_timeout_ms: int = Field(default=10_000, ge=6_000)
+    revoke_grace: float = Field(
+        default=20.0,
+        ge=0,
+        le=150,
+        description="seconds the requests of partitions revoked by a rebalance get to finish before they"
+        " are cancelled (and resumed by the new owner as interrupted runs); the rebalance waits that long,"
+        " so it stays well below max.poll.interval.ms (300 s)",
+    )
     state_retention: float = Field(
         default=7 * 24 * 3600.0,
         gt=0,
