@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
+from tests.kafka_tail import tail_consumer
 from whale.admin import ensure_topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
@@ -22,19 +21,7 @@ class Tap:
 
     def __init__(self, settings: WhaleSettings, topic: str) -> None:
         self.topic = topic
-        self._consumer = Consumer(
-            {
-                **settings.kafka_config(),
-                "group.id": f"test-tap-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-            }
-        )
-        meta = self._consumer.list_topics(topic, timeout=30).topics[topic]
-        starts = []
-        for p in meta.partitions:
-            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-            starts.append(TopicPartition(topic, p, high))
-        self._consumer.assign(starts)
+        self._consumer = tail_consumer(settings, topic)
         self.seen: list[tuple[CloudEvent, KafkaMessage]] = []
 
     def _poll(self, seconds: float) -> None:

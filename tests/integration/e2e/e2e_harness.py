@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
-from confluent_kafka import Consumer, TopicPartition
 
+from tests.kafka_tail import event_of, tail_consumer
 from tests.ports import free_port
-from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cli.events import register_schemas
 from whale.cloudevent import CloudEvent
 from whale.settings import WhaleSettings
@@ -294,19 +293,7 @@ class Tap:
     """Reads a topic from its end at creation time (no group commits); keeps what it saw."""
 
     def __init__(self, settings: WhaleSettings, topic: str) -> None:
-        self._consumer = Consumer(
-            {
-                **settings.kafka_config(),
-                "group.id": f"e2e-tap-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-            }
-        )
-        meta = self._consumer.list_topics(topic, timeout=30).topics[topic]
-        starts = []
-        for p in meta.partitions:
-            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-            starts.append(TopicPartition(topic, p, high))
-        self._consumer.assign(starts)
+        self._consumer = tail_consumer(settings, topic)
         self.seen: list[CloudEvent] = []
 
     def poll(self, seconds: float) -> None:
@@ -314,14 +301,9 @@ class Tap:
         while time.monotonic() < deadline:
             batch: Any = self._consumer.consume(500, 0.2)
             for msg in batch:
-                if msg.error() is not None:
-                    continue
-                try:
-                    self.seen.append(
-                        from_kafka(KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers())))
-                    )
-                except Exception:  # foreign poison messages are not ours
-                    continue
+                event = event_of(msg) if msg.error() is None else None
+                if event is not None:  # foreign poison messages are not ours
+                    self.seen.append(event)
 
     def wait(
         self, predicate: Callable[[CloudEvent], bool], count: int = 1, timeout: float = 120.0

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import uvicorn
-from confluent_kafka import Consumer, TopicPartition
 from whale_event_center import components
 from whale_event_center.app import create_app
 from whale_event_center.dedupe import DedupeStage, ensure_changelog
@@ -25,6 +24,7 @@ from whale_event_center.indexer import Indexer
 from whale_event_center.settings import Settings
 from whale_event_center.store import Store
 
+from tests.kafka_tail import tail_consumer
 from tests.ports import free_port
 from whale.admin import ensure_topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
@@ -107,15 +107,7 @@ class Tap:
     """Everything on a topic from the beginning (the topics are this module's own)."""
 
     def __init__(self, settings: WhaleSettings, topic: str) -> None:
-        self._consumer = Consumer(
-            {
-                **settings.kafka_config(),
-                "group.id": f"test-tap-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-            }
-        )
-        meta = self._consumer.list_topics(topic, timeout=30).topics[topic]
-        self._consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+        self._consumer = tail_consumer(settings, topic, from_start=True)
         self.seen: list[tuple[CloudEvent, KafkaMessage]] = []
 
     def poll(self, seconds: float) -> None:

@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from whale_executor.app import Executor
 from whale_executor.settings import Settings
 
 from tests.executor.exec_stub import Stub, start_stub
+from tests.kafka_tail import event_of, tail_consumer
 from tests.ports import free_port
 from whale import topics
 from whale.admin import ensure_topics
-from whale.binding import KafkaMessage, from_kafka, headers_from
+from whale.binding import KafkaMessage
 from whale.cloudevent import CloudEvent
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
@@ -37,19 +37,7 @@ class Tap:
     """Events of one topic written since the tap opened (read in a thread; no group commits)."""
 
     def __init__(self, settings: WhaleSettings, topic: str, keep: Callable[[CloudEvent], bool]) -> None:
-        self._consumer = Consumer(
-            {
-                **settings.kafka_config(),
-                "group.id": f"test-tap-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-            }
-        )
-        meta = self._consumer.list_topics(topic, timeout=30).topics[topic]
-        starts = []
-        for p in meta.partitions:
-            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-            starts.append(TopicPartition(topic, p, high))
-        self._consumer.assign(starts)
+        self._consumer = tail_consumer(settings, topic)
         self._keep = keep
         self.events: list[CloudEvent] = []
         self._stop = threading.Event()
@@ -59,13 +47,8 @@ class Tap:
     def _run(self) -> None:
         while not self._stop.is_set():
             msg: Any = self._consumer.poll(0.1)
-            if msg is None or msg.error() is not None:
-                continue
-            try:
-                event = from_kafka(KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers())))
-            except Exception:  # foreign poison is not ours
-                continue
-            if self._keep(event):
+            event = event_of(msg) if msg is not None and msg.error() is None else None
+            if event is not None and self._keep(event):  # foreign poison is not ours
                 self.events.append(event)
         self._consumer.close()
 

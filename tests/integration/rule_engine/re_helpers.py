@@ -9,18 +9,17 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from tests.kafka_tail import plain, tail_consumer
 from tests.ports import free_port
 from whale import topics
-from whale.binding import KafkaMessage, from_kafka, headers_from, to_binary
+from whale.binding import KafkaMessage, from_kafka, to_binary
 from whale.cloudevent import CloudEvent
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
@@ -46,47 +45,21 @@ class Tap:
     """Raw messages of one topic written after the tap opened, kept when ``keep(msg)`` says so."""
 
     def __init__(self, settings: WhaleSettings, topic: str, keep: Callable[[KafkaMessage], bool]) -> None:
-        self._consumer = Consumer(
-            {**settings.kafka_config(), "group.id": f"re-tap-{uuid.uuid4().hex}", "enable.auto.commit": False}
-        )
-        starts = []
-        for p in self._partitions(topic):
-            starts.append(TopicPartition(topic, p, self._end(topic, p)))
-        self._consumer.assign(starts)
+        self._consumer = tail_consumer(settings, topic)
         self._keep = keep
         self.messages: list[KafkaMessage] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def _partitions(self, topic: str) -> list[int]:
-        """The topic's partitions (a topic created a moment ago may not be in the metadata yet)."""
-        for _ in range(60):
-            meta = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
-            if meta is not None and meta.error is None and meta.partitions:
-                return sorted(meta.partitions)
-            time.sleep(0.5)
-        raise AssertionError(f"topic {topic} has no partitions")
-
-    def _end(self, topic: str, partition: int) -> int:
-        """The end offset (a topic created a moment ago may have no leader yet: retry)."""
-        for _ in range(60):
-            try:
-                return int(
-                    self._consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
-                )
-            except KafkaException:
-                time.sleep(0.5)
-        raise AssertionError(f"no leader for {topic}[{partition}]")
-
     def _run(self) -> None:
         while not self._stop.is_set():
             msg: Any = self._consumer.poll(0.1)
             if msg is None or msg.error() is not None:
                 continue
-            plain = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
-            if self._keep(plain):
-                self.messages.append(plain)
+            message = plain(msg)
+            if self._keep(message):
+                self.messages.append(message)
         self._consumer.close()
 
     def events(self) -> list[CloudEvent]:
