@@ -27,12 +27,12 @@ from typing import Any
 
 import aiohttp
 import httpx
-from confluent_kafka import Consumer, TopicPartition
 
 from whale import topics
 from whale.admin import ensure_topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.settings import WhaleSettings
+from whale.tail import tail_consumer
 
 TITLE = "End to end (POST accepted -> whale.action.succeeded of core.noop), whole stack as processes"
 TYPE = "bench.e2e.ping"
@@ -57,15 +57,7 @@ class Results:
         self.seen: dict[str, float] = {}
         self._source = source
         self._stop = threading.Event()
-        self._consumer = Consumer(
-            {**settings.kafka_config(), "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False}
-        )
-        meta = self._consumer.list_topics(topics.RESULTS, timeout=30).topics[topics.RESULTS]
-        starts = []
-        for p in meta.partitions:
-            _, high = self._consumer.get_watermark_offsets(TopicPartition(topics.RESULTS, p), timeout=30)
-            starts.append(TopicPartition(topics.RESULTS, p, high))
-        self._consumer.assign(starts)
+        self._consumer = tail_consumer(settings, topics.RESULTS)
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 

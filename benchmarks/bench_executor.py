@@ -20,7 +20,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
 from whale import compacted, topics
@@ -29,6 +28,7 @@ from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
+from whale.tail import tail_consumer
 
 TITLE = "Executor: action requests -> results through a real executor (requests/s, latency ms)"
 SEQUENTIAL = 200
@@ -47,15 +47,7 @@ class Results:
     def __init__(self, settings: WhaleSettings, pool: str) -> None:
         self.pool = pool
         self.seen: dict[str, float] = {}
-        self._consumer = Consumer(
-            {**settings.kafka_config(), "group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False}
-        )
-        meta = self._consumer.list_topics(topics.RESULTS, timeout=30).topics[topics.RESULTS]
-        starts = []
-        for p in meta.partitions:
-            _, high = self._consumer.get_watermark_offsets(TopicPartition(topics.RESULTS, p), timeout=30)
-            starts.append(TopicPartition(topics.RESULTS, p, high))
-        self._consumer.assign(starts)
+        self._consumer = tail_consumer(settings, topics.RESULTS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

@@ -1,32 +1,14 @@
-"""Reading what services write, for tests: consumers with no group commits, placed at a topic's end.
-
-A topic created a moment ago may not be in the metadata yet, or may have no leader yet, so the
-placement retries for up to about 30 s before it gives up with an assertion naming the topic.
-"""
+"""Reading what services write, for tests: threads over :func:`whale.tail.tail_consumer`."""
 
 from __future__ import annotations
 
-import time
-import uuid
+import threading
 from typing import Any
-
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
 from whale.settings import WhaleSettings
-
-
-def tail_consumer(settings: WhaleSettings, topic: str, *, from_start: bool = False) -> Consumer:
-    """A consumer assigned to every partition of ``topic`` at its current end (or its beginning)."""
-    consumer = Consumer(
-        {**settings.kafka_config(), "group.id": f"test-tap-{uuid.uuid4().hex}", "enable.auto.commit": False}
-    )
-    partitions = _partitions(consumer, topic)
-    consumer.assign(
-        [TopicPartition(topic, p, 0 if from_start else _end(consumer, topic, p)) for p in partitions]
-    )
-    return consumer
+from whale.tail import tail_consumer
 
 
 def plain(msg: Any) -> KafkaMessage:
@@ -42,19 +24,28 @@ def event_of(msg: Any) -> CloudEvent | None:
         return None
 
 
-def _partitions(consumer: Consumer, topic: str) -> list[int]:
-    for _ in range(60):
-        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if meta is not None and meta.error is None and meta.partitions:
-            return sorted(meta.partitions)
-        time.sleep(0.5)
-    raise AssertionError(f"topic {topic} has no partitions")
+class TailThread:
+    """Reads ``topic`` from its end in a background thread, handing each readable message to
+    :meth:`take`; :meth:`close` stops the thread (which closes the consumer)."""
 
+    def __init__(self, settings: WhaleSettings, topic: str) -> None:
+        self._consumer = tail_consumer(settings, topic)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
-def _end(consumer: Consumer, topic: str, partition: int) -> int:
-    for _ in range(60):
-        try:
-            return int(consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1])
-        except KafkaException:
-            time.sleep(0.5)
-    raise AssertionError(f"no leader for {topic}[{partition}]")
+    def start(self) -> None:
+        self._thread.start()
+
+    def take(self, msg: Any) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg: Any = self._consumer.poll(0.1)
+            if msg is not None and msg.error() is None:
+                self.take(msg)
+        self._consumer.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)

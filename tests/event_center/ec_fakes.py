@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -147,3 +148,46 @@ def make_harness(**overrides: Any) -> Iterator[Harness]:
         response = client.put("/schemas/test.alert", json=ALERT_SCHEMA)
         assert response.status_code == 200, response.text
         yield Harness(client, producer, store, schemas)
+
+
+class LiveView:
+    """What the /rules and /subscriptions routers use of a CompactedView; writes show up at once."""
+
+    def __init__(self, items: dict[str, CloudEvent] | None = None) -> None:
+        self._items = dict(items or {})
+        self._cond = threading.Condition()
+
+    def get(self, key: str) -> CloudEvent | None:
+        return self._items.get(key)
+
+    def items(self) -> dict[str, CloudEvent]:
+        return dict(self._items)
+
+    def wait_for(self, predicate: Callable[[dict[str, CloudEvent]], bool], timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self._items), timeout)
+
+    def apply(self, key: str, event: CloudEvent | None) -> None:
+        with self._cond:
+            if event is None:
+                self._items.pop(key, None)
+            else:
+                self._items[key] = event
+            self._cond.notify_all()
+
+
+class ViewWriter:
+    """A producer writing straight into a :class:`LiveView`, as Kafka + the view's thread would."""
+
+    def __init__(self, view: LiveView) -> None:
+        self.view = view
+        self.sent: list[tuple[str, KafkaMessage]] = []
+
+    async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered:
+        return await self.send_message(topic, to_binary(event, key))
+
+    async def send_message(self, topic: str, message: KafkaMessage) -> Delivered:
+        self.sent.append((topic, message))
+        key = (message.key or b"").decode()
+        self.view.apply(key, None if message.value is None else from_kafka(message))
+        return Delivered(topic, 0, len(self.sent))

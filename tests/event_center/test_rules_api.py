@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,53 +11,11 @@ from fastapi.testclient import TestClient
 from whale_event_center.errors import EventCenterError
 from whale_event_center.rules_api import build_router
 
-from whale.binding import KafkaMessage, from_kafka, to_binary
+from whale.binding import from_kafka
 from whale.cloudevent import CloudEvent
-from whale.producer import Delivered
 
-
-class FakeView:
-    """What the router uses of a CompactedView."""
-
-    def __init__(self, items: dict[str, CloudEvent] | None = None) -> None:
-        self._items = dict(items or {})
-        self._cond = threading.Condition()
-
-    def get(self, key: str) -> CloudEvent | None:
-        return self._items.get(key)
-
-    def items(self) -> dict[str, CloudEvent]:
-        return dict(self._items)
-
-    def wait_for(self, predicate: Callable[[dict[str, CloudEvent]], bool], timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: predicate(self._items), timeout)
-
-    def apply(self, key: str, event: CloudEvent | None) -> None:
-        with self._cond:
-            if event is None:
-                self._items.pop(key, None)
-            else:
-                self._items[key] = event
-            self._cond.notify_all()
-
-
-class FakeProducer:
-    """Writes straight into the rules view, as Kafka + the view's thread would."""
-
-    def __init__(self, view: FakeView) -> None:
-        self.view = view
-        self.sent: list[tuple[str, KafkaMessage]] = []
-
-    async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered:
-        return await self.send_message(topic, to_binary(event, key))
-
-    async def send_message(self, topic: str, message: KafkaMessage) -> Delivered:
-        self.sent.append((topic, message))
-        key = (message.key or b"").decode()
-        self.view.apply(key, None if message.value is None else from_kafka(message))
-        return Delivered(topic, 0, len(self.sent))
-
+from .ec_fakes import LiveView as FakeView
+from .ec_fakes import ViewWriter as FakeProducer
 
 CATALOG = FakeView(
     {

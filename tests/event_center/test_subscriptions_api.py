@@ -3,9 +3,6 @@ pause/resume and delete, with the records ``whale subscriptions apply`` writes (
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -17,57 +14,14 @@ from whale_event_center.settings import Settings
 from whale_event_center.subscriptions_api import build_router
 
 from whale import topics
-from whale.binding import KafkaMessage, from_kafka, to_binary
-from whale.cloudevent import CloudEvent
-from whale.producer import Delivered
+from whale.binding import from_kafka
 from whale.subscriptions import RECORD_TYPE, Subscription, from_record
 
 from .ec_fakes import FakeProducer as AppProducer
 from .ec_fakes import FakeStore
 from .ec_fakes import FakeView as AppView
-
-
-class FakeView:
-    """What the router uses of a CompactedView."""
-
-    def __init__(self) -> None:
-        self._items: dict[str, CloudEvent] = {}
-        self._cond = threading.Condition()
-
-    def get(self, key: str) -> CloudEvent | None:
-        return self._items.get(key)
-
-    def items(self) -> dict[str, CloudEvent]:
-        return dict(self._items)
-
-    def wait_for(self, predicate: Callable[[dict[str, CloudEvent]], bool], timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: predicate(self._items), timeout)
-
-    def apply(self, key: str, event: CloudEvent | None) -> None:
-        with self._cond:
-            if event is None:
-                self._items.pop(key, None)
-            else:
-                self._items[key] = event
-            self._cond.notify_all()
-
-
-class FakeProducer:
-    """Writes straight into the view, as Kafka + the view's thread would."""
-
-    def __init__(self, view: FakeView) -> None:
-        self.view = view
-        self.sent: list[tuple[str, KafkaMessage]] = []
-
-    async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered:
-        return await self.send_message(topic, to_binary(event, key))
-
-    async def send_message(self, topic: str, message: KafkaMessage) -> Delivered:
-        self.sent.append((topic, message))
-        key = (message.key or b"").decode()
-        self.view.apply(key, None if message.value is None else from_kafka(message))
-        return Delivered(topic, 0, len(self.sent))
+from .ec_fakes import LiveView as FakeView
+from .ec_fakes import ViewWriter as FakeProducer
 
 
 @pytest.fixture

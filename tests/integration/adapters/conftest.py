@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from tests.kafka_tail import tail_consumer
 from whale.admin import ensure_topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
 from whale.settings import WhaleSettings
+from whale.tail import tail_consumer
 
 
 class Tap:

@@ -24,11 +24,12 @@ from typing import IO, Any
 
 import httpx
 
-from tests.kafka_tail import event_of, tail_consumer
+from tests.kafka_tail import event_of
 from tests.ports import free_port
 from whale.cli.events import register_schemas
 from whale.cloudevent import CloudEvent
 from whale.settings import WhaleSettings
+from whale.tail import tail_consumer
 
 ROOT = Path(__file__).resolve().parents[3]
 SCENARIOS = ROOT / "examples" / "scenarios"

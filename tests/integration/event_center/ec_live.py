@@ -24,13 +24,13 @@ from whale_event_center.indexer import Indexer
 from whale_event_center.settings import Settings
 from whale_event_center.store import Store
 
-from tests.kafka_tail import tail_consumer
 from tests.ports import free_port
 from whale.admin import ensure_topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
+from whale.tail import tail_consumer
 from whale.topics import TopicSpec
 
 TOKEN = "integration-token-" + uuid.uuid4().hex

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,7 +20,7 @@ from whale_executor.app import Executor
 from whale_executor.settings import Settings
 
 from tests.executor.exec_stub import Stub, start_stub
-from tests.kafka_tail import event_of, tail_consumer
+from tests.kafka_tail import TailThread, event_of
 from tests.ports import free_port
 from whale import topics
 from whale.admin import ensure_topics
@@ -33,24 +32,19 @@ from whale.settings import WhaleSettings
 CATALOG = Path(__file__).parent / "catalog"
 
 
-class Tap:
+class Tap(TailThread):
     """Events of one topic written since the tap opened (read in a thread; no group commits)."""
 
     def __init__(self, settings: WhaleSettings, topic: str, keep: Callable[[CloudEvent], bool]) -> None:
-        self._consumer = tail_consumer(settings, topic)
+        super().__init__(settings, topic)
         self._keep = keep
         self.events: list[CloudEvent] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self.start()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            msg: Any = self._consumer.poll(0.1)
-            event = event_of(msg) if msg is not None and msg.error() is None else None
-            if event is not None and self._keep(event):  # foreign poison is not ours
-                self.events.append(event)
-        self._consumer.close()
+    def take(self, msg: Any) -> None:
+        event = event_of(msg)
+        if event is not None and self._keep(event):  # foreign poison is not ours
+            self.events.append(event)
 
     def of(self, type_prefix: str, **data: Any) -> list[CloudEvent]:
         return [
@@ -70,10 +64,6 @@ class Tap:
             await asyncio.sleep(0.05)
         seen = [(e.type, e.data.get("task")) for e in self.events]
         raise AssertionError(f"no {count} x {type_prefix} {data} within {timeout}s; seen {seen}")
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tests.kafka_tail import plain, tail_consumer
+from tests.kafka_tail import TailThread, plain
 from tests.ports import free_port
 from whale import topics
 from whale.binding import KafkaMessage, from_kafka, to_binary
@@ -41,26 +40,19 @@ class Scope:
         return topics.actions_topic(self.pool)
 
 
-class Tap:
+class Tap(TailThread):
     """Raw messages of one topic written after the tap opened, kept when ``keep(msg)`` says so."""
 
     def __init__(self, settings: WhaleSettings, topic: str, keep: Callable[[KafkaMessage], bool]) -> None:
-        self._consumer = tail_consumer(settings, topic)
+        super().__init__(settings, topic)
         self._keep = keep
         self.messages: list[KafkaMessage] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self.start()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            msg: Any = self._consumer.poll(0.1)
-            if msg is None or msg.error() is not None:
-                continue
-            message = plain(msg)
-            if self._keep(message):
-                self.messages.append(message)
-        self._consumer.close()
+    def take(self, msg: Any) -> None:
+        message = plain(msg)
+        if self._keep(message):
+            self.messages.append(message)
 
     def events(self) -> list[CloudEvent]:
         return [from_kafka(m) for m in list(self.messages)]
@@ -79,10 +71,6 @@ class Tap:
                 seen, since = len(self.messages), time.monotonic()
             time.sleep(0.1)
         return list(self.messages)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 class Worker:
