@@ -5,16 +5,44 @@ once per session (starting what is not running yet, or only checking the user's 
 ``WHALE_KAFKA_BOOTSTRAP`` / ``WHALE_ES_URL`` are set) and at the end stops only what this session
 started. Tests share one broker and one node, so they name their topics, groups and indices with
 ``unique``.
+
+The suite never touches the stack that ``make run`` uses: unless the user points it at their own
+clusters, it runs a stack of its own on other ports (``TEST_STACK``) with its own data directory
+(``<cache_dir>/test-data``), set in the environment before any test (and so inherited by every
+service process a test starts). Downloads in ``<cache_dir>`` are shared.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from whale.settings import WhaleSettings
+
+# The suite's own stack: ports away from `make run`'s (9092/9093, 9200/9300) and below tests/ports.py's range.
+TEST_STACK = {
+    "kafka": {"WHALE_INFRA_KAFKA_PORT": "19092", "WHALE_INFRA_KAFKA_CONTROLLER_PORT": "19093"},
+    "elasticsearch": {"WHALE_INFRA_ES_PORT": "19200", "WHALE_INFRA_ES_TRANSPORT_PORT": "19300"},
+}
+TEST_ADDRESS = {
+    "kafka": ("WHALE_KAFKA_BOOTSTRAP", "127.0.0.1:{WHALE_INFRA_KAFKA_PORT}"),
+    "elasticsearch": ("WHALE_ES_URL", "http://127.0.0.1:{WHALE_INFRA_ES_PORT}"),
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point the whole session at the suite's own stack, unless the user named their own clusters."""
+    os.environ.setdefault("WHALE_INFRA_DATA_DIR", str(WhaleSettings().cache_dir / "test-data"))
+    for component, ports in TEST_STACK.items():
+        address_env, template = TEST_ADDRESS[component]
+        if address_env in os.environ:
+            continue  # the user's own cluster
+        for name, value in ports.items():
+            os.environ.setdefault(name, value)
+        os.environ[address_env] = template.format(**os.environ)
 
 
 @pytest.fixture(scope="session")

@@ -164,3 +164,18 @@ def test_elasticsearch_indexes_and_searches_with_the_official_client(
     finally:
         es.indices.delete(index=index, ignore_unavailable=True)
         es.close()
+
+
+def test_the_suite_never_uses_the_stack_or_data_that_make_run_uses(stack: WhaleSettings) -> None:
+    """`make test` then `make run` shows none of the suite's data: other ports, another data directory."""
+    from whale.infra.settings import InfraSettings
+
+    defaults = {name: field.default for name, field in InfraSettings.model_fields.items()}
+    here = InfraSettings()
+    status = infra.status(WhaleSettings())
+    for component in status.components:
+        if component.state == infra.EXTERNAL:
+            continue  # the user pointed the suite at their own cluster
+        assert component.address in (stack.kafka_bootstrap, stack.es_url)
+    assert (here.kafka_port, here.es_port) != (defaults["kafka_port"], defaults["es_port"])
+    assert here.resolved_data_dir(stack) != (stack.cache_dir / "data").expanduser().absolute()

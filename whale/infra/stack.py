@@ -2,8 +2,10 @@
 
 ``up`` is idempotent: it starts only what is not running, and reports what it started and what it
 found. ``down`` stops only processes that ``up`` started (recorded in ``<data_dir>/state.json``).
-A component whose address the user set explicitly (``WHALE_KAFKA_BOOTSTRAP``, ``WHALE_ES_URL``) is the
-user's own cluster: nothing is started or stopped for it, ``up`` only checks that it answers.
+A component whose address the user set explicitly (``WHALE_KAFKA_BOOTSTRAP``, ``WHALE_ES_URL``) to anything
+but the local stack's own address is the user's own cluster: nothing is started or stopped for it, ``up``
+only checks that it answers. (Setting it to the local stack's address, as the test suite does for its own
+stack on other ports, keeps the component local.)
 """
 
 from __future__ import annotations
@@ -98,9 +100,14 @@ class StackStatus:
         return {c.name: {k: v for k, v in vars(c).items() if k != "name"} for c in self.components}
 
 
-def external_components(settings: WhaleSettings) -> set[str]:
-    """The components whose address the user set explicitly: their own clusters."""
-    return {name for name, field in _SETTING.items() if field in settings.model_fields_set}
+def external_components(settings: WhaleSettings, infra: InfraSettings | None = None) -> set[str]:
+    """The components whose address the user set explicitly to another place than the local stack's."""
+    infra = infra or InfraSettings()
+    return {
+        name
+        for name, field in _SETTING.items()
+        if field in settings.model_fields_set and _address_of(settings, name) != local_address(name, infra)
+    }
 
 
 def local_address(name: str, infra: InfraSettings) -> str:
@@ -148,7 +155,7 @@ def _pointing_at_stack(settings: WhaleSettings, infra: InfraSettings) -> WhaleSe
     update = {
         _SETTING[name]: local_address(name, infra)
         for name in COMPONENTS
-        if name not in external_components(settings)
+        if name not in external_components(settings, infra)
         and _address_of(settings, name) != local_address(name, infra)
     }
     return settings.model_copy(update=update) if update else settings
@@ -173,7 +180,7 @@ def up(
     infra = infra or InfraSettings()
     say = progress or log.info
     data_dir = infra.resolved_data_dir(settings)
-    external = external_components(settings)
+    external = external_components(settings, infra)
     results: dict[str, ComponentStatus] = {}
     with process.locked(data_dir):
         state = process.StateFile(data_dir)
@@ -275,7 +282,7 @@ def status(settings: WhaleSettings, infra: InfraSettings | None = None) -> Stack
     infra = infra or InfraSettings()
     data_dir = infra.resolved_data_dir(settings)
     records = process.StateFile(data_dir).read()
-    external = external_components(settings)
+    external = external_components(settings, infra)
     results: list[ComponentStatus] = []
     for name in COMPONENTS:
         record = records.get(name)
@@ -314,7 +321,7 @@ def down(
             f"unknown component(s) {', '.join(sorted(unknown))}; choose from {', '.join(COMPONENTS)}"
         )
     data_dir = infra.resolved_data_dir(settings)
-    external = external_components(settings)
+    external = external_components(settings, infra)
     results: dict[str, ComponentStatus] = {}
     with process.locked(data_dir):
         state = process.StateFile(data_dir)

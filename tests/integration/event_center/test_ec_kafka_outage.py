@@ -55,7 +55,7 @@ class PrivateKafka:
             es_port=free_port(),
             es_transport_port=free_port(),
         )
-        assert infra_stack.external_components(self.owner) == {infra_es.NAME}, (
+        assert infra_stack.external_components(self.owner, self.infra) == {infra_es.NAME}, (
             "the private stack must start Kafka only (is WHALE_KAFKA_BOOTSTRAP set?)"
         )
         self.client = self.owner.model_copy(update={"kafka_bootstrap": self.infra.kafka_bootstrap()})
