@@ -34,30 +34,56 @@ def _redact(_: object, __: str, event_dict: structlog.types.EventDict) -> struct
 
 
 def configure_logging(settings: WhaleSettings, *, service: str) -> None:
-    """Set up structlog and the standard library logging bridge for this process."""
+    """Set up structlog and the standard library logging bridge for this process.
+
+    Libraries that log through the standard library (librdkafka, aiokafka, Faust, uvicorn) are rendered
+    by the same processors as Whale's own lines, at warning and above: their info lines (Faust's
+    tables of partitions and offsets, for one) are not Whale's and would drown them.
+    """
     level = _LEVELS[settings.log_level]
     json_output = settings.log_format == "json" or (settings.log_format == "auto" and not sys.stderr.isatty())
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=False)
     )
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redact,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(**{SERVICE: service})
-    logging.basicConfig(
-        level=max(level, logging.WARNING), stream=sys.stderr, format="%(name)s %(levelname)s %(message)s"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
     )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(level, logging.WARNING))
+
+
+def library_logging() -> tuple[dict[str, object], list[logging.Handler]]:
+    """What a library that configures logging itself (Faust's worker) gets, so it keeps Whale's format.
+
+    Returns a ``logging.config.dictConfig`` that leaves loggers alone and the root handlers that
+    :func:`configure_logging` installed, to be attached again after the library cleared them.
+    """
+    root = logging.getLogger()
+    config: dict[str, object] = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "root": {"level": logging.getLevelName(root.level), "handlers": []},
+    }
+    return config, list(root.handlers)
 
 
 @contextmanager

@@ -30,7 +30,7 @@ from whale.compacted import CompactedView
 from whale.consumer import write_dead_letter
 from whale.errors import BindingError, ConfigError, WhaleError
 from whale.health import serve_health
-from whale.logging import bound_event, configure_logging
+from whale.logging import bound_event, configure_logging, library_logging
 from whale.matching import event_context
 from whale.producer import EventProducer
 from whale.rule_files import load_rules_dir
@@ -278,7 +278,15 @@ def main(argv: list[str]) -> int:
     try:
         asyncio.run(start_views(runtime))
         app = build_app(runtime)
-        worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+        logging_config, handlers = library_logging()
+        worker = faust.Worker(
+            app,
+            loglevel=settings.log_level.upper(),
+            quiet=True,
+            logging_config=logging_config,
+            loghandlers=handlers,
+            redirect_stdouts=False,
+        )
         try:
             worker.execute_from_commandline()
         except SystemExit as stop:
