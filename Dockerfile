@@ -10,6 +10,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY whale ./whale
 COPY services ./services
+# whale/event_schemas and whale/scenarios link here; the wheel carries copies (package data).
+COPY schemas ./schemas
+COPY examples/scenarios ./examples/scenarios
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

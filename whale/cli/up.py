@@ -26,29 +26,26 @@ import httpx
 
 from whale.admin import ensure_topics
 from whale.cli.run import services
+from whale.processes import default_ports
+from whale.resources import scenarios_dir
 from whale.settings import WhaleSettings
 
 # Arguments each service gets under `whale up`; services not listed start with none.
 SERVICE_ARGS: dict[str, list[str]] = {"executor": ["--pool", "default"]}
-SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 DEMO_DIR = Path("/tmp/whale-demo")  # noqa: S108 - the stand-in hosts' log directories of the demo
 ROBOT_PORT = 8099
-# Ports under `whale up`, chosen so no two services collide (each is WHALE_<SERVICE>_... settable).
-PORTS = {
-    "WHALE_EVENT_CENTER_PORT": "8080",
-    "WHALE_EVENT_CENTER_INDEXER_HEALTH_PORT": "8081",
-    "WHALE_EVENT_CENTER_DEDUPE_HEALTH_PORT": "8082",
-    "WHALE_ADAPTERS_PORT": "8088",
-    "WHALE_RULE_ENGINE_PORT": "8094",
-    "WHALE_EXECUTOR_HEALTH_PORT": "8095",
-    "WHALE_TODO_HEALTH_PORT": "8097",
-}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("up", help="start the whole platform (infra, topics, every service) until Ctrl-C")
     parser.add_argument("--no-services", action="store_true", help="only infrastructure and topics")
     parser.add_argument("--no-examples", action="store_true", help="do not load the shipped scenarios")
+    parser.add_argument(
+        "--examples",
+        type=Path,
+        default=None,
+        help="directory of scenarios to load (default $WHALE_EXAMPLES_DIR, else the shipped ones)",
+    )
     parser.add_argument("--keep-infra", action="store_true", help="leave Kafka/Elasticsearch running on exit")
     parser.set_defaults(handler=_up)
 
@@ -60,10 +57,19 @@ def _pump(name: str, stream: IO[bytes], width: int) -> None:
         sys.stdout.buffer.flush()
 
 
-def example_env(env: dict[str, str], scenarios: Path = SCENARIOS) -> dict[str, str]:
+def examples_dir(args: argparse.Namespace, env: dict[str, str]) -> Path:
+    """The scenarios ``whale up`` loads: ``--examples``, else ``WHALE_EXAMPLES_DIR``, else the shipped ones."""
+    if args.examples is not None:
+        return Path(args.examples)
+    if env.get("WHALE_EXAMPLES_DIR"):
+        return Path(env["WHALE_EXAMPLES_DIR"])
+    return scenarios_dir()
+
+
+def example_env(env: dict[str, str], scenarios: Path) -> dict[str, str]:
     """Defaults pointing the services at the shipped scenarios (the user's own settings win)."""
     out = dict(env)
-    for name, value in PORTS.items():
+    for name, value in default_ports().items():
         out.setdefault(name, value)
     if scenarios.is_dir():
         out.setdefault("WHALE_RULE_ENGINE_RULES_DIR", str(scenarios / "rules"))
@@ -114,7 +120,7 @@ class _Robot(BaseHTTPRequestHandler):
         pass
 
 
-def _load_examples(env: dict[str, str]) -> None:
+def _load_examples(env: dict[str, str], scenarios: Path) -> None:
     """Wait for the event center, then register the scenarios' event schemas."""
     from whale.cli.events import register_schemas
 
@@ -130,15 +136,15 @@ def _load_examples(env: dict[str, str]) -> None:
     else:
         print("the event center did not become ready: example schemas not registered", flush=True)
         return
-    for type_name, status, detail in register_schemas(url, str(SCENARIOS / "schemas")):
+    for type_name, status, detail in register_schemas(url, str(scenarios / "schemas")):
         print(f"example schema {type_name}: {status} {detail}", flush=True)
-    _banner(env)
+    _banner(env, scenarios)
 
 
-def _banner(env: dict[str, str]) -> None:
+def _banner(env: dict[str, str], scenarios: Path) -> None:
     center = f"http://127.0.0.1:{env['WHALE_EVENT_CENTER_PORT']}"
     adapters = f"http://127.0.0.1:{env['WHALE_ADAPTERS_PORT']}"
-    payloads = SCENARIOS / "payloads"
+    payloads = scenarios / "payloads"
     print(
         f"""
 Whale is ready.
@@ -176,15 +182,16 @@ def _up(args: argparse.Namespace) -> int:
                 "dev mode: event ingest accepts requests without credentials (WHALE_DEV_MODE=true)",
                 flush=True,
             )
-        examples = not args.no_examples and SCENARIOS.is_dir()
+        scenarios = examples_dir(args, env)
+        examples = not args.no_examples and scenarios.is_dir()
         if examples:
-            env = example_env(env)
+            env = example_env(env, scenarios)
             prepare_demo_hosts()
             if "WHALE_EXAMPLE_WECOM_WEBHOOK" not in os.environ:
                 robot = ThreadingHTTPServer(("127.0.0.1", ROBOT_PORT), _Robot)
                 threading.Thread(target=robot.serve_forever, daemon=True).start()
         else:
-            for name, value in PORTS.items():
+            for name, value in default_ports().items():
                 env.setdefault(name, value)
         names = sorted(services())
         width = max((len(n) for n in names), default=8)
@@ -195,9 +202,9 @@ def _up(args: argparse.Namespace) -> int:
             assert proc.stdout is not None
             threading.Thread(target=_pump, args=(name, proc.stdout, width), daemon=True).start()
         if examples:
-            threading.Thread(target=_load_examples, args=(env,), daemon=True).start()
+            threading.Thread(target=_load_examples, args=(env, scenarios), daemon=True).start()
         else:
-            threading.Thread(target=_banner, args=(env,), daemon=True).start()
+            threading.Thread(target=_banner, args=(env, scenarios), daemon=True).start()
     print("Whale is starting. Press Ctrl-C to stop.", flush=True)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())

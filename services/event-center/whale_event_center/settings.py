@@ -9,14 +9,15 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whale import topics
+from whale.resources import event_schemas_dir
 from whale.settings import WhaleSettings
 
 MIB = 1024 * 1024
 
 
 def default_schemas_dir() -> Path:
-    """``schemas/events`` of the source checkout this package runs from."""
-    return Path(__file__).resolve().parents[3] / "schemas" / "events"
+    """The JSON Schemas of Whale's own event types, shipped in the ``whale`` package."""
+    return event_schemas_dir()
 
 
 class Settings(BaseSettings):
@@ -70,13 +71,13 @@ class Settings(BaseSettings):
     dedupe_window_seconds: int = Field(default=24 * 3600, gt=0)
     dedupe_group: str = "whale-dedupe"
     dedupe_changelog: str = "whale.dedupe.changelog"
-    dedupe_health_port: int = Field(default=8092, ge=0, le=65535)
+    dedupe_health_port: int = Field(default=8082, ge=0, le=65535)
 
     # indexer and search
     index_prefix: str = "whale-events"
     retention_days: int = Field(default=30, gt=0, description="daily indices older than this are deleted")
     indexer_group: str = "whale-indexer"
-    indexer_health_port: int = Field(default=8091, ge=0, le=65535)
+    indexer_health_port: int = Field(default=8081, ge=0, le=65535)
     indexer_batch: int = Field(default=500, gt=0)
     search_max_size: int = Field(default=500, gt=0)
 
