@@ -10,6 +10,7 @@ from whale_executor.catalog import load_catalog
 
 from whale.cli import up
 from whale.cloudevent import CloudEvent
+from whale.processes import default_ports
 from whale.rule_files import load_rules_dir
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
@@ -41,7 +42,7 @@ def test_whale_up_points_the_services_at_the_scenarios_without_overriding_the_us
     assert env["WHALE_EVENT_CENTER_PORT"] == "9000"
     assert env["WHALE_RULE_ENGINE_RULES_DIR"] == env["WHALE_TODO_RULES_DIR"] == str(SCENARIOS / "rules")
     assert json.loads(env["WHALE_EXECUTOR_CATALOG_DIRS"]) == [str(SCENARIOS / "catalog")]
-    ports = [env[name] for name in up.PORTS]
+    ports = [env[name] for name in default_ports()]
     assert len(set(ports)) == len(ports)
 
 

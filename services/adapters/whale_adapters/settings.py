@@ -16,7 +16,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WHALE_ADAPTERS_", extra="ignore", populate_by_name=True)
 
     host: str = "127.0.0.1"
-    port: int = Field(default=8081, ge=0, le=65535)
+    port: int = Field(default=8088, ge=0, le=65535)
     config: Path | None = Field(default=None, description="YAML file with webhooks and pollers")
     dev_mode: bool = Field(
         default=False,
