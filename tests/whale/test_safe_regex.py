@@ -89,3 +89,17 @@ def test_search_groups() -> None:
     found = safe_regex.compile("b(.)").search("abc")
     assert found is not None and found.group() == "bc" and found.group(1) == "c"
     assert safe_regex.compile("z").search("abc") is None
+
+
+def test_a_template_with_a_constant_lookaround_pattern_is_refused_naming_the_param() -> None:
+    doc: dict[str, Any] = {
+        "id": "r1",
+        "match": {"field": "type", "equals": "x"},
+        "target": {"kind": "action", "name": "noop"},
+        "params": {"t": "{{ data.a | regex_replace('(?<=a)b', 'c') }}"},
+    }
+    with pytest.raises(RuleError) as caught:
+        validate_rule(doc)
+    problem = caught.value.problems[0]
+    assert problem["field"] == "params.t"
+    assert "regex_replace" in problem["message"] and "lookahead and lookbehind" in problem["message"]
