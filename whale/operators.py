@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from whale import safe_regex
 from whale.errors import ConfigError
 from whale.paths import MISSING, _is_number, parse_timestamp, same_value, scalar_key
 
@@ -143,9 +144,9 @@ def compile_operator(op: str, operand: Any, where: str) -> Callable[[Any], bool]
     if op == "regex":
         pattern = _string_operand(op, operand, where)
         try:
-            compiled = re.compile(pattern)
-        except re.error as exc:
-            raise MatchError(f"invalid regular expression {pattern!r}: {exc}", field=where) from None
+            compiled = safe_regex.compile(pattern)  # RE2: linear time on sender-controlled values
+        except safe_regex.RegexError as exc:
+            raise MatchError(exc.message, field=where) from None
         return lambda v: isinstance(v, str) and compiled.search(v) is not None
     if op in ("in", "not_in"):
         member = _membership(operand, where)

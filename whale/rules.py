@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from whale import templating
+from whale import safe_regex, templating
 from whale.cloudevent import CloudEvent
 from whale.errors import ConfigError
 from whale.matching import Condition, MatchError, compile_match, leaves, parse_path
@@ -342,8 +342,8 @@ def schema_allows(schema: Any, path: Iterable[str | int]) -> bool:
     if isinstance(patterns, Mapping):
         for pattern, sub in patterns.items():
             try:
-                if re.search(pattern, head):
+                if safe_regex.compile(pattern).search(head):
                     return schema_allows(sub, rest)
-            except re.error:
+            except safe_regex.RegexError:
                 return True
     return schema_allows(schema.get("additionalProperties", True), rest)

@@ -1,17 +1,19 @@
 """The sandboxed template DSL (Jinja2) that renders parameters from events and results.
 
 Templates run in an immutable sandbox: no attribute starting with ``_``, no imports, no
-``str.format`` tricks, strict undefined (a missing field is an error, not an empty string), bounded
-``range``, bounded output size and a render deadline checked on every attribute access and call.
+``str.format`` tricks, strict undefined (a missing field is an error, not an empty string).
+Resources are bounded before they are spent (:mod:`whale.template_limits`: value sizes, integer
+bits, ``range``, steps, written output, a deadline checked at every step) and regular expressions
+run on RE2 in linear time (:mod:`whale.safe_regex`); a violation is a :class:`TemplateLimitError`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -20,12 +22,15 @@ from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from whale import safe_regex
+from whale import template_limits as limits
 from whale.errors import WhaleError
 
 MAX_OUTPUT = 64 * 1024
-MAX_RANGE = 10_000
+MAX_RANGE = limits.MAX_RANGE
 DEFAULT_TIMEOUT = 1.0
 _NATIVE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.S)
+_REGEX_FILTERS = ("regex_replace", "regex_search")
 
 
 class TemplateError(WhaleError):
@@ -37,57 +42,65 @@ class TemplateError(WhaleError):
         self.field = field
 
 
-class _Deadline(Exception):
-    pass
+class TemplateLimitError(TemplateError):
+    """A render hit a sandbox limit (time, steps, value size, output, regex): refused, not retried."""
 
 
 class WhaleSandbox(ImmutableSandboxedEnvironment):
-    """Immutable sandbox with a per-render deadline (per thread) and a bounded ``range``."""
+    """Immutable sandbox whose operations spend the render's budget and are size-checked first."""
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self._local = threading.local()
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
 
-    @property
-    def deadline(self) -> float:
-        return float(getattr(self._local, "deadline", 0.0))
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        return limits.instrument(super()._parse(source, name, filename))
 
-    @deadline.setter
-    def deadline(self, value: float) -> None:
-        self._local.deadline = value
-
-    def _check(self) -> None:
-        deadline = self.deadline
-        if deadline and time.monotonic() > deadline:
-            raise _Deadline
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        limits.binop(operator, left, right)
+        return super().call_binop(context, operator, left, right)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        self._check()
+        limits.step()
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
-        self._check()
+        limits.step()
         return super().getitem(obj, argument)
 
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        self._check()
-        return super().call(__context, __obj, *args, **kwargs)
+        args = limits.before_call(__obj, args, kwargs)
+        result = super().call(__context, __obj, *args, **kwargs)
+        return limits.check_size(result, f"the result of {getattr(__obj, '__name__', 'a call')}()")
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        fmt = value.__self__
+        inner = wrapped
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            if value.__name__ == "format_map" and args:
+                limits.str_format_size(fmt, (), args[0])
+            else:
+                limits.str_format_size(fmt, args, kwargs)
+            return inner(*args, **kwargs)
+
+        return checked
 
 
 def _regex_replace(value: Any, pattern: str, replacement: str, count: int = 0) -> str:
-    return re.sub(pattern, replacement, str(value), count=count)
+    compiled = safe_regex.compile(pattern)
+    try:
+        return compiled.sub(
+            replacement, str(value), count=count, max_size=limits.MAX_VALUE, on_match=limits.step
+        )
+    except safe_regex.SizeExceeded as exc:
+        raise limits.LimitExceeded(str(exc)) from None
 
 
-def _regex_search(value: Any, pattern: str, group: int = 0) -> str | None:
-    found = re.search(pattern, str(value))
+def _regex_search(value: Any, pattern: str, group: int | str = 0) -> str | None:
+    found = safe_regex.compile(pattern).search(str(value))
     return found.group(group) if found else None
-
-
-def _bounded_range(*args: int) -> range:
-    result = range(*args)
-    if len(result) > MAX_RANGE:
-        raise SecurityError(f"range() larger than {MAX_RANGE} items is not allowed")
-    return result
 
 
 def _tojson(value: Any) -> str:
@@ -101,7 +114,10 @@ def make_environment() -> WhaleSandbox:
     env.filters["regex_search"] = _regex_search
     env.filters["tojson"] = _tojson
     env.filters["fromjson"] = json.loads
-    env.globals = {"range": _bounded_range, "dict": dict}
+    env.filters = {name: limits.guard_filter(name, f) for name, f in env.filters.items()}
+    env.filters.update({limits.ITER: limits.iter_guard, limits.EMIT: limits.emit_guard})
+    env.filters[limits.VALUE] = limits.value_guard
+    env.globals = {"range": limits.bounded_range, "dict": dict}
     return env
 
 
@@ -115,13 +131,20 @@ def _compiled(source: str) -> Template:
 
 
 def check(source: str) -> None:
-    """Raise :class:`TemplateError` when ``source`` does not compile."""
+    """Raise :class:`TemplateError` when ``source`` does not compile, or a regex filter's constant
+    pattern is one RE2 refuses (backreference, lookaround, bad syntax)."""
     try:
-        _ENV.parse(source)
+        tree = _ENV.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateError(
             f"template syntax error at line {exc.lineno}: {exc.message}", template=source
         ) from None
+    for node in tree.find_all(nodes.Filter):
+        if node.name in _REGEX_FILTERS and node.args and isinstance(node.args[0], nodes.Const):
+            try:
+                safe_regex.check(node.args[0].value)
+            except safe_regex.RegexError as exc:
+                raise TemplateError(f"{node.name}: {exc.message}", template=source) from None
 
 
 def referenced_names(source: str) -> set[str]:
@@ -140,13 +163,30 @@ def referenced_names(source: str) -> set[str]:
     return {name for name in found if not any(other.startswith(name + ".") for other in found)}
 
 
+@contextmanager
+def budget(timeout: float = DEFAULT_TIMEOUT) -> Iterator[limits.Budget]:
+    """One budget (deadline, steps, written output) shared by every render in the block, e.g. all
+    the templates of one rule: the cap is on the rule, not on each string."""
+    active = limits.Budget(deadline=time.monotonic() + timeout, timeout=timeout)
+    previous = limits.activate(active)
+    try:
+        yield active
+    finally:
+        limits.activate(previous)
+
+
 def render(
     source: str, context: Mapping[str, Any], *, max_output: int = MAX_OUTPUT, timeout: float = DEFAULT_TIMEOUT
 ) -> str:
-    """Render ``source`` with ``context``. Raises :class:`TemplateError` with the reason."""
-    env = _ENV
-    previous = env.deadline
-    env.deadline = time.monotonic() + timeout
+    """Render ``source`` with ``context`` within the enclosing :func:`budget` (or a new one of
+    ``timeout`` seconds). Raises :class:`TemplateError` with the reason."""
+    if limits.current() is None:
+        with budget(timeout):
+            return _render(source, context, max_output)
+    return _render(source, context, max_output)
+
+
+def _render(source: str, context: Mapping[str, Any], max_output: int) -> str:
     try:
         template = _compiled(source)
         chunks: list[str] = []
@@ -154,13 +194,19 @@ def render(
         for chunk in template.generate(**context):
             size += len(chunk)
             if size > max_output:
-                raise TemplateError(f"rendered output exceeds {max_output} characters", template=source)
+                raise TemplateLimitError(f"rendered output exceeds {max_output} characters", template=source)
             chunks.append(chunk)
         return "".join(chunks)
     except TemplateError:
         raise
-    except _Deadline:
-        raise TemplateError(f"render took longer than {timeout}s", template=source) from None
+    except limits.LimitExceeded as exc:
+        raise TemplateLimitError(str(exc), template=source) from None
+    except safe_regex.RegexError as exc:
+        raise TemplateLimitError(exc.message, template=source) from None
+    except RecursionError:
+        raise TemplateLimitError("render failed: recursion too deep", template=source) from None
+    except MemoryError:
+        raise TemplateLimitError("render failed: out of memory", template=source) from None
     except SecurityError as exc:
         raise TemplateError(f"blocked by the sandbox: {exc}", template=source) from None
     except TemplateSyntaxError as exc:
@@ -171,35 +217,33 @@ def render(
         raise TemplateError(f"render failed: {exc}", template=source) from None
     except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError, re.error) as exc:
         raise TemplateError(f"render failed: {type(exc).__name__}: {exc}", template=source) from None
-    finally:
-        env.deadline = previous
 
 
-def render_value(value: Any, context: Mapping[str, Any], *, path: str = "", **limits: Any) -> Any:
+def render_value(value: Any, context: Mapping[str, Any], *, path: str = "", **bounds: Any) -> Any:
     """Render every string inside ``value`` (dicts and lists walked). A string that is exactly one
     ``{{ expression }}`` keeps the expression's native type (number, list, dict, bool)."""
     if isinstance(value, str):
         match = _NATIVE.match(value)
         try:
             if match and "{{" not in match.group("expr") and "{%" not in value:
-                return _render_native(match.group("expr"), value, context, path, **limits)
-            return render(value, context, **limits)
+                return _render_native(match.group("expr"), value, context, path, **bounds)
+            return render(value, context, **bounds)
         except TemplateError as exc:
             if exc.field is not None:
                 raise
-            raise TemplateError(f"{path or 'template'}: {exc.message}", template=value, field=path) from None
+            raise type(exc)(f"{path or 'template'}: {exc.message}", template=value, field=path) from None
     if isinstance(value, Mapping):
         return {
-            k: render_value(v, context, path=f"{path}.{k}" if path else str(k), **limits)
+            k: render_value(v, context, path=f"{path}.{k}" if path else str(k), **bounds)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [render_value(v, context, path=f"{path}[{i}]", **limits) for i, v in enumerate(value)]
+        return [render_value(v, context, path=f"{path}[{i}]", **bounds) for i, v in enumerate(value)]
     return value
 
 
-def _render_native(expr: str, source: str, context: Mapping[str, Any], path: str, **limits: Any) -> Any:
-    text = render("{{ (" + expr + ") | tojson }}", context, **limits) if expr.strip() else ""
+def _render_native(expr: str, source: str, context: Mapping[str, Any], path: str, **bounds: Any) -> Any:
+    text = render("{{ (" + expr + ") | tojson }}", context, **bounds) if expr.strip() else ""
     try:
         return json.loads(text)
     except json.JSONDecodeError:

@@ -130,3 +130,21 @@ def test_validate_endpoint_does_not_save(client: tuple[TestClient, FakeProducer]
     answer = http.post("/rules/validate", json={**RULE, "id": "x"})
     assert answer.status_code == 200 and answer.json()["valid"] is True
     assert not producer.sent
+
+
+def test_a_regex_that_needs_backtracking_is_refused_with_400_naming_the_field(
+    client: tuple[TestClient, FakeProducer],
+) -> None:
+    """Rule regexes and template regex patterns run on RE2: a backreference or lookaround is a 400."""
+    http, producer = client
+    bad = {
+        **RULE,
+        "match": {"all": [{"field": "type", "equals": "x"}, {"field": "data.a", "regex": "(a)\\1"}]},
+        "params": {"t": "{{ data.a | regex_replace('(?=a)', '-') }}"},
+    }
+    answer = http.put("/rules/r3", json=bad)
+    assert answer.status_code == 400
+    problems = {p["field"]: p["message"] for p in answer.json()["problems"]}
+    assert "backreferences are not supported" in problems["match.all[1].regex"]
+    assert "lookahead and lookbehind are not supported" in problems["params.t"]
+    assert not producer.sent

@@ -146,3 +146,30 @@ def test_emitted_events_fit_their_registered_schemas() -> None:
     ):
         schema = json.loads((SCHEMAS / f"{event.type}.json").read_text())
         jsonschema.Draft202012Validator(schema).validate(event.data)
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"t": "{{ (7**6000000) % 10 }}"}, "power ('**')"),
+        ({"t": "{{ 'a' * 100000000 }}"}, "repetition ('*')"),
+        ({"t": "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}"}, "steps"),
+    ],
+)
+def test_a_render_past_a_sandbox_limit_is_a_limit_failure_with_the_reason(
+    params: dict[str, Any], words: str
+) -> None:
+    """The other rules still plan; the failure is marked ``limit`` (dead-lettered as ``render_limit``)."""
+    triggers, failures = plan([rule(id="evil", params=params, throttle=None), rule()], EVENT, timeout=600)
+    assert [t.rule_id for t in triggers] == ["disk"]
+    assert failures[0].rule_id == "evil" and failures[0].limit
+    assert failures[0].reason.startswith("rule evil v3: params.t: ") and words in failures[0].reason
+
+
+def test_the_render_deadline_covers_all_of_a_rules_templates() -> None:
+    """A rule's throttle key and params share one budget: 60,000 steps each pass alone, not together."""
+    loop = "{% for a in range(6000) %}{% for b in range(10) %}{% endfor %}{% endfor %}"
+    alone, _ = plan([rule(id="one", params={"a": loop}, throttle=None)], EVENT, timeout=600)
+    assert len(alone) == 1
+    _, failures = plan([rule(id="two", params={"a": loop, "b": loop}, throttle=None)], EVENT, timeout=600)
+    assert failures and failures[0].limit and "steps" in failures[0].reason

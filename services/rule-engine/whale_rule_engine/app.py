@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,9 +58,15 @@ class Runtime:
     views: list[CompactedView] = field(default_factory=list)
     ensured_pools: set[str] = field(default_factory=lambda: {topics.DEFAULT_POOL})
     health_server: asyncio.Server | None = None
+    # renders run here, off the event loop: /healthz, heartbeats and commits go on while a rule
+    # spends its render budget (every sandbox operation is bounded, so the thread never holds the
+    # interpreter for long; see whale.template_limits)
+    render_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
+    )
 
     async def dead_letter(
-        self, message: KafkaMessage, reason: str, *, origin: Any, rule_id: str = ""
+        self, message: KafkaMessage, reason: str, *, origin: Any, rule_id: str = "", kind: str = ""
     ) -> None:
         await write_dead_letter(
             self.producer,
@@ -70,7 +78,7 @@ class Runtime:
             group=self.settings.app_id,
             headers=[("whale_dlq_rule", rule_id.encode())] if rule_id else (),
         )
-        metrics.DEAD_LETTERED.labels(reason="render" if rule_id else "unreadable").inc()
+        metrics.DEAD_LETTERED.labels(reason=kind or ("render" if rule_id else "unreadable")).inc()
         if rule_id:
             log.warning("render_failed", rule_id=rule_id, reason=reason)
 
@@ -174,17 +182,22 @@ async def handle_event(runtime: Runtime, message: Any, triggers: Any) -> None:
         if not matched:
             return
         to_plan = [r for r in matched if r.enabled]
-        found, failures = plan(
-            to_plan,
-            event,
-            catalog=runtime.catalog,
-            timeout=runtime.settings.render_timeout,
-            max_output=runtime.settings.max_param_bytes,
+        found, failures = await asyncio.get_running_loop().run_in_executor(
+            runtime.render_pool,
+            functools.partial(
+                plan,
+                to_plan,
+                event,
+                catalog=runtime.catalog,
+                timeout=runtime.settings.render_timeout,
+                max_output=runtime.settings.max_param_bytes,
+            ),
         )
         for rule in to_plan:
             metrics.MATCHES.labels(rule=rule.id).inc()
         for failure in failures:
-            await runtime.dead_letter(raw, failure.reason, origin=message, rule_id=failure.rule_id)
+            kind = "render_limit" if failure.limit else "render"
+            await runtime.dead_letter(raw, failure.reason, origin=message, rule_id=failure.rule_id, kind=kind)
         for trigger in found:
             if trigger.throttle_key is None:
                 await emit_request(runtime, trigger)
@@ -296,4 +309,5 @@ def main(argv: list[str]) -> int:
         log.error("startup_failed", error=str(exc))
         return 1
     finally:
+        runtime.render_pool.shutdown(wait=False, cancel_futures=True)
         producer.close()

@@ -152,11 +152,13 @@ class Trigger:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """A matched rule that could not be turned into a request for this event."""
+    """A matched rule that could not be turned into a request for this event; ``limit`` when a
+    sandbox limit (render time, steps, sizes) refused it."""
 
     rule_id: str
     rule_version: int
     reason: str
+    limit: bool = False
 
 
 def plan(
@@ -167,15 +169,19 @@ def plan(
     timeout: float = templating.DEFAULT_TIMEOUT,
     max_output: int = templating.MAX_OUTPUT,
 ) -> tuple[list[Trigger], list[Failure]]:
-    """Render every matched rule's params and throttle key for ``event``."""
+    """Render every matched rule's params and throttle key for ``event``; each rule's templates
+    together get ``timeout`` seconds and one sandbox budget (see :mod:`whale.template_limits`)."""
     ctx = event_context(event)
     triggers: list[Trigger] = []
     failures: list[Failure] = []
     for rule in rules:
         try:
-            triggers.append(_trigger(rule, event, ctx, catalog, timeout, max_output))
+            with templating.budget(timeout):
+                triggers.append(_trigger(rule, event, ctx, catalog, timeout, max_output))
         except templating.TemplateError as exc:
-            failures.append(Failure(rule.id, rule.version, f"rule {rule.id} v{rule.version}: {exc.message}"))
+            reason = f"rule {rule.id} v{rule.version}: {exc.message}"
+            limit = isinstance(exc, templating.TemplateLimitError)
+            failures.append(Failure(rule.id, rule.version, reason, limit=limit))
     return triggers, failures
 
 
