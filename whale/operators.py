@@ -118,6 +118,8 @@ def _membership(operand: Any, where: str) -> Callable[[Any], bool]:
             keys.add(key)
 
     def contains(v: Any) -> bool:
+        if type(v) is str:  # the common case, without scalar_key's checks
+            return ("s", v) in keys
         key = scalar_key(v)
         if key is not None:
             return key in keys

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from whale.matching import All, AnyOf, Condition, Leaf, Path, predicate, scalar_key
+from whale.matching import MISSING, All, AnyOf, Condition, Leaf, Path, predicate, scalar_key
 from whale.paths import getter
 from whale.rules import Rule
 
@@ -35,6 +35,7 @@ Key = Any  # a table key: the string itself, or a scalar_key tuple; a tuple of t
 Required = dict[Path, frozenset[tuple[str, Any]]]
 _REGEX_META = frozenset(".^$*+?{}[]()|\\")
 _QUANTIFIERS = frozenset("*+?{")
+_NONE: Mapping[str, Any] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,21 +188,21 @@ class RuleIndex:
             return [entry.rule] if entry.evaluate(ctx) else []
         return [found[k].rule for k in sorted(found) if found[k].evaluate(ctx)]
 
-    def _candidates(self, ctx: Mapping[str, Any]) -> dict[str, _Entry]:
+    def _candidates(self, ctx: Mapping[str, Any]) -> Mapping[str, _Entry]:
+        """Candidates by rule id (read only: it may be one of the index's own buckets)."""
         plan = self._plan or self._make_plan()
-        found = dict(self._always)
         values = [get(ctx) for get in plan.getters]  # each field once
+        buckets: list[dict[str, _Entry]] = []
         for slot, table in plan.single:
             value = values[slot]
             bucket = table.get(value if type(value) is str else _key(value))
             if bucket:
-                found.update(bucket)
-        if plan.tables:
-            keys = [value if type(value) is str else _key(value) for value in values]
-            for slots, table in plan.tables:
-                bucket = table.get(tuple([keys[i] for i in slots]))
-                if bucket:
-                    found.update(bucket)
+                buckets.append(bucket)
+        for slots, table in plan.tables:
+            key = tuple([values[i] if type(values[i]) is str else _key(values[i]) for i in slots])
+            bucket = table.get(key)
+            if bucket:
+                buckets.append(bucket)
         for slot, suffix, texts in plan.texts:
             value = values[slot]
             if not isinstance(value, str):
@@ -213,7 +214,14 @@ class RuleIndex:
                     break
                 bucket = by_length[length].get(value[size - length :] if suffix else value[:length])
                 if bucket:
-                    found.update(bucket)
+                    buckets.append(bucket)
+        if self._always:
+            buckets.append(self._always)
+        if len(buckets) < 2:
+            return buckets[0] if buckets else _NONE
+        found: dict[str, _Entry] = {}
+        for bucket in buckets:
+            found.update(bucket)
         return found
 
     def _make_plan(self) -> _Plan:
@@ -252,6 +260,8 @@ def _untag(tagged: tuple[str, Any]) -> Key:
 
 def _key(value: Any) -> Key:
     """The table key of an event's value (None for what no table holds: missing, lists, objects)."""
+    if value is MISSING:
+        return None
     tagged = scalar_key(value)
     return None if tagged is None else _untag(tagged)
 
