@@ -26,7 +26,9 @@ from typing import Any
 
 import httpx
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
+from benchmarks import stop_process
 from whale import topics
 from whale.admin import ensure_topics
 from whale.binding import to_binary
@@ -132,11 +134,8 @@ def measure(settings: WhaleSettings, size: int) -> dict[str, object]:
             try:
                 return _burst(settings, proc, port, pool, type_, size, Path(tmp) / "engine.log")
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                stop_process(proc)
+                AdminClient(settings.kafka_config()).delete_topics([topics.actions_topic(pool)])
 
 
 def _burst(

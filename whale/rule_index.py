@@ -81,14 +81,7 @@ class _Texts:
         self.lengths = sorted(self.by_length)
 
     def discard(self, text: str, rule_id: str) -> None:
-        table = self.by_length.get(len(text), {})
-        bucket = table.get(text)
-        if bucket is not None:
-            bucket.pop(rule_id, None)
-            if not bucket:
-                del table[text]
-        if not table:
-            self.by_length.pop(len(text), None)
+        _drop(self.by_length, len(text), text, rule_id)
         self.lengths = sorted(self.by_length)
 
 
@@ -164,14 +157,7 @@ class RuleIndex:
                     if not texts.by_length:
                         del self._texts[where]
                 continue
-            table = self._tables.get(where, {})
-            bucket = table.get(key)
-            if bucket is not None:
-                bucket.pop(rule_id, None)
-                if not bucket:
-                    del table[key]
-            if not table:
-                self._tables.pop(where, None)
+            _drop(self._tables, where, key, rule_id)
 
     def candidates(self, ctx: Mapping[str, Any]) -> list[Rule]:
         """Rules that may match ``ctx`` (a superset of the matches), sorted by id."""
@@ -250,6 +236,18 @@ class _Plan:
     single: list[tuple[int, dict[Key, dict[str, _Entry]]]]
     tables: list[tuple[tuple[int, ...], dict[Key, dict[str, _Entry]]]]
     texts: list[tuple[int, bool, _Texts]]
+
+
+def _drop(tables: dict[Any, dict[Any, dict[str, _Entry]]], name: Any, key: Any, rule_id: str) -> None:
+    """Remove a rule from ``tables[name][key]``, and the bucket and table once they are empty."""
+    table = tables.get(name, {})
+    bucket = table.get(key)
+    if bucket is not None:
+        bucket.pop(rule_id, None)
+        if not bucket:
+            del table[key]
+    if not table:
+        tables.pop(name, None)
 
 
 def _untag(tagged: tuple[str, Any]) -> Key:
