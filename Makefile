@@ -29,8 +29,9 @@ test: lint
 unit: install
 	$(BIN)/pytest -m "not integration"
 
+# make bench [BENCH="bench_matching ..."] [BASELINE=<git ref>]: with BASELINE, side by side with that ref
 bench: install
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(if $(BASELINE),--baseline $(BASELINE)) $(BENCH)
 
 infra-up: install
 	$(BIN)/whale infra up

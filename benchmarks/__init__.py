@@ -6,6 +6,7 @@ the runner prints one table per module. Numbers go to BENCHMARKS.md with the mac
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,3 +30,12 @@ def _cell(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return "" if value is None else str(value)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a service a benchmark started; kill it if it has not exited after 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -22,6 +22,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
+from benchmarks import stop_process
 from whale import compacted, topics
 from whale.admin import ensure_topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
@@ -138,11 +139,7 @@ async def _scenario(
         await results.wait_for([e.id for e in burst])
         elapsed = max(results.seen[e.id] for e in burst) - started
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         results.close()
         await compacted.delete(producer, topics.CATALOG, pool)  # a throw-away pool leaves no catalogue
         producer.close()

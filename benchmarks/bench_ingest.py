@@ -22,6 +22,7 @@ import aiohttp
 import httpx
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
+from benchmarks import stop_process
 from whale.admin import ensure_topics
 from whale.settings import WhaleSettings
 from whale.topics import TopicSpec
@@ -149,11 +150,7 @@ def run() -> list[dict[str, Any]]:
         rate_n, lat_n = asyncio.run(_singles(url, CONCURRENT, CONCURRENCY))
         rate_b, lat_b = asyncio.run(_batches(url))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         AdminClient(settings.kafka_config()).delete_topics([topic])
     return [
         _row("single POST, 1 at a time", SEQUENTIAL, rate_1, lat_1),

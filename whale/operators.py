@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -34,6 +35,7 @@ OPERATORS = (
     "contains",
 )
 CONVERSIONS = ("number",)
+_NUMBERS = (int, float)
 _DECIMAL = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 
 
@@ -67,15 +69,16 @@ _NOT_A_NUMBER = _NotANumber()
 
 def _ordered(op: str, operand: Any, where: str) -> Callable[[Any], bool]:
     cmp: Callable[[Any, Any], bool] = {
-        "greater": lambda a, b: a > b,
-        "greater_or_equal": lambda a, b: a >= b,
-        "less": lambda a, b: a < b,
-        "less_or_equal": lambda a, b: a <= b,
+        "greater": operator.gt,
+        "greater_or_equal": operator.ge,
+        "less": operator.lt,
+        "less_or_equal": operator.le,
     }[op]
     if _is_number(operand):
         if isinstance(operand, float) and not math.isfinite(operand):
             raise MatchError("operand must be a finite number", field=where)
-        return lambda v: _is_number(v) and cmp(v, operand)
+        # the exact types first: no isinstance calls for the common JSON int and float
+        return lambda v: (type(v) in _NUMBERS or _is_number(v)) and cmp(v, operand)
     if isinstance(operand, str):
         stamp = parse_timestamp(operand)
         if stamp is None:
@@ -116,6 +119,8 @@ def _membership(operand: Any, where: str) -> Callable[[Any], bool]:
             keys.add(key)
 
     def contains(v: Any) -> bool:
+        if type(v) is str:  # the common case, without scalar_key's checks
+            return ("s", v) in keys
         key = scalar_key(v)
         if key is not None:
             return key in keys
@@ -127,6 +132,8 @@ def _membership(operand: Any, where: str) -> Callable[[Any], bool]:
 def compile_operator(op: str, operand: Any, where: str) -> Callable[[Any], bool]:
     """The test of one operator with its operand; raises :class:`MatchError` naming ``where``."""
     if op == "equals":
+        if type(operand) is str:  # what same_value does for a str operand, without its calls
+            return lambda v: type(v) is str and v == operand
         return lambda v: v is not MISSING and same_value(v, operand)
     if op == "not_equals":
         # mismatched types are "false", so not_equals needs a value of the operand's kind

@@ -178,8 +178,12 @@ def test_rule_records_override_directory_rules_and_tombstones_delete_them(tmp_pa
     doc = {**rules.rules()[0].document(), "enabled": False}
     rules.on_change("disk-full", CloudEvent.create(type="whale.rule.saved", source="t", data=doc))
     assert not rules.handled(event)
+    rules.on_change(
+        "disk-full", CloudEvent.create(type="whale.rule.saved", source="t", data={**doc, "enabled": True})
+    )
+    assert rules.handled(event)
     rules.on_change("disk-full", None)
-    assert rules.rules() == []
+    assert rules.rules() == [] and not rules.handled(event)
 
 
 class FakeView:

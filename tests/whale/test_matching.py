@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from whale.cloudevent import CloudEvent
 from whale.matching import (
@@ -16,6 +19,7 @@ from whale.matching import (
     parse_path,
     resolve,
 )
+from whale.paths import getter
 
 CTX: dict[str, Any] = {
     "type": "alert.fired",
@@ -233,3 +237,24 @@ def test_converted_leaves_stay_out_of_the_index() -> None:
     """The index holds raw values, so an `as: number` equality is not an index key."""
     cond = compile_match({"field": "data.v", "equals": 85, "as": "number"})
     assert cond.required_equalities() == {}
+
+
+_json = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.sampled_from(["a", "b"])),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3),
+        st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3).map(MappingProxyType),
+    ),
+    max_leaves=8,
+)
+_path = st.lists(
+    st.one_of(st.sampled_from(["a", "b", "c"]), st.integers(0, 2)), min_size=1, max_size=4
+).filter(lambda p: isinstance(p[0], str))
+
+
+@settings(max_examples=300, deadline=None)
+@given(ctx=_json, path=_path)
+def test_compiled_getters_resolve_like_resolve(ctx: Any, path: list[str | int]) -> None:
+    """The compiled getter of a path (the fast path for plain dicts) finds what resolve finds."""
+    assert getter(tuple(path))(ctx) is resolve(ctx, tuple(path))

@@ -33,6 +33,7 @@ from whale.cloudevent import CloudEvent, format_time
 from whale.correlation import caused_by, correlation_id
 from whale.matching import event_context
 from whale.rule_files import load_rules_dir
+from whale.rule_index import RuleIndex
 from whale.rules import Rule, RuleError, validate_rule
 from whale.settings import WhaleSettings
 
@@ -93,6 +94,7 @@ class RuleSet:
             self._dir = dict(report.rules)
             for where, problem in report.problems:
                 log.warning("rule_not_loaded", where=where, problem=problem)
+        self._index = RuleIndex(self._dir.values())  # the rule engine's index: candidates only
 
     def on_change(self, key: str, event: CloudEvent | None) -> None:
         """``CompactedView`` listener of ``whale.rules``: a record replaces, a tombstone deletes."""
@@ -104,7 +106,11 @@ class RuleSet:
                 log.warning("rule_record_invalid", rule_id=key, error=str(exc))
                 return
         with self._lock:
-            self._topic[key] = rule
+            self._topic[key] = rule  # a tombstone (None) hides a directory rule of the same id too
+            if rule is None:
+                self._index.remove(key)
+            else:
+                self._index.put(rule)
 
     def rules(self) -> list[Rule]:
         with self._lock:
@@ -114,13 +120,8 @@ class RuleSet:
     def handled(self, event: CloudEvent) -> bool:
         """True when at least one enabled rule matches ``event``."""
         ctx = event_context(event)
-        for rule in self.rules():
-            try:
-                if rule.condition.evaluate(ctx):
-                    return True
-            except Exception as exc:  # a broken rule must not open to-dos for everything
-                log.warning("rule_evaluation_failed", rule_id=rule.id, error=str(exc))
-        return False
+        with self._lock:
+            return bool(self._index.match(ctx))
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,9 @@ from whale import templating
 from whale.cloudevent import CloudEvent, format_time
 from whale.correlation import caused_by
 from whale.matching import event_context
+from whale.rule_index import RuleIndex
 from whale.rules import Lookup, Rule, RuleError, find_target, params_problems, validate_rule
 from whale_rule_engine import metrics
-from whale_rule_engine.index import RuleIndex
 from whale_rule_engine.throttle import Decision
 
 log = structlog.get_logger("whale_rule_engine.engine")
