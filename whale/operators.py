@@ -36,12 +36,11 @@ CONVERSIONS = ("number",)
 _DECIMAL = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 
 
-class MatchError(ConfigError):
+class MatchError(ConfigError, code="invalid_match"):
     """A match spec is malformed; ``field`` is the path inside the spec (``all[1].regex``)."""
 
     def __init__(self, message: str, *, field: str = "") -> None:
         super().__init__(f"{field}: {message}" if field else message, field=field)
-        self.field = field
 
 
 def as_number(value: Any) -> Any:

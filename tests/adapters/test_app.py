@@ -80,7 +80,8 @@ def test_a_webhook_with_a_bad_signature_is_refused_and_nothing_is_published(
     body = json.dumps({"status": "paid", "id": 1}).encode()
     answer = client.post("/webhooks/shop", content=body, headers={"X-Whale-Signature": "sha256=00"})
     assert answer.status_code == 401
-    assert "does not match" in answer.json()["error"]
+    assert answer.json()["error"] == "unauthenticated"
+    assert "does not match" in answer.json()["message"]
     assert producer.sent == []
 
 

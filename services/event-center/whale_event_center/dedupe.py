@@ -29,6 +29,7 @@ from whale.binding import KafkaMessage, from_kafka, headers_from, to_binary
 from whale.consumer import commit_batch, dlq_message
 from whale.errors import BindingError, DeliveryError, TopicError
 from whale.logging import configure_logging
+from whale.metrics import process_registry
 from whale.producer import EventProducer
 from whale.runtime import run
 from whale_event_center import metrics
@@ -309,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         await asyncio.to_thread(ensure_changelog, settings)
         producer = EventProducer(settings.whale, client_id="whale-dedupe")
         stage = DedupeStage(settings, producer)
-        health = await start_health(settings.host, settings.dedupe_health_port)
+        health = await start_health(
+            settings.host, settings.dedupe_health_port, process_registry(metrics.DEDUPE)
+        )
         task = asyncio.create_task(stage.run())
         log.info(
             "dedupe_started",

@@ -332,6 +332,7 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
     from whale.compacted import CompactedView
     from whale.consumer import EventConsumer
     from whale.health import serve_health
+    from whale.metrics import CONSUMER, process_registry
     from whale.producer import EventProducer
 
     await asyncio.to_thread(ensure_topics, settings.whale)
@@ -362,7 +363,12 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
         async def is_ready() -> bool:
             return ready.is_set()
 
-        server = await serve_health(settings.health_host, settings.health_port, is_ready)
+        server = await serve_health(
+            settings.health_host,
+            settings.health_port,
+            {"consumer": is_ready},
+            registry=process_registry(CONSUMER),
+        )
     task = asyncio.create_task(consumer.run())
     ready.set()
     log.info("todo_stage_started", items=len(book.items), rules=len(rules.rules()))

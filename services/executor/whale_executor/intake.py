@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.consumer import Received, write_dead_letter
-from whale.errors import BindingError
+from whale.errors import BindingError, WhaleError
 from whale.logging import bound_event
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
@@ -196,7 +196,7 @@ class Intake:
                     raise
                 except Exception as exc:
                     attempt += 1
-                    retryable = bool(getattr(exc, "retryable", False))
+                    retryable = isinstance(exc, WhaleError) and exc.retryable
                     log.warning(
                         "request_failed",
                         attempt=attempt,

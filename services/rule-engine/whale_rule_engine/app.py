@@ -29,7 +29,7 @@ from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.compacted import CompactedView
 from whale.consumer import write_dead_letter
 from whale.errors import BindingError, ConfigError, WhaleError
-from whale.health import serve_health
+from whale.health import HealthServer, serve_health
 from whale.logging import bound_event, configure_logging
 from whale.matching import event_context
 from whale.producer import EventProducer
@@ -55,7 +55,7 @@ class Runtime:
     catalog: CompactedView | None = None
     views: list[CompactedView] = field(default_factory=list)
     ensured_pools: set[str] = field(default_factory=lambda: {topics.DEFAULT_POOL})
-    health_server: asyncio.Server | None = None
+    health_server: HealthServer | None = None
 
     async def dead_letter(
         self, message: KafkaMessage, reason: str, *, origin: Any, rule_id: str = ""
@@ -149,7 +149,9 @@ def build_app(runtime: Runtime) -> faust.App:
             return False
 
     async def health() -> None:
-        runtime.health_server = await serve_health(settings.host, settings.port, ready)
+        runtime.health_server = await serve_health(
+            settings.host, settings.port, {"kafka": ready}, registry=metrics.registry()
+        )
         log.info("health_listening", host=settings.host, port=settings.port)
 
     app.task(health)
