@@ -25,7 +25,7 @@ from whale.logging import bound_event
 from whale.producer import EventProducer
 from whale.settings import KAFKA_LOGGER, WhaleSettings
 
-log = structlog.get_logger("whale.consumer")
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from whale.errors import ConfigError
-from whale.paths import MISSING, _is_number, parse_timestamp, same_value, scalar_key
+from whale.field_paths import MISSING, _is_number, parse_timestamp, same_value, scalar_key
 
 OPERATORS = (
     "equals",

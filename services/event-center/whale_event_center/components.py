@@ -22,7 +22,7 @@ from whale_event_center.auth import TokenStore
 from whale_event_center.settings import Settings
 from whale_event_center.store import Store
 
-log = structlog.get_logger("whale_event_center.components")
+log = structlog.get_logger(__name__)
 
 
 @dataclass

@@ -36,7 +36,7 @@ from whale_event_center import metrics
 from whale_event_center.components import start_health
 from whale_event_center.settings import Settings
 
-log = structlog.get_logger("whale_event_center.dedupe")
+log = structlog.get_logger(__name__)
 PURGE_EVERY = 60.0
 
 

@@ -32,7 +32,7 @@ from whale_event_center.errors import StoreUnavailable
 from whale_event_center.settings import Settings
 from whale_event_center.store import Store
 
-log = structlog.get_logger("whale_event_center.indexer")
+log = structlog.get_logger(__name__)
 RETENTION_EVERY = 3600.0
 
 

@@ -32,7 +32,7 @@ from whale_event_center.ingest import Item, parse
 from whale_event_center.registry import SchemaRegistry
 from whale_event_center.settings import Settings
 
-log = structlog.get_logger("whale_event_center.ingest")
+log = structlog.get_logger(__name__)
 
 TYPE_LABELS = 500
 """At most this many event types get their own series of ``whale_event_center_events_total``."""

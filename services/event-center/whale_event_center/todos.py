@@ -36,7 +36,7 @@ from whale.rule_files import load_rules_dir
 from whale.rules import Rule, RuleError, validate_rule
 from whale.settings import WhaleSettings
 
-log = structlog.get_logger("whale_event_center.todos")
+log = structlog.get_logger(__name__)
 
 SOURCE = "whale/todo"
 SAVED = "whale.todo.saved"

@@ -30,7 +30,7 @@ from whale_executor.settings import Settings
 from whale_executor.state import StateStore
 from whale_executor.workflow.handler import Workflows
 
-log = structlog.get_logger("whale.executor")
+log = structlog.get_logger(__name__)
 CATALOG_PUBLISHED = "whale.catalog.published"
 
 

@@ -33,7 +33,7 @@ from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale_executor import metrics
 
-log = structlog.get_logger("whale.executor.intake")
+log = structlog.get_logger(__name__)
 Handler = Callable[[Received], Awaitable[None]]
 TP = tuple[str, int]
 COMMIT_INTERVAL = 0.2  # seconds between offset commits (only finished requests are committed)

@@ -42,7 +42,7 @@ from whale_rule_engine.recovery import TableManager
 from whale_rule_engine.settings import Settings
 from whale_rule_engine.throttle import decide
 
-log = structlog.get_logger("whale_rule_engine")
+log = structlog.get_logger(__name__)
 
 
 @dataclass

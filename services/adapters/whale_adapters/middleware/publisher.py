@@ -30,7 +30,7 @@ from whale_adapters.ingest import IngestWriter
 from whale_adapters.middleware.mapping import Capture, Router
 from whale_adapters.validation import EventValidator, start_schema_view
 
-log = structlog.get_logger("whale_adapters.middleware")
+log = structlog.get_logger(__name__)
 ProducerFactory = Callable[[], EventProducer]
 MAX_CONCURRENT_SENDS = 1000
 IDLE_MIN, IDLE_MAX = 0.001, 0.05
