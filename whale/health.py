@@ -26,7 +26,7 @@ class _Server(uvicorn.Server):
 
 
 class HealthServer:
-    """A running health server; :meth:`close` stops it (without waiting)."""
+    """A running health server: :meth:`close` asks it to stop, :meth:`wait_closed` waits for that."""
 
     def __init__(self, server: _Server, task: asyncio.Task[None]) -> None:
         self._server = server
@@ -34,6 +34,10 @@ class HealthServer:
 
     def close(self) -> None:
         self._server.should_exit = True
+
+    async def wait_closed(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.task
 
 
 async def serve_health(

@@ -324,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         await task
         if health is not None:
             health.close()
+            await health.wait_closed()
         await asyncio.to_thread(producer.close, 10)
 
     return run(serve)

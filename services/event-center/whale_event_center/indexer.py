@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         await task
         if health is not None:
             health.close()
+            await health.wait_closed()
         await store.close()
 
     return run(serve)

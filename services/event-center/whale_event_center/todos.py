@@ -378,6 +378,7 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
     await rules_view.stop()
     if server is not None:
         server.close()
+        await server.wait_closed()
     await asyncio.to_thread(producer.close, 10)
 
 

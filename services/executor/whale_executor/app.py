@@ -177,6 +177,7 @@ class Executor:
                 await task
         if self._health is not None:
             self._health.close()
+            await self._health.wait_closed()
         if self._store is not None:
             await self._store.stop()
         if self._producer is not None:

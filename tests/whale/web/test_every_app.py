@@ -122,7 +122,7 @@ async def test_the_health_server_answers_a_bad_request_and_a_404_with_the_one_bo
             assert exported((await http.get("/metrics")).text) == declared(executor_metrics.FAMILIES)
     finally:
         server.close()
-        await server.task
+        await server.wait_closed()
 
 
 PROCESSES = {

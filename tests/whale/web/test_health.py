@@ -68,4 +68,4 @@ async def test_a_process_without_an_http_api_serves_the_same_routes_and_a_busy_p
             await serve_health("127.0.0.1", port, registry=process_registry(OWN))
     finally:
         server.close()
-        await server.task
+        await server.wait_closed()
