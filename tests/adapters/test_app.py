@@ -109,3 +109,21 @@ def test_one_alert_breaking_the_registered_schema_refuses_the_whole_notification
     assert answer.status_code == 422
     assert answer.json()["problems"][0]["field"] == "data.labels.instance"
     assert producer.sent == []
+
+
+def test_every_refusal_has_the_one_error_body_with_its_code(client: TestClient) -> None:
+    auth = {"authorization": "Bearer tok"}
+    answers = {
+        "missing_token": client.post("/alertmanager", json=notification(alert("f1"))),
+        "not_json": client.post("/alertmanager", content=b"{", headers=auth),
+        "too_large": client.post("/alertmanager", content=b"x" * (6 * 1024 * 1024), headers=auth),
+        "no_webhook": client.post("/webhooks/nope", content=b"{}"),
+    }
+    codes = {name: (a.status_code, a.json()["error"]) for name, a in answers.items()}
+    assert codes == {
+        "missing_token": (401, "unauthenticated"),
+        "not_json": (400, "invalid_request"),
+        "too_large": (413, "too_large"),
+        "no_webhook": (404, "not_found"),
+    }
+    assert all(set(a.json()) == {"error", "message", "problems", "retryable"} for a in answers.values())
