@@ -23,7 +23,7 @@ from whale.errors import BindingError, WhaleError
 from whale.producer import Delivered, EventProducer
 from whale.settings import WhaleSettings
 
-log = structlog.get_logger("whale.compacted")
+log = structlog.get_logger(__name__)
 OnChange = Callable[[str, CloudEvent | None], None]
 
 

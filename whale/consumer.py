@@ -20,12 +20,12 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from whale import metrics, topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
-from whale.errors import BindingError
+from whale.errors import BindingError, WhaleError
 from whale.logging import bound_event
 from whale.producer import EventProducer
 from whale.settings import KAFKA_LOGGER, WhaleSettings
 
-log = structlog.get_logger("whale.consumer")
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +220,7 @@ class EventConsumer:
                 return
             except Exception as exc:
                 attempt += 1
-                retryable = bool(getattr(exc, "retryable", False))
+                retryable = isinstance(exc, WhaleError) and exc.retryable
                 log.warning(
                     "handler_failed",
                     group=self._group,

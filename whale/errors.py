@@ -1,50 +1,159 @@
-"""Errors of the shared library: one small tree with structured fields."""
+"""Whale's one error contract: every error raised on purpose is a :class:`WhaleError`.
+
+Each carries structured fields, declared once here on the base:
+
+* ``code``: a stable machine string (``"invalid_event"``), the ``error`` of an HTTP body;
+* ``status``: the HTTP status an API answers with when the error reaches it;
+* ``retryable``: whether trying the same thing again may succeed (consumers retry, then
+  dead-letter; executors report it in the result event);
+* ``field``: what is wrong, when one thing is (``data.value``, ``subscriptions.0.endpoint``);
+* ``problems``: every ``{"field", "message"}`` found (a single ``field`` becomes one problem).
+
+A subclass sets its class defaults as class keywords
+(``class NotFound(EventCenterError, status=404, code="not_found")``); ``retryable`` may also be
+given per instance. ``whale.web.errors`` turns any of them into the one HTTP error body
+``{"error": code, "message", "problems", "retryable"}``.
+
+The tree (library, then each service's ``errors.py``; the ``rules``, ``operators``, ``subscriptions``
+and ``templating`` modules define theirs beside the code that raises them)::
+
+    WhaleError                              500 internal_error
+    ├── ConfigError                         400 invalid_config
+    │   ├── whale.rules.RuleError           400 invalid_rule
+    │   ├── whale.operators.MatchError      400 invalid_match
+    │   ├── whale.subscriptions.SubscriptionError  400 invalid_subscription
+    │   ├── whale_executor.CatalogError     400 invalid_catalog
+    │   └── whale_adapters.MappingError     400 invalid_mapping
+    ├── InfraError                          500 infra_error
+    ├── EventError                          400 invalid_event
+    │   ├── BindingError                    400 unreadable_event
+    │   └── whale_adapters.PayloadError     422 invalid_payload
+    ├── DeliveryError                       503 unavailable (retryable)
+    ├── TopicError                          500 topic_mismatch
+    ├── InvalidRequest                      400 invalid_request (an HTTP request's parameters or body)
+    ├── whale.templating.TemplateError      400 invalid_template
+    ├── whale_event_center.EventCenterError 500 internal_error
+    │   ├── InvalidEvent                    400 invalid_event
+    │   ├── InvalidSchema                   400 invalid_schema
+    │   ├── InvalidRule                     400 invalid_rule     (rules_api)
+    │   ├── InvalidSubscription             400 invalid_subscription (subscriptions_api)
+    │   ├── Unauthenticated                 401 unauthenticated
+    │   ├── Forbidden                       403 forbidden
+    │   ├── NotFound                        404 not_found
+    │   ├── IncompatibleSchema              409 incompatible_schema
+    │   ├── AlreadyResolved                 409 resolved
+    │   ├── VersionMismatch                 412 version_mismatch (rules_api)
+    │   ├── TooLarge                        413 too_large
+    │   ├── UnsupportedMediaType            415 unsupported_media_type
+    │   ├── Saturated                       429 saturated (retryable)
+    │   └── Unavailable                     503 unavailable (retryable)
+    ├── whale_event_center.StoreUnavailable 503 unavailable (retryable)
+    ├── whale_executor.SecretError          500 secret_error
+    ├── whale_executor.RunError             500 run_failed
+    │   ├── ActionFailed                    500 action_failed
+    │   ├── ParamsInvalid                   400 invalid_params
+    │   ├── ActionTimedOut                  504 timed_out (retryable)
+    │   └── RequestInvalid                  400 invalid_request
+    ├── whale_adapters.AdapterError         500 adapter_error
+    │   ├── SignatureError                  401 unauthenticated
+    │   ├── TokenRefused                    401 unauthenticated
+    │   ├── NoSuchWebhook                   404 not_found
+    │   ├── BodyTooLarge                    413 too_large
+    │   └── DeliveryFailed                  502 delivery_failed (retryable unless told)
+    └── whale_rule_engine.RuleEngineError   500 rule_engine_error
+        ├── RenderFailed                    400 render_failed
+        └── BacktestError                   500 backtest_failed
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+
+Problem = dict[str, str]
 
 
 class WhaleError(Exception):
     """Base of every error Whale raises on purpose. ``str()`` is a message a person understands."""
 
-    def __init__(self, message: str, **fields: Any) -> None:
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    retryable: bool = False
+
+    def __init_subclass__(
+        cls,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        retryable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+        if status is not None:
+            cls.status = status
+        if retryable is not None:
+            cls.retryable = retryable
+
+    def __init__(
+        self,
+        message: str,
+        problems: list[Problem] | None = None,
+        *,
+        field: str | None = None,
+        retryable: bool | None = None,
+        headers: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> None:
         super().__init__(message)
         self.message = message
-        self.fields = fields
+        self.field = field
+        self.problems: list[Problem] = problems or ([{"field": field, "message": message}] if field else [])
+        if retryable is not None:
+            self.retryable = retryable
+        self.headers: dict[str, str] = headers or {}
+        self.fields: dict[str, Any] = {**fields, "field": field} if field is not None else fields
 
     def __str__(self) -> str:
         return self.message
 
+    def body(self) -> dict[str, Any]:
+        """The HTTP error body: ``{"error": code, "message", "problems", "retryable"}``."""
+        return {
+            "error": self.code,
+            "message": self.message,
+            "problems": self.problems,
+            "retryable": self.retryable,
+        }
 
-class ConfigError(WhaleError):
+
+class ConfigError(WhaleError, status=400, code="invalid_config"):
     """A configuration file or setting is malformed (``field`` names what, ``source`` where)."""
 
 
-class InfraError(WhaleError):
+class InfraError(WhaleError, code="infra_error"):
     """The local Kafka/Elasticsearch stack could not be fetched, started or stopped."""
 
 
-class EventError(WhaleError):
+class EventError(WhaleError, status=400, code="invalid_event"):
     """A CloudEvent is invalid. ``problems`` lists ``{"field": ..., "message": ...}`` entries."""
 
-    def __init__(self, message: str, problems: list[dict[str, str]] | None = None, **fields: Any) -> None:
-        super().__init__(message, **fields)
-        self.problems = problems or []
 
-
-class BindingError(EventError):
+class BindingError(EventError, code="unreadable_event"):
     """A Kafka message cannot be read as a CloudEvent (poison message)."""
 
 
-class DeliveryError(WhaleError):
+class DeliveryError(WhaleError, status=503, code="unavailable", retryable=True):
     """Kafka did not acknowledge a write (the event was not durably stored)."""
 
     def __init__(self, message: str, *, event_id: str | None = None, retryable: bool = True) -> None:
-        super().__init__(message, event_id=event_id)
+        super().__init__(message, event_id=event_id, retryable=retryable)
         self.event_id = event_id
-        self.retryable = retryable
 
 
-class TopicError(WhaleError):
+class TopicError(WhaleError, code="topic_mismatch"):
     """A topic exists with a configuration that contradicts the topic contract."""
+
+
+class InvalidRequest(WhaleError, status=400, code="invalid_request"):
+    """An HTTP request's parameters or body break the API's declared schema (one problem per field)."""

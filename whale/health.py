@@ -1,45 +1,61 @@
-"""A tiny ``/metrics`` + ``/healthz`` HTTP server for services without an HTTP server of their own."""
+"""``/healthz``, ``/readyz`` and ``/metrics`` for processes without an HTTP API of their own.
+
+The same routes as every FastAPI app (:mod:`whale.web.health`), in a small app served by uvicorn
+on the process's loop. The port is bound and listening before this returns, so a busy port raises ``OSError``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Awaitable, Callable
+import contextlib
+import socket
+from collections.abc import Iterator, Mapping
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+import uvicorn
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
-Check = Callable[[], Awaitable[bool]]
-
-
-async def _respond(writer: asyncio.StreamWriter, status: str, body: bytes, content_type: str) -> None:
-    head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    writer.write(head.encode() + body)
-    await writer.drain()
-    writer.close()
+from whale.web.errors import install_error_handlers
+from whale.web.health import Check, health_router
 
 
-async def serve_health(host: str, port: int, ready: Check | None = None) -> asyncio.Server:
-    """Serve ``/healthz`` (process alive), ``/readyz`` (``ready()`` true) and ``/metrics``."""
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # the process's own runtime handles signals
+        yield
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = await asyncio.wait_for(reader.readline(), timeout=5)
-            while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b"\n", b""):
-                pass
-        except (TimeoutError, ConnectionError):
-            writer.close()
-            return
-        parts = line.decode("latin-1").split()
-        path = parts[1] if len(parts) > 1 else "/"
-        if path == "/metrics":
-            await _respond(writer, "200 OK", generate_latest(), CONTENT_TYPE_LATEST)
-        elif path == "/healthz":
-            await _respond(writer, "200 OK", b'{"status":"ok"}', "application/json")
-        elif path == "/readyz":
-            ok = True if ready is None else await ready()
-            body = json.dumps({"status": "ready" if ok else "not ready"}).encode()
-            await _respond(writer, "200 OK" if ok else "503 Service Unavailable", body, "application/json")
-        else:
-            await _respond(writer, "404 Not Found", b'{"error":"not found"}', "application/json")
 
-    return await asyncio.start_server(handle, host, port)
+class HealthServer:
+    """A running health server: :meth:`close` asks it to stop, :meth:`wait_closed` waits for that."""
+
+    def __init__(self, server: _Server, task: asyncio.Task[None]) -> None:
+        self._server = server
+        self.task = task
+
+    def close(self) -> None:
+        self._server.should_exit = True
+
+    async def wait_closed(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.task
+
+
+async def serve_health(
+    host: str, port: int, checks: Mapping[str, Check] | None = None, *, registry: CollectorRegistry
+) -> HealthServer:
+    """Serve ``/healthz`` (alive), ``/readyz`` (every check passes) and ``/metrics`` (``registry``)."""
+    app = FastAPI(title="Whale health", docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handlers(app)
+    app.include_router(health_router(registry, checks))
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)  # connections wait in the backlog until uvicorn serves them
+    except OSError:
+        sock.close()
+        raise
+    server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"health-{port}")
+    return HealthServer(server, task)

@@ -16,7 +16,7 @@ from typing import Any
 
 from whale import safe_regex
 from whale.errors import ConfigError
-from whale.paths import MISSING, _is_number, parse_timestamp, same_value, scalar_key
+from whale.field_paths import MISSING, _is_number, parse_timestamp, same_value, scalar_key
 
 OPERATORS = (
     "equals",
@@ -39,12 +39,11 @@ _NUMBERS = (int, float)
 _DECIMAL = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 
 
-class MatchError(ConfigError):
+class MatchError(ConfigError, code="invalid_match"):
     """A match spec is malformed; ``field`` is the path inside the spec (``all[1].regex``)."""
 
     def __init__(self, message: str, *, field: str = "") -> None:
         super().__init__(f"{field}: {message}" if field else message, field=field)
-        self.field = field
 
 
 def as_number(value: Any) -> Any:

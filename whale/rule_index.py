@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from whale.field_paths import getter
 from whale.matching import MISSING, All, AnyOf, Condition, Leaf, Path, predicate, scalar_key
-from whale.paths import getter
 from whale.rules import Rule
 
 MAX_COMBINATIONS = 256

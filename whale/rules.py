@@ -29,14 +29,14 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
-class RuleError(ConfigError):
+class RuleError(ConfigError, code="invalid_rule"):
     """A rule is invalid; ``problems`` lists ``{"field", "message"}``; ``rule_id`` when known."""
 
     def __init__(self, problems: list[dict[str, str]], *, rule_id: str | None = None) -> None:
         text = "; ".join(f"{p['field'] or '(rule)'}: {p['message']}" for p in problems)
         prefix = f"invalid rule {rule_id!r}" if rule_id else "invalid rule"
-        super().__init__(f"{prefix}: {text}", field=problems[0]["field"] if problems else "", rule_id=rule_id)
-        self.problems = problems
+        field = problems[0]["field"] if problems else ""
+        super().__init__(f"{prefix}: {text}", problems, field=field, rule_id=rule_id)
         self.rule_id = rule_id
         self.field = problems[0]["field"] if problems else ""
 

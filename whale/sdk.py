@@ -42,7 +42,7 @@ from whale.errors import BindingError, EventError
 from whale.producer import Delivered, EventProducer
 from whale.settings import WhaleSettings
 
-log = structlog.get_logger("whale.sdk")
+log = structlog.get_logger(__name__)
 _producers: dict[str, EventProducer] = {}
 
 

@@ -41,12 +41,11 @@ RECORD_TYPE = "whale.subscription.saved"
 RECORD_SOURCE = "/whale/subscriptions"
 
 
-class SubscriptionError(ConfigError):
+class SubscriptionError(ConfigError, code="invalid_subscription"):
     """A subscription definition is malformed; ``field`` names where (``subscriptions.0.endpoint``)."""
 
     def __init__(self, message: str, *, field: str, source: str | None = None) -> None:
         super().__init__(message, field=field, source=source)
-        self.field = field
         self.source = source
 
 

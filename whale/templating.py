@@ -33,13 +33,12 @@ _NATIVE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.S)
 _REGEX_FILTERS = ("regex_replace", "regex_search")
 
 
-class TemplateError(WhaleError):
+class TemplateError(WhaleError, status=400, code="invalid_template"):
     """A template failed to compile or render; ``reason`` says why, ``template`` shows which."""
 
     def __init__(self, message: str, *, template: str = "", field: str | None = None) -> None:
         super().__init__(message, template=template, field=field)
         self.template = template
-        self.field = field
 
 
 class TemplateLimitError(TemplateError):

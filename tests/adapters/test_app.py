@@ -80,7 +80,8 @@ def test_a_webhook_with_a_bad_signature_is_refused_and_nothing_is_published(
     body = json.dumps({"status": "paid", "id": 1}).encode()
     answer = client.post("/webhooks/shop", content=body, headers={"X-Whale-Signature": "sha256=00"})
     assert answer.status_code == 401
-    assert "does not match" in answer.json()["error"]
+    assert answer.json()["error"] == "unauthenticated"
+    assert "does not match" in answer.json()["message"]
     assert producer.sent == []
 
 
@@ -108,3 +109,21 @@ def test_one_alert_breaking_the_registered_schema_refuses_the_whole_notification
     assert answer.status_code == 422
     assert answer.json()["problems"][0]["field"] == "data.labels.instance"
     assert producer.sent == []
+
+
+def test_every_refusal_has_the_one_error_body_with_its_code(client: TestClient) -> None:
+    auth = {"authorization": "Bearer tok"}
+    answers = {
+        "missing_token": client.post("/alertmanager", json=notification(alert("f1"))),
+        "not_json": client.post("/alertmanager", content=b"{", headers=auth),
+        "too_large": client.post("/alertmanager", content=b"x" * (6 * 1024 * 1024), headers=auth),
+        "no_webhook": client.post("/webhooks/nope", content=b"{}"),
+    }
+    codes = {name: (a.status_code, a.json()["error"]) for name, a in answers.items()}
+    assert codes == {
+        "missing_token": (401, "unauthenticated"),
+        "not_json": (400, "invalid_request"),
+        "too_large": (413, "too_large"),
+        "no_webhook": (404, "not_found"),
+    }
+    assert all(set(a.json()) == {"error", "message", "problems", "retryable"} for a in answers.values())

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from whale_event_center.errors import EventCenterError
 from whale_event_center.rules_api import build_router
 
 from whale.binding import from_kafka
 from whale.cloudevent import CloudEvent
+from whale.web.errors import install_error_handlers
 
 from .ec_fakes import LiveView as FakeView
 from .ec_fakes import ViewWriter as FakeProducer
@@ -49,10 +48,7 @@ def client() -> tuple[TestClient, FakeProducer]:
     rules = FakeView()
     producer = FakeProducer(rules)
     app = FastAPI()
-
-    @app.exception_handler(EventCenterError)
-    async def on_error(_: Request, exc: EventCenterError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+    install_error_handlers(app)
 
     app.include_router(build_router(producer, rules, CATALOG, FakeView()))  # type: ignore[arg-type]
     return TestClient(app), producer

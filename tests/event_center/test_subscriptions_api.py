@@ -4,18 +4,17 @@ pause/resume and delete, with the records ``whale subscriptions apply`` writes (
 from __future__ import annotations
 
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from whale_event_center.app import create_app
 from whale_event_center.components import Components
-from whale_event_center.errors import EventCenterError
 from whale_event_center.settings import Settings
 from whale_event_center.subscriptions_api import build_router
 
 from whale import topics
 from whale.binding import from_kafka
 from whale.subscriptions import RECORD_TYPE, Subscription, from_record
+from whale.web.errors import install_error_handlers
 
 from .ec_fakes import FakeProducer as AppProducer
 from .ec_fakes import FakeStore
@@ -29,10 +28,7 @@ def env() -> tuple[TestClient, FakeProducer, FakeView]:
     view = FakeView()
     producer = FakeProducer(view)
     app = FastAPI()
-
-    @app.exception_handler(EventCenterError)
-    async def on_error(_: Request, exc: EventCenterError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+    install_error_handlers(app)
 
     app.include_router(build_router(producer, view))  # type: ignore[arg-type]
     return TestClient(app), producer, view

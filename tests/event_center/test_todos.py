@@ -26,6 +26,7 @@ from whale_event_center.todos import (
 from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.settings import WhaleSettings
+from whale.web.errors import install_error_handlers
 
 RULE = """
 id: disk-full
@@ -223,6 +224,7 @@ def api_client() -> tuple[TestClient, FakeProducer]:
 
     producer = FakeProducer(apply)
     app = FastAPI()
+    install_error_handlers(app)
     app.include_router(build_router(producer, WhaleSettings(), view=view))
     return TestClient(app), producer
 
@@ -251,14 +253,14 @@ def test_the_api_names_the_problem_for_unknown_resolved_or_invalid_requests() ->
     client, _ = api_client()
     missing = client.post("/todos/nope/claim", json={"by": "bob"})
     assert missing.status_code == 404
-    assert missing.json()["detail"]["field"] == "todo_id"
+    assert missing.json()["problems"] == [{"field": "todo_id", "message": "no to-do 'nope'"}]
     todo = client.post("/todos", json={"title": "t"}).json()
     client.post(f"/todos/{todo['id']}/resolve", json={"by": "bob"})
     again = client.post(f"/todos/{todo['id']}/claim", json={"by": "bob"})
     assert again.status_code == 409
     invalid = client.post(f"/todos/{todo['id']}/claim", json={})
-    assert invalid.status_code == 422
-    assert invalid.json()["detail"][0]["loc"] == ["body", "by"]
+    assert invalid.status_code == 400
+    assert invalid.json()["problems"] == [{"field": "body.by", "message": "Field required"}]
 
 
 async def test_one_action_request_seen_as_task_and_action_results_is_counted_once(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from whale.cloudevent import CloudEvent
+from whale.field_paths import getter
 from whale.matching import (
     MISSING,
     MatchError,
@@ -19,7 +20,6 @@ from whale.matching import (
     parse_path,
     resolve,
 )
-from whale.paths import getter
 
 CTX: dict[str, Any] = {
     "type": "alert.fired",

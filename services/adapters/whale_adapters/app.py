@@ -14,32 +14,32 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import structlog
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from whale import runtime, topics
 from whale.cloudevent import CloudEvent
 from whale.compacted import CompactedView
-from whale.errors import DeliveryError, WhaleError
+from whale.errors import DeliveryError, InvalidRequest, WhaleError
 from whale.logging import configure_logging
 from whale.producer import EventProducer
+from whale.web.errors import install_error_handlers
+from whale.web.health import health_router
 from whale_adapters import metrics
 from whale_adapters.alertmanager import alert_events
 from whale_adapters.config import AdaptersConfig, load_adapters
-from whale_adapters.errors import PayloadError, SignatureError
+from whale_adapters.errors import BodyTooLarge, NoSuchWebhook, PayloadError, SignatureError, TokenRefused
 from whale_adapters.ingest import IngestWriter
 from whale_adapters.poller import Poller
 from whale_adapters.settings import Settings
 from whale_adapters.validation import EventValidator
 from whale_adapters.webhook import Webhook
 
-log = structlog.get_logger("whale_adapters.app")
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -50,15 +50,9 @@ class Components:
     webhooks: dict[str, Webhook] = field(default_factory=dict)
 
 
-def _problem(status: int, message: str, problems: list[dict[str, str]] | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"error": message}
-    if problems:
-        body["problems"] = problems
-    return JSONResponse(body, status_code=status)
-
-
 def build_app(settings: Settings, parts: Components) -> FastAPI:
     app = FastAPI(title="Whale adapters", docs_url=None, redoc_url=None)
+    install_error_handlers(app)
     token = settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else None
 
     async def publish(adapter: str, events: list[CloudEvent]) -> JSONResponse:
@@ -66,20 +60,20 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
             for event in events:  # all or nothing: no event of a request is sent if one is invalid
                 parts.writer.validator.validate(event)
             await asyncio.gather(*(parts.writer.publish(e, adapter=adapter) for e in events))
-        except PayloadError as exc:
+        except PayloadError:
             metrics.REQUESTS.labels(adapter=adapter, outcome="invalid").inc()
-            return _problem(422, exc.message, exc.problems)
+            raise
         except DeliveryError as exc:
             metrics.REQUESTS.labels(adapter=adapter, outcome="unavailable").inc()
             log.error("ingest_unavailable", adapter=adapter, error=exc.message)
-            return _problem(503, f"events not stored: {exc.message}")
+            raise DeliveryError(f"events not stored: {exc.message}", retryable=exc.retryable) from None
         metrics.REQUESTS.labels(adapter=adapter, outcome="accepted").inc()
         return JSONResponse({"accepted": len(events), "ids": [e.id for e in events]}, status_code=202)
 
-    async def body_of(request: Request) -> bytes | JSONResponse:
+    async def body_of(request: Request) -> bytes:
         body = await request.body()
         if len(body) > settings.max_body:
-            return _problem(413, f"body larger than {settings.max_body} bytes")
+            raise BodyTooLarge(f"body larger than {settings.max_body} bytes", field="body")
         return body
 
     @app.post("/alertmanager")
@@ -88,30 +82,26 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
             given = request.headers.get("authorization", "")
             if token is None or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 metrics.REQUESTS.labels(adapter="alertmanager", outcome="refused").inc()
-                return _problem(401, "missing or wrong bearer token (set WHALE_ADAPTERS_ALERTMANAGER_TOKEN)")
+                raise TokenRefused("missing or wrong bearer token (set WHALE_ADAPTERS_ALERTMANAGER_TOKEN)")
         body = await body_of(request)
-        if isinstance(body, Response):
-            return body
         try:
             doc = json.loads(body)
         except ValueError as exc:
             metrics.REQUESTS.labels(adapter="alertmanager", outcome="invalid").inc()
-            return _problem(400, f"body is not JSON: {exc}")
+            raise InvalidRequest(f"body is not JSON: {exc}", field="body") from None
         try:
             events = alert_events(doc, source=settings.alertmanager_source)
-        except PayloadError as exc:
+        except PayloadError:
             metrics.REQUESTS.labels(adapter="alertmanager", outcome="invalid").inc()
-            return _problem(422, exc.message, exc.problems)
+            raise
         return await publish("alertmanager", events)
 
     @app.post("/webhooks/{name}")
     async def webhook(name: str, request: Request) -> Response:
         hook = parts.webhooks.get(name)
         if hook is None:
-            return _problem(404, f"no webhook named {name!r}")
+            raise NoSuchWebhook(f"no webhook named {name!r}", field="name")
         body = await body_of(request)
-        if isinstance(body, Response):
-            return body
         headers = {k.lower(): v for k, v in request.headers.items()}
         adapter = f"webhook:{name}"
         try:
@@ -119,28 +109,16 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
         except SignatureError as exc:
             metrics.REQUESTS.labels(adapter=adapter, outcome="refused").inc()
             log.warning("webhook_signature_refused", webhook=name, reason=exc.message)
-            return _problem(401, exc.message)
+            raise
         try:
             event = hook.to_event(body, headers)
-        except PayloadError as exc:
+        except PayloadError:
             metrics.REQUESTS.labels(adapter=adapter, outcome="invalid").inc()
-            return _problem(422, exc.message, exc.problems)
+            raise
         return await publish(adapter, [event])
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz() -> Response:
-        if parts.writer.producer.saturated:
-            return _problem(503, "producer saturated")
-        return JSONResponse({"status": "ready"})
-
-    @app.get("/metrics")
-    async def prometheus() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
+    checks = {"producer": lambda: not parts.writer.producer.saturated}
+    app.include_router(health_router(metrics.registry(), checks))
     return app
 
 

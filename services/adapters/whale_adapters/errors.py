@@ -1,4 +1,4 @@
-"""Errors of the adapters and the dispatcher: one small tree with structured fields."""
+"""Errors of the adapters and the dispatcher (their place in the tree: :mod:`whale.errors`)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,19 @@ from typing import Any
 from whale.errors import ConfigError, EventError, WhaleError
 
 
-class AdapterError(WhaleError):
+class AdapterError(WhaleError, code="adapter_error"):
     """Base of the errors the adapters raise on purpose."""
 
 
-class MappingError(ConfigError):
+class MappingError(ConfigError, code="invalid_mapping"):
     """A mapping, webhook, poller or subscription definition is malformed; ``field`` names where."""
 
     def __init__(self, message: str, *, field: str, source: str | None = None, **fields: Any) -> None:
         super().__init__(message, field=field, source=source, **fields)
-        self.field = field
         self.source = source
 
 
-class SignatureError(AdapterError):
+class SignatureError(AdapterError, status=401, code="unauthenticated"):
     """A webhook's HMAC signature is missing or wrong (the request is refused with 401)."""
 
     def __init__(self, message: str, *, webhook: str) -> None:
@@ -28,14 +27,26 @@ class SignatureError(AdapterError):
         self.webhook = webhook
 
 
-class PayloadError(EventError):
-    """An incoming payload cannot become a valid event; ``problems`` say which field and why."""
+class TokenRefused(AdapterError, status=401, code="unauthenticated"):
+    """The Alertmanager bearer token is missing or wrong (401)."""
 
 
-class DeliveryFailed(AdapterError):
-    """A push delivery attempt failed; ``retryable`` says whether another attempt may succeed."""
+class NoSuchWebhook(AdapterError, status=404, code="not_found"):
+    """No webhook of that name is configured (404)."""
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = True) -> None:
-        super().__init__(message, status=status, retryable=retryable)
-        self.status = status
-        self.retryable = retryable
+
+class BodyTooLarge(AdapterError, status=413, code="too_large"):
+    """The request body exceeds ``WHALE_ADAPTERS_MAX_BODY`` (413)."""
+
+
+class PayloadError(EventError, status=422, code="invalid_payload"):
+    """An incoming payload cannot become a valid event; ``problems`` say which field and why (422)."""
+
+
+class DeliveryFailed(AdapterError, status=502, code="delivery_failed", retryable=True):
+    """A push delivery attempt failed; ``retryable`` says whether another attempt may succeed;
+    ``endpoint_status`` is the endpoint's HTTP answer, when there was one."""
+
+    def __init__(self, message: str, *, endpoint_status: int | None = None, retryable: bool = True) -> None:
+        super().__init__(message, endpoint_status=endpoint_status, retryable=retryable)
+        self.endpoint_status = endpoint_status

@@ -18,7 +18,7 @@ from whale_adapters import metrics
 from whale_adapters.errors import PayloadError
 from whale_adapters.validation import EventValidator, ingest_key
 
-log = structlog.get_logger("whale_adapters.ingest")
+log = structlog.get_logger(__name__)
 
 
 class IngestWriter:

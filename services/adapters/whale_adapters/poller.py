@@ -29,7 +29,7 @@ from whale_adapters.config import PollerConfig
 from whale_adapters.ingest import IngestWriter
 from whale_adapters.jsonpath import Missing, compile_path
 
-log = structlog.get_logger("whale_adapters.poller")
+log = structlog.get_logger(__name__)
 STATE_TYPE = "whale.adapter.poller.state"
 
 

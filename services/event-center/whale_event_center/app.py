@@ -16,17 +16,27 @@ from typing import Any
 import structlog
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import JSONResponse
 
 from whale.logging import configure_logging
-from whale_event_center import api_schemas, api_search, components, rules_api, subscriptions_api, todo_api
-from whale_event_center.errors import EventCenterError, StoreUnavailable, TooLarge
+from whale.metrics import process_registry
+from whale.web.errors import install_error_handlers
+from whale.web.health import health_router
+from whale_event_center import (
+    api_schemas,
+    api_search,
+    components,
+    metrics,
+    rules_api,
+    subscriptions_api,
+    todo_api,
+)
+from whale_event_center.errors import EventCenterError, TooLarge
 from whale_event_center.registry import SchemaRegistry
 from whale_event_center.service import Ingest
 from whale_event_center.settings import Settings
 
-log = structlog.get_logger("whale_event_center.app")
+log = structlog.get_logger(__name__)
 
 EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -113,18 +123,7 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
         lifespan=lifespan,
     )
 
-    @app.exception_handler(EventCenterError)
-    async def on_error(_: Request, exc: EventCenterError) -> JSONResponse:
-        headers = dict(exc.headers)
-        if exc.status in (429, 503):
-            headers.setdefault("Retry-After", str(settings.retry_after_seconds))
-        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
-
-    @app.exception_handler(StoreUnavailable)
-    async def on_store_down(_: Request, exc: StoreUnavailable) -> JSONResponse:
-        log.warning("elasticsearch_unavailable", error=str(exc))
-        body = {"error": "unavailable", "message": "Elasticsearch did not answer; retry later"}
-        return JSONResponse(body, status_code=503, headers={"Retry-After": str(settings.retry_after_seconds)})
+    install_error_handlers(app, retry_after=settings.retry_after_seconds)
 
     @app.post(
         "/events",
@@ -138,23 +137,12 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
         answer = await ingest.handle(request.headers.get("content-type"), dict(request.headers), body)
         return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
-    @app.get("/healthz", tags=["health"], summary="The process is alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"], summary="Kafka, Elasticsearch and the schema registry are ready")
-    async def readyz() -> JSONResponse:
-        kafka, es = await asyncio.gather(parts.kafka_ready(), parts.store.ping())
-        checks = {"kafka": kafka, "elasticsearch": es, "registry": parts.views_ready.is_set()}
-        ok = all(checks.values())
-        return JSONResponse(
-            {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
-        )
-
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
-    async def metrics_endpoint() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
+    checks = {
+        "kafka": parts.kafka_ready,
+        "elasticsearch": parts.store.ping,
+        "registry": parts.views_ready.is_set,
+    }
+    app.include_router(health_router(process_registry(metrics.HTTP), checks))
     app.include_router(api_schemas.build_router(registry, parts.views_ready.is_set))
     app.include_router(api_search.build_router(parts.store, settings.search_max_size))
     app.include_router(rules_api.build_router(parts.producer, parts.rules, parts.catalog, parts.schemas))

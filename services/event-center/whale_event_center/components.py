@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+from prometheus_client import CollectorRegistry
 
 from whale import topics
 from whale.admin import ensure_topics
 from whale.compacted import CompactedView
 from whale.errors import WhaleError
-from whale.health import serve_health
+from whale.health import HealthServer, serve_health
 from whale.producer import EventProducer
+from whale.web.health import Check
 from whale_event_center.auth import TokenStore
 from whale_event_center.settings import Settings
 from whale_event_center.store import Store
 
-log = structlog.get_logger("whale_event_center.components")
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -62,10 +64,12 @@ class Components:
         await self.store.close()
 
 
-async def start_health(host: str, port: int, ready: Any = None) -> asyncio.Server | None:
+async def start_health(
+    host: str, port: int, registry: CollectorRegistry, checks: Mapping[str, Check] | None = None
+) -> HealthServer | None:
     """``whale.health`` on ``port``; a busy port is logged, not fatal (the work matters more)."""
     try:
-        return await serve_health(host, port, ready)
+        return await serve_health(host, port, checks, registry=registry)
     except OSError as exc:
         log.error("health_port_unavailable", host=host, port=port, error=str(exc))
         return None

@@ -29,13 +29,14 @@ from whale.binding import KafkaMessage, from_kafka, headers_from, to_binary
 from whale.consumer import commit_batch, dlq_message
 from whale.errors import BindingError, DeliveryError, TopicError
 from whale.logging import configure_logging
+from whale.metrics import process_registry
 from whale.producer import EventProducer
 from whale.runtime import run
 from whale_event_center import metrics
 from whale_event_center.components import start_health
 from whale_event_center.settings import Settings
 
-log = structlog.get_logger("whale_event_center.dedupe")
+log = structlog.get_logger(__name__)
 PURGE_EVERY = 60.0
 
 
@@ -309,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         await asyncio.to_thread(ensure_changelog, settings)
         producer = EventProducer(settings.whale, client_id="whale-dedupe")
         stage = DedupeStage(settings, producer)
-        health = await start_health(settings.host, settings.dedupe_health_port)
+        health = await start_health(
+            settings.host, settings.dedupe_health_port, process_registry(metrics.DEDUPE)
+        )
         task = asyncio.create_task(stage.run())
         log.info(
             "dedupe_started",
@@ -321,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         await task
         if health is not None:
             health.close()
+            await health.wait_closed()
         await asyncio.to_thread(producer.close, 10)
 
     return run(serve)

@@ -1,4 +1,4 @@
-"""Errors of the event center: one small tree; each maps to an HTTP status and a JSON body."""
+"""Errors of the event center (their place in the tree: :mod:`whale.errors`)."""
 
 from __future__ import annotations
 
@@ -10,21 +10,10 @@ Problem = dict[str, str]
 
 
 class EventCenterError(WhaleError):
-    """Base: ``status`` is the HTTP answer, ``problems`` lists ``{"field", "message"}`` entries.
+    """Base of the event center's errors: ``status`` is the HTTP answer, ``code`` its ``error``.
 
-    A subclass names its HTTP status and error code as class keywords:
-    ``class NotFound(EventCenterError, status=404, code="not_found")``.
+    ``event_id`` names the event of a batch an error is about (it joins the HTTP body).
     """
-
-    status = 500
-    code = "internal_error"
-
-    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None) -> None:
-        super().__init_subclass__()
-        if status is not None:
-            cls.status = status
-        if code is not None:
-            cls.code = code
 
     def __init__(
         self,
@@ -35,16 +24,11 @@ class EventCenterError(WhaleError):
         field: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message, event_id=event_id, field=field)
-        self.problems = problems or ([{"field": field, "message": message}] if field else [])
+        super().__init__(message, problems, field=field, headers=headers, event_id=event_id)
         self.event_id = event_id
-        self.field = field
-        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"error": self.code, "message": self.message}
-        if self.problems:
-            out["problems"] = self.problems
+        out = super().body()
         if self.event_id is not None:
             out["event_id"] = self.event_id
         return out
@@ -82,15 +66,20 @@ class InvalidSchema(EventCenterError, status=400, code="invalid_schema"):
     """A submitted JSON Schema is not a valid draft 2020-12 schema (400)."""
 
 
-class Saturated(EventCenterError, status=429, code="saturated"):
+class Saturated(EventCenterError, status=429, code="saturated", retryable=True):
     """Too many writes are waiting for Kafka; retry later (429)."""
 
 
-class Unavailable(EventCenterError, status=503, code="unavailable"):
+class Unavailable(EventCenterError, status=503, code="unavailable", retryable=True):
     """Kafka or Elasticsearch did not answer in time; nothing was accepted (503)."""
 
 
-class StoreUnavailable(WhaleError):
-    """Elasticsearch refused or did not answer; the indexer retries (never skips)."""
+class AlreadyResolved(EventCenterError, status=409, code="resolved"):
+    """The to-do item is resolved; only comments are accepted (409)."""
 
-    retryable = True
+
+class StoreUnavailable(WhaleError, status=503, code="unavailable", retryable=True):
+    """Elasticsearch refused or did not answer; the indexer retries (never skips), an API answers 503."""
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "message": "Elasticsearch did not answer; retry later"}

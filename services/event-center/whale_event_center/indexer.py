@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, KafkaError
 from whale.binding import KafkaMessage, headers_from
 from whale.consumer import commit_batch
 from whale.logging import configure_logging
+from whale.metrics import process_registry
 from whale.runtime import run
 from whale_event_center import metrics
 from whale_event_center.components import start_health
@@ -31,7 +32,7 @@ from whale_event_center.errors import StoreUnavailable
 from whale_event_center.settings import Settings
 from whale_event_center.store import Store
 
-log = structlog.get_logger("whale_event_center.indexer")
+log = structlog.get_logger(__name__)
 RETENTION_EVERY = 3600.0
 
 
@@ -166,7 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     async def serve(stop: asyncio.Event) -> None:
         store = Store(settings.whale.es_url, settings.index_prefix, auth=_es_auth(settings))
         indexer = Indexer(settings, store)
-        health = await start_health(settings.host, settings.indexer_health_port, store.ping)
+        health = await start_health(
+            settings.host,
+            settings.indexer_health_port,
+            process_registry(metrics.INDEXER),
+            {"elasticsearch": store.ping},
+        )
         task = asyncio.create_task(indexer.run())
         log.info("indexer_started", topics=settings.indexer_topics, group=settings.indexer_group)
         await stop.wait()
@@ -174,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         await task
         if health is not None:
             health.close()
+            await health.wait_closed()
         await store.close()
 
     return run(serve)

@@ -27,7 +27,7 @@ from whale_event_center import metrics
 from whale_event_center.compat import breaks
 from whale_event_center.errors import IncompatibleSchema, InvalidSchema, NotFound, Problem, Unavailable
 
-log = structlog.get_logger("whale_event_center.registry")
+log = structlog.get_logger(__name__)
 RECORD_TYPE = "whale.schema.registered"
 RECORD_SOURCE = "urn:whale:event-center:registry"
 MAX_PROBLEMS = 50

@@ -17,6 +17,7 @@ import structlog
 from whale.binding import to_binary
 from whale.cloudevent import CloudEvent
 from whale.errors import DeliveryError
+from whale.metrics import BoundedLabel
 from whale.producer import Delivered
 from whale_event_center import metrics
 from whale_event_center.auth import DEV_SENDER, Sender, TokenStore
@@ -31,7 +32,10 @@ from whale_event_center.ingest import Item, parse
 from whale_event_center.registry import SchemaRegistry
 from whale_event_center.settings import Settings
 
-log = structlog.get_logger("whale_event_center.ingest")
+log = structlog.get_logger(__name__)
+
+TYPE_LABELS = 500
+"""At most this many event types get their own series of ``whale_event_center_events_total``."""
 
 
 class Producer(Protocol):
@@ -66,6 +70,8 @@ class Ingest:
         self._registry = registry
         self._tokens = tokens
         self._ready = ready or (lambda: True)
+        # the type label: registered types only, at most TYPE_LABELS of them, else "other"
+        self._type_label = BoundedLabel(lambda t: bool(registry.versions(t)), cap=TYPE_LABELS)
 
     def _retry_after(self) -> dict[str, str]:
         return {"Retry-After": str(self._settings.retry_after_seconds)}
@@ -118,14 +124,14 @@ class Ingest:
         label = "unknown"
         try:
             event = self._check(sender, item)
-            label = event.type
+            label = self._type_label(event.type)
             await self._write(event)
         except EventCenterError as exc:
             metrics.REQUESTS.labels(type=label, outcome=exc.code).inc()
             if exc.event_id is None and item.id is not None:
                 exc.event_id = item.id
             raise
-        metrics.REQUESTS.labels(type=event.type, outcome="accepted").inc()
+        metrics.REQUESTS.labels(type=label, outcome="accepted").inc()
 
     async def _write(self, event: CloudEvent) -> None:
         if self._producer.saturated:
@@ -155,9 +161,9 @@ class Ingest:
         if not rejected:
             return Answer(202, body)
         if all(e.status == 503 for e in rejected) and len(rejected) == len(items):
-            return Answer(
-                503, {**body, "error": "unavailable", "message": rejected[0].message}, self._retry_after()
-            )
+            first = rejected[0]
+            error = {"error": first.code, "message": first.message, "problems": [], "retryable": True}
+            return Answer(503, {**body, **error}, self._retry_after())
         return Answer(207, body)
 
     async def _batch_one(self, sender: Sender, item: Item) -> EventCenterError | None:
@@ -173,7 +179,14 @@ def _result(item: Item, error: EventCenterError | None) -> dict[str, Any]:
     if error is None:
         out["status"] = 202
     else:
-        out.update({"status": error.status, "error": error.code, "message": error.message})
+        out.update(
+            {
+                "status": error.status,
+                "error": error.code,
+                "message": error.message,
+                "retryable": error.retryable,
+            }
+        )
         if error.problems:
             out["problems"] = error.problems
     return out

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from whale import topics
@@ -20,6 +20,7 @@ from whale.cloudevent import CloudEvent
 from whale.compacted import CompactedView
 from whale.correlation import CORRELATION_ID
 from whale.settings import WhaleSettings
+from whale_event_center.errors import AlreadyResolved, NotFound
 from whale_event_center.todos import CHANGE_REQUESTED, OPEN_STATES, REQUESTED
 
 API_SOURCE = "whale/todo-api"
@@ -69,9 +70,7 @@ class TodoReader:
         view = await self.ready()
         event = view.get(todo_id)
         if event is None or not isinstance(event.data, Mapping):
-            raise HTTPException(
-                404, {"error": "not_found", "field": "todo_id", "message": f"no to-do {todo_id!r}"}
-            )
+            raise NotFound(f"no to-do {todo_id!r}", field="todo_id")
         return dict(event.data)
 
     async def wait(self, predicate: Callable[[dict[str, CloudEvent]], bool]) -> bool:
@@ -130,14 +129,7 @@ def build_router(producer: Any, settings: WhaleSettings, *, view: Any = None) ->
     async def change(todo_id: str, op: str, body: ChangeBody) -> Any:
         item = await reader.get(todo_id)
         if item.get("status") == "resolved" and op != "comment":
-            raise HTTPException(
-                409,
-                {
-                    "error": "resolved",
-                    "field": "todo_id",
-                    "message": f"to-do {todo_id!r} is already resolved",
-                },
-            )
+            raise AlreadyResolved(f"to-do {todo_id!r} is already resolved", field="todo_id")
         data = {"todo_id": todo_id, "op": op, "by": body.by, "comment": body.comment}
         ext = {CORRELATION_ID: item["correlationid"]} if item.get("correlationid") else {}
         event = CloudEvent.create(type=CHANGE_REQUESTED, source=API_SOURCE, data=data, subject=todo_id, **ext)

@@ -37,7 +37,7 @@ from whale.rule_index import RuleIndex
 from whale.rules import Rule, RuleError, validate_rule
 from whale.settings import WhaleSettings
 
-log = structlog.get_logger("whale_event_center.todos")
+log = structlog.get_logger(__name__)
 
 SOURCE = "whale/todo"
 SAVED = "whale.todo.saved"
@@ -333,6 +333,7 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
     from whale.compacted import CompactedView
     from whale.consumer import EventConsumer
     from whale.health import serve_health
+    from whale.metrics import CONSUMER, process_registry
     from whale.producer import EventProducer
 
     await asyncio.to_thread(ensure_topics, settings.whale)
@@ -363,7 +364,12 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
         async def is_ready() -> bool:
             return ready.is_set()
 
-        server = await serve_health(settings.health_host, settings.health_port, is_ready)
+        server = await serve_health(
+            settings.health_host,
+            settings.health_port,
+            {"consumer": is_ready},
+            registry=process_registry(CONSUMER),
+        )
     task = asyncio.create_task(consumer.run())
     ready.set()
     log.info("todo_stage_started", items=len(book.items), rules=len(rules.rules()))
@@ -373,6 +379,7 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
     await rules_view.stop()
     if server is not None:
         server.close()
+        await server.wait_closed()
     await asyncio.to_thread(producer.close, 10)
 
 

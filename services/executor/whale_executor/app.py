@@ -14,7 +14,7 @@ from whale.admin import ensure_topics
 from whale.cloudevent import CloudEvent
 from whale.consumer import Received
 from whale.errors import ConfigError, WhaleError
-from whale.health import serve_health
+from whale.health import HealthServer, serve_health
 from whale.logging import configure_logging
 from whale.producer import EventProducer
 from whale.runtime import run as run_service
@@ -30,7 +30,7 @@ from whale_executor.settings import Settings
 from whale_executor.state import StateStore
 from whale_executor.workflow.handler import Workflows
 
-log = structlog.get_logger("whale.executor")
+log = structlog.get_logger(__name__)
 CATALOG_PUBLISHED = "whale.catalog.published"
 
 
@@ -51,7 +51,7 @@ class Executor:
         self._intakes: list[Intake] = []
         self._producer: EventProducer | None = None
         self._store: StateStore | None = None
-        self._health: asyncio.Server | None = None
+        self._health: HealthServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.ready = False
 
@@ -62,7 +62,9 @@ class Executor:
         """Ensure the pool's topic, rebuild state, join the groups, then publish the catalogue."""
         s = self.settings
         if s.health_port is not None:  # /healthz answers at once; /readyz once the catalogue is out
-            self._health = await serve_health(s.health_host, s.health_port, self._ready)
+            self._health = await serve_health(
+                s.health_host, s.health_port, {"pool": self._ready}, registry=metrics.registry()
+            )
         await asyncio.to_thread(ensure_topics, s.whale, [topics.pool_topic_spec(self.pool)])
         self._producer = producer = EventProducer(s.whale, client_id=f"whale-executor-{self.pool}")
         self._store = store = StateStore(s.whale, producer, pool=self.pool, source=self.source)
@@ -175,6 +177,7 @@ class Executor:
                 await task
         if self._health is not None:
             self._health.close()
+            await self._health.wait_closed()
         if self._store is not None:
             await self._store.stop()
         if self._producer is not None:

@@ -14,7 +14,7 @@ import structlog
 from whale.consumer import Received
 from whale_executor.state import APPROVAL_STATE, StateStore
 
-log = structlog.get_logger("whale.executor.approvals")
+log = structlog.get_logger(__name__)
 GRANTED = "whale.approval.granted"
 DENIED = "whale.approval.denied"
 

@@ -27,13 +27,13 @@ from confluent_kafka import Consumer, TopicPartition
 
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.consumer import Received, write_dead_letter
-from whale.errors import BindingError
+from whale.errors import BindingError, WhaleError
 from whale.logging import bound_event
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale_executor import metrics
 
-log = structlog.get_logger("whale.executor.intake")
+log = structlog.get_logger(__name__)
 Handler = Callable[[Received], Awaitable[None]]
 TP = tuple[str, int]
 COMMIT_INTERVAL = 0.2  # seconds between offset commits (only finished requests are committed)
@@ -196,7 +196,7 @@ class Intake:
                     raise
                 except Exception as exc:
                     attempt += 1
-                    retryable = bool(getattr(exc, "retryable", False))
+                    retryable = isinstance(exc, WhaleError) and exc.retryable
                     log.warning(
                         "request_failed",
                         attempt=attempt,

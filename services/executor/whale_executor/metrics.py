@@ -2,35 +2,44 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
-RUNS = Counter(
+from whale.metrics import Families, process_registry
+
+FAMILIES = Families("executor")
+
+RUNS = FAMILIES.counter(
     "whale_executor_runs_total",
     "Action runs finished, by pool, action and result type",
     ["pool", "action", "result"],
 )
-REPLAYED = Counter(
+REPLAYED = FAMILIES.counter(
     "whale_executor_replayed_total",
     "Redelivered requests answered from recorded state instead of running again",
     ["pool"],
 )
-WORKFLOWS = Counter(
+WORKFLOWS = FAMILIES.counter(
     "whale_executor_workflows_total",
     "Workflow runs finished, by pool, workflow and result type",
     ["pool", "workflow", "result"],
 )
-RUN_SECONDS = Histogram(
+RUN_SECONDS = FAMILIES.histogram(
     "whale_executor_run_seconds",
     "Time an action run took",
     ["pool", "kind"],
 )
-IN_FLIGHT = Gauge(
+IN_FLIGHT = FAMILIES.gauge(
     "whale_executor_in_flight",
     "Requests received and not finished yet",
     ["pool"],
 )
-SWEPT = Counter(
+SWEPT = FAMILIES.counter(
     "whale_executor_state_swept_total",
     "Run and approval records tombstoned on whale.executor.state after the retention",
     ["pool"],
 )
+
+
+def registry() -> CollectorRegistry:
+    """The registry this process serves on ``/metrics``: its own families only."""
+    return process_registry(FAMILIES)

@@ -26,7 +26,7 @@ from whale_executor.requests import ActionRequest
 from whale_executor.results import ABANDONED, FAILED, SUCCEEDED, TIMED_OUT, Outcome, result_event
 from whale_executor.state import StateStore
 
-log = structlog.get_logger("whale.executor")
+log = structlog.get_logger(__name__)
 GRACE = 2.0  # seconds beyond an action's own timeout before the executor cancels it
 
 

@@ -27,7 +27,7 @@ from whale.cloudevent import CloudEvent
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 
-log = structlog.get_logger("whale.executor.state")
+log = structlog.get_logger(__name__)
 
 RUN_STATE = "whale.executor.run"
 APPROVAL_STATE = "whale.executor.approval"

@@ -31,7 +31,7 @@ from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.compacted import CompactedView
 from whale.consumer import write_dead_letter
 from whale.errors import BindingError, ConfigError, WhaleError
-from whale.health import serve_health
+from whale.health import HealthServer, serve_health
 from whale.logging import bound_event, configure_logging, library_logging
 from whale.matching import event_context
 from whale.producer import EventProducer
@@ -44,7 +44,7 @@ from whale_rule_engine.recovery import TableManager
 from whale_rule_engine.settings import Settings
 from whale_rule_engine.throttle import decide
 
-log = structlog.get_logger("whale_rule_engine")
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Runtime:
     catalog: CompactedView | None = None
     views: list[CompactedView] = field(default_factory=list)
     ensured_pools: set[str] = field(default_factory=lambda: {topics.DEFAULT_POOL})
-    health_server: asyncio.Server | None = None
+    health_server: HealthServer | None = None
     # renders run here, off the event loop: /healthz, heartbeats and commits go on while a rule
     # spends its render budget (every sandbox operation is bounded, so the thread never holds the
     # interpreter for long; see whale.template_limits)
@@ -157,7 +157,9 @@ def build_app(runtime: Runtime) -> faust.App:
             return False
 
     async def health() -> None:
-        runtime.health_server = await serve_health(settings.host, settings.port, ready)
+        runtime.health_server = await serve_health(
+            settings.host, settings.port, {"kafka": ready}, registry=metrics.registry()
+        )
         log.info("health_listening", host=settings.host, port=settings.port)
 
     app.task(health)

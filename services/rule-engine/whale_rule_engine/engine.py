@@ -28,7 +28,7 @@ from whale.rules import Lookup, Rule, RuleError, find_target, params_problems, v
 from whale_rule_engine import metrics
 from whale_rule_engine.throttle import Decision
 
-log = structlog.get_logger("whale_rule_engine.engine")
+log = structlog.get_logger(__name__)
 ACTION_REQUESTED = "whale.action.requested"
 RULE_THROTTLED = "whale.rule.throttled"
 _REQUEST_NS = uuid.UUID("6f1c2a52-5d0e-4c43-9a51-2b1b0c7e8a11")

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
-EVENTS = Counter(
+from whale.metrics import Families, process_registry
+
+FAMILIES = Families("rule-engine")
+
+EVENTS = FAMILIES.counter(
     "whale_rule_engine_events_total",
     "Events read from whale.events, by outcome (matched, unmatched, dead_lettered)",
     ["outcome"],
 )
-MATCHES = Counter("whale_rule_engine_matches_total", "Rule matches before throttling", ["rule"])
-REQUESTED = Counter(
+MATCHES = FAMILIES.counter("whale_rule_engine_matches_total", "Rule matches before throttling", ["rule"])
+REQUESTED = FAMILIES.counter(
     "whale_rule_engine_actions_requested_total", "whale.action.requested events emitted", ["rule"]
 )
-THROTTLED = Counter("whale_rule_engine_throttled_total", "Triggers suppressed by a rule's throttle", ["rule"])
-DEAD_LETTERED = Counter(
+THROTTLED = FAMILIES.counter(
+    "whale_rule_engine_throttled_total", "Triggers suppressed by a rule's throttle", ["rule"]
+)
+DEAD_LETTERED = FAMILIES.counter(
     "whale_rule_engine_dead_lettered_total", "Messages sent to whale.dlq, by reason kind", ["reason"]
 )
-RULES = Gauge("whale_rule_engine_rules", "Enabled rules in the index")
-MATCH_SECONDS = Histogram("whale_rule_engine_match_seconds", "Time to match one event against the index")
+RULES = FAMILIES.gauge("whale_rule_engine_rules", "Enabled rules in the index")
+MATCH_SECONDS = FAMILIES.histogram(
+    "whale_rule_engine_match_seconds", "Time to match one event against the index"
+)
+
+
+def registry() -> CollectorRegistry:
+    """The registry this process serves on ``/metrics``: its own families only."""
+    return process_registry(FAMILIES)

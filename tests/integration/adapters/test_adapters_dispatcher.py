@@ -146,7 +146,7 @@ async def test_push_subscriptions_order_retry_dead_letter_and_pause(
         assert receiver.received["ok"] == []  # paused: nothing delivered
         async with httpx.AsyncClient() as client:
             status = (await client.get(f"http://127.0.0.1:{settings.port}/status")).json()
-        assert await readyz_once_ready(settings.port) == {"status": "ready"}
+        assert (await readyz_once_ready(settings.port))["status"] == "ready"
         by_id = {s["id"]: s for s in status["subscriptions"]}
         assert by_id[f"t-{unique}-paused"]["paused"] is True
         assert by_id[f"t-{unique}-flaky"]["delivered"] == 12

@@ -191,7 +191,7 @@ async def test_signed_webhooks_are_published_and_a_bad_signature_is_refused(
             headers={"X-Whale-Signature": "sha256=" + sign(b"wrong", forged)},
         )
         assert refused.status_code == 401
-        assert "signature does not match" in refused.json()["error"]
+        assert "signature does not match" in refused.json()["message"]
     mine = await tap.await_(lambda e: e.source == f"/test/shop/{unique}", 1, settle=1.0)
     assert [(e.id, e.type, e.subject) for e in mine] == [(f"d-{unique}", "shop.order.paid", "o-1")]
 

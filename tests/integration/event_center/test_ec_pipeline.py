@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import REGISTRY
+from whale_event_center import metrics
 
 from tests.ports import free_port
+from whale.metrics import process_registry
 from whale.settings import WhaleSettings
 
 from .ec_live import AppThread, LoopThread, Pipeline, Tap
@@ -88,10 +89,11 @@ def test_token_grants_are_enforced(pipeline: Pipeline, http: httpx.Client) -> No
     assert anonymous.status_code == 401
 
 
+DEDUPE = process_registry(metrics.DEDUPE)  # the dedupe stage runs in this test process
+
+
 def _duplicates() -> float:
-    return (
-        REGISTRY.get_sample_value("whale_event_center_dedupe_events_total", {"outcome": "duplicate"}) or 0.0
-    )
+    return DEDUPE.get_sample_value("whale_event_center_dedupe_events_total", {"outcome": "duplicate"}) or 0.0
 
 
 def _wait_duplicates(at_least: float, timeout: float = 60) -> None:

@@ -139,6 +139,7 @@ def test_pause_resume_and_delete_reach_another_running_instance(
             "error": "not_found",
             "message": f"no subscription {name!r}",
             "problems": [{"field": "name", "message": f"no subscription {name!r}"}],
+            "retryable": False,
         }
         gone = _eventually(lambda: b.get(f"/subscriptions/{name}"), lambda r: r.status_code == 404)
         assert gone.status_code == 404

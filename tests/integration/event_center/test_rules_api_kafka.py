@@ -9,15 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from whale_event_center.errors import EventCenterError
+from fastapi import FastAPI
 from whale_event_center.rules_api import build_router
 
 from whale import topics
 from whale.compacted import CompactedView
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
+from whale.web.errors import install_error_handlers
 
 pytestmark = pytest.mark.integration
 
@@ -30,10 +29,7 @@ async def test_put_get_delete_through_the_compacted_topic(stack: WhaleSettings) 
     for view in (*views, other):
         await view.start()
     app = FastAPI()
-
-    @app.exception_handler(EventCenterError)
-    async def on_error(_: Request, exc: EventCenterError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+    install_error_handlers(app)
 
     app.include_router(build_router(producer, *views))
     rule_id = f"api-test-{uuid.uuid4().hex[:8]}"

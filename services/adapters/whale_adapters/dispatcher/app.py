@@ -17,8 +17,7 @@ import httpx
 import structlog
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from whale import runtime, topics
@@ -28,10 +27,13 @@ from whale.errors import WhaleError
 from whale.logging import configure_logging
 from whale.producer import EventProducer
 from whale.subscriptions import Subscription, from_record
+from whale.web.errors import install_error_handlers
+from whale.web.health import health_router
+from whale_adapters.dispatcher import metrics
 from whale_adapters.dispatcher.settings import Settings
 from whale_adapters.dispatcher.worker import Worker
 
-log = structlog.get_logger("whale_adapters.dispatcher")
+log = structlog.get_logger(__name__)
 
 
 class Dispatcher:
@@ -126,26 +128,13 @@ class Dispatcher:
 
 def build_app(dispatcher: Dispatcher) -> FastAPI:
     app = FastAPI(title="Whale dispatcher", docs_url=None, redoc_url=None)
+    install_error_handlers(app)
 
     @app.get("/status")
     async def status() -> JSONResponse:
         return JSONResponse(dispatcher.status())
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
-        waiting = dispatcher.waiting()
-        if waiting:
-            return JSONResponse({"status": "not ready", "waiting": waiting}, status_code=503)
-        return JSONResponse({"status": "ready"})
-
-    @app.get("/metrics")
-    async def prometheus() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
+    app.include_router(health_router(metrics.registry(), {"subscriptions": dispatcher.waiting}))
     return app
 
 

@@ -72,7 +72,7 @@ async def attempt(client: httpx.AsyncClient, event: CloudEvent, sub: Subscriptio
         return
     retryable = response.status_code >= 500 or response.status_code in RETRYABLE_STATUS
     raise DeliveryFailed(
-        f"endpoint answered {response.status_code}", status=response.status_code, retryable=retryable
+        f"endpoint answered {response.status_code}", endpoint_status=response.status_code, retryable=retryable
     )
 
 

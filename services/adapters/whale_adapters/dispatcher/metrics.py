@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
-DELIVERIES = Counter(
+from whale.metrics import Families, process_registry
+
+FAMILIES = Families("dispatcher")
+
+DELIVERIES = FAMILIES.counter(
     "whale_dispatcher_deliveries_total",
     "Push deliveries by subscription and outcome (delivered, dead_lettered, filtered, unreadable)",
     ["subscription", "outcome"],
 )
-ATTEMPTS = Counter(
+ATTEMPTS = FAMILIES.counter(
     "whale_dispatcher_attempts_total",
     "HTTP delivery attempts by subscription and outcome (ok, retryable, permanent)",
     ["subscription", "outcome"],
 )
-DELIVERY_SECONDS = Histogram(
+DELIVERY_SECONDS = FAMILIES.histogram(
     "whale_dispatcher_delivery_seconds",
     "Time from the first attempt to the outcome of one delivery",
     ["subscription"],
 )
-PAUSED = Gauge("whale_dispatcher_paused", "1 when a subscription is paused", ["subscription"])
+PAUSED = FAMILIES.gauge("whale_dispatcher_paused", "1 when a subscription is paused", ["subscription"])
+
+
+def registry() -> CollectorRegistry:
+    """The registry this process serves on ``/metrics``: its own families only."""
+    return process_registry(FAMILIES)

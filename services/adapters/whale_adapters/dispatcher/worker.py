@@ -35,7 +35,7 @@ from whale.subscriptions import Subscription
 from whale_adapters.dispatcher import metrics
 from whale_adapters.dispatcher.delivery import deliver
 
-log = structlog.get_logger("whale_adapters.dispatcher")
+log = structlog.get_logger(__name__)
 MAX_KEYS_IN_PARALLEL = 32
 
 

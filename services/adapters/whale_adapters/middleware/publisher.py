@@ -21,6 +21,7 @@ import structlog
 
 from whale.compacted import CompactedView
 from whale.errors import DeliveryError, WhaleError
+from whale.metrics import into_default_registry
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale_adapters import metrics
@@ -29,7 +30,7 @@ from whale_adapters.ingest import IngestWriter
 from whale_adapters.middleware.mapping import Capture, Router
 from whale_adapters.validation import EventValidator, start_schema_view
 
-log = structlog.get_logger("whale_adapters.middleware")
+log = structlog.get_logger(__name__)
 ProducerFactory = Callable[[], EventProducer]
 MAX_CONCURRENT_SENDS = 1000
 IDLE_MIN, IDLE_MAX = 0.001, 0.05
@@ -68,6 +69,7 @@ class BackgroundPublisher:
     # ------------------------------------------------------------------ request-path side
     def start(self) -> None:
         """Start the worker once (also flushed at interpreter exit if the app never shuts down)."""
+        into_default_registry(metrics.MIDDLEWARE)  # the host application's /metrics shows them
         with self._lock:
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(target=self._main, name="whale-middleware", daemon=True)

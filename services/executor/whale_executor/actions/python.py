@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from whale.errors import WhaleError
 from whale_executor.actions.base import ActionContext
 from whale_executor.errors import CatalogError, ParamsInvalid, RunError
 
@@ -69,7 +70,7 @@ class PythonAction(Generic[P, O]):
         except RunError:
             raise
         except Exception as exc:
-            retryable = bool(getattr(exc, "retryable", False))
+            retryable = isinstance(exc, WhaleError) and exc.retryable
             raise RunError(f"{type(exc).__name__}: {exc}", retryable=retryable) from exc
         if not isinstance(result, self.output_model):
             try:

@@ -39,7 +39,7 @@ from whale_executor.workflow.model import Task, Workflow
 if TYPE_CHECKING:
     from whale_executor.workflow.handler import Workflows
 
-log = structlog.get_logger("whale.executor.workflow")
+log = structlog.get_logger(__name__)
 
 
 class Run:

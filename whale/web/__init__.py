@@ -1,0 +1,1 @@
+"""What every Whale FastAPI app shares: the error body and handlers, the health and metrics routes."""
