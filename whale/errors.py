@@ -21,6 +21,7 @@ and ``templating`` modules define theirs beside the code that raises them)::
     ├── ConfigError                         400 invalid_config
     │   ├── whale.rules.RuleError           400 invalid_rule
     │   ├── whale.operators.MatchError      400 invalid_match
+    │   ├── whale.safe_regex.RegexError     400 invalid_config (a pattern RE2 refuses)
     │   ├── whale.subscriptions.SubscriptionError  400 invalid_subscription
     │   ├── whale_executor.CatalogError     400 invalid_catalog
     │   └── whale_adapters.MappingError     400 invalid_mapping
@@ -32,6 +33,7 @@ and ``templating`` modules define theirs beside the code that raises them)::
     ├── TopicError                          500 topic_mismatch
     ├── InvalidRequest                      400 invalid_request (an HTTP request's parameters or body)
     ├── whale.templating.TemplateError      400 invalid_template
+    │   └── TemplateLimitError              400 invalid_template (a sandbox limit: time, steps, size, regex)
     ├── whale_event_center.EventCenterError 500 internal_error
     │   ├── InvalidEvent                    400 invalid_event
     │   ├── InvalidSchema                   400 invalid_schema
