@@ -51,3 +51,12 @@ def test_the_demo_hosts_have_old_and_fresh_logs(tmp_path: Path) -> None:
     logs = list((tmp_path / "vm-web-01" / "log").iterdir())
     assert len(logs) == 80
     assert "EXT4-fs error" in (tmp_path / "db-01" / "kmsg.log").read_text()
+
+
+def test_the_robot_port_and_the_demo_directory_can_be_moved() -> None:
+    moved = {"WHALE_EXAMPLE_ROBOT_PORT": "23456", "WHALE_EXAMPLE_DEMO_DIR": "/tmp/elsewhere"}
+    env = up.example_env(moved, SCENARIOS)
+    assert env["WHALE_EXAMPLE_WECOM_WEBHOOK"].startswith("http://127.0.0.1:23456/")
+    assert up.demo_dir(env) == Path("/tmp/elsewhere")
+    assert up.demo_dir({}) == up.DEMO_DIR
+    assert up.robot_port({}) == up.ROBOT_PORT

@@ -33,7 +33,17 @@ from whale.settings import WhaleSettings
 # Arguments each service gets under `whale up`; services not listed start with none.
 SERVICE_ARGS: dict[str, list[str]] = {"executor": ["--pool", "default"]}
 DEMO_DIR = Path("/tmp/whale-demo")  # noqa: S108 - the stand-in hosts' log directories of the demo
-ROBOT_PORT = 8099
+ROBOT_PORT = 8099  # the WeCom robot stand-in's port
+
+
+def demo_dir(env: dict[str, str]) -> Path:
+    """Where the demo's stand-in hosts live: ``WHALE_EXAMPLE_DEMO_DIR``, else ``/tmp/whale-demo``."""
+    return Path(env.get("WHALE_EXAMPLE_DEMO_DIR") or DEMO_DIR)
+
+
+def robot_port(env: dict[str, str]) -> int:
+    """The robot stand-in's port: ``WHALE_EXAMPLE_ROBOT_PORT``, else 8099."""
+    return int(env.get("WHALE_EXAMPLE_ROBOT_PORT") or ROBOT_PORT)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,7 +86,7 @@ def example_env(env: dict[str, str], scenarios: Path) -> dict[str, str]:
         out.setdefault("WHALE_TODO_RULES_DIR", str(scenarios / "rules"))
         out.setdefault("WHALE_EXECUTOR_CATALOG_DIRS", json.dumps([str(scenarios / "catalog")]))
         out.setdefault(
-            "WHALE_EXAMPLE_WECOM_WEBHOOK", f"http://127.0.0.1:{ROBOT_PORT}/cgi-bin/webhook/send?key=demo"
+            "WHALE_EXAMPLE_WECOM_WEBHOOK", f"http://127.0.0.1:{robot_port(env)}/cgi-bin/webhook/send?key=demo"
         )
     return out
 
@@ -145,14 +155,16 @@ def _banner(env: dict[str, str], scenarios: Path) -> None:
     center = f"http://127.0.0.1:{env['WHALE_EVENT_CENTER_PORT']}"
     adapters = f"http://127.0.0.1:{env['WHALE_ADAPTERS_PORT']}"
     payloads = scenarios / "payloads"
+    logs = demo_dir(env) / "vm-web-01" / "log"
+    moved = "" if logs.parent.parent == DEMO_DIR else f"\n  (with its log_dir annotation set to {logs})"
     print(
         f"""
 Whale is ready.
   event center   {center}   (API docs {center}/docs; events, /traces/<id>, /schemas, /rules, /todos)
   adapters       {adapters}   (POST /alertmanager, /webhooks/<name>)
   robot          the WeCom robot stand-in prints its messages below as `robot | ...`
-First thing to try (a disk alert that cleans /tmp/whale-demo/vm-web-01/log):
-  curl -s -XPOST {adapters}/alertmanager -H 'Content-Type: application/json' -d @{payloads}/disk-alert.json
+First thing to try (a disk alert that cleans {logs}):
+  curl -s -XPOST {adapters}/alertmanager -H 'Content-Type: application/json' -d @{payloads}/disk-alert.json{moved}
 Then:
   whale events search --type whale.workflow.completed      # the result, and its correlation id
   whale events trace <correlationid>                        # the whole chain in causal order
@@ -186,9 +198,9 @@ def _up(args: argparse.Namespace) -> int:
         examples = not args.no_examples and scenarios.is_dir()
         if examples:
             env = example_env(env, scenarios)
-            prepare_demo_hosts()
+            prepare_demo_hosts(demo_dir(env))
             if "WHALE_EXAMPLE_WECOM_WEBHOOK" not in os.environ:
-                robot = ThreadingHTTPServer(("127.0.0.1", ROBOT_PORT), _Robot)
+                robot = ThreadingHTTPServer(("127.0.0.1", robot_port(env)), _Robot)
                 threading.Thread(target=robot.serve_forever, daemon=True).start()
         else:
             for name, value in default_ports().items():

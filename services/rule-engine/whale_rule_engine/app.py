@@ -294,12 +294,12 @@ def main(argv: list[str]) -> int:
         asyncio.run(start_views(runtime))
         app = build_app(runtime)
         logging_config, handlers = library_logging()
+        app.conf.loghandlers = handlers  # faust.Worker passes the app's own to mode's Worker
         worker = faust.Worker(
             app,
             loglevel=settings.log_level.upper(),
             quiet=True,
             logging_config=logging_config,
-            loghandlers=handlers,
             redirect_stdouts=False,
         )
         try:
