@@ -58,8 +58,11 @@ def test_alertmanager_needs_the_bearer_token(client: TestClient, producer: FakeP
     answer = client.post("/alertmanager", json=payload, headers={"Authorization": "Bearer tok"})
     assert answer.status_code == 202
     assert answer.json()["accepted"] == 2
-    assert [e.subject for _, e, _ in producer.sent] == ["fp1", "fp2"]
-    assert all(topic == "whale.ingest" for topic, _, _ in producer.sent)
+    ingested = [e.subject for topic, e, _ in producer.sent if topic == "whale.ingest"]
+    assert ingested == ["fp1", "fp2"]
+    saved = [key for topic, _, key in producer.sent if topic == "whale.adapters.state"]
+    assert saved == ["alert:alertmanager:fp1", "alert:alertmanager:fp2"]  # after the events
+    assert [topic for topic, _, _ in producer.sent[:2]] == ["whale.ingest", "whale.ingest"]
 
 
 def test_an_invalid_alertmanager_payload_is_a_422_naming_the_field(client: TestClient) -> None:

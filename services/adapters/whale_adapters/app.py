@@ -30,10 +30,11 @@ from whale.errors import DeliveryError, WhaleError
 from whale.logging import configure_logging
 from whale.producer import EventProducer
 from whale_adapters import metrics
-from whale_adapters.alertmanager import alert_events
+from whale_adapters.alertmanager import ADAPTER, observe
 from whale_adapters.config import AdaptersConfig, load_adapters
 from whale_adapters.errors import PayloadError, SignatureError
 from whale_adapters.ingest import IngestWriter
+from whale_adapters.lifecycle import AlertBook
 from whale_adapters.poller import Poller
 from whale_adapters.settings import Settings
 from whale_adapters.validation import EventValidator
@@ -48,6 +49,7 @@ class Components:
 
     writer: IngestWriter
     webhooks: dict[str, Webhook] = field(default_factory=dict)
+    alerts: AlertBook | None = None  # open alert episodes (from whale.adapters.state)
 
 
 def _problem(status: int, message: str, problems: list[dict[str, str]] | None = None) -> JSONResponse:
@@ -60,6 +62,7 @@ def _problem(status: int, message: str, problems: list[dict[str, str]] | None = 
 def build_app(settings: Settings, parts: Components) -> FastAPI:
     app = FastAPI(title="Whale adapters", docs_url=None, redoc_url=None)
     token = settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else None
+    alerts = parts.alerts or AlertBook(ADAPTER, settings.alertmanager_source)
 
     async def publish(adapter: str, events: list[CloudEvent]) -> JSONResponse:
         try:
@@ -98,11 +101,18 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
             metrics.REQUESTS.labels(adapter="alertmanager", outcome="invalid").inc()
             return _problem(400, f"body is not JSON: {exc}")
         try:
-            events = alert_events(doc, source=settings.alertmanager_source)
+            observed = observe(doc, source=settings.alertmanager_source, book=alerts)
         except PayloadError as exc:
             metrics.REQUESTS.labels(adapter="alertmanager", outcome="invalid").inc()
             return _problem(422, exc.message, exc.problems)
-        return await publish("alertmanager", events)
+        response = await publish("alertmanager", [a.event for a in observed])
+        if response.status_code == 202:  # the episodes move on only once their events are durable
+            try:
+                for a in observed:
+                    await alerts.record(parts.writer.producer, a.identity, a.step)
+            except DeliveryError as exc:  # events are stored; the next change may read as a new firing
+                log.error("alert_state_not_saved", adapter="alertmanager", error=exc.message)
+        return response
 
     @app.post("/webhooks/{name}")
     async def webhook(name: str, request: Request) -> Response:
@@ -154,7 +164,11 @@ async def serve(settings: Settings, stop: asyncio.Event, config: AdaptersConfig)
         log.warning("dev_mode", message="Alertmanager calls are accepted without a token")
     producer = EventProducer(settings.whale, client_id="whale-adapters")
     writer = IngestWriter(producer, EventValidator(schemas))
-    parts = Components(writer, {w.name: Webhook(w) for w in config.webhooks})
+    parts = Components(
+        writer,
+        {w.name: Webhook(w) for w in config.webhooks},
+        AlertBook(ADAPTER, settings.alertmanager_source, state),
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             build_app(settings, parts), host=settings.host, port=settings.port, log_level="warning"
