@@ -34,7 +34,7 @@ from whale_adapters.alertmanager import ADAPTER, observe
 from whale_adapters.config import AdaptersConfig, load_adapters
 from whale_adapters.errors import PayloadError, SignatureError
 from whale_adapters.ingest import IngestWriter
-from whale_adapters.lifecycle import AlertBook
+from whale_adapters.lifecycle import AlertBook, Step
 from whale_adapters.poller import Poller
 from whale_adapters.settings import Settings
 from whale_adapters.validation import EventValidator
@@ -79,6 +79,13 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
         metrics.REQUESTS.labels(adapter=adapter, outcome="accepted").inc()
         return JSONResponse({"accepted": len(events), "ids": [e.id for e in events]}, status_code=202)
 
+    async def record(book: AlertBook, adapter: str, steps: list[tuple[str, Step]]) -> None:
+        try:
+            for identity, step in steps:
+                await book.record(parts.writer.producer, identity, step)
+        except DeliveryError as exc:  # events are stored; the next change may read as a new firing
+            log.error("alert_state_not_saved", adapter=adapter, error=exc.message)
+
     async def body_of(request: Request) -> bytes | JSONResponse:
         body = await request.body()
         if len(body) > settings.max_body:
@@ -107,11 +114,7 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
             return _problem(422, exc.message, exc.problems)
         response = await publish("alertmanager", [a.event for a in observed])
         if response.status_code == 202:  # the episodes move on only once their events are durable
-            try:
-                for a in observed:
-                    await alerts.record(parts.writer.producer, a.identity, a.step)
-            except DeliveryError as exc:  # events are stored; the next change may read as a new firing
-                log.error("alert_state_not_saved", adapter="alertmanager", error=exc.message)
+            await record(alerts, "alertmanager", [(a.identity, a.step) for a in observed])
         return response
 
     @app.post("/webhooks/{name}")
@@ -131,11 +134,14 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
             log.warning("webhook_signature_refused", webhook=name, reason=exc.message)
             return _problem(401, exc.message)
         try:
-            event = hook.to_event(body, headers)
+            event, identity, step = hook.observe(body, headers)
         except PayloadError as exc:
             metrics.REQUESTS.labels(adapter=adapter, outcome="invalid").inc()
             return _problem(422, exc.message, exc.problems)
-        return await publish(adapter, [event])
+        response = await publish(adapter, [event])
+        if step is not None and response.status_code == 202:
+            await record(hook.book, adapter, [(identity, step)])
+        return response
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -166,7 +172,10 @@ async def serve(settings: Settings, stop: asyncio.Event, config: AdaptersConfig)
     writer = IngestWriter(producer, EventValidator(schemas))
     parts = Components(
         writer,
-        {w.name: Webhook(w) for w in config.webhooks},
+        {
+            w.name: Webhook(w, AlertBook(f"webhook:{w.name}", w.source, state, id_prefix="wh-"))
+            for w in config.webhooks
+        },
         AlertBook(ADAPTER, settings.alertmanager_source, state),
     )
     server = uvicorn.Server(

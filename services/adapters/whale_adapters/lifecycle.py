@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from whale import topics
@@ -108,11 +109,19 @@ class AlertBook:
             return self._local[key]
         return Episode.from_record(self._state.get(key)) if self._state is not None else None
 
-    def step(self, identity: str, started: str, *, resolved: bool, content: Any, ended: str = "") -> Step:
-        """Classify a notification (pure: nothing is recorded until :meth:`record`)."""
+    def step(
+        self, identity: str, started: str | None, *, resolved: bool, content: Any, ended: str = ""
+    ) -> Step:
+        """Classify a notification (pure: nothing is recorded until :meth:`record`). Without
+        ``started`` (a sender that does not say when the problem began) the open episode continues,
+        or a new one starts now."""
+        previous = self.current(identity)
+        if started is None and previous is not None:
+            started = previous.started
+        elif started is None:  # a resolution of nothing open keeps a stable id (re-sends dedupe)
+            started = "" if resolved else datetime.now(UTC).isoformat()
         correlation = episode_id(self.source, identity, started)
         digest = content_digest(content)
-        previous = self.current(identity)
         same = previous is not None and previous.started == started
         if resolved:
             seed = f"{identity}|{started}|resolved|{ended}"
