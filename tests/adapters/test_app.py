@@ -111,3 +111,32 @@ def test_one_alert_breaking_the_registered_schema_refuses_the_whole_notification
     assert answer.status_code == 422
     assert answer.json()["problems"][0]["field"] == "data.labels.instance"
     assert producer.sent == []
+
+
+def test_a_lifecycle_webhook_records_its_open_episode_once_the_event_is_stored(
+    producer: FakeProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_APP_SECRET", "k")
+    config = {
+        "name": "uptime",
+        "secret_env": "TEST_APP_SECRET",
+        "source": "/uptime",
+        "type": "uptime.check",
+        "lifecycle": {"identity": "$.id", "status": "$.state", "resolved": ["up"]},
+    }
+    hook = Webhook(parse_adapters({"webhooks": [config]}).webhooks[0])
+    parts = Components(IngestWriter(producer, EventValidator(SCHEMAS)), {"uptime": hook})  # type: ignore[arg-type]
+    client = TestClient(build_app(Settings(alertmanager_token="tok"), parts))
+    for state in ("down", "up"):
+        body = json.dumps({"id": "web-1", "state": state}).encode()
+        headers = {"X-Whale-Signature": "sha256=" + sign(b"k", body)}
+        assert client.post("/webhooks/uptime", content=body, headers=headers).status_code == 202
+    [fired, resolved] = [e for topic, e, _ in producer.sent if topic == "whale.ingest"]
+    assert (fired.extensions["alertstate"], resolved.extensions["alertstate"]) == ("firing", "resolved")
+    assert fired.extensions["correlationid"] == resolved.extensions["correlationid"]
+    assert [key for topic, _, key in producer.sent if topic == "whale.adapters.state"] == [
+        "alert:webhook:uptime:web-1"
+    ]
+    assert [m.key for topic, m in producer.messages if topic == "whale.adapters.state"] == [
+        b"alert:webhook:uptime:web-1"  # the resolution deleted it
+    ]

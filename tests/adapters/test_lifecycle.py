@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
+import yaml
 from whale_adapters.alertmanager import observe
 from whale_adapters.lifecycle import STATE_TYPE, AlertBook, Episode, state_key
 
 from whale import topics
 from whale.cloudevent import CloudEvent
+from whale.matching import matches
+from whale.paths import event_context
 
 from .fakes import FakeProducer
 from .payloads import alert, notification
@@ -110,3 +115,18 @@ def test_a_resend_writes_no_new_state_record() -> None:
     _send(book, producer, _valued("60.2"))
     _send(book, producer, _valued("60.2"))
     assert len([t for t, _, _ in producer.sent if t == topics.ADAPTER_STATE]) == 1
+
+
+def test_the_shipped_disk_rule_matches_an_update_and_rules_can_match_the_lifecycle_step() -> None:
+    root = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
+    rule = yaml.safe_load((root / "rules" / "disk-capacity.yaml").read_text())
+    payload = json.loads((root / "payloads" / "disk-alert.json").read_text())
+    book, producer = AlertBook("alertmanager", SOURCE), FakeProducer()
+    first = _send(book, producer, *payload["alerts"])[0]
+    payload["alerts"][0]["annotations"]["value"] = "97.0"
+    updated = _send(book, producer, *payload["alerts"])[0]
+    assert updated.extensions["alertstate"] == "updated"
+    assert matches(rule["match"], event_context(updated))
+    only_updates = {"all": [rule["match"], {"field": "alertstate", "equals": "updated"}]}
+    assert matches(only_updates, event_context(updated))
+    assert not matches(only_updates, event_context(first))
