@@ -19,7 +19,6 @@ tells an update from a first firing. A resolution deletes the record (the topic 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -29,6 +28,7 @@ from whale.cloudevent import CloudEvent
 from whale.compacted import delete, put
 from whale.correlation import CORRELATION_ID
 from whale.producer import EventProducer
+from whale_adapters.poller import content_hash
 
 ALERT_STATE = "alertstate"
 STATE_TYPE = "whale.adapter.alert.state"
@@ -41,12 +41,6 @@ class StateSource(Protocol):
 
 def state_key(adapter: str, identity: str) -> str:
     return f"alert:{adapter}:{identity}"
-
-
-def content_digest(content: Any) -> str:
-    """Hash of what an update is made of (labels and annotations; not endsAt, which moves on re-sends)."""
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def episode_id(source: str, identity: str, started: str) -> str:
@@ -121,7 +115,7 @@ class AlertBook:
         elif started is None:  # a resolution of nothing open keeps a stable id (re-sends dedupe)
             started = "" if resolved else datetime.now(UTC).isoformat()
         correlation = episode_id(self.source, identity, started)
-        digest = content_digest(content)
+        digest = content_hash(content)  # labels and annotations (not endsAt, which moves on re-sends)
         same = previous is not None and previous.started == started
         if resolved:
             seed = f"{identity}|{started}|resolved|{ended}"
