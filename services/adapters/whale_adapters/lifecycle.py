@@ -21,22 +21,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.compacted import delete, put
 from whale.correlation import CORRELATION_ID
 from whale.producer import EventProducer
-from whale_adapters.poller import content_hash
+from whale_adapters.poller import StateSource, content_hash
 
 ALERT_STATE = "alertstate"
 STATE_TYPE = "whale.adapter.alert.state"
 State = Literal["firing", "updated", "resolved"]
-
-
-class StateSource(Protocol):
-    def get(self, key: str) -> CloudEvent | None: ...
 
 
 def state_key(adapter: str, identity: str) -> str:
