@@ -136,9 +136,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         ADAPTER_STATE,
         1,
-        "Poller snapshots, one record per poller (compacted).",
+        "Poller snapshots and open alert episodes, one record per poller or alert (compacted).",
         compacted=True,
-        event_types=("whale.adapter.poller.state",),
+        event_types=("whale.adapter.poller.state", "whale.adapter.alert.state"),
     ),
     TopicSpec(TODOS, 1, "To-do items for people, one record per item (compacted).", compacted=True),
 )

@@ -58,8 +58,11 @@ def test_alertmanager_needs_the_bearer_token(client: TestClient, producer: FakeP
     answer = client.post("/alertmanager", json=payload, headers={"Authorization": "Bearer tok"})
     assert answer.status_code == 202
     assert answer.json()["accepted"] == 2
-    assert [e.subject for _, e, _ in producer.sent] == ["fp1", "fp2"]
-    assert all(topic == "whale.ingest" for topic, _, _ in producer.sent)
+    ingested = [e.subject for topic, e, _ in producer.sent if topic == "whale.ingest"]
+    assert ingested == ["fp1", "fp2"]
+    saved = [key for topic, _, key in producer.sent if topic == "whale.adapters.state"]
+    assert saved == ["alert:alertmanager:fp1", "alert:alertmanager:fp2"]  # after the events
+    assert [topic for topic, _, _ in producer.sent[:2]] == ["whale.ingest", "whale.ingest"]
 
 
 def test_an_invalid_alertmanager_payload_is_a_422_naming_the_field(client: TestClient) -> None:
@@ -127,3 +130,32 @@ def test_every_refusal_has_the_one_error_body_with_its_code(client: TestClient) 
         "no_webhook": (404, "not_found"),
     }
     assert all(set(a.json()) == {"error", "message", "problems", "retryable"} for a in answers.values())
+
+
+def test_a_lifecycle_webhook_records_its_open_episode_once_the_event_is_stored(
+    producer: FakeProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_APP_SECRET", "k")
+    config = {
+        "name": "uptime",
+        "secret_env": "TEST_APP_SECRET",
+        "source": "/uptime",
+        "type": "uptime.check",
+        "lifecycle": {"identity": "$.id", "status": "$.state", "resolved": ["up"]},
+    }
+    hook = Webhook(parse_adapters({"webhooks": [config]}).webhooks[0])
+    parts = Components(IngestWriter(producer, EventValidator(SCHEMAS)), {"uptime": hook})  # type: ignore[arg-type]
+    client = TestClient(build_app(Settings(alertmanager_token="tok"), parts))
+    for state in ("down", "up"):
+        body = json.dumps({"id": "web-1", "state": state}).encode()
+        headers = {"X-Whale-Signature": "sha256=" + sign(b"k", body)}
+        assert client.post("/webhooks/uptime", content=body, headers=headers).status_code == 202
+    [fired, resolved] = [e for topic, e, _ in producer.sent if topic == "whale.ingest"]
+    assert (fired.extensions["alertstate"], resolved.extensions["alertstate"]) == ("firing", "resolved")
+    assert fired.extensions["correlationid"] == resolved.extensions["correlationid"]
+    assert [key for topic, _, key in producer.sent if topic == "whale.adapters.state"] == [
+        "alert:webhook:uptime:web-1"
+    ]
+    assert [m.key for topic, m in producer.messages if topic == "whale.adapters.state"] == [
+        b"alert:webhook:uptime:web-1"  # the resolution deleted it
+    ]

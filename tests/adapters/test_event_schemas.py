@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from whale_adapters.alertmanager import alert_events
+from whale_adapters.alertmanager import alert_events, observe
+from whale_adapters.lifecycle import AlertBook
 
 from whale.subscriptions import parse_subscriptions
 
+from .fakes import FakeProducer
 from .payloads import alert, notification
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"
@@ -33,4 +36,13 @@ def test_subscription_records_match_their_schema() -> None:
         "subscriptions": [{"id": "s1", "endpoint": "http://x/y", "filter": {"field": "type", "equals": "t"}}]
     }
     record = parse_subscriptions(doc)[0].to_record()
+    assert list(_validator(record.type).iter_errors(record.data)) == []
+
+
+def test_alert_episode_records_match_their_schema() -> None:
+    producer = FakeProducer()
+    book = AlertBook("alertmanager", "/am")
+    [observed] = observe(notification(alert("fp1")), source="/am", book=book)
+    asyncio.run(book.record(producer, observed.identity, observed.step))  # type: ignore[arg-type]
+    [(_, record, _)] = producer.sent
     assert list(_validator(record.type).iter_errors(record.data)) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -9,6 +10,8 @@ import pytest
 from whale_adapters.config import parse_adapters
 from whale_adapters.errors import MappingError, PayloadError, SignatureError
 from whale_adapters.webhook import Webhook, sign
+
+from .fakes import FakeProducer
 
 HOOK = {
     "name": "shop",
@@ -98,3 +101,55 @@ def test_an_unset_secret_variable_is_a_config_error(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("TEST_SHOP_SECRET", raising=False)
     with pytest.raises(MappingError, match="TEST_SHOP_SECRET"):
         Webhook(parse_adapters({"webhooks": [HOOK]}).webhooks[0])
+
+
+ALERTING = {
+    "name": "uptime",
+    "secret_env": "TEST_SHOP_SECRET",
+    "source": "https://uptime.example.com",
+    "type": "uptime.check.{{ body.check.state }}",
+    "subject": "$.check.id",
+    "data": "$.check",
+    "lifecycle": {
+        "identity": "$.check.id",
+        "status": "$.check.state",
+        "resolved": ["up"],
+        "content": "$.check.latency",
+    },
+}
+
+
+def _check(state: str, latency: int, sent: str = "10:00") -> bytes:
+    return json.dumps({"check": {"id": "web-1", "state": state, "latency": latency, "sent": sent}}).encode()
+
+
+def test_a_webhook_with_a_lifecycle_fires_updates_and_resolves_one_episode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TEST_SHOP_SECRET", "s3cret")
+    hook = Webhook(parse_adapters({"webhooks": [ALERTING]}).webhooks[0])
+    seen = []
+    for body in (
+        _check("down", 900),
+        _check("down", 900, sent="10:01"),
+        _check("down", 2000),
+        _check("up", 80),
+    ):
+        event, identity, step = hook.observe(body, {})
+        assert identity == "web-1" and step is not None
+        seen.append(event)
+        asyncio.run(hook.book.record(FakeProducer(), identity, step))  # type: ignore[arg-type]
+    states = [e.extensions["alertstate"] for e in seen]
+    assert states == ["firing", "firing", "updated", "resolved"]
+    assert seen[0].id == seen[1].id  # only the send time changed: not an update (content is latency)
+    assert len({e.extensions["correlationid"] for e in seen}) == 1
+    assert seen[3].type == "uptime.check.up"
+
+
+def test_a_lifecycle_identity_missing_from_the_body_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_SHOP_SECRET", "s3cret")
+    config = {k: v for k, v in ALERTING.items() if k != "subject"}
+    hook = Webhook(parse_adapters({"webhooks": [config]}).webhooks[0])
+    with pytest.raises(PayloadError) as info:
+        hook.observe(json.dumps({"check": {"state": "down"}}).encode(), {})
+    assert info.value.problems[0]["field"] == "lifecycle.identity"

@@ -249,6 +249,16 @@ def test_the_api_opens_lists_claims_and_resolves_items_through_commands() -> Non
     assert all(s.topic == topics.EVENTS for s in producer.sent)
 
 
+def test_the_list_pages_with_offset_and_limit_and_reports_the_total() -> None:
+    client, _ = api_client()
+    for key in ("a", "b", "c"):
+        assert client.post("/todos", json={"title": f"item {key}", "key": key}).status_code == 201
+    first = client.get("/todos", params={"limit": 2}).json()
+    second = client.get("/todos", params={"limit": 2, "offset": 2}).json()
+    assert (len(first["todos"]), len(second["todos"]), first["total"], second["total"]) == (2, 1, 3, 3)
+    assert {t["id"] for t in first["todos"]}.isdisjoint(t["id"] for t in second["todos"])
+
+
 def test_the_api_names_the_problem_for_unknown_resolved_or_invalid_requests() -> None:
     client, _ = api_client()
     missing = client.post("/todos/nope/claim", json={"by": "bob"})

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -34,11 +35,28 @@ class Recorder(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.calls.append({"path": self.path})
+        url = urlsplit(self.path)
+        if url.path == "/todos":
+            self._reply(200, _todos(parse_qs(url.query)))
+            return
+        if url.path == "/traces/missing":
+            self._reply(404, {"error": "no event"})
+            return
         event = {"type": "t.one", "id": "1", "source": "s", "time": "2026-01-01T00:00:00Z"}
+        if url.path == "/traces/ev-2":  # the id of an event in another chain
+            event = {**event, "id": "ev-2", "correlationid": "alert-c1"}
+        if url.path == "/events":
+            event = {**event, "correlationid": "alert-c1"}
         self._reply(200, {"correlation_id": "c", "events": [{"event": event, "depth": 0}]})
 
     def log_message(self, *args: Any) -> None:
         pass
+
+
+def _todos(query: dict[str, list[str]]) -> dict[str, Any]:
+    items = [{"id": f"t{i:03}", "status": "open", "title": f"item {i}"} for i in range(250)]
+    offset, limit = int(query["offset"][0]), int(query["limit"][0])
+    return {"todos": items[offset : offset + limit], "total": len(items), "offset": offset}
 
 
 @pytest.fixture
@@ -93,3 +111,44 @@ def test_search_passes_filters_as_query_parameters(server: str) -> None:
     args = parse(["events", "search", "--type", "a", "--type", "b", "--subject", "h1", "--url", server])
     args.handler(args)
     assert Recorder.calls[0]["path"] == "/events?type=a&type=b&subject=h1&size=20"
+
+
+def test_search_shows_each_events_correlation_id(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse(["events", "search", "--url", server])
+    assert args.handler(args) == 0
+    assert "corr=alert-c1" in capsys.readouterr().out
+
+
+def test_trace_refuses_an_event_id_of_another_chain_and_names_the_chain(
+    server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = parse(["events", "trace", "ev-2", "--url", server])
+    assert args.handler(args) == 2
+    err = capsys.readouterr().err
+    assert "not a correlation id" in err and "whale events trace alert-c1" in err
+
+
+def test_trace_of_an_unknown_id_says_where_correlation_ids_are(
+    server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = parse(["events", "trace", "missing", "--url", server])
+    assert args.handler(args) == 1
+    assert "corr= column of `whale events search`" in capsys.readouterr().err
+
+
+def test_todos_list_says_how_many_there_are_and_how_to_get_the_next_page(
+    server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = parse(["todos", "list", "--url", server])
+    assert args.handler(args) == 0
+    out = capsys.readouterr()
+    assert len(out.out.splitlines()) == 100
+    assert "items 1-100 of 250; next page: --offset 100" in out.err
+
+
+def test_todos_list_all_fetches_every_page(server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse(["todos", "list", "--all", "--limit", "60", "--url", server])
+    assert args.handler(args) == 0
+    out = capsys.readouterr()
+    assert [line.split()[0] for line in out.out.splitlines()] == [f"t{i:03}" for i in range(250)]
+    assert "items 1-250 of 250" in out.err

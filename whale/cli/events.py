@@ -59,6 +59,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     listing.add_argument(
         "--status", default="active", choices=["active", "open", "claimed", "resolved", "all"]
     )
+    listing.add_argument("--limit", type=int, default=100, help="items per page (1-1000, default 100)")
+    listing.add_argument("--offset", type=int, default=0, help="items to skip (the next page's offset)")
+    listing.add_argument("--all", action="store_true", help="fetch every page")
     _common(listing)
     listing.set_defaults(handler=_todo_list)
     for op in ("claim", "unclaim", "comment", "resolve"):
@@ -164,11 +167,14 @@ def _register_schemas(args: argparse.Namespace) -> int:
     return 0 if all(status < 400 for _, status, _ in results) else 1
 
 
-def _line(found: dict[str, Any], indent: int = 0) -> str:
+def _line(found: dict[str, Any], indent: int = 0, *, correlation: bool = False) -> str:
     event = found.get("event") or {}
+    if not isinstance(event, dict):
+        event = {}
+    chain = f" corr={event.get('correlationid') or event.get('id', '')}" if correlation else ""
     return (
         f"{'  ' * indent}{event.get('time', found.get('time', '')):<32} {event.get('type', '?'):<32} "
-        f"{event.get('subject') or '':<20} {event.get('source', '')} {event.get('id', '')}"
+        f"{event.get('subject') or '':<20} {event.get('source', '')} {event.get('id', '')}{chain}"
     )
 
 
@@ -183,29 +189,85 @@ def _search(args: argparse.Namespace) -> int:
     code, body = _answer(_request("GET", f"{args.url.rstrip('/')}/events", params=params), args.json)
     if code == 0 and not args.json:
         for found in body.get("events", []):
-            print(_line(found))
+            print(_line(found, correlation=True))  # what `whale events trace` takes
     return code
+
+
+def not_a_correlation_id(wanted: str, steps: list[dict[str, Any]]) -> str | None:
+    """Why ``wanted`` is not a chain's correlation id (the hint to print), or None when it is one.
+
+    The trace API also answers an event's own id; when that event belongs to another chain (it
+    carries a different ``correlationid``), its trace is that one event: point to the chain instead.
+    """
+    events: list[dict[str, Any]] = [s["event"] for s in steps if isinstance(s.get("event"), dict)]
+    if any(e.get("correlationid") == wanted for e in events):
+        return None
+    for event in events:
+        chain = event.get("correlationid")
+        if event.get("id") == wanted and chain and chain != wanted:
+            return (
+                f"{wanted} is the id of an event ({event.get('type')}), not a correlation id; "
+                f"its chain is: whale events trace {chain}"
+            )
+    return None
 
 
 def _trace(args: argparse.Namespace) -> int:
     url = f"{args.url.rstrip('/')}/traces/{args.correlation_id}"
-    code, body = _answer(_request("GET", url), args.json)
+    response = _request("GET", url)
+    if response.status_code == 404 and not args.json:
+        print(
+            f"no event with correlation id {args.correlation_id!r} is indexed; correlation ids are the "
+            "corr= column of `whale events search` (an alert episode's is alert-...)",
+            file=sys.stderr,
+        )
+        return 1
+    code, body = _answer(response, args.json)
     if code == 0 and not args.json:
-        for step in body.get("events", []):
+        steps = body.get("events", [])
+        hint = not_a_correlation_id(args.correlation_id, steps)
+        if hint is not None:
+            print(hint, file=sys.stderr)
+            return 2
+        for step in steps:
             print(_line(step, int(step.get("depth") or 0)))
     return code
 
 
 def _todo_list(args: argparse.Namespace) -> int:
-    response = _request("GET", f"{args.url.rstrip('/')}/todos", params={"status": args.status})
-    code, body = _answer(response, args.json)
-    if code == 0 and not args.json:
-        for item in body.get("todos", []):
-            who = item.get("claimed_by") or ""
-            print(
-                f"{item['id']}  {item['status']:<9} x{item.get('count', 1):<4} {who:<12} {item.get('title', '')}"
-            )
-    return code
+    if not 1 <= args.limit <= 1000 or args.offset < 0:
+        raise ConfigError("--limit must be 1-1000 and --offset >= 0", field="limit")
+    offset = args.offset
+    while True:
+        params: dict[str, str | int] = {"status": args.status, "limit": args.limit, "offset": offset}
+        code, body = _answer(_request("GET", f"{args.url.rstrip('/')}/todos", params=params), args.json)
+        if code != 0 or (args.json and not args.all):
+            return code
+        items, total = body.get("todos", []), int(body.get("total", 0))
+        if not args.json:
+            for item in items:
+                who = item.get("claimed_by") or ""
+                print(
+                    f"{item['id']}  {item['status']:<9} x{item.get('count', 1):<4} {who:<12} "
+                    f"{item.get('title', '')}"
+                )
+        shown = offset + len(items)
+        if not args.all or not items or shown >= total:
+            break
+        offset = shown
+    if not args.json:
+        print(page_footer(args.offset if not args.all else 0, shown, total, args.limit), file=sys.stderr)
+    return 0
+
+
+def page_footer(first: int, shown: int, total: int, limit: int) -> str:
+    """``items 1-100 of 250; next page: --offset 100 (or --all)`` under a to-do listing."""
+    if shown <= first:
+        return f"no items on this page ({total} in all)"
+    text = f"items {first + 1}-{shown} of {total}"
+    if shown < total:
+        text += f"; next page: --offset {shown} --limit {limit} (or --all)"
+    return text
 
 
 def _todo_change(args: argparse.Namespace) -> int:

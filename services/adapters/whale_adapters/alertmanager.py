@@ -2,25 +2,28 @@
 
 type ``prometheus.alert.firing`` or ``prometheus.alert.resolved``; subject = the alert's fingerprint;
 data = status, fingerprint, labels, annotations, startsAt, endsAt, generatorURL (plus receiver and
-externalURL); time = startsAt (firing) or endsAt (resolved). The id is derived from (fingerprint,
-status, startsAt[, endsAt when resolved]), so when Alertmanager re-sends the same notification
-(repeat_interval, retries, HA peers) the event gets the same id and the event center's dedupe drops it.
+externalURL); time = startsAt (firing) or endsAt (resolved). The lifecycle (``alertstate`` firing |
+updated | resolved, ``correlationid`` = the episode, ids stable across re-sends) comes from
+:mod:`whale_adapters.lifecycle`: a re-sent notification with nothing changed gets the same id and the
+event center's dedupe drops it; a changed value is an ``updated`` event of the same episode.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from whale.cloudevent import CloudEvent
 from whale.errors import EventError
 from whale_adapters.errors import PayloadError
+from whale_adapters.lifecycle import AlertBook, Step, lifecycle_extensions
 
 FIRING = "prometheus.alert.firing"
 RESOLVED = "prometheus.alert.resolved"
 TYPES = {"firing": FIRING, "resolved": RESOLVED}
+ADAPTER = "alertmanager"
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
@@ -32,10 +35,13 @@ def parse_time(text: str) -> datetime | None:
     return datetime.fromisoformat(cleaned)
 
 
-def alert_id(fingerprint: str, status: str, starts_at: str, ends_at: str) -> str:
-    """Deterministic event id of one alert state change."""
-    parts = [fingerprint, status, starts_at] + ([ends_at] if status == "resolved" else [])
-    return "am-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:40]
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One alert of a notification: its event and where it stands in its episode."""
+
+    event: CloudEvent
+    identity: str
+    step: Step
 
 
 def _fail(field: str, message: str) -> PayloadError:
@@ -44,8 +50,14 @@ def _fail(field: str, message: str) -> PayloadError:
     )
 
 
-def alert_events(payload: Any, *, source: str) -> list[CloudEvent]:
-    """The events of one webhook notification; :class:`PayloadError` names the bad field."""
+def alert_events(payload: Any, *, source: str, book: AlertBook | None = None) -> list[CloudEvent]:
+    """The events of one webhook notification (without a book every episode is new)."""
+    return [a.event for a in observe(payload, source=source, book=book)]
+
+
+def observe(payload: Any, *, source: str, book: AlertBook | None = None) -> list[AlertEvent]:
+    """The alerts of one webhook notification; :class:`PayloadError` names the bad field."""
+    book = book or AlertBook(ADAPTER, source)
     if not isinstance(payload, dict):
         raise _fail("", "must be a JSON object")
     if str(payload.get("version")) != "4":
@@ -53,7 +65,7 @@ def alert_events(payload: Any, *, source: str) -> list[CloudEvent]:
     alerts = payload.get("alerts")
     if not isinstance(alerts, list):
         raise _fail("alerts", "must be a list")
-    events: list[CloudEvent] = []
+    events: list[AlertEvent] = []
     for i, alert in enumerate(alerts):
         where = f"alerts[{i}]"
         if not isinstance(alert, dict):
@@ -84,14 +96,20 @@ def alert_events(payload: Any, *, source: str) -> list[CloudEvent]:
             "receiver": str(payload.get("receiver", "")),
             "externalURL": str(payload.get("externalURL", "")),
         }
+        content = {"labels": data["labels"], "annotations": data["annotations"]}
+        step = book.step(
+            fingerprint, starts_at, resolved=status == "resolved", content=content, ended=ends_at
+        )
         attrs: dict[str, Any] = {
-            "id": alert_id(fingerprint, status, starts_at, ends_at),
+            "id": step.event_id,
             "subject": fingerprint,
+            "extensions": lifecycle_extensions(step),
         }
         if when is not None:
             attrs["time"] = when
         try:
-            events.append(CloudEvent.create(type=TYPES[status], source=source, data=data, **attrs))
+            event = CloudEvent.create(type=TYPES[status], source=source, data=data, **attrs)
+            events.append(AlertEvent(event, fingerprint, step))
         except EventError as exc:
             raise PayloadError(f"alertmanager payload: {where}: {exc.message}", exc.problems) from None
     return events

@@ -30,10 +30,11 @@ from whale.producer import EventProducer
 from whale.web.errors import install_error_handlers
 from whale.web.health import health_router
 from whale_adapters import metrics
-from whale_adapters.alertmanager import alert_events
+from whale_adapters.alertmanager import ADAPTER, observe
 from whale_adapters.config import AdaptersConfig, load_adapters
 from whale_adapters.errors import BodyTooLarge, NoSuchWebhook, PayloadError, SignatureError, TokenRefused
 from whale_adapters.ingest import IngestWriter
+from whale_adapters.lifecycle import AlertBook, Step
 from whale_adapters.poller import Poller
 from whale_adapters.settings import Settings
 from whale_adapters.validation import EventValidator
@@ -48,12 +49,14 @@ class Components:
 
     writer: IngestWriter
     webhooks: dict[str, Webhook] = field(default_factory=dict)
+    alerts: AlertBook | None = None  # open alert episodes (from whale.adapters.state)
 
 
 def build_app(settings: Settings, parts: Components) -> FastAPI:
     app = FastAPI(title="Whale adapters", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     token = settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else None
+    alerts = parts.alerts or AlertBook(ADAPTER, settings.alertmanager_source)
 
     async def publish(adapter: str, events: list[CloudEvent]) -> JSONResponse:
         try:
@@ -69,6 +72,13 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
             raise DeliveryError(f"events not stored: {exc.message}", retryable=exc.retryable) from None
         metrics.REQUESTS.labels(adapter=adapter, outcome="accepted").inc()
         return JSONResponse({"accepted": len(events), "ids": [e.id for e in events]}, status_code=202)
+
+    async def record(book: AlertBook, adapter: str, steps: list[tuple[str, Step]]) -> None:
+        try:
+            for identity, step in steps:
+                await book.record(parts.writer.producer, identity, step)
+        except DeliveryError as exc:  # events are stored; the next change may read as a new firing
+            log.error("alert_state_not_saved", adapter=adapter, error=exc.message)
 
     async def body_of(request: Request) -> bytes:
         body = await request.body()
@@ -90,11 +100,14 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
             metrics.REQUESTS.labels(adapter="alertmanager", outcome="invalid").inc()
             raise InvalidRequest(f"body is not JSON: {exc}", field="body") from None
         try:
-            events = alert_events(doc, source=settings.alertmanager_source)
+            observed = observe(doc, source=settings.alertmanager_source, book=alerts)
         except PayloadError:
             metrics.REQUESTS.labels(adapter="alertmanager", outcome="invalid").inc()
             raise
-        return await publish("alertmanager", events)
+        response = await publish("alertmanager", [a.event for a in observed])
+        if response.status_code == 202:  # the episodes move on only once their events are durable
+            await record(alerts, "alertmanager", [(a.identity, a.step) for a in observed])
+        return response
 
     @app.post("/webhooks/{name}")
     async def webhook(name: str, request: Request) -> Response:
@@ -111,11 +124,14 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
             log.warning("webhook_signature_refused", webhook=name, reason=exc.message)
             raise
         try:
-            event = hook.to_event(body, headers)
+            event, identity, step = hook.observe(body, headers)
         except PayloadError:
             metrics.REQUESTS.labels(adapter=adapter, outcome="invalid").inc()
             raise
-        return await publish(adapter, [event])
+        response = await publish(adapter, [event])
+        if step is not None and response.status_code == 202:
+            await record(hook.book, adapter, [(identity, step)])
+        return response
 
     checks = {"producer": lambda: not parts.writer.producer.saturated}
     app.include_router(health_router(metrics.registry(), checks))
@@ -132,7 +148,14 @@ async def serve(settings: Settings, stop: asyncio.Event, config: AdaptersConfig)
         log.warning("dev_mode", message="Alertmanager calls are accepted without a token")
     producer = EventProducer(settings.whale, client_id="whale-adapters")
     writer = IngestWriter(producer, EventValidator(schemas))
-    parts = Components(writer, {w.name: Webhook(w) for w in config.webhooks})
+    parts = Components(
+        writer,
+        {
+            w.name: Webhook(w, AlertBook(f"webhook:{w.name}", w.source, state, id_prefix="wh-"))
+            for w in config.webhooks
+        },
+        AlertBook(ADAPTER, settings.alertmanager_source, state),
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             build_app(settings, parts), host=settings.host, port=settings.port, log_level="warning"

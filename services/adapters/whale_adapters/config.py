@@ -14,6 +14,12 @@
         subject: $.order.id
         time: $.created_at
         data: $.order                      # default $ (the whole body)
+        lifecycle:                         # optional: alerts with an identity (see lifecycle.py)
+          identity: $.alert.id             # what identifies the alert
+          status: $.alert.state            # resolved when its value is one of `resolved`
+          resolved: [resolved, ok]
+          started: $.alert.started_at      # optional: start of the episode (default: first event)
+          content: $.alert.details         # optional: what an update is (default: the event's data)
     pollers:
       - name: inventory
         url: http://127.0.0.1:8090/cis
@@ -41,6 +47,22 @@ from whale_adapters.jsonpath import compile_path
 NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
+class LifecycleConfig(BaseModel):
+    """A generic webhook that sends alerts: one episode per identity, firing -> updated -> resolved."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identity: str
+    status: str | None = None
+    resolved: list[str] = Field(default_factory=lambda: ["resolved"])
+    started: str | None = None
+    content: str | None = None
+
+    def paths(self) -> dict[str, str]:
+        attrs = ("identity", "status", "started", "content")
+        return {a: getattr(self, a) for a in attrs if getattr(self, a) is not None}
+
+
 class WebhookConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -55,6 +77,7 @@ class WebhookConfig(BaseModel):
     subject: str | None = None
     time: str | None = None
     data: str = "$"
+    lifecycle: LifecycleConfig | None = None
 
     def secret(self) -> bytes:
         value = os.environ.get(self.secret_env)
@@ -131,6 +154,8 @@ def parse_adapters(doc: Any, *, origin: str = "<config>") -> AdaptersConfig:
             value = getattr(hook, attr)
             if value is not None:
                 compile_path(value, field=f"webhooks.{i}.{attr}")
+        for attr, value in (hook.lifecycle.paths() if hook.lifecycle else {}).items():
+            compile_path(value, field=f"webhooks.{i}.lifecycle.{attr}")
     for i, poller in enumerate(config.pollers):
         compile_path(poller.items, field=f"pollers.{i}.items")
         compile_path(poller.key, field=f"pollers.{i}.key")

@@ -14,6 +14,7 @@ from whale.templating import TemplateError, render
 from whale_adapters.config import WebhookConfig
 from whale_adapters.errors import PayloadError, SignatureError
 from whale_adapters.jsonpath import JsonPath, Missing, compile_path
+from whale_adapters.lifecycle import AlertBook, Step, lifecycle_extensions
 
 
 def sign(secret: bytes, body: bytes, algorithm: str = "sha256") -> str:
@@ -22,9 +23,9 @@ def sign(secret: bytes, body: bytes, algorithm: str = "sha256") -> str:
 
 
 class Webhook:
-    """One configured webhook: ``verify`` then ``to_event``."""
+    """One configured webhook: ``verify`` then ``to_event`` (or ``observe`` with a lifecycle)."""
 
-    def __init__(self, config: WebhookConfig) -> None:
+    def __init__(self, config: WebhookConfig, book: AlertBook | None = None) -> None:
         self.config = config
         self.name = config.name
         self._secret = config.secret()
@@ -33,6 +34,11 @@ class Webhook:
             for attr in ("id", "subject", "time", "data")
             if getattr(config, attr) is not None
         }
+        self._lifecycle: dict[str, JsonPath] = {
+            attr: compile_path(path, field=f"webhooks.{config.name}.lifecycle.{attr}")
+            for attr, path in (config.lifecycle.paths() if config.lifecycle else {}).items()
+        }
+        self.book = book or AlertBook(f"webhook:{config.name}", config.source, id_prefix="wh-")
 
     def verify(self, body: bytes, headers: dict[str, str]) -> None:
         """Raise :class:`SignatureError` unless the signature header holds the body's HMAC."""
@@ -54,6 +60,10 @@ class Webhook:
 
     def to_event(self, body: bytes, headers: dict[str, str]) -> CloudEvent:
         """Map the (verified) JSON body; :class:`PayloadError` names what is wrong."""
+        return self.observe(body, headers)[0]
+
+    def observe(self, body: bytes, headers: dict[str, str]) -> tuple[CloudEvent, str, Step | None]:
+        """The event, and with a lifecycle its alert identity and step (to record once it is stored)."""
         try:
             doc = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -81,10 +91,38 @@ class Webhook:
             except ValueError:
                 raise _fail(self.name, "time", f"{raw!r} is not an RFC 3339 timestamp") from None
         data = self._find("data", doc) if "data" in self._paths else doc
+        identity, step = "", None
+        if self._lifecycle:
+            identity, step = self._step(doc, data)
+            attrs["extensions"] = lifecycle_extensions(step)
+            if "id" not in self._paths:
+                attrs["id"] = step.event_id
         try:
-            return CloudEvent.create(type=type_, source=self.config.source, data=data, **attrs)
+            event = CloudEvent.create(type=type_, source=self.config.source, data=data, **attrs)
         except EventError as exc:
             raise PayloadError(f"webhook {self.name}: {exc.message}", exc.problems) from None
+        return event, identity, step
+
+    def _step(self, doc: Any, data: Any) -> tuple[str, Step]:
+        assert self.config.lifecycle is not None
+        found: dict[str, Any] = {}
+        for attr, path in self._lifecycle.items():
+            try:
+                found[attr] = path.find(doc)
+            except Missing as exc:
+                if attr in ("identity", "status"):
+                    raise _fail(self.name, f"lifecycle.{attr}", str(exc)) from None
+        identity = found["identity"]
+        if isinstance(identity, dict | list) or identity is None or identity == "":
+            raise _fail(
+                self.name,
+                "lifecycle.identity",
+                f"{self._lifecycle['identity'].text} must be a string or number",
+            )
+        resolved = "status" in found and str(found["status"]) in self.config.lifecycle.resolved
+        started = str(found["started"]) if found.get("started") is not None else None
+        content = found.get("content", data)
+        return str(identity), self.book.step(str(identity), started, resolved=resolved, content=content)
 
     def _find(self, attr: str, doc: Any) -> Any:
         try:

@@ -91,6 +91,7 @@ def build_router(producer: Any, settings: WhaleSettings, *, view: Any = None) ->
         ] = "active",
         type: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0, description="items to skip (paging; see total)")] = 0,
     ) -> dict[str, Any]:
         items = await reader.items()
         if status == "active":
@@ -100,7 +101,8 @@ def build_router(producer: Any, settings: WhaleSettings, *, view: Any = None) ->
         if type is not None:
             items = [i for i in items if i.get("type") == type]
         items.sort(key=lambda i: str(i.get("updated_at", "")), reverse=True)
-        return {"todos": [public(i) for i in items[:limit]], "total": len(items)}
+        page = items[offset : offset + limit]
+        return {"todos": [public(i) for i in page], "total": len(items), "offset": offset}
 
     @router.get("/todos/{todo_id}", summary="One to-do item")
     async def one_todo(todo_id: str) -> dict[str, Any]:
