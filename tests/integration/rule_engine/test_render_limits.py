@@ -23,18 +23,18 @@ pytestmark = pytest.mark.integration
 
 TapFactory = Callable[[str, Callable[[KafkaMessage], bool]], Tap]
 
-HOSTILE = {
-    "pow": ("{{ (7**6000000) % 10 }}", "power ('**') would have more than"),
-    "repeat": ("{{ 'a' * 100000000 }}", "repetition ('*') would be larger than"),
-    "loops": (
-        "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}",
-        "more than 100000 steps",
-    ),
+# Each hostile template and the refusals that may stop it: loops and deep recursion run out of either
+# budget first (steps or time), depending on how fast this machine is at that moment.
+BUDGET = ("more than 100000 steps", "render took longer than 0.05s")
+HOSTILE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "pow": ("{{ (7**6000000) % 10 }}", ("power ('**') would have more than",)),
+    "repeat": ("{{ 'a' * 100000000 }}", ("repetition ('*') would be larger than",)),
+    "loops": ("{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}", BUDGET),
     "slow": (
         "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}",
-        "render took longer than 0.05s",
+        BUDGET,
     ),
-    "width": ("{{ '%999999999d' | format(1) }}", "% formatting would be larger than"),
+    "width": ("{{ '%999999999d' | format(1) }}", ("% formatting would be larger than",)),
 }
 
 
@@ -112,7 +112,7 @@ def test_hostile_templates_go_to_the_dlq_and_the_next_event_is_still_processed(
     assert len(dlq.settle()) == len(HOSTILE)
     reasons = {m.header_text("whale_dlq_rule"): m.header_text("whale_dlq_reason") or "" for m in letters}
     for name, (_, words) in HOSTILE.items():
-        assert words in reasons[f"{scope.tag}-{name}"], reasons
+        assert any(w in reasons[f"{scope.tag}-{name}"] for w in words), reasons
     assert all(m.header_text("ce_id") == hostile.id for m in letters)
     assert health and set(health) == {200}
     assert (
