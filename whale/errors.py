@@ -46,5 +46,14 @@ class DeliveryError(WhaleError):
         self.retryable = retryable
 
 
+class MessageTooLarge(DeliveryError):
+    """The message exceeds what Kafka takes (producer ``message.max.bytes`` or the topic's
+    ``max.message.bytes``): a permanent error, answered 413, never retried."""
+
+    def __init__(self, message: str, *, limit: int, event_id: str | None = None) -> None:
+        super().__init__(message, event_id=event_id, retryable=False)
+        self.limit = limit
+
+
 class TopicError(WhaleError):
     """A topic exists with a configuration that contradicts the topic contract."""

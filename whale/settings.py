@@ -60,6 +60,14 @@ class WhaleSettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     kafka: KafkaSecurity = Field(default_factory=KafkaSecurity)
+    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        default="none",
+        description="producer compression; none and gzip are read by every Kafka client (kafkajs "
+        "needs a codec package for snappy, lz4 and zstd)",
+    )
+    kafka_message_max_bytes: int = Field(
+        default=1_000_000, ge=1000, description="largest record Whale produces (librdkafka message.max.bytes)"
+    )
 
     def kafka_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka base configuration: bootstrap servers plus security options."""

@@ -20,12 +20,20 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from whale import topics
-from whale.cloudevent import CloudEvent, format_time
+from whale.binding import is_json_content
+from whale.cloudevent import CloudEvent, format_time, text_problem
 from whale.errors import DeliveryError
 from whale.producer import Delivered
 from whale_event_center import metrics
 from whale_event_center.compat import breaks
-from whale_event_center.errors import IncompatibleSchema, InvalidSchema, NotFound, Problem, Unavailable
+from whale_event_center.errors import (
+    IncompatibleSchema,
+    InvalidEvent,
+    InvalidSchema,
+    NotFound,
+    Problem,
+    Unavailable,
+)
 
 log = structlog.get_logger("whale_event_center.registry")
 RECORD_TYPE = "whale.schema.registered"
@@ -66,6 +74,13 @@ def check_schema(schema: Any) -> None:
         ) from None
 
 
+def check_type_name(type_: str) -> None:
+    """Raise :class:`InvalidEvent` unless ``type_`` can be a CloudEvents ``type`` (and a Kafka key)."""
+    problem = text_problem(type_) if type_ else "must be a non-empty string"
+    if problem:
+        raise InvalidEvent(f"event type {problem}", field="type")
+
+
 def data_problems(validator: Draft202012Validator, data: Any) -> list[Problem]:
     """Every schema violation of ``data``: a JSON pointer into data and a readable message."""
     problems: list[Problem] = []
@@ -75,6 +90,27 @@ def data_problems(validator: Draft202012Validator, data: Any) -> list[Problem]:
         if len(problems) >= MAX_PROBLEMS:
             break
     return problems
+
+
+def media_problems(schema: Any, content_type: str) -> list[Problem]:
+    """Non-JSON data (text, XML, bytes) is accepted when the type's schema accepts anything (``{}``
+    or ``true``) or names its media type in a top-level ``contentMediaType`` (``text/*`` and ``*/*``
+    wildcards allowed). The JSON Schema itself applies to JSON data only."""
+    if schema is True or schema == {}:
+        return []
+    base = content_type.split(";", 1)[0].strip().lower()
+    declared = schema.get("contentMediaType") if isinstance(schema, dict) else None
+    if isinstance(declared, str):
+        wanted = declared.split(";", 1)[0].strip().lower()
+        if wanted in (base, "*/*") or (wanted.endswith("/*") and base.startswith(wanted[:-1])):
+            return []
+    return [
+        {
+            "field": "datacontenttype",
+            "message": f"the type's schema takes JSON data, not {base}; declare it in the schema's "
+            "top-level contentMediaType to accept it",
+        }
+    ]
 
 
 class SchemaRegistry:
@@ -148,17 +184,15 @@ class SchemaRegistry:
                 ]
             chosen = wanted[0]
         data = event.data
+        if not is_json_content(event.datacontenttype) and isinstance(data, bytes | str):
+            return media_problems(chosen.schema, event.datacontenttype or "")
         if isinstance(data, bytes):
             try:
                 data = json.loads(data)
-            except ValueError:
-                return [
-                    {
-                        "field": "data",
-                        "pointer": "/",
-                        "message": "data is not JSON, so it cannot match the type's schema",
-                    }
-                ]
+            except (ValueError, RecursionError):
+                if event.datacontenttype is None:  # data_base64 without a content type: octet-stream
+                    return media_problems(chosen.schema, "application/octet-stream")
+                return [{"field": "data", "pointer": "/", "message": "data is declared JSON but is not JSON"}]
         return data_problems(self.validator(chosen), data)
 
     # ------------------------------------------------------------------ write
@@ -168,6 +202,7 @@ class SchemaRegistry:
         An identical schema is not registered twice. An incompatible one raises
         :class:`IncompatibleSchema` listing every break unless ``force``.
         """
+        check_type_name(type_)
         check_schema(schema)
         async with self._lock:
             current = self.versions(type_)

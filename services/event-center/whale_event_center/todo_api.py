@@ -9,6 +9,7 @@ to be visible and answers with the item (200/201), or 202 with the command id wh
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
@@ -16,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from whale import topics
-from whale.cloudevent import CloudEvent
+from whale.cloudevent import READ_DEPTH, CloudEvent, depth_within
 from whale.compacted import CompactedView
 from whale.correlation import CORRELATION_ID
 from whale.settings import WhaleSettings
@@ -43,7 +44,19 @@ class OpenBody(BaseModel):
 
 
 def public(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k not in ("seen", "last_command")}
+    """An item as the API shows it; details nested deeper than events may be (stored before the
+    limit) are shown as their JSON text, so one item never breaks the listing."""
+    out = {k: v for k, v in item.items() if k not in ("seen", "last_command")}
+    if not depth_within(out, READ_DEPTH):
+        out = {k: (v if depth_within(v, READ_DEPTH - 1) else _as_text(v)) for k, v in out.items()}
+    return out
+
+
+def _as_text(value: Any) -> str:
+    try:
+        return json.dumps(value, default=str)
+    except (RecursionError, ValueError):
+        return "(nested too deeply to show)"
 
 
 class TodoReader:
