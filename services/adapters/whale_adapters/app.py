@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import hmac
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,17 +25,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from whale import runtime, topics
 from whale.cloudevent import CloudEvent
 from whale.compacted import CompactedView
-from whale.errors import DeliveryError, WhaleError
+from whale.errors import DeliveryError, MessageTooLarge, WhaleError
 from whale.logging import configure_logging
 from whale.producer import EventProducer
 from whale_adapters import metrics
 from whale_adapters.alertmanager import alert_events
 from whale_adapters.config import AdaptersConfig, load_adapters
-from whale_adapters.errors import PayloadError, SignatureError
+from whale_adapters.errors import BodyError, PayloadError, SignatureError
 from whale_adapters.ingest import IngestWriter
 from whale_adapters.poller import Poller
 from whale_adapters.settings import Settings
-from whale_adapters.validation import EventValidator
+from whale_adapters.validation import EventValidator, parse_body
 from whale_adapters.webhook import Webhook
 
 log = structlog.get_logger("whale_adapters.app")
@@ -69,6 +68,9 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
         except PayloadError as exc:
             metrics.REQUESTS.labels(adapter=adapter, outcome="invalid").inc()
             return _problem(422, exc.message, exc.problems)
+        except MessageTooLarge as exc:
+            metrics.REQUESTS.labels(adapter=adapter, outcome="too_large").inc()
+            return _problem(413, f"event too large for Kafka: {exc.message}")
         except DeliveryError as exc:
             metrics.REQUESTS.labels(adapter=adapter, outcome="unavailable").inc()
             log.error("ingest_unavailable", adapter=adapter, error=exc.message)
@@ -93,10 +95,10 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
         if isinstance(body, Response):
             return body
         try:
-            doc = json.loads(body)
-        except ValueError as exc:
+            doc = parse_body(body, "alertmanager")
+        except BodyError as exc:
             metrics.REQUESTS.labels(adapter="alertmanager", outcome="invalid").inc()
-            return _problem(400, f"body is not JSON: {exc}")
+            return _problem(400, exc.message, exc.problems)
         try:
             events = alert_events(doc, source=settings.alertmanager_source)
         except PayloadError as exc:
@@ -122,6 +124,9 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
             return _problem(401, exc.message)
         try:
             event = hook.to_event(body, headers)
+        except BodyError as exc:
+            metrics.REQUESTS.labels(adapter=adapter, outcome="invalid").inc()
+            return _problem(400, exc.message, exc.problems)
         except PayloadError as exc:
             metrics.REQUESTS.labels(adapter=adapter, outcome="invalid").inc()
             return _problem(422, exc.message, exc.problems)

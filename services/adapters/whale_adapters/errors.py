@@ -32,6 +32,10 @@ class PayloadError(EventError):
     """An incoming payload cannot become a valid event; ``problems`` say which field and why."""
 
 
+class BodyError(PayloadError):
+    """The request body is not usable JSON (malformed, or nested too deeply): answered 400."""
+
+
 class DeliveryFailed(AdapterError):
     """A push delivery attempt failed; ``retryable`` says whether another attempt may succeed."""
 

@@ -1,0 +1,59 @@
+"""The adapters with hostile bodies: deep nesting, surrogates and Kafka's size limit are 4xx."""
+
+# ruff: noqa: F811 (the client and producer fixtures come from test_app)
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from whale.cloudevent import MAX_DEPTH, CloudEvent
+from whale.errors import MessageTooLarge
+
+from .fakes import FakeProducer
+from .payloads import alert, notification
+from .test_app import _signed, client, producer  # noqa: F401
+
+AUTH = {"Authorization": "Bearer tok", "Content-Type": "application/json"}
+
+
+def raw_nested(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 300, 5_000])
+def test_deep_alertmanager_bodies_are_400(client: TestClient, producer: FakeProducer, depth: int) -> None:
+    body = json.dumps(notification(alert("fp1")))[:-1] + f', "x": {raw_nested(depth)}}}'
+    answer = client.post("/alertmanager", content=body.encode(), headers=AUTH)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["problems"][0]["field"] == "body"
+    assert producer.sent == []
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 5_000])
+def test_deep_webhook_bodies_are_400(client: TestClient, producer: FakeProducer, depth: int) -> None:
+    body = ('{"status": "paid", "id": 1, "x": ' + raw_nested(depth) + "}").encode()
+    answer = client.post("/webhooks/shop", content=body, headers=_signed(body))
+    assert answer.status_code == 400, answer.text
+    assert producer.sent == []
+
+
+def test_an_alert_label_with_an_unpaired_surrogate_is_400(client: TestClient, producer: FakeProducer) -> None:
+    body = json.dumps(notification(alert("fp1"))).replace('"fp1"', '"fp\\ud800"', 1)
+    answer = client.post("/alertmanager", content=body.encode(), headers=AUTH)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["problems"][0]["pointer"] == "/alerts/0/fingerprint"
+    assert producer.sent == []
+
+
+def test_an_event_too_large_for_kafka_is_413_not_503(client: TestClient, producer: FakeProducer) -> None:
+    async def too_large(topic: str, event: CloudEvent, *, key: str | None = None) -> Any:
+        raise MessageTooLarge("the record would be about 1000100 bytes", limit=1_000_000)
+
+    producer.send = too_large  # type: ignore[method-assign]
+    body = json.dumps({"status": "paid", "id": 1}).encode()
+    answer = client.post("/webhooks/shop", content=body, headers=_signed(body))
+    assert answer.status_code == 413, answer.text
