@@ -128,8 +128,9 @@ class EventTime(datetime):
 
 
 def parse_time(text: str) -> EventTime:
-    """Strict RFC 3339 (``T``, seconds, ``.`` fractions, ``Z`` or ``+hh:mm``); a leap second is read
-    as the last microsecond of its minute. Raises ValueError naming the rule broken."""
+    """Strict RFC 3339 (``T``, seconds, ``.`` fractions, ``Z`` or ``+hh:mm``). The text is kept as
+    sent, with ``T`` and ``Z`` upper-cased (Go and Java parsers need that) and a leap second written
+    ``:59.999999999`` (no SDK parses ``:60``). Raises ValueError naming the rule broken."""
     found = _RFC3339.match(text)
     if found is None:
         raise ValueError(
@@ -139,9 +140,12 @@ def parse_time(text: str) -> EventTime:
     year, month, day, hour, minute, second = (int(found.group(i)) for i in range(1, 7))
     digits = found.group(7) or ""
     micro = int((digits + "000000")[:6]) if digits else 0
-    leap = second == 60
-    if leap:
+    kept = text[:10] + "T" + text[11:]
+    kept = kept[:-1] + "Z" if kept[-1] in "zZ" else kept
+    if second == 60:
         second, micro = 59, 999_999
+        zone_text = "Z" if found.group(8) else kept[-6:]
+        kept = kept[:17] + "59.999999999" + zone_text
     if found.group(8):
         zone = UTC
     else:
@@ -154,7 +158,7 @@ def parse_time(text: str) -> EventTime:
         value = EventTime(year, month, day, hour, minute, second, micro, tzinfo=zone)
     except ValueError as exc:
         raise ValueError(f"time is not a valid date and time: {exc}") from None
-    value.text = text
+    value.text = kept
     return value
 
 

@@ -123,10 +123,9 @@ def test_a_number_is_not_a_time() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "2016-12-31T23:59:60Z",
         "2018-04-05T17:31:00.123456789+05:30",
-        "2018-04-05t17:31:00z",
         "2018-04-05T17:31:00-00:00",
+        "2018-04-05T17:31:00.5Z",
     ],
 )
 def test_time_keeps_the_senders_text(text: str) -> None:
@@ -135,9 +134,17 @@ def test_time_keeps_the_senders_text(text: str) -> None:
     assert event.time is not None and event.time.tzinfo is not None
 
 
-def test_leap_second_orders_as_the_end_of_its_minute() -> None:
+def test_leap_second_is_accepted_and_written_as_the_end_of_its_minute() -> None:
     event = CloudEvent.from_structured(_event(time="2016-12-31T23:59:60Z"))
     assert event.time == datetime(2016, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+    assert event.to_structured()["time"] == "2016-12-31T23:59:59.999999999Z"
+    offset = CloudEvent.from_structured(_event(time="2016-12-31T18:59:60.5-05:00"))
+    assert offset.to_structured()["time"] == "2016-12-31T18:59:59.999999999-05:00"
+
+
+def test_lower_case_t_and_z_are_written_upper_case() -> None:
+    event = CloudEvent.from_structured(_event(time="2018-04-05t17:31:00.25z"))
+    assert event.to_structured()["time"] == "2018-04-05T17:31:00.25Z"
 
 
 def test_long_extension_names_are_accepted_with_a_warning() -> None:
