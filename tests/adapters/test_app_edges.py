@@ -57,3 +57,10 @@ def test_an_event_too_large_for_kafka_is_413_not_503(client: TestClient, produce
     body = json.dumps({"status": "paid", "id": 1}).encode()
     answer = client.post("/webhooks/shop", content=body, headers=_signed(body))
     assert answer.status_code == 413, answer.text
+
+
+def test_secret_looking_keys_are_redacted_by_the_adapters(client: TestClient, producer: FakeProducer) -> None:
+    body = json.dumps({"status": "paid", "id": 1, "api_key": "k-123"}).encode()
+    assert client.post("/webhooks/shop", content=body, headers=_signed(body)).status_code == 202
+    written = producer.sent[-1][1]
+    assert written.data["api_key"] == "***" and written.extensions["redacted"] == "/api_key"

@@ -194,3 +194,12 @@ def test_structured_mode_keeps_working_after_hostile_events(harness: Harness) ->
     post(harness, json.dumps(event(id="s", subject="\ud800")).encode(), STRUCTURED)
     post(harness, event(id="d", data=nested(300)))
     assert post(harness, event(id="fine")).status_code == 202
+
+
+def test_secret_looking_data_keys_are_redacted_at_ingest(harness: Harness) -> None:
+    response = post(harness, event(data={"host": "db1", "value": 1, "password": "hunter2"}))
+    assert response.status_code == 202, response.text
+    written = harness.producer.events()[-1]
+    assert written.data == {"host": "db1", "value": 1, "password": "***"}
+    assert written.extensions["redacted"] == "/password"
+    assert b"hunter2" not in (harness.producer.sent[-1][1].value or b"")

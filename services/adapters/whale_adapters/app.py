@@ -28,6 +28,7 @@ from whale.compacted import CompactedView
 from whale.errors import DeliveryError, MessageTooLarge, WhaleError
 from whale.logging import configure_logging
 from whale.producer import EventProducer
+from whale.redaction import Redactor
 from whale_adapters import metrics
 from whale_adapters.alertmanager import alert_events
 from whale_adapters.config import AdaptersConfig, load_adapters
@@ -158,7 +159,7 @@ async def serve(settings: Settings, stop: asyncio.Event, config: AdaptersConfig)
     if settings.dev_mode:
         log.warning("dev_mode", message="Alertmanager calls are accepted without a token")
     producer = EventProducer(settings.whale, client_id="whale-adapters")
-    writer = IngestWriter(producer, EventValidator(schemas))
+    writer = IngestWriter(producer, EventValidator(schemas), redactor=Redactor.from_settings(settings.whale))
     parts = Components(writer, {w.name: Webhook(w) for w in config.webhooks})
     server = uvicorn.Server(
         uvicorn.Config(

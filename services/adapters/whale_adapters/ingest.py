@@ -14,6 +14,7 @@ from whale.consumer import dlq_message
 from whale.errors import DeliveryError
 from whale.logging import bound_event
 from whale.producer import Delivered, EventProducer
+from whale.redaction import Redactor
 from whale_adapters import metrics
 from whale_adapters.errors import PayloadError
 from whale_adapters.validation import EventValidator, ingest_key
@@ -31,9 +32,11 @@ class IngestWriter:
         *,
         attempts: int = 5,
         backoff: float = 0.2,
+        redactor: Redactor | None = None,
     ) -> None:
         self.producer = producer
         self.validator = validator
+        self.redactor = redactor or Redactor()
         self._attempts = attempts
         self._backoff = backoff
 
@@ -45,6 +48,7 @@ class IngestWriter:
         except PayloadError:
             metrics.EVENTS.labels(adapter=adapter, outcome="invalid").inc()
             raise
+        event = self.redactor.apply(event)
         attempt = 0
         while True:
             attempt += 1
