@@ -64,3 +64,8 @@ def test_secret_looking_keys_are_redacted_by_the_adapters(client: TestClient, pr
     assert client.post("/webhooks/shop", content=body, headers=_signed(body)).status_code == 202
     written = producer.sent[-1][1]
     assert written.data["api_key"] == "***" and written.extensions["redacted"] == "/api_key"
+
+
+def test_options_is_405_naming_the_allowed_methods(client: TestClient) -> None:
+    response = client.options("/alertmanager")
+    assert response.status_code == 405 and response.headers["allow"] == "POST"

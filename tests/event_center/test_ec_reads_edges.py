@@ -83,3 +83,13 @@ def test_todos_survive_an_item_with_deep_details() -> None:
     assert listed.status_code == 200, listed.text
     assert isinstance(listed.json()["todos"][0]["details"], str)
     assert client.get("/todos/t1").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [("/events", "GET, HEAD, POST"), ("/todos", "GET, HEAD, POST"), ("/healthz", "GET, HEAD")],
+)
+def test_options_is_405_with_every_allowed_method(harness: Harness, path: str, allow: str) -> None:
+    response = harness.client.options(path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow

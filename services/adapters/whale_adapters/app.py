@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from whale import runtime, topics
+from whale.allow import AllowHeader
 from whale.cloudevent import CloudEvent
 from whale.compacted import CompactedView
 from whale.errors import DeliveryError, MessageTooLarge, WhaleError
@@ -147,6 +148,7 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
     async def prometheus() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    app.add_middleware(AllowHeader, routes=app.router.routes)
     return app
 
 

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from whale.allow import AllowHeader
 from whale.logging import configure_logging
 from whale_event_center import api_schemas, api_search, components, rules_api, subscriptions_api, todo_api
 from whale_event_center.errors import EventCenterError, StoreUnavailable, TooLarge
@@ -161,6 +162,7 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
     app.include_router(todo_api.build_router(parts.producer, settings.whale))
     if parts.subscriptions is not None:
         app.include_router(subscriptions_api.build_router(parts.producer, parts.subscriptions))
+    app.add_middleware(AllowHeader, routes=app.router.routes)
     app.state.registry = registry
     app.state.components = parts
     return app
