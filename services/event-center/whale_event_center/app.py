@@ -156,7 +156,10 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(api_schemas.build_router(registry, parts.views_ready.is_set))
+    async def events_of(type_: str) -> int:
+        return int(await parts.store.count({"term": {"type": type_}}))
+
+    app.include_router(api_schemas.build_router(registry, parts.views_ready.is_set, events_of))
     app.include_router(api_search.build_router(parts.store, settings.search_max_size))
     app.include_router(rules_api.build_router(parts.producer, parts.rules, parts.catalog, parts.schemas))
     app.include_router(todo_api.build_router(parts.producer, settings.whale))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,13 +20,14 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from whale import topics
-from whale.binding import is_json_content
+from whale.binding import KafkaMessage, is_json_content
 from whale.cloudevent import CloudEvent, format_time, text_problem
 from whale.errors import DeliveryError
 from whale.producer import Delivered
 from whale_event_center import metrics
 from whale_event_center.compat import breaks
 from whale_event_center.errors import (
+    Conflict,
     IncompatibleSchema,
     InvalidEvent,
     InvalidSchema,
@@ -49,6 +50,7 @@ class View(Protocol):
 
 class Sender(Protocol):
     async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered: ...
+    async def send_message(self, topic: str, message: KafkaMessage) -> Delivered: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,21 @@ class SchemaRegistry:
                     SchemaVersion(type_, item["version"], item.get("schema"), str(item.get("registered_at")))
                 )
         return out
+
+    def deprecation(self, type_: str) -> dict[str, Any] | None:
+        """``{"at", "reason"}`` when ``type_`` is deprecated, else None."""
+        record = self._view.get(type_)
+        found = (
+            record.data.get("deprecated") if record is not None and isinstance(record.data, dict) else None
+        )
+        return found if isinstance(found, dict) else None
+
+    def warnings(self, event: CloudEvent) -> list[Problem]:
+        found = self.deprecation(event.type)
+        if found is None:
+            return []
+        reason = f": {found['reason']}" if found.get("reason") else ""
+        return [{"field": "type", "message": f"event type {event.type!r} is deprecated{reason}"}]
 
     def version(self, type_: str, number: int | None = None) -> SchemaVersion:
         versions = self.versions(type_)
@@ -238,6 +255,57 @@ class SchemaRegistry:
                 )
             metrics.SCHEMA_CHANGES.labels(outcome="forced" if current and force else "registered").inc()
             return item, True
+
+    async def deprecate(self, type_: str, reason: str = "") -> dict[str, Any]:
+        """Mark ``type_`` deprecated (events are still accepted, with a warning); a new version
+        registered later revives it. Returns the deprecation."""
+        async with self._lock:
+            current = self.versions(type_)
+            if not current:
+                raise NotFound(f"event type {type_!r} is not registered", field="type")
+            note = {"at": format_time(datetime.now(UTC)), "reason": reason}
+            data = {"type": type_, "versions": [v.to_json() for v in current], "deprecated": note}
+            event = CloudEvent.create(type=RECORD_TYPE, source=RECORD_SOURCE, subject=type_, data=data)
+            await self._write(type_, event, lambda view: self._deprecated_in(view, type_))
+            return note
+
+    async def delete(self, type_: str, events_in_retention: Callable[[str], Awaitable[int]]) -> None:
+        """Remove a deprecated type that has no event in retention (a tombstone on ``whale.schemas``)."""
+        async with self._lock:
+            if not self.versions(type_):
+                raise NotFound(f"event type {type_!r} is not registered", field="type")
+            if self.deprecation(type_) is None:
+                raise Conflict(
+                    f"deprecate {type_!r} before deleting it (POST /schemas/{{type}}/deprecate)", field="type"
+                )
+            count = await events_in_retention(type_)
+            if count:
+                raise Conflict(
+                    f"{count} event(s) of {type_!r} are still in retention; delete it after they expire",
+                    field="type",
+                )
+            await self._write(type_, None, lambda view: type_ not in view)
+            metrics.SCHEMA_CHANGES.labels(outcome="deleted").inc()
+
+    @staticmethod
+    def _deprecated_in(view: dict[str, CloudEvent], type_: str) -> bool:
+        record = view.get(type_)
+        return record is not None and isinstance(record.data, dict) and "deprecated" in record.data
+
+    async def _write(
+        self, type_: str, event: CloudEvent | None, seen: Callable[[dict[str, CloudEvent]], bool]
+    ) -> None:
+        try:
+            if event is None:
+                await self._producer.send_message(topics.SCHEMAS, KafkaMessage(type_.encode(), None, ()))
+            else:
+                await self._producer.send(topics.SCHEMAS, event, key=type_)
+        except DeliveryError as exc:
+            raise Unavailable(f"Kafka did not acknowledge the change of {type_!r}: {exc}") from None
+        if not await asyncio.to_thread(self._view.wait_for, seen, self._timeout):
+            raise Unavailable(
+                f"the change of {type_!r} was written but not read back within {self._timeout}s"
+            )
 
     async def register_directory(self, directory: Path) -> list[str]:
         """Register every ``*.json`` schema there (``$id`` = type) that is new or changed compatibly."""

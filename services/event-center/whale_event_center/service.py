@@ -83,8 +83,8 @@ class Ingest:
             else:
                 event = await self._one(sender, items[0])
                 out: dict[str, Any] = {"status": "accepted", "id": event.id, "source": event.source}
-                if warnings(event):
-                    out["warnings"] = warnings(event)
+                if self._warnings(event):
+                    out["warnings"] = self._warnings(event)
                 answer = Answer(202, out)
         except EventCenterError as exc:
             metrics.REQUESTS.labels(type="unknown", outcome=exc.code).inc()
@@ -92,6 +92,9 @@ class Ingest:
             answer = Answer(exc.status, exc.body(), {**headers_out, **exc.headers})
         metrics.REQUEST_SECONDS.labels(mode=mode).observe(time.perf_counter() - started)
         return answer
+
+    def _warnings(self, event: CloudEvent) -> list[dict[str, str]]:
+        return warnings(event) + self._registry.warnings(event)
 
     def _authenticate(self, headers: Mapping[str, str], body: bytes) -> Sender:
         if self._settings.dev_mode:
@@ -185,8 +188,8 @@ class Ingest:
         outcomes = await asyncio.gather(*(self._batch_write(event) for event in events))
         results = [_result(item, error) for item, error in zip(items, outcomes, strict=True)]
         for result, event in zip(results, events, strict=True):
-            if warnings(event):
-                result["warnings"] = warnings(event)
+            if self._warnings(event):
+                result["warnings"] = self._warnings(event)
         rejected = [e for e in outcomes if e is not None]
         body = {"accepted": len(items) - len(rejected), "rejected": len(rejected), "results": results}
         if not rejected:

@@ -140,6 +140,18 @@ class Store:
         result: dict[str, Any] = response.json()
         return result
 
+    async def count(self, query: dict[str, Any]) -> int:
+        """How many stored documents match ``query`` (an Elasticsearch query clause)."""
+        response = await self._call(
+            "POST",
+            f"/{self.pattern}/_count",
+            json={"query": query},
+            params={"ignore_unavailable": "true", "allow_no_indices": "true"},
+        )
+        if response.status_code >= 300:
+            raise StoreUnavailable(f"count failed ({response.status_code}): {response.text[:500]}")
+        return int(response.json().get("count", 0))
+
     async def refresh(self) -> None:
         await self._call("POST", f"/{self.pattern}/_refresh", params={"ignore_unavailable": "true"})
 
