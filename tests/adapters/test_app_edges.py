@@ -69,3 +69,12 @@ def test_secret_looking_keys_are_redacted_by_the_adapters(client: TestClient, pr
 def test_options_is_405_naming_the_allowed_methods(client: TestClient) -> None:
     response = client.options("/alertmanager")
     assert response.status_code == 405 and response.headers["allow"] == "POST"
+
+
+def test_the_openapi_document_describes_the_request_bodies(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    alertmanager = paths["/alertmanager"]["post"]
+    schema = alertmanager["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["required"] == ["version", "alerts"]
+    assert {"400", "413", "422"} <= set(alertmanager["responses"])
+    assert "requestBody" in paths["/webhooks/{name}"]["post"]

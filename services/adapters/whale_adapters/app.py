@@ -51,6 +51,57 @@ class Components:
     webhooks: dict[str, Webhook] = field(default_factory=dict)
 
 
+ALERT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "fingerprint"],
+    "properties": {
+        "status": {"enum": ["firing", "resolved"]},
+        "fingerprint": {"type": "string", "minLength": 1},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+        "startsAt": {"type": "string", "format": "date-time"},
+        "endsAt": {"type": "string"},
+        "generatorURL": {"type": "string"},
+    },
+}
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    202: {"description": "every event acknowledged by Kafka (whale.ingest)"},
+    400: {"description": "the body is not JSON, nested deeper than 64 levels or not valid Unicode"},
+    401: {"description": "missing or wrong credentials or signature"},
+    413: {"description": "the body, or an event, is too large (Kafka's limit included)"},
+    422: {"description": "the payload cannot become valid events (problems name each field)"},
+    503: {"description": "Kafka did not acknowledge; nothing is accepted"},
+}
+ALERTMANAGER_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "an Alertmanager webhook notification (payload version 4)",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["version", "alerts"],
+                    "properties": {
+                        "version": {"const": "4"},
+                        "status": {"type": "string"},
+                        "receiver": {"type": "string"},
+                        "externalURL": {"type": "string"},
+                        "alerts": {"type": "array", "items": ALERT_SCHEMA},
+                    },
+                }
+            }
+        },
+    }
+}
+WEBHOOK_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "the JSON the webhook's mapping reads (HMAC-signed: X-Whale-Signature or the configured header)",
+        "content": {"application/json": {"schema": {"type": ["object", "array"]}}},
+    }
+}
+
+
 def _problem(status: int, message: str, problems: list[dict[str, str]] | None = None) -> JSONResponse:
     body: dict[str, Any] = {"error": message}
     if problems:
@@ -86,7 +137,7 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
             return _problem(413, f"body larger than {settings.max_body} bytes")
         return body
 
-    @app.post("/alertmanager")
+    @app.post("/alertmanager", openapi_extra=ALERTMANAGER_OPENAPI, responses=ANSWERS)
     async def alertmanager(request: Request) -> Response:
         if not settings.dev_mode:
             given = request.headers.get("authorization", "")
@@ -108,7 +159,11 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
             return _problem(422, exc.message, exc.problems)
         return await publish("alertmanager", events)
 
-    @app.post("/webhooks/{name}")
+    @app.post(
+        "/webhooks/{name}",
+        openapi_extra=WEBHOOK_OPENAPI,
+        responses={**ANSWERS, 404: {"description": "no such webhook"}},
+    )
     async def webhook(name: str, request: Request) -> Response:
         hook = parts.webhooks.get(name)
         if hook is None:
