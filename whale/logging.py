@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import structlog
@@ -33,8 +33,24 @@ def _redact(_: object, __: str, event_dict: structlog.types.EventDict) -> struct
     return event_dict
 
 
-def configure_logging(settings: WhaleSettings, *, service: str) -> None:
-    """Set up structlog and the standard library logging bridge for this process."""
+def scrubbing(scrub: Callable[[str], str]) -> structlog.types.Processor:
+    """A processor passing every string value of a log line through ``scrub`` (e.g. the executor's
+    secret scrubber, so a resolved secret never reaches a log line in any representation)."""
+
+    def process(_: object, __: str, event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
+        for key, value in event_dict.items():
+            if isinstance(value, str):
+                event_dict[key] = scrub(value)
+        return event_dict
+
+    return process
+
+
+def configure_logging(
+    settings: WhaleSettings, *, service: str, scrub: Callable[[str], str] | None = None
+) -> None:
+    """Set up structlog and the standard library logging bridge for this process; ``scrub``, when
+    given, hides secrets in every string value of every line."""
     level = _LEVELS[settings.log_level]
     json_output = settings.log_format == "json" or (settings.log_format == "auto" and not sys.stderr.isatty())
     renderer: structlog.types.Processor = (
@@ -47,6 +63,7 @@ def configure_logging(settings: WhaleSettings, *, service: str) -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact,
             structlog.processors.format_exc_info,
+            *([scrubbing(scrub)] if scrub is not None else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

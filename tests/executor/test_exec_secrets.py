@@ -64,3 +64,17 @@ def test_resolved_secrets_are_scrubbed_from_published_results(monkeypatch: pytes
 
 def test_short_values_are_not_treated_as_secrets() -> None:
     assert secrets.scrub("a b c", ["a"]) == "a b c"
+
+
+def test_log_lines_are_scrubbed(capsys: pytest.CaptureFixture[str]) -> None:
+    import structlog
+
+    from whale.logging import configure_logging
+    from whale.settings import WhaleSettings
+
+    secrets.remember("log-secret-value")
+    configure_logging(WhaleSettings(log_format="json"), service="test", scrub=secrets.scrub)
+    structlog.get_logger("t").warning("action_failed", error='bad answer {"k": "log-secret-value"}')
+    err = capsys.readouterr().err
+    assert "action_failed" in err and "log-secret-value" not in err
+    structlog.reset_defaults()
