@@ -78,3 +78,21 @@ def test_the_openapi_document_describes_the_request_bodies(client: TestClient) -
     assert schema["required"] == ["version", "alerts"]
     assert {"400", "413", "422"} <= set(alertmanager["responses"])
     assert "requestBody" in paths["/webhooks/{name}"]["post"]
+
+
+async def test_an_event_too_large_for_kafka_is_dead_lettered_without_its_data() -> None:
+    from whale_adapters.ingest import IngestWriter
+    from whale_adapters.validation import EventValidator
+
+    sink = FakeProducer()
+
+    async def too_large(topic: str, event: CloudEvent, *, key: str | None = None) -> Any:
+        raise MessageTooLarge("the record would be about 1000100 bytes", limit=1_000_000)
+
+    sink.send = too_large  # type: ignore[method-assign]
+    writer = IngestWriter(sink, EventValidator(None))  # type: ignore[arg-type]
+    event = CloudEvent.create(type="poll.change", source="/poller", data={"big": "x"})
+    assert await writer.publish_or_dead_letter(event, adapter="poller:p") is False
+    topic, message = sink.messages[-1]
+    assert topic == "whale.dlq" and message.value is None
+    assert (message.header_text("whale_dlq_reason") or "").startswith("too large")
