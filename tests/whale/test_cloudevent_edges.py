@@ -167,3 +167,34 @@ def test_32_bit_integer_extensions_are_accepted() -> None:
 
 def test_create_drops_an_empty_subject() -> None:
     assert CloudEvent.create(type="t", source="/s", subject="").subject is None
+
+
+@pytest.mark.parametrize("depth", [300, 5_000])
+def test_an_old_over_deep_event_on_kafka_is_a_poison_message_not_a_crash(depth: int) -> None:
+    from whale.binding import KafkaMessage, from_kafka
+    from whale.errors import BindingError
+
+    headers = (
+        ("ce_specversion", b"1.0"),
+        ("ce_id", b"1"),
+        ("ce_source", b"/s"),
+        ("ce_type", b"t"),
+        ("content-type", b"application/json"),
+    )
+    value = ('{"a":' * depth + "1" + "}" * depth).encode()
+    with pytest.raises(BindingError) as err:
+        from_kafka(KafkaMessage(None, value, headers))
+    assert err.value.problems[0]["field"] == "data"
+
+
+def test_an_empty_subject_header_from_older_versions_is_read_as_no_subject() -> None:
+    from whale.binding import KafkaMessage, from_kafka
+
+    headers = (
+        ("ce_specversion", b"1.0"),
+        ("ce_id", b"1"),
+        ("ce_source", b"/s"),
+        ("ce_type", b"t"),
+        ("ce_subject", b""),
+    )
+    assert from_kafka(KafkaMessage(None, None, headers)).subject is None
