@@ -203,3 +203,11 @@ def test_secret_looking_data_keys_are_redacted_at_ingest(harness: Harness) -> No
     assert written.data == {"host": "db1", "value": 1, "password": "***"}
     assert written.extensions["redacted"] == "/password"
     assert b"hunter2" not in (harness.producer.sent[-1][1].value or b"")
+
+
+def test_a_large_batch_with_a_surrogate_member_is_400_not_500(harness: Harness) -> None:
+    filler = event(id="big", data={"host": "x" * 600_000, "value": 1})
+    body = json.dumps([filler, event(id="s", subject="\ud800"), {**filler, "id": "big2"}]).encode()
+    response = post(harness, body, BATCH)
+    assert response.status_code == 400, response.text
+    assert [r["status"] for r in response.json()["results"]] == [424, 400, 424]

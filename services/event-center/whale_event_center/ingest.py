@@ -85,7 +85,13 @@ def parse(
     items: list[Item] = []
     small = len(body) <= max_event_bytes  # then no element can be larger: skip measuring each
     for index, element in enumerate(doc):
-        size = 0 if small else len(json.dumps(element, separators=(",", ":"), ensure_ascii=False).encode())
+        size = (
+            0
+            if small
+            else len(
+                json.dumps(element, separators=(",", ":"), ensure_ascii=False).encode(errors="surrogatepass")
+            )
+        )
         if size > max_event_bytes:
             error = TooLarge(f"event is {size} bytes, the limit is {max_event_bytes}", field="")
             items.append(Item(index, error=error, **_ids(element)))
