@@ -211,3 +211,9 @@ def test_a_large_batch_with_a_surrogate_member_is_400_not_500(harness: Harness) 
     response = post(harness, body, BATCH)
     assert response.status_code == 400, response.text
     assert [r["status"] for r in response.json()["results"]] == [424, 400, 424]
+
+
+@pytest.mark.parametrize("extension", [{"\ud800": {"a": 1}}, {"\ud800": 2**40}, {"\ud800x": "v"}])
+def test_extension_names_with_surrogates_are_400_not_500(harness: Harness, extension: dict[str, Any]) -> None:
+    response = post(harness, json.dumps(event(**extension)).encode())
+    assert response.status_code == 400, response.text

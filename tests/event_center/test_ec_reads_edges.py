@@ -93,3 +93,14 @@ def test_options_is_405_with_every_allowed_method(harness: Harness, path: str, a
     response = harness.client.options(path)
     assert response.status_code == 405
     assert response.headers["allow"] == allow
+
+
+def test_a_todo_with_hostile_text_or_too_deep_details_is_4xx_not_500(harness: Harness) -> None:
+    surrogate = harness.client.post(
+        "/todos", content=b'{"title": "a\\ud800"}', headers={"content-type": "application/json"}
+    )
+    assert surrogate.status_code in (400, 422), surrogate.text
+    for depth in (100, 200):
+        deep = harness.client.post("/todos", json={"title": "t", "details": nested(depth)})
+        assert deep.status_code == 400, deep.text
+        assert deep.json()["problems"][0]["field"] == "data"

@@ -16,11 +16,14 @@ from typing import Any
 import structlog
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from whale.allow import AllowHeader
+from whale.errors import EventError
 from whale.logging import configure_logging
+from whale.safe_json import event_error, request_validation_error
 from whale_event_center import api_schemas, api_search, components, rules_api, subscriptions_api, todo_api
 from whale_event_center.errors import EventCenterError, StoreUnavailable, TooLarge
 from whale_event_center.registry import SchemaRegistry
@@ -190,6 +193,8 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
     if parts.subscriptions is not None:
         app.include_router(subscriptions_api.build_router(parts.producer, parts.subscriptions))
     app.add_middleware(AllowHeader, routes=app.router.routes)
+    app.add_exception_handler(RequestValidationError, request_validation_error)
+    app.add_exception_handler(EventError, event_error)
     app.state.registry = registry
     app.state.components = parts
     return app

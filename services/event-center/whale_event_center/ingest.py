@@ -25,6 +25,7 @@ from whale.cloudevent import (
     validate_event,
 )
 from whale.errors import EventError
+from whale.safe_json import safe_text
 from whale_event_center.errors import EventCenterError, InvalidEvent, Problem, TooLarge, UnsupportedMediaType
 
 STRUCTURED = "application/cloudevents+json"
@@ -179,7 +180,7 @@ def _checked(build: Any) -> CloudEvent:
     try:
         event: CloudEvent = build()
     except EventError as exc:
-        raise InvalidEvent(exc.message, [_plain(p) for p in exc.problems]) from None
+        raise InvalidEvent(safe_text(exc.message), [_plain(p) for p in exc.problems]) from None
     problems = extra_problems(event)
     if problems:
         raise InvalidEvent("invalid CloudEvent: " + "; ".join(p["message"] for p in problems), problems)
@@ -187,7 +188,10 @@ def _checked(build: Any) -> CloudEvent:
 
 
 def _plain(problem: Mapping[str, str]) -> Problem:
-    return {"field": problem.get("field", ""), "message": problem.get("message", "invalid")}
+    return {
+        "field": safe_text(problem.get("field", "")),
+        "message": safe_text(problem.get("message", "invalid")),
+    }
 
 
 def from_structured(doc: Any) -> CloudEvent:

@@ -17,9 +17,10 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from whale import topics
-from whale.cloudevent import READ_DEPTH, CloudEvent, depth_within
+from whale.cloudevent import READ_DEPTH, CloudEvent, depth_within, edge_problems
 from whale.compacted import CompactedView
 from whale.correlation import CORRELATION_ID
+from whale.errors import EventError
 from whale.settings import WhaleSettings
 from whale_event_center.todos import CHANGE_REQUESTED, OPEN_STATES, REQUESTED
 
@@ -126,6 +127,8 @@ def build_router(producer: Any, settings: WhaleSettings, *, view: Any = None) ->
     async def open_todo(body: OpenBody) -> Any:
         data = body.model_dump(exclude_none=True)
         event = CloudEvent.create(type=REQUESTED, source=API_SOURCE, data=data, subject=body.subject)
+        if edge_problems(event):  # the to-do stage nests details inside the item: keep room for it
+            raise EventError("the to-do's details are nested too deeply", edge_problems(event))
         await producer.send(topics.EVENTS, event, key=body.key or event.id)
 
         def done(view: dict[str, CloudEvent]) -> bool:
