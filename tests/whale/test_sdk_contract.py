@@ -65,3 +65,38 @@ def test_the_todo_api_never_writes_an_empty_subject() -> None:
     command = producer.sent[0].event
     assert command.subject is None
     read_strict(to_binary(command))
+
+
+def test_records_built_by_whales_own_builders_are_read_by_the_sdk() -> None:
+    from whale_event_center.todos import TodoBook, TodoSettings, announcement, record
+    from whale_executor.results import SUCCEEDED, result_event
+
+    from whale.rules import validate_rule
+
+    cause = CloudEvent.create(type="disk.full", source="urn:test:host", subject="db1", data={"host": "db1"})
+    rule = validate_rule(
+        {
+            "id": "r1",
+            "match": {"field": "type", "equals": "disk.full"},
+            "target": {"kind": "action", "name": "a"},
+        }
+    )
+    change = TodoBook(TodoSettings()).decide(cause, handled=False)
+    assert change is not None
+    built = [
+        rule.to_event(),
+        record(change.item),
+        announcement(change, cause),
+        result_event(
+            cause,
+            type=SUCCEEDED,
+            pool="default",
+            request_id="r",
+            idempotency_key="k",
+            target={},
+            output={"ok": 1},
+        ),
+    ]
+    for event in built:
+        sdk = read_strict(to_binary(event))
+        assert (sdk.get_id(), sdk.get_type()) == (event.id, event.type)
