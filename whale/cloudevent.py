@@ -90,18 +90,59 @@ def _pointer(path: list[str | int]) -> str:
 def data_problem(data: Any, max_depth: int = MAX_NESTING) -> tuple[str, str] | None:
     """(JSON pointer, why) of the first part of ``data`` no reader can safely handle: nesting deeper
     than ``max_depth`` or a string with an unpaired surrogate. Iterative: never a RecursionError."""
+    if _data_fine(data, max_depth):
+        return None  # the fast pass (every event goes through it); the pointer is found only on failure
+    return _locate(data, max_depth)
+
+
+def _bad_text(value: str) -> bool:
+    return not value.isascii() and _SURROGATE.search(value) is not None
+
+
+def _data_fine(data: Any, max_depth: int) -> bool:
+    if type(data) is str:
+        return not _bad_text(data)
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if type(value) is dict:
+            if depth >= max_depth:
+                return False
+            for key, item in value.items():
+                if type(key) is str and _bad_text(key):
+                    return False
+                kind = type(item)
+                if kind is str:
+                    if _bad_text(item):
+                        return False
+                elif kind is dict or kind is list:
+                    stack.append((item, depth + 1))
+        elif type(value) is list:
+            if depth >= max_depth:
+                return False
+            for item in value:
+                kind = type(item)
+                if kind is str:
+                    if _bad_text(item):
+                        return False
+                elif kind is dict or kind is list:
+                    stack.append((item, depth + 1))
+    return True
+
+
+def _locate(data: Any, max_depth: int) -> tuple[str, str] | None:
     stack: list[tuple[Any, list[str | int]]] = [(data, [])]
     while stack:
         value, path = stack.pop()
         if isinstance(value, str):
-            if not value.isascii() and _SURROGATE.search(value):
+            if _bad_text(value):
                 return _pointer(path), "string is not valid Unicode (it holds an unpaired surrogate)"
         elif isinstance(value, dict | list):
             if len(path) >= max_depth:
                 return _pointer(path), f"data is nested deeper than {max_depth} levels"
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, item in items:
-                if isinstance(key, str) and not key.isascii() and _SURROGATE.search(key):
+                if isinstance(key, str) and _bad_text(key):
                     return _pointer([*path, key]), "key is not valid Unicode (it holds an unpaired surrogate)"
                 stack.append((item, [*path, key]))
     return None
