@@ -79,6 +79,15 @@ def ensure_topics(
     return reports
 
 
+def topic_max_bytes(settings: WhaleSettings, topic: str, timeout: float = 10.0) -> int | None:
+    """The topic's ``max.message.bytes`` (None when Kafka does not answer or the topic is missing)."""
+    try:
+        configs = _configs(admin_client(settings), [topic], timeout)
+        return int(configs[topic]["max.message.bytes"])
+    except (KafkaException, KeyError, ValueError, TimeoutError):
+        return None
+
+
 def _configs(admin: AdminClient, names: list[str], timeout: float) -> dict[str, dict[str, str]]:
     if not names:
         return {}

@@ -79,7 +79,7 @@ def to_binary(event: CloudEvent, key: str | None = None) -> KafkaMessage:
         ("ce_source", event.source.encode("utf-8")),
         ("ce_type", event.type.encode("utf-8")),
     ]
-    if event.subject is not None:
+    if event.subject:  # never an empty ce_subject: SDKs refuse it
         headers.append(("ce_subject", event.subject.encode("utf-8")))
     if event.time is not None:
         headers.append(("ce_time", format_time(event.time).encode()))
@@ -128,7 +128,7 @@ def _looks_structured(value: bytes | None) -> bool:
         return False
     try:
         doc = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return False
     return isinstance(doc, dict) and "specversion" in doc
 
@@ -140,9 +140,10 @@ def _from_structured(message: KafkaMessage) -> CloudEvent:
         )
     try:
         doc = json.loads(message.value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        reason = str(exc) if not isinstance(exc, RecursionError) else "nested too deeply"
         raise BindingError(
-            f"structured CloudEvent is not valid JSON: {exc}", [{"field": "value", "message": str(exc)}]
+            f"structured CloudEvent is not valid JSON: {reason}", [{"field": "value", "message": reason}]
         ) from None
     return CloudEvent.from_structured(doc)
 
@@ -161,6 +162,8 @@ def _from_binary(message: KafkaMessage, content_type: str | None) -> CloudEvent:
             raise BindingError(
                 f"header {name} is not UTF-8", [{"field": attr, "message": "header is not UTF-8"}]
             ) from None
+        if attr == "subject" and not text:
+            continue  # written by older Whale versions: an empty subject is no subject
         if attr in CONTEXT_ATTRIBUTES:
             attrs[attr] = text
         else:
@@ -187,6 +190,10 @@ def decode_data(value: bytes | None, content_type: str | None) -> Any:
             raise BindingError(
                 f"data is declared {content_type} but is not valid JSON: {exc}",
                 [{"field": "data", "message": f"not valid JSON: {exc}"}],
+            ) from None
+        except RecursionError:
+            raise BindingError(
+                "data is nested too deeply to read", [{"field": "data", "message": "nested too deeply"}]
             ) from None
     return value
 

@@ -1,7 +1,14 @@
 """The CloudEvents 1.0 model (pydantic v2) with strict validation and precise errors.
 
 Extensions are kept in ``extensions``; in the JSON (structured) format they sit at top level, as the
-spec says. Extension names are lower-case ASCII letters and digits, at most 20 characters.
+spec says. Extension names are lower-case ASCII letters and digits (the spec says SHOULD NOT exceed 20
+characters: longer names are accepted, :func:`warnings` lists them); integer values fit 32 bits.
+
+Edge rules (one bad event must never break another reader): every string is valid Unicode (no
+unpaired surrogate), ``source``, ``subject``, ``id``, ``type`` and extension values hold no control
+character, ``source`` is a URI-reference, ``data`` is nested at most :data:`MAX_NESTING` levels (a
+sender's data :data:`MAX_DEPTH`, see :func:`edge_problems`), and
+``time`` is strict RFC 3339 whose text is kept as the sender wrote it (:class:`EventTime`).
 """
 
 from __future__ import annotations
@@ -11,9 +18,9 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from whale.errors import EventError
 
@@ -22,14 +29,168 @@ CONTEXT_ATTRIBUTES = frozenset(
     {"id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time"}
 )
 RESERVED = CONTEXT_ATTRIBUTES | {"data", "data_base64"}
-EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
-ExtensionValue = str | int | bool
+EXTENSION_NAME = re.compile(r"^[a-z0-9]+$")
+EXTENSION_NAME_ADVISED = 20
+INT32 = (-(2**31), 2**31 - 1)
+MAX_DEPTH = 64  # data a sender may nest (refused at the edges: HTTP ingest, adapters)
+MAX_NESTING = 128  # data any event may nest (room for Whale's own wrappers, e.g. to-do items)
+READ_DEPTH = 200  # what read APIs show as JSON (pydantic serialises at most ~250 levels)
+
+
+def _extension_value(value: str | int | bool) -> str | int | bool:
+    if isinstance(value, str):
+        return _checked_text(value, "an extension value")
+    if not isinstance(value, bool) and not INT32[0] <= value <= INT32[1]:
+        raise ValueError("an integer extension must fit 32 bits (CloudEvents Integer)")
+    return value
+
+
+ExtensionValue = Annotated[str | int | bool, AfterValidator(_extension_value)]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_UNSAFE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str, check_circular=False)
+# RFC 3986 URI-reference characters (non-ASCII letters allowed too, as in IRIs); "%" starts an escape
+_URI_REFERENCE = re.compile(r"^(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2}|[^\x00-\x7f])*$")
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([Tt])(?:[01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(?:\.\d+)?(?:([Zz])|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
+)
 
 
 def _require_text(value: str, what: str) -> str:
     if not value:
         raise ValueError(f"{what} must be a non-empty string")
     return value
+
+
+def text_problem(value: str, *, controls: bool = True) -> str | None:
+    """Why ``value`` cannot travel in a Kafka header or to another CloudEvents SDK, or None."""
+    if _UNSAFE.search(value) is None:  # one C-level scan for the usual, clean case
+        return None
+    if _SURROGATE.search(value):
+        return "must be valid Unicode (it holds an unpaired surrogate)"
+    if controls and _CONTROL.search(value):
+        return "must not contain control characters"
+    return None
+
+
+def _checked_text(value: str, what: str, *, controls: bool = True) -> str:
+    problem = text_problem(value, controls=controls)
+    if problem:
+        raise ValueError(f"{what} {problem}")
+    return value
+
+
+def _pointer(path: list[str | int]) -> str:
+    text = "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path) or "/"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def data_problem(data: Any, max_depth: int = MAX_NESTING) -> tuple[str, str] | None:
+    """(JSON pointer, why) of the first part of ``data`` no reader can safely handle: nesting deeper
+    than ``max_depth`` or a string with an unpaired surrogate. Iterative: never a RecursionError."""
+    if _data_fine(data, max_depth):
+        return None  # the fast pass (every event goes through it); the pointer is found only on failure
+    return _locate(data, max_depth)
+
+
+def _bad_text(value: str) -> bool:
+    return not value.isascii() and _SURROGATE.search(value) is not None
+
+
+def _data_fine(data: Any, max_depth: int) -> bool:
+    try:  # the C encoder meets every string once: an unpaired surrogate cannot be encoded
+        text = _ENCODER.encode(data)
+        text.encode("utf-8")
+    except (UnicodeEncodeError, RecursionError, ValueError):
+        return False
+    if text.count("{") + text.count("[") < max_depth:
+        return True  # fewer brackets (strings' included) than levels allowed: no need to walk
+    return depth_within(data, max_depth)
+
+
+def _locate(data: Any, max_depth: int) -> tuple[str, str] | None:
+    stack: list[tuple[Any, list[str | int]]] = [(data, [])]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if _bad_text(value):
+                return _pointer(path), "string is not valid Unicode (it holds an unpaired surrogate)"
+        elif isinstance(value, dict | list):
+            if len(path) >= max_depth:
+                return _pointer(path), f"data is nested deeper than {max_depth} levels"
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str) and _bad_text(key):
+                    return _pointer([*path, key]), "key is not valid Unicode (it holds an unpaired surrogate)"
+                stack.append((item, [*path, key]))
+    return None
+
+
+def depth_within(value: Any, max_depth: int) -> bool:
+    """True when ``value`` is nested at most ``max_depth`` levels (iterative, containers only)."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        if depth >= max_depth:
+            return False
+        below: list[Any] = []
+        for container in level:
+            items = container.values() if isinstance(container, dict) else container
+            below.extend(item for item in items if isinstance(item, dict | list))
+        level = below
+        depth += 1
+    return True
+
+
+class EventTime(datetime):
+    """A ``datetime`` that remembers the RFC 3339 text it was read from (``text``): sub-microsecond
+    digits, the offset and a leap second ``:60`` are written back exactly as the sender wrote them."""
+
+    text: str | None = None
+
+
+def _upper_t_z(text: str, found: re.Match[str]) -> str:
+    kept = text[:10] + "T" + text[11:]
+    return kept[:-1] + "Z" if found.group(3) else kept
+
+
+def parse_time(text: str) -> EventTime:
+    """Strict RFC 3339 (``T``, seconds, ``.`` fractions, ``Z`` or ``+hh:mm``). The text is kept as
+    sent, with ``T`` and ``Z`` upper-cased (Go and Java parsers need that) and a leap second written
+    ``:59.999999999`` (no SDK parses ``:60``). Raises ValueError naming the rule broken."""
+    found = _RFC3339.match(text)
+    if found is None:
+        raise ValueError(
+            "time must be an RFC 3339 timestamp like 2018-04-05T17:31:00Z "
+            "(seconds required, '.' fractions, offset Z or +hh:mm)"
+        )
+    kept = text if found.group(1) == "T" and found.group(3) != "z" else _upper_t_z(text, found)
+    if found.group(2) == "60":  # a leap second: the last representable instant of its minute
+        kept = kept[:17] + "59.999999999" + ("Z" if found.group(3) else kept[-6:])
+    try:
+        value = EventTime.fromisoformat(kept)  # C speed; any number of fraction digits
+    except ValueError as exc:
+        raise ValueError(f"time is not a valid date and time: {exc}") from None
+    value.text = kept
+    return value
+
+
+def edge_problems(event: CloudEvent) -> list[dict[str, str]]:
+    """What a sender's event must not do beyond the model's rules (HTTP ingest and adapters)."""
+    if event.data is None or isinstance(event.data, bytes) or depth_within(event.data, MAX_DEPTH):
+        return []
+    return [{"field": "data", "message": f"data is nested deeper than {MAX_DEPTH} levels"}]
+
+
+def warnings(event: CloudEvent) -> list[dict[str, str]]:
+    """What the spec advises against but allows (the ingest answer lists them)."""
+    return [
+        {"field": name, "message": f"extension names SHOULD NOT exceed {EXTENSION_NAME_ADVISED} characters"}
+        for name in event.extensions
+        if len(name) > EXTENSION_NAME_ADVISED
+    ]
 
 
 class CloudEvent(BaseModel):
@@ -51,19 +212,40 @@ class CloudEvent(BaseModel):
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
-        return _require_text(v, "id")
+        return _checked_text(_require_text(v, "id"), "id")
 
     @field_validator("type")
     @classmethod
     def _type(cls, v: str) -> str:
-        return _require_text(v, "type")
+        return _checked_text(_require_text(v, "type"), "type")
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, v: str | None) -> str | None:
+        return None if v is None else _checked_text(v, "subject")
+
+    @field_validator("datacontenttype")
+    @classmethod
+    def _datacontenttype(cls, v: str | None) -> str | None:
+        return None if v is None else _checked_text(v, "datacontenttype")
 
     @field_validator("source")
     @classmethod
     def _source(cls, v: str) -> str:
-        _require_text(v, "source")
-        if any(c.isspace() for c in v):
-            raise ValueError("source must be a URI-reference (no white space)")
+        _checked_text(_require_text(v, "source"), "source")
+        if not _URI_REFERENCE.match(v):
+            raise ValueError(
+                'source must be a URI-reference (RFC 3986: no space, <, >, ", {, }, |, \\, ^ or `)'
+            )
+        return v
+
+    @field_validator("data")
+    @classmethod
+    def _data(cls, v: Any) -> Any:
+        if v is not None and not isinstance(v, bytes):
+            problem = data_problem(v)
+            if problem:
+                raise ValueError(f"data{problem[0] if problem[0] != '/' else ''}: {problem[1]}")
         return v
 
     @field_validator("specversion")
@@ -80,10 +262,16 @@ class CloudEvent(BaseModel):
             raise ValueError("dataschema must be an absolute URI")
         return v
 
-    @field_validator("time")
+    @field_validator("time", mode="plain")
     @classmethod
-    def _time(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
+    def _time(cls, v: Any) -> datetime | None:
+        if v is None:
+            return None
+        if isinstance(v, str):
+            return parse_time(v)
+        if not isinstance(v, datetime):
+            raise ValueError("time must be an RFC 3339 timestamp string")
+        if v.tzinfo is None:
             raise ValueError("time must be an RFC 3339 timestamp with a time-zone offset")
         return v
 
@@ -94,7 +282,7 @@ class CloudEvent(BaseModel):
             if name in RESERVED:
                 raise ValueError(f"extension {name!r} collides with a context attribute")
             if not EXTENSION_NAME.match(name):
-                raise ValueError(f"extension name {name!r} must be 1-20 lower-case ASCII letters or digits")
+                raise ValueError(f"extension name {name!r} must be lower-case ASCII letters or digits")
         return v
 
     # ------------------------------------------------------------------ construction helpers
@@ -106,6 +294,8 @@ class CloudEvent(BaseModel):
         for name in list(attributes):
             if name not in CONTEXT_ATTRIBUTES:
                 ext[name] = attributes.pop(name)
+        if attributes.get("subject") == "":
+            del attributes["subject"]  # an empty subject is no subject (SDKs refuse "")
         attributes.setdefault("id", str(uuid.uuid4()))
         attributes.setdefault("time", datetime.now(UTC))
         if data is not None and not isinstance(data, bytes):
@@ -189,7 +379,10 @@ class CloudEvent(BaseModel):
 
 
 def format_time(value: datetime) -> str:
-    """RFC 3339 with a ``Z`` for UTC."""
+    """RFC 3339 with a ``Z`` for UTC; an :class:`EventTime` keeps the sender's text."""
+    kept = getattr(value, "text", None)
+    if kept is not None:
+        return str(kept)
     text = value.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 

@@ -29,7 +29,9 @@ and ``templating`` modules define theirs beside the code that raises them)::
     ├── EventError                          400 invalid_event
     │   ├── BindingError                    400 unreadable_event
     │   └── whale_adapters.PayloadError     422 invalid_payload
+    │       └── BodyError                   400 invalid_request (not usable JSON, nested too deeply)
     ├── DeliveryError                       503 unavailable (retryable)
+    │   └── MessageTooLarge                 413 too_large (Kafka's size limit: permanent)
     ├── TopicError                          500 topic_mismatch
     ├── InvalidRequest                      400 invalid_request (an HTTP request's parameters or body)
     ├── whale.templating.TemplateError      400 invalid_template
@@ -44,7 +46,9 @@ and ``templating`` modules define theirs beside the code that raises them)::
     │   ├── NotFound                        404 not_found
     │   ├── IncompatibleSchema              409 incompatible_schema
     │   ├── AlreadyResolved                 409 resolved
+    │   ├── Conflict                        409 conflict (the resource's state forbids the change)
     │   ├── VersionMismatch                 412 version_mismatch (rules_api)
+    │   ├── NotWritten                      424 not_written (a valid member of a refused batch)
     │   ├── TooLarge                        413 too_large
     │   ├── UnsupportedMediaType            415 unsupported_media_type
     │   ├── Saturated                       429 saturated (retryable)
@@ -151,6 +155,15 @@ class DeliveryError(WhaleError, status=503, code="unavailable", retryable=True):
     def __init__(self, message: str, *, event_id: str | None = None, retryable: bool = True) -> None:
         super().__init__(message, event_id=event_id, retryable=retryable)
         self.event_id = event_id
+
+
+class MessageTooLarge(DeliveryError, status=413, code="too_large", retryable=False):
+    """The message exceeds what Kafka takes (producer ``message.max.bytes`` or the topic's
+    ``max.message.bytes``): a permanent error, answered 413, never retried."""
+
+    def __init__(self, message: str, *, limit: int, event_id: str | None = None) -> None:
+        super().__init__(message, event_id=event_id, retryable=False)
+        self.limit = limit
 
 
 class TopicError(WhaleError, code="topic_mismatch"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import structlog
@@ -33,8 +33,24 @@ def _redact(_: object, __: str, event_dict: structlog.types.EventDict) -> struct
     return event_dict
 
 
-def configure_logging(settings: WhaleSettings, *, service: str) -> None:
-    """Set up structlog and the standard library logging bridge for this process.
+def scrubbing(scrub: Callable[[str], str]) -> structlog.types.Processor:
+    """A processor passing every string value of a log line through ``scrub`` (e.g. the executor's
+    secret scrubber, so a resolved secret never reaches a log line in any representation)."""
+
+    def process(_: object, __: str, event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
+        for key, value in event_dict.items():
+            if isinstance(value, str):
+                event_dict[key] = scrub(value)
+        return event_dict
+
+    return process
+
+
+def configure_logging(
+    settings: WhaleSettings, *, service: str, scrub: Callable[[str], str] | None = None
+) -> None:
+    """Set up structlog and the standard library logging bridge for this process; ``scrub``, when
+    given, hides secrets in every string value of every line.
 
     Libraries that log through the standard library (librdkafka, aiokafka, Faust, uvicorn) are rendered
     by the same processors as Whale's own lines, at warning and above: their info lines (Faust's
@@ -51,8 +67,9 @@ def configure_logging(settings: WhaleSettings, *, service: str) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact,
     ]
+    scrubbers = [scrubbing(scrub)] if scrub is not None else []
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, *scrubbers, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
@@ -63,7 +80,7 @@ def configure_logging(settings: WhaleSettings, *, service: str) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *scrubbers, renderer],
         )
     )
     root = logging.getLogger()

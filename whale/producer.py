@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from whale.admin import topic_max_bytes
 from whale.binding import KafkaMessage, to_binary
 from whale.cloudevent import CloudEvent
-from whale.errors import DeliveryError
+from whale.errors import DeliveryError, MessageTooLarge
 from whale.settings import KAFKA_LOGGER, WhaleSettings
 
 
@@ -51,10 +53,15 @@ class EventProducer:
             "delivery.timeout.ms": delivery_timeout_ms,
             "request.timeout.ms": min(delivery_timeout_ms, 30_000),
             "queue.buffering.max.messages": max(max_in_flight * 2, 1000),
-            "compression.type": "lz4",
+            "compression.type": settings.kafka_compression,
+            "message.max.bytes": settings.kafka_message_max_bytes,
             "logger": KAFKA_LOGGER,
         }
         conf.update(extra or {})
+        self._settings = settings
+        self._max_message_bytes = int(conf["message.max.bytes"])
+        self._topic_limits: dict[str, int] = {}
+        self._limit_asked: dict[str, float] = {}
         self._producer = Producer(conf)
         self._max_in_flight = max_in_flight
         self._in_flight = 0
@@ -75,15 +82,51 @@ class EventProducer:
         """True when another send would exceed the in-flight bound (callers answer 429)."""
         return self._in_flight >= self._max_in_flight
 
+    def record_limit(self, topic: str) -> int:
+        """The largest record ``topic`` takes from this producer: the smaller of the producer's
+        ``message.max.bytes`` and the topic's ``max.message.bytes`` (asked once, blocking)."""
+        found = self._topic_limits.get(topic)
+        if found is not None:
+            return found
+        asked = self._limit_asked.get(topic)
+        if asked is not None and time.monotonic() - asked < LIMIT_RETRY_SECONDS:
+            return self._max_message_bytes  # not known yet: librdkafka and the broker still check
+        self._limit_asked[topic] = time.monotonic()
+        topic_limit = topic_max_bytes(self._settings, topic)
+        if topic_limit is None:
+            return self._max_message_bytes
+        found = self._topic_limits[topic] = min(self._max_message_bytes, topic_limit)
+        return found
+
+    def check_size(self, topic: str, message: KafkaMessage, limit: int | None = None) -> None:
+        """Raise :class:`MessageTooLarge` when ``message`` cannot fit a record of ``topic``."""
+        limit = self._topic_limits.get(topic, self._max_message_bytes) if limit is None else limit
+        size = record_size(message)
+        if size > limit:
+            raise MessageTooLarge(
+                f"the record would be about {size} bytes; {topic} takes at most {limit} bytes "
+                "(producer message.max.bytes, topic max.message.bytes)",
+                limit=limit,
+            )
+
     async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered:
         """Write ``event`` in binary mode; returns once Kafka acknowledged it (acks=all)."""
         try:
             return await self.send_message(topic, to_binary(event, key))
+        except MessageTooLarge as exc:
+            raise MessageTooLarge(exc.message, limit=exc.limit, event_id=event.id) from None
         except DeliveryError as exc:
             raise DeliveryError(exc.message, event_id=event.id, retryable=exc.retryable) from None
 
     async def send_message(self, topic: str, message: KafkaMessage) -> Delivered:
-        """Write a raw message; returns once Kafka acknowledged it."""
+        """Write a raw message; returns once Kafka acknowledged it. A message too large for the
+        topic raises :class:`MessageTooLarge` before anything is produced."""
+        limit = self._topic_limits.get(topic)
+        if limit is None:
+            asked = self._limit_asked.get(topic)
+            if asked is None or time.monotonic() - asked >= LIMIT_RETRY_SECONDS:
+                limit = await asyncio.to_thread(self.record_limit, topic)
+        self.check_size(topic, message, limit)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Delivered] = loop.create_future()
 
@@ -91,10 +134,7 @@ class EventProducer:
             with self._lock:
                 self._in_flight -= 1
             if err is not None:
-                outcome: Delivered | DeliveryError = DeliveryError(
-                    f"Kafka did not acknowledge the write to {topic}: {err.str()}",
-                    retryable=bool(err.retriable()) or err.code() == KafkaError._MSG_TIMED_OUT,
-                )
+                outcome: Delivered | DeliveryError = _delivery_error(topic, err, self._max_message_bytes)
             else:
                 outcome = Delivered(msg.topic(), msg.partition(), msg.offset())
             loop.call_soon_threadsafe(_resolve, future, outcome)
@@ -104,6 +144,7 @@ class EventProducer:
 
     def send_blocking(self, topic: str, message: KafkaMessage, timeout: float = 30.0) -> Delivered:
         """Synchronous variant for code without an event loop (CLI, WSGI)."""
+        self.check_size(topic, message, self.record_limit(topic))
         done = threading.Event()
         box: list[Delivered | DeliveryError] = []
 
@@ -111,7 +152,7 @@ class EventProducer:
             with self._lock:
                 self._in_flight -= 1
             if err is not None:
-                box.append(DeliveryError(f"Kafka did not acknowledge the write to {topic}: {err.str()}"))
+                box.append(_delivery_error(topic, err, self._max_message_bytes))
             else:
                 box.append(Delivered(msg.topic(), msg.partition(), msg.offset()))
             done.set()
@@ -158,7 +199,13 @@ class EventProducer:
                 headers=list(message.headers),
                 on_delivery=callback,
             )
-        except (BufferError, KafkaException) as exc:
+        except KafkaException as exc:
+            with self._lock:
+                self._in_flight -= 1
+            if exc.args and isinstance(exc.args[0], KafkaError):
+                raise _delivery_error(topic, exc.args[0], self._max_message_bytes) from None
+            raise DeliveryError(f"cannot enqueue the write to {topic}: {exc}", retryable=True) from None
+        except BufferError as exc:
             with self._lock:
                 self._in_flight -= 1
             raise DeliveryError(f"cannot enqueue the write to {topic}: {exc}", retryable=True) from None
@@ -166,6 +213,24 @@ class EventProducer:
     def _poll_loop(self) -> None:
         while not self._closed.is_set():
             self._producer.poll(0.05)
+
+
+LIMIT_RETRY_SECONDS = 60.0
+RECORD_OVERHEAD = 128  # record batch header (61 bytes) plus one record's framing, rounded up
+HEADER_OVERHEAD = 10  # two varints per header
+
+
+def record_size(message: KafkaMessage) -> int:
+    """An upper estimate of the bytes Kafka counts for ``message`` (uncompressed)."""
+    size = RECORD_OVERHEAD + len(message.key or b"") + len(message.value or b"")
+    return size + sum(len(name.encode()) + len(value) + HEADER_OVERHEAD for name, value in message.headers)
+
+
+def _delivery_error(topic: str, err: KafkaError, limit: int) -> DeliveryError:
+    text = f"Kafka did not acknowledge the write to {topic}: {err.str()}"
+    if err.code() in (KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE):
+        return MessageTooLarge(text, limit=limit)
+    return DeliveryError(text, retryable=bool(err.retriable()) or err.code() == KafkaError._MSG_TIMED_OUT)
 
 
 def _resolve(future: asyncio.Future[Delivered], outcome: Delivered | DeliveryError) -> None:

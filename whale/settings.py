@@ -15,6 +15,20 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 KAFKA_LOGGER = logging.getLogger("whale.kafka")
+DEFAULT_REDACT_KEYS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "authorization",
+    "api_key",
+    "apikey",
+    "private_key",
+    "access_key",
+    "client_secret",
+    "credentials",
+    "cookie",
+)
 """librdkafka's own log lines go through logging (and so through structlog's format), not raw stderr."""
 
 
@@ -60,6 +74,21 @@ class WhaleSettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     kafka: KafkaSecurity = Field(default_factory=KafkaSecurity)
+    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        default="none",
+        description="producer compression; none and gzip are read by every Kafka client (kafkajs "
+        "needs a codec package for snappy, lz4 and zstd)",
+    )
+    redact_keys: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_REDACT_KEYS),
+        description="data keys whose values are replaced by *** at ingest (last word of the key; [] = off)",
+    )
+    redact_by_type: dict[str, list[str]] = Field(
+        default_factory=dict, description="event type -> its own redacted key names ([] = no redaction)"
+    )
+    kafka_message_max_bytes: int = Field(
+        default=1_000_000, ge=1000, description="largest record Whale produces (librdkafka message.max.bytes)"
+    )
 
     def kafka_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka base configuration: bootstrap servers plus security options."""

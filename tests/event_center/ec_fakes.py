@@ -68,7 +68,10 @@ class FakeProducer:
             raise DeliveryError("broker down")
         self.sent.append((topic, message))
         if topic == topics.SCHEMAS and message.key is not None:
-            self.schemas.records[message.key.decode()] = from_kafka(message)
+            if message.value is None:  # a tombstone
+                self.schemas.records.pop(message.key.decode(), None)
+            else:
+                self.schemas.records[message.key.decode()] = from_kafka(message)
         return Delivered(topic, 0, len(self.sent))
 
     async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered:
@@ -85,12 +88,17 @@ class FakeStore:
     def __init__(self) -> None:
         self.queries: list[dict[str, Any]] = []
         self.hits: list[dict[str, Any]] = []
+        self.stored = 0  # what count() answers
 
     async def ping(self) -> bool:
         return True
 
     async def close(self) -> None:
         return None
+
+    async def count(self, query: dict[str, Any]) -> int:
+        self.queries.append(query)
+        return self.stored
 
     async def search(self, query: dict[str, Any]) -> dict[str, Any]:
         self.queries.append(query)

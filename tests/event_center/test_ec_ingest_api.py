@@ -63,17 +63,18 @@ def test_binary_mode_reads_ce_headers_and_body_as_data(harness: Harness) -> None
     assert sent.data == {"host": "h", "value": 1}
 
 
-def test_batch_answers_per_event_so_one_bad_event_does_not_hide_the_good_ones(harness: Harness) -> None:
+def test_batch_with_an_invalid_event_writes_nothing_and_answers_per_event(harness: Harness) -> None:
+    before = len(harness.producer.sent)
     body = [event(id="ok-1"), event(id="bad", data={"host": "h"}), event(id="ok-2")]
     response = post(harness, body, BATCH)
-    assert response.status_code == 207
+    assert response.status_code == 400
     result = response.json()
-    assert (result["accepted"], result["rejected"]) == (2, 1)
-    assert [r["status"] for r in result["results"]] == [202, 400, 202]
+    assert (result["accepted"], result["rejected"], result["error"]) == (0, 3, "batch_refused")
+    assert [r["status"] for r in result["results"]] == [424, 400, 424]
     assert result["results"][1]["problems"] == [
         {"field": "data", "pointer": "/", "message": "'value' is a required property"}
     ]
-    assert [e.id for e in harness.producer.events()] == ["ok-1", "ok-2"]
+    assert len(harness.producer.sent) == before  # nothing half-written
 
 
 def test_fully_accepted_batch_is_202(harness: Harness) -> None:

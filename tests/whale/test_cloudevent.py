@@ -51,7 +51,7 @@ def test_empty_id_and_non_string_type_are_refused() -> None:
     assert "type" in _fields(err2.value)
 
 
-@pytest.mark.parametrize("name", ["Upper", "with_underscore", "averyveryverylongextensionname", "a-b"])
+@pytest.mark.parametrize("name", ["Upper", "with_underscore", "a-b"])
 def test_bad_extension_names_are_refused(name: str) -> None:
     with pytest.raises(EventError) as err:
         CloudEvent.from_structured({"specversion": "1.0", "id": "1", "source": "/s", "type": "t", name: "v"})

@@ -55,7 +55,7 @@ def test_output_size_and_range_are_bounded() -> None:
 
 def test_render_time_is_bounded() -> None:
     slow = "{% for i in range(10000) %}{% for j in range(10000) %}{{ data.value }}{% endfor %}{% endfor %}"
-    with pytest.raises(TemplateError, match=r"longer than|exceeds"):
+    with pytest.raises(TemplateError, match=r"longer than|exceeds|steps"):  # whichever budget ends first
         render(slow, CTX, timeout=0.2, max_output=10**9)
 
 

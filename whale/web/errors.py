@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from whale.errors import InvalidRequest, Problem, WhaleError
+from whale.safe_json import safe
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +64,14 @@ _CODES = {
 }
 
 
+class SafeJSONResponse(JSONResponse):
+    """A JSON answer whose strings are all encodable: an unpaired surrogate echoed from a request
+    (``"\\ud800"``) is written escaped instead of raising ``UnicodeEncodeError`` (a 500)."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(safe(content))
+
+
 def error_body(
     code: str, message: str, problems: list[Problem] | None = None, retryable: bool = False
 ) -> dict[str, Any]:
@@ -92,21 +101,21 @@ def install_error_handlers(app: FastAPI, *, retry_after: float | None = None) ->
             headers.setdefault("Retry-After", f"{retry_after:g}")
         if exc.status >= 500:
             log.warning("request_failed", error=exc.code, message=exc.message)
-        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        return SafeJSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
     async def on_invalid_request(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         problems = validation_problems(exc)
         text = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
         error = InvalidRequest(f"invalid request: {text}", problems)
-        return JSONResponse(error.body(), status_code=error.status)
+        return SafeJSONResponse(error.body(), status_code=error.status)
 
     async def on_http_exception(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         code = _CODES.get(exc.status_code, "internal_error" if exc.status_code >= 500 else "invalid_request")
         message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
         body = error_body(code, message, retryable=exc.status_code in (429, 503))
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return SafeJSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     app.add_exception_handler(WhaleError, on_whale_error)
     app.add_exception_handler(RequestValidationError, on_invalid_request)
@@ -157,7 +166,8 @@ def _document(app: FastAPI) -> None:
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
                 responses = operation.get("responses", {})
-                if responses.pop("422", None) is not None:
+                automatic = responses.get("422", {}).get("description") == "Validation Error"
+                if automatic and responses.pop("422", None) is not None:  # an app's own 422 stays
                     responses.setdefault("400", {"description": "Invalid request"})
                     responses["400"].setdefault("content", answer)
         if "#/components/schemas/HTTPValidationError" not in json.dumps(schema.get("paths", {})):

@@ -11,9 +11,9 @@ import argparse
 import asyncio
 import contextlib
 import hmac
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import structlog
@@ -22,22 +22,31 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from whale import runtime, topics
+from whale.allow import AllowHeader
 from whale.cloudevent import CloudEvent
 from whale.compacted import CompactedView
-from whale.errors import DeliveryError, InvalidRequest, WhaleError
+from whale.errors import DeliveryError, MessageTooLarge, WhaleError
 from whale.logging import configure_logging
 from whale.producer import EventProducer
+from whale.redaction import Redactor
 from whale.web.errors import install_error_handlers
 from whale.web.health import health_router
 from whale_adapters import metrics
 from whale_adapters.alertmanager import ADAPTER, observe
 from whale_adapters.config import AdaptersConfig, load_adapters
-from whale_adapters.errors import BodyTooLarge, NoSuchWebhook, PayloadError, SignatureError, TokenRefused
+from whale_adapters.errors import (
+    BodyError,
+    BodyTooLarge,
+    NoSuchWebhook,
+    PayloadError,
+    SignatureError,
+    TokenRefused,
+)
 from whale_adapters.ingest import IngestWriter
 from whale_adapters.lifecycle import AlertBook, Step
 from whale_adapters.poller import Poller
 from whale_adapters.settings import Settings
-from whale_adapters.validation import EventValidator
+from whale_adapters.validation import EventValidator, parse_body
 from whale_adapters.webhook import Webhook
 
 log = structlog.get_logger(__name__)
@@ -50,6 +59,57 @@ class Components:
     writer: IngestWriter
     webhooks: dict[str, Webhook] = field(default_factory=dict)
     alerts: AlertBook | None = None  # open alert episodes (from whale.adapters.state)
+
+
+ALERT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "fingerprint"],
+    "properties": {
+        "status": {"enum": ["firing", "resolved"]},
+        "fingerprint": {"type": "string", "minLength": 1},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+        "startsAt": {"type": "string", "format": "date-time"},
+        "endsAt": {"type": "string"},
+        "generatorURL": {"type": "string"},
+    },
+}
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    202: {"description": "every event acknowledged by Kafka (whale.ingest)"},
+    400: {"description": "the body is not JSON, nested deeper than 64 levels or not valid Unicode"},
+    401: {"description": "missing or wrong credentials or signature"},
+    413: {"description": "the body, or an event, is too large (Kafka's limit included)"},
+    422: {"description": "the payload cannot become valid events (problems name each field)"},
+    503: {"description": "Kafka did not acknowledge; nothing is accepted"},
+}
+ALERTMANAGER_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "an Alertmanager webhook notification (payload version 4)",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["version", "alerts"],
+                    "properties": {
+                        "version": {"const": "4"},
+                        "status": {"type": "string"},
+                        "receiver": {"type": "string"},
+                        "externalURL": {"type": "string"},
+                        "alerts": {"type": "array", "items": ALERT_SCHEMA},
+                    },
+                }
+            }
+        },
+    }
+}
+WEBHOOK_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "the JSON the webhook's mapping reads (HMAC-signed: X-Whale-Signature or the configured header)",
+        "content": {"application/json": {"schema": {"type": ["object", "array"]}}},
+    }
+}
 
 
 def build_app(settings: Settings, parts: Components) -> FastAPI:
@@ -65,6 +125,9 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
             await asyncio.gather(*(parts.writer.publish(e, adapter=adapter) for e in events))
         except PayloadError:
             metrics.REQUESTS.labels(adapter=adapter, outcome="invalid").inc()
+            raise
+        except MessageTooLarge:
+            metrics.REQUESTS.labels(adapter=adapter, outcome="too_large").inc()
             raise
         except DeliveryError as exc:
             metrics.REQUESTS.labels(adapter=adapter, outcome="unavailable").inc()
@@ -86,7 +149,7 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
             raise BodyTooLarge(f"body larger than {settings.max_body} bytes", field="body")
         return body
 
-    @app.post("/alertmanager")
+    @app.post("/alertmanager", openapi_extra=ALERTMANAGER_OPENAPI, responses=ANSWERS)
     async def alertmanager(request: Request) -> Response:
         if not settings.dev_mode:
             given = request.headers.get("authorization", "")
@@ -95,10 +158,10 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
                 raise TokenRefused("missing or wrong bearer token (set WHALE_ADAPTERS_ALERTMANAGER_TOKEN)")
         body = await body_of(request)
         try:
-            doc = json.loads(body)
-        except ValueError as exc:
+            doc = parse_body(body, "alertmanager")
+        except BodyError:
             metrics.REQUESTS.labels(adapter="alertmanager", outcome="invalid").inc()
-            raise InvalidRequest(f"body is not JSON: {exc}", field="body") from None
+            raise
         try:
             observed = observe(doc, source=settings.alertmanager_source, book=alerts)
         except PayloadError:
@@ -109,7 +172,11 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
             await record(alerts, "alertmanager", [(a.identity, a.step) for a in observed])
         return response
 
-    @app.post("/webhooks/{name}")
+    @app.post(
+        "/webhooks/{name}",
+        openapi_extra=WEBHOOK_OPENAPI,
+        responses={**ANSWERS, 404: {"description": "no such webhook"}},
+    )
     async def webhook(name: str, request: Request) -> Response:
         hook = parts.webhooks.get(name)
         if hook is None:
@@ -135,6 +202,7 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
 
     checks = {"producer": lambda: not parts.writer.producer.saturated}
     app.include_router(health_router(metrics.registry(), checks))
+    app.add_middleware(AllowHeader, routes=app.router.routes)
     return app
 
 
@@ -147,7 +215,7 @@ async def serve(settings: Settings, stop: asyncio.Event, config: AdaptersConfig)
     if settings.dev_mode:
         log.warning("dev_mode", message="Alertmanager calls are accepted without a token")
     producer = EventProducer(settings.whale, client_id="whale-adapters")
-    writer = IngestWriter(producer, EventValidator(schemas))
+    writer = IngestWriter(producer, EventValidator(schemas), redactor=Redactor.from_settings(settings.whale))
     parts = Components(
         writer,
         {

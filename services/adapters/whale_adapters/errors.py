@@ -43,6 +43,10 @@ class PayloadError(EventError, status=422, code="invalid_payload"):
     """An incoming payload cannot become a valid event; ``problems`` say which field and why (422)."""
 
 
+class BodyError(PayloadError, status=400, code="invalid_request"):
+    """The request body is not usable JSON (malformed, or nested too deeply): answered 400."""
+
+
 class DeliveryFailed(AdapterError, status=502, code="delivery_failed", retryable=True):
     """A push delivery attempt failed; ``retryable`` says whether another attempt may succeed;
     ``endpoint_status`` is the endpoint's HTTP answer, when there was one."""

@@ -8,12 +8,13 @@ import random
 import structlog
 
 from whale import topics
-from whale.binding import to_binary
+from whale.binding import KafkaMessage, to_binary
 from whale.cloudevent import CloudEvent
 from whale.consumer import dlq_message
-from whale.errors import DeliveryError
+from whale.errors import DeliveryError, MessageTooLarge
 from whale.logging import bound_event
 from whale.producer import Delivered, EventProducer
+from whale.redaction import Redactor
 from whale_adapters import metrics
 from whale_adapters.errors import PayloadError
 from whale_adapters.validation import EventValidator, ingest_key
@@ -31,9 +32,11 @@ class IngestWriter:
         *,
         attempts: int = 5,
         backoff: float = 0.2,
+        redactor: Redactor | None = None,
     ) -> None:
         self.producer = producer
         self.validator = validator
+        self.redactor = redactor or Redactor()
         self._attempts = attempts
         self._backoff = backoff
 
@@ -45,6 +48,7 @@ class IngestWriter:
         except PayloadError:
             metrics.EVENTS.labels(adapter=adapter, outcome="invalid").inc()
             raise
+        event = self.redactor.apply(event)
         attempt = 0
         while True:
             attempt += 1
@@ -70,10 +74,22 @@ class IngestWriter:
                 log.warning("adapter_event_invalid", adapter=adapter, reason=exc.message)
                 await self.dead_letter(event, reason=f"invalid: {exc.message}", adapter=adapter)
                 return False
+            except MessageTooLarge as exc:
+                log.warning("adapter_event_too_large", adapter=adapter, reason=exc.message)
+                await self.dead_letter(
+                    event, reason=f"too large: {exc.message}", adapter=adapter, keep_data=False
+                )
+                return False
 
-    async def dead_letter(self, event: CloudEvent, *, reason: str, adapter: str) -> None:
+    async def dead_letter(
+        self, event: CloudEvent, *, reason: str, adapter: str, keep_data: bool = True
+    ) -> None:
+        """A copy on ``whale.dlq`` with the reason; without its data when that cannot fit Kafka."""
+        message = to_binary(event, ingest_key(event))
+        if not keep_data:
+            message = KafkaMessage(message.key, None, message.headers)
         copy = dlq_message(
-            to_binary(event, ingest_key(event)),
+            message,
             reason=reason,
             topic=topics.INGEST,
             partition=-1,

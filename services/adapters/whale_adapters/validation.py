@@ -11,6 +11,7 @@ to ``whale.events``.
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any, Protocol
 
@@ -18,10 +19,10 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from whale import topics
-from whale.cloudevent import CloudEvent
+from whale.cloudevent import MAX_DEPTH, CloudEvent, data_problem, edge_problems
 from whale.compacted import CompactedView
 from whale.settings import WhaleSettings
-from whale_adapters.errors import PayloadError
+from whale_adapters.errors import BodyError, PayloadError
 
 
 class SchemaSource(Protocol):
@@ -43,6 +44,26 @@ def latest_schema(record: CloudEvent | None) -> tuple[int, dict[str, Any]] | Non
     return int(last.get("version", len(versions))), last["schema"]
 
 
+def parse_body(body: bytes, what: str) -> Any:
+    """The JSON of a request body, nested at most :data:`~whale.cloudevent.MAX_DEPTH` levels
+    (the event center's limit) and valid Unicode; :class:`BodyError` (400) says why not."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BodyError(
+            f"{what}: body is not JSON: {exc}", [{"field": "body", "message": str(exc)}]
+        ) from None
+    except RecursionError:
+        pointer, message = "/", f"the body is nested deeper than {MAX_DEPTH} levels"
+    else:
+        found = data_problem(doc, MAX_DEPTH)
+        if found is None:
+            return doc
+        pointer, message = found
+    problem = {"field": "body", "pointer": pointer, "message": message}
+    raise BodyError(f"{what}: body{pointer if pointer != '/' else ''}: {message}", [problem])
+
+
 def _path(parts: Any) -> str:
     out = "data"
     for part in parts:
@@ -60,6 +81,11 @@ class EventValidator:
 
     def validate(self, event: CloudEvent) -> None:
         """Raise :class:`PayloadError` listing each field of ``data`` that breaks the schema."""
+        edge = edge_problems(event)
+        if edge:
+            raise PayloadError(
+                f"event {event.id} ({event.type}): {edge[0]['message']}", edge, event_id=event.id
+            )
         if self._schemas is None:
             return
         found = latest_schema(self._schemas.get(event.type))

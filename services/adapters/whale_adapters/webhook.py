@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +14,7 @@ from whale_adapters.config import WebhookConfig
 from whale_adapters.errors import PayloadError, SignatureError
 from whale_adapters.jsonpath import JsonPath, Missing, compile_path
 from whale_adapters.lifecycle import AlertBook, Step, lifecycle_extensions
+from whale_adapters.validation import parse_body
 
 
 def sign(secret: bytes, body: bytes, algorithm: str = "sha256") -> str:
@@ -64,12 +64,7 @@ class Webhook:
 
     def observe(self, body: bytes, headers: dict[str, str]) -> tuple[CloudEvent, str, Step | None]:
         """The event, and with a lifecycle its alert identity and step (to record once it is stored)."""
-        try:
-            doc = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PayloadError(
-                f"webhook {self.name}: body is not JSON: {exc}", [{"field": "body", "message": str(exc)}]
-            ) from None
+        doc = parse_body(body, f"webhook {self.name}")
         ctx = {"body": doc, "headers": {k.lower().replace("-", "_"): v for k, v in headers.items()}}
         try:
             type_ = render(self.config.type, ctx).strip()

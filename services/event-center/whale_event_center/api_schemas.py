@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Body, Depends, Query, Response
+from pydantic import BaseModel, Field
 
 from whale_event_center.errors import Unavailable
 from whale_event_center.registry import SchemaRegistry
@@ -41,6 +41,16 @@ class TypeSummary(BaseModel):
     type: str
     latest: int
     versions: list[int]
+    deprecated: dict[str, Any] | None = None
+
+
+class DeprecateBody(BaseModel):
+    reason: str = Field(default="", max_length=1000, description="why, shown in ingest warnings")
+
+
+class DeprecatedOut(BaseModel):
+    type: str
+    deprecated: dict[str, Any]
 
 
 class TypesOut(BaseModel):
@@ -59,7 +69,15 @@ class RegisteredOut(BaseModel):
     url: str
 
 
-def build_router(registry: SchemaRegistry, ready: Callable[[], bool] = lambda: True) -> APIRouter:
+async def _no_events(type_: str) -> int:
+    return 0
+
+
+def build_router(
+    registry: SchemaRegistry,
+    ready: Callable[[], bool] = lambda: True,
+    events_in_retention: Callable[[str], Awaitable[int]] = _no_events,
+) -> APIRouter:
     async def loaded() -> None:
         if not ready():
             raise Unavailable("the schema registry is still loading from Kafka; retry shortly")
@@ -67,14 +85,21 @@ def build_router(registry: SchemaRegistry, ready: Callable[[], bool] = lambda: T
     router = APIRouter(prefix="/schemas", tags=["schemas"], dependencies=[Depends(loaded)])
 
     @router.get(
-        "", response_model=TypesOut, responses={503: MISSING[503]}, summary="List registered event types"
+        "",
+        response_model=TypesOut,
+        response_model_exclude_none=True,
+        responses={503: MISSING[503]},
+        summary="List registered event types",
     )
     async def list_types() -> dict[str, Any]:
         out = []
         for name in registry.types():
             versions = [v.version for v in registry.versions(name)]
             if versions:
-                out.append({"type": name, "latest": versions[-1], "versions": versions})
+                item: dict[str, Any] = {"type": name, "latest": versions[-1], "versions": versions}
+                if registry.deprecation(name) is not None:
+                    item["deprecated"] = registry.deprecation(name)
+                out.append(item)
         return {"types": out}
 
     @router.get(
@@ -115,5 +140,25 @@ def build_router(registry: SchemaRegistry, ready: Callable[[], bool] = lambda: T
             "created": created,
             "url": registry.schema_url(type_name, item.version),
         }
+
+    @router.post(
+        "/{type_name}/deprecate",
+        response_model=DeprecatedOut,
+        responses=MISSING,
+        summary="Deprecate a type (its events are accepted with a warning; a new version revives it)",
+    )
+    async def deprecate(type_name: str, body: DeprecateBody | None = None) -> dict[str, Any]:
+        note = await registry.deprecate(type_name, body.reason if body else "")
+        return {"type": type_name, "deprecated": note}
+
+    @router.delete(
+        "/{type_name}",
+        status_code=204,
+        responses={**MISSING, 409: {"description": "not deprecated, or events of the type are in retention"}},
+        summary="Delete a deprecated type that has no event in retention",
+    )
+    async def delete_type(type_name: str) -> Response:
+        await registry.delete(type_name, events_in_retention)
+        return Response(status_code=204)
 
     return router

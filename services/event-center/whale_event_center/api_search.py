@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -58,6 +58,18 @@ def parse_extensions(values: list[str]) -> dict[str, str]:
     return out
 
 
+MAX_OFFSET = timedelta(hours=18)  # what Elasticsearch (java.time) accepts
+
+
+def check_bound(name: str, value: datetime | None) -> None:
+    """A time filter Elasticsearch can read: with an offset of at most 18 hours."""
+    if value is None:
+        return
+    offset = value.utcoffset()
+    if offset is not None and abs(offset) > MAX_OFFSET:
+        raise InvalidEvent(f"{name} has a time-zone offset beyond ±18:00", field=name)
+
+
 def build_router(store: Store, max_size: int) -> APIRouter:
     router = APIRouter(tags=["search"])
 
@@ -89,6 +101,8 @@ def build_router(store: Store, max_size: int) -> APIRouter:
         ] = None,
     ) -> dict[str, Any]:
         extensions = parse_extensions(ext or [])
+        for name, bound in (("since", since), ("until", until)):
+            check_bound(name, bound)
         size = min(size, max_size)
         if correlationid is not None:
             extensions["correlationid"] = correlationid

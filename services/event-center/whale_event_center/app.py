@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from whale.allow import AllowHeader
 from whale.logging import configure_logging
 from whale.metrics import process_registry
 from whale.web.errors import install_error_handlers
@@ -38,24 +39,43 @@ from whale_event_center.settings import Settings
 
 log = structlog.get_logger(__name__)
 
+TEXT = "^[^\\u0000-\\u001f\\u007f]+$"  # no control characters
 EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "A structured CloudEvent (attributes and extensions at top level)",
     "required": ["specversion", "id", "source", "type"],
     "properties": {
         "specversion": {"type": "string", "enum": ["1.0"]},
-        "id": {"type": "string", "minLength": 1},
-        "source": {"type": "string", "minLength": 1, "pattern": "^\\S+$"},
-        "type": {"type": "string", "minLength": 1},
-        "datacontenttype": {"type": "string"},
+        "id": {"type": "string", "minLength": 1, "pattern": TEXT},
+        "source": {
+            "type": "string",
+            "minLength": 1,
+            "format": "uri-reference",
+            "pattern": "^([A-Za-z0-9\\-._~:/?#\\[\\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2}|[^\\u0000-\\u007f])+$",
+        },
+        "type": {"type": "string", "minLength": 1, "pattern": TEXT},
+        "datacontenttype": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9][\\w.+-]*/[A-Za-z0-9][\\w.+-]*\\s*(;.*)?$",
+        },
         "dataschema": {"type": "string", "format": "uri"},
-        "subject": {"type": "string", "minLength": 1},
-        "time": {"type": "string", "format": "date-time"},
+        "subject": {"type": "string", "minLength": 1, "pattern": TEXT},
+        "time": {
+            "type": "string",
+            "format": "date-time",
+            "pattern": "^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$",
+        },
         "data": {},
         "data_base64": {"type": "string", "contentEncoding": "base64"},
     },
-    "propertyNames": {"pattern": "^([a-z0-9]{1,20}|data_base64)$"},
-    "additionalProperties": {"type": ["string", "integer", "boolean"]},
+    "propertyNames": {"pattern": "^([a-z0-9]+|data_base64)$"},
+    "additionalProperties": {
+        "anyOf": [
+            {"type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f]*$"},
+            {"type": "integer", "minimum": -2147483648, "maximum": 2147483647},
+            {"type": "boolean"},
+        ]
+    },
 }
 POST_EVENTS_OPENAPI: dict[str, Any] = {
     "requestBody": {
@@ -64,13 +84,18 @@ POST_EVENTS_OPENAPI: dict[str, Any] = {
         "content": {
             "application/cloudevents+json": {"schema": EVENT_SCHEMA},
             "application/cloudevents-batch+json": {"schema": {"type": "array", "items": EVENT_SCHEMA}},
+            # binary mode: the body is the data; the ce-specversion, ce-id, ce-source, ce-type headers
+            # are required (a JSON body without them is 400)
             "application/json": {"schema": {}},
         },
     },
     "responses": {
         "202": {"description": "accepted: Kafka acknowledged every event"},
-        "207": {"description": "batch with rejected events: see results (status per event)"},
-        "400": {"description": "invalid: problems lists each attribute or JSON pointer into data"},
+        "207": {"description": "batch: Kafka failed some valid events (status per event in results)"},
+        "400": {
+            "description": "invalid: problems lists each attribute or JSON pointer into data (a batch "
+            "with an invalid event is refused whole: nothing is written)"
+        },
         "401": {"description": "missing, unknown or malformed credentials, or a bad signature"},
         "403": {"description": "the token does not grant this source"},
         "413": {"description": "event or request too large"},
@@ -143,12 +168,17 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
         "registry": parts.views_ready.is_set,
     }
     app.include_router(health_router(process_registry(metrics.HTTP), checks))
-    app.include_router(api_schemas.build_router(registry, parts.views_ready.is_set))
+
+    async def events_of(type_: str) -> int:
+        return int(await parts.store.count({"term": {"type": type_}}))
+
+    app.include_router(api_schemas.build_router(registry, parts.views_ready.is_set, events_of))
     app.include_router(api_search.build_router(parts.store, settings.search_max_size))
     app.include_router(rules_api.build_router(parts.producer, parts.rules, parts.catalog, parts.schemas))
     app.include_router(todo_api.build_router(parts.producer, settings.whale))
     if parts.subscriptions is not None:
         app.include_router(subscriptions_api.build_router(parts.producer, parts.subscriptions))
+    app.add_middleware(AllowHeader, routes=app.router.routes)
     app.state.registry = registry
     app.state.components = parts
     return app

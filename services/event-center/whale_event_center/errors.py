@@ -58,6 +58,10 @@ class UnsupportedMediaType(EventCenterError, status=415, code="unsupported_media
     """The request's Content-Type is not one the endpoint reads (415)."""
 
 
+class Conflict(EventCenterError, status=409, code="conflict"):
+    """The resource's state forbids the change (e.g. deleting a type with events in retention) (409)."""
+
+
 class IncompatibleSchema(EventCenterError, status=409, code="incompatible_schema"):
     """A new schema version breaks backward compatibility; ``problems`` lists every break (409)."""
 

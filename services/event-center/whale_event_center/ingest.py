@@ -7,6 +7,7 @@ pointer into data) and says why.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Mapping
@@ -15,8 +16,16 @@ from typing import Any, Literal
 from urllib.parse import unquote
 
 from whale.binding import is_json_content
-from whale.cloudevent import CONTEXT_ATTRIBUTES, CloudEvent, validate_event
+from whale.cloudevent import (
+    CONTEXT_ATTRIBUTES,
+    MAX_DEPTH,
+    CloudEvent,
+    edge_problems,
+    text_problem,
+    validate_event,
+)
 from whale.errors import EventError
+from whale.safe_json import safe_text
 from whale_event_center.errors import EventCenterError, InvalidEvent, Problem, TooLarge, UnsupportedMediaType
 
 STRUCTURED = "application/cloudevents+json"
@@ -73,10 +82,17 @@ def parse(
         return mode, [_item(0, lambda: from_structured(doc), doc)]
     if not isinstance(doc, list):
         raise InvalidEvent("a batch must be a JSON array of structured CloudEvents", field="")
+    _check_batch(doc)
     items: list[Item] = []
     small = len(body) <= max_event_bytes  # then no element can be larger: skip measuring each
     for index, element in enumerate(doc):
-        size = 0 if small else len(json.dumps(element, separators=(",", ":"), ensure_ascii=False).encode())
+        size = (
+            0
+            if small
+            else len(
+                json.dumps(element, separators=(",", ":"), ensure_ascii=False).encode(errors="surrogatepass")
+            )
+        )
         if size > max_event_bytes:
             error = TooLarge(f"event is {size} bytes, the limit is {max_event_bytes}", field="")
             items.append(Item(index, error=error, **_ids(element)))
@@ -85,11 +101,33 @@ def parse(
     return mode, items
 
 
+def _check_batch(doc: list[Any]) -> None:
+    """A batch is rejected whole when it holds a non-object or its events do not share one
+    specversion (CloudEvents JSON batch format); other problems are per event."""
+    for index, element in enumerate(doc):
+        if not isinstance(element, dict):
+            raise InvalidEvent(
+                f"batch element {index} is not a JSON object; the whole batch is refused",
+                [{"field": f"[{index}]", "message": "a batch holds structured CloudEvents (JSON objects)"}],
+            )
+    versions = {repr(element.get("specversion")) for element in doc}
+    if len(versions) > 1:
+        raise InvalidEvent(
+            "the events of a batch must share one specversion; the whole batch is refused "
+            f"(found {', '.join(sorted(versions))})",
+            field="specversion",
+        )
+
+
 def _ids(doc: Any) -> dict[str, Any]:
     if not isinstance(doc, dict):
         return {"id": None, "source": None}
     ids = {k: doc.get(k) for k in ("id", "source")}
-    return {k: v if isinstance(v, str) else None for k, v in ids.items()}
+    # echoed in the answer: only text any JSON encoder can write
+    return {
+        k: v if isinstance(v, str) and text_problem(v, controls=False) is None else None
+        for k, v in ids.items()
+    }
 
 
 def _item(index: int, build: Any, doc: Any = None) -> Item:
@@ -105,6 +143,8 @@ def _json_body(body: bytes, content_type: str | None) -> Any:
         return json.loads(body)
     except UnicodeDecodeError:
         raise InvalidEvent("the body is not UTF-8", field="") from None
+    except RecursionError:
+        raise InvalidEvent(_too_deep(), field="data") from None
     except json.JSONDecodeError as exc:
         raise InvalidEvent(
             f"the body is not valid JSON ({content_type}): {exc.msg} at line {exc.lineno} column {exc.colno}",
@@ -112,9 +152,21 @@ def _json_body(body: bytes, content_type: str | None) -> Any:
         ) from None
 
 
+def _too_deep() -> str:
+    return f"the JSON is nested too deeply (data may be nested at most {MAX_DEPTH} levels)"
+
+
+def header_text(value: str) -> str:
+    """An HTTP header value: servers hand them over as Latin-1; valid UTF-8 bytes (as the Go SDK
+    sends them) are read as UTF-8, then percent-escapes are decoded (CloudEvents HTTP binding)."""
+    with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
+        value = value.encode("latin-1").decode("utf-8")
+    return unquote(value, errors="strict") if "%" in value else value
+
+
 def extra_problems(event: CloudEvent) -> list[Problem]:
     """CloudEvents 1.0 rules the shared model leaves to the edge."""
-    problems: list[Problem] = []
+    problems: list[Problem] = [_plain(p) for p in edge_problems(event)]
     if event.subject is not None and not event.subject:
         problems.append({"field": "subject", "message": "subject must be a non-empty string when present"})
     if event.datacontenttype is not None and not MEDIA_TYPE.match(event.datacontenttype):
@@ -128,7 +180,7 @@ def _checked(build: Any) -> CloudEvent:
     try:
         event: CloudEvent = build()
     except EventError as exc:
-        raise InvalidEvent(exc.message, [_plain(p) for p in exc.problems]) from None
+        raise InvalidEvent(safe_text(exc.message), [_plain(p) for p in exc.problems]) from None
     problems = extra_problems(event)
     if problems:
         raise InvalidEvent("invalid CloudEvent: " + "; ".join(p["message"] for p in problems), problems)
@@ -136,7 +188,10 @@ def _checked(build: Any) -> CloudEvent:
 
 
 def _plain(problem: Mapping[str, str]) -> Problem:
-    return {"field": problem.get("field", ""), "message": problem.get("message", "invalid")}
+    return {
+        "field": safe_text(problem.get("field", "")),
+        "message": safe_text(problem.get("message", "invalid")),
+    }
 
 
 def from_structured(doc: Any) -> CloudEvent:
@@ -154,7 +209,10 @@ def from_binary(headers: Mapping[str, str], content_type: str | None, body: byte
         if not lowered.startswith("ce-"):
             continue
         attr = lowered[3:]
-        text = unquote(value)
+        try:
+            text = header_text(value)
+        except UnicodeDecodeError:
+            raise InvalidEvent(f"header {name} has a percent-escape that is not UTF-8", field=attr) from None
         if attr in CONTEXT_ATTRIBUTES:
             attrs[attr] = text
         else:
@@ -170,6 +228,8 @@ def from_binary(headers: Mapping[str, str], content_type: str | None, body: byte
                     f"data is declared {content_type or 'JSON'} but is not valid JSON: {exc}",
                     [{"field": "data", "pointer": "/", "message": f"not valid JSON: {exc}"}],
                 ) from None
+            except RecursionError:
+                raise InvalidEvent(_too_deep(), field="data") from None
             if content_type is None:
                 attrs["datacontenttype"] = "application/json"
         else:

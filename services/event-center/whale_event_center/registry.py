@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,12 +20,21 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from whale import topics
-from whale.cloudevent import CloudEvent, format_time
+from whale.binding import KafkaMessage, is_json_content
+from whale.cloudevent import CloudEvent, format_time, text_problem
 from whale.errors import DeliveryError
 from whale.producer import Delivered
 from whale_event_center import metrics
 from whale_event_center.compat import breaks
-from whale_event_center.errors import IncompatibleSchema, InvalidSchema, NotFound, Problem, Unavailable
+from whale_event_center.errors import (
+    Conflict,
+    IncompatibleSchema,
+    InvalidEvent,
+    InvalidSchema,
+    NotFound,
+    Problem,
+    Unavailable,
+)
 
 log = structlog.get_logger(__name__)
 RECORD_TYPE = "whale.schema.registered"
@@ -41,6 +50,7 @@ class View(Protocol):
 
 class Sender(Protocol):
     async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered: ...
+    async def send_message(self, topic: str, message: KafkaMessage) -> Delivered: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +76,13 @@ def check_schema(schema: Any) -> None:
         ) from None
 
 
+def check_type_name(type_: str) -> None:
+    """Raise :class:`InvalidEvent` unless ``type_`` can be a CloudEvents ``type`` (and a Kafka key)."""
+    problem = text_problem(type_) if type_ else "must be a non-empty string"
+    if problem:
+        raise InvalidEvent(f"event type {problem}", field="type")
+
+
 def data_problems(validator: Draft202012Validator, data: Any) -> list[Problem]:
     """Every schema violation of ``data``: a JSON pointer into data and a readable message."""
     problems: list[Problem] = []
@@ -75,6 +92,27 @@ def data_problems(validator: Draft202012Validator, data: Any) -> list[Problem]:
         if len(problems) >= MAX_PROBLEMS:
             break
     return problems
+
+
+def media_problems(schema: Any, content_type: str) -> list[Problem]:
+    """Non-JSON data (text, XML, bytes) is accepted when the type's schema accepts anything (``{}``
+    or ``true``) or names its media type in a top-level ``contentMediaType`` (``text/*`` and ``*/*``
+    wildcards allowed). The JSON Schema itself applies to JSON data only."""
+    if schema is True or schema == {}:
+        return []
+    base = content_type.split(";", 1)[0].strip().lower()
+    declared = schema.get("contentMediaType") if isinstance(schema, dict) else None
+    if isinstance(declared, str):
+        wanted = declared.split(";", 1)[0].strip().lower()
+        if wanted in (base, "*/*") or (wanted.endswith("/*") and base.startswith(wanted[:-1])):
+            return []
+    return [
+        {
+            "field": "datacontenttype",
+            "message": f"the type's schema takes JSON data, not {base}; declare it in the schema's "
+            "top-level contentMediaType to accept it",
+        }
+    ]
 
 
 class SchemaRegistry:
@@ -103,6 +141,21 @@ class SchemaRegistry:
                     SchemaVersion(type_, item["version"], item.get("schema"), str(item.get("registered_at")))
                 )
         return out
+
+    def deprecation(self, type_: str) -> dict[str, Any] | None:
+        """``{"at", "reason"}`` when ``type_`` is deprecated, else None."""
+        record = self._view.get(type_)
+        found = (
+            record.data.get("deprecated") if record is not None and isinstance(record.data, dict) else None
+        )
+        return found if isinstance(found, dict) else None
+
+    def warnings(self, event: CloudEvent) -> list[Problem]:
+        found = self.deprecation(event.type)
+        if found is None:
+            return []
+        reason = f": {found['reason']}" if found.get("reason") else ""
+        return [{"field": "type", "message": f"event type {event.type!r} is deprecated{reason}"}]
 
     def version(self, type_: str, number: int | None = None) -> SchemaVersion:
         versions = self.versions(type_)
@@ -148,17 +201,15 @@ class SchemaRegistry:
                 ]
             chosen = wanted[0]
         data = event.data
+        if not is_json_content(event.datacontenttype) and isinstance(data, bytes | str):
+            return media_problems(chosen.schema, event.datacontenttype or "")
         if isinstance(data, bytes):
             try:
                 data = json.loads(data)
-            except ValueError:
-                return [
-                    {
-                        "field": "data",
-                        "pointer": "/",
-                        "message": "data is not JSON, so it cannot match the type's schema",
-                    }
-                ]
+            except (ValueError, RecursionError):
+                if event.datacontenttype is None:  # data_base64 without a content type: octet-stream
+                    return media_problems(chosen.schema, "application/octet-stream")
+                return [{"field": "data", "pointer": "/", "message": "data is declared JSON but is not JSON"}]
         return data_problems(self.validator(chosen), data)
 
     # ------------------------------------------------------------------ write
@@ -168,6 +219,7 @@ class SchemaRegistry:
         An identical schema is not registered twice. An incompatible one raises
         :class:`IncompatibleSchema` listing every break unless ``force``.
         """
+        check_type_name(type_)
         check_schema(schema)
         async with self._lock:
             current = self.versions(type_)
@@ -203,6 +255,57 @@ class SchemaRegistry:
                 )
             metrics.SCHEMA_CHANGES.labels(outcome="forced" if current and force else "registered").inc()
             return item, True
+
+    async def deprecate(self, type_: str, reason: str = "") -> dict[str, Any]:
+        """Mark ``type_`` deprecated (events are still accepted, with a warning); a new version
+        registered later revives it. Returns the deprecation."""
+        async with self._lock:
+            current = self.versions(type_)
+            if not current:
+                raise NotFound(f"event type {type_!r} is not registered", field="type")
+            note = {"at": format_time(datetime.now(UTC)), "reason": reason}
+            data = {"type": type_, "versions": [v.to_json() for v in current], "deprecated": note}
+            event = CloudEvent.create(type=RECORD_TYPE, source=RECORD_SOURCE, subject=type_, data=data)
+            await self._write(type_, event, lambda view: self._deprecated_in(view, type_))
+            return note
+
+    async def delete(self, type_: str, events_in_retention: Callable[[str], Awaitable[int]]) -> None:
+        """Remove a deprecated type that has no event in retention (a tombstone on ``whale.schemas``)."""
+        async with self._lock:
+            if not self.versions(type_):
+                raise NotFound(f"event type {type_!r} is not registered", field="type")
+            if self.deprecation(type_) is None:
+                raise Conflict(
+                    f"deprecate {type_!r} before deleting it (POST /schemas/{{type}}/deprecate)", field="type"
+                )
+            count = await events_in_retention(type_)
+            if count:
+                raise Conflict(
+                    f"{count} event(s) of {type_!r} are still in retention; delete it after they expire",
+                    field="type",
+                )
+            await self._write(type_, None, lambda view: type_ not in view)
+            metrics.SCHEMA_CHANGES.labels(outcome="deleted").inc()
+
+    @staticmethod
+    def _deprecated_in(view: dict[str, CloudEvent], type_: str) -> bool:
+        record = view.get(type_)
+        return record is not None and isinstance(record.data, dict) and "deprecated" in record.data
+
+    async def _write(
+        self, type_: str, event: CloudEvent | None, seen: Callable[[dict[str, CloudEvent]], bool]
+    ) -> None:
+        try:
+            if event is None:
+                await self._producer.send_message(topics.SCHEMAS, KafkaMessage(type_.encode(), None, ()))
+            else:
+                await self._producer.send(topics.SCHEMAS, event, key=type_)
+        except DeliveryError as exc:
+            raise Unavailable(f"Kafka did not acknowledge the change of {type_!r}: {exc}") from None
+        if not await asyncio.to_thread(self._view.wait_for, seen, self._timeout):
+            raise Unavailable(
+                f"the change of {type_!r} was written but not read back within {self._timeout}s"
+            )
 
     async def register_directory(self, directory: Path) -> list[str]:
         """Register every ``*.json`` schema there (``$id`` = type) that is new or changed compatibly."""

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Body, Header, Response
 from whale import topics
 from whale.compacted import CompactedView
 from whale.producer import EventProducer
-from whale.rules import Rule, RuleError, validate_rule
+from whale.rules import RULE_ID, Rule, RuleError, validate_rule
 from whale_event_center.entity_api import INVALID, NOT_SAVED, Document, Entities, check_body_id
 from whale_event_center.errors import EventCenterError
 
@@ -45,6 +45,26 @@ def _valid(doc: Document, catalog: CompactedView, schemas: CompactedView) -> Rul
         raise InvalidRule(exc.message, exc.problems) from None
 
 
+def rule_body(*, id_required: bool) -> dict[str, Any]:
+    """The OpenAPI request body of a rule document, as strict as :class:`whale.rules.Rule`."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "required": ["id", "match", "target"] if id_required else ["match", "target"],
+        "properties": {
+            "id": {"type": "string", "pattern": RULE_ID.pattern},
+            "version": {"type": "integer", "minimum": 1},
+            "enabled": {"type": "boolean"},
+            "description": {"type": "string"},
+            "match": {"type": "object", "minProperties": 1},
+            "target": {"type": "object", "minProperties": 1},
+            "params": {"type": "object"},
+            "throttle": {"type": ["object", "null"]},
+        },
+        "additionalProperties": False,
+    }
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def build_router(
     producer: EventProducer, rules: CompactedView, catalog: CompactedView, schemas: CompactedView
 ) -> APIRouter:
@@ -59,6 +79,7 @@ def build_router(
         "/validate",
         summary="Validate a rule without saving it",
         responses={400: INVALID},
+        openapi_extra=rule_body(id_required=True),
     )
     async def validate(doc: Annotated[dict[str, Any], Body(description="a rule document")]) -> dict[str, Any]:
         rule = _valid(doc, catalog, schemas)
@@ -76,6 +97,7 @@ def build_router(
             412: {"description": "If-Match names another version"},
             503: NOT_SAVED,
         },
+        openapi_extra=rule_body(id_required=False),
     )
     async def put_rule(
         rule_id: str,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from whale.cloudevent import READ_DEPTH, depth_within
 from whale_event_center.documents import event_doc_id
 from whale_event_center.errors import InvalidEvent, NotFound
 from whale_event_center.store import Store
@@ -95,8 +96,10 @@ def present(hit: dict[str, Any]) -> dict[str, Any]:
     if isinstance(raw, str):
         try:
             event = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             event = raw
+        if not depth_within(event, READ_DEPTH):
+            event = raw  # stored before depth was limited: shown as its JSON text, never a 500
     out: dict[str, Any] = {
         "kind": doc.get("kind"),
         "event": event,

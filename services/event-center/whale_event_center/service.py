@@ -15,10 +15,11 @@ from typing import Any, Protocol
 import structlog
 
 from whale.binding import to_binary
-from whale.cloudevent import CloudEvent
-from whale.errors import DeliveryError
+from whale.cloudevent import CloudEvent, warnings
+from whale.errors import DeliveryError, MessageTooLarge
 from whale.metrics import BoundedLabel
 from whale.producer import Delivered
+from whale.redaction import Redactor
 from whale_event_center import metrics
 from whale_event_center.auth import DEV_SENDER, Sender, TokenStore
 from whale_event_center.errors import (
@@ -72,6 +73,7 @@ class Ingest:
         self._ready = ready or (lambda: True)
         # the type label: registered types only, at most TYPE_LABELS of them, else "other"
         self._type_label = BoundedLabel(lambda t: bool(registry.versions(t)), cap=TYPE_LABELS)
+        self._redactor = Redactor.from_settings(settings.whale)
 
     def _retry_after(self) -> dict[str, str]:
         return {"Retry-After": str(self._settings.retry_after_seconds)}
@@ -85,16 +87,20 @@ class Ingest:
             if mode == "batch":
                 answer = await self._batch(sender, items)
             else:
-                item = items[0]
-                await self._one(sender, item)
-                assert item.event is not None
-                answer = Answer(202, {"status": "accepted", "id": item.event.id, "source": item.event.source})
+                event = await self._one(sender, items[0])
+                out: dict[str, Any] = {"status": "accepted", "id": event.id, "source": event.source}
+                if self._warnings(event):
+                    out["warnings"] = self._warnings(event)
+                answer = Answer(202, out)
         except EventCenterError as exc:
             metrics.REQUESTS.labels(type="unknown", outcome=exc.code).inc()
             headers_out = self._retry_after() if exc.status in (429, 503) else {}
             answer = Answer(exc.status, exc.body(), {**headers_out, **exc.headers})
         metrics.REQUEST_SECONDS.labels(mode=mode).observe(time.perf_counter() - started)
         return answer
+
+    def _warnings(self, event: CloudEvent) -> list[dict[str, str]]:
+        return warnings(event) + self._registry.warnings(event)
 
     def _authenticate(self, headers: Mapping[str, str], body: bytes) -> Sender:
         if self._settings.dev_mode:
@@ -118,20 +124,31 @@ class Ingest:
         if problems:
             what = "; ".join(f"{p['field']}{p.get('pointer', '')}: {p['message']}" for p in problems[:5])
             raise InvalidEvent(f"event {event.id!r} breaks its contract: {what}", problems, event_id=event.id)
-        return event
+        return self._redactor.apply(event)  # after the contract check: *** need not match the schema
 
-    async def _one(self, sender: Sender, item: Item) -> None:
-        label = "unknown"
+    def _validated(self, sender: Sender, item: Item) -> CloudEvent:
         try:
-            event = self._check(sender, item)
-            label = self._type_label(event.type)
-            await self._write(event)
+            return self._check(sender, item)
         except EventCenterError as exc:
+            label = self._type_label(item.event.type) if item.event else "unknown"
             metrics.REQUESTS.labels(type=label, outcome=exc.code).inc()
             if exc.event_id is None and item.id is not None:
                 exc.event_id = item.id
             raise
+
+    async def _written(self, event: CloudEvent) -> None:
+        label = self._type_label(event.type)
+        try:
+            await self._write(event)
+        except EventCenterError as exc:
+            metrics.REQUESTS.labels(type=label, outcome=exc.code).inc()
+            raise
         metrics.REQUESTS.labels(type=label, outcome="accepted").inc()
+
+    async def _one(self, sender: Sender, item: Item) -> CloudEvent:
+        event = self._validated(sender, item)
+        await self._written(event)
+        return event
 
     async def _write(self, event: CloudEvent) -> None:
         if self._producer.saturated:
@@ -141,6 +158,10 @@ class Ingest:
         try:
             async with asyncio.timeout(timeout):
                 await self._producer.send_message(self._settings.ingest_topic, message)
+        except MessageTooLarge as exc:
+            raise TooLarge(
+                f"the event is too large for Kafka: {exc.message}", field="data", event_id=event.id
+            ) from None
         except (DeliveryError, TimeoutError) as exc:
             log.warning("ingest_not_acknowledged", event_id=event.id, error=str(exc))
             raise Unavailable(
@@ -148,14 +169,35 @@ class Ingest:
             ) from None
 
     async def _batch(self, sender: Sender, items: list[Item]) -> Answer:
-        if not items:
-            raise InvalidEvent("the batch is empty", field="")
+        """Every event is checked before any is written: an invalid one refuses the whole batch
+        (nothing half-written). Only Kafka failures while writing can split a batch (207)."""
         if len(items) > self._settings.max_batch_events:
             raise TooLarge(
                 f"the batch has {len(items)} events, the limit is {self._settings.max_batch_events}", field=""
             )
-        outcomes = await asyncio.gather(*(self._batch_one(sender, item) for item in items))
+        checked: list[CloudEvent | EventCenterError] = []
+        for item in items:
+            try:
+                checked.append(self._validated(sender, item))
+            except EventCenterError as exc:
+                checked.append(exc)
+        refused = [e for e in checked if isinstance(e, EventCenterError)]
+        if refused:
+            results = [
+                _result(item, e if isinstance(e, EventCenterError) else NOT_WRITTEN)
+                for item, e in zip(items, checked, strict=True)
+            ]
+            statuses = {e.status for e in refused}
+            status = statuses.pop() if len(statuses) == 1 else 400
+            message = f"{len(refused)} of {len(items)} events are invalid; no event of the batch was written"
+            body = {"error": "batch_refused", "message": message, "accepted": 0, "rejected": len(items)}
+            return Answer(status, {**body, "results": results})
+        events = [e for e in checked if isinstance(e, CloudEvent)]
+        outcomes = await asyncio.gather(*(self._batch_write(event) for event in events))
         results = [_result(item, error) for item, error in zip(items, outcomes, strict=True)]
+        for result, event in zip(results, events, strict=True):
+            if self._warnings(event):
+                result["warnings"] = self._warnings(event)
         rejected = [e for e in outcomes if e is not None]
         body = {"accepted": len(items) - len(rejected), "rejected": len(rejected), "results": results}
         if not rejected:
@@ -166,12 +208,19 @@ class Ingest:
             return Answer(503, {**body, **error}, self._retry_after())
         return Answer(207, body)
 
-    async def _batch_one(self, sender: Sender, item: Item) -> EventCenterError | None:
+    async def _batch_write(self, event: CloudEvent) -> EventCenterError | None:
         try:
-            await self._one(sender, item)
+            await self._written(event)
         except EventCenterError as exc:
             return exc
         return None
+
+
+class NotWritten(EventCenterError, status=424, code="not_written"):
+    """A valid event of a batch that was refused whole because another event is invalid (424)."""
+
+
+NOT_WRITTEN = NotWritten("not written: another event of the batch is invalid")
 
 
 def _result(item: Item, error: EventCenterError | None) -> dict[str, Any]:

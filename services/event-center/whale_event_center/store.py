@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from whale_event_center.errors import StoreUnavailable
+from whale_event_center.errors import InvalidEvent, StoreUnavailable
 
 KEYWORD = {"type": "keyword"}
 UNINDEXED = {"type": "keyword", "index": False, "doc_values": False}
@@ -131,10 +131,26 @@ class Store:
             json=query,
             params={"ignore_unavailable": "true", "allow_no_indices": "true"},
         )
+        if response.status_code == 400:
+            raise InvalidEvent(
+                f"Elasticsearch refused the query: {_reason(response)}", field=_refused_parameter(response)
+            )
         if response.status_code >= 300:
             raise StoreUnavailable(f"search failed ({response.status_code}): {response.text[:500]}")
         result: dict[str, Any] = response.json()
         return result
+
+    async def count(self, query: dict[str, Any]) -> int:
+        """How many stored documents match ``query`` (an Elasticsearch query clause)."""
+        response = await self._call(
+            "POST",
+            f"/{self.pattern}/_count",
+            json={"query": query},
+            params={"ignore_unavailable": "true", "allow_no_indices": "true"},
+        )
+        if response.status_code >= 300:
+            raise StoreUnavailable(f"count failed ({response.status_code}): {response.text[:500]}")
+        return int(response.json().get("count", 0))
 
     async def refresh(self) -> None:
         await self._call("POST", f"/{self.pattern}/_refresh", params={"ignore_unavailable": "true"})
@@ -159,3 +175,18 @@ class Store:
         for name in old:
             await self._call("DELETE", f"/{name}")
         return old
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error", {})
+        causes = error.get("root_cause") or [error]
+        return str(causes[0].get("reason") or causes[0].get("type"))[:300]
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return response.text[:300]
+
+
+def _refused_parameter(response: httpx.Response) -> str:
+    """The query parameter a refused search is about (time bounds are the usual culprit)."""
+    text = response.text
+    return "since" if "[time]" in text or "date" in text else "q" if "query_string" in text else ""

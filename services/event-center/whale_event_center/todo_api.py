@@ -9,6 +9,7 @@ to be visible and answers with the item (200/201), or 202 with the command id wh
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
@@ -16,9 +17,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from whale import topics
-from whale.cloudevent import CloudEvent
+from whale.cloudevent import READ_DEPTH, CloudEvent, depth_within, edge_problems
 from whale.compacted import CompactedView
 from whale.correlation import CORRELATION_ID
+from whale.errors import EventError
 from whale.settings import WhaleSettings
 from whale_event_center.errors import AlreadyResolved, NotFound
 from whale_event_center.todos import CHANGE_REQUESTED, OPEN_STATES, REQUESTED
@@ -44,7 +46,19 @@ class OpenBody(BaseModel):
 
 
 def public(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k not in ("seen", "last_command")}
+    """An item as the API shows it; details nested deeper than events may be (stored before the
+    limit) are shown as their JSON text, so one item never breaks the listing."""
+    out = {k: v for k, v in item.items() if k not in ("seen", "last_command")}
+    if not depth_within(out, READ_DEPTH):
+        out = {k: (v if depth_within(v, READ_DEPTH - 1) else _as_text(v)) for k, v in out.items()}
+    return out
+
+
+def _as_text(value: Any) -> str:
+    try:
+        return json.dumps(value, default=str)
+    except (RecursionError, ValueError):
+        return "(nested too deeply to show)"
 
 
 class TodoReader:
@@ -114,6 +128,8 @@ def build_router(producer: Any, settings: WhaleSettings, *, view: Any = None) ->
     async def open_todo(body: OpenBody) -> Any:
         data = body.model_dump(exclude_none=True)
         event = CloudEvent.create(type=REQUESTED, source=API_SOURCE, data=data, subject=body.subject)
+        if edge_problems(event):  # the to-do stage nests details inside the item: keep room for it
+            raise EventError("the to-do's details are nested too deeply", edge_problems(event))
         await producer.send(topics.EVENTS, event, key=body.key or event.id)
 
         def done(view: dict[str, CloudEvent]) -> bool:

@@ -18,7 +18,7 @@ from whale.health import HealthServer, serve_health
 from whale.logging import configure_logging
 from whale.producer import EventProducer
 from whale.runtime import run as run_service
-from whale_executor import metrics
+from whale_executor import metrics, secrets
 from whale_executor.approvals import Approvals
 from whale_executor.catalog import Catalog, load_catalog
 from whale_executor.errors import RequestInvalid
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         topics.actions_topic(settings.pool)  # rejects a bad pool name before anything starts
     except ValueError as exc:
         raise ConfigError(str(exc), field="pool") from None
-    configure_logging(settings.whale, service="executor")
+    configure_logging(settings.whale, service="executor", scrub=secrets.scrub)
 
     async def serve(stop: asyncio.Event) -> None:
         executor = Executor(settings)

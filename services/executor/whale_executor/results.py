@@ -7,6 +7,7 @@ from typing import Any
 
 from whale.cloudevent import CloudEvent
 from whale.correlation import caused_by
+from whale_executor import secrets
 
 SUCCEEDED = "whale.action.succeeded"
 FAILED = "whale.action.failed"
@@ -69,8 +70,8 @@ def result_event(
         "idempotency_key": idempotency_key,
         "target": target,
         "pool": pool,
-        "output": output,
-        "error": error,
+        "output": secrets.scrub_value(output),
+        "error": secrets.scrub_value(error),
         "duration_ms": duration_ms,
         **extra,
     }

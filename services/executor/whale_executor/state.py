@@ -26,6 +26,7 @@ from whale import compacted, topics
 from whale.cloudevent import CloudEvent
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
+from whale_executor import secrets
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +71,9 @@ class StateStore(compacted.CompactedFollower):
         with self._lock:
             previous = self._data.get(key)
             seq = (previous or {}).get("seq", 0) + 1
-        record = copy.deepcopy({**state, "seq": seq, "pool": self._pool, "recorded_at": time.time()})
+        record: dict[str, Any] = secrets.scrub_value(
+            {**state, "seq": seq, "pool": self._pool, "recorded_at": time.time()}
+        )
         event = CloudEvent.create(type=kind, source=self._source, data=record, subject=key)
         await compacted.put(self._producer, topics.EXECUTOR_STATE, key, event)
         self._apply(key, record)

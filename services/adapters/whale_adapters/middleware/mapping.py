@@ -253,7 +253,7 @@ def _json(body: bytes) -> Any:
         return None
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
 
 
