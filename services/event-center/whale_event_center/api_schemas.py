@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel
 
+from whale.authz import Identity, NotPermitted, Role, require
 from whale_event_center.errors import Unavailable
 from whale_event_center.registry import SchemaRegistry
 
@@ -52,6 +53,10 @@ class TypeOut(BaseModel):
     versions: list[dict[str, Any]]
 
 
+Changed = Callable[[Identity, str, Any, Any], Awaitable[None]]
+"""Told (actor, type, before, after) after a schema version was registered (the audit)."""
+
+
 class RegisteredOut(BaseModel):
     type: str
     version: int
@@ -59,7 +64,9 @@ class RegisteredOut(BaseModel):
     url: str
 
 
-def build_router(registry: SchemaRegistry, ready: Callable[[], bool] = lambda: True) -> APIRouter:
+def build_router(
+    registry: SchemaRegistry, ready: Callable[[], bool] = lambda: True, on_change: Changed | None = None
+) -> APIRouter:
     async def loaded() -> None:
         if not ready():
             raise Unavailable("the schema registry is still loading from Kafka; retry shortly")
@@ -67,7 +74,11 @@ def build_router(registry: SchemaRegistry, ready: Callable[[], bool] = lambda: T
     router = APIRouter(prefix="/schemas", tags=["schemas"], dependencies=[Depends(loaded)])
 
     @router.get(
-        "", response_model=TypesOut, responses={503: MISSING[503]}, summary="List registered event types"
+        "",
+        response_model=TypesOut,
+        responses={503: MISSING[503]},
+        summary="List registered event types",
+        dependencies=[require(Role.viewer)],
     )
     async def list_types() -> dict[str, Any]:
         out = []
@@ -78,7 +89,11 @@ def build_router(registry: SchemaRegistry, ready: Callable[[], bool] = lambda: T
         return {"types": out}
 
     @router.get(
-        "/{type_name}", response_model=TypeOut, responses=MISSING, summary="Every schema version of a type"
+        "/{type_name}",
+        response_model=TypeOut,
+        responses=MISSING,
+        summary="Every schema version of a type",
+        dependencies=[require(Role.viewer)],
     )
     async def get_type(type_name: str) -> dict[str, Any]:
         registry.version(type_name)  # 404 when unknown
@@ -88,7 +103,10 @@ def build_router(registry: SchemaRegistry, ready: Callable[[], bool] = lambda: T
         }
 
     @router.get(
-        "/{type_name}/versions/{number}", responses=MISSING, summary="One schema version (the dataschema URL)"
+        "/{type_name}/versions/{number}",
+        responses=MISSING,
+        summary="One schema version (the dataschema URL)",
+        dependencies=[require(Role.viewer)],
     )
     async def get_version(type_name: str, number: int) -> dict[str, Any]:
         return VersionOut.of(registry, registry.version(type_name, number))
@@ -106,9 +124,16 @@ def build_router(registry: SchemaRegistry, ready: Callable[[], bool] = lambda: T
     async def put_type(
         type_name: str,
         schema: Annotated[dict[str, Any], Body(description="a JSON Schema (draft 2020-12)")],
-        force: Annotated[bool, Query(description="register even if not backward compatible")] = False,
+        identity: Annotated[Identity, require(Role.author)],
+        force: Annotated[bool, Query(description="register even if not backward compatible (admin)")] = False,
     ) -> dict[str, Any]:
+        if force and identity.role < Role.admin:
+            raise NotPermitted(f"force=true needs the admin role ({identity.name!r} is {identity.role.name})")
+        known = registry.versions(type_name)
+        before = {"version": known[-1].version, "schema": known[-1].schema} if known else None
         item, created = await registry.register(type_name, schema, force=force)
+        if created and on_change is not None:
+            await on_change(identity, type_name, before, {"version": item.version, "schema": schema})
         return {
             "type": type_name,
             "version": item.version,

@@ -19,8 +19,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from whale import audit, authz, oidc
 from whale.logging import configure_logging
-from whale_event_center import api_schemas, api_search, components, rules_api, subscriptions_api, todo_api
+from whale.tokens import ViewTokenBook
+from whale_event_center import (
+    api_schemas,
+    api_search,
+    components,
+    rules_api,
+    subscriptions_api,
+    todo_api,
+    tokens_api,
+)
 from whale_event_center.errors import EventCenterError, StoreUnavailable, TooLarge
 from whale_event_center.registry import SchemaRegistry
 from whale_event_center.service import Ingest
@@ -113,6 +123,17 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
         lifespan=lifespan,
     )
 
+    authenticator = authz.Authenticator(
+        dev_mode=settings.dev_mode,
+        tokens=ViewTokenBook(parts.people) if parts.people is not None else None,
+        oidc=oidc.verifier(settings.auth),
+    )
+    authz.install(app, authenticator, service="event-center")
+    ingest.people = authenticator
+
+    async def schema_changed(identity: authz.Identity, type_name: str, before: Any, after: Any) -> None:
+        await audit.record(parts.producer, identity, "schema", "registered", type_name, before, after)
+
     @app.exception_handler(EventCenterError)
     async def on_error(_: Request, exc: EventCenterError) -> JSONResponse:
         headers = dict(exc.headers)
@@ -155,12 +176,19 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(api_schemas.build_router(registry, parts.views_ready.is_set))
+    app.include_router(api_schemas.build_router(registry, parts.views_ready.is_set, schema_changed))
     app.include_router(api_search.build_router(parts.store, settings.search_max_size))
     app.include_router(rules_api.build_router(parts.producer, parts.rules, parts.catalog, parts.schemas))
-    app.include_router(todo_api.build_router(parts.producer, settings.whale))
+    app.include_router(todo_api.build_router(parts.producer, settings.whale, view=parts.todos))
     if parts.subscriptions is not None:
-        app.include_router(subscriptions_api.build_router(parts.producer, parts.subscriptions))
+        app.include_router(
+            subscriptions_api.build_router(
+                parts.producer, parts.subscriptions, push_hosts=settings.push_hosts
+            )
+        )
+    if parts.people is not None:
+        app.include_router(tokens_api.build_router(parts.producer, parts.people))
+    authz.document(app)
     app.state.registry = registry
     app.state.components = parts
     return app
