@@ -168,7 +168,7 @@ def test_every_protected_route_answers_401_403_or_allows_as_the_table_says(
             if not isinstance(needed, Role) or method == "HEAD":
                 continue
             for label, header, role in who:
-                body = {} if method in ("POST", "PUT") else None
+                body: dict[str, Any] | None = {} if method in ("POST", "PUT") else None
                 response = client.request(
                     method, concrete(path), json=body, headers={"Authorization": header}
                 )
