@@ -63,7 +63,7 @@ class Identity:
     kind: Kind
     role: Role
     team: str | None = None
-    via: Literal["token", "oidc", "dev"] = "token"
+    via: Literal["token", "oidc", "dev", "kafka"] = "token"
 
     def actor(self) -> dict[str, Any]:
         """What audit events and approvals record about the caller."""

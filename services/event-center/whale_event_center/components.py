@@ -92,7 +92,7 @@ def build(settings: Settings) -> Components:
                 meta = admin.list_topics(timeout=2)
             except Exception:
                 return False
-            return settings.ingest_topic in meta.topics
+            return settings.ingest_topic in meta.topics and topics.TOKENS in meta.topics
 
         return await asyncio.to_thread(probe)
 

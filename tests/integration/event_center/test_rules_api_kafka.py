@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from whale_event_center.errors import EventCenterError
 from whale_event_center.rules_api import build_router
 
-from whale import topics
+from whale import authz, topics
 from whale.compacted import CompactedView
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
@@ -35,6 +35,7 @@ async def test_put_get_delete_through_the_compacted_topic(stack: WhaleSettings) 
     async def on_error(_: Request, exc: EventCenterError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status)
 
+    authz.install(app, authz.Authenticator(dev_mode=True), service="test")
     app.include_router(build_router(producer, *views))
     rule_id = f"api-test-{uuid.uuid4().hex[:8]}"
     doc: dict[str, Any] = {
