@@ -111,7 +111,7 @@ class AuthSettings(BaseSettings):
 
     dev_mode: bool = Field(
         default=False,
-        validation_alias=AliasChoices("dev_mode", "WHALE_DEV_MODE", "WHALE_EVENT_CENTER_DEV_MODE"),
+        validation_alias=AliasChoices("WHALE_DEV_MODE", "WHALE_EVENT_CENTER_DEV_MODE", "WHALE_AUTH_DEV_MODE"),
         description="no authentication at all: every caller is admin (never in production)",
     )
     oidc_issuer: str | None = Field(default=None, description="OIDC issuer URL (exact 'iss' claim)")

@@ -100,3 +100,12 @@ def test_audit_events_redact_secrets_and_name_the_actor() -> None:
     assert event.data["actor"]["name"] == "dev-mode" and event.data["after"] == {"id": "r1"}
     with pytest.raises(ValueError, match="not an audit type"):
         audit_event(DEV_IDENTITY, "rule", "exploded", "r1")
+
+
+def test_dev_mode_is_only_read_from_the_whale_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from whale.authz import AuthSettings
+
+    monkeypatch.setenv("DEV_MODE", "true")
+    assert AuthSettings().dev_mode is False
+    monkeypatch.setenv("WHALE_DEV_MODE", "true")
+    assert AuthSettings().dev_mode is True

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     # authentication
     dev_mode: bool = Field(
         default=False,
-        validation_alias=AliasChoices("dev_mode", "WHALE_EVENT_CENTER_DEV_MODE", "WHALE_DEV_MODE"),
+        validation_alias=AliasChoices("WHALE_EVENT_CENTER_DEV_MODE", "WHALE_DEV_MODE"),
         description="accept events without credentials (never in production)",
     )
     tokens_file: Path | None = Field(default=None, description="YAML/JSON file of hashed sender tokens")
