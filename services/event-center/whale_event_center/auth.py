@@ -35,11 +35,8 @@ from typing import Any
 import yaml
 
 from whale.errors import ConfigError
+from whale.tokens import hash_token as hash_token  # re-exported: sender tokens hash the same way
 from whale_event_center.errors import Forbidden, Unauthenticated
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def new_token() -> str:
