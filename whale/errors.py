@@ -34,6 +34,9 @@ and ``templating`` modules define theirs beside the code that raises them)::
     │   └── MessageTooLarge                 413 too_large (Kafka's size limit: permanent)
     ├── TopicError                          500 topic_mismatch
     ├── InvalidRequest                      400 invalid_request (an HTTP request's parameters or body)
+    ├── whale.authz.AuthError               401 unauthenticated
+    │   ├── NotAuthenticated                401 unauthenticated (no, unknown, expired, revoked credentials)
+    │   └── NotPermitted                    403 forbidden (the identity lacks the route's role)
     ├── whale.templating.TemplateError      400 invalid_template
     │   └── TemplateLimitError              400 invalid_template (a sandbox limit: time, steps, size, regex)
     ├── whale_event_center.EventCenterError 500 internal_error
@@ -41,6 +44,7 @@ and ``templating`` modules define theirs beside the code that raises them)::
     │   ├── InvalidSchema                   400 invalid_schema
     │   ├── InvalidRule                     400 invalid_rule     (rules_api)
     │   ├── InvalidSubscription             400 invalid_subscription (subscriptions_api)
+    │   ├── InvalidToken                    400 invalid_token (tokens_api)
     │   ├── Unauthenticated                 401 unauthenticated
     │   ├── Forbidden                       403 forbidden
     │   ├── NotFound                        404 not_found

@@ -22,8 +22,27 @@ SUBSCRIPTIONS = "whale.subscriptions"
 EXECUTOR_STATE = "whale.executor.state"
 ADAPTER_STATE = "whale.adapters.state"
 TODOS = "whale.todos"
+TOKENS = "whale.tokens"
 DEFAULT_POOL = "default"
 POOL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+AUDIT_TYPES: tuple[str, ...] = tuple(
+    f"whale.audit.{kind}"
+    for kind in (
+        "rule.saved",
+        "rule.deleted",
+        "schema.registered",
+        "subscription.saved",
+        "subscription.deleted",
+        "token.created",
+        "token.revoked",
+        "todo.opened",
+        "todo.claim",
+        "todo.unclaim",
+        "todo.comment",
+        "todo.resolve",
+    )
+)
+"""Audit events (:mod:`whale.audit`): who changed what, carried on whale.events and indexed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +79,7 @@ TOPICS: tuple[TopicSpec, ...] = (
             "prometheus.alert.resolved",
             "whale.approval.granted",
             "whale.approval.denied",
+            *AUDIT_TYPES,
         ),
     ),
     TopicSpec(
@@ -141,6 +161,13 @@ TOPICS: tuple[TopicSpec, ...] = (
         event_types=("whale.adapter.poller.state", "whale.adapter.alert.state"),
     ),
     TopicSpec(TODOS, 1, "To-do items for people, one record per item (compacted).", compacted=True),
+    TopicSpec(
+        TOKENS,
+        1,
+        "Personal API tokens (sha256 only, expiry, revocation), one record per token id (compacted).",
+        compacted=True,
+        event_types=("whale.token.saved",),
+    ),
 )
 
 BY_NAME: dict[str, TopicSpec] = {spec.name: spec for spec in TOPICS}

@@ -294,11 +294,10 @@ def render_notes(helm: Helm, tmp_path: Path, sets: list[str]) -> str:
 
 
 def test_notes_tell_the_user_what_to_do_next(helm: Helm, tmp_path: Path) -> None:
-    """NOTES.txt names the Services to reach, warns about dev mode and about a missing tokens Secret."""
+    """NOTES.txt names the Services to reach and warns about a missing tokens Secret."""
     notes = render_notes(helm, tmp_path, [])
     assert "port-forward svc/whale-event-center 8080:8080" in notes
     assert "eventCenter.tokensSecret is not set" in notes
-    assert "WARNING" in render_notes(helm, tmp_path / "dev", ["eventCenter.devMode=true"])
 
 
 def test_replicas_of_each_component_are_spread_over_nodes(production_manifests: list[Manifest]) -> None:

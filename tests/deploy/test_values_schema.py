@@ -60,6 +60,9 @@ def test_schema_is_valid_draft_2020_12_and_accepts_the_shipped_values() -> None:
         (["podSecurityContext.runAsNonRoot=false"], "at '/podSecurityContext/runAsNonRoot'"),
         (["logging.level=verbose"], "at '/logging/level'"),
         (["adapters.ingress.enabled=true"], "at '/adapters/ingress/host': minLength: got 0, want 1"),
+        (["eventCenter.devMode=true"], "at '/eventCenter/devMode'"),
+        (["eventCenter.env.WHALE_DEV_MODE=true"], "at '/eventCenter/env'"),
+        (["dispatcher.env.WHALE_AUTH_DEV_MODE=true"], "at '/dispatcher/env'"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )

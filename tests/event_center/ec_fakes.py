@@ -9,6 +9,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -17,7 +18,9 @@ from whale_event_center.auth import TokenStore
 from whale_event_center.components import Components
 from whale_event_center.settings import Settings
 
+from whale import tokens as personal
 from whale import topics
+from whale.authz import Role
 from whale.binding import KafkaMessage, from_kafka, to_binary
 from whale.cloudevent import CloudEvent
 from whale.errors import DeliveryError
@@ -54,11 +57,40 @@ class FakeView:
         return predicate(self.records)
 
 
-class FakeProducer:
-    """Acknowledges at once; ``fail`` makes every send a DeliveryError; SCHEMAS writes feed the view."""
+def people_view() -> tuple[FakeView, dict[str, str]]:
+    """A ``whale.tokens`` view with one personal token per role, an expired and a revoked one."""
+    view, issued = FakeView(), {}
+    for label in ("viewer", "operator", "author", "admin", "expired", "revoked"):
+        token_id, token = personal.new_personal_token()
+        role = Role.parse(label) if label in Role.__members__ else Role.admin
+        ttl = timedelta(seconds=-1) if label == "expired" else timedelta(days=1)
+        record = personal.new_record(token, token_id, name=f"{label}-person", role=role, ttl=ttl)
+        if label == "revoked":
+            record = personal.revoked(record, "test")
+        view.records[token_id] = personal.to_event(record)
+        issued[label] = token
+    return view, issued
 
-    def __init__(self, schemas: FakeView) -> None:
+
+PEOPLE_VIEW, PEOPLE = people_view()
+"""Personal tokens by role (and "expired", "revoked") for the apps these fakes build."""
+
+
+def stored(producer: Any) -> list[tuple[str, KafkaMessage]]:
+    """What ``producer`` sent, less the audit events on whale.events."""
+    return [(t, m) for t, m in producer.sent if t != topics.EVENTS]
+
+
+def bearer(who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {PEOPLE[who]}"}
+
+
+class FakeProducer:
+    """Acknowledges at once; ``fail`` makes every send a DeliveryError; SCHEMAS/TOKENS writes feed views."""
+
+    def __init__(self, schemas: FakeView, people: FakeView | None = None) -> None:
         self.schemas = schemas
+        self.people = people
         self.sent: list[tuple[str, KafkaMessage]] = []
         self.fail = False
         self.saturated = False
@@ -72,6 +104,8 @@ class FakeProducer:
                 self.schemas.records.pop(message.key.decode(), None)
             else:
                 self.schemas.records[message.key.decode()] = from_kafka(message)
+        if topic == topics.TOKENS and message.key is not None and self.people is not None:
+            self.people.records[message.key.decode()] = from_kafka(message)
         return Delivered(topic, 0, len(self.sent))
 
     async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered:
@@ -137,7 +171,9 @@ class Harness:
 def make_harness(**overrides: Any) -> Iterator[Harness]:
     settings = Settings(schemas_dir=None, **overrides)
     schemas = FakeView()
-    producer = FakeProducer(schemas)
+    people = FakeView()
+    people.records.update(PEOPLE_VIEW.records)
+    producer = FakeProducer(schemas, people)
     store = FakeStore()
 
     async def ready() -> bool:
@@ -145,10 +181,10 @@ def make_harness(**overrides: Any) -> Iterator[Harness]:
 
     parts = Components(
         producer=producer, schemas=schemas, rules=FakeView(), catalog=FakeView(), store=store,
-        tokens=tokens(), kafka_ready=ready,
+        tokens=tokens(), kafka_ready=ready, people=people, todos=FakeView(), subscriptions=FakeView(),
     )  # fmt: skip
     app = create_app(settings, parts)
-    with TestClient(app) as client:
+    with TestClient(app, headers=bearer("admin")) as client:
         for _ in range(100):
             if parts.views_ready.is_set():
                 break
@@ -197,5 +233,7 @@ class ViewWriter:
     async def send_message(self, topic: str, message: KafkaMessage) -> Delivered:
         self.sent.append((topic, message))
         key = (message.key or b"").decode()
+        if topic == topics.EVENTS:  # audit events: not the entity's topic
+            return Delivered(topic, 0, len(self.sent))
         self.view.apply(key, None if message.value is None else from_kafka(message))
         return Delivered(topic, 0, len(self.sent))

@@ -12,6 +12,7 @@ from whale_event_center.errors import InvalidEvent
 from whale_event_center.store import Store
 from whale_event_center.todo_api import build_router
 
+from whale import authz
 from whale.cloudevent import CloudEvent
 from whale.settings import WhaleSettings
 
@@ -77,6 +78,7 @@ class DeepView:
 
 def test_todos_survive_an_item_with_deep_details() -> None:
     app = FastAPI()
+    authz.install(app, authz.Authenticator(dev_mode=True), service="test")
     app.include_router(build_router(object(), WhaleSettings(), view=DeepView()))
     client = TestClient(app)
     listed = client.get("/todos", params={"status": "all"})

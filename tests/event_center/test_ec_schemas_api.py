@@ -6,7 +6,7 @@ import copy
 
 from whale import topics
 
-from .ec_fakes import ALERT_SCHEMA, Harness
+from .ec_fakes import ALERT_SCHEMA, Harness, stored
 
 
 def test_compatible_change_adds_a_version_on_the_compacted_topic(harness: Harness) -> None:
@@ -15,7 +15,7 @@ def test_compatible_change_adds_a_version_on_the_compacted_topic(harness: Harnes
     response = harness.client.put("/schemas/test.alert", json=newer)
     assert response.status_code == 200
     assert response.json()["version"] == 2 and response.json()["created"] is True
-    topic, message = harness.producer.sent[-1]
+    topic, message = stored(harness.producer)[-1]
     assert topic == topics.SCHEMAS and message.key == b"test.alert"
     versions = harness.client.get("/schemas/test.alert").json()["versions"]
     assert [v["version"] for v in versions] == [1, 2]

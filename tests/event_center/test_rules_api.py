@@ -9,12 +9,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from whale_event_center.rules_api import build_router
 
+from whale import authz
 from whale.binding import from_kafka
 from whale.cloudevent import CloudEvent
 from whale.web.errors import install_error_handlers
 
 from .ec_fakes import LiveView as FakeView
 from .ec_fakes import ViewWriter as FakeProducer
+from .ec_fakes import stored
 
 CATALOG = FakeView(
     {
@@ -50,6 +52,7 @@ def client() -> tuple[TestClient, FakeProducer]:
     app = FastAPI()
     install_error_handlers(app)
 
+    authz.install(app, authz.Authenticator(dev_mode=True), service="test")
     app.include_router(build_router(producer, rules, CATALOG, FakeView()))  # type: ignore[arg-type]
     return TestClient(app), producer
 
@@ -67,7 +70,7 @@ def test_put_creates_version_1_then_increments(client: tuple[TestClient, FakePro
     first = http.put("/rules/r1", json=RULE)
     assert first.status_code == 201 and first.json()["rule"]["version"] == 1
     assert first.headers["etag"] == '"1"'
-    topic, message = producer.sent[0]
+    topic, message = stored(producer)[0]
     assert topic == "whale.rules" and message.key == b"r1"
     assert from_kafka(message).type == "whale.rule.saved"
     second = http.put("/rules/r1", json={**RULE, "version": 99, "enabled": False})
@@ -115,7 +118,7 @@ def test_delete_writes_a_tombstone(client: tuple[TestClient, FakeProducer]) -> N
     http, producer = client
     http.put("/rules/r5", json=RULE)
     assert http.delete("/rules/r5").status_code == 204
-    assert producer.sent[-1][1].value is None
+    assert stored(producer)[-1][1].value is None
     assert http.get("/rules/r5").status_code == 404
     assert http.delete("/rules/r5").status_code == 404
 

@@ -11,13 +11,13 @@ from whale_event_center.components import Components
 from whale_event_center.settings import Settings
 from whale_event_center.subscriptions_api import build_router
 
-from whale import topics
+from whale import authz, topics
 from whale.binding import from_kafka
 from whale.subscriptions import RECORD_TYPE, Subscription, from_record
 from whale.web.errors import install_error_handlers
 
 from .ec_fakes import FakeProducer as AppProducer
-from .ec_fakes import FakeStore
+from .ec_fakes import FakeStore, stored
 from .ec_fakes import FakeView as AppView
 from .ec_fakes import LiveView as FakeView
 from .ec_fakes import ViewWriter as FakeProducer
@@ -30,6 +30,7 @@ def env() -> tuple[TestClient, FakeProducer, FakeView]:
     app = FastAPI()
     install_error_handlers(app)
 
+    authz.install(app, authz.Authenticator(dev_mode=True), service="test")
     app.include_router(build_router(producer, view))  # type: ignore[arg-type]
     return TestClient(app), producer, view
 
@@ -51,7 +52,7 @@ def test_put_writes_the_shared_record_and_list_get_show_it(
     r = client.put("/subscriptions/ops-pager", json=SUB)
     assert r.status_code == 201, r.text
     assert r.json()["id"] == "ops-pager" and r.json()["max_attempts"] == 3 and r.json()["paused"] is False
-    topic, message = producer.sent[-1]
+    topic, message = stored(producer)[-1]
     assert topic == topics.SUBSCRIPTIONS and message.key == b"ops-pager"
     record = from_kafka(message)
     assert record.type == RECORD_TYPE
@@ -77,7 +78,7 @@ def test_delete_writes_a_tombstone_and_unknown_is_404(env: tuple[TestClient, Fak
     client, producer, _ = env
     client.put("/subscriptions/ops-pager", json=SUB)
     assert client.delete("/subscriptions/ops-pager").status_code == 204
-    topic, message = producer.sent[-1]
+    topic, message = stored(producer)[-1]
     assert topic == topics.SUBSCRIPTIONS and message.key == b"ops-pager" and message.value is None
     assert client.get("/subscriptions/ops-pager").status_code == 404
     r = client.delete("/subscriptions/ops-pager")

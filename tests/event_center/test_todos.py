@@ -23,7 +23,7 @@ from whale_event_center.todos import (
     record,
 )
 
-from whale import topics
+from whale import authz, topics
 from whale.cloudevent import CloudEvent
 from whale.settings import WhaleSettings
 from whale.web.errors import install_error_handlers
@@ -225,6 +225,7 @@ def api_client() -> tuple[TestClient, FakeProducer]:
     producer = FakeProducer(apply)
     app = FastAPI()
     install_error_handlers(app)
+    authz.install(app, authz.Authenticator(dev_mode=True), service="test")
     app.include_router(build_router(producer, WhaleSettings(), view=view))
     return TestClient(app), producer
 

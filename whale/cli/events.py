@@ -82,7 +82,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the raw JSON answer")
 
 
+def auth_headers(headers: dict[str, str] | None = None) -> dict[str, str]:
+    """``headers`` plus ``Authorization: Bearer $WHALE_TOKEN`` (a personal token or OIDC JWT) when set."""
+    out = dict(headers or {})
+    token = os.environ.get("WHALE_TOKEN", "").strip()
+    if token and not any(k.lower() == "authorization" for k in out):
+        out["Authorization"] = f"Bearer {token}"
+    return out
+
+
 def _request(method: str, url: str, **kwargs: Any) -> httpx.Response:
+    kwargs["headers"] = auth_headers(kwargs.get("headers"))
     try:
         return httpx.request(method, url, timeout=30.0, **kwargs)
     except httpx.HTTPError as exc:

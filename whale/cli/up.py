@@ -46,6 +46,16 @@ def robot_port(env: dict[str, str]) -> int:
     return int(env.get("WHALE_EXAMPLE_ROBOT_PORT") or ROBOT_PORT)
 
 
+DEV_MODE_BANNER = """
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!! DEV MODE (WHALE_DEV_MODE=true): AUTHENTICATION IS OFF on every service.       !!
+!! Every request is the admin 'dev-mode': events, rules, schemas, subscriptions. !!
+!! For this machine only. Run with WHALE_DEV_MODE=false to require identities,   !!
+!! then `whale tokens create --name me --role admin` and export WHALE_TOKEN.     !!
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+"""
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("up", help="start the whole platform (infra, topics, every service) until Ctrl-C")
     parser.add_argument("--no-services", action="store_true", help="only infrastructure and topics")
@@ -190,10 +200,7 @@ def _up(args: argparse.Namespace) -> int:
         env = {**os.environ}
         env.setdefault("WHALE_DEV_MODE", "true")
         if env["WHALE_DEV_MODE"].lower() == "true":
-            print(
-                "dev mode: event ingest accepts requests without credentials (WHALE_DEV_MODE=true)",
-                flush=True,
-            )
+            print(DEV_MODE_BANNER, flush=True)
         scenarios = examples_dir(args, env)
         examples = not args.no_examples and scenarios.is_dir()
         if examples:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel, Field
 
+from whale.authz import Identity, NotPermitted, Role, require
 from whale_event_center.errors import Unavailable
 from whale_event_center.registry import SchemaRegistry
 
@@ -62,6 +63,10 @@ class TypeOut(BaseModel):
     versions: list[dict[str, Any]]
 
 
+Changed = Callable[[Identity, str, Any, Any], Awaitable[None]]
+"""Told (actor, type, before, after) after a schema version was registered (the audit)."""
+
+
 class RegisteredOut(BaseModel):
     type: str
     version: int
@@ -77,6 +82,7 @@ def build_router(
     registry: SchemaRegistry,
     ready: Callable[[], bool] = lambda: True,
     events_in_retention: Callable[[str], Awaitable[int]] = _no_events,
+    on_change: Changed | None = None,
 ) -> APIRouter:
     async def loaded() -> None:
         if not ready():
@@ -90,6 +96,7 @@ def build_router(
         response_model_exclude_none=True,
         responses={503: MISSING[503]},
         summary="List registered event types",
+        dependencies=[require(Role.viewer)],
     )
     async def list_types() -> dict[str, Any]:
         out = []
@@ -103,7 +110,11 @@ def build_router(
         return {"types": out}
 
     @router.get(
-        "/{type_name}", response_model=TypeOut, responses=MISSING, summary="Every schema version of a type"
+        "/{type_name}",
+        response_model=TypeOut,
+        responses=MISSING,
+        summary="Every schema version of a type",
+        dependencies=[require(Role.viewer)],
     )
     async def get_type(type_name: str) -> dict[str, Any]:
         registry.version(type_name)  # 404 when unknown
@@ -113,7 +124,10 @@ def build_router(
         }
 
     @router.get(
-        "/{type_name}/versions/{number}", responses=MISSING, summary="One schema version (the dataschema URL)"
+        "/{type_name}/versions/{number}",
+        responses=MISSING,
+        summary="One schema version (the dataschema URL)",
+        dependencies=[require(Role.viewer)],
     )
     async def get_version(type_name: str, number: int) -> dict[str, Any]:
         return VersionOut.of(registry, registry.version(type_name, number))
@@ -131,9 +145,16 @@ def build_router(
     async def put_type(
         type_name: str,
         schema: Annotated[dict[str, Any], Body(description="a JSON Schema (draft 2020-12)")],
-        force: Annotated[bool, Query(description="register even if not backward compatible")] = False,
+        identity: Annotated[Identity, require(Role.author)],
+        force: Annotated[bool, Query(description="register even if not backward compatible (admin)")] = False,
     ) -> dict[str, Any]:
+        if force and identity.role < Role.admin:
+            raise NotPermitted(f"force=true needs the admin role ({identity.name!r} is {identity.role.name})")
+        known = registry.versions(type_name)
+        before = {"version": known[-1].version, "schema": known[-1].schema} if known else None
         item, created = await registry.register(type_name, schema, force=force)
+        if created and on_change is not None:
+            await on_change(identity, type_name, before, {"version": item.version, "schema": schema})
         return {
             "type": type_name,
             "version": item.version,
@@ -146,6 +167,7 @@ def build_router(
         response_model=DeprecatedOut,
         responses=MISSING,
         summary="Deprecate a type (its events are accepted with a warning; a new version revives it)",
+        dependencies=[require(Role.admin)],
     )
     async def deprecate(type_name: str, body: DeprecateBody | None = None) -> dict[str, Any]:
         note = await registry.deprecate(type_name, body.reason if body else "")
@@ -156,6 +178,7 @@ def build_router(
         status_code=204,
         responses={**MISSING, 409: {"description": "not deprecated, or events of the type are in retention"}},
         summary="Delete a deprecated type that has no event in retention",
+        dependencies=[require(Role.admin)],
     )
     async def delete_type(type_name: str) -> Response:
         await registry.delete(type_name, events_in_retention)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from whale.authz import Role, require
 from whale_event_center.errors import InvalidEvent
 from whale_event_center.search import EventQuery, get_event, search, trace
 from whale_event_center.store import Store
@@ -78,6 +79,7 @@ def build_router(store: Store, max_size: int) -> APIRouter:
         response_model=Page,
         responses={**BAD, **DOWN},
         summary="Search indexed events (newest first)",
+        dependencies=[require(Role.viewer)],
     )
     async def list_events(
         type: Annotated[list[str] | None, Query(description="event type (repeatable)")] = None,
@@ -117,6 +119,7 @@ def build_router(store: Store, max_size: int) -> APIRouter:
         response_model=Found,
         responses={**MISSING, **DOWN},
         summary="One event by source and id",
+        dependencies=[require(Role.viewer)],
     )
     async def one_event(source: str, event_id: str) -> dict[str, Any]:
         return await get_event(store, source, event_id)
@@ -126,6 +129,7 @@ def build_router(store: Store, max_size: int) -> APIRouter:
         response_model=Trace,
         responses={**MISSING, **DOWN},
         summary="Every event of a chain in causal order",
+        dependencies=[require(Role.viewer)],
     )
     async def one_trace(correlation_id: str) -> dict[str, Any]:
         return await trace(store, correlation_id)

@@ -18,9 +18,11 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from whale import audit, authz, oidc
 from whale.allow import AllowHeader
 from whale.logging import configure_logging
 from whale.metrics import process_registry
+from whale.tokens import ViewTokenBook
 from whale.web.errors import install_error_handlers
 from whale.web.health import health_router
 from whale_event_center import (
@@ -31,6 +33,7 @@ from whale_event_center import (
     rules_api,
     subscriptions_api,
     todo_api,
+    tokens_api,
 )
 from whale_event_center.errors import EventCenterError, TooLarge
 from whale_event_center.registry import SchemaRegistry
@@ -149,6 +152,16 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
     )
 
     install_error_handlers(app, retry_after=settings.retry_after_seconds)
+    authenticator = authz.Authenticator(
+        dev_mode=settings.dev_mode,
+        tokens=ViewTokenBook(parts.people) if parts.people is not None else None,
+        oidc=oidc.verifier(settings.auth),
+    )
+    authz.install(app, authenticator, service="event-center")
+    ingest.people = authenticator
+
+    async def schema_changed(identity: authz.Identity, type_name: str, before: Any, after: Any) -> None:
+        await audit.record(parts.producer, identity, "schema", "registered", type_name, before, after)
 
     @app.post(
         "/events",
@@ -172,12 +185,21 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
     async def events_of(type_: str) -> int:
         return int(await parts.store.count({"term": {"type": type_}}))
 
-    app.include_router(api_schemas.build_router(registry, parts.views_ready.is_set, events_of))
+    app.include_router(
+        api_schemas.build_router(registry, parts.views_ready.is_set, events_of, schema_changed)
+    )
     app.include_router(api_search.build_router(parts.store, settings.search_max_size))
     app.include_router(rules_api.build_router(parts.producer, parts.rules, parts.catalog, parts.schemas))
-    app.include_router(todo_api.build_router(parts.producer, settings.whale))
+    app.include_router(todo_api.build_router(parts.producer, settings.whale, view=parts.todos))
     if parts.subscriptions is not None:
-        app.include_router(subscriptions_api.build_router(parts.producer, parts.subscriptions))
+        app.include_router(
+            subscriptions_api.build_router(
+                parts.producer, parts.subscriptions, push_hosts=settings.push_hosts
+            )
+        )
+    if parts.people is not None:
+        app.include_router(tokens_api.build_router(parts.producer, parts.people))
+    authz.document(app)
     app.add_middleware(AllowHeader, routes=app.router.routes)
     app.state.registry = registry
     app.state.components = parts

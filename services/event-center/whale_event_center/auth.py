@@ -1,4 +1,4 @@
-"""Sender authentication: hashed API tokens granting ``source`` values, optional HMAC body signatures.
+"""Sender authentication: hashed API tokens granting sources and types, optional HMAC signatures.
 
 Tokens file (YAML or JSON)::
 
@@ -6,9 +6,17 @@ Tokens file (YAML or JSON)::
       - name: alertmanager                 # who the sender is (logged, never the token)
         sha256: 5e884898da28...            # sha256 hex of the token (the token itself is never stored)
         sources: ["urn:whale:alertmanager", "https://alerts.example.com/*"]
-        hmac_secret_env: ALERTMANAGER_HMAC # optional: bodies must carry X-Whale-Signature: sha256=<hex>
+        types: ["prometheus.alert.*"]      # type globs (default: any type outside whale.*)
+        hmac_secret_env: ALERTMANAGER_HMAC # optional: bodies must be signed, see below
+        whale_service: false               # true only for Whale's own services: may hold whale.* grants
 
-A grant ending in ``*`` is a prefix; anything else must equal the event's source exactly.
+A source grant ending in ``*`` is a prefix; anything else must equal the event's source exactly.
+Type grants are globs (``fnmatch``). ``whale.*`` types are reserved: a grant matches one only when
+it names ``whale.`` explicitly and the token is a Whale service; ``whale.approval.*`` is never
+granted to a sender token (approvals come from a person holding the operator role).
+
+A signed request carries ``X-Whale-Timestamp: <unix seconds>`` and ``X-Whale-Signature:
+sha256=<hex HMAC-SHA256 of "<timestamp>." + body>``; it is refused (401) outside the replay window.
 """
 
 from __future__ import annotations
@@ -18,18 +26,17 @@ import hmac
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from whale.errors import ConfigError
+from whale.tokens import hash_token as hash_token  # re-exported: sender tokens hash the same way
 from whale_event_center.errors import Forbidden, Unauthenticated
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def new_token() -> str:
@@ -37,18 +44,34 @@ def new_token() -> str:
     return "whk_" + secrets.token_urlsafe(32)
 
 
-def sign(secret: bytes, body: bytes) -> str:
-    """The signature header value for ``body``: ``sha256=<hex HMAC-SHA256>``."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+RESERVED = "whale."
+APPROVALS = "whale.approval.*"
+
+
+def sign(secret: bytes, body: bytes, timestamp: int | str) -> str:
+    """The signature header value: ``sha256=<hex HMAC-SHA256 of "<timestamp>." + body>``."""
+    return "sha256=" + hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def type_allowed(grants: tuple[str, ...], type_: str, *, whale_service: bool) -> bool:
+    """Whether type globs ``grants`` cover ``type_`` (``whale.*`` types only for Whale's services)."""
+    if type_.startswith(RESERVED):
+        if not whale_service or fnmatchcase(type_, APPROVALS):
+            return False
+        return any(g.startswith(RESERVED) and fnmatchcase(type_, g) for g in grants)
+    return any(fnmatchcase(type_, g) for g in grants)
 
 
 @dataclass(frozen=True, slots=True)
 class Sender:
-    """An authenticated sender and the sources it may publish."""
+    """An authenticated sender: the sources and types it may publish (a person: ``person`` set)."""
 
     name: str
     sources: tuple[str, ...]
     hmac_secret: bytes | None = None
+    types: tuple[str, ...] = ("*",)
+    whale_service: bool = False
+    person: Any = None  # the whale.authz.Identity of a person (may answer approvals), else None
 
     def may_publish(self, source: str) -> bool:
         for grant in self.sources:
@@ -68,8 +91,31 @@ class Sender:
                 field="source",
             )
 
+    def check_type(self, type_: str, event_id: str | None = None) -> None:
+        if self.person is not None:
+            if type_.startswith(RESERVED) and not fnmatchcase(type_, APPROVALS):
+                raise Forbidden(
+                    f"{self.name!r} may not publish {type_!r}: whale.* types are reserved to Whale's services",
+                    event_id=event_id,
+                    field="type",
+                )
+            return
+        if not type_allowed(self.types, type_, whale_service=self.whale_service):
+            why = (
+                "approvals are accepted only from a person holding the operator role"
+                if fnmatchcase(type_, APPROVALS)
+                else "whale.* types are reserved to Whale's own services"
+                if type_.startswith(RESERVED)
+                else f"granted: {', '.join(self.types)}"
+            )
+            raise Forbidden(
+                f"sender {self.name!r} may not publish events of type {type_!r} ({why})",
+                event_id=event_id,
+                field="type",
+            )
 
-DEV_SENDER = Sender(name="dev-mode", sources=("*",))
+
+DEV_SENDER = Sender(name="dev-mode", sources=("*",), whale_service=True, types=("*", "whale.*"))
 
 
 class TokenStore:
@@ -124,6 +170,12 @@ class TokenStore:
                     f"{source}: {where}.sources must be a non-empty list of sources or 'prefix*' grants",
                     field=f"{where}.sources",
                 )
+            types = entry.get("types", ["*"])
+            if not isinstance(types, list) or not types or not all(isinstance(t, str) and t for t in types):
+                raise ConfigError(
+                    f"{source}: {where}.types must be a non-empty list of type globs", field=f"{where}.types"
+                )
+            whale_service = entry.get("whale_service", False) is True
             secret: bytes | None = None
             secret_env = entry.get("hmac_secret_env")
             if secret_env is not None:
@@ -136,13 +188,28 @@ class TokenStore:
                 secret = value.encode("utf-8")
             if digest in senders:
                 raise ConfigError(f"{source}: {where} repeats a token hash", field=f"{where}.sha256")
-            senders[digest] = Sender(name=name, sources=tuple(sources), hmac_secret=secret)
+            senders[digest] = Sender(
+                name=name,
+                sources=tuple(sources),
+                hmac_secret=secret,
+                types=tuple(types),
+                whale_service=whale_service,
+            )
         return cls(senders)
 
     def __len__(self) -> int:
         return len(self._by_hash)
 
-    def authenticate(self, authorization: str | None, signature: str | None, body: bytes) -> Sender:
+    def authenticate(
+        self,
+        authorization: str | None,
+        signature: str | None,
+        body: bytes,
+        timestamp: str | None = None,
+        *,
+        window: int = 300,
+        now: float | None = None,
+    ) -> Sender:
         """The sender of a request, or :class:`Unauthenticated` saying why not."""
         if not authorization:
             raise Unauthenticated(
@@ -162,9 +229,30 @@ class TokenStore:
                     f"sender {sender.name!r} must sign the body (HMAC-SHA256, header 'sha256=<hex>')",
                     field="signature",
                 )
-            expected = sign(sender.hmac_secret, body)
+            _check_timestamp(timestamp, window, time.time() if now is None else now)
+            assert timestamp is not None
+            expected = sign(sender.hmac_secret, body, timestamp.strip())
             if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
                 raise Unauthenticated(
-                    "body signature does not match (HMAC-SHA256 over the raw body)", field="signature"
+                    "signature does not match (HMAC-SHA256 over '<timestamp>.' + the raw body)",
+                    field="signature",
                 )
         return sender
+
+
+def _check_timestamp(timestamp: str | None, window: int, now: float) -> None:
+    if not timestamp:
+        raise Unauthenticated(
+            "a signed request must carry X-Whale-Timestamp (unix seconds, signed with the body)",
+            field="timestamp",
+        )
+    try:
+        when = int(timestamp.strip())
+    except ValueError:
+        raise Unauthenticated("X-Whale-Timestamp must be unix seconds", field="timestamp") from None
+    if abs(now - when) > window:
+        raise Unauthenticated(
+            f"the request's timestamp is {int(now - when)} s away from now; signed requests are accepted "
+            f"within {window} s (replay window): sign it again with the current time",
+            field="timestamp",
+        )

@@ -37,6 +37,9 @@ class Components:
     prepare: Callable[[], Awaitable[None]] = field(default=lambda: _nothing())
     views_ready: asyncio.Event = field(default_factory=asyncio.Event)
     subscriptions: Any = None
+    people: Any = None
+    todos: Any = None  # the whale.todos view (None: the /todos router makes its own)
+    """The view of ``whale.tokens`` (personal API tokens); None: only dev mode or OIDC identify people."""
 
     async def start_views(self) -> None:
         """Wait for Kafka, ensure the topics, then catch up on the compacted views (retrying)."""
@@ -54,8 +57,8 @@ class Components:
             delay = min(delay * 2, 30.0)
 
     def _views(self) -> list[Any]:
-        views = [self.schemas, self.rules, self.catalog]
-        return views if self.subscriptions is None else [*views, self.subscriptions]
+        views = [self.schemas, self.rules, self.catalog, self.subscriptions, self.people]
+        return [v for v in views if v is not None]
 
     async def close(self) -> None:
         for view in self._views():
@@ -93,7 +96,7 @@ def build(settings: Settings) -> Components:
                 meta = admin.list_topics(timeout=2)
             except Exception:
                 return False
-            return settings.ingest_topic in meta.topics
+            return settings.ingest_topic in meta.topics and topics.TOKENS in meta.topics
 
         return await asyncio.to_thread(probe)
 
@@ -115,6 +118,7 @@ def build(settings: Settings) -> Components:
         rules=CompactedView(settings.whale, topics.RULES),
         catalog=CompactedView(settings.whale, topics.CATALOG),
         subscriptions=CompactedView(settings.whale, topics.SUBSCRIPTIONS),
+        people=CompactedView(settings.whale, topics.TOKENS),
         store=Store(settings.whale.es_url, settings.index_prefix, auth=auth),
         tokens=tokens,
         kafka_ready=kafka_ready,

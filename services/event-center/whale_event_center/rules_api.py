@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Response
 
-from whale import topics
+from whale import audit, topics
+from whale.authz import Identity, Role, require
 from whale.compacted import CompactedView
 from whale.producer import EventProducer
 from whale.rules import RULE_ID, Rule, RuleError, validate_rule
@@ -71,7 +72,7 @@ def build_router(
     router = APIRouter(prefix="/rules", tags=["rules"])
     entities = Entities(producer, rules, topics.RULES, noun="rule", key_field="rule_id")
 
-    @router.get("", summary="Every rule (latest version)")
+    @router.get("", summary="Every rule (latest version)", dependencies=[require(Role.viewer)])
     async def list_rules() -> dict[str, Any]:
         return {"rules": entities.documents()}
 
@@ -80,12 +81,18 @@ def build_router(
         summary="Validate a rule without saving it",
         responses={400: INVALID},
         openapi_extra=rule_body(id_required=True),
+        dependencies=[require(Role.viewer)],
     )
     async def validate(doc: Annotated[dict[str, Any], Body(description="a rule document")]) -> dict[str, Any]:
         rule = _valid(doc, catalog, schemas)
         return {"valid": True, "rule": rule.document(), "warnings": rule.warnings}
 
-    @router.get("/{rule_id}", summary="One rule", responses={404: {"description": "no such rule"}})
+    @router.get(
+        "/{rule_id}",
+        summary="One rule",
+        responses={404: {"description": "no such rule"}},
+        dependencies=[require(Role.viewer)],
+    )
     async def get_rule(rule_id: str) -> dict[str, Any]:
         return entities.stored(rule_id)
 
@@ -103,6 +110,7 @@ def build_router(
         rule_id: str,
         doc: Annotated[dict[str, Any], Body(description="the rule (id optional, version ignored)")],
         response: Response,
+        identity: Annotated[Identity, require(Role.author)],
         if_match: Annotated[str | None, Header(description="the version this save replaces")] = None,
     ) -> dict[str, Any]:
         check_body_id(doc, rule_id, InvalidRule)
@@ -111,6 +119,7 @@ def build_router(
         version = int(current.get("version", 0)) + 1 if current is not None else 1
         rule = _valid({**doc, "id": rule_id, "version": version}, catalog, schemas)
         await entities.write(rule_id, rule.to_event(), lambda data: data.get("version") == version)
+        await audit.record(producer, identity, "rule", "saved", rule_id, current, rule.document())
         response.status_code = 201 if current is None else 200
         response.headers["ETag"] = f'"{version}"'
         return {"rule": rule.document(), "warnings": rule.warnings}
@@ -123,10 +132,13 @@ def build_router(
     )
     async def delete_rule(
         rule_id: str,
+        identity: Annotated[Identity, require(Role.author)],
         if_match: Annotated[str | None, Header(description="the version this delete removes")] = None,
     ) -> Response:
-        _check_if_match(if_match, entities.stored(rule_id), rule_id)
+        before = entities.stored(rule_id)
+        _check_if_match(if_match, before, rule_id)
         await entities.remove(rule_id)
+        await audit.record(producer, identity, "rule", "deleted", rule_id, before, None)
         return Response(status_code=204)
 
     return router

@@ -10,10 +10,12 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 import structlog
 
+from whale.authz import Authenticator, AuthError, Role, split_token
 from whale.binding import to_binary
 from whale.cloudevent import CloudEvent, warnings
 from whale.errors import DeliveryError, MessageTooLarge
@@ -21,12 +23,14 @@ from whale.metrics import BoundedLabel
 from whale.producer import Delivered
 from whale.redaction import Redactor
 from whale_event_center import metrics
-from whale_event_center.auth import DEV_SENDER, Sender, TokenStore
+from whale_event_center.auth import APPROVALS, DEV_SENDER, Sender, TokenStore
 from whale_event_center.errors import (
     EventCenterError,
+    Forbidden,
     InvalidEvent,
     Saturated,
     TooLarge,
+    Unauthenticated,
     Unavailable,
 )
 from whale_event_center.ingest import Item, parse
@@ -74,6 +78,7 @@ class Ingest:
         # the type label: registered types only, at most TYPE_LABELS of them, else "other"
         self._type_label = BoundedLabel(lambda t: bool(registry.versions(t)), cap=TYPE_LABELS)
         self._redactor = Redactor.from_settings(settings.whale)
+        self.people: Authenticator | None = None  # personal tokens and OIDC (set by create_app)
 
     def _retry_after(self) -> dict[str, str]:
         return {"Retry-After": str(self._settings.retry_after_seconds)}
@@ -82,7 +87,7 @@ class Ingest:
         started = time.perf_counter()
         mode = "unknown"
         try:
-            sender = self._authenticate(headers, body)
+            sender = await self._authenticate(headers, body)
             mode, items = parse(content_type, headers, body, self._settings.max_event_bytes)
             if mode == "batch":
                 answer = await self._batch(sender, items)
@@ -102,15 +107,37 @@ class Ingest:
     def _warnings(self, event: CloudEvent) -> list[dict[str, str]]:
         return warnings(event) + self._registry.warnings(event)
 
-    def _authenticate(self, headers: Mapping[str, str], body: bytes) -> Sender:
+    async def _authenticate(self, headers: Mapping[str, str], body: bytes) -> Sender:
         if self._settings.dev_mode:
             return DEV_SENDER
+        lowered = {k.lower(): v for k, v in headers.items()}
+        authorization = lowered.get("authorization")
+        token = (authorization or "").partition(" ")[2].strip()
+        if self.people is not None and (split_token(token) or token.count(".") == 2):
+            return await self._person(authorization)
         if self._tokens is None:
             raise Unavailable("no tokens file is configured (set WHALE_EVENT_CENTER_TOKENS_FILE or dev mode)")
-        lowered = {k.lower(): v for k, v in headers.items()}
         return self._tokens.authenticate(
-            lowered.get("authorization"), lowered.get(self._settings.signature_header.lower()), body
+            authorization,
+            lowered.get(self._settings.signature_header.lower()),
+            body,
+            lowered.get(self._settings.timestamp_header.lower()),
+            window=self._settings.replay_window_seconds,
         )
+
+    async def _person(self, authorization: str | None) -> Sender:
+        """A person (or service) with a personal token or OIDC JWT: operator may publish events."""
+        assert self.people is not None
+        try:
+            identity = await self.people.authenticate(authorization)
+        except AuthError as exc:
+            raise Unauthenticated(exc.message, field="authorization") from None
+        if identity.role < Role.operator:
+            raise Forbidden(
+                f"{identity.name!r} ({identity.role.name}) may not publish events: that needs operator",
+                field="authorization",
+            )
+        return Sender(name=identity.name, sources=("*",), person=identity)
 
     def _check(self, sender: Sender, item: Item) -> CloudEvent:
         if item.error is not None:
@@ -118,6 +145,10 @@ class Ingest:
         event = item.event
         assert event is not None
         sender.check_source(event.source, event.id)
+        sender.check_type(event.type, event.id)
+        if fnmatchcase(event.type, APPROVALS):
+            event = _approved_by(event, sender)
+            item.event = event
         if not self._ready():
             raise Unavailable("the schema registry is still loading; retry shortly", event_id=event.id)
         problems = self._registry.check_event(event)
@@ -221,6 +252,15 @@ class NotWritten(EventCenterError, status=424, code="not_written"):
 
 
 NOT_WRITTEN = NotWritten("not written: another event of the batch is invalid")
+
+
+def _approved_by(event: CloudEvent, sender: Sender) -> CloudEvent:
+    """An approval records who gave it: ``data.by`` is the person's name (whatever the body said)."""
+    data = dict(event.data) if isinstance(event.data, Mapping) else {}
+    if sender.person is not None:
+        data["by"] = sender.person.name
+        data["by_identity"] = sender.person.actor()
+    return event.model_copy(update={"data": data})
 
 
 def _result(item: Item, error: EventCenterError | None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whale import topics
+from whale.authz import AuthSettings
 from whale.resources import event_schemas_dir
 from whale.settings import WhaleSettings
 
@@ -37,11 +38,19 @@ class Settings(BaseSettings):
     # authentication
     dev_mode: bool = Field(
         default=False,
-        validation_alias=AliasChoices("dev_mode", "WHALE_EVENT_CENTER_DEV_MODE", "WHALE_DEV_MODE"),
+        validation_alias=AliasChoices("WHALE_EVENT_CENTER_DEV_MODE", "WHALE_DEV_MODE"),
         description="accept events without credentials (never in production)",
     )
     tokens_file: Path | None = Field(default=None, description="YAML/JSON file of hashed sender tokens")
     signature_header: str = "X-Whale-Signature"
+    timestamp_header: str = "X-Whale-Timestamp"
+    replay_window_seconds: int = Field(
+        default=300, gt=0, description="signed requests older or newer than this are refused (401)"
+    )
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="people: tokens and OIDC")
+    push_hosts: list[str] = Field(
+        default_factory=list, description="host globs subscriptions may push to (empty: any host)"
+    )
 
     # limits and backpressure
     max_event_bytes: int = Field(default=MIB, gt=0, description="largest accepted event (413 above)")

@@ -10,12 +10,16 @@ Kafka acknowledged it and this process' view shows it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, Response
 from pydantic import ValidationError
 
-from whale import topics
+from whale import audit, topics
+from whale.authz import Identity, NotPermitted, Role, require, topic_role
 from whale.compacted import CompactedView
 from whale.producer import EventProducer
 from whale.subscriptions import Subscription
@@ -42,21 +46,46 @@ def _valid(doc: Document) -> Subscription:
         raise InvalidSubscription(f"invalid subscription: {summary}", problems) from None
 
 
-def build_router(producer: EventProducer, subscriptions: CompactedView) -> APIRouter:
+def check_allowed(sub: Subscription, identity: Identity, push_hosts: Sequence[str] = ()) -> None:
+    """403 unless ``identity`` may read every topic of ``sub`` and its endpoint's host is allowed."""
+    for topic in sub.topics:
+        needed = topic_role(topic)
+        if identity.role < needed:
+            raise NotPermitted(
+                f"{identity.name!r} ({identity.role.name}) may not subscribe to {topic!r}: it needs {needed.name}",
+                field="topics",
+            )
+    host = (urlsplit(sub.endpoint).hostname or "").lower()
+    if push_hosts and not any(fnmatchcase(host, pattern.lower()) for pattern in push_hosts):
+        raise NotPermitted(
+            f"endpoint host {host!r} is not in the allowed push hosts ({', '.join(push_hosts)})",
+            field="endpoint",
+        )
+
+
+def build_router(
+    producer: EventProducer, subscriptions: CompactedView, *, push_hosts: Sequence[str] = ()
+) -> APIRouter:
     router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
     entities = Entities(producer, subscriptions, topics.SUBSCRIPTIONS, noun="subscription", key_field="name")
 
-    async def save(sub: Subscription) -> Document:
+    async def save(sub: Subscription, identity: Identity) -> Document:
+        check_allowed(sub, identity, push_hosts)
+        before = entities.current(sub.id)
         state = sub.model_dump(mode="json")
         await entities.write(sub.id, sub.to_record(), lambda data: data == state)
+        await audit.record(producer, identity, "subscription", "saved", sub.id, before, state)
         return state
 
-    @router.get("", summary="Every push subscription")
+    @router.get("", summary="Every push subscription", dependencies=[require(Role.viewer)])
     async def list_subscriptions() -> dict[str, Any]:
         return {"subscriptions": entities.documents()}
 
     @router.get(
-        "/{name}", summary="One subscription", responses={404: {"description": "no such subscription"}}
+        "/{name}",
+        summary="One subscription",
+        responses={404: {"description": "no such subscription"}},
+        dependencies=[require(Role.viewer)],
     )
     async def get_subscription(name: str) -> dict[str, Any]:
         return entities.stored(name)
@@ -73,29 +102,30 @@ def build_router(producer: EventProducer, subscriptions: CompactedView) -> APIRo
         name: str,
         doc: Annotated[dict[str, Any], Body(description="the subscription (id optional)")],
         response: Response,
+        identity: Annotated[Identity, require(Role.author)],
     ) -> dict[str, Any]:
         check_body_id(doc, name, InvalidSubscription)
         existed = entities.current(name) is not None
-        state = await save(_valid({**doc, "id": name}))
+        state = await save(_valid({**doc, "id": name}), identity)
         response.status_code = 200 if existed else 201
         return state
 
-    async def set_paused(name: str, paused: bool) -> dict[str, Any]:
-        return await save(_valid({**entities.stored(name), "paused": paused}))
+    async def set_paused(name: str, paused: bool, identity: Identity) -> dict[str, Any]:
+        return await save(_valid({**entities.stored(name), "paused": paused}), identity)
 
     @router.post(
         "/{name}/pause", summary="Pause deliveries", responses={404: {"description": "no such subscription"}}
     )
-    async def pause(name: str) -> dict[str, Any]:
-        return await set_paused(name, True)
+    async def pause(name: str, identity: Annotated[Identity, require(Role.author)]) -> dict[str, Any]:
+        return await set_paused(name, True, identity)
 
     @router.post(
         "/{name}/resume",
         summary="Resume deliveries",
         responses={404: {"description": "no such subscription"}},
     )
-    async def resume(name: str) -> dict[str, Any]:
-        return await set_paused(name, False)
+    async def resume(name: str, identity: Annotated[Identity, require(Role.author)]) -> dict[str, Any]:
+        return await set_paused(name, False, identity)
 
     @router.delete(
         "/{name}",
@@ -103,9 +133,10 @@ def build_router(producer: EventProducer, subscriptions: CompactedView) -> APIRo
         summary="Delete a subscription (a tombstone on whale.subscriptions)",
         responses={404: {"description": "no such subscription"}},
     )
-    async def delete_subscription(name: str) -> Response:
-        entities.stored(name)
+    async def delete_subscription(name: str, identity: Annotated[Identity, require(Role.author)]) -> Response:
+        before = entities.stored(name)
         await entities.remove(name)
+        await audit.record(producer, identity, "subscription", "deleted", name, before, None)
         return Response(status_code=204)
 
     return router

@@ -16,7 +16,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from whale import topics
+from whale import audit, topics
+from whale.authz import Identity, Role, require
 from whale.cloudevent import READ_DEPTH, CloudEvent, depth_within, edge_problems
 from whale.compacted import CompactedView
 from whale.correlation import CORRELATION_ID
@@ -97,7 +98,11 @@ def build_router(producer: Any, settings: WhaleSettings, *, view: Any = None) ->
     reader = TodoReader(view if view is not None else CompactedView(settings, topics.TODOS))
     router = APIRouter(tags=["todos"])
 
-    @router.get("/todos", summary="List to-do items (most recently changed first)")
+    @router.get(
+        "/todos",
+        summary="List to-do items (most recently changed first)",
+        dependencies=[require(Role.viewer)],
+    )
     async def list_todos(
         status: Annotated[
             Literal["open", "claimed", "resolved", "active", "all"],
@@ -118,19 +123,20 @@ def build_router(producer: Any, settings: WhaleSettings, *, view: Any = None) ->
         page = items[offset : offset + limit]
         return {"todos": [public(i) for i in page], "total": len(items), "offset": offset}
 
-    @router.get("/todos/{todo_id}", summary="One to-do item")
+    @router.get("/todos/{todo_id}", summary="One to-do item", dependencies=[require(Role.viewer)])
     async def one_todo(todo_id: str) -> dict[str, Any]:
         return public(await reader.get(todo_id))
 
     @router.post(
         "/todos", status_code=201, summary="Open a to-do item (merged into an open one with its key)"
     )
-    async def open_todo(body: OpenBody) -> Any:
+    async def open_todo(body: OpenBody, identity: Annotated[Identity, require(Role.operator)]) -> Any:
         data = body.model_dump(exclude_none=True)
         event = CloudEvent.create(type=REQUESTED, source=API_SOURCE, data=data, subject=body.subject)
         if edge_problems(event):  # the to-do stage nests details inside the item: keep room for it
             raise EventError("the to-do's details are nested too deeply", edge_problems(event))
         await producer.send(topics.EVENTS, event, key=body.key or event.id)
+        await audit.record(producer, identity, "todo", "opened", body.key or event.id, None, data)
 
         def done(view: dict[str, CloudEvent]) -> bool:
             return any(
@@ -144,14 +150,19 @@ def build_router(producer: Any, settings: WhaleSettings, *, view: Any = None) ->
                     return public(item_event.data)
         return _pending(event.id)
 
-    async def change(todo_id: str, op: str, body: ChangeBody) -> Any:
+    async def change(todo_id: str, op: str, body: ChangeBody, identity: Identity) -> Any:
         item = await reader.get(todo_id)
         if item.get("status") == "resolved" and op != "comment":
             raise AlreadyResolved(f"to-do {todo_id!r} is already resolved", field="todo_id")
-        data = {"todo_id": todo_id, "op": op, "by": body.by, "comment": body.comment}
+        by = (
+            body.by if identity.via == "dev" else identity.name
+        )  # a signed-in caller cannot speak for another
+        data = {"todo_id": todo_id, "op": op, "by": by, "comment": body.comment}
         ext = {CORRELATION_ID: item["correlationid"]} if item.get("correlationid") else {}
         event = CloudEvent.create(type=CHANGE_REQUESTED, source=API_SOURCE, data=data, subject=todo_id, **ext)
         await producer.send(topics.EVENTS, event, key=todo_id)
+        after = {"status": item.get("status"), **{k: v for k, v in data.items() if v is not None}}
+        await audit.record(producer, identity, "todo", op, todo_id, public(item), after)
 
         def done(view: dict[str, CloudEvent]) -> bool:
             current = view.get(todo_id)
@@ -162,20 +173,28 @@ def build_router(producer: Any, settings: WhaleSettings, *, view: Any = None) ->
         return _pending(event.id)
 
     @router.post("/todos/{todo_id}/claim", summary="Claim an item (status claimed)")
-    async def claim(todo_id: str, body: ChangeBody) -> Any:
-        return await change(todo_id, "claim", body)
+    async def claim(
+        todo_id: str, body: ChangeBody, identity: Annotated[Identity, require(Role.operator)]
+    ) -> Any:
+        return await change(todo_id, "claim", body, identity)
 
     @router.post("/todos/{todo_id}/unclaim", summary="Give an item back (status open)")
-    async def unclaim(todo_id: str, body: ChangeBody) -> Any:
-        return await change(todo_id, "unclaim", body)
+    async def unclaim(
+        todo_id: str, body: ChangeBody, identity: Annotated[Identity, require(Role.operator)]
+    ) -> Any:
+        return await change(todo_id, "unclaim", body, identity)
 
     @router.post("/todos/{todo_id}/comment", summary="Add a comment")
-    async def comment(todo_id: str, body: ChangeBody) -> Any:
-        return await change(todo_id, "comment", body)
+    async def comment(
+        todo_id: str, body: ChangeBody, identity: Annotated[Identity, require(Role.operator)]
+    ) -> Any:
+        return await change(todo_id, "comment", body, identity)
 
     @router.post("/todos/{todo_id}/resolve", summary="Resolve an item (status resolved)")
-    async def resolve(todo_id: str, body: ChangeBody) -> Any:
-        return await change(todo_id, "resolve", body)
+    async def resolve(
+        todo_id: str, body: ChangeBody, identity: Annotated[Identity, require(Role.operator)]
+    ) -> Any:
+        return await change(todo_id, "resolve", body, identity)
 
     return router
 

@@ -18,6 +18,7 @@ from whale_adapters.dispatcher.app import serve
 from whale_adapters.dispatcher.cli import apply_subscriptions
 from whale_adapters.dispatcher.settings import Settings
 
+from tests.integration.event_center.ec_live import admin_token
 from tests.ports import free_port
 from whale import topics
 from whale.cloudevent import CloudEvent
@@ -144,8 +145,11 @@ async def test_push_subscriptions_order_retry_dead_letter_and_pause(
         assert all(n == 3 for k, n in receiver.attempts.items() if k.startswith("down:"))
 
         assert receiver.received["ok"] == []  # paused: nothing delivered
+        token = await asyncio.to_thread(admin_token, stack)  # /status needs viewer
         async with httpx.AsyncClient() as client:
-            status = (await client.get(f"http://127.0.0.1:{settings.port}/status")).json()
+            url = f"http://127.0.0.1:{settings.port}/status"
+            assert (await client.get(url)).status_code == 401
+            status = (await client.get(url, headers={"Authorization": f"Bearer {token}"})).json()
         assert (await readyz_once_ready(settings.port))["status"] == "ready"
         by_id = {s["id"]: s for s in status["subscriptions"]}
         assert by_id[f"t-{unique}-paused"]["paused"] is True

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,54 @@ from whale_event_center.settings import Settings
 from whale_event_center.store import Store
 
 from tests.ports import free_port
+from whale import tokens as personal
+from whale import topics
 from whale.admin import ensure_topics
+from whale.authz import Role
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
+from whale.compacted import put
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale.tail import tail_consumer
 from whale.topics import TopicSpec
 
 TOKEN = "integration-token-" + uuid.uuid4().hex
+_ADMIN: dict[str, str] = {}
+
+
+def admin_token(stack: WhaleSettings) -> str:
+    """A real personal admin token (1 day) on whale.tokens, made once per test session."""
+    if "token" not in _ADMIN:
+        token_id, token = personal.new_personal_token()
+        record = personal.new_record(
+            token, token_id, name="integration-admin", role=Role.admin, ttl=timedelta(days=1)
+        )
+
+        async def write() -> None:
+            producer = EventProducer(stack, client_id="whale-tests")
+            try:
+                await put(producer, topics.TOKENS, token_id, personal.to_event(record))
+            finally:
+                await asyncio.to_thread(producer.close)
+
+        asyncio.run(write())
+        _ADMIN["token"] = token
+    return _ADMIN["token"]
+
+
+class TestAuth(httpx.Auth):
+    """The sender token for ``POST /events``, the admin's personal token for every other route
+    (a request that names its own Authorization keeps it)."""
+
+    def __init__(self, admin: str) -> None:
+        self.admin = admin
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        if "authorization" not in request.headers:
+            sender = request.method == "POST" and request.url.path == "/events"
+            request.headers["authorization"] = f"Bearer {TOKEN if sender else self.admin}"
+        yield request
 
 
 class AppThread:
@@ -181,4 +221,4 @@ class Pipeline:
         ).start()
 
     def client(self, url: str) -> httpx.Client:
-        return httpx.Client(base_url=url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=30)
+        return httpx.Client(base_url=url, auth=TestAuth(admin_token(self.stack)), timeout=30)

@@ -22,9 +22,13 @@ from whale.compacted import CompactedView
 from whale.settings import WhaleSettings
 from whale.subscriptions import RECORD_TYPE, Subscription, from_record
 
-from .ec_live import AppThread
+from .ec_live import AppThread, TestAuth, admin_token
 
 pytestmark = pytest.mark.integration
+
+
+def _auth(app: AppThread) -> TestAuth:
+    return TestAuth(admin_token(app.settings.whale))
 
 
 def _center(stack: WhaleSettings) -> Iterator[AppThread]:
@@ -51,7 +55,7 @@ def name(first: AppThread) -> Iterator[str]:
     """A fresh subscription name; whatever the test left under it is deleted (a tombstone) afterwards."""
     name = f"test-ec-sub-{uuid.uuid4().hex[:10]}"
     yield name
-    httpx.delete(f"{first.url}/subscriptions/{name}", timeout=30)
+    httpx.delete(f"{first.url}/subscriptions/{name}", timeout=30, auth=_auth(first))
 
 
 def _doc(name: str) -> dict[str, Any]:
@@ -80,7 +84,7 @@ async def test_put_is_read_back_and_lands_on_the_compacted_topic(
     """PUT answers 201 then 200 on replace; GET and the list answer the saved state; the other running
     instance serves it too, and a view of whale.subscriptions started afterwards holds it as the
     shared ``whale.subscription.saved`` record."""
-    async with httpx.AsyncClient(base_url=first.url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=first.url, timeout=30, auth=_auth(first)) as http:
         created = await http.put(f"/subscriptions/{name}", json=_doc(name))
         assert created.status_code == 201, created.text
         assert created.json()["id"] == name and created.json()["paused"] is False
@@ -93,7 +97,7 @@ async def test_put_is_read_back_and_lands_on_the_compacted_topic(
         assert [s for s in listed if s["id"] == name] == [replaced.json()]
 
     other = _eventually(
-        lambda: httpx.get(f"{second.url}/subscriptions/{name}", timeout=30),
+        lambda: httpx.get(f"{second.url}/subscriptions/{name}", timeout=30, auth=_auth(second)),
         lambda r: r.status_code == 200 and r.json()["max_attempts"] == 4,
     )
     assert other.status_code == 200 and other.json() == replaced.json()
@@ -114,8 +118,8 @@ def test_pause_resume_and_delete_reach_another_running_instance(
     """pause on one instance and resume on the other flip ``paused`` (everything else kept) and each
     instance sees the other's change; DELETE answers 204, then 404 naming the subscription on both."""
     with (
-        httpx.Client(base_url=first.url, timeout=30) as a,
-        httpx.Client(base_url=second.url, timeout=30) as b,
+        httpx.Client(base_url=first.url, timeout=30, auth=_auth(first)) as a,
+        httpx.Client(base_url=second.url, timeout=30, auth=_auth(second)) as b,
     ):
         saved = a.put(f"/subscriptions/{name}", json=_doc(name))
         assert saved.status_code == 201, saved.text

@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from whale_event_center.rules_api import build_router
 
-from whale import topics
+from whale import authz, topics
 from whale.compacted import CompactedView
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
@@ -31,6 +31,7 @@ async def test_put_get_delete_through_the_compacted_topic(stack: WhaleSettings) 
     app = FastAPI()
     install_error_handlers(app)
 
+    authz.install(app, authz.Authenticator(dev_mode=True), service="test")
     app.include_router(build_router(producer, *views))
     rule_id = f"api-test-{uuid.uuid4().hex[:8]}"
     doc: dict[str, Any] = {

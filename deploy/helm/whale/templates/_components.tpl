@@ -17,9 +17,6 @@ components:
 {{- if $v.eventCenter.tokensSecret }}
 {{- $_ := set $env "WHALE_EVENT_CENTER_TOKENS_FILE" (printf "/etc/whale/tokens/%s" $v.eventCenter.tokensKey) }}
 {{- end }}
-{{- if $v.eventCenter.devMode }}
-{{- $_ := set $env "WHALE_EVENT_CENTER_DEV_MODE" "true" }}
-{{- end }}
   - name: event-center
     service: event-center
     args: []

@@ -1,5 +1,5 @@
 """``whale run dispatcher``: follows ``whale.subscriptions`` and runs one delivery worker per
-subscription; ``GET /status`` (per-subscription status), ``/metrics``, ``/healthz`` and ``/readyz``
+subscription; ``GET /status`` (per-subscription status; role viewer), ``/metrics``, ``/healthz`` and ``/readyz``
 on port 8096. ``/healthz`` answers at once; ``/readyz`` once the subscriptions were read to their end
 and every worker's consumer joined its group (or is paused).
 
@@ -20,13 +20,14 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from whale import runtime, topics
+from whale import authz, oidc, runtime, topics
 from whale.cloudevent import CloudEvent
 from whale.compacted import CompactedView
 from whale.errors import WhaleError
 from whale.logging import configure_logging
 from whale.producer import EventProducer
 from whale.subscriptions import Subscription, from_record
+from whale.tokens import ViewTokenBook
 from whale.web.errors import install_error_handlers
 from whale.web.health import health_router
 from whale_adapters.dispatcher import metrics
@@ -126,11 +127,12 @@ class Dispatcher:
         }
 
 
-def build_app(dispatcher: Dispatcher) -> FastAPI:
+def build_app(dispatcher: Dispatcher, authenticator: authz.Authenticator | None = None) -> FastAPI:
     app = FastAPI(title="Whale dispatcher", docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    authz.install(app, authenticator or authz.Authenticator(), service="dispatcher")
 
-    @app.get("/status")
+    @app.get("/status", dependencies=[authz.require(authz.Role.viewer)])
     async def status() -> JSONResponse:
         return JSONResponse(dispatcher.status())
 
@@ -143,12 +145,19 @@ async def serve(settings: Settings, stop: asyncio.Event) -> Dispatcher:
     producer = EventProducer(settings.whale, client_id="whale-dispatcher")
     async with httpx.AsyncClient() as client:
         dispatcher = Dispatcher(settings, producer, client)
+        people = CompactedView(settings.whale, topics.TOKENS)
+        authenticator = authz.Authenticator(
+            dev_mode=settings.auth.dev_mode, tokens=ViewTokenBook(people), oidc=oidc.verifier(settings.auth)
+        )
+        app = build_app(dispatcher, authenticator)
         server = uvicorn.Server(
-            uvicorn.Config(build_app(dispatcher), host=settings.host, port=settings.port, log_level="warning")
+            uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
         )
         http = asyncio.create_task(server.serve(), name="http")
         view = await _follow_subscriptions(settings, dispatcher, stop)
         if view is not None:
+            with contextlib.suppress(WhaleError):  # tokens unreadable: /status answers 401, deliveries go on
+                await people.start()
             dispatcher.caught_up = True
             log.info("dispatcher_started", port=settings.port)
             await stop.wait()
@@ -157,6 +166,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> Dispatcher:
             await http
         if view is not None:
             await view.stop()
+        await people.stop()
         await dispatcher.close()
     await asyncio.to_thread(producer.close)
     return dispatcher

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from whale.authz import AuthSettings
 from whale.settings import WhaleSettings
 
 
@@ -18,3 +19,4 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=200, ge=1)
     group_prefix: str = "whale-dispatcher"
     whale: WhaleSettings = Field(default_factory=WhaleSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="who may read /status")
