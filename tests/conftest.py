@@ -9,12 +9,26 @@ started. Tests share one broker and one node, so they name their topics, groups 
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from whale.settings import WhaleSettings
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Local stores (``WHALE_STATE_DIR``) of the stages under test live in a temporary directory,
+    inherited by the stage processes the crash tests start."""
+    before = os.environ.get("WHALE_STATE_DIR")
+    os.environ["WHALE_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if before is None:
+        os.environ.pop("WHALE_STATE_DIR", None)
+    else:
+        os.environ["WHALE_STATE_DIR"] = before
 
 
 @pytest.fixture(scope="session")
