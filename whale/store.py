@@ -10,11 +10,17 @@ opened (corrupt), belongs to another topic or cluster (its identity differs), wa
 longer ago than ``stale_after`` (the topic's compaction may since have dropped tombstones the store
 never saw), or when an applied offset is outside the partition's current range (the topic was
 recreated or retention passed it) -- see :meth:`LocalStore.check_offsets`.
+
+Several processes on one machine (tests, or replicas sharing a disk) never share a RocksDB: each
+claims a numbered slot under the store's directory with an exclusive ``flock`` (:func:`claim_slot`),
+released when it exits, so a restarted process finds its previous slot free again.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 import struct
 import time
@@ -90,9 +96,10 @@ class LocalStore:
     """One RocksDB directory: the keys of one stage plus the offsets it applied, per partition."""
 
     def __init__(
-        self, path: Path, identity: Mapping[str, Any], settings: StoreSettings | None = None
+        self, base: Path, identity: Mapping[str, Any], settings: StoreSettings | None = None
     ) -> None:
-        self.path = path
+        self._claim = claim_slot(base)
+        self.path = self._claim.path / "db"
         self.identity = dict(identity)
         self._settings = settings or StoreSettings()
         self.rebuilt = False
@@ -230,6 +237,35 @@ class LocalStore:
 
     def close(self) -> None:
         self._db.close()
+        self._claim.release()
+
+
+class Slot:
+    """A directory this process holds an exclusive ``flock`` on (until :meth:`release` or exit)."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None
+
+
+def claim_slot(base: Path, limit: int = 64) -> Slot:
+    """The first of ``base/0``, ``base/1``, ... that no live process holds."""
+    for n in range(limit):
+        path = base / str(n)
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path / ".claim", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return Slot(path, fd)
+    raise RuntimeError(f"all {limit} slots of {base} are held by other processes")
 
 
 def open_store(name: str, identity: Mapping[str, Any], settings: StoreSettings | None = None) -> LocalStore:

@@ -63,8 +63,9 @@ def test_a_foreign_store_is_rebuilt(tmp_path: Path) -> None:
 
 def test_a_corrupt_store_is_rebuilt(tmp_path: Path) -> None:
     path = tmp_path / "s"
-    LocalStore(path, IDENTITY, settings(tmp_path)).close()
-    for file in path.iterdir():
+    first = LocalStore(path, IDENTITY, settings(tmp_path))
+    first.close()
+    for file in first.path.iterdir():
         if file.name.startswith(("CURRENT", "MANIFEST")):
             file.write_bytes(b"garbage")
     store = LocalStore(path, IDENTITY, settings(tmp_path))
@@ -96,3 +97,13 @@ def test_own_writes_advance_the_applied_offset_only_without_a_gap() -> None:
     assert contiguous(10, [12, 11, 10]) == 13
     assert contiguous(10, [11, 12]) == 10  # offset 10 was written by someone else: read it later
     assert contiguous(10, []) == 10
+
+
+def test_a_second_opener_gets_its_own_slot_and_a_closed_slot_is_reused(tmp_path: Path) -> None:
+    first = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    first.commit(None, {0: 4})
+    second = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))  # e.g. two workers, one disk
+    assert second.path != first.path and second.offsets() == {}
+    first.close()
+    again = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    assert again.path == first.path and again.offsets() == {0: 4}
