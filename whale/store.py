@@ -33,7 +33,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
-from whale.settings import default_cache_dir
+from whale.settings import WhaleSettings
 
 log = structlog.get_logger("whale.store")
 
@@ -50,7 +50,7 @@ class StoreSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WHALE_STATE_", extra="ignore")
 
     dir: Path = Field(
-        default_factory=lambda: default_cache_dir() / "state",
+        default_factory=lambda: WhaleSettings().cache_dir / "state",
         description="directory of the stages' local stores (a persistent volume in Kubernetes)",
     )
     cache_mb: int = Field(default=32, ge=1, description="RocksDB block cache per store, MiB")
