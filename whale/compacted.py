@@ -46,6 +46,7 @@ class CompactedFollower:
         self._caught_up = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: Exception | None = None
+        self.records_read = 0  # with our key prefix, since start (a local store: those it had not applied)
 
     async def start(self, timeout: float = 60.0) -> None:
         """Start following the topic; returns once everything written before the call was read.
@@ -145,6 +146,7 @@ class CompactedFollower:
         if key is None:
             log.warning("compacted_record_without_key", topic=self._topic, offset=msg.offset())
         elif key.startswith(self._key_prefix):
+            self.records_read += 1
             self._record(key, msg)
 
 

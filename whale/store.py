@@ -215,7 +215,8 @@ class LocalStore:
         return Batch(self)
 
     def commit(self, batch: Batch | None = None, offsets: Mapping[int, int] | None = None) -> None:
-        """Write ``batch`` and the new applied ``offsets`` atomically (one RocksDB WriteBatch)."""
+        """Write ``batch`` and the new applied ``offsets`` atomically (one RocksDB WriteBatch); an
+        applied offset never moves back (a record read back after our own write advanced it)."""
         writes = WriteBatch(raw_mode=True)
         for key, value in (batch.staged if batch is not None else {}).items():
             if value is _TOMBSTONE:
@@ -223,6 +224,8 @@ class LocalStore:
             else:
                 writes.put(key, value)
         for partition, offset in (offsets or {}).items():
+            if offset <= self.offset(partition):
+                continue
             writes.put(_OFFSET + str(partition).encode(), str(offset).encode())
         writes.put(_SAVED_AT, str(time.time()).encode())
         self._db.write(writes)

@@ -29,9 +29,9 @@ import structlog
 
 from whale import compacted, topics
 from whale.cloudevent import CloudEvent
-from whale.producer import EventProducer
+from whale.producer import Delivered, EventProducer
 from whale.settings import WhaleSettings
-from whale.store import Batch, LocalStore, StoreSettings, open_store
+from whale.store import Batch, LocalStore, StoreSettings, contiguous, open_store
 
 log = structlog.get_logger("whale.executor.state")
 
@@ -96,8 +96,8 @@ class StateStore(compacted.CompactedFollower):
             seq = (previous or {}).get("seq", 0) + 1
         record = copy.deepcopy({**state, "seq": seq, "pool": self._pool, "recorded_at": time.time()})
         event = CloudEvent.create(type=kind, source=self._source, data=record, subject=key)
-        await compacted.put(self._producer, topics.EXECUTOR_STATE, key, event)
-        self._apply(key, record)
+        delivered = await compacted.put(self._producer, topics.EXECUTOR_STATE, key, event)
+        self._apply(key, record, delivered if isinstance(delivered, Delivered) else None)
         return record
 
     async def wait(self, key: str, timeout: float | None) -> dict[str, Any] | None:
@@ -166,7 +166,7 @@ class StateStore(compacted.CompactedFollower):
         found: dict[str, Any] = json.loads(raw)
         return found
 
-    def _write(self, changes: dict[bytes, bytes | None]) -> None:
+    def _write(self, changes: dict[bytes, bytes | None], delivered: Delivered | None = None) -> None:
         """Stage ``changes`` in the follower's batch, or store them now (our own writes)."""
         batch = self._staged if self._staged is not None else self.local.batch()
         for k, v in changes.items():
@@ -175,7 +175,11 @@ class StateStore(compacted.CompactedFollower):
             else:
                 batch.put(k, v)
         if self._staged is None:
-            self.local.commit(batch)
+            offsets: dict[int, int] = {}
+            if delivered is not None:
+                at = delivered.partition
+                offsets[at] = contiguous(self.local.offset(at), [delivered.offset])
+            self.local.commit(batch, offsets)
 
     def _forget(self, key: str) -> None:
         with self._lock:
@@ -232,7 +236,9 @@ class StateStore(compacted.CompactedFollower):
         if isinstance(record, dict):
             self._apply(key, record)
 
-    def _apply(self, key: str, record: dict[str, Any]) -> None:
+    def _apply(self, key: str, record: dict[str, Any], delivered: Delivered | None = None) -> None:
+        """Store ``record`` unless a newer one is stored; our own write (``delivered``) also advances
+        the applied offset when it directly follows it."""
         record.setdefault("recorded_at", time.time())  # written before records carried it
         with self._lock:
             current = self._load(key)
@@ -242,7 +248,7 @@ class StateStore(compacted.CompactedFollower):
             run_id = record.get("run_id")
             if record.get("kind") == "workflow" and isinstance(run_id, str):
                 changes[b"r" + run_id.encode()] = key.encode()
-            self._write(changes)
+            self._write(changes, delivered)
             if self._staged is not None:
                 self._woken.append(key)
                 return
