@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,7 @@ def child_rocksdb(stage: str, keys: int) -> dict[str, Any]:
         load_s, load_cpu, loaded_rss = time.perf_counter() - t0, cpu_s() - cpu0, rss_mib() - base
         store.close()
         t1 = time.perf_counter()
+        reader: Callable[[int], object]
         if stage == "throttle":
             db = _throttle_db(root)
             reopen_s = time.perf_counter() - t1
