@@ -115,6 +115,8 @@ class LocalStore:
         table = BlockBasedOptions()
         table.set_block_cache(Cache(self._settings.cache_mb << 20))
         table.set_bloom_filter(10, False)
+        table.set_cache_index_and_filter_blocks(True)  # counted in the cache: memory stays bounded
+        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
         options.set_block_based_table_factory(table)
         return options
 
@@ -167,7 +169,9 @@ class LocalStore:
         """Reset the store when an applied offset is outside its partition's ``(low, high)`` range
         (the topic was recreated, or retention removed records never applied); True if it did."""
         for partition, offset in self.offsets().items():
-            low, high = ranges.get(partition, (0, 0))
+            if partition not in ranges:
+                continue  # not read now (another replica's partition)
+            low, high = ranges[partition]
             if offset > high or offset < low:
                 self.reset(f"offset {offset} of partition {partition} outside [{low}, {high}]")
                 return True
