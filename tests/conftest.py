@@ -45,6 +45,19 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[address_env] = template.format(**os.environ)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Local stores (``WHALE_STATE_DIR``) of the stages under test live in a temporary directory,
+    inherited by the stage processes the crash tests start."""
+    before = os.environ.get("WHALE_STATE_DIR")
+    os.environ["WHALE_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if before is None:
+        os.environ.pop("WHALE_STATE_DIR", None)
+    else:
+        os.environ["WHALE_STATE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[WhaleSettings]:
     """Settings that point at a running Kafka and Elasticsearch (started for this session if needed)."""

@@ -22,6 +22,7 @@ from whale.cloudevent import CloudEvent
 from whale.errors import BindingError, WhaleError
 from whale.producer import Delivered, EventProducer
 from whale.settings import WhaleSettings
+from whale.store import LocalStore
 
 log = structlog.get_logger(__name__)
 OnChange = Callable[[str, CloudEvent | None], None]
@@ -31,7 +32,10 @@ class CompactedFollower:
     """Reads one compacted topic from the beginning in a background thread, then keeps following it.
 
     Subclasses handle each keyed record in :meth:`_record`; records whose key lacks ``key_prefix``
-    are skipped before anything is decoded.
+    are skipped before anything is decoded. A subclass that keeps its state in a :class:`LocalStore`
+    returns it from :meth:`_local`: the follower then starts each partition at the offset the store
+    applied instead of the beginning, and calls :meth:`_applied` with the next offsets after every
+    batch of records (between :meth:`_begin` and it, the subclass stages its writes).
     """
 
     def __init__(self, settings: WhaleSettings, topic: str, *, key_prefix: bytes = b"") -> None:
@@ -42,6 +46,7 @@ class CompactedFollower:
         self._caught_up = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: Exception | None = None
+        self.records_read = 0  # with our key prefix, since start (a local store: those it had not applied)
 
     async def start(self, timeout: float = 60.0) -> None:
         """Start following the topic; returns once everything written before the call was read.
@@ -70,8 +75,19 @@ class CompactedFollower:
         """Handle one record (``msg.value()`` None is a tombstone); called on the follower thread."""
         raise NotImplementedError
 
+    def _local(self, cluster: str | None) -> LocalStore | None:
+        """The local store to resume from (None: read from the beginning, keep state in memory)."""
+        return None
+
+    def _begin(self) -> None:
+        """A batch of records follows (with a local store)."""
+
+    def _applied(self, offsets: dict[int, int]) -> None:
+        """The batch's records are handled; ``offsets``: next offset per partition it covered."""
+
     def _follow(self) -> None:
-        """Every partition from the beginning (no group, nothing committed), then follow."""
+        """Every partition from the beginning, or from its local store's offsets (no group, nothing
+        committed), then follow."""
         consumer = Consumer(
             {
                 **self._settings.kafka_config(),
@@ -84,25 +100,41 @@ class CompactedFollower:
             tmeta = consumer.list_topics(self._topic, timeout=30).topics.get(self._topic)
             if tmeta is None or tmeta.error is not None or not tmeta.partitions:
                 raise WhaleError(f"topic {self._topic} does not exist (run `whale topics ensure`)")
-            partitions = [TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in tmeta.partitions]
-            ends = {p.partition: consumer.get_watermark_offsets(p, timeout=30)[1] for p in partitions}
-            pending = {p for p, end in ends.items() if end > 0}
-            consumer.assign(partitions)
+            ranges = {
+                p: consumer.get_watermark_offsets(TopicPartition(self._topic, p), timeout=30)
+                for p in tmeta.partitions
+            }
+            local = self._local(cluster_id(consumer))
+            starts = {p: OFFSET_BEGINNING for p in ranges}
+            if local is not None:
+                local.check_offsets(ranges)
+                starts = {p: max(local.offset(p), low) for p, (low, _) in ranges.items()}
+            ends = {p: high for p, (_, high) in ranges.items()}
+            pending = {p for p, end in ends.items() if end > max(starts[p], 0)}
+            consumer.assign([TopicPartition(self._topic, p, start) for p, start in starts.items()])
             if not pending:
                 self._caught_up.set()
             while not self._stop.is_set():
                 batch: list[Any] = consumer.consume(1000, 0.2)
-                for msg in batch:
-                    err = msg.error()
-                    if err is None:
-                        self._keyed(msg)
-                        done = msg.offset() + 1 >= ends.get(msg.partition(), 0)
-                    else:
-                        done = err.code() == KafkaError._PARTITION_EOF
-                    if done and msg.partition() in pending:
-                        pending.discard(msg.partition())
-                        if not pending:
-                            self._caught_up.set()
+                offsets: dict[int, int] = {}
+                if local is not None and batch:
+                    self._begin()
+                try:
+                    for msg in batch:
+                        err = msg.error()
+                        if err is None:
+                            self._keyed(msg)
+                            offsets[msg.partition()] = msg.offset() + 1
+                            done = msg.offset() + 1 >= ends.get(msg.partition(), 0)
+                        else:
+                            done = err.code() == KafkaError._PARTITION_EOF
+                        if done and msg.partition() in pending:
+                            pending.discard(msg.partition())
+                            if not pending:
+                                self._caught_up.set()
+                finally:
+                    if local is not None and batch:
+                        self._applied(offsets)
         except (KafkaException, WhaleError) as exc:
             self._error = exc
             self._caught_up.set()
@@ -114,7 +146,14 @@ class CompactedFollower:
         if key is None:
             log.warning("compacted_record_without_key", topic=self._topic, offset=msg.offset())
         elif key.startswith(self._key_prefix):
+            self.records_read += 1
             self._record(key, msg)
+
+
+def cluster_id(consumer: Consumer) -> str | None:
+    """The Kafka cluster's id (part of a local store's identity)."""
+    found: str | None = consumer.list_topics(timeout=30).cluster_id
+    return found
 
 
 class CompactedView(CompactedFollower):

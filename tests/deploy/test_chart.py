@@ -402,3 +402,42 @@ def test_helm_test_checks_every_component_s_readiness(default_manifests: list[Ma
         port = services[name]["spec"]["ports"][0]["port"]
         expected.append(f"http://{name}:{port}{container['readinessProbe']['httpGet']['path']}")
     assert sorted(urls) == sorted(expected)
+
+
+STATEFUL = ("whale-dedupe", "whale-rule-engine", "whale-todo", "whale-executor-default")
+
+
+def test_stateful_stages_keep_their_local_store_on_a_volume_of_its_own(
+    default_manifests: list[Manifest],
+) -> None:
+    """WHALE_STATE_DIR points at a volume (an emptyDir by default: kept across container restarts,
+    rebuilt from Kafka when the pod moves), never at the small /tmp; stateless services get none."""
+    for name, deployment in by_kind(default_manifests, "Deployment").items():
+        spec = pod_spec(deployment) or {}
+        (container,) = spec["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        if name in STATEFUL:
+            assert env["WHALE_STATE_DIR"] == mounts["state"] == "/var/lib/whale/state"
+            assert volumes["state"]["emptyDir"]["sizeLimit"] == "4Gi"
+        else:
+            assert "WHALE_STATE_DIR" not in env and "state" not in volumes
+
+
+def test_persistence_gives_each_stateful_stage_a_claim_and_recreates_it_on_upgrade(helm: Helm) -> None:
+    manifests = helm.render(sets=["state.persistence.enabled=true", "state.size=20Gi"])
+    validate_all(manifests)
+    claims = by_kind(manifests, "PersistentVolumeClaim")
+    assert set(claims) == {f"{name}-state" for name in STATEFUL}
+    assert all(c["spec"]["resources"]["requests"]["storage"] == "20Gi" for c in claims.values())
+    deployments = by_kind(manifests, "Deployment")
+    for name in STATEFUL:
+        assert deployments[name]["spec"]["strategy"] == {"type": "Recreate"}
+        volumes = {v["name"]: v for v in (pod_spec(deployments[name]) or {})["volumes"]}
+        assert volumes["state"]["persistentVolumeClaim"]["claimName"] == f"{name}-state"
+
+
+def test_persistence_refuses_replicas_that_would_share_one_claim(helm: Helm) -> None:
+    message = helm.refuse(sets=["state.persistence.enabled=true", "dedupe.replicaCount=2"])
+    assert "dedupe" in message and "replicaCount 1" in message

@@ -3,6 +3,7 @@ copies after the window forwarded again, unreadable messages dead-lettered, undo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from whale_event_center.dedupe import DedupeStage
@@ -12,6 +13,7 @@ from whale.binding import KafkaMessage, to_binary
 from whale.cloudevent import CloudEvent
 from whale.errors import DeliveryError
 from whale.settings import WhaleSettings
+from whale.store import LocalStore, StoreSettings
 
 
 class Msg:
@@ -40,13 +42,14 @@ class Msg:
         return self._o
 
 
-def stage() -> DedupeStage:
+def stage(tmp_path: Path) -> DedupeStage:
     settings = Settings(whale=WhaleSettings(kafka_bootstrap="127.0.0.1:1"), dedupe_window_seconds=60)
-    return DedupeStage(settings, producer=None)  # type: ignore[arg-type]
+    store = LocalStore(tmp_path / "dedupe", {"stage": "dedupe"}, StoreSettings(dir=tmp_path, cache_mb=1))
+    return DedupeStage(settings, producer=None, store=store)  # type: ignore[arg-type]
 
 
-def test_window_decides_forward_or_drop() -> None:
-    s = stage()
+def test_window_decides_forward_or_drop(tmp_path: Path) -> None:
+    s = stage(tmp_path)
     event = CloudEvent.create(type="t", source="urn:s", subject="host-1")
     msg = to_binary(event, key=f"urn:s\n{event.id}")
     decisions, _ = s._decide([Msg(msg, 1_000), Msg(msg, 30_000), Msg(msg, 61_001)])
@@ -54,8 +57,8 @@ def test_window_decides_forward_or_drop() -> None:
     assert decisions[0].forward is not None and decisions[0].forward.key == b"host-1"  # the event's own key
 
 
-def test_unreadable_messages_are_dead_lettered_with_the_reason() -> None:
-    s = stage()
+def test_unreadable_messages_are_dead_lettered_with_the_reason(tmp_path: Path) -> None:
+    s = stage(tmp_path)
     decisions, _ = s._decide([Msg(KafkaMessage(b"k", b"junk", ()), 5)])
     assert decisions[0].forward is None and decisions[0].dead_letter is not None
     assert (decisions[0].dead_letter.header_text("whale_dlq_reason") or "").startswith("unreadable")
@@ -66,11 +69,27 @@ class DownProducer:
         raise DeliveryError("broker down")
 
 
-async def test_a_failed_forward_leaves_no_trace_in_the_window() -> None:
+async def test_a_failed_forward_leaves_no_trace_in_the_window(tmp_path: Path) -> None:
     """Otherwise the replayed event would be taken for a duplicate and lost."""
-    s = stage()
+    s = stage(tmp_path)
     s._producer = DownProducer()  # type: ignore[assignment]
     s.stop()  # give up after the first attempt instead of retrying
     event = CloudEvent.create(type="t", source="urn:s")
     assert await s._process([Msg(to_binary(event), 1_000, partition=2)]) is False
-    assert s.keys == 0
+    assert list(s.window.store.items()) == []
+
+
+def test_expiry_deletes_the_keys_first_seen_before_the_window(tmp_path: Path) -> None:
+    s = stage(tmp_path)
+    batch = s.window.store.batch()
+    s.window.remember(batch, 0, "urn:s\nold", 1_000)
+    s.window.remember(batch, 1, "urn:s\nnew", 90_000)
+    s.window.remember(batch, 0, "urn:s\nagain", 2_000)
+    s.window.remember(batch, 0, "urn:s\nagain", 95_000)  # seen again after its window: kept
+    s.window.store.commit(batch)
+    assert s.window.purge(oldest=30_000) == 1
+    after = s.window.store.batch()
+    assert s.window.seen(after, 0, "urn:s\nold") is None
+    assert s.window.seen(after, 1, "urn:s\nnew") == 90_000
+    assert s.window.seen(after, 0, "urn:s\nagain") == 95_000
+    assert s.window.purge(oldest=30_000) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from whale_event_center.todos import (
 from whale import authz, topics
 from whale.cloudevent import CloudEvent
 from whale.settings import WhaleSettings
+from whale.store import LocalStore, StoreSettings, open_store
 from whale.web.errors import install_error_handlers
 
 RULE = """
@@ -71,7 +73,7 @@ def stage(tmp_path: Path, **settings: Any) -> tuple[TodoStage, TodoBook, FakePro
     (tmp_path / "rules").mkdir(exist_ok=True)
     (tmp_path / "rules" / "disk.yaml").write_text(RULE)
     conf = TodoSettings(rules_dir=tmp_path / "rules", **settings)
-    book = TodoBook(conf)
+    book = TodoBook(conf, LocalStore(tmp_path / "book", {"stage": "todo"}, StoreSettings(dir=tmp_path)))
     producer = FakeProducer()
     return TodoStage(conf, producer, RuleSet(conf.rules_dir), book), book, producer
 
@@ -214,7 +216,7 @@ class FakeView:
 
 
 def api_client() -> tuple[TestClient, FakeProducer]:
-    book = TodoBook(TodoSettings())
+    book = TodoBook(TodoSettings(), open_store(f"todo-{uuid.uuid4().hex}", {"stage": "todo"}))
     view = FakeView()
 
     def apply(sent: Sent) -> None:

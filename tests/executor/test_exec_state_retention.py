@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from whale_executor.state import StateStore
@@ -10,6 +11,7 @@ from whale_executor.state import StateStore
 from whale.binding import KafkaMessage
 from whale.cloudevent import CloudEvent
 from whale.settings import WhaleSettings
+from whale.store import open_store
 
 DAY = 24 * 3600.0
 
@@ -31,7 +33,8 @@ class RecordingProducer:
 
 def store_with(records: dict[str, dict[str, Any]]) -> tuple[StateStore, RecordingProducer]:
     producer = RecordingProducer()
-    store = StateStore(WhaleSettings(), producer, pool="p", source="/test")  # type: ignore[arg-type]
+    local = open_store(f"exec-{uuid.uuid4().hex}", {"stage": "test"})  # under the tests' WHALE_STATE_DIR
+    store = StateStore(WhaleSettings(), producer, pool="p", source="/test", local=local)  # type: ignore[arg-type]
     for key, record in records.items():
         store._apply(key, record)
     return store, producer

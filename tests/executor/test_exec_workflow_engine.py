@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from whale_executor.workflow.handler import Workflows
 
 from whale.cloudevent import CloudEvent
 from whale.settings import WhaleSettings
+from whale.store import open_store
 
 
 class FakeProducer:
@@ -60,7 +62,8 @@ async def counted(params: SlowParams, ctx: ActionContext) -> Calls:
 class Harness:
     def __init__(self, catalog: Catalog) -> None:
         self.producer = FakeProducer()
-        self.store = StateStore(WhaleSettings(), self.producer, pool="t", source="/test")  # type: ignore[arg-type]
+        local = open_store(f"exec-{uuid.uuid4().hex}", {"stage": "test"})  # under the tests' WHALE_STATE_DIR
+        self.store = StateStore(WhaleSettings(), self.producer, pool="t", source="/test", local=local)  # type: ignore[arg-type]
         self.catalog = catalog
         self.fresh()
 

@@ -3,6 +3,8 @@ CloudEvents SDK (strict) and by the header rules of the Go, Java and JavaScript 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.sdk_strict import read_strict
@@ -67,11 +69,12 @@ def test_the_todo_api_never_writes_an_empty_subject() -> None:
     read_strict(to_binary(command))
 
 
-def test_records_built_by_whales_own_builders_are_read_by_the_sdk() -> None:
+def test_records_built_by_whales_own_builders_are_read_by_the_sdk(tmp_path: Path) -> None:
     from whale_event_center.todos import TodoBook, TodoSettings, announcement, record
     from whale_executor.results import SUCCEEDED, result_event
 
     from whale.rules import validate_rule
+    from whale.store import LocalStore, StoreSettings
 
     cause = CloudEvent.create(type="disk.full", source="urn:test:host", subject="db1", data={"host": "db1"})
     rule = validate_rule(
@@ -81,7 +84,8 @@ def test_records_built_by_whales_own_builders_are_read_by_the_sdk() -> None:
             "target": {"kind": "action", "name": "a"},
         }
     )
-    change = TodoBook(TodoSettings()).decide(cause, handled=False)
+    store = LocalStore(tmp_path / "book", {"stage": "todo"}, StoreSettings(dir=tmp_path))
+    change = TodoBook(TodoSettings(), store).decide(cause, handled=False)
     assert change is not None
     built = [
         rule.to_event(),

@@ -3,11 +3,14 @@
 The event center keys ``whale.ingest`` by source + id, so one key always lands on one partition and
 one replica. The stage keeps a table key -> first-seen time (the ingest record's timestamp) per
 partition, backed by a changelog topic (``whale.dedupe.changelog``: same partitions as the ingest
-topic, ``compact,delete`` with a retention a little over the window). On assignment it restores the
-assigned partitions from the changelog, so the window survives restarts and rebalances across replicas.
+topic, ``compact,delete`` with a retention a little over the window). The table lives on disk in a
+local store (:mod:`whale_event_center.dedupe_window`, under ``WHALE_STATE_DIR``); on assignment the
+stage reads only the changelog records after the offsets its store applied (all of them for a new,
+lost or foreign store), so the window survives restarts and rebalances across replicas.
 
 Per batch: forward new events (binary mode, the event's own partition key) and wait for Kafka's
-acks, then write their changelog records and wait, then commit the ingest offsets. A crash before
+acks, then write their changelog records and wait, then write them to the local store, then commit
+the ingest offsets. A crash before
 the commit replays the batch: an event is forwarded again at worst (at-least-once), never lost.
 """
 
@@ -17,12 +20,11 @@ import argparse
 import asyncio
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from whale.binding import KafkaMessage, from_kafka, headers_from, to_binary
@@ -32,8 +34,10 @@ from whale.logging import configure_logging
 from whale.metrics import process_registry
 from whale.producer import EventProducer
 from whale.runtime import run
+from whale.store import Batch, LocalStore, contiguous, open_store
 from whale_event_center import metrics
 from whale_event_center.components import start_health
+from whale_event_center.dedupe_window import DedupeWindow
 from whale_event_center.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -48,21 +52,6 @@ class Decision:
     stamp: int
     forward: KafkaMessage | None  # None: duplicate or dead-lettered
     dead_letter: KafkaMessage | None = None
-
-
-def _watermarks(reader: Consumer, topic: str, partitions: list[int], attempts: int = 30) -> dict[int, int]:
-    """High watermarks of the changelog partitions (retried: a new topic's metadata takes a moment)."""
-    for attempt in range(attempts):
-        try:
-            return {
-                p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
-            }
-        except KafkaException as exc:
-            if attempt == attempts - 1:
-                raise
-            log.info("changelog_not_ready", topic=topic, error=str(exc))
-            time.sleep(1.0)
-    return {}
 
 
 def ensure_changelog(settings: Settings) -> int:
@@ -98,11 +87,12 @@ def ensure_changelog(settings: Settings) -> int:
 
 
 class DedupeStage:
-    def __init__(self, settings: Settings, producer: EventProducer) -> None:
+    def __init__(self, settings: Settings, producer: EventProducer, store: LocalStore | None = None) -> None:
         self._settings = settings
         self._producer = producer
         self._window_ms = settings.dedupe_window_seconds * 1000
-        self._table: dict[int, dict[str, int]] = {}
+        self._store = store  # opened in run() when not given (its identity names the cluster)
+        self._window: DedupeWindow | None = None if store is None else DedupeWindow(store, self._window_ms)
         self._stopping = asyncio.Event()
         self._next_purge = time.monotonic() + PURGE_EVERY
         self.assigned = threading.Event()  # set once partitions are assigned and restored
@@ -125,10 +115,26 @@ class DedupeStage:
         self._stopping.set()
 
     @property
+    def window(self) -> DedupeWindow:
+        if self._window is None:
+            raise RuntimeError("the dedupe store is opened by run()")
+        return self._window
+
+    @property
     def keys(self) -> int:
-        return sum(len(t) for t in self._table.values())
+        return self.window.keys
+
+    def _open_store(self) -> None:
+        if self._window is not None:
+            return
+        cluster = self._consumer.list_topics(self._settings.dedupe_changelog, timeout=30).cluster_id
+        name = self._settings.dedupe_changelog
+        identity = {"stage": "dedupe", "topic": name, "cluster": cluster}
+        self._store = open_store(f"dedupe-{name}", identity, self._settings.state)
+        self._window = DedupeWindow(self._store, self._window_ms)
 
     async def run(self) -> None:
+        await asyncio.to_thread(self._open_store)
         self._consumer.subscribe(
             [self._settings.ingest_topic], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
@@ -145,75 +151,41 @@ class DedupeStage:
         finally:
             await asyncio.to_thread(self._consumer.close)
             await asyncio.to_thread(self._changelog.flush, 10)
+            if self._store is not None:
+                self._store.close()
 
     # ------------------------------------------------------------------ table
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         wanted = [tp.partition for tp in partitions]
-        self._table = {p: self._table.get(p, {}) for p in wanted}
-        self._restore([p for p in wanted])
-        log.info("dedupe_assigned", partitions=wanted, keys=self.keys)
+        started = time.monotonic()
+        read = self.window.restore(
+            self._settings.whale.kafka_config(), self._settings.dedupe_changelog, wanted
+        )
+        log.info(
+            "dedupe_assigned", partitions=wanted, restored=read, seconds=round(time.monotonic() - started, 3)
+        )
+        metrics.DEDUPE_TABLE_SIZE.set(self.keys)
         self.assigned.set()
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            self._table.pop(tp.partition, None)
-
-    def _restore(self, partitions: list[int]) -> None:
-        reader = Consumer(
-            {
-                **self._settings.whale.kafka_config(),
-                "group.id": f"whale-dedupe-restore-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-            }
-        )
-        try:
-            name = self._settings.dedupe_changelog
-            ends = _watermarks(reader, name, partitions)
-            pending = {p for p, end in ends.items() if end > 0}
-            reader.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in partitions])
-            oldest = int(time.time() * 1000) - self._window_ms
-            fresh: dict[int, dict[str, int]] = {p: {} for p in partitions}
-            while pending:
-                msg: Any = reader.poll(1.0)
-                if msg is None:
-                    continue
-                if msg.error() is not None:
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                    continue
-                table = fresh[msg.partition()]
-                key = (msg.key() or b"").decode("utf-8", "replace")
-                value = msg.value()
-                if value is None:
-                    table.pop(key, None)
-                else:
-                    stamp = int(value)
-                    if stamp >= oldest:
-                        table[key] = min(stamp, table.get(key, stamp))
-                if msg.offset() + 1 >= ends[msg.partition()]:
-                    pending.discard(msg.partition())
-            for p in partitions:
-                self._table[p] = {**fresh[p], **self._table.get(p, {})}
-        finally:
-            reader.close()
-        metrics.DEDUPE_TABLE_SIZE.set(self.keys)
+        """Nothing to drop: a revoked partition's keys stay on disk (the next owner writes the
+        changelog; if this replica gets the partition back it reads what it missed)."""
 
     def _purge(self) -> None:
         now = time.monotonic()
-        if now < self._next_purge:
+        if now < self._next_purge or self._window is None:
             return
         self._next_purge = now + PURGE_EVERY
-        oldest = int(time.time() * 1000) - self._window_ms
-        for table in self._table.values():
-            for key in [k for k, stamp in table.items() if stamp < oldest]:
-                del table[key]
+        removed = self.window.purge(int(time.time() * 1000) - self._window_ms)
+        if removed:
+            log.info("dedupe_expired", keys=removed)
         metrics.DEDUPE_TABLE_SIZE.set(self.keys)
 
     # ------------------------------------------------------------------ processing
-    def _decide(self, messages: list[Any]) -> tuple[list[Decision], list[tuple[int, str, int | None]]]:
+    def _decide(self, messages: list[Any]) -> tuple[list[Decision], Batch]:
+        """The decisions for a batch and the window's writes, staged (nothing stored yet)."""
         decisions: list[Decision] = []
-        undo: list[tuple[int, str, int | None]] = []
+        staged = self.window.store.batch()
         for msg in messages:
             plain = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
             stamp_type, stamp = msg.timestamp()
@@ -228,20 +200,18 @@ class DedupeStage:
                 decisions.append(Decision(msg, "", msg.partition(), stamp, None, copy))
                 continue
             key = f"{event.source}\n{event.id}"
-            table = self._table.setdefault(msg.partition(), {})
-            seen = table.get(key)
+            seen = self.window.seen(staged, msg.partition(), key)
             if seen is not None and abs(stamp - seen) < self._window_ms:
                 decisions.append(Decision(msg, key, msg.partition(), stamp, None))
                 continue
-            undo.append((msg.partition(), key, seen))
-            table[key] = stamp
+            self.window.remember(staged, msg.partition(), key, stamp)
             decisions.append(Decision(msg, key, msg.partition(), stamp, to_binary(event)))
-        return decisions, undo
+        return decisions, staged
 
     async def _process(self, messages: list[Any]) -> bool:
         delay = 0.5
         while True:
-            decisions, undo = self._decide(messages)
+            decisions, staged = self._decide(messages)
             try:
                 await asyncio.gather(
                     *(
@@ -255,33 +225,35 @@ class DedupeStage:
                         if d.dead_letter
                     ),
                 )
-                await self._record([d for d in decisions if d.forward])
+                written = await self._record([d for d in decisions if d.forward])
                 break
-            except DeliveryError as exc:
-                for partition, key, before in reversed(undo):
-                    if before is None:
-                        self._table.get(partition, {}).pop(key, None)
-                    else:
-                        self._table.setdefault(partition, {})[key] = before
+            except DeliveryError as exc:  # nothing was stored: the retry decides again
                 log.warning("dedupe_forward_failed", error=str(exc), retry_in=delay)
                 try:
                     await asyncio.wait_for(self._stopping.wait(), timeout=delay)
                     return False
                 except TimeoutError:
                     delay = min(delay * 2, 10.0)
+        store = self.window.store
+        applied = {p: contiguous(store.offset(p), offsets) for p, offsets in written.items()}
+        await asyncio.to_thread(store.commit, staged, applied)
         for d in decisions:
             outcome = "forwarded" if d.forward else ("unreadable" if d.dead_letter else "duplicate")
             metrics.DEDUPE_EVENTS.labels(outcome=outcome).inc()
         metrics.DEDUPE_TABLE_SIZE.set(self.keys)
         return True
 
-    async def _record(self, decisions: list[Decision]) -> None:
-        """Write the changelog records of ``decisions`` to their partitions and wait for every ack."""
+    async def _record(self, decisions: list[Decision]) -> dict[int, list[int]]:
+        """Write the changelog records of ``decisions`` to their partitions and wait for every ack;
+        returns the offsets they were written at, per partition."""
         errors: list[str] = []
+        written: dict[int, list[int]] = {}
 
-        def settle(err: Any, _msg: Any) -> None:
+        def settle(err: Any, msg: Any) -> None:
             if err is not None:
                 errors.append(str(err))
+            else:
+                written.setdefault(msg.partition(), []).append(msg.offset())
 
         for decision in decisions:
             self._changelog.produce(
@@ -296,6 +268,7 @@ class DedupeStage:
             raise DeliveryError(
                 f"changelog write not acknowledged ({remaining} pending, errors: {errors[:3]})"
             )
+        return written
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,8 @@ from whale.rule_files import load_rules_dir
 from whale.rule_index import RuleIndex
 from whale.rules import Rule, RuleError, validate_rule
 from whale.settings import WhaleSettings
+from whale.store import LocalStore, StoreSettings
+from whale_event_center.todo_store import StoredItems, TodoLoader, applied, open_id, put_item
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +76,7 @@ class TodoSettings(BaseSettings):
         default_factory=lambda: ["whale."], description="platform event types that never become to-dos"
     )
     seen_limit: int = Field(default=50, ge=1, description="event ids remembered per item (redelivery)")
+    state: StoreSettings = Field(default_factory=StoreSettings, description="local store (WHALE_STATE_*)")
     health_host: str = "127.0.0.1"
     health_port: int | None = Field(default=None, description="serve /metrics, /healthz, /readyz here")
 
@@ -135,24 +138,27 @@ class Change:
 
 
 class TodoBook:
-    """The items in memory (rebuilt from ``whale.todos``) and the decisions; no I/O."""
+    """The items (on disk: :mod:`whale_event_center.todo_store`) and the decisions. Changes are
+    staged until :meth:`commit` (after Kafka acknowledged them) or dropped by :meth:`rollback`."""
 
-    def __init__(self, settings: TodoSettings) -> None:
+    def __init__(self, settings: TodoSettings, store: LocalStore) -> None:
         self._settings = settings
-        self.items: dict[str, dict[str, Any]] = {}
-        self.open_keys: dict[str, str] = {}
+        self.store = store
+        self.items = StoredItems(store, store.batch())
 
     def load(self, item: Mapping[str, Any]) -> None:
-        state = dict(item)
-        self.items[state["id"]] = state
-        if state.get("status") in OPEN_STATES:
-            self.open_keys[state["key"]] = state["id"]
-        elif self.open_keys.get(state["key"]) == state["id"]:
-            del self.open_keys[state["key"]]
+        put_item(self.items.batch, item, OPEN_STATES)
 
     def open_item(self, key: str) -> dict[str, Any] | None:
-        item_id = self.open_keys.get(key)
+        item_id = open_id(self.items.batch, key)
         return self.items.get(item_id) if item_id else None
+
+    def commit(self, delivered: list[Any]) -> None:
+        """Store the staged changes with the ``whale.todos`` offsets they were ``delivered`` at."""
+        self.store.commit(self.items.batch, applied(self.store, delivered))
+
+    def rollback(self) -> None:
+        self.items.batch.staged.clear()
 
     def merge_key(self, event: CloudEvent) -> str:
         template = self._settings.merge_keys.get(event.type)
@@ -294,8 +300,8 @@ class TodoStage:
     async def handle_batch(self, batch: list[Any]) -> None:
         """Decide for every event in order, then write each touched item's latest state (compacted:
         only the last one matters) and every announcement, all in flight at once. If a write fails
-        the in-memory book is rolled back, so the consumer's retry decides the batch again."""
-        before = (dict(self._book.items), dict(self._book.open_keys))
+        the book's staged changes are dropped, so the consumer's retry decides the batch again."""
+        self._book.rollback()
         changes: list[tuple[Change, CloudEvent]] = []
         for received in batch:
             event: CloudEvent = received.event
@@ -318,10 +324,11 @@ class TodoStage:
             for change, event in changes
         ]
         try:
-            await asyncio.gather(*sends)
+            delivered = await asyncio.gather(*sends)
         except BaseException:
-            self._book.items, self._book.open_keys = before
+            self._book.rollback()
             raise
+        self._book.commit(list(delivered))
         for change, _ in changes:
             log.info(
                 "todo_changed", todo_id=change.item["id"], change=change.change, count=change.item["count"]
@@ -340,14 +347,12 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
     producer = EventProducer(settings.whale, client_id="whale-todo")
     rules = RuleSet(settings.rules_dir)
     rules_view = CompactedView(settings.whale, topics.RULES, on_change=rules.on_change)
-    todos_view = CompactedView(settings.whale, topics.TODOS)
+    loader = TodoLoader(settings.whale, settings.state, OPEN_STATES)
     await rules_view.start()
-    await todos_view.start()
-    book = TodoBook(settings)
-    for item_event in todos_view.items().values():
-        if isinstance(item_event.data, Mapping) and "id" in item_event.data:
-            book.load(item_event.data)
-    await todos_view.stop()
+    await loader.start()  # the local store catches up with whale.todos, then stops following
+    await loader.stop()
+    assert loader.store is not None
+    book = TodoBook(settings, loader.store)
     stage = TodoStage(settings, producer, rules, book)
     consumer = EventConsumer(
         settings.whale,
@@ -372,11 +377,12 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
         )
     task = asyncio.create_task(consumer.run())
     ready.set()
-    log.info("todo_stage_started", items=len(book.items), rules=len(rules.rules()))
+    log.info("todo_stage_started", restored=loader.read, rebuilt=book.store.rebuilt, rules=len(rules.rules()))
     await stop.wait()
     consumer.stop()
     await task
     await rules_view.stop()
+    book.store.close()
     if server is not None:
         server.close()
         await server.wait_closed()

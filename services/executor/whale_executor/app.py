@@ -67,7 +67,7 @@ class Executor:
             )
         await asyncio.to_thread(ensure_topics, s.whale, [topics.pool_topic_spec(self.pool)])
         self._producer = producer = EventProducer(s.whale, client_id=f"whale-executor-{self.pool}")
-        self._store = store = StateStore(s.whale, producer, pool=self.pool, source=self.source)
+        self._store = store = StateStore(s.whale, producer, pool=self.pool, source=self.source, state=s.state)
         await store.start(timeout)
         runner = Runner(pool=self.pool, concurrency=s.concurrency)
         self._actions = ActionRequests(

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whale.settings import WhaleSettings
+from whale.store import StoreSettings
 from whale.topics import DEFAULT_POOL
 
 
@@ -17,6 +18,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WHALE_EXECUTOR_", extra="ignore")
 
     whale: WhaleSettings = Field(default_factory=WhaleSettings)
+    state: StoreSettings = Field(default_factory=StoreSettings, description="local store (WHALE_STATE_*)")
     pool: str = Field(default=DEFAULT_POOL, description="executor pool: which requests topic to consume")
     catalog_dirs: list[Path] = Field(
         default_factory=list, description="directories with action and workflow YAML files"

@@ -6,6 +6,11 @@ compacted topic (one record per key, not the whole history) and then keeps follo
 replica of the pool that takes over a partition sees what the previous owner recorded. Records of
 other pools are skipped by key, before their value is decoded.
 
+The state lives on disk in a local store (:mod:`whale.store`, under ``WHALE_STATE_DIR``): ``d`` +
+key -> the record (JSON) and ``r`` + run id -> its run key. A restarted executor reads only the
+records written after the offsets its store applied; a new, lost or foreign store is rebuilt from
+the topic. Memory holds RocksDB's cache, not the runs.
+
 Every record carries ``recorded_at`` (epoch seconds). :meth:`StateStore.sweep` writes tombstones for
 finished runs recorded more than the retention ago, and for their approvals, so the topic (and the
 start-up read) stays the size of the recent history; a request redelivered after that runs again.
@@ -14,7 +19,6 @@ start-up read) stays the size of the recent history; a request redelivered after
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import threading
 import time
@@ -24,8 +28,9 @@ import structlog
 
 from whale import compacted, topics
 from whale.cloudevent import CloudEvent
-from whale.producer import EventProducer
+from whale.producer import Delivered, EventProducer
 from whale.settings import WhaleSettings
+from whale.store import Batch, LocalStore, StoreSettings, contiguous, open_store
 from whale_executor import secrets
 
 log = structlog.get_logger(__name__)
@@ -37,16 +42,34 @@ APPROVAL_STATE = "whale.executor.approval"
 class StateStore(compacted.CompactedFollower):
     """key -> latest state dict of this pool, from our own writes and the compacted topic."""
 
-    def __init__(self, settings: WhaleSettings, producer: EventProducer, *, pool: str, source: str) -> None:
+    def __init__(
+        self,
+        settings: WhaleSettings,
+        producer: EventProducer,
+        *,
+        pool: str,
+        source: str,
+        local: LocalStore | None = None,
+        state: StoreSettings | None = None,
+    ) -> None:
         super().__init__(settings, topics.EXECUTOR_STATE, key_prefix=f"{pool}/".encode())
         self._producer = producer
         self._pool = pool
         self._prefix = f"{pool}/"
         self._source = source
-        self._data: dict[str, dict[str, Any]] = {}
-        self._runs: dict[str, str] = {}
-        self._lock = threading.Lock()
+        self._state = state
+        self._db = local  # opened when following starts (its identity names the cluster) if None
+        self._given = local is not None
+        self._staged: Batch | None = None
+        self._woken: list[str] = []
+        self._lock = threading.RLock()
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+
+    @property
+    def local(self) -> LocalStore:
+        if self._db is None:
+            raise RuntimeError("the state store is opened by start()")
+        return self._db
 
     # ------------------------------------------------------------------ keys
     def run_key(self, idempotency_key: str) -> str:
@@ -58,25 +81,25 @@ class StateStore(compacted.CompactedFollower):
     def run_key_of(self, run_id: str) -> str | None:
         """The state key of workflow run ``run_id`` if it belongs to this pool."""
         with self._lock:
-            return self._runs.get(run_id)
+            found = self._reader().get(b"r" + run_id.encode())
+        return None if found is None else found.decode()
 
     # ------------------------------------------------------------------ reading and writing
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:
-            found = self._data.get(key)
-            return copy.deepcopy(found) if found is not None else None
+            return self._load(key)
 
     async def put(self, key: str, state: dict[str, Any], *, kind: str = RUN_STATE) -> dict[str, Any]:
         """Record the whole state of ``key`` (acknowledged by Kafka before returning)."""
         with self._lock:
-            previous = self._data.get(key)
+            previous = self._load(key)
             seq = (previous or {}).get("seq", 0) + 1
         record: dict[str, Any] = secrets.scrub_value(
             {**state, "seq": seq, "pool": self._pool, "recorded_at": time.time()}
         )
         event = CloudEvent.create(type=kind, source=self._source, data=record, subject=key)
-        await compacted.put(self._producer, topics.EXECUTOR_STATE, key, event)
-        self._apply(key, record)
+        delivered = await compacted.put(self._producer, topics.EXECUTOR_STATE, key, event)
+        self._apply(key, record, delivered if isinstance(delivered, Delivered) else None)
         return record
 
     async def wait(self, key: str, timeout: float | None) -> dict[str, Any] | None:
@@ -108,20 +131,23 @@ class StateStore(compacted.CompactedFollower):
     # ------------------------------------------------------------------ retention
     def expired(self, *, now: float, retention: float) -> list[str]:
         """Keys of finished runs recorded more than ``retention`` seconds before ``now``, and of the
-        approvals of runs that are expired or no longer known."""
+        approvals of runs that are expired or no longer known (one pass over the store)."""
         cutoff = now - retention
+        runs: list[str] = []
+        approvals: list[tuple[str, str]] = []
         with self._lock:
-            old = {k: r for k, r in self._data.items() if float(r.get("recorded_at", now)) < cutoff}
-            runs = {
-                k for k, r in old.items() if r.get("kind") != "approval" and r.get("status") == "finished"
-            }
+            for raw_key, raw in self.local.items(b"d"):
+                record = json.loads(raw)
+                if float(record.get("recorded_at", now)) >= cutoff:
+                    continue
+                key = raw_key[1:].decode()
+                if record.get("kind") == "approval":
+                    approvals.append((key, str(record.get("run_id"))))
+                elif record.get("status") == "finished":
+                    runs.append(key)
             gone = {*runs, ""}  # "": the run is no longer known
-            approvals = [
-                k
-                for k, r in old.items()
-                if r.get("kind") == "approval" and self._runs.get(str(r.get("run_id")), "") in gone
-            ]
-        return sorted(runs) + approvals
+            old = [key for key, run_id in approvals if (self.run_key_of(run_id) or "") in gone]
+        return sorted(runs) + old
 
     async def sweep(self, *, retention: float, now: float | None = None) -> int:
         """Tombstone what :meth:`expired` names (each acknowledged); returns how many."""
@@ -131,14 +157,72 @@ class StateStore(compacted.CompactedFollower):
             self._forget(key)
         return len(keys)
 
+    # ------------------------------------------------------------------ internals
+    def _reader(self) -> Batch | LocalStore:
+        return self._staged if self._staged is not None else self.local
+
+    def _load(self, key: str) -> dict[str, Any] | None:
+        raw = self._reader().get(b"d" + key.encode())
+        if raw is None:
+            return None
+        found: dict[str, Any] = json.loads(raw)
+        return found
+
+    def _write(self, changes: dict[bytes, bytes | None], delivered: Delivered | None = None) -> None:
+        """Stage ``changes`` in the follower's batch, or store them now (our own writes)."""
+        batch = self._staged if self._staged is not None else self.local.batch()
+        for k, v in changes.items():
+            if v is None:
+                batch.delete(k)
+            else:
+                batch.put(k, v)
+        if self._staged is None:
+            offsets: dict[int, int] = {}
+            if delivered is not None:
+                at = delivered.partition
+                offsets[at] = contiguous(self.local.offset(at), [delivered.offset])
+            self.local.commit(batch, offsets)
+
     def _forget(self, key: str) -> None:
         with self._lock:
-            record = self._data.pop(key, None)
-            run_id = (record or {}).get("run_id")
-            if (record or {}).get("kind") == "workflow" and self._runs.get(str(run_id)) == key:
-                del self._runs[str(run_id)]
+            record = self._load(key) or {}
+            changes: dict[bytes, bytes | None] = {b"d" + key.encode(): None}
+            run_id = str(record.get("run_id"))
+            if record.get("kind") == "workflow" and self.run_key_of(run_id) == key:
+                changes[b"r" + run_id.encode()] = None
+            self._write(changes)
 
-    # ------------------------------------------------------------------ internals
+    def _local(self, cluster: str | None) -> LocalStore | None:
+        if not self._given:
+            if self._db is not None:
+                self._db.close()
+            identity = {"stage": "executor", "topic": self._topic, "pool": self._pool, "cluster": cluster}
+            with self._lock:
+                self._db = open_store(f"executor-{self._pool}", identity, self._state)
+        return self._db
+
+    def _begin(self) -> None:
+        self._lock.acquire()
+        self._staged = self.local.batch()
+
+    def _applied(self, offsets: dict[int, int]) -> None:
+        try:
+            if self._staged is not None:
+                self.local.commit(self._staged, offsets)
+        finally:
+            self._staged = None
+            woken, self._woken = self._woken, []
+            self._lock.release()
+        for key in woken:
+            self._wake(key)
+
+    async def stop(self) -> None:
+        await super().stop()
+        if not self._given and self._db is not None:
+            with self._lock:
+                self._db.close()
+                self._db = None
+
     def _record(self, key: bytes, msg: Any) -> None:
         self._read(key.decode("utf-8", "replace"), msg.value())
 
@@ -154,16 +238,26 @@ class StateStore(compacted.CompactedFollower):
         if isinstance(record, dict):
             self._apply(key, record)
 
-    def _apply(self, key: str, record: dict[str, Any]) -> None:
+    def _apply(self, key: str, record: dict[str, Any], delivered: Delivered | None = None) -> None:
+        """Store ``record`` unless a newer one is stored; our own write (``delivered``) also advances
+        the applied offset when it directly follows it."""
         record.setdefault("recorded_at", time.time())  # written before records carried it
         with self._lock:
-            current = self._data.get(key)
+            current = self._load(key)
             if current is not None and current.get("seq", 0) > record.get("seq", 0):
                 return  # an older record read back after a newer local write
-            self._data[key] = record
+            changes: dict[bytes, bytes | None] = {b"d" + key.encode(): json.dumps(record).encode()}
             run_id = record.get("run_id")
             if record.get("kind") == "workflow" and isinstance(run_id, str):
-                self._runs[run_id] = key
+                changes[b"r" + run_id.encode()] = key.encode()
+            self._write(changes, delivered)
+            if self._staged is not None:
+                self._woken.append(key)
+                return
+        self._wake(key)
+
+    def _wake(self, key: str) -> None:
+        with self._lock:
             waiters = list(self._waiters.get(key, []))
         for loop, flag in waiters:
             loop.call_soon_threadsafe(flag.set)

@@ -36,6 +36,7 @@ from whale.logging import bound_event, configure_logging, library_logging
 from whale.matching import event_context
 from whale.producer import EventProducer
 from whale.rule_files import load_rules_dir
+from whale.store import claim_slot
 from whale_rule_engine import metrics
 from whale_rule_engine.broker import broker_credentials, broker_urls
 from whale_rule_engine.engine import RuleSet, Trigger, action_request, plan, throttled_notice
@@ -93,20 +94,20 @@ class Runtime:
 def build_app(runtime: Runtime) -> faust.App:
     """The Faust app with its topics, the bucket table and the two agents."""
     settings = runtime.settings
-    datadir = settings.whale.cache_dir / "faust" / settings.app_id  # not the working directory
-    datadir.mkdir(parents=True, exist_ok=True)
+    # the throttle table's RocksDB: a slot of its own per worker process (held until it exits)
+    datadir = claim_slot(settings.state.dir / f"faust-{settings.app_id}").path
     app = faust.App(
         settings.app_id,
         broker=broker_urls(settings.whale),
         broker_credentials=broker_credentials(settings.whale.kafka),
         datadir=str(datadir),
-        store="memory://",
+        store=settings.table_store,  # rocksdb://: restarts read only the changelog after its offsets
         TableManager=TableManager,  # seeks stream partitions before reading them (see recovery.py)
         topic_partitions=settings.partitions,
         consumer_auto_offset_reset="earliest",  # whale.events is positioned by seed_offsets()
         producer_acks=-1,
         web_enabled=False,
-        table_standby_replicas=0,
+        table_standby_replicas=settings.standby_replicas,
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout,  # a killed worker's partitions move on soon
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 5),
@@ -119,7 +120,18 @@ def build_app(runtime: Runtime) -> faust.App:
         value_serializer="raw",
         internal=True,
     )
-    buckets = app.Table("throttle-buckets", partitions=settings.partitions)
+    mib = 1024 * 1024
+    table_options = {  # per partition; Faust's defaults are a 2 GiB block cache and 3 x 64 MiB buffers
+        "block_cache_size": settings.state.cache_mb * mib,
+        "block_cache_compressed_size": mib,
+        "write_buffer_size": settings.state.write_buffer_mb * mib,
+        "max_write_buffer_number": 2,
+    }
+    buckets = app.Table(
+        "throttle-buckets",
+        partitions=settings.partitions,
+        options=table_options if settings.table_store.startswith("rocksdb") else None,
+    )
 
     @app.agent(events)
     async def on_events(stream: Any) -> None:

@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whale.settings import WhaleSettings
+from whale.store import StoreSettings
 
 
 class Settings(BaseSettings):
@@ -17,6 +18,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WHALE_RULE_ENGINE_", extra="ignore")
 
     whale: WhaleSettings = Field(default_factory=WhaleSettings)
+    state: StoreSettings = Field(default_factory=StoreSettings, description="local stores (WHALE_STATE_*)")
 
     app_id: str = Field(
         default="whale-rule-engine",
@@ -42,5 +44,12 @@ class Settings(BaseSettings):
     max_param_bytes: int = Field(default=64 * 1024, gt=0, description="largest rendered template output")
     recent_keys: int = Field(
         default=16, ge=0, description="idempotency keys remembered per bucket so redeliveries pass"
+    )
+    table_store: Literal["rocksdb://", "memory://"] = Field(
+        default="rocksdb://",
+        description="Faust store of the throttle table (rocksdb://: on disk under WHALE_STATE_DIR)",
+    )
+    standby_replicas: int = Field(
+        default=1, ge=0, description="workers keeping a standby copy of each table partition"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"

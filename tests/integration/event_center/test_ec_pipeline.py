@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 import uuid
 from typing import Any
@@ -118,6 +119,26 @@ def test_a_duplicate_is_not_republished_also_after_a_restart(
     _wait_duplicates(before + 2)
     events_tap.poll(1.0)
     assert len([e for e, _ in events_tap.seen if e.id == original["id"]]) == 1
+
+
+def test_a_duplicate_is_caught_after_the_dedupe_store_was_lost(
+    pipeline: Pipeline, http: httpx.Client, events_tap: Tap
+) -> None:
+    """The local store is deleted while the stage is down: it is rebuilt from the changelog."""
+    original = event(pipeline)
+    assert post(http, original).status_code == 202
+    assert len(events_tap.wait_for(lambda e: e.id == original["id"])) == 1
+    before = _duplicates()
+    pipeline.stop_dedupe()
+    store = pipeline.settings.state.dir / f"dedupe-{pipeline.settings.dedupe_changelog}"
+    assert store.is_dir()
+    shutil.rmtree(store)
+    pipeline.start_dedupe()
+    assert post(http, original).status_code == 202
+    _wait_duplicates(before + 1)
+    events_tap.poll(1.0)
+    assert len([e for e, _ in events_tap.seen if e.id == original["id"]]) == 1
+    assert store.is_dir()
 
 
 def _poll(http: httpx.Client, path: str, ok: Any, timeout: float = 30, **params: Any) -> Any:

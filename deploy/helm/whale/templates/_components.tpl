@@ -6,7 +6,7 @@ tests/deploy checks every variable name rendered here against the services' pyda
 Fields: name (resource suffix), service (`whale run <service>`), args (after the service name),
 values (the component's values), env (NAME -> value the chart sets; the component's `env` values
 override them), readyPath (readiness probe path, default /readyz), stateless (may get an HPA), mounts (config kinds mounted from ConfigMaps),
-tokens (event center: mount the tokens Secret).
+tokens (event center: mount the tokens Secret), state (keeps a local store under WHALE_STATE_DIR).
 */}}
 {{- define "whale.components" -}}
 {{- $v := .Values -}}
@@ -35,6 +35,7 @@ components:
     stateless: true
     mounts: []
     tokens: false
+    state: true
 {{- end }}
 {{- if $v.indexer.enabled }}
   - name: indexer
@@ -59,6 +60,7 @@ components:
     stateless: false
     mounts: [rules]
     tokens: false
+    state: true
 {{- end }}
 {{- if $v.todo.enabled }}
 {{- $env := dict "WHALE_TODO_HEALTH_HOST" "0.0.0.0" "WHALE_TODO_HEALTH_PORT" $v.todo.port }}
@@ -73,6 +75,7 @@ components:
     stateless: false
     mounts: [rules]
     tokens: false
+    state: true
 {{- end }}
 {{- if $v.executor.enabled }}
 {{- $seen := dict }}
@@ -97,6 +100,7 @@ components:
     stateless: true
     mounts: [actions, workflows]
     tokens: false
+    state: true
 {{- end }}
 {{- end }}
 {{- if $v.adapters.enabled }}

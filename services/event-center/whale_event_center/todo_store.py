@@ -1,0 +1,127 @@
+"""The to-do stage's items on disk: a :class:`LocalStore` that caches the compacted ``whale.todos``.
+
+Layout: ``i`` + item id -> the item (JSON) and ``o`` + merge key -> the id of the open item with that
+key. The stage's changes are staged in a batch and committed with the ``whale.todos`` offsets they
+were written at, or dropped when a write fails. At start-up :class:`TodoLoader` reads only the
+records after the offsets the store applied (all of them for a new, lost or foreign store).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from whale import topics
+from whale.binding import KafkaMessage, from_kafka, headers_from
+from whale.compacted import CompactedFollower
+from whale.errors import BindingError
+from whale.producer import Delivered
+from whale.settings import WhaleSettings
+from whale.store import Batch, LocalStore, StoreSettings, contiguous, open_store
+
+ITEM = b"i"
+OPEN = b"o"
+
+
+class StoredItems(Mapping[str, dict[str, Any]]):
+    """item id -> item, read through the book's pending batch (a read-only mapping)."""
+
+    def __init__(self, store: LocalStore, batch: Batch) -> None:
+        self._store = store
+        self.batch = batch
+
+    def __getitem__(self, item_id: str) -> dict[str, Any]:
+        raw = self.batch.get(ITEM + item_id.encode())
+        if raw is None:
+            raise KeyError(item_id)
+        found: dict[str, Any] = json.loads(raw)
+        return found
+
+    def _ids(self) -> Iterator[str]:
+        staged = {k for k in self.batch.staged if k.startswith(ITEM)}
+        for key, _ in self._store.items(ITEM):
+            if key not in staged:
+                yield key[1:].decode()
+        for key in staged:
+            if self.batch.get(key) is not None:
+                yield key[1:].decode()
+
+    def __iter__(self) -> Iterator[str]:
+        return self._ids()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._ids())
+
+
+def put_item(batch: Batch, item: Mapping[str, Any], open_states: tuple[str, ...]) -> None:
+    """Stage ``item`` and the open-key index entry it implies."""
+    item_id, key = str(item["id"]), str(item["key"]).encode()
+    batch.put(ITEM + item_id.encode(), json.dumps(dict(item)).encode())
+    if item.get("status") in open_states:
+        batch.put(OPEN + key, item_id.encode())
+    elif batch.get(OPEN + key) == item_id.encode():
+        batch.delete(OPEN + key)
+
+
+def drop_item(batch: Batch, item_id: str) -> None:
+    """Stage the deletion of an item (a tombstone) and of its open-key entry."""
+    raw = batch.get(ITEM + item_id.encode())
+    if raw is not None:
+        key = str(json.loads(raw).get("key", "")).encode()
+        if batch.get(OPEN + key) == item_id.encode():
+            batch.delete(OPEN + key)
+    batch.delete(ITEM + item_id.encode())
+
+
+def open_id(batch: Batch, key: str) -> str | None:
+    found = batch.get(OPEN + key.encode())
+    return None if found is None else found.decode()
+
+
+def applied(store: LocalStore, delivered: list[Any]) -> dict[int, int]:
+    """The next ``whale.todos`` offsets after our own acknowledged writes (see :func:`contiguous`)."""
+    written: dict[int, list[int]] = {}
+    for d in delivered:
+        if isinstance(d, Delivered) and d.topic == topics.TODOS:
+            written.setdefault(d.partition, []).append(d.offset)
+    return {p: contiguous(store.offset(p), offsets) for p, offsets in written.items()}
+
+
+class TodoLoader(CompactedFollower):
+    """Brings the local store up to date with ``whale.todos`` (records after its applied offsets)."""
+
+    def __init__(self, settings: WhaleSettings, state: StoreSettings, open_states: tuple[str, ...]) -> None:
+        super().__init__(settings, topics.TODOS)
+        self._state = state
+        self._open_states = open_states
+        self.store: LocalStore | None = None
+        self._batch: Batch | None = None
+        self.read = 0
+
+    def _local(self, cluster: str | None) -> LocalStore | None:
+        identity = {"stage": "todo", "topic": self._topic, "cluster": cluster}
+        self.store = open_store("todo-book", identity, self._state)
+        return self.store
+
+    def _begin(self) -> None:
+        assert self.store is not None
+        self._batch = self.store.batch()
+
+    def _applied(self, offsets: dict[int, int]) -> None:
+        assert self.store is not None and self._batch is not None
+        self.store.commit(self._batch, offsets)
+
+    def _record(self, key: bytes, msg: Any) -> None:
+        assert self._batch is not None
+        self.read += 1
+        if msg.value() is None and not msg.headers():
+            drop_item(self._batch, key.decode("utf-8", "replace"))
+            return
+        try:
+            event = from_kafka(KafkaMessage(key, msg.value(), headers_from(msg.headers())))
+        except BindingError:
+            return
+        item = event.data
+        if isinstance(item, Mapping) and "id" in item and "key" in item:
+            put_item(self._batch, item, self._open_states)

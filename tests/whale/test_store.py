@@ -1,0 +1,110 @@
+"""The local store: atomic data + applied offsets, resuming after a restart, rebuilt when missing,
+corrupt, foreign, stale or ahead of its topic."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from whale.store import LocalStore, StoreSettings, contiguous
+
+IDENTITY = {"stage": "test", "topic": "t", "cluster": "c1"}
+
+
+def settings(tmp_path: Path, stale_after: float = 3600.0) -> StoreSettings:
+    return StoreSettings(dir=tmp_path, cache_mb=1, write_buffer_mb=1, stale_after=stale_after)
+
+
+def test_a_restart_resumes_from_the_applied_offsets(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    assert store.rebuilt and store.reason == "missing" and store.offsets() == {}
+    batch = store.batch()
+    batch.put(b"a", b"1")
+    batch.put(b"b", b"2")
+    store.commit(batch, {0: 10, 2: 3})
+    store.close()
+    again = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    assert not again.rebuilt
+    assert again.offsets() == {0: 10, 2: 3} and again.offset(1) == 0
+    assert again.get(b"a") == b"1" and list(again.items()) == [(b"a", b"1"), (b"b", b"2")]
+
+
+def test_staged_writes_are_visible_to_the_batch_only_until_committed(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    store.put(b"x", b"old")
+    batch = store.batch()
+    batch.put(b"y", b"new")
+    batch.delete(b"x")
+    assert batch.get(b"y") == b"new" and batch.get(b"x") is None
+    assert store.get(b"y") is None and store.get(b"x") == b"old"  # a dropped batch leaves no trace
+    store.commit(batch, {0: 1})
+    assert store.get(b"y") == b"new" and store.get(b"x") is None
+
+
+def test_items_reads_one_prefix_or_range_and_never_the_metadata(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    for key in (b"k1", b"k2", b"t1", b"t5", b"t9"):
+        store.put(key, b"")
+    store.commit(None, {0: 5})
+    assert [k for k, _ in store.items(b"k")] == [b"k1", b"k2"]
+    assert [k for k, _ in store.items(b"t", end=b"t6")] == [b"t1", b"t5"]
+    assert len(list(store.items())) == 5
+
+
+def test_a_foreign_store_is_rebuilt(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    store.commit(store.batch(), {0: 7})
+    store.put(b"a", b"1")
+    store.close()
+    other = LocalStore(tmp_path / "s", {**IDENTITY, "cluster": "c2"}, settings(tmp_path))
+    assert other.rebuilt and other.reason.startswith("foreign")
+    assert other.offsets() == {} and other.get(b"a") is None
+
+
+def test_a_corrupt_store_is_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    first = LocalStore(path, IDENTITY, settings(tmp_path))
+    first.close()
+    for file in first.path.iterdir():
+        if file.name.startswith(("CURRENT", "MANIFEST")):
+            file.write_bytes(b"garbage")
+    store = LocalStore(path, IDENTITY, settings(tmp_path))
+    assert store.rebuilt and store.reason.startswith("unreadable")
+    store.put(b"a", b"1")
+    assert store.get(b"a") == b"1"
+
+
+def test_a_store_unused_longer_than_stale_after_is_rebuilt(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path, stale_after=0.05))
+    store.commit(store.batch(), {0: 3})
+    store.close()
+    time.sleep(0.1)
+    again = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path, stale_after=0.05))
+    assert again.rebuilt and again.reason == "stale" and again.offsets() == {}
+
+
+def test_offsets_outside_the_topic_reset_the_store(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    store.put(b"a", b"1")
+    store.commit(None, {0: 50, 1: 4})
+    assert not store.check_offsets({0: (0, 60), 1: (0, 4)})
+    assert not store.check_offsets({1: (0, 4)})  # partition 0 is not read now: left alone
+    assert store.check_offsets({0: (0, 20), 1: (0, 4)})  # the topic was recreated: offset 50 is gone
+    assert store.offsets() == {} and store.get(b"a") is None
+
+
+def test_own_writes_advance_the_applied_offset_only_without_a_gap() -> None:
+    assert contiguous(10, [10, 11, 12]) == 13
+    assert contiguous(10, [12, 11, 10]) == 13
+    assert contiguous(10, [11, 12]) == 10  # offset 10 was written by someone else: read it later
+    assert contiguous(10, []) == 10
+
+
+def test_a_second_opener_gets_its_own_slot_and_a_closed_slot_is_reused(tmp_path: Path) -> None:
+    first = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    first.commit(None, {0: 4})
+    second = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))  # e.g. two workers, one disk
+    assert second.path != first.path and second.offsets() == {}
+    first.close()
+    again = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    assert again.path == first.path and again.offsets() == {0: 4}

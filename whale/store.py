@@ -1,0 +1,292 @@
+"""A stage's local state on disk (RocksDB through ``rocksdict``), a cache of its changelog topic.
+
+The changelog or compacted topic stays the source of truth. The store keeps the stage's keys on
+disk (memory: RocksDB's block cache and write buffers, bounded by :class:`StoreSettings`) and, with
+every write, the next changelog offset it has applied per partition, in the same atomic
+``WriteBatch``. On start-up a stage opens its store and reads only the records after those offsets.
+
+A store is *rebuilt* (wiped, every offset back to the beginning) when it is missing, cannot be
+opened (corrupt), belongs to another topic or cluster (its identity differs), was last written
+longer ago than ``stale_after`` (the topic's compaction may since have dropped tombstones the store
+never saw), or when an applied offset is outside the partition's current range (the topic was
+recreated or retention passed it) -- see :meth:`LocalStore.check_offsets`.
+
+Several processes on one machine (tests, or replicas sharing a disk) never share a RocksDB: each
+claims a numbered slot under the store's directory with an exclusive ``flock`` (:func:`claim_slot`),
+released when it exits, so a restarted process finds its previous slot free again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import struct
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
+
+from whale.settings import WhaleSettings
+
+log = structlog.get_logger("whale.store")
+
+META = b"\x00meta/"
+_IDENTITY = META + b"identity"
+_SAVED_AT = META + b"saved_at"
+_OFFSET = META + b"offset/"
+_TOMBSTONE = object()
+
+
+class StoreSettings(BaseSettings):
+    """Where local state lives and how much memory it may use (env ``WHALE_STATE_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="WHALE_STATE_", extra="ignore")
+
+    dir: Path = Field(
+        default_factory=lambda: WhaleSettings().cache_dir / "state",
+        description="directory of the stages' local stores (a persistent volume in Kubernetes)",
+    )
+    cache_mb: int = Field(default=32, ge=1, description="RocksDB block cache per store, MiB")
+    write_buffer_mb: int = Field(default=16, ge=1, description="RocksDB memtable size per store, MiB")
+    stale_after: float = Field(
+        default=12 * 3600.0,
+        gt=0,
+        description="seconds after which an unused store is rebuilt (keep below delete.retention.ms)",
+    )
+
+
+def partition_prefix(partition: int) -> bytes:
+    """A fixed-width key prefix for one partition's keys (ordered, prefix-free)."""
+    return struct.pack(">I", partition)
+
+
+class Batch:
+    """Writes staged for one atomic commit; reads see the staged writes first."""
+
+    def __init__(self, store: LocalStore) -> None:
+        self._store = store
+        self.staged: dict[bytes, Any] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        found = self.staged.get(key)
+        if found is _TOMBSTONE:
+            return None
+        if found is not None:
+            return bytes(found)
+        return self._store.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.staged[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self.staged[key] = _TOMBSTONE
+
+    def __len__(self) -> int:
+        return len(self.staged)
+
+
+class LocalStore:
+    """One RocksDB directory: the keys of one stage plus the offsets it applied, per partition."""
+
+    def __init__(
+        self, base: Path, identity: Mapping[str, Any], settings: StoreSettings | None = None
+    ) -> None:
+        self._claim = claim_slot(base)
+        self.path = self._claim.path / "db"
+        self.identity = dict(identity)
+        self._settings = settings or StoreSettings()
+        self.rebuilt = False
+        self.reason = ""
+        self._db = self._open()
+
+    # ------------------------------------------------------------------ opening
+    def _options(self) -> Options:
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.set_write_buffer_size(self._settings.write_buffer_mb << 20)
+        options.set_max_write_buffer_number(2)
+        table = BlockBasedOptions()
+        table.set_block_cache(Cache(self._settings.cache_mb << 20))
+        table.set_bloom_filter(10, False)
+        table.set_cache_index_and_filter_blocks(True)  # counted in the cache: memory stays bounded
+        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        options.set_block_based_table_factory(table)
+        return options
+
+    def _open(self) -> Rdict:
+        wanted = json.dumps(self.identity, sort_keys=True).encode()
+        reason = ""
+        db: Rdict | None = None
+        if not self.path.exists():
+            reason = "missing"
+        else:
+            try:
+                db = Rdict(str(self.path), self._options())
+            except Exception as exc:  # rocksdict raises plain Exceptions for corruption
+                reason = f"unreadable: {exc}"
+            else:
+                found = db.get(_IDENTITY)
+                saved = db.get(_SAVED_AT)
+                if found is None:
+                    reason = "missing"
+                elif bytes(found) != wanted:
+                    reason = f"foreign: {bytes(found).decode('utf-8', 'replace')}"
+                elif saved is None or time.time() - float(saved) > self._settings.stale_after:
+                    reason = "stale"
+        if not reason:
+            assert db is not None
+            return db
+        if db is not None:
+            db.close()
+        return self._fresh(reason, wanted)
+
+    def _fresh(self, reason: str, identity: bytes) -> Rdict:
+        self.rebuilt, self.reason = True, reason
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = Rdict(str(self.path), self._options())
+        batch = WriteBatch(raw_mode=True)
+        batch.put(_IDENTITY, identity)
+        batch.put(_SAVED_AT, str(time.time()).encode())
+        db.write(batch)
+        log.info("store_rebuilt", path=str(self.path), reason=reason)
+        return db
+
+    def reset(self, reason: str) -> None:
+        """Wipe the store (e.g. an applied offset no longer exists in the topic)."""
+        self._db.close()
+        self._db = self._fresh(reason, json.dumps(self.identity, sort_keys=True).encode())
+
+    def check_offsets(self, ranges: Mapping[int, tuple[int, int]]) -> bool:
+        """Reset the store when an applied offset is outside its partition's ``(low, high)`` range
+        (the topic was recreated, or retention removed records never applied); True if it did."""
+        for partition, offset in self.offsets().items():
+            if partition not in ranges:
+                continue  # not read now (another replica's partition)
+            low, high = ranges[partition]
+            if offset > high or offset < low:
+                self.reset(f"offset {offset} of partition {partition} outside [{low}, {high}]")
+                return True
+        return False
+
+    # ------------------------------------------------------------------ reading
+    def get(self, key: bytes) -> bytes | None:
+        found = self._db.get(key)
+        return None if found is None else bytes(found)
+
+    def items(self, prefix: bytes = b"", *, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Keys starting with ``prefix`` (and below ``end`` when given) in key order; never the
+        store's own metadata."""
+        it = self._db.iter()
+        it.seek(prefix if prefix else META + b"\xff")
+        while it.valid():
+            key = bytes(it.key())
+            if not key.startswith(prefix) or (end is not None and key >= end):
+                break
+            if not key.startswith(META):
+                yield key, bytes(it.value())
+            it.next()
+
+    def estimated_keys(self) -> int:
+        """RocksDB's estimate of the keys stored (metadata included)."""
+        return int(self._db.property_int_value("rocksdb.estimate-num-keys") or 0)
+
+    def offsets(self) -> dict[int, int]:
+        """Partition -> next changelog offset to read (0 for a partition never applied)."""
+        return {int(key[len(_OFFSET) :]): int(value) for key, value in self._meta_items(_OFFSET)}
+
+    def offset(self, partition: int) -> int:
+        found = self._db.get(_OFFSET + str(partition).encode())
+        return 0 if found is None else int(found)
+
+    def _meta_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        it = self._db.iter()
+        it.seek(prefix)
+        while it.valid() and bytes(it.key()).startswith(prefix):
+            yield bytes(it.key()), bytes(it.value())
+            it.next()
+
+    # ------------------------------------------------------------------ writing
+    def batch(self) -> Batch:
+        return Batch(self)
+
+    def commit(self, batch: Batch | None = None, offsets: Mapping[int, int] | None = None) -> None:
+        """Write ``batch`` and the new applied ``offsets`` atomically (one RocksDB WriteBatch); an
+        applied offset never moves back (a record read back after our own write advanced it)."""
+        writes = WriteBatch(raw_mode=True)
+        for key, value in (batch.staged if batch is not None else {}).items():
+            if value is _TOMBSTONE:
+                writes.delete(key)
+            else:
+                writes.put(key, value)
+        for partition, offset in (offsets or {}).items():
+            if offset <= self.offset(partition):
+                continue
+            writes.put(_OFFSET + str(partition).encode(), str(offset).encode())
+        writes.put(_SAVED_AT, str(time.time()).encode())
+        self._db.write(writes)
+        if batch is not None:
+            batch.staged.clear()
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._db.put(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self._db.delete(key)
+
+    def close(self) -> None:
+        self._db.close()
+        self._claim.release()
+
+
+class Slot:
+    """A directory this process holds an exclusive ``flock`` on (until :meth:`release` or exit)."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None
+
+
+def claim_slot(base: Path, limit: int = 64) -> Slot:
+    """The first of ``base/0``, ``base/1``, ... that no live process holds."""
+    for n in range(limit):
+        path = base / str(n)
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path / ".claim", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return Slot(path, fd)
+    raise RuntimeError(f"all {limit} slots of {base} are held by other processes")
+
+
+def open_store(name: str, identity: Mapping[str, Any], settings: StoreSettings | None = None) -> LocalStore:
+    """The store ``name`` under the configured state directory."""
+    settings = settings or StoreSettings()
+    return LocalStore(settings.dir / name, identity, settings)
+
+
+def contiguous(applied: int, delivered: list[int]) -> int:
+    """The next offset to read after our own writes at ``delivered`` offsets: advanced only when
+    they follow ``applied`` without a gap (a gap: someone else wrote there, read it back later)."""
+    nxt = applied
+    for offset in sorted(delivered):
+        if offset != nxt:
+            break
+        nxt = offset + 1
+    return nxt
