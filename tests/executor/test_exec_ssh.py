@@ -11,8 +11,11 @@ import asyncssh
 import pytest
 from whale_executor.actions.base import ActionContext
 from whale_executor.actions.ssh import SshAction, SshRuntime
+from whale_executor.app import Executor, ssh_runtime
 from whale_executor.errors import ActionFailed, ActionTimedOut, CatalogError
 from whale_executor.inventory import Host, Inventory
+from whale_executor.runner import Runner
+from whale_executor.settings import Settings
 from whale_executor.sshconn import Connections
 
 from tests.ports import free_port
@@ -306,3 +309,39 @@ def test_definition_errors_name_the_field(doc: dict[str, Any], field: str) -> No
 
 def _exists(path: Path) -> bool:
     return path.exists()
+
+
+async def test_the_executor_binds_its_ssh_actions_to_the_configured_inventory(
+    sshd: LocalSshd, known_hosts: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "inventory.yaml").write_text(
+        f"defaults: {{user: {sshd.user}, key: 'file:{sshd.client_key}'}}\n"
+        f"hosts:\n  vm-9: {{address: 127.0.0.1, port: {sshd.port}}}\n"
+    )
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "catalog" / "who.yaml").write_text(
+        "kind: ssh\nname: t.who\nhost: '{{ params.host }}'\nargv: [echo, '{{ params.host }}']\n"
+    )
+    settings = Settings(
+        inventory=[tmp_path / "inventory.yaml"],
+        catalog_dirs=[tmp_path / "catalog"],
+        ssh_known_hosts=known_hosts,
+        entry_points=False,
+    )
+    executor = Executor(settings)
+    runner = Runner(pool="test", concurrency=4)
+    try:
+        ok = await runner.execute(executor.catalog.actions["t.who"], {"host": "vm-9"}, CTX)
+        unknown = await runner.execute(executor.catalog.actions["t.who"], {"host": "vm-0"}, CTX)
+    finally:
+        await executor.ssh.connections.close()
+    assert ok.status == "succeeded" and ok.output["stdout"] == "vm-9\n"
+    assert unknown.status == "failed"
+    assert unknown.error is not None and unknown.error["retryable"] is False
+
+
+def test_a_bad_inventory_stops_the_executor_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "inventory.yaml").write_text("hosts:\n  vm-1: {address: 10.0.0.1}\n")
+    with pytest.raises(CatalogError) as err:
+        ssh_runtime(Settings(inventory=[tmp_path / "inventory.yaml"]))
+    assert err.value.field == "hosts.vm-1.user"
