@@ -6,9 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.ports import free_port
-from whale.infra.sshd import LocalSshd
-
 from .exec_stub import Stub, start_stub
 
 
@@ -18,11 +15,3 @@ def stub() -> Iterator[Stub]:
     yield server
     server.server.shutdown()
     server.server.server_close()
-
-
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSshd]:
-    """A real OpenSSH server on a loopback port, accepting one generated client key."""
-    server = LocalSshd(tmp_path_factory.mktemp("sshd"), free_port()).start()
-    yield server
-    server.stop()
