@@ -201,6 +201,19 @@ async def test_without_reuse_each_action_opens_its_own_connection(sshd: LocalSsh
     assert rt.connections.opened == 3
 
 
+async def test_an_idle_pooled_connection_is_closed(sshd: LocalSshd, known_hosts: Path) -> None:
+    rt = SshRuntime(Inventory([host(sshd)]), Connections(known_hosts=known_hosts, idle=0.2))
+    await ssh(rt, argv=["true"]).run({"host": "vm-1"}, CTX)
+    for _ in range(100):
+        if rt.connections.pooled == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert rt.connections.pooled == 0
+    await ssh(rt, argv=["true"]).run({"host": "vm-1"}, CTX)  # and opened again when needed
+    assert rt.connections.opened == 2
+    await rt.connections.close()
+
+
 async def test_a_pooled_connection_the_host_dropped_is_replaced(runtime: SshRuntime) -> None:
     action = ssh(runtime, argv=["true"])
     await action.run({"host": "vm-1"}, CTX)

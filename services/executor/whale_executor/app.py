@@ -197,6 +197,7 @@ def ssh_runtime(settings: Settings) -> SshRuntime:
             per_host=settings.ssh_per_host,
             connect_timeout=settings.ssh_connect_timeout,
             reuse=settings.ssh_reuse,
+            idle=settings.ssh_idle,
         ),
     )
 

@@ -60,3 +60,6 @@ class Settings(BaseSettings):
     ssh_per_host: int = Field(default=4, ge=1, description="SSH sessions open at once per host")
     ssh_connect_timeout: float = Field(default=10.0, gt=0, description="seconds to connect and log in")
     ssh_reuse: bool = Field(default=True, description="share one SSH connection per host between actions")
+    ssh_idle: float = Field(
+        default=60.0, gt=0, description="seconds an unused pooled SSH connection stays open"
+    )

@@ -6,7 +6,8 @@
 - **Credentials**: the host's ``key`` (and ``passphrase``, ``certificate``) secret references from the
   inventory, resolved at connect time; nothing else (no agent, no ~/.ssh/config, no passwords).
 - **Reuse**: one connection per (host, user), shared by the sessions of every action on that host
-  (``SSH_REUSE=false`` opens one per action). A connection found closed is opened again.
+  (``SSH_REUSE=false`` opens one per action). A connection found closed is opened again; one left
+  unused for ``SSH_IDLE`` seconds is closed.
 - **Limit**: at most ``SSH_PER_HOST`` sessions at once per host; further actions wait their turn.
 - **Failures**: refused connections, timeouts and dropped connections are retryable; an unknown or
   changed host key, a refused login and an unusable key are not (retrying cannot fix them).
@@ -40,15 +41,19 @@ class Connections:
         per_host: int = 4,
         connect_timeout: float = 10.0,
         reuse: bool = True,
+        idle: float = 60.0,
     ) -> None:
         self.known_hosts = known_hosts
         self.trust_on_first_use = trust_on_first_use
         self.per_host = per_host
         self.connect_timeout = connect_timeout
         self.reuse = reuse
+        self.idle = idle
         self._conns: dict[tuple[str, str], asyncssh.SSHClientConnection] = {}
         self._connecting: dict[tuple[str, str], asyncio.Lock] = {}
         self._slots: dict[str, asyncio.Semaphore] = {}
+        self._in_use: dict[tuple[str, str], int] = {}
+        self._expiry: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._file_lock = asyncio.Lock()
         self.opened = 0  # connections opened so far (reuse is visible in tests and benchmarks)
 
@@ -77,9 +82,33 @@ class Connections:
                 conn = None
             if conn is None:
                 conn = self._conns[key] = await self._open(host)
-        yield conn
+            self._in_use[key] = self._in_use.get(key, 0) + 1
+            if (timer := self._expiry.pop(key, None)) is not None:
+                timer.cancel()
+        try:
+            yield conn
+        finally:
+            self._in_use[key] -= 1
+            if not self._in_use[key] and self._conns.get(key) is conn:
+                loop = asyncio.get_running_loop()
+                self._expiry[key] = loop.call_later(self.idle, self._expire, key, conn)
+
+    def _expire(self, key: tuple[str, str], conn: asyncssh.SSHClientConnection) -> None:
+        """Close a pooled connection nobody used for ``idle`` seconds (thousands of hosts, few busy)."""
+        self._expiry.pop(key, None)
+        if self._conns.get(key) is conn and not self._in_use.get(key):
+            del self._conns[key]
+            conn.close()
+
+    @property
+    def pooled(self) -> int:
+        """Connections open in the pool now."""
+        return len(self._conns)
 
     async def close(self) -> None:
+        for timer in self._expiry.values():
+            timer.cancel()
+        self._expiry.clear()
         conns = list(self._conns.values())
         self._conns.clear()
         for conn in conns:
