@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncssh
+import yaml
 
 from whale.errors import InfraError
 
@@ -111,6 +114,22 @@ class LocalSshd:
         ]
         return "\n".join(lines) + "\n"
 
+    def client_settings(self, names: Iterable[str]) -> dict[str, str]:
+        """An inventory naming each of ``names`` as this server and a known_hosts trusting it, written
+        into the server's directory; the executor settings (``WHALE_EXECUTOR_*``) that use them."""
+        inventory = self.directory / "inventory.yaml"
+        doc = {
+            "defaults": {"user": self.user, "key": f"file:{self.client_key}"},
+            "hosts": {name: {"address": "127.0.0.1", "port": self.port} for name in names},
+        }
+        inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
+        known_hosts = self.directory / "known_hosts"
+        known_hosts.write_text(self.known_hosts_line)
+        return {
+            "WHALE_EXECUTOR_INVENTORY": json.dumps([str(inventory)]),
+            "WHALE_EXECUTOR_SSH_KNOWN_HOSTS": str(known_hosts),
+        }
+
     def log_tail(self) -> str:
         with contextlib.suppress(OSError):
             return (self.directory / "sshd.log").read_text(errors="replace")[-2000:]
@@ -125,6 +144,28 @@ class LocalSshd:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+def start_demo_hosts(directory: Path, names: Iterable[str], env: dict[str, str]) -> LocalSshd | None:
+    """``whale up``'s demo hosts: ``names`` in an inventory, all served by one local sshd (their
+    directories under the demo directory stand for their disks); ``env`` gets the executor settings
+    unless the user configured an inventory of their own. None (with a message) if sshd is missing."""
+    if "WHALE_EXECUTOR_INVENTORY" in env:
+        return None
+    try:
+        server = LocalSshd(directory, _free_port()).start()
+    except InfraError as exc:
+        print(f"demo hosts: no local sshd, the scenarios' SSH actions will fail: {exc}", flush=True)
+        return None
+    env.update(server.client_settings(names))
+    return server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _listening(port: int) -> bool:

@@ -76,7 +76,7 @@ def search(platform: Platform, **params: Any) -> list[dict[str, Any]]:
 def test_a_disk_alert_through_the_adapter_cleans_old_logs_notifies_and_is_traced(
     platform: Platform, results: Tap, tmp_path: Path
 ) -> None:
-    host = f"vm-e2e-{uuid.uuid4().hex[:8]}"
+    host = platform.host("vm-e2e")
     log_dir = tmp_path / host / "log"
     fill_log_dir(log_dir, old=50, new=10)
     answer = platform.post_alerts([disk_alert(host, log_dir, capacity=100_000)])
@@ -122,7 +122,7 @@ def test_a_disk_alert_through_the_adapter_cleans_old_logs_notifies_and_is_traced
 def test_a_disk_still_full_after_cleanup_opens_a_todo_for_a_person(
     platform: Platform, results: Tap, tmp_path: Path
 ) -> None:
-    host = f"vm-e2e-{uuid.uuid4().hex[:8]}"
+    host = platform.host("vm-e2e")
     log_dir = tmp_path / host / "log"
     fill_log_dir(log_dir, old=5, new=95)
     assert platform.post_alerts([disk_alert(host, log_dir, capacity=100_000)]).status_code == 202
@@ -220,7 +220,7 @@ def test_unhandled_events_become_todos_duplicates_merge_and_people_claim_and_res
 def test_a_storm_of_identical_alerts_starts_one_workflow_and_reports_the_rest_as_throttled(
     platform: Platform, results: Tap, tmp_path: Path
 ) -> None:
-    host = f"vm-e2e-{uuid.uuid4().hex[:8]}"
+    host = platform.host("vm-e2e")
     log_dir = tmp_path / host / "log"
     fill_log_dir(log_dir, old=1, new=1)
     storm = [disk_alert(host, log_dir) for _ in range(40)]
@@ -243,7 +243,7 @@ def test_a_storm_of_identical_alerts_starts_one_workflow_and_reports_the_rest_as
 def test_a_kernel_error_event_records_the_lines_clears_them_and_notifies(
     platform: Platform, results: Tap, tmp_path: Path
 ) -> None:
-    host = f"db-{uuid.uuid4().hex[:8]}"
+    host = platform.host("db-e2e")
     kmsg = tmp_path / "kmsg.log"
     kmsg.write_text("ok line\nEXT4-fs error (device sda1): bad block\nata1: I/O error, dev sda\nfine\n")
     event = {
