@@ -73,10 +73,11 @@ def unique() -> str:
 
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSshd]:
-    """A real OpenSSH server on a loopback port accepting one generated client key (SSH action tests)."""
+    """A real OpenSSH server on a loopback port accepting one generated client key (SSH action tests);
+    it lets clients tunnel through it, so it can be its own jump host."""
     from tests.ports import free_port
     from whale.infra.sshd import LocalSshd
 
-    server = LocalSshd(tmp_path_factory.mktemp("sshd"), free_port()).start()
+    server = LocalSshd(tmp_path_factory.mktemp("sshd"), free_port(), forwarding=True).start()
     yield server
     server.stop()

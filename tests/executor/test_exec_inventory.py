@@ -94,6 +94,16 @@ def test_a_host_defined_twice_is_refused(tmp_path: Path) -> None:
         load_inventory([tmp_path])
 
 
+def test_jump_hosts_must_exist_and_must_not_loop(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("hosts:\n  a: {user: u, via: b}\n  b: {user: u, via: nope}\n")
+    with pytest.raises(CatalogError, match="jump host 'nope' is not in the inventory") as err:
+        load_inventory([tmp_path])
+    assert err.value.field == "hosts.b.via"
+    (tmp_path / "a.yaml").write_text("hosts:\n  a: {user: u, via: b}\n  b: {user: u, via: a}\n")
+    with pytest.raises(CatalogError, match="jump hosts loop: a -> b -> a"):
+        load_inventory([tmp_path])
+
+
 def test_a_missing_path_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="no such inventory file"):
         load_inventory([tmp_path / "nope.yaml"])

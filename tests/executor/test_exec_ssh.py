@@ -223,6 +223,30 @@ async def test_a_pooled_connection_the_host_dropped_is_replaced(runtime: SshRunt
     assert runtime.connections.opened == 2
 
 
+async def test_a_host_behind_a_jump_host_is_reached_through_it(sshd: LocalSshd, known_hosts: Path) -> None:
+    inventory = Inventory([host(sshd, "bastion"), host(sshd, "vm-behind", via="bastion")])
+    rt = SshRuntime(inventory, Connections(known_hosts=known_hosts, lookup=inventory.get))
+    out = await ssh(rt, argv=["sh", "-c", "echo $SSH_CLIENT"]).run({"host": "vm-behind"}, CTX)
+    await rt.connections.close()
+    assert rt.connections.opened == 2  # the jump host's connection, then the host's through it
+    assert out["stdout"].startswith("127.0.0.1 ")
+
+
+async def test_a_jump_host_that_refuses_fails_the_host_behind_it(
+    sshd: LocalSshd, known_hosts: Path, tmp_path: Path
+) -> None:
+    stranger = tmp_path / "stranger"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(stranger))
+    inventory = Inventory(
+        [host(sshd, "bastion", key=f"file:{stranger}"), host(sshd, "vm-behind", via="bastion")]
+    )
+    rt = SshRuntime(inventory, Connections(known_hosts=known_hosts, lookup=inventory.get))
+    with pytest.raises(ActionFailed) as err:
+        await ssh(rt, argv=["true"]).run({"host": "vm-behind"}, CTX)
+    assert err.value.retryable is False
+    assert err.value.message.startswith("bastion ") and "login refused" in err.value.message
+
+
 async def test_a_host_key_that_does_not_match_known_hosts_is_refused(sshd: LocalSshd, tmp_path: Path) -> None:
     other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().split()
     known = tmp_path / "known_hosts"

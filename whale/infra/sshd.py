@@ -46,6 +46,7 @@ class LocalSshd:
     port: int
     user: str = field(default_factory=getpass.getuser)
     max_sessions: int = 64
+    forwarding: bool = False  # lets clients tunnel through it (a jump host)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -106,7 +107,7 @@ class LocalSshd:
             "KbdInteractiveAuthentication no",
             "PermitRootLogin prohibit-password",
             "X11Forwarding no",
-            "AllowTcpForwarding no",
+            f"AllowTcpForwarding {'local' if self.forwarding else 'no'}",
             "PrintMotd no",
             f"MaxSessions {self.max_sessions}",
             "MaxStartups 100",

@@ -189,9 +189,11 @@ class Executor:
 
 def ssh_runtime(settings: Settings) -> SshRuntime:
     """The inventory (a bad file stops the executor, naming it) and the SSH connections."""
+    inventory = load_inventory(settings.inventory)
     return SshRuntime(
-        inventory=load_inventory(settings.inventory),
+        inventory=inventory,
         connections=Connections(
+            lookup=inventory.get,
             known_hosts=settings.ssh_known_hosts,
             trust_on_first_use=settings.ssh_trust_on_first_use,
             per_host=settings.ssh_per_host,

@@ -12,6 +12,7 @@ Loaded at start-up from YAML files (``WHALE_EXECUTOR_INVENTORY``: files, or dire
     hosts:
       vm-web-01: {address: 10.0.0.11, labels: {role: web, env: prod}, groups: [web]}
       db-01: {address: db-01.internal, port: 2222, user: postgres, groups: [db]}
+      db-02: {address: 10.1.0.22, via: bastion-01}   # through the jump host bastion-01
 
 A request names one host (``host: "{{ params.host }}"`` in the action) or a selector (group and/or
 labels). A name the inventory does not hold is an error: nothing is attempted anywhere else.
@@ -31,7 +32,9 @@ from whale_executor import secrets
 from whale_executor.errors import CatalogError
 
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
-_HOST_KEYS = frozenset({"address", "port", "user", "labels", "groups", "key", "passphrase", "certificate"})
+_HOST_KEYS = frozenset(
+    {"address", "port", "user", "labels", "groups", "key", "passphrase", "certificate", "via"}
+)
 
 
 class Host(BaseModel):
@@ -48,6 +51,7 @@ class Host(BaseModel):
     key: str | None = None
     passphrase: str | None = None
     certificate: str | None = None
+    via: str | None = Field(default=None, description="inventory name of the jump host to connect through")
     source: str = ""
 
     @field_validator("key", "passphrase", "certificate")
@@ -69,6 +73,7 @@ class Host(BaseModel):
             "user": self.user,
             "labels": dict(self.labels),
             "groups": list(self.groups),
+            **({"via": self.via} if self.via else {}),
         }
 
 
@@ -145,7 +150,30 @@ def load_inventory(paths: Iterable[Path]) -> Inventory:
     for file in files:
         for host in parse_file(file):
             inventory.add(host)
+    check_jumps(inventory)
     return inventory
+
+
+def check_jumps(inventory: Inventory) -> None:
+    """Every ``via`` names an inventory host, and no chain of jump hosts loops."""
+    for host in inventory.hosts.values():
+        seen = [host.name]
+        hop = host
+        while hop.via is not None:
+            if hop.via not in inventory.hosts:
+                raise CatalogError(
+                    f"jump host {hop.via!r} is not in the inventory",
+                    source=hop.source,
+                    field=f"hosts.{hop.name}.via",
+                )
+            if hop.via in seen:
+                raise CatalogError(
+                    f"jump hosts loop: {' -> '.join([*seen, hop.via])}",
+                    source=host.source,
+                    field=f"hosts.{host.name}.via",
+                )
+            seen.append(hop.via)
+            hop = inventory.hosts[hop.via]
 
 
 def parse_file(path: Path) -> list[Host]:

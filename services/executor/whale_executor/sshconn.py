@@ -8,6 +8,8 @@
 - **Reuse**: one connection per (host, user), shared by the sessions of every action on that host
   (``SSH_REUSE=false`` opens one per action). A connection found closed is opened again; one left
   unused for ``SSH_IDLE`` seconds is closed.
+- **Jump hosts**: a host with ``via: NAME`` is reached through a connection of its own to that
+  inventory host (host key and key checked the same way), closed with it.
 - **Limit**: at most ``SSH_PER_HOST`` sessions at once per host; further actions wait their turn.
 - **Failures**: refused connections, timeouts and dropped connections are retryable; an unknown or
   changed host key, a refused login and an unusable key are not (retrying cannot fix them).
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncssh
@@ -42,6 +44,7 @@ class Connections:
         connect_timeout: float = 10.0,
         reuse: bool = True,
         idle: float = 60.0,
+        lookup: Callable[[str], Host] | None = None,
     ) -> None:
         self.known_hosts = known_hosts
         self.trust_on_first_use = trust_on_first_use
@@ -49,6 +52,8 @@ class Connections:
         self.connect_timeout = connect_timeout
         self.reuse = reuse
         self.idle = idle
+        self.lookup = lookup  # inventory names of jump hosts (``via``) to hosts
+        self._watchers: set[asyncio.Task[None]] = set()
         self._conns: dict[tuple[str, str], asyncssh.SSHClientConnection] = {}
         self._connecting: dict[tuple[str, str], asyncio.Lock] = {}
         self._slots: dict[str, asyncio.Semaphore] = {}
@@ -120,6 +125,7 @@ class Connections:
     async def _open(self, host: Host) -> asyncssh.SSHClientConnection:
         keys = _client_keys(host)
         known = await asyncio.to_thread(self._known_hosts_for, host)
+        tunnel = await self._jump(host)
         try:
             conn = await asyncio.wait_for(
                 asyncssh.connect(
@@ -135,16 +141,37 @@ class Connections:
                     gss_auth=False,
                     host_based_auth=False,
                     connect_timeout=self.connect_timeout,
+                    tunnel=tunnel,
                 ),
                 timeout=self.connect_timeout + 5,
             )
         except BaseException as exc:
+            if tunnel is not None:
+                tunnel.close()
             raise connect_error(exc, host, self.known_hosts) from None
+        if tunnel is not None:  # the jump connection belongs to this one: it goes when this one goes
+            watcher = asyncio.create_task(_close_after(conn, tunnel))
+            self._watchers.add(watcher)
+            watcher.add_done_callback(self._watchers.discard)
         self.opened += 1
         if known is None:  # trust on first use: record what the host presented
             await self._record(host, conn)
         log.info("ssh_connected", host=host.name, address=host.address, port=host.port, user=host.user)
         return conn
+
+    async def _jump(self, host: Host) -> asyncssh.SSHClientConnection | None:
+        """A connection of its own to ``host``'s jump host (itself maybe behind another), or None."""
+        if host.via is None:
+            return None
+        if self.lookup is None:
+            raise ActionFailed(
+                f"{host.name}: jump host {host.via!r} but no inventory to find it", retryable=False
+            )
+        try:
+            bastion = self.lookup(host.via)
+        except LookupError as exc:
+            raise ActionFailed(f"{host.name}: jump host: {exc}", retryable=False) from None
+        return await self._open(bastion)
 
     def _known_hosts_for(self, host: Host) -> asyncssh.SSHKnownHosts | None:
         """The trusted keys, or None to accept (and then record) the first key: TOFU for a new host."""
@@ -185,6 +212,13 @@ class Connections:
             fingerprint=key.get_fingerprint(),
             known_hosts=str(self.known_hosts),
         )
+
+
+async def _close_after(conn: asyncssh.SSHClientConnection, tunnel: asyncssh.SSHClientConnection) -> None:
+    try:
+        await conn.wait_closed()
+    finally:
+        tunnel.close()
 
 
 def _client_keys(host: Host) -> list[asyncssh.SSHKey] | list[tuple[asyncssh.SSHKey, asyncssh.SSHCertificate]]:
