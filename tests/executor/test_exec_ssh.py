@@ -166,7 +166,7 @@ async def test_an_unknown_host_fails_without_connecting_anywhere(runtime: SshRun
 
 
 async def test_a_selector_runs_on_every_matching_host(runtime: SshRuntime) -> None:
-    action = ssh(runtime, argv=["echo", "hi"], host=None, hosts={"group": "{{ params.group }}"})
+    action = ssh(runtime, argv=["echo", "hi"], host=None, hosts={"group": "{{ params.group }}"}, parallel=1)
     out = await action.run({"group": "web"}, CTX)
     assert sorted(out["hosts"]) == ["vm-1", "vm-2"]
     assert out["hosts"]["vm-2"]["output"]["stdout"] == "hi\n"
@@ -336,6 +336,7 @@ async def test_an_unbound_action_says_an_inventory_is_needed() -> None:
         ({"argv": ["true"], "set_env": {"BAD NAME": "x"}}, "env"),
         ({"argv": ["true"], "hosts": {"colour": "red"}, "host": None}, "hosts"),
         ({"argv": ["true"], "user": "root"}, "user"),
+        ({"argv": ["true"], "parallel": 2}, "parallel"),
     ],
 )
 def test_definition_errors_name_the_field(doc: dict[str, Any], field: str) -> None:

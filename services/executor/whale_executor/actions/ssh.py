@@ -6,7 +6,8 @@
     name: logs.clean
     params: {type: object, properties: {host: {type: string}, dir: {type: string}}, required: [host, dir]}
     host: "{{ params.host }}"          # an inventory host name, or instead:
-    # hosts: {group: "{{ params.group }}", labels: {role: web}}   # every matching host
+    # hosts: {group: "{{ params.group }}", labels: {role: web}}   # every matching host,
+    # parallel: 10                     # at most this many of them at once
     argv: [find, "{{ params.dir }}", -mtime, "+7", -delete]      # or:
     # script: clean.sh                 # next to this file, fed to `sh -s -- ARGS` on the host
     # args: ["{{ params.dir }}"]
@@ -41,7 +42,7 @@ import asyncssh
 from whale import templating
 from whale_executor.actions.base import ActionContext
 from whale_executor.actions.shell import ShellAction, collect, read_limited, run_output
-from whale_executor.actions.yamlspec import check_keys, check_templates, number
+from whale_executor.actions.yamlspec import check_keys, check_templates, integer, number
 from whale_executor.errors import ActionFailed, ActionTimedOut, CatalogError, RunError
 from whale_executor.inventory import Host, Inventory, Selector, UnknownHost
 from whale_executor.sshconn import Connections, connect_error
@@ -69,13 +70,18 @@ class SshAction:
 
     def __init__(self, doc: Mapping[str, Any], *, source: str) -> None:
         check_keys(
-            doc, _SHELL_KEYS | {"host", "hosts", "argv", "script", "args", "interpreter"}, source=source
+            doc,
+            _SHELL_KEYS | {"host", "hosts", "parallel", "argv", "script", "args", "interpreter"},
+            source=source,
         )
         self.name = str(doc["name"])
         self.description = str(doc.get("description", ""))
         self.idempotent = bool(doc.get("idempotent", False))
         self.timeout = number(doc, "timeout", 60.0, source=source, minimum=0.001)
         self.host, self.hosts = _target(doc, source=source)
+        if "parallel" in doc and self.hosts is None:
+            raise CatalogError("only with 'hosts' (a selector)", source=source, field="parallel")
+        self.parallel = integer(doc, "parallel", 10, source=source) or 1  # hosts of a selector at once
         self.script: bytes | None = None
         if ("argv" in doc) == ("script" in doc):
             raise CatalogError("give either 'argv' or 'script'", source=source, field="argv")
@@ -142,9 +148,13 @@ class SshAction:
         command = self.command(params)
         if self.host is not None:
             return await self.run_on(hosts[0], command, deadline)
-        results = await asyncio.gather(
-            *(self.run_on(h, command, deadline) for h in hosts), return_exceptions=True
-        )
+        turns = asyncio.Semaphore(self.parallel)
+
+        async def one(host: Host) -> dict[str, Any]:
+            async with turns:
+                return await self.run_on(host, command, deadline)
+
+        results = await asyncio.gather(*(one(h) for h in hosts), return_exceptions=True)
         return _combined(hosts, results)
 
     async def run_on(self, host: Host, command: str, deadline: float) -> dict[str, Any]:
