@@ -30,6 +30,13 @@ INSTALL_SCRIPT = ROOT / "deploy" / "tools" / "install-sshd.sh"
 
 def install_sshd() -> Path:
     """``sshd``: ``$WHALE_SSHD``, ``/usr/sbin/sshd``, or installed by install-sshd.sh."""
+    present = Path(os.environ.get("WHALE_SSHD", "/usr/sbin/sshd"))
+    if os.access(present, os.X_OK):
+        return present
+    if not INSTALL_SCRIPT.is_file():  # an installed package, not a checkout
+        raise InfraError(
+            f"{present} not found; install OpenSSH's server (Debian: apt-get install openssh-server)"
+        )
     proc = subprocess.run(
         ["/bin/sh", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=1800, check=False
     )

@@ -269,3 +269,23 @@ def test_a_kernel_error_event_records_the_lines_clears_them_and_notifies(
     assert kmsg.read_text() == ""
     [text] = [t for t in platform.robot.texts() if host in t]
     assert "2 line(s) recorded and cleared" in text
+
+
+def test_a_disk_alert_for_a_host_the_inventory_does_not_know_fails_with_the_reason(
+    platform: Platform, results: Tap, tmp_path: Path
+) -> None:
+    host = f"vm-unknown-{uuid.uuid4().hex[:8]}"  # matches the rule, is in no inventory
+    log_dir = tmp_path / host / "log"
+    fill_log_dir(log_dir, old=3, new=0)
+    assert platform.post_alerts([disk_alert(host, log_dir)]).status_code == 202
+    found = results.wait(of_workflow(results, "disk.remediate", host), timeout=180)
+    assert len(found) == 1, platform.tail("executor")
+    assert found[0].type == "whale.workflow.failed", found[0].data
+    run = found[0].subject
+    [task] = results.wait(
+        lambda e: e.type == "whale.workflow.task.failed" and e.data.get("run_id") == run, timeout=30
+    )
+    assert task.data["task"] == "before"
+    assert f"host '{host}' is not in the inventory" in task.data["error"]["message"]
+    assert task.data["error"]["retryable"] is False
+    assert len(list(log_dir.iterdir())) == 3  # nothing ran anywhere
