@@ -175,6 +175,9 @@ async def test_a_selector_runs_on_every_matching_host(runtime: SshRuntime) -> No
         await action.run({"group": "db"}, CTX)
     assert err.value.retryable is False
     assert "no inventory host matches" in err.value.message
+    numeric = ssh(runtime, argv=["true"], host=None, hosts={"labels": {"tier": 1}})
+    with pytest.raises(ActionFailed, match=r"hosts\.labels\.tier"):
+        await numeric.run({}, CTX)
 
 
 async def test_a_burst_never_runs_more_sessions_on_a_host_than_the_limit(

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
+from pydantic import ValidationError
 
 from whale import templating
 from whale_executor.actions.base import ActionContext
@@ -137,6 +138,10 @@ class SshAction:
             return self.runtime.inventory.select(selector)
         except templating.TemplateError as exc:
             raise ActionFailed(f"host: {exc.message}") from None
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"])
+            raise ActionFailed(f"hosts.{where}: {problem['msg']}", retryable=False) from None
         except UnknownHost as exc:
             raise ActionFailed(
                 exc.message, retryable=False, problems=[{"field": "host", "message": exc.message}]
