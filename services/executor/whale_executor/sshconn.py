@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -68,12 +69,20 @@ class Connections:
 
     @contextlib.asynccontextmanager
     async def connection(
-        self, host: Host, *, stale: asyncssh.SSHClientConnection | None = None
+        self,
+        host: Host,
+        *,
+        stale: asyncssh.SSHClientConnection | None = None,
+        deadline: float | None = None,
     ) -> AsyncIterator[asyncssh.SSHClientConnection]:
         """A connection to ``host`` (pooled unless reuse is off); the pooled one is replaced if it is
-        closed or is ``stale`` (a session could not be opened on it)."""
+        closed or is ``stale`` (a session could not be opened on it). Opening one gives up at
+        ``connect_timeout`` or at ``deadline`` (``time.monotonic()``), whichever comes first."""
+        limit = self.connect_timeout
+        if deadline is not None:
+            limit = max(min(limit, deadline - time.monotonic()), 0.001)
         if not self.reuse:
-            single = await self._open(host)
+            single = await self._open(host, limit)
             try:
                 yield single
             finally:
@@ -86,7 +95,7 @@ class Connections:
                 conn.close()
                 conn = None
             if conn is None:
-                conn = self._conns[key] = await self._open(host)
+                conn = self._conns[key] = await self._open(host, limit)
             self._in_use[key] = self._in_use.get(key, 0) + 1
             if (timer := self._expiry.pop(key, None)) is not None:
                 timer.cancel()
@@ -122,10 +131,10 @@ class Connections:
             with contextlib.suppress(Exception):
                 await conn.wait_closed()
 
-    async def _open(self, host: Host) -> asyncssh.SSHClientConnection:
+    async def _open(self, host: Host, limit: float) -> asyncssh.SSHClientConnection:
         keys = _client_keys(host)
         known = await asyncio.to_thread(self._known_hosts_for, host)
-        tunnel = await self._jump(host)
+        tunnel = await self._jump(host, limit)
         try:
             conn = await asyncio.wait_for(
                 asyncssh.connect(
@@ -140,10 +149,10 @@ class Connections:
                     kbdint_auth=False,
                     gss_auth=False,
                     host_based_auth=False,
-                    connect_timeout=self.connect_timeout,
+                    connect_timeout=limit,
                     tunnel=tunnel,
                 ),
-                timeout=self.connect_timeout + 5,
+                timeout=limit + 1,
             )
         except BaseException as exc:
             if tunnel is not None:
@@ -159,7 +168,7 @@ class Connections:
         log.info("ssh_connected", host=host.name, address=host.address, port=host.port, user=host.user)
         return conn
 
-    async def _jump(self, host: Host) -> asyncssh.SSHClientConnection | None:
+    async def _jump(self, host: Host, limit: float) -> asyncssh.SSHClientConnection | None:
         """A connection of its own to ``host``'s jump host (itself maybe behind another), or None."""
         if host.via is None:
             return None
@@ -171,7 +180,7 @@ class Connections:
             bastion = self.lookup(host.via)
         except LookupError as exc:
             raise ActionFailed(f"{host.name}: jump host: {exc}", retryable=False) from None
-        return await self._open(bastion)
+        return await self._open(bastion, limit)
 
     def _known_hosts_for(self, host: Host) -> asyncssh.SSHKnownHosts | None:
         """The trusted keys, or None to accept (and then record) the first key: TOFU for a new host."""

@@ -177,7 +177,7 @@ class SshAction:
         try:
             stale: asyncssh.SSHClientConnection | None = None
             while True:
-                async with conns.connection(host, stale=stale) as conn:
+                async with conns.connection(host, stale=stale, deadline=deadline) as conn:
                     try:
                         proc = await conn.create_process(command, encoding=None)
                     except _STALE as exc:
