@@ -17,10 +17,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from whale.settings import WhaleSettings
+
+if TYPE_CHECKING:
+    from whale.infra.sshd import LocalSshd
 
 # The suite's own stack: ports away from `make run`'s (9092/9093, 9200/9300) and below tests/ports.py's range.
 TEST_STACK = {
@@ -78,3 +82,15 @@ def stack() -> Iterator[WhaleSettings]:
 def unique() -> str:
     """A fresh uuid4 hex string, to keep this test's topics, groups and indices apart from others'."""
     return uuid.uuid4().hex
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSshd]:
+    """A real OpenSSH server on a loopback port accepting one generated client key (SSH action tests);
+    it lets clients tunnel through it, so it can be its own jump host."""
+    from tests.ports import free_port
+    from whale.infra.sshd import LocalSshd
+
+    server = LocalSshd(tmp_path_factory.mktemp("sshd"), free_port(), forwarding=True).start()
+    yield server
+    server.stop()

@@ -1,15 +1,21 @@
 """The shipped scenarios load: the executor catalogue accepts the actions and workflows, every rule
-validates against that catalogue (targets and params), and `whale up` points the services at them."""
+validates against that catalogue (targets and params), `whale up` points the services at them, and
+its demo hosts (a local sshd under the inventory names) answer the scenarios' SSH actions."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from whale_executor.actions.base import ActionContext
+from whale_executor.app import Executor
 from whale_executor.catalog import load_catalog
+from whale_executor.runner import Runner
+from whale_executor.settings import Settings
 
 from whale.cli import up
 from whale.cloudevent import CloudEvent
+from whale.infra.sshd import start_demo_hosts
 from whale.processes import default_ports
 from whale.rule_files import load_rules_dir
 
@@ -60,3 +66,32 @@ def test_the_robot_port_and_the_demo_directory_can_be_moved() -> None:
     assert up.demo_dir(env) == Path("/tmp/elsewhere")
     assert up.demo_dir({}) == up.DEMO_DIR
     assert up.robot_port({}) == up.ROBOT_PORT
+
+
+async def test_the_demo_hosts_run_the_scenario_actions_over_ssh(tmp_path: Path) -> None:
+    env: dict[str, str] = {}
+    server = start_demo_hosts(tmp_path / "sshd", up.DEMO_HOSTS, env)
+    assert server is not None
+    up.prepare_demo_hosts(tmp_path)
+    settings = Settings(
+        inventory=[Path(p) for p in json.loads(env["WHALE_EXECUTOR_INVENTORY"])],
+        ssh_known_hosts=Path(env["WHALE_EXECUTOR_SSH_KNOWN_HOSTS"]),
+        catalog_dirs=[SCENARIOS / "catalog"],
+    )
+    executor = Executor(settings)
+    runner = Runner(pool="default", concurrency=2)
+    ctx = ActionContext(request_id="r", idempotency_key="k", pool="default")
+    actions = executor.catalog.actions
+    logs = tmp_path / "vm-web-01" / "log"
+    try:
+        usage = await runner.execute(actions["disk.usage"], {"host": "vm-web-01", "dir": str(logs)}, ctx)
+        kmsg = str(tmp_path / "db-01" / "kmsg.log")
+        lines = await runner.execute(actions["dmesg.record"], {"host": "db-01", "log_file": kmsg}, ctx)
+        unknown = await runner.execute(actions["disk.usage"], {"host": "vm-web-99", "dir": str(logs)}, ctx)
+    finally:
+        await executor.ssh.connections.close()
+        server.stop()
+    assert usage.status == "succeeded" and int(usage.output["stdout"].split()[0]) >= 80_000
+    assert lines.status == "succeeded" and "EXT4-fs error" in lines.output["stdout"]
+    assert unknown.status == "failed" and unknown.error is not None
+    assert "'vm-web-99' is not in the inventory" in unknown.error["message"]

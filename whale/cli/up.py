@@ -20,7 +20,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
@@ -30,9 +30,13 @@ from whale.processes import default_ports
 from whale.resources import scenarios_dir
 from whale.settings import WhaleSettings
 
+if TYPE_CHECKING:
+    from whale.infra.sshd import LocalSshd
+
 # Arguments each service gets under `whale up`; services not listed start with none.
 SERVICE_ARGS: dict[str, list[str]] = {"executor": ["--pool", "default"]}
 DEMO_DIR = Path("/tmp/whale-demo")  # noqa: S108 - the stand-in hosts' log directories of the demo
+DEMO_HOSTS = ("vm-web-01", "db-01")  # the inventory of the demo: the local sshd under each name
 ROBOT_PORT = 8099  # the WeCom robot stand-in's port
 
 
@@ -196,6 +200,7 @@ def _up(args: argparse.Namespace) -> int:
         print(f"topic {report.name}: {report.action}", flush=True)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     robot: ThreadingHTTPServer | None = None
+    demo_sshd: LocalSshd | None = None
     if not args.no_services:
         env = {**os.environ}
         env.setdefault("WHALE_DEV_MODE", "true")
@@ -206,6 +211,9 @@ def _up(args: argparse.Namespace) -> int:
         if examples:
             env = example_env(env, scenarios)
             prepare_demo_hosts(demo_dir(env))
+            from whale.infra.sshd import start_demo_hosts
+
+            demo_sshd = start_demo_hosts(demo_dir(env) / "sshd", DEMO_HOSTS, env)
             if "WHALE_EXAMPLE_WECOM_WEBHOOK" not in os.environ:
                 robot = ThreadingHTTPServer(("127.0.0.1", robot_port(env)), _Robot)
                 threading.Thread(target=robot.serve_forever, daemon=True).start()
@@ -247,6 +255,8 @@ def _up(args: argparse.Namespace) -> int:
                 proc.kill()
         if robot is not None:
             robot.shutdown()
+        if demo_sshd is not None:
+            demo_sshd.stop()
         if not args.keep_infra:
             stack.down(settings, components=status.started)
     return 0

@@ -19,14 +19,17 @@ from whale.logging import configure_logging
 from whale.producer import EventProducer
 from whale.runtime import run as run_service
 from whale_executor import metrics, secrets
+from whale_executor.actions.ssh import SshRuntime, bind_all
 from whale_executor.approvals import Approvals
 from whale_executor.catalog import Catalog, load_catalog
 from whale_executor.errors import RequestInvalid
 from whale_executor.intake import Intake
+from whale_executor.inventory import load_inventory
 from whale_executor.requests import loose_key, loose_target, parse_request
 from whale_executor.results import FAILED, result_event, source_of
 from whale_executor.runner import ActionRequests, Runner
 from whale_executor.settings import Settings
+from whale_executor.sshconn import Connections
 from whale_executor.state import StateStore
 from whale_executor.workflow.handler import Workflows
 
@@ -46,6 +49,8 @@ class Executor:
             modules=settings.python_modules,
             use_entry_points=settings.entry_points,
         )
+        self.ssh = ssh_runtime(settings)
+        bind_all(self.catalog.actions.values(), self.ssh)
         self.source = source_of(self.pool)
         self._tasks: list[asyncio.Task[None]] = []
         self._intakes: list[Intake] = []
@@ -182,6 +187,24 @@ class Executor:
             await self._store.stop()
         if self._producer is not None:
             await asyncio.to_thread(self._producer.close)
+        await self.ssh.connections.close()
+
+
+def ssh_runtime(settings: Settings) -> SshRuntime:
+    """The inventory (a bad file stops the executor, naming it) and the SSH connections."""
+    inventory = load_inventory(settings.inventory)
+    return SshRuntime(
+        inventory=inventory,
+        connections=Connections(
+            lookup=inventory.get,
+            known_hosts=settings.ssh_known_hosts,
+            trust_on_first_use=settings.ssh_trust_on_first_use,
+            per_host=settings.ssh_per_host,
+            connect_timeout=settings.ssh_connect_timeout,
+            reuse=settings.ssh_reuse,
+            idle=settings.ssh_idle,
+        ),
+    )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

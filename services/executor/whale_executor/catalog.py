@@ -2,7 +2,7 @@
 
 Sources: Python actions of the ``whale.actions`` entry-point group and of configured modules, and
 YAML files (``*.yaml``/``*.yml``, recursively) in the configured directories, each one definition
-with a ``kind``: ``http``, ``shell``, ``notify``, ``python`` (``callable: module:attribute``) or
+with a ``kind``: ``http``, ``shell``, ``ssh``, ``notify``, ``python`` (``callable: module:attribute``) or
 ``workflow``. Every problem names the file and the field.
 """
 
@@ -22,6 +22,7 @@ from whale_executor.actions.http import HttpAction
 from whale_executor.actions.notify import NotifyAction
 from whale_executor.actions.python import actions_in, load_path
 from whale_executor.actions.shell import ShellAction
+from whale_executor.actions.ssh import SshAction
 from whale_executor.errors import CatalogError
 from whale_executor.workflow.model import Workflow, parse_workflow
 
@@ -30,6 +31,7 @@ ENTRY_POINT_GROUP = "whale.actions"
 YAML_KINDS: dict[str, Callable[..., Action]] = {
     "http": HttpAction,
     "shell": ShellAction,
+    "ssh": SshAction,
     "notify": NotifyAction,
 }
 
@@ -86,7 +88,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise CatalogError("must be a mapping with a 'kind'", source=source)
     if not isinstance(doc.get("kind"), str):
-        raise CatalogError("required: http, shell, notify, python or workflow", source=source, field="kind")
+        raise CatalogError(
+            "required: http, shell, ssh, notify, python or workflow", source=source, field="kind"
+        )
     return doc
 
 
@@ -114,7 +118,9 @@ def action_from_yaml(doc: Mapping[str, Any], source: str) -> Action:
     factory = YAML_KINDS.get(kind)
     if factory is None:
         raise CatalogError(
-            f"unknown kind {kind!r} (http, shell, notify, python or workflow)", source=source, field="kind"
+            f"unknown kind {kind!r} (http, shell, ssh, notify, python or workflow)",
+            source=source,
+            field="kind",
         )
     if not isinstance(doc.get("name"), str):
         raise CatalogError("required", source=source, field="name")

@@ -48,3 +48,20 @@ class Settings(BaseSettings):
     )
     sweep_interval: float = Field(default=300.0, gt=0, description="seconds between retention sweeps")
     approvals: bool = Field(default=True, description="follow whale.events for approval decisions")
+    inventory: list[Path] = Field(
+        default_factory=list, description="inventory YAML files or directories: the hosts SSH actions act on"
+    )
+    ssh_known_hosts: Path = Field(
+        default_factory=lambda: Path.home() / ".ssh" / "known_hosts",
+        description="known_hosts file every SSH host key is checked against",
+    )
+    ssh_trust_on_first_use: bool = Field(
+        default=False,
+        description="accept the key of a host not yet in known_hosts once, and append it there",
+    )
+    ssh_per_host: int = Field(default=4, ge=1, description="SSH sessions open at once per host")
+    ssh_connect_timeout: float = Field(default=10.0, gt=0, description="seconds to connect and log in")
+    ssh_reuse: bool = Field(default=True, description="share one SSH connection per host between actions")
+    ssh_idle: float = Field(
+        default=60.0, gt=0, description="seconds an unused pooled SSH connection stays open"
+    )

@@ -5,7 +5,8 @@ a to-do stage group of its own; the executor serves the shipped scenario catalog
 engine and the to-do stage load the shipped rules rewritten to target that pool and to match only
 this suite's events (alert name, kernel-error type), so neither a ``whale up`` nor another test
 session on the shared broker takes or reacts to them. A local HTTP server stands in for the WeCom
-robot."""
+robot. The hosts the scenarios act on over SSH are a real local sshd under many inventory names
+(``Platform.host``: a fresh name per test, so no throttle of an earlier run applies)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from tests.kafka_tail import event_of
 from tests.ports import free_port
 from whale.cli.events import register_schemas
 from whale.cloudevent import CloudEvent
+from whale.infra.sshd import LocalSshd
 from whale.settings import WhaleSettings
 from whale.tail import tail_consumer
 
@@ -46,6 +48,9 @@ REWRITES = (
     ("id: disk-capacity", "id: disk-capacity-e2e"),
     ("id: dmesg-errors", "id: dmesg-errors-e2e"),
 )
+BURST = int(os.environ.get("WHALE_E2E_BURST", "1000"))  # alerts of the crash test (one host each)
+# inventory names of the session, by prefix: the executor loads its inventory at start-up
+HOST_NAMES = {"vm-e2e": 20, "db-e2e": 10, "vm-crash": BURST}
 
 
 class Robot:
@@ -103,6 +108,10 @@ class Platform:
                 text = text.replace(shipped, ours)
             (rules / path.name).write_text(text)
         self.ports = {name: free_port() for name in (*self.SERVICES, "dedupe-health", "indexer-health")}
+        self.sshd = LocalSshd(workdir / "sshd", free_port())
+        self._hosts = {
+            prefix: [f"{prefix}-{SESSION}-{i}" for i in range(n)] for prefix, n in HOST_NAMES.items()
+        }
         self.event_center = f"http://127.0.0.1:{self.ports['event-center']}"
         self.adapters = f"http://127.0.0.1:{self.ports['adapters']}"
         self.env = {
@@ -128,7 +137,12 @@ class Platform:
             "WHALE_TODO_SOURCE": self.todo_source,
             "WHALE_TODO_HEALTH_PORT": str(self.ports["todo"]),
             "WHALE_EXAMPLE_WECOM_WEBHOOK": robot.url,
+            "WHALE_EXECUTOR_SSH_IDLE": "2",  # a burst over a thousand host names keeps few connections
         }
+
+    def host(self, prefix: str) -> str:
+        """An inventory host name (the local sshd) not used by any other test of the session."""
+        return self._hosts[prefix].pop(0)
 
     def start(self, name: str) -> None:
         log = self.logs.get(name) or open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115
@@ -143,6 +157,8 @@ class Platform:
         )
 
     def start_all(self) -> None:
+        self.sshd.start()
+        self.env.update(self.sshd.client_settings([n for names in self._hosts.values() for n in names]))
         for name in self.SERVICES:
             self.start(name)
         self.wait_http(f"{self.event_center}/readyz", "event-center")
@@ -240,6 +256,7 @@ class Platform:
                 proc.kill()
         for log in self.logs.values():
             log.close()
+        self.sshd.stop()
 
     # ------------------------------------------------------------------ talking to it
     def post_event(self, event: dict[str, Any]) -> httpx.Response:

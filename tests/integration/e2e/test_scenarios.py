@@ -76,7 +76,7 @@ def search(platform: Platform, **params: Any) -> list[dict[str, Any]]:
 def test_a_disk_alert_through_the_adapter_cleans_old_logs_notifies_and_is_traced(
     platform: Platform, results: Tap, tmp_path: Path
 ) -> None:
-    host = f"vm-e2e-{uuid.uuid4().hex[:8]}"
+    host = platform.host("vm-e2e")
     log_dir = tmp_path / host / "log"
     fill_log_dir(log_dir, old=50, new=10)
     answer = platform.post_alerts([disk_alert(host, log_dir, capacity=100_000)])
@@ -122,7 +122,7 @@ def test_a_disk_alert_through_the_adapter_cleans_old_logs_notifies_and_is_traced
 def test_a_disk_still_full_after_cleanup_opens_a_todo_for_a_person(
     platform: Platform, results: Tap, tmp_path: Path
 ) -> None:
-    host = f"vm-e2e-{uuid.uuid4().hex[:8]}"
+    host = platform.host("vm-e2e")
     log_dir = tmp_path / host / "log"
     fill_log_dir(log_dir, old=5, new=95)
     assert platform.post_alerts([disk_alert(host, log_dir, capacity=100_000)]).status_code == 202
@@ -220,7 +220,7 @@ def test_unhandled_events_become_todos_duplicates_merge_and_people_claim_and_res
 def test_a_storm_of_identical_alerts_starts_one_workflow_and_reports_the_rest_as_throttled(
     platform: Platform, results: Tap, tmp_path: Path
 ) -> None:
-    host = f"vm-e2e-{uuid.uuid4().hex[:8]}"
+    host = platform.host("vm-e2e")
     log_dir = tmp_path / host / "log"
     fill_log_dir(log_dir, old=1, new=1)
     storm = [disk_alert(host, log_dir) for _ in range(40)]
@@ -243,7 +243,7 @@ def test_a_storm_of_identical_alerts_starts_one_workflow_and_reports_the_rest_as
 def test_a_kernel_error_event_records_the_lines_clears_them_and_notifies(
     platform: Platform, results: Tap, tmp_path: Path
 ) -> None:
-    host = f"db-{uuid.uuid4().hex[:8]}"
+    host = platform.host("db-e2e")
     kmsg = tmp_path / "kmsg.log"
     kmsg.write_text("ok line\nEXT4-fs error (device sda1): bad block\nata1: I/O error, dev sda\nfine\n")
     event = {
@@ -269,3 +269,23 @@ def test_a_kernel_error_event_records_the_lines_clears_them_and_notifies(
     assert kmsg.read_text() == ""
     [text] = [t for t in platform.robot.texts() if host in t]
     assert "2 line(s) recorded and cleared" in text
+
+
+def test_a_disk_alert_for_a_host_the_inventory_does_not_know_fails_with_the_reason(
+    platform: Platform, results: Tap, tmp_path: Path
+) -> None:
+    host = f"vm-unknown-{uuid.uuid4().hex[:8]}"  # matches the rule, is in no inventory
+    log_dir = tmp_path / host / "log"
+    fill_log_dir(log_dir, old=3, new=0)
+    assert platform.post_alerts([disk_alert(host, log_dir)]).status_code == 202
+    found = results.wait(of_workflow(results, "disk.remediate", host), timeout=180)
+    assert len(found) == 1, platform.tail("executor")
+    assert found[0].type == "whale.workflow.failed", found[0].data
+    run = found[0].subject
+    [task] = results.wait(
+        lambda e: e.type == "whale.workflow.task.failed" and e.data.get("run_id") == run, timeout=30
+    )
+    assert task.data["task"] == "before"
+    assert f"host '{host}' is not in the inventory" in task.data["error"]["message"]
+    assert task.data["error"]["retryable"] is False
+    assert len(list(log_dir.iterdir())) == 3  # nothing ran anywhere

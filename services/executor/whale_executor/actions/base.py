@@ -1,4 +1,4 @@
-"""The action interface: every kind (python, http, shell, notify) is an :class:`Action`."""
+"""The action interface: every kind (python, http, shell, ssh, notify) is an :class:`Action`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from jsonschema.exceptions import SchemaError
 
 from whale_executor.errors import CatalogError, ParamsInvalid
 
-Kind = Literal["python", "http", "shell", "notify"]
-KINDS: tuple[str, ...] = ("python", "http", "shell", "notify")
+Kind = Literal["python", "http", "shell", "ssh", "notify"]
+KINDS: tuple[str, ...] = ("python", "http", "shell", "ssh", "notify")
 
 
 @dataclass(frozen=True, slots=True)

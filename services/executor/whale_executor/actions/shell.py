@@ -22,7 +22,7 @@ import os
 import signal
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from whale import templating
 from whale_executor.actions.base import ActionContext, SchemaParams, truncate
@@ -110,13 +110,15 @@ class ShellAction:
         except OSError as exc:
             raise ActionFailed(f"cannot start {argv[0]!r}: {exc.strerror}") from None
         assert proc.stdout is not None and proc.stderr is not None
-        readers = asyncio.gather(_read(proc.stdout, self.output_limit), _read(proc.stderr, self.output_limit))
+        readers = asyncio.gather(
+            read_limited(proc.stdout, self.output_limit), read_limited(proc.stderr, self.output_limit)
+        )
         try:
             await asyncio.wait_for(proc.wait(), timeout=self.timeout)
         except TimeoutError:
             _kill_group(proc.pid)
             await proc.wait()
-            (out, out_cut), (err, err_cut) = await _collect(readers)
+            (out, out_cut), (err, err_cut) = await collect(readers)
             output = self._output(None, out, out_cut, err, err_cut, started)
             output["killed"] = True
             raise ActionTimedOut(
@@ -128,7 +130,7 @@ class ShellAction:
             readers.cancel()
             raise
         _kill_group(proc.pid)  # leftovers of the group (background children) go too
-        (out, out_cut), (err, err_cut) = await _collect(readers)
+        (out, out_cut), (err, err_cut) = await collect(readers)
         output = self._output(proc.returncode, out, out_cut, err, err_cut, started)
         if proc.returncode not in self.success_codes:
             raise ActionFailed(f"{argv[0]} exited with code {proc.returncode}", output=output)
@@ -137,17 +139,30 @@ class ShellAction:
     def _output(
         self, code: int | None, out: str, out_cut: bool, err: str, err_cut: bool, started: float
     ) -> dict[str, Any]:
-        return {
-            "exit_code": code,
-            "stdout": out,
-            "stderr": err,
-            "stdout_truncated": out_cut,
-            "stderr_truncated": err_cut,
-            "elapsed_ms": round((time.monotonic() - started) * 1000),
-        }
+        return run_output(code, out, out_cut, err, err_cut, started)
 
 
-async def _read(stream: asyncio.StreamReader, limit: int) -> tuple[str, bool]:
+def run_output(
+    code: int | None, out: str, out_cut: bool, err: str, err_cut: bool, started: float
+) -> dict[str, Any]:
+    """The output of a command run (local or remote): exit code, captured streams, elapsed time."""
+    return {
+        "exit_code": code,
+        "stdout": out,
+        "stderr": err,
+        "stdout_truncated": out_cut,
+        "stderr_truncated": err_cut,
+        "elapsed_ms": round((time.monotonic() - started) * 1000),
+    }
+
+
+class Readable(Protocol):
+    """A byte stream (an asyncio pipe, an SSH channel's stdout)."""
+
+    async def read(self, n: int = ..., /) -> bytes: ...
+
+
+async def read_limited(stream: Readable, limit: int) -> tuple[str, bool]:
     """Read a stream to its end, keeping the first ``limit`` characters (the rest is drained)."""
     kept = bytearray()
     cut = False
@@ -161,7 +176,7 @@ async def _read(stream: asyncio.StreamReader, limit: int) -> tuple[str, bool]:
     return text, cut or more
 
 
-async def _collect(
+async def collect(
     readers: asyncio.Future[tuple[tuple[str, bool], tuple[str, bool]]],
 ) -> tuple[tuple[str, bool], tuple[str, bool]]:
     """The captured streams; a pipe held open by an escaped grandchild is given up after 2 s."""

@@ -1,0 +1,222 @@
+"""The inventory: the hosts SSH actions may act on, by name, with their address, user, labels and groups.
+
+Loaded at start-up from YAML files (``WHALE_EXECUTOR_INVENTORY``: files, or directories whose
+``*.yaml``/``*.yml`` files are read, recursively). A file:
+
+.. code-block:: yaml
+
+    defaults:                       # optional: applied to every host of this file
+      user: ops
+      key: file:/etc/whale/ssh/id_ed25519   # secret reference to the private key (never the key itself)
+      passphrase: env:WHALE_SSH_PASSPHRASE  # optional secret reference
+    hosts:
+      vm-web-01: {address: 10.0.0.11, labels: {role: web, env: prod}, groups: [web]}
+      db-01: {address: db-01.internal, port: 2222, user: postgres, groups: [db]}
+      db-02: {address: 10.1.0.22, via: bastion-01}   # through the jump host bastion-01
+
+A request names one host (``host: "{{ params.host }}"`` in the action) or a selector (group and/or
+labels). A name the inventory does not hold is an error: nothing is attempted anywhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from whale_executor import secrets
+from whale_executor.errors import CatalogError
+
+HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
+_HOST_KEYS = frozenset(
+    {"address", "port", "user", "labels", "groups", "key", "passphrase", "certificate", "via"}
+)
+
+
+class Host(BaseModel):
+    """One inventory host. ``key``/``passphrase``/``certificate`` are secret references."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    address: str = Field(min_length=1)
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str = Field(min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+    groups: tuple[str, ...] = ()
+    key: str | None = None
+    passphrase: str | None = None
+    certificate: str | None = None
+    via: str | None = Field(default=None, description="inventory name of the jump host to connect through")
+    source: str = ""
+
+    @field_validator("key", "passphrase", "certificate")
+    @classmethod
+    def _secret_ref(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                secrets.check_ref(v, source="", field="")
+            except CatalogError as exc:
+                raise ValueError(exc.reason) from None
+        return v
+
+    def public(self) -> dict[str, Any]:
+        """What may be shown (results, ``whale hosts``): no credential references."""
+        return {
+            "name": self.name,
+            "address": self.address,
+            "port": self.port,
+            "user": self.user,
+            "labels": dict(self.labels),
+            "groups": list(self.groups),
+            **({"via": self.via} if self.via else {}),
+        }
+
+
+class Selector(BaseModel):
+    """Hosts by group and/or labels (every given criterion must hold)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    def matches(self, host: Host) -> bool:
+        if self.group is not None and self.group not in host.groups:
+            return False
+        return all(host.labels.get(k) == v for k, v in self.labels.items())
+
+    def text(self) -> str:
+        parts = [f"group={self.group}"] if self.group is not None else []
+        parts += [f"{k}={v}" for k, v in sorted(self.labels.items())]
+        return ", ".join(parts) or "(everything)"
+
+
+class UnknownHost(LookupError):
+    """A name or selector the inventory cannot answer; ``message`` says which and why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Inventory:
+    """Hosts by name."""
+
+    def __init__(self, hosts: Iterable[Host] = (), *, sources: Iterable[str] = ()) -> None:
+        self.hosts: dict[str, Host] = {}
+        self.sources = list(sources)
+        for host in hosts:
+            self.add(host)
+
+    def add(self, host: Host) -> None:
+        if host.name in self.hosts:
+            raise CatalogError(
+                f"host {host.name!r} is already defined in {self.hosts[host.name].source}",
+                source=host.source,
+                field=f"hosts.{host.name}",
+            )
+        self.hosts[host.name] = host
+
+    def get(self, name: str) -> Host:
+        host = self.hosts.get(name)
+        if host is None:
+            where = ", ".join(self.sources) or "none configured: set WHALE_EXECUTOR_INVENTORY"
+            raise UnknownHost(f"host {name!r} is not in the inventory (inventory files: {where})")
+        return host
+
+    def select(self, selector: Selector) -> list[Host]:
+        found = [h for _, h in sorted(self.hosts.items()) if selector.matches(h)]
+        if not found:
+            raise UnknownHost(f"no inventory host matches the selector {selector.text()}")
+        return found
+
+
+def load_inventory(paths: Iterable[Path]) -> Inventory:
+    """Read every inventory file; a bad one raises :class:`CatalogError` naming the file and field."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CatalogError("no such inventory file or directory", source=str(path))
+    inventory = Inventory(sources=[str(f) for f in files])
+    for file in files:
+        for host in parse_file(file):
+            inventory.add(host)
+    check_jumps(inventory)
+    return inventory
+
+
+def check_jumps(inventory: Inventory) -> None:
+    """Every ``via`` names an inventory host, and no chain of jump hosts loops."""
+    for host in inventory.hosts.values():
+        seen = [host.name]
+        hop = host
+        while hop.via is not None:
+            if hop.via not in inventory.hosts:
+                raise CatalogError(
+                    f"jump host {hop.via!r} is not in the inventory",
+                    source=hop.source,
+                    field=f"hosts.{hop.name}.via",
+                )
+            if hop.via in seen:
+                raise CatalogError(
+                    f"jump hosts loop: {' -> '.join([*seen, hop.via])}",
+                    source=host.source,
+                    field=f"hosts.{host.name}.via",
+                )
+            seen.append(hop.via)
+            hop = inventory.hosts[hop.via]
+
+
+def parse_file(path: Path) -> list[Host]:
+    source = str(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"not valid YAML: {getattr(exc, 'problem', exc)}", source=source) from None
+    except OSError as exc:
+        raise CatalogError(f"cannot read: {exc.strerror}", source=source) from None
+    return parse_document(doc, source=source)
+
+
+def parse_document(doc: Any, *, source: str) -> list[Host]:
+    if not isinstance(doc, Mapping):
+        raise CatalogError("an inventory file must be a mapping with 'hosts'", source=source)
+    unknown = sorted(set(doc) - {"defaults", "hosts"})
+    if unknown:
+        raise CatalogError(f"unknown key {unknown[0]!r} (allowed: defaults, hosts)", source=source)
+    defaults = doc.get("defaults") or {}
+    hosts = doc.get("hosts") or {}
+    if not isinstance(defaults, Mapping):
+        raise CatalogError("must be a mapping", source=source, field="defaults")
+    if not isinstance(hosts, Mapping):
+        raise CatalogError("must be a mapping of host name to its settings", source=source, field="hosts")
+    bad = sorted(set(defaults) - (_HOST_KEYS - {"address"}))
+    if bad:
+        raise CatalogError(f"unknown key {bad[0]!r}", source=source, field=f"defaults.{bad[0]}")
+    out: list[Host] = []
+    for name, entry in hosts.items():
+        field = f"hosts.{name}"
+        if not isinstance(name, str) or not HOST_NAME.match(name):
+            raise CatalogError("a host name is letters, digits, '.', '_' and '-'", source=source, field=field)
+        entry = entry or {}
+        if not isinstance(entry, Mapping):
+            raise CatalogError("must be a mapping (address, port, user, ...)", source=source, field=field)
+        merged = {"address": name, **defaults, **entry, "name": name, "source": source}
+        if isinstance(defaults.get("labels"), Mapping) and isinstance(entry.get("labels"), Mapping):
+            merged["labels"] = {**defaults["labels"], **entry["labels"]}
+        try:
+            out.append(Host.model_validate(merged))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise CatalogError(err["msg"], source=source, field=f"{field}.{loc}" if loc else field) from None
+    return out
