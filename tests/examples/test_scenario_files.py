@@ -11,7 +11,7 @@ from whale_executor.catalog import load_catalog
 from whale.cli import up
 from whale.cloudevent import CloudEvent
 from whale.processes import default_ports
-from whale.rule_files import load_rules_dir
+from whale.rules.files import load_rules_dir
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 
@@ -40,7 +40,7 @@ def test_scenario_schemas_and_payloads_are_json_and_named_by_type() -> None:
 def test_whale_up_points_the_services_at_the_scenarios_without_overriding_the_user() -> None:
     env = up.example_env({"WHALE_EVENT_CENTER_PORT": "9000"}, SCENARIOS)
     assert env["WHALE_EVENT_CENTER_PORT"] == "9000"
-    assert env["WHALE_RULE_ENGINE_RULES_DIR"] == env["WHALE_TODO_RULES_DIR"] == str(SCENARIOS / "rules")
+    assert env["WHALE_RULES_DIR"] == str(SCENARIOS / "rules")
     assert json.loads(env["WHALE_EXECUTOR_CATALOG_DIRS"]) == [str(SCENARIOS / "catalog")]
     ports = [env[name] for name in default_ports()]
     assert len(set(ports)) == len(ports)
@@ -60,3 +60,8 @@ def test_the_robot_port_and_the_demo_directory_can_be_moved() -> None:
     assert up.demo_dir(env) == Path("/tmp/elsewhere")
     assert up.demo_dir({}) == up.DEMO_DIR
     assert up.robot_port({}) == up.ROBOT_PORT
+
+
+def test_whale_up_keeps_a_rules_directory_the_user_set_under_a_former_name() -> None:
+    env = up.example_env({"WHALE_TODO_RULES_DIR": "/srv/rules"}, SCENARIOS)
+    assert "WHALE_RULES_DIR" not in env and env["WHALE_TODO_RULES_DIR"] == "/srv/rules"

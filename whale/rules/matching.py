@@ -19,20 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from whale.field_paths import MISSING as MISSING
-from whale.field_paths import Key as Key
-from whale.field_paths import Path as Path
-from whale.field_paths import event_context as event_context
-from whale.field_paths import getter
-from whale.field_paths import parse_path as parse_path
-from whale.field_paths import parse_timestamp as parse_timestamp
-from whale.field_paths import resolve as resolve
-from whale.field_paths import same_value as same_value
-from whale.field_paths import scalar_key as scalar_key
-from whale.operators import CONVERSIONS as CONVERSIONS
-from whale.operators import OPERATORS as OPERATORS
-from whale.operators import MatchError as MatchError
-from whale.operators import as_number, compile_operator
+from whale.rules.operators import CONVERSIONS, OPERATORS, MatchError, as_number, compile_operator
+from whale.rules.paths import MISSING, Path, getter, parse_path, resolve, scalar_key
 
 COMBINATORS = ("all", "any", "not")
 MAX_DEPTH = 32

@@ -1,6 +1,6 @@
 """The operators of the matching language: each one's test, compiled once per leaf.
 
-Also the ``"as": "number"`` conversion and :class:`MatchError`. :mod:`whale.matching` builds
+Also the ``"as": "number"`` conversion and :class:`MatchError`. :mod:`whale.rules.matching` builds
 conditions from these; see it for the language.
 """
 
@@ -14,9 +14,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from whale import safe_regex
 from whale.errors import ConfigError
-from whale.field_paths import MISSING, _is_number, parse_timestamp, same_value, scalar_key
+from whale.rules import regex
+from whale.rules.paths import MISSING, _is_number, parse_timestamp, same_value, scalar_key
 
 OPERATORS = (
     "equals",
@@ -150,8 +150,8 @@ def compile_operator(op: str, operand: Any, where: str) -> Callable[[Any], bool]
     if op == "regex":
         pattern = _string_operand(op, operand, where)
         try:
-            compiled = safe_regex.compile(pattern)  # RE2: linear time on sender-controlled values
-        except safe_regex.RegexError as exc:
+            compiled = regex.compile(pattern)  # RE2: linear time on sender-controlled values
+        except regex.RegexError as exc:
             raise MatchError(exc.message, field=where) from None
         return lambda v: isinstance(v, str) and compiled.search(v) is not None
     if op in ("in", "not_in"):
