@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from whale.rules.operators import CONVERSIONS, OPERATORS, MatchError, as_number, compile_operator
-from whale.rules.paths import MISSING, Path, getter, parse_path, resolve, scalar_key
+from whale.rules.paths import MISSING, Path, getter, parse_path, resolve
 
 COMBINATORS = ("all", "any", "not")
 MAX_DEPTH = 32
@@ -108,14 +108,9 @@ class Leaf(Condition):
     def required_equalities(self) -> dict[Path, frozenset[tuple[str, Any]]]:
         if self.convert is not None:  # the index holds raw values, not converted ones
             return {}
-        if self.operator == "equals":
-            key = scalar_key(self.operand)
-            return {self.path: frozenset([key])} if key is not None else {}
-        if self.operator == "in":
-            keys = [scalar_key(v) for v in self.operand]
-            if all(k is not None for k in keys):
-                return {self.path: frozenset(k for k in keys if k is not None)}
-        return {}
+        equalities = OPERATORS[self.operator].equalities
+        keys = equalities(self.operand) if equalities is not None else None
+        return {self.path: keys} if keys is not None else {}
 
 
 class All(Condition):
@@ -230,7 +225,7 @@ def _compile(spec: Any, where: str, depth: int) -> Condition:
             field=where,
         )
     op = ops[0]
-    if conversion is not None and op in ("regex", "prefix", "suffix"):
+    if conversion is not None and OPERATORS[op].text:
         raise MatchError(
             f"'as: {conversion}' does not apply to the text operator {op}", field=_join(where, "as")
         )

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from tests.whale.rules.helpers import CTX
-from whale.rules.matching import matches
+from whale.rules.matching import compile_match, matches
+from whale.rules.operators import OPERATORS, MatchError, compile_operator
 
 
 @pytest.mark.parametrize(
@@ -90,3 +91,14 @@ def test_as_number_compares_decimal_strings_as_numbers(spec: dict[str, Any], exp
     without `as`, the string "91.5" is not a number (JSON typing)."""
     ctx = {"data": {"v": " 91.5", "n": 42, "sci": "1.5e3", "word": "high", "inf": "inf", "flag": True}}
     assert matches(spec, ctx) is expected
+
+
+def test_the_registry_names_every_operator_and_text_operators_refuse_as_number() -> None:
+    """Operators are looked up by name; an unknown name and `as` on a text operator are refused."""
+    assert list(OPERATORS)[:3] == ["equals", "not_equals", "greater"]
+    assert {name for name, op in OPERATORS.items() if op.text} == {"regex", "prefix", "suffix"}
+    assert compile_operator("prefix", "a", "x")("abc")
+    with pytest.raises(MatchError, match="unknown operator 'near'"):
+        compile_operator("near", 1, "x")
+    with pytest.raises(MatchError, match="does not apply to the text operator"):
+        compile_match({"field": "a", "prefix": "1", "as": "number"})
