@@ -49,8 +49,13 @@ class RuleSet:
     def set_directory_rules(self, rules: Mapping[str, Rule]) -> None:
         with self._lock:
             self._from_dir = dict(rules)
-            self._index = RuleIndex({**self._from_dir, **self._from_topic}.values())
-            self._sized()
+            self._rebuild()
+
+    def set_topic_rules(self, rules: Mapping[str, Rule]) -> None:
+        """Replace every topic rule at once with already validated rules (a snapshot of the topic)."""
+        with self._lock:
+            self._from_topic = dict(rules)
+            self._rebuild()
 
     def apply_record(self, key: str, record: CloudEvent | None) -> None:
         """A ``whale.rules`` record (or tombstone); an invalid record is logged and ignored."""
@@ -94,6 +99,10 @@ class RuleSet:
             self._index.remove(key)
         else:
             self._index.put(rule)
+        self._sized()
+
+    def _rebuild(self) -> None:
+        self._index = RuleIndex({**self._from_dir, **self._from_topic}.values())
         self._sized()
 
     def _sized(self) -> None:

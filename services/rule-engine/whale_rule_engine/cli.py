@@ -106,11 +106,17 @@ def read_event(path: Path) -> CloudEvent:
         raise ConfigError(f"{path}: {exc}", field="event") from None
 
 
-async def _topic_records(settings: WhaleSettings) -> dict[str, CloudEvent]:
+async def _topic_rules(settings: WhaleSettings) -> dict[str, Rule]:
     view = CompactedView(settings, topics.RULES)
     await view.start(timeout=20)
     try:
-        return dict(view.items())
+        out: dict[str, Rule] = {}
+        for key, record in view.items().items():
+            try:
+                out[key] = validate_rule(record.data)
+            except RuleError as exc:
+                print(f"warning: whale.rules record {key!r} is invalid: {exc}", file=sys.stderr)
+        return out
     finally:
         await view.stop()
 
@@ -125,13 +131,7 @@ def rules_in_force(rules_dir: Path | None, *, topic: bool) -> RuleSet:
         for where, problem in report.problems:
             print(f"warning: {where}: {problem}", file=sys.stderr)
     if topic:
-        for key, record in asyncio.run(_topic_records(WhaleSettings())).items():
-            try:
-                validate_rule(record.data)
-            except RuleError as exc:
-                print(f"warning: whale.rules record {key!r} is invalid: {exc}", file=sys.stderr)
-                continue
-            rules.apply_record(key, record)
+        rules.set_topic_rules(asyncio.run(_topic_rules(WhaleSettings())))
     return rules
 
 

@@ -71,3 +71,13 @@ def test_a_record_under_another_key_is_ignored_and_the_size_is_reported() -> Non
     rules.apply_record("other", rule(id="elsewhere").to_event())
     assert [r.id for r in rules.all()] == ["disk", "off"]
     assert sizes == [1]
+
+
+def test_a_topic_snapshot_replaces_every_topic_rule_at_once() -> None:
+    """`whale rules` reads the topic once: the snapshot overrides the directory, as records do."""
+    rules = RuleSet()
+    rules.set_directory_rules({"disk": rule(), "cpu": rule(id="cpu")})
+    rules.set_topic_rules({"disk": rule(version=4), "new": rule(id="new")})
+    assert [(r.id, r.version) for r in rules.all()] == [("cpu", 3), ("disk", 4), ("new", 3)]
+    rules.set_topic_rules({})
+    assert [(r.id, r.version) for r in rules.all()] == [("cpu", 3), ("disk", 3)]
