@@ -120,7 +120,7 @@ def measure(settings: WhaleSettings, size: int) -> dict[str, object]:
         env = {
             **os.environ,
             "WHALE_LOG_LEVEL": "warning",
-            "WHALE_RULE_ENGINE_RULES_DIR": str(rules),
+            "WHALE_RULES_DIR": str(rules),
             "WHALE_RULE_ENGINE_APP_ID": f"whale-bench-engine-{run}",
             "WHALE_RULE_ENGINE_PORT": str(port),
         }

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from whale.cloudevent import CloudEvent
-from whale.matching import event_context
-from whale.rules import Rule, validate_rule
+from whale.rules.model import Rule, validate_rule
+from whale.rules.paths import event_context
 
 TITLE = "Rule matching (in process, indexed): events per second by number of rules"
 KEY = ("case", "rules")
@@ -39,12 +39,12 @@ SAMPLE = 200  # events over which candidates and matches per event are counted
 
 def rule_index_class() -> Any:
     """``RuleIndex`` wherever the tree under test keeps it (it moved to the shared library)."""
-    for name in ("whale.rule_index", "whale_rule_engine.index"):
+    for name in ("whale.rules.index", "whale_rule_engine.index"):
         try:
             return importlib.import_module(name).RuleIndex
         except ImportError:
             continue
-    raise ImportError("no RuleIndex in whale.rule_index or whale_rule_engine.index")
+    raise ImportError("no RuleIndex in whale.rules.index or whale_rule_engine.index")
 
 
 def _rule(rule_id: str, match: dict[str, Any]) -> Rule:

@@ -14,14 +14,14 @@ A subclass sets its class defaults as class keywords
 given per instance. ``whale.web.errors`` turns any of them into the one HTTP error body
 ``{"error": code, "message", "problems", "retryable"}``.
 
-The tree (library, then each service's ``errors.py``; the ``rules``, ``operators``, ``subscriptions``
-and ``templating`` modules define theirs beside the code that raises them)::
+The tree (library, then each service's ``errors.py``; the rule language's modules (``whale.rules``)
+and ``subscriptions`` define theirs beside the code that raises them)::
 
     WhaleError                              500 internal_error
     ├── ConfigError                         400 invalid_config
-    │   ├── whale.rules.RuleError           400 invalid_rule
-    │   ├── whale.operators.MatchError      400 invalid_match
-    │   ├── whale.safe_regex.RegexError     400 invalid_config (a pattern RE2 refuses)
+    │   ├── whale.rules.model.RuleError     400 invalid_rule
+    │   ├── whale.rules.operators.MatchError  400 invalid_match
+    │   ├── whale.rules.regex.RegexError    400 invalid_config (a pattern RE2 refuses)
     │   ├── whale.subscriptions.SubscriptionError  400 invalid_subscription
     │   ├── whale_executor.CatalogError     400 invalid_catalog
     │   └── whale_adapters.MappingError     400 invalid_mapping
@@ -37,7 +37,7 @@ and ``templating`` modules define theirs beside the code that raises them)::
     ├── whale.authz.AuthError               401 unauthenticated
     │   ├── NotAuthenticated                401 unauthenticated (no, unknown, expired, revoked credentials)
     │   └── NotPermitted                    403 forbidden (the identity lacks the route's role)
-    ├── whale.templating.TemplateError      400 invalid_template
+    ├── whale.rules.templating.TemplateError  400 invalid_template
     │   └── TemplateLimitError              400 invalid_template (a sandbox limit: time, steps, size, regex)
     ├── whale_event_center.EventCenterError 500 internal_error
     │   ├── InvalidEvent                    400 invalid_event

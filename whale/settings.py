@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 KAFKA_LOGGER = logging.getLogger("whale.kafka")
@@ -30,6 +30,10 @@ DEFAULT_REDACT_KEYS = (
     "cookie",
 )
 """librdkafka's own log lines go through logging (and so through structlog's format), not raw stderr."""
+
+
+RULES_DIR_NAMES = ("WHALE_RULES_DIR", "WHALE_RULE_ENGINE_RULES_DIR", "WHALE_TODO_RULES_DIR")
+"""The rules directory's variable, then its former per-stage names (still read, first one set wins)."""
 
 
 def default_cache_dir() -> Path:
@@ -62,9 +66,13 @@ class KafkaSecurity(BaseSettings):
 
 
 class WhaleSettings(BaseSettings):
-    """What every Whale process shares. Env: ``WHALE_KAFKA_BOOTSTRAP``, ``WHALE_ES_URL``, ..."""
+    """What every Whale process shares. Env: ``WHALE_KAFKA_BOOTSTRAP``, ``WHALE_ES_URL``, ...
 
-    model_config = SettingsConfigDict(env_prefix="WHALE_", extra="ignore")
+    ``WHALE_RULES_DIR`` (also read as ``WHALE_RULE_ENGINE_RULES_DIR`` or ``WHALE_TODO_RULES_DIR``,
+    their former names) is the one rules directory of every stage that matches rules.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="WHALE_", extra="ignore", populate_by_name=True)
 
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers")
     es_url: str = Field(default="http://127.0.0.1:9200", description="Elasticsearch URL")
@@ -88,6 +96,13 @@ class WhaleSettings(BaseSettings):
     )
     kafka_message_max_bytes: int = Field(
         default=1_000_000, ge=1000, description="largest record Whale produces (librdkafka message.max.bytes)"
+    )
+    rules_dir: Path | None = Field(
+        default=None,
+        # one directory for the rule engine, the to-do stage and `whale rules`; the stages' old
+        # names stay accepted so existing deployments keep working
+        validation_alias=AliasChoices(*RULES_DIR_NAMES),
+        description="directory of rule YAML files (optional; rules also come from whale.rules)",
     )
 
     def kafka_config(self) -> dict[str, str | int | float | bool]:

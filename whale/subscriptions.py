@@ -8,7 +8,7 @@ YAML (``whale subscriptions apply subs.yaml``)::
     subscriptions:
       - id: ops-pager                       # record key on whale.subscriptions
         endpoint: https://pager.example.com/hooks/whale
-        filter:                             # the rules' matching language (whale.matching); omit = all
+        filter:                             # the rules' matching language (whale.rules.matching); omit = all
           all:
             - {field: type, prefix: prometheus.alert.}
             - {field: data.labels.severity, equals: critical}
@@ -35,7 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from whale import topics as topic_names
 from whale.cloudevent import CloudEvent
 from whale.errors import ConfigError
-from whale.matching import Condition, MatchError, compile_match
+from whale.rules.matching import Condition, compile_match
+from whale.rules.operators import MatchError
 
 RECORD_TYPE = "whale.subscription.saved"
 RECORD_SOURCE = "/whale/subscriptions"

@@ -13,8 +13,8 @@ from whale_adapters.lifecycle import STATE_TYPE, AlertBook, Episode, state_key
 
 from whale import topics
 from whale.cloudevent import CloudEvent
-from whale.field_paths import event_context
-from whale.matching import matches
+from whale.rules.matching import matches
+from whale.rules.paths import event_context
 
 from .fakes import FakeProducer
 from .payloads import alert, notification

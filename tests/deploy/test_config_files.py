@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from whale.cloudevent import CloudEvent
-from whale.rule_files import rule_documents
-from whale.rules import validate_rule
+from whale.rules.files import rule_documents
+from whale.rules.model import validate_rule
 
 from .helm import PRODUCTION_VALUES, Manifest, by_kind
 

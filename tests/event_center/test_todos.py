@@ -17,10 +17,10 @@ from whale_event_center.todos import (
     CREATED,
     RESOLVED,
     UPDATED,
-    RuleSet,
     TodoBook,
     TodoSettings,
     TodoStage,
+    load_rules,
     record,
 )
 
@@ -72,10 +72,10 @@ class Received:
 def stage(tmp_path: Path, **settings: Any) -> tuple[TodoStage, TodoBook, FakeProducer]:
     (tmp_path / "rules").mkdir(exist_ok=True)
     (tmp_path / "rules" / "disk.yaml").write_text(RULE)
-    conf = TodoSettings(rules_dir=tmp_path / "rules", **settings)
+    conf = TodoSettings(whale=WhaleSettings(rules_dir=tmp_path / "rules"), **settings)
     book = TodoBook(conf, LocalStore(tmp_path / "book", {"stage": "todo"}, StoreSettings(dir=tmp_path)))
     producer = FakeProducer()
-    return TodoStage(conf, producer, RuleSet(conf.rules_dir), book), book, producer
+    return TodoStage(conf, producer, load_rules(conf.whale.rules_dir), book), book, producer
 
 
 def announced(producer: FakeProducer) -> list[CloudEvent]:
@@ -171,22 +171,6 @@ async def test_a_command_for_an_unknown_item_or_op_changes_nothing(tmp_path: Pat
     st, _, producer = stage(tmp_path)
     await st.handle(Received(alert("whale.todo.change.requested", "x", todo_id="nope", op="claim", by="a")))
     assert producer.sent == []
-
-
-def test_rule_records_override_directory_rules_and_tombstones_delete_them(tmp_path: Path) -> None:
-    (tmp_path / "disk.yaml").write_text(RULE)
-    rules = RuleSet(tmp_path)
-    event = alert("vm.disk.alert", "h", value=90)
-    assert rules.handled(event)
-    doc = {**rules.rules()[0].document(), "enabled": False}
-    rules.on_change("disk-full", CloudEvent.create(type="whale.rule.saved", source="t", data=doc))
-    assert not rules.handled(event)
-    rules.on_change(
-        "disk-full", CloudEvent.create(type="whale.rule.saved", source="t", data={**doc, "enabled": True})
-    )
-    assert rules.handled(event)
-    rules.on_change("disk-full", None)
-    assert rules.rules() == [] and not rules.handled(event)
 
 
 class FakeView:

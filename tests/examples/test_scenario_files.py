@@ -17,7 +17,7 @@ from whale.cli import up
 from whale.cloudevent import CloudEvent
 from whale.infra.sshd import start_demo_hosts
 from whale.processes import default_ports
-from whale.rule_files import load_rules_dir
+from whale.rules.files import load_rules_dir
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 
@@ -46,7 +46,7 @@ def test_scenario_schemas_and_payloads_are_json_and_named_by_type() -> None:
 def test_whale_up_points_the_services_at_the_scenarios_without_overriding_the_user() -> None:
     env = up.example_env({"WHALE_EVENT_CENTER_PORT": "9000"}, SCENARIOS)
     assert env["WHALE_EVENT_CENTER_PORT"] == "9000"
-    assert env["WHALE_RULE_ENGINE_RULES_DIR"] == env["WHALE_TODO_RULES_DIR"] == str(SCENARIOS / "rules")
+    assert env["WHALE_RULES_DIR"] == str(SCENARIOS / "rules")
     assert json.loads(env["WHALE_EXECUTOR_CATALOG_DIRS"]) == [str(SCENARIOS / "catalog")]
     ports = [env[name] for name in default_ports()]
     assert len(set(ports)) == len(ports)
@@ -95,3 +95,8 @@ async def test_the_demo_hosts_run_the_scenario_actions_over_ssh(tmp_path: Path) 
     assert lines.status == "succeeded" and "EXT4-fs error" in lines.output["stdout"]
     assert unknown.status == "failed" and unknown.error is not None
     assert "'vm-web-99' is not in the inventory" in unknown.error["message"]
+
+
+def test_whale_up_keeps_a_rules_directory_the_user_set_under_a_former_name() -> None:
+    env = up.example_env({"WHALE_TODO_RULES_DIR": "/srv/rules"}, SCENARIOS)
+    assert "WHALE_RULES_DIR" not in env and env["WHALE_TODO_RULES_DIR"] == "/srv/rules"

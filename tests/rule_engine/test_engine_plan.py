@@ -9,7 +9,6 @@ from typing import Any
 import jsonschema
 import pytest
 from whale_rule_engine.engine import (
-    RuleSet,
     Trigger,
     action_request,
     idempotency_key,
@@ -19,7 +18,7 @@ from whale_rule_engine.engine import (
 from whale_rule_engine.throttle import decide
 
 from whale.cloudevent import CloudEvent
-from whale.rules import Rule, validate_rule
+from whale.rules.model import Rule, validate_rule
 
 # Known server-side template-injection payloads, put in rule params.
 SSTI_PAYLOADS = [
@@ -113,21 +112,6 @@ def test_injection_through_event_data_is_inert() -> None:
     evil = CloudEvent.create(type="alert.fired", source="x", data={"host": "{{ 7*7 }}", "value": 1})
     triggers, _ = plan([rule()], evil)
     assert triggers[0].params["title"] == "disk on {{ 7*7 }}"
-
-
-def test_ruleset_applies_topic_records_live_over_directory_rules() -> None:
-    """Topic records win over the directory; a tombstone falls back; invalid records are ignored."""
-    rules = RuleSet()
-    rules.set_directory_rules({"disk": rule()})
-    ctx = {"type": "alert.fired", "data": {}}
-    assert [r.version for r in rules.match(ctx)] == [3]
-    newer = rule(version=4, match={"field": "type", "equals": "other"})
-    rules.apply_record("disk", newer.to_event())
-    assert rules.match(ctx) == [] and rules.match({"type": "other"})[0].version == 4
-    rules.apply_record("disk", CloudEvent.create(type="whale.rule.saved", source="s", data={"id": "disk"}))
-    assert rules.match({"type": "other"})[0].version == 4
-    rules.apply_record("disk", None)
-    assert [r.version for r in rules.match(ctx)] == [3]
 
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"

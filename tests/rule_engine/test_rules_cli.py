@@ -14,7 +14,7 @@ from whale_rule_engine.errors import BacktestError
 
 from whale.cli import main as whale_main
 from whale.cloudevent import CloudEvent
-from whale.rules import validate_rule
+from whale.rules.model import validate_rule
 
 RULE_YAML = """
 id: disk-full

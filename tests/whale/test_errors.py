@@ -13,18 +13,18 @@ import whale_executor.errors
 import whale_rule_engine.errors
 
 import whale.errors
-import whale.operators
-import whale.rules
+import whale.rules.model
+import whale.rules.operators
+import whale.rules.templating
 import whale.subscriptions
-import whale.templating
 from whale.errors import DeliveryError, EventError, WhaleError
 
 MODULES = (
     whale.errors,
-    whale.operators,
-    whale.rules,
+    whale.rules.operators,
+    whale.rules.model,
     whale.subscriptions,
-    whale.templating,
+    whale.rules.templating,
     whale_adapters.errors,
     whale_event_center.errors,
     whale_event_center.rules_api,

@@ -73,7 +73,7 @@ def test_records_built_by_whales_own_builders_are_read_by_the_sdk(tmp_path: Path
     from whale_event_center.todos import TodoBook, TodoSettings, announcement, record
     from whale_executor.results import SUCCEEDED, result_event
 
-    from whale.rules import validate_rule
+    from whale.rules.model import validate_rule
     from whale.store import LocalStore, StoreSettings
 
     cause = CloudEvent.create(type="disk.full", source="urn:test:host", subject="db1", data={"host": "db1"})

@@ -28,7 +28,7 @@ from whale.admin import ensure_topics
 from whale.cli.run import services
 from whale.processes import default_ports
 from whale.resources import scenarios_dir
-from whale.settings import WhaleSettings
+from whale.settings import RULES_DIR_NAMES, WhaleSettings
 
 if TYPE_CHECKING:
     from whale.infra.sshd import LocalSshd
@@ -96,8 +96,8 @@ def example_env(env: dict[str, str], scenarios: Path) -> dict[str, str]:
     for name, value in default_ports().items():
         out.setdefault(name, value)
     if scenarios.is_dir():
-        out.setdefault("WHALE_RULE_ENGINE_RULES_DIR", str(scenarios / "rules"))
-        out.setdefault("WHALE_TODO_RULES_DIR", str(scenarios / "rules"))
+        if not any(out.get(name) for name in RULES_DIR_NAMES):
+            out["WHALE_RULES_DIR"] = str(scenarios / "rules")
         out.setdefault("WHALE_EXECUTOR_CATALOG_DIRS", json.dumps([str(scenarios / "catalog")]))
         out.setdefault(
             "WHALE_EXAMPLE_WECOM_WEBHOOK", f"http://127.0.0.1:{robot_port(env)}/cgi-bin/webhook/send?key=demo"

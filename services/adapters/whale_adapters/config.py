@@ -40,7 +40,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from whale.templating import TemplateError, check
+from whale.rules.templating import TemplateError, check
 from whale_adapters.errors import MappingError
 from whale_adapters.jsonpath import compile_path
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from whale.cloudevent import CloudEvent
 from whale.errors import EventError
-from whale.templating import TemplateError, render
+from whale.rules.templating import TemplateError, render
 from whale_adapters.config import WebhookConfig
 from whale_adapters.errors import PayloadError, SignatureError
 from whale_adapters.jsonpath import JsonPath, Missing, compile_path

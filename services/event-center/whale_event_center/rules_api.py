@@ -2,7 +2,7 @@
 
 Rules live on the compacted ``whale.rules`` topic (key = rule id, a ``whale.rule.saved`` event whose
 data is the whole rule); every rule-engine worker follows that topic and applies changes live. A
-save is validated completely (:func:`whale.rules.validate_rule`: match language, templates, target
+save is validated completely (:func:`whale.rules.model.validate_rule`: match language, templates, target
 and params against the executors' catalogue, field paths against the registered schema), gets the
 next version number, and is answered once Kafka acknowledged it and this process' view shows it.
 ``If-Match: <version>`` makes a save or delete conditional on the current version.
@@ -18,7 +18,7 @@ from whale import audit, topics
 from whale.authz import Identity, Role, require
 from whale.compacted import CompactedView
 from whale.producer import EventProducer
-from whale.rules import RULE_ID, Rule, RuleError, validate_rule
+from whale.rules.model import RULE_ID, Rule, RuleError, validate_rule
 from whale_event_center.entity_api import INVALID, NOT_SAVED, Document, Entities, check_body_id
 from whale_event_center.errors import EventCenterError
 

@@ -4,7 +4,7 @@ Subscriptions live on the compacted ``whale.subscriptions`` topic (key = subscri
 ``whale.subscription.saved`` event whose data is the whole subscription, built by the shared
 :meth:`whale.subscriptions.Subscription.to_record`, the same record ``whale subscriptions apply``
 writes); every dispatcher replica follows that topic and applies changes live. A save is validated
-with the shared model (endpoint, limits, the filter through :mod:`whale.matching`) and answered once
+with the shared model (endpoint, limits, the filter through :mod:`whale.rules.matching`) and answered once
 Kafka acknowledged it and this process' view shows it.
 """
 

@@ -1,8 +1,8 @@
 """The to-do list: events no automation handles, and explicit requests, become items for people.
 
 The to-do stage (``whale run todo``) consumes ``whale.events`` and ``whale.results``. An event whose
-type no enabled rule matches (evaluated here with the shared :mod:`whale.rules` / :mod:`whale.matching`,
-rules from the rules directory and the compacted ``whale.rules`` topic) opens a to-do item, and so does
+type no enabled rule matches (the rule engine's :class:`whale.rules.ruleset.RuleSet`: the rules
+directory and the compacted ``whale.rules`` topic) opens a to-do item, and so does
 a ``whale.todo.requested`` event or an action result whose output carries ``todo_request`` (the
 ``todo.open`` action). A signal whose merge key (type + subject by default, or a configured template
 per type, or the request's ``key``) matches an open item is merged into it (``count`` + 1) instead.
@@ -16,7 +16,6 @@ the event that made it.
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,13 +27,12 @@ import structlog
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from whale import templating, topics
+from whale import topics
 from whale.cloudevent import CloudEvent, format_time
 from whale.correlation import caused_by, correlation_id
-from whale.matching import event_context
-from whale.rule_files import load_rules_dir
-from whale.rule_index import RuleIndex
-from whale.rules import Rule, RuleError, validate_rule
+from whale.rules import templating
+from whale.rules.paths import event_context
+from whale.rules.ruleset import RuleSet
 from whale.settings import WhaleSettings
 from whale.store import LocalStore, StoreSettings
 from whale_event_center.todo_store import StoredItems, TodoLoader, applied, open_id, put_item
@@ -66,9 +64,6 @@ class TodoSettings(BaseSettings):
         default="latest",
         description="where a brand-new consumer group starts (latest: no to-dos for history)",
     )
-    rules_dir: Path | None = Field(
-        default=None, description="rules YAML directory (same as the rule engine's)"
-    )
     merge_keys: dict[str, str] = Field(
         default_factory=dict, description="event type -> merge-key template (default: type + subject)"
     )
@@ -85,46 +80,14 @@ def now_text() -> str:
     return format_time(datetime.now(UTC))
 
 
-class RuleSet:
-    """The enabled rules: those of the rules directory, overridden by ``whale.rules`` records."""
-
-    def __init__(self, directory: Path | None = None) -> None:
-        self._dir: dict[str, Rule] = {}
-        self._topic: dict[str, Rule | None] = {}
-        self._lock = threading.Lock()  # on_change runs in the view's thread
-        if directory is not None and directory.is_dir():
-            report = load_rules_dir(directory)
-            self._dir = dict(report.rules)
-            for where, problem in report.problems:
-                log.warning("rule_not_loaded", where=where, problem=problem)
-        self._index = RuleIndex(self._dir.values())  # the rule engine's index: candidates only
-
-    def on_change(self, key: str, event: CloudEvent | None) -> None:
-        """``CompactedView`` listener of ``whale.rules``: a record replaces, a tombstone deletes."""
-        rule: Rule | None = None
-        if event is not None:
-            try:
-                rule = validate_rule(event.data)
-            except RuleError as exc:
-                log.warning("rule_record_invalid", rule_id=key, error=str(exc))
-                return
-        with self._lock:
-            self._topic[key] = rule  # a tombstone (None) hides a directory rule of the same id too
-            if rule is None:
-                self._index.remove(key)
-            else:
-                self._index.put(rule)
-
-    def rules(self) -> list[Rule]:
-        with self._lock:
-            merged: dict[str, Rule | None] = {**self._dir, **self._topic}
-        return [r for r in merged.values() if r is not None and r.enabled]
-
-    def handled(self, event: CloudEvent) -> bool:
-        """True when at least one enabled rule matches ``event``."""
-        ctx = event_context(event)
-        with self._lock:
-            return bool(self._index.match(ctx))
+def load_rules(directory: Path | None) -> RuleSet:
+    """The shared rule set, seeded with the rules directory when it exists (else topic rules only)."""
+    rules = RuleSet()
+    if directory is not None and directory.is_dir():
+        report = rules.load_directory(directory)
+        for where, problem in report.problems:
+            log.warning("rule_not_loaded", where=where, problem=problem)
+    return rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +269,9 @@ class TodoStage:
         for received in batch:
             event: CloudEvent = received.event
             candidate = received.topic == topics.EVENTS
-            handled = candidate and not self._book.ignored(event) and self._rules.handled(event)
+            handled = (
+                candidate and not self._book.ignored(event) and bool(self._rules.match(event_context(event)))
+            )
             change = self._book.decide(event, handled, candidate=candidate)
             if change is not None:
                 changes.append((change, event))
@@ -345,8 +310,8 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
 
     await asyncio.to_thread(ensure_topics, settings.whale)
     producer = EventProducer(settings.whale, client_id="whale-todo")
-    rules = RuleSet(settings.rules_dir)
-    rules_view = CompactedView(settings.whale, topics.RULES, on_change=rules.on_change)
+    rules = load_rules(settings.whale.rules_dir)
+    rules_view = CompactedView(settings.whale, topics.RULES, on_change=rules.apply_record)
     loader = TodoLoader(settings.whale, settings.state, OPEN_STATES)
     await rules_view.start()
     await loader.start()  # the local store catches up with whale.todos, then stops following
@@ -377,7 +342,12 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
         )
     task = asyncio.create_task(consumer.run())
     ready.set()
-    log.info("todo_stage_started", restored=loader.read, rebuilt=book.store.rebuilt, rules=len(rules.rules()))
+    log.info(
+        "todo_stage_started",
+        restored=loader.read,
+        rebuilt=book.store.rebuilt,
+        rules=sum(rule.enabled for rule in rules.all()),
+    )
     await stop.wait()
     consumer.stop()
     await task
@@ -397,10 +367,10 @@ def main(argv: list[str]) -> int:
     from whale.runtime import run
 
     parser = argparse.ArgumentParser(prog="whale run todo", description="the to-do stage")
-    parser.add_argument("--rules-dir", type=Path, help="rules directory (else WHALE_TODO_RULES_DIR)")
+    parser.add_argument("--rules-dir", type=Path, help="rules directory (else WHALE_RULES_DIR)")
     args = parser.parse_args(argv)
     settings = TodoSettings()
     if args.rules_dir is not None:
-        settings.rules_dir = args.rules_dir
+        settings.whale.rules_dir = args.rules_dir
     configure_logging(settings.whale, service="todo")
     return run(lambda stop: serve(settings, stop))

@@ -33,13 +33,13 @@ from whale.consumer import write_dead_letter
 from whale.errors import BindingError, ConfigError, WhaleError
 from whale.health import HealthServer, serve_health
 from whale.logging import bound_event, configure_logging, library_logging
-from whale.matching import event_context
 from whale.producer import EventProducer
-from whale.rule_files import load_rules_dir
+from whale.rules.paths import event_context
+from whale.rules.ruleset import RuleSet
 from whale.store import claim_slot
 from whale_rule_engine import metrics
 from whale_rule_engine.broker import broker_credentials, broker_urls
-from whale_rule_engine.engine import RuleSet, Trigger, action_request, plan, throttled_notice
+from whale_rule_engine.engine import Trigger, action_request, plan, throttled_notice
 from whale_rule_engine.offsets import seed_offsets
 from whale_rule_engine.recovery import TableManager
 from whale_rule_engine.settings import Settings
@@ -61,7 +61,7 @@ class Runtime:
     health_server: HealthServer | None = None
     # renders run here, off the event loop: /healthz, heartbeats and commits go on while a rule
     # spends its render budget (every sandbox operation is bounded, so the thread never holds the
-    # interpreter for long; see whale.template_limits)
+    # interpreter for long; see whale.rules.limits)
     render_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
     )
@@ -262,24 +262,23 @@ async def start_views(runtime: Runtime) -> None:
         await view.start()
         runtime.views.append(view)
     runtime.catalog = catalog
-    if runtime.settings.rules_dir is not None:
-        if not runtime.settings.rules_dir.is_dir():
+    rules_dir = whale.rules_dir
+    if rules_dir is not None:
+        if not rules_dir.is_dir():
             raise ConfigError(
-                f"rules directory {runtime.settings.rules_dir} does not exist or is not a directory",
-                field="rules_dir",
+                f"rules directory {rules_dir} does not exist or is not a directory", field="rules_dir"
             )
-        report = load_rules_dir(runtime.settings.rules_dir, catalog, schemas)
+        report = runtime.rules.load_directory(rules_dir, catalog, schemas)
         for where, problem in report.problems:
             log.error("rule_file_refused", file=where, error=problem)
         for where, warning in report.warnings:
             log.warning("rule_file_warning", file=where, warning=warning)
-        runtime.rules.set_directory_rules(report.rules)
-        log.info("rules_loaded", directory=str(runtime.settings.rules_dir), rules=len(report.rules))
+        log.info("rules_loaded", directory=str(rules_dir), rules=len(report.rules))
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="whale run rule-engine", description=__doc__.splitlines()[0])
-    parser.add_argument("--rules-dir", type=Path, help="directory of rule YAML files")
+    parser.add_argument("--rules-dir", type=Path, help="directory of rule YAML files (else WHALE_RULES_DIR)")
     parser.add_argument("--port", type=int, help="port of /metrics, /healthz and /readyz")
     parser.add_argument("--app-id", help="Faust app id (consumer group)")
     return parser.parse_args(argv)
@@ -287,10 +286,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    overrides = {
-        k: v for k, v in {"rules_dir": args.rules_dir, "port": args.port, "app_id": args.app_id}.items() if v
-    }
+    overrides = {k: v for k, v in {"port": args.port, "app_id": args.app_id}.items() if v}
     settings = Settings(**overrides)
+    if args.rules_dir:
+        settings.whale.rules_dir = args.rules_dir
     configure_logging(settings.whale, service="rule-engine")
     try:
         ensure_topics(settings.whale)
@@ -301,7 +300,7 @@ def main(argv: list[str]) -> int:
         log.error("startup_failed", error=str(exc))
         return 1
     producer = EventProducer(settings.whale, client_id=f"{settings.app_id}-producer")
-    runtime = Runtime(settings=settings, producer=producer, rules=RuleSet())
+    runtime = Runtime(settings=settings, producer=producer, rules=RuleSet(on_size=metrics.RULES.set))
     try:
         asyncio.run(start_views(runtime))
         app = build_app(runtime)

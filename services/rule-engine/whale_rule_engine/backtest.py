@@ -19,8 +19,9 @@ import httpx
 from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.errors import EventError
-from whale.matching import event_context
-from whale.rules import Rule, parse_duration
+from whale.rules.model import Rule, parse_duration
+from whale.rules.paths import event_context
+from whale.rules.ruleset import RuleSet
 from whale.settings import WhaleSettings
 from whale_rule_engine.engine import action_request, plan
 from whale_rule_engine.errors import BacktestError
@@ -58,9 +59,11 @@ def simulate(rule: Rule, events: Iterator[CloudEvent], *, source: str = "whale/r
     """Replay ``events`` (oldest first) through ``rule``: match, render, throttle by event time."""
     report = Report()
     buckets: dict[str, BucketState] = {}
+    rules = RuleSet()  # the worker's matching: the index, enabled rules only
+    rules.set_directory_rules({rule.id: rule})
     for event in events:
         report.scanned += 1
-        if not rule.enabled or not rule.condition.evaluate(event_context(event)):
+        if not rules.match(event_context(event)):
             continue
         report.matched += 1
         triggers, failures = plan([rule], event)

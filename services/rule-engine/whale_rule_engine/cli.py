@@ -19,9 +19,10 @@ from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.compacted import CompactedView
 from whale.errors import ConfigError, EventError
-from whale.matching import event_context
-from whale.rule_files import LoadReport, load_rules_dir, load_rules_file, rule_documents
-from whale.rules import Rule, RuleError, validate_rule
+from whale.rules.files import LoadReport, load_rules_dir, load_rules_file, rule_documents
+from whale.rules.model import Rule, RuleError, validate_rule
+from whale.rules.paths import event_context
+from whale.rules.ruleset import RuleSet
 from whale.settings import WhaleSettings
 from whale_rule_engine.backtest import Report, parse_since, simulate, stored_events
 from whale_rule_engine.engine import plan
@@ -31,13 +32,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("rules", help="list, explain, test and validate rules")
     commands = parser.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
     listing = commands.add_parser("list", help="the rules in force (rules directory and whale.rules)")
-    listing.add_argument("--rules-dir", type=Path, help="rules directory (YAML)")
+    listing.add_argument("--rules-dir", type=Path, help="rules directory (YAML; else WHALE_RULES_DIR)")
     listing.add_argument("--no-topic", action="store_true", help="do not read whale.rules from Kafka")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(handler=_list)
     explain = commands.add_parser("explain", help="which rules an event matches, and why the others do not")
     explain.add_argument("event", type=Path, help="a CloudEvent in structured JSON ('-' for stdin)")
-    explain.add_argument("--rules-dir", type=Path, help="rules directory (YAML)")
+    explain.add_argument("--rules-dir", type=Path, help="rules directory (YAML; else WHALE_RULES_DIR)")
     explain.add_argument("--no-topic", action="store_true", help="do not read whale.rules from Kafka")
     explain.add_argument("--limit", type=int, default=5, help="near misses to show (default 5)")
     explain.add_argument("--json", action="store_true", help="machine-readable output")
@@ -120,21 +121,22 @@ async def _topic_rules(settings: WhaleSettings) -> dict[str, Rule]:
         await view.stop()
 
 
-def rules_in_force(rules_dir: Path | None, *, topic: bool) -> dict[str, Rule]:
-    """Rules from the directory, overridden by those on ``whale.rules`` (as the worker does)."""
-    rules: dict[str, Rule] = {}
-    if rules_dir is not None:
-        report = load_rules_dir(rules_dir)
+def rules_in_force(rules_dir: Path | None, *, topic: bool) -> RuleSet:
+    """The worker's rule set: the rules directory (``--rules-dir``, else ``WHALE_RULES_DIR``),
+    overridden by the records on ``whale.rules``."""
+    rules = RuleSet()
+    directory = rules_dir if rules_dir is not None else WhaleSettings().rules_dir
+    if directory is not None:
+        report = rules.load_directory(directory)
         for where, problem in report.problems:
             print(f"warning: {where}: {problem}", file=sys.stderr)
-        rules.update(report.rules)
     if topic:
-        rules.update(asyncio.run(_topic_rules(WhaleSettings())))
+        rules.set_topic_rules(asyncio.run(_topic_rules(WhaleSettings())))
     return rules
 
 
 def _list(args: argparse.Namespace) -> int:
-    rules = rules_in_force(args.rules_dir, topic=not args.no_topic)
+    rules = rules_in_force(args.rules_dir, topic=not args.no_topic).all()
     rows = [
         {
             "id": r.id,
@@ -143,7 +145,7 @@ def _list(args: argparse.Namespace) -> int:
             "target": f"{r.target.kind} {r.target.name} (pool {r.target.pool})",
             "description": r.description,
         }
-        for r in (rules[k] for k in sorted(rules))
+        for r in rules
     ]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -158,8 +160,8 @@ def _list(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     event = read_event(args.event)
-    rules = rules_in_force(args.rules_dir, topic=not args.no_topic)
-    result = explain_event([rules[k] for k in sorted(rules)], event, limit=args.limit)
+    rules = rules_in_force(args.rules_dir, topic=not args.no_topic).all()
+    result = explain_event(rules, event, limit=args.limit)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0

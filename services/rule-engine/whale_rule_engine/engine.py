@@ -1,7 +1,7 @@
 """What the worker does with an event, without Kafka: match, render, and build what to emit.
 
-:class:`RuleSet` holds the live rules (rules directory + the compacted ``whale.rules`` topic, the
-topic winning for the same id) behind a lock, because topic changes arrive on the view's thread.
+The live rules are a :class:`whale.rules.ruleset.RuleSet` (rules directory + the compacted
+``whale.rules`` topic), shared with the to-do stage and ``whale rules explain``.
 :func:`plan` turns one event into :class:`Trigger` s (rendered params, throttle key, idempotency key)
 and :class:`Failure` s (render errors, with the rule and the reason).
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,13 +18,11 @@ from typing import Any
 
 import structlog
 
-from whale import templating
 from whale.cloudevent import CloudEvent, format_time
 from whale.correlation import caused_by
-from whale.matching import event_context
-from whale.rule_index import RuleIndex
-from whale.rules import Lookup, Rule, RuleError, find_target, params_problems, validate_rule
-from whale_rule_engine import metrics
+from whale.rules import templating
+from whale.rules.model import Lookup, Rule, find_target, params_problems
+from whale.rules.paths import event_context
 from whale_rule_engine.throttle import Decision
 
 log = structlog.get_logger(__name__)
@@ -38,67 +35,6 @@ def idempotency_key(rule_id: str, version: int, source: str, event_id: str) -> s
     """The same for the same (rule, version, event) however often the event is redelivered."""
     digest = hashlib.sha256(json.dumps([rule_id, version, source, event_id]).encode()).hexdigest()
     return f"{rule_id}:{version}:{digest[:32]}"
-
-
-class RuleSet:
-    """The rules a worker matches against, changed live from the rules topic."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._from_dir: dict[str, Rule] = {}
-        self._from_topic: dict[str, Rule] = {}
-        self._index = RuleIndex()
-
-    def set_directory_rules(self, rules: Mapping[str, Rule]) -> None:
-        with self._lock:
-            self._from_dir = dict(rules)
-            self._rebuild()
-
-    def apply_record(self, key: str, record: CloudEvent | None) -> None:
-        """A ``whale.rules`` record (or tombstone); an invalid record is logged and ignored."""
-        with self._lock:
-            if record is None:
-                if self._from_topic.pop(key, None) is not None:
-                    self._place(key)
-                    log.info("rule_deleted", rule_id=key)
-                return
-            try:
-                rule = validate_rule(record.data)
-            except RuleError as exc:
-                log.error("rule_record_invalid", rule_id=key, error=str(exc))
-                return
-            if rule.id != key:
-                log.error("rule_record_key_mismatch", key=key, rule_id=rule.id)
-                return
-            self._from_topic[key] = rule
-            self._place(key)
-            log.info("rule_saved", rule_id=key, version=rule.version, enabled=rule.enabled)
-
-    def match(self, ctx: Mapping[str, Any]) -> list[Rule]:
-        with self._lock:
-            return self._index.match(ctx)
-
-    def candidates(self, ctx: Mapping[str, Any]) -> list[Rule]:
-        with self._lock:
-            return self._index.candidates(ctx)
-
-    def all(self) -> list[Rule]:
-        """Every effective rule, enabled or not."""
-        with self._lock:
-            merged = {**self._from_dir, **self._from_topic}
-            return [merged[k] for k in sorted(merged)]
-
-    def _place(self, key: str) -> None:
-        rule = self._from_topic.get(key) or self._from_dir.get(key)
-        if rule is None:
-            self._index.remove(key)
-        else:
-            self._index.put(rule)
-        metrics.RULES.set(len(self._index))
-
-    def _rebuild(self) -> None:
-        self._index = RuleIndex({**self._from_dir, **self._from_topic}.values())
-        metrics.RULES.set(len(self._index))
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +106,7 @@ def plan(
     max_output: int = templating.MAX_OUTPUT,
 ) -> tuple[list[Trigger], list[Failure]]:
     """Render every matched rule's params and throttle key for ``event``; each rule's templates
-    together get ``timeout`` seconds and one sandbox budget (see :mod:`whale.template_limits`)."""
+    together get ``timeout`` seconds and one sandbox budget (see :mod:`whale.rules.limits`)."""
     ctx = event_context(event)
     triggers: list[Trigger] = []
     failures: list[Failure] = []

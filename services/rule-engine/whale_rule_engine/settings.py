@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -25,7 +24,6 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$",
         description="Faust app id: the consumer group and the prefix of the engine's internal topics",
     )
-    rules_dir: Path | None = Field(default=None, description="directory of rule YAML files (optional)")
     host: str = "127.0.0.1"
     port: int = Field(default=8094, ge=0, le=65535, description="/metrics, /healthz and /readyz")
     source: str = Field(

@@ -87,7 +87,7 @@ class Worker:
             "WHALE_LOG_FORMAT": "json",
         }
         if rules_dir is not None:
-            env["WHALE_RULE_ENGINE_RULES_DIR"] = str(rules_dir)
+            env["WHALE_RULES_DIR"] = str(rules_dir)
         self._out = log.open("ab")
         self.proc = subprocess.Popen(
             [WHALE, "run", "rule-engine"], env=env, stdout=self._out, stderr=subprocess.STDOUT

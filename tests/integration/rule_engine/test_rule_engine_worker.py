@@ -17,7 +17,7 @@ from whale.binding import KafkaMessage, from_kafka
 from whale.cloudevent import CloudEvent
 from whale.compacted import delete, put
 from whale.producer import EventProducer
-from whale.rules import validate_rule
+from whale.rules.model import validate_rule
 
 from .re_helpers import Scope, Tap, Worker, send
 

@@ -19,7 +19,7 @@ from whale.cli import main as whale_main
 from whale.cloudevent import CloudEvent, format_time
 from whale.compacted import delete, put
 from whale.producer import EventProducer
-from whale.rules import validate_rule
+from whale.rules.model import validate_rule
 from whale.settings import WhaleSettings
 
 from .re_helpers import Scope, Tap

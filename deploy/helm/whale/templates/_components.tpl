@@ -50,7 +50,7 @@ components:
 {{- if $v.ruleEngine.enabled }}
 {{- $env := dict "WHALE_RULE_ENGINE_HOST" "0.0.0.0" "WHALE_RULE_ENGINE_PORT" $v.ruleEngine.port }}
 {{- if not (empty $v.config.rules) }}
-{{- $_ := set $env "WHALE_RULE_ENGINE_RULES_DIR" "/etc/whale/rules" }}
+{{- $_ := set $env "WHALE_RULES_DIR" "/etc/whale/rules" }}
 {{- end }}
   - name: rule-engine
     service: rule-engine
@@ -65,7 +65,7 @@ components:
 {{- if $v.todo.enabled }}
 {{- $env := dict "WHALE_TODO_HEALTH_HOST" "0.0.0.0" "WHALE_TODO_HEALTH_PORT" $v.todo.port }}
 {{- if not (empty $v.config.rules) }}
-{{- $_ := set $env "WHALE_TODO_RULES_DIR" "/etc/whale/rules" }}
+{{- $_ := set $env "WHALE_RULES_DIR" "/etc/whale/rules" }}
 {{- end }}
   - name: todo
     service: todo

@@ -28,8 +28,8 @@ from whale.cloudevent import CloudEvent
 from whale.consumer import Stopping, commit_batch, dlq_message
 from whale.errors import BindingError
 from whale.logging import bound_event
-from whale.matching import event_context
 from whale.producer import EventProducer
+from whale.rules.paths import event_context
 from whale.settings import WhaleSettings
 from whale.subscriptions import Subscription
 from whale_adapters.dispatcher import metrics

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from whale import topics
 from whale.cloudevent import CloudEvent
-from whale.templating import TemplateError, check, render_value
+from whale.rules.templating import TemplateError, check, render_value
 from whale_adapters.errors import MappingError, PayloadError
 
 REDACTED = "***"
@@ -159,7 +159,7 @@ Compiled = Callable[[Mapping[str, Any]], Any]
 def compile_value(value: Any, path: str) -> Compiled:
     """A function of the context rendering ``value``. A string that is exactly ``{{ a.b.c }}`` is a
     plain lookup (native type, no template engine: the common case, and ~1000x cheaper); other
-    strings go through the sandbox (:func:`whale.templating.render_value`)."""
+    strings go through the sandbox (:func:`whale.rules.templating.render_value`)."""
     if isinstance(value, str):
         simple = _SIMPLE.match(value)
         if simple is None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from whale import templating
+from whale.rules import templating
 from whale_executor import secrets
 from whale_executor.actions.base import ActionContext, SchemaParams, truncate
 from whale_executor.actions.yamlspec import check_keys, check_templates, integer, mapping, number

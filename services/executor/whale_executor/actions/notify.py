@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from whale import templating
+from whale.rules import templating
 from whale_executor import secrets
 from whale_executor.actions.base import ActionContext, SchemaParams
 from whale_executor.actions.yamlspec import check_keys, check_templates, number

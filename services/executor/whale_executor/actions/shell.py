@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from whale import templating
+from whale.rules import templating
 from whale_executor.actions.base import ActionContext, SchemaParams, truncate
 from whale_executor.actions.yamlspec import check_keys, check_templates, integer, number
 from whale_executor.errors import ActionFailed, ActionTimedOut, CatalogError

@@ -40,7 +40,7 @@ from typing import Any
 import asyncssh
 from pydantic import ValidationError
 
-from whale import templating
+from whale.rules import templating
 from whale_executor.actions.base import ActionContext
 from whale_executor.actions.shell import ShellAction, collect, read_limited, run_output
 from whale_executor.actions.yamlspec import check_keys, check_templates, integer, number

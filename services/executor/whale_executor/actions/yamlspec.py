@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from whale import templating
+from whale.rules import templating
 from whale_executor.errors import CatalogError
 
 COMMON = frozenset({"kind", "name", "description", "params", "idempotent", "timeout"})

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from whale import templating, topics
+from whale import topics
 from whale.cloudevent import CloudEvent
+from whale.rules import templating
 from whale_executor import metrics
 from whale_executor.actions.base import ActionContext
 from whale_executor.errors import RunError

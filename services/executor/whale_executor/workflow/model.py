@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from whale import templating
+from whale.rules import templating
 from whale_executor.actions.base import Action, SchemaParams
 from whale_executor.actions.yamlspec import check_templates
 from whale_executor.errors import CatalogError

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from whale.rule_index import RuleIndex, regex_prefix
-from whale.rules import Rule, validate_rule
+from whale.rules.index import RuleIndex, regex_prefix
+from whale.rules.model import Rule, validate_rule
 
 
 def rule(rule_id: str, match: dict[str, Any], enabled: bool = True) -> Rule:

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from whale import safe_regex
-from whale.matching import compile_match
-from whale.rules import RuleError, validate_rule
+from whale.rules import regex
+from whale.rules.matching import compile_match
+from whale.rules.model import RuleError, validate_rule
 
 pytestmark = pytest.mark.timeout(30)  # a safety net only: RE2 has no backtracking to wait for
 
@@ -30,9 +30,9 @@ REDOS = [
 def test_catastrophic_patterns_run_on_re2_and_answer(pattern: str, text: str) -> None:
     """Nested quantifiers and ambiguous alternations are accepted and run on RE2, which has no
     backtracking: the search answers (linear in the text) instead of exploring 2^n paths."""
-    compiled = safe_regex.compile(pattern)
+    compiled = regex.compile(pattern)
     compiled.search(text)
-    assert isinstance(compiled, safe_regex.Pattern)
+    assert isinstance(compiled, regex.Pattern)
 
 
 @pytest.mark.parametrize(("pattern", "text"), REDOS)
@@ -51,12 +51,12 @@ def test_rule_regex_on_sender_data_uses_re2(pattern: str, text: str) -> None:
         ("a{2000}", "at most {1000} repetitions"),
         ("((a{100}){100}){100}", "repetition"),
         ("(", "missing )"),
-        ("x" * (safe_regex.MAX_PATTERN + 1), "longer than"),
+        ("x" * (regex.MAX_PATTERN + 1), "longer than"),
     ],
 )
 def test_patterns_re2_cannot_run_in_linear_time_are_refused(pattern: str, words: str) -> None:
-    with pytest.raises(safe_regex.RegexError) as caught:
-        safe_regex.compile(pattern)
+    with pytest.raises(regex.RegexError) as caught:
+        regex.compile(pattern)
     assert words in str(caught.value)
 
 
@@ -74,21 +74,21 @@ def test_a_rule_with_a_backreference_is_refused_naming_the_field() -> None:
 
 
 def test_sub_expands_groups_and_escapes() -> None:
-    pattern = safe_regex.compile(r"(\w+)@(?P<host>\w+)")
+    pattern = regex.compile(r"(\w+)@(?P<host>\w+)")
     assert pattern.sub(r"\2 at \1 (\g<host>)\t!", "joe@box é") == "box at joe (box)\t! é"
-    assert safe_regex.compile("").sub("-", "ab") == "-a-b-"
-    assert safe_regex.compile("b").sub("", "abcb", count=1) == "acb"
+    assert regex.compile("").sub("-", "ab") == "-a-b-"
+    assert regex.compile("b").sub("", "abcb", count=1) == "acb"
 
 
 def test_sub_refuses_a_result_past_max_size_before_building_it() -> None:
     with pytest.raises(ValueError, match="exceed 1000 characters"):
-        safe_regex.compile("").sub("x" * 100, "a" * 100, max_size=1000)
+        regex.compile("").sub("x" * 100, "a" * 100, max_size=1000)
 
 
 def test_search_groups() -> None:
-    found = safe_regex.compile("b(.)").search("abc")
+    found = regex.compile("b(.)").search("abc")
     assert found is not None and found.group() == "bc" and found.group(1) == "c"
-    assert safe_regex.compile("z").search("abc") is None
+    assert regex.compile("z").search("abc") is None
 
 
 def test_a_template_with_a_constant_lookaround_pattern_is_refused_naming_the_param() -> None:

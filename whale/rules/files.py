@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from whale.rules import Lookup, Rule, RuleError, validate_rule
+from whale.rules.model import Lookup, Rule, RuleError, validate_rule
 
 
 @dataclass

@@ -5,7 +5,7 @@ alternative of its top-level ``any`` (a disjunction of conjunctions), the constr
 hold for the rule to match:
 
 - **equalities** (``type equals x``, ``data.env in [a, b]``, from
-  :meth:`whale.matching.Condition.required_equalities`): the sorted field paths form a *signature*;
+  :meth:`whale.rules.matching.Condition.required_equalities`): the sorted field paths form a *signature*;
   rules with the same signature share a hash table keyed by the value tuple, so an event costs one
   lookup per distinct signature (a handful of rule shapes), whatever the number of rules;
 - otherwise a **text pattern** on one field: ``prefix``, ``suffix``, or a ``regex`` that starts with
@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from whale.field_paths import getter
-from whale.matching import MISSING, All, AnyOf, Condition, Leaf, Path, predicate, scalar_key
-from whale.rules import Rule
+from whale.rules.matching import All, AnyOf, Condition, Leaf, predicate
+from whale.rules.model import Rule
+from whale.rules.paths import MISSING, Path, getter, scalar_key
 
 MAX_COMBINATIONS = 256
 Key = Any  # a table key: the string itself, or a scalar_key tuple; a tuple of these for several fields

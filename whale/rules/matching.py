@@ -19,20 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from whale.field_paths import MISSING as MISSING
-from whale.field_paths import Key as Key
-from whale.field_paths import Path as Path
-from whale.field_paths import event_context as event_context
-from whale.field_paths import getter
-from whale.field_paths import parse_path as parse_path
-from whale.field_paths import parse_timestamp as parse_timestamp
-from whale.field_paths import resolve as resolve
-from whale.field_paths import same_value as same_value
-from whale.field_paths import scalar_key as scalar_key
-from whale.operators import CONVERSIONS as CONVERSIONS
-from whale.operators import OPERATORS as OPERATORS
-from whale.operators import MatchError as MatchError
-from whale.operators import as_number, compile_operator
+from whale.rules.operators import CONVERSIONS, OPERATORS, MatchError, as_number, compile_operator
+from whale.rules.paths import MISSING, Path, getter, parse_path, resolve
 
 COMBINATORS = ("all", "any", "not")
 MAX_DEPTH = 32
@@ -120,14 +108,9 @@ class Leaf(Condition):
     def required_equalities(self) -> dict[Path, frozenset[tuple[str, Any]]]:
         if self.convert is not None:  # the index holds raw values, not converted ones
             return {}
-        if self.operator == "equals":
-            key = scalar_key(self.operand)
-            return {self.path: frozenset([key])} if key is not None else {}
-        if self.operator == "in":
-            keys = [scalar_key(v) for v in self.operand]
-            if all(k is not None for k in keys):
-                return {self.path: frozenset(k for k in keys if k is not None)}
-        return {}
+        equalities = OPERATORS[self.operator].equalities
+        keys = equalities(self.operand) if equalities is not None else None
+        return {self.path: keys} if keys is not None else {}
 
 
 class All(Condition):
@@ -242,7 +225,7 @@ def _compile(spec: Any, where: str, depth: int) -> Condition:
             field=where,
         )
     op = ops[0]
-    if conversion is not None and op in ("regex", "prefix", "suffix"):
+    if conversion is not None and OPERATORS[op].text:
         raise MatchError(
             f"'as: {conversion}' does not apply to the text operator {op}", field=_join(where, "as")
         )

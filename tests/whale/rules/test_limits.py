@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from whale import template_limits
-from whale.templating import TemplateError, TemplateLimitError, budget, check, render, render_value
+from whale.rules import limits
+from whale.rules.templating import TemplateError, TemplateLimitError, budget, check, render, render_value
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -167,5 +167,5 @@ def test_size_of_stops_counting_past_the_limit() -> None:
     x: list[object] = [1]
     for _ in range(100):
         x = [x, x]
-    assert template_limits.size_of(x, limit=1000) > 1000
-    assert template_limits.size_of({"a": [1, "bc"]}) < 40
+    assert limits.size_of(x, limit=1000) > 1000
+    assert limits.size_of({"a": [1, "bc"]}) < 40

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from whale.cloudevent import CloudEvent
-from whale.rule_files import load_rules_dir
-from whale.rules import RuleError, parse_duration, schema_allows, validate_rule
+from whale.rules.files import load_rules_dir
+from whale.rules.model import RuleError, parse_duration, schema_allows, validate_rule
 
 CATALOG = {
     "ops": CloudEvent.create(

@@ -3,7 +3,7 @@
 Shared by the rule engine (which loads a rules directory and follows ``whale.rules``) and the event
 center's ``/rules`` API (which validates before it writes). A rule is validated as a whole: either
 every part is right and a :class:`Rule` comes back, or :class:`RuleError` lists every problem with
-the field it concerns. Nothing is ever half-loaded. Loading rule files: :mod:`whale.rule_files`.
+the field it concerns. Nothing is ever half-loaded. Loading rule files: :mod:`whale.rules.files`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from typing import Any, Literal, Protocol
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from whale import safe_regex, templating
 from whale.cloudevent import CloudEvent
 from whale.errors import ConfigError
-from whale.matching import Condition, MatchError, compile_match, leaves, parse_path
+from whale.rules import regex, templating
+from whale.rules.matching import Condition, compile_match, leaves
+from whale.rules.operators import MatchError
+from whale.rules.paths import parse_path
 from whale.topics import POOL_NAME
 
 RULE_SAVED = "whale.rule.saved"
@@ -342,8 +344,8 @@ def schema_allows(schema: Any, path: Iterable[str | int]) -> bool:
     if isinstance(patterns, Mapping):
         for pattern, sub in patterns.items():
             try:
-                if safe_regex.compile(pattern).search(head):
+                if regex.compile(pattern).search(head):
                     return schema_allows(sub, rest)
-            except safe_regex.RegexError:
+            except regex.RegexError:
                 return True
     return schema_allows(schema.get("additionalProperties", True), rest)

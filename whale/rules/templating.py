@@ -2,9 +2,9 @@
 
 Templates run in an immutable sandbox: no attribute starting with ``_``, no imports, no
 ``str.format`` tricks, strict undefined (a missing field is an error, not an empty string).
-Resources are bounded before they are spent (:mod:`whale.template_limits`: value sizes, integer
+Resources are bounded before they are spent (:mod:`whale.rules.limits`: value sizes, integer
 bits, ``range``, steps, written output, a deadline checked at every step) and regular expressions
-run on RE2 in linear time (:mod:`whale.safe_regex`); a violation is a :class:`TemplateLimitError`.
+run on RE2 in linear time (:mod:`whale.rules.regex`); a violation is a :class:`TemplateLimitError`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from whale import safe_regex
-from whale import template_limits as limits
 from whale.errors import WhaleError
+from whale.rules import limits, regex
 
 MAX_OUTPUT = 64 * 1024
 MAX_RANGE = limits.MAX_RANGE
@@ -88,17 +87,17 @@ class WhaleSandbox(ImmutableSandboxedEnvironment):
 
 
 def _regex_replace(value: Any, pattern: str, replacement: str, count: int = 0) -> str:
-    compiled = safe_regex.compile(pattern)
+    compiled = regex.compile(pattern)
     try:
         return compiled.sub(
             replacement, str(value), count=count, max_size=limits.MAX_VALUE, on_match=limits.step
         )
-    except safe_regex.SizeExceeded as exc:
+    except regex.SizeExceeded as exc:
         raise limits.LimitExceeded(str(exc)) from None
 
 
 def _regex_search(value: Any, pattern: str, group: int | str = 0) -> str | None:
-    found = safe_regex.compile(pattern).search(str(value))
+    found = regex.compile(pattern).search(str(value))
     return found.group(group) if found else None
 
 
@@ -141,8 +140,8 @@ def check(source: str) -> None:
     for node in tree.find_all(nodes.Filter):
         if node.name in _REGEX_FILTERS and node.args and isinstance(node.args[0], nodes.Const):
             try:
-                safe_regex.check(node.args[0].value)
-            except safe_regex.RegexError as exc:
+                regex.check(node.args[0].value)
+            except regex.RegexError as exc:
                 raise TemplateError(f"{node.name}: {exc.message}", template=source) from None
 
 
@@ -200,7 +199,7 @@ def _render(source: str, context: Mapping[str, Any], max_output: int) -> str:
         raise
     except limits.LimitExceeded as exc:
         raise TemplateLimitError(str(exc), template=source) from None
-    except safe_regex.RegexError as exc:
+    except regex.RegexError as exc:
         raise TemplateLimitError(exc.message, template=source) from None
     except RecursionError:
         raise TemplateLimitError("render failed: recursion too deep", template=source) from None

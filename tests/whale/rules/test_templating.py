@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from whale.templating import TemplateError, check, referenced_names, render, render_value
+from whale.rules.templating import TemplateError, check, referenced_names, render, render_value
 
 CTX = {"data": {"labels": {"instance": "web-1"}, "value": 91.5, "nums": [1, 2]}, "subject": "fp1"}
 
