@@ -74,7 +74,12 @@ class Executor:
             catalog=self.catalog, store=store, runner=runner, producer=producer, pool=self.pool
         )
         self._workflows = Workflows(
-            catalog=self.catalog, store=store, runner=runner, producer=producer, pool=self.pool
+            catalog=self.catalog,
+            store=store,
+            runner=runner,
+            producer=producer,
+            pool=self.pool,
+            max_items=s.max_items,
         )
         group = f"whale-executor-{self.pool}"
         self._intakes.append(
