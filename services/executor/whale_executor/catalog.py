@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from whale_executor.actions.ansible import AnsibleAction
 from whale_executor.actions.base import Action, describe
 from whale_executor.actions.http import HttpAction
 from whale_executor.actions.notify import NotifyAction
@@ -31,6 +32,7 @@ YAML_KINDS: dict[str, Callable[..., Action]] = {
     "http": HttpAction,
     "shell": ShellAction,
     "notify": NotifyAction,
+    "ansible": AnsibleAction,
 }
 
 

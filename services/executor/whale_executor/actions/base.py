@@ -11,8 +11,8 @@ from jsonschema.exceptions import SchemaError
 
 from whale_executor.errors import CatalogError, ParamsInvalid
 
-Kind = Literal["python", "http", "shell", "notify"]
-KINDS: tuple[str, ...] = ("python", "http", "shell", "notify")
+Kind = Literal["python", "http", "shell", "notify", "ansible"]
+KINDS: tuple[str, ...] = ("python", "http", "shell", "notify", "ansible")
 
 
 @dataclass(frozen=True, slots=True)
