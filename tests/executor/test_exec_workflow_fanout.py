@@ -54,6 +54,17 @@ async def visit(params: HostParams, ctx: ActionContext) -> Done:
     return await _visit(params)
 
 
+KEYS: list[tuple[str, int]] = []  # (idempotency key, attempt) of each run of test.flaky
+
+
+@action(name="test.flaky", params=HostParams, output=Done, idempotent=True)
+async def flaky(params: HostParams, ctx: ActionContext) -> Done:
+    KEYS.append((ctx.idempotency_key, ctx.attempt))
+    if params.host == "flaky" and ctx.attempt == 1:
+        raise ActionFailed("first try fails", retryable=True)
+    return Done(host=params.host)
+
+
 @action(name="test.visit-once", params=HostParams, output=Done, idempotent=False)
 async def visit_once(params: HostParams, ctx: ActionContext) -> Done:
     return await _visit(params)
@@ -63,6 +74,7 @@ async def visit_once(params: HostParams, ctx: ActionContext) -> Done:
 def _fresh() -> None:
     RUNS.clear()
     SLEEP.clear()
+    KEYS.clear()
     LIVE.update(now=0, max=0)
 
 
@@ -159,6 +171,27 @@ async def test_without_concurrency_every_item_runs_at_once(tmp_path: Path) -> No
 def test_max_failure_percent_is_crossed_above_the_share(failed: int, total: int, crossed: bool) -> None:
     assert FanOut([], None, None, 50).crossed(failed, total) is crossed
     assert FanOut([], None, 3, 50).crossed(3, 100) is True  # either threshold stops it
+
+
+async def test_max_failure_percent_stops_once_more_than_that_share_failed(tmp_path: Path) -> None:
+    h = Harness(catalog(tmp_path, fanout(concurrency=1, max_failure_percent=50)))
+    await h.request("wf", {"hosts": ["bad1", "bad2", "bad3", "ok"]})
+    task = await finished_task(h)
+    assert statuses(task) == ["failed", "failed", "failed", "skipped"]  # 2 of 4 is not more than 50 %
+    assert task.data["error"]["message"] == (
+        "task 'restart': 3 of 4 items failed (max_failure_percent 50); 1 not started"
+    )
+
+
+async def test_retries_and_idempotency_keys_are_per_item(tmp_path: Path) -> None:
+    text = fanout(action="test.flaky", concurrency=1).replace(
+        "    concurrency: 1", "    concurrency: 1\n    retry: {count: 1, delay: 0}"
+    )
+    h = Harness(catalog(tmp_path, text))
+    await h.request("wf", {"hosts": ["a", "flaky"]})
+    assert KEYS == [("k1/restart/0", 1), ("k1/restart/1", 1), ("k1/restart/1", 2)]
+    task = await finished_task(h)
+    assert statuses(task) == ["succeeded", "succeeded"]
 
 
 async def test_an_empty_list_succeeds_with_no_items(tmp_path: Path) -> None:
