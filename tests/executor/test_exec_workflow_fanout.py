@@ -194,6 +194,18 @@ async def test_retries_and_idempotency_keys_are_per_item(tmp_path: Path) -> None
     assert statuses(task) == ["succeeded", "succeeded"]
 
 
+async def test_item_outputs_are_cut_to_their_share_of_the_budget(tmp_path: Path) -> None:
+    h = Harness(catalog(tmp_path, fanout()))
+    h.workflows.item_output_budget = 1024  # two items: 512 characters of JSON each
+    long = "x" * 600
+    await h.request("wf", {"hosts": ["short", long]})
+    task = await finished_task(h)
+    first, second = task.data["output"]["items"]
+    assert first["output"] == {"host": "short"}
+    assert second["output"] == {"truncated": True, "json": json.dumps({"host": long})[:512]}
+    assert second["item"] == long  # the item itself is the request's own input, kept whole
+
+
 async def test_an_empty_list_succeeds_with_no_items(tmp_path: Path) -> None:
     h = Harness(catalog(tmp_path, fanout()))
     await h.request("wf", {"hosts": []})

@@ -80,6 +80,7 @@ class Executor:
             producer=producer,
             pool=self.pool,
             max_items=s.max_items,
+            item_output_budget=s.items_output_budget,
         )
         group = f"whale-executor-{self.pool}"
         self._intakes.append(

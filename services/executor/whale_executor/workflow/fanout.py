@@ -13,7 +13,8 @@ Items start in list order, at most ``concurrency`` at a time. Once the failures 
 (:meth:`~whale_executor.workflow.model.FanOut.crossed`), no further item starts; items already running
 finish, and those never started are ``skipped``. The task's output lists every item in order
 (``item``, ``status``, ``output``, ``error``) with counts; the task fails when the threshold was crossed.
-Retries and the task timeout apply to each item.
+Retries and the task timeout apply to each item. Each item's output and error are kept up to its
+share of ``ITEMS_OUTPUT_BUDGET`` characters of JSON (the run's state is one Kafka record), the rest cut.
 
 Crash safety: the rendered list and each item's state are recorded in the run's state (the task's
 ``values`` and ``items``), every item's start and end written before the next step. A resumed run keeps
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 
 FAILURES = frozenset({"failed", "timed_out", "abandoned"})
 SKIPPED = "skipped"
+MIN_ITEM_OUTPUT = 256  # characters of JSON an item's output keeps however many items there are
 
 
 async def run_items(run: Run, task: Task, previous: dict[str, Any] | None) -> Outcome:
@@ -110,7 +113,7 @@ async def _resume_items(
             again.append((i, attempt + 1))
             continue
         outcome = abandoned(f"item {i} of task {task.name!r}", action.name, attempt)
-        items[i] = _item_record(outcome, attempt)
+        items[i] = _item_record(outcome, attempt, item_limit(run.o.item_output_budget, len(items)))
         changed = True
     if changed:
         async with run._lock:
@@ -130,6 +133,7 @@ async def _drive(
     values: list[Any] = record["values"]
     queue = deque(todo)
     limit = spec.concurrency or max(1, len(queue))
+    kept = item_limit(run.o.item_output_budget, len(items))
     running: set[asyncio.Task[None]] = set()
 
     async def one(index: int, attempt: int) -> None:
@@ -148,7 +152,7 @@ async def _drive(
         else:
             outcome, attempt = await run._attempts(task, action, params, attempt, started, item=index)
         async with run._lock:
-            items[index] = _item_record(outcome, attempt)
+            items[index] = _item_record(outcome, attempt, kept)
             await run._save()
 
     try:
@@ -168,14 +172,33 @@ async def _drive(
                 await pending
 
 
-def _item_record(outcome: Outcome, attempt: int) -> dict[str, Any]:
+def _item_record(outcome: Outcome, attempt: int, limit: int) -> dict[str, Any]:
     return {
         "status": outcome.status,
         "attempt": attempt,
-        "output": outcome.output,
-        "error": outcome.error,
+        "output": _bounded(outcome.output, limit),
+        "error": _bounded(outcome.error, limit),
         "duration_ms": outcome.duration_ms,
     }
+
+
+def _bounded(value: Any, limit: int) -> Any:
+    """``value``, or when its JSON is longer than ``limit`` characters the start of that JSON as
+    ``{"truncated": true, "json": ...}`` (an error keeps its ``message`` and ``retryable``)."""
+    if value is None:
+        return None
+    text = json.dumps(value, default=str)
+    if len(text) <= limit:
+        return value
+    cut: dict[str, Any] = {"truncated": True, "json": text[:limit]}
+    if isinstance(value, dict) and isinstance(value.get("message"), str):  # an error object
+        cut = {"message": value["message"][:limit], "retryable": bool(value.get("retryable")), **cut}
+    return cut
+
+
+def item_limit(budget: int, count: int) -> int:
+    """Characters of JSON kept of each item's output (and error): the fan-out's share of ``budget``."""
+    return max(MIN_ITEM_OUTPUT, budget // max(1, count))
 
 
 def _crossed(spec: FanOut, items: list[dict[str, Any]]) -> bool:
