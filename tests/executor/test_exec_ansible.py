@@ -3,6 +3,8 @@ per-host recap, a failing task's message, the timeout, the inventory of a host l
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 import textwrap
 from pathlib import Path
@@ -86,6 +88,30 @@ async def test_a_playbook_past_its_timeout_is_stopped(tmp_path: Path) -> None:
         await action(tmp_path, timeout=3).run(params(hang=60), CTX)
     assert err.value.output["status"] == "timeout"
     assert err.value.message == "playbook hello.yml did not finish within 3s"
+    assert playbook_processes(tmp_path) == []  # ansible's workers (own sessions) are killed too
+
+
+def playbook_processes(tmp_path: Path) -> list[str]:
+    """Live processes whose command line names this test's playbook (Linux ``/proc``)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if str(tmp_path / "playbooks").encode() in cmdline.read_bytes():
+                found.append(cmdline.parent.name)
+    return found
+
+
+async def test_a_cancelled_run_stops_the_playbook(tmp_path: Path) -> None:
+    run = asyncio.create_task(action(tmp_path).run(params(hang=60), CTX))
+    async with asyncio.timeout(60):
+        while not playbook_processes(tmp_path):
+            await asyncio.sleep(0.05)
+    run.cancel()  # what the runner does at its deadline, or the executor when it stops
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    async with asyncio.timeout(60):  # ansible-runner polls the cancel flag and ends ansible-playbook
+        while playbook_processes(tmp_path):
+            await asyncio.sleep(0.1)
 
 
 def test_a_host_list_becomes_an_inventory() -> None:

@@ -27,14 +27,16 @@ afterwards; extra vars never reach the result. ``ansible-runner`` and ``ansible-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,7 @@ from whale_executor.errors import ActionFailed, ActionTimedOut, CatalogError
 
 RECAP = {"ok": "ok", "changed": "changed", "failures": "failed", "dark": "unreachable", "skipped": "skipped"}
 FAILED_EVENTS = ("runner_on_failed", "runner_on_unreachable")
+RUN_MARK = "WHALE_ANSIBLE_RUN"
 
 
 def inventory(hosts: Sequence[Any], host_vars: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -120,7 +123,7 @@ class AnsibleAction:
         cancelled = threading.Event()
         started = time.monotonic()
         try:
-            output = await asyncio.to_thread(self._run, inv, extra, cancelled)
+            output = await _own_thread(f"ansible {self.name}", lambda: self._run(inv, extra, cancelled))
         except asyncio.CancelledError:
             cancelled.set()  # ansible-runner polls it and stops the playbook's process
             raise
@@ -153,6 +156,7 @@ class AnsibleAction:
                 timeout=max(1, round(self.timeout)),
                 quiet=True,
                 envvars={
+                    RUN_MARK: workdir,  # inherited by every process of the run: see _kill_marked
                     "PATH": _path(),
                     "ANSIBLE_LOCAL_TEMP": str(Path(workdir) / "local"),
                     "ANSIBLE_NOCOLOR": "1",
@@ -162,6 +166,7 @@ class AnsibleAction:
             )
             return self._output(runner, list(inv["all"]["hosts"]))
         finally:
+            _kill_marked(workdir)
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _output(self, runner: Any, hosts: list[str]) -> dict[str, Any]:
@@ -193,6 +198,34 @@ class AnsibleAction:
         return output
 
 
+async def _own_thread(name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``work()`` in a thread of its own: a playbook holds its thread for minutes, and must not take
+    the event loop's shared default pool away from everything else that uses it."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[dict[str, Any]] = loop.create_future()
+
+    def settle(result: dict[str, Any] | None, error: BaseException | None) -> None:
+        if future.done():  # the waiter was cancelled
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result or {})
+
+    def target() -> None:
+        result: dict[str, Any] | None = None
+        error: BaseException | None = None
+        try:
+            result = work()
+        except BaseException as exc:  # handed to the waiter
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return await future
+
+
 def _playbook(raw: Any, source: str) -> Path:
     if not isinstance(raw, str) or not raw:
         raise CatalogError(
@@ -205,6 +238,17 @@ def _playbook(raw: Any, source: str) -> Path:
     if not path.is_file():
         raise CatalogError(f"no such file: {path}", source=source, field="playbook")
     return path
+
+
+def _kill_marked(workdir: str) -> None:
+    """Kill what is left of a run. ansible-runner kills ansible-playbook's process group at a timeout
+    or cancel, but ansible's workers run in sessions of their own (a local task's command with them);
+    they carry the run's mark in their environment (Linux ``/proc``; elsewhere nothing is done)."""
+    mark = f"{RUN_MARK}={workdir}".encode()
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError, ValueError):
+            if mark in environ.read_bytes().split(b"\0"):
+                os.kill(int(environ.parent.name), signal.SIGKILL)
 
 
 def _path() -> str:
