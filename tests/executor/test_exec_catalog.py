@@ -25,7 +25,8 @@ def test_examples_load_and_describe_every_action_with_schema() -> None:
     assert names["tickets.create"]["params_schema"]["required"] == ["api", "title"]
     assert names["host.remote-logs-clean"]["kind"] == names["host.remote-health"]["kind"] == "ssh"
     assert names["core.echo"]["params_schema"]["required"] == ["message"]
-    assert [w["name"] for w in doc["workflows"]] == ["host.cleanup-with-approval"]
+    assert [w["name"] for w in doc["workflows"]] == ["host.cleanup-with-approval", "host.restart-fleet"]
+    assert names["host.restart-unit"]["kind"] == "ansible"  # its playbook (a YAML list) is skipped
     schema = json.loads((EXAMPLES.parents[1] / "schemas/events/whale.catalog.published.json").read_text())
     Draft202012Validator(schema).validate(doc)
 

@@ -79,7 +79,13 @@ class Executor:
             catalog=self.catalog, store=store, runner=runner, producer=producer, pool=self.pool
         )
         self._workflows = Workflows(
-            catalog=self.catalog, store=store, runner=runner, producer=producer, pool=self.pool
+            catalog=self.catalog,
+            store=store,
+            runner=runner,
+            producer=producer,
+            pool=self.pool,
+            max_items=s.max_items,
+            item_output_budget=s.items_output_budget,
         )
         group = f"whale-executor-{self.pool}"
         self._intakes.append(

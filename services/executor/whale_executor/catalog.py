@@ -2,8 +2,9 @@
 
 Sources: Python actions of the ``whale.actions`` entry-point group and of configured modules, and
 YAML files (``*.yaml``/``*.yml``, recursively) in the configured directories, each one definition
-with a ``kind``: ``http``, ``shell``, ``ssh``, ``notify``, ``python`` (``callable: module:attribute``) or
-``workflow``. Every problem names the file and the field.
+with a ``kind``: ``http``, ``shell``, ``ssh``, ``notify``, ``ansible``, ``python`` (``callable:
+module:attribute``) or ``workflow``; a file whose top level is a list (an Ansible playbook) is not a
+definition and is skipped. Every problem names the file and the field.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from whale_executor.actions.ansible import AnsibleAction
 from whale_executor.actions.base import Action, describe
 from whale_executor.actions.http import HttpAction
 from whale_executor.actions.notify import NotifyAction
@@ -33,6 +35,7 @@ YAML_KINDS: dict[str, Callable[..., Action]] = {
     "shell": ShellAction,
     "ssh": SshAction,
     "notify": NotifyAction,
+    "ansible": AnsibleAction,
 }
 
 
@@ -75,7 +78,9 @@ class Catalog:
         }
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any] | None:
+    """The definition in ``path``; None for a YAML list (an Ansible playbook or task file shipped
+    beside the actions that run it, not a definition)."""
     source = str(path)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -85,6 +90,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise CatalogError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", source=source) from None
     except OSError as exc:
         raise CatalogError(f"cannot read: {exc.strerror}", source=source) from None
+    if isinstance(doc, list):
+        return None
     if not isinstance(doc, dict):
         raise CatalogError("must be a mapping with a 'kind'", source=source)
     if not isinstance(doc.get("kind"), str):
@@ -147,6 +154,8 @@ def load_catalog(
     workflow_docs: list[tuple[dict[str, Any], str]] = []
     for path in yaml_files(dirs):
         doc = read_yaml(path)
+        if doc is None:
+            continue
         if doc["kind"] == "workflow":
             workflow_docs.append((doc, str(path)))
         else:

@@ -78,3 +78,12 @@ def result_event(
     return caused_by(
         request, type=type, source=source_of(pool), data=data, subject=subject or idempotency_key
     )
+
+
+def abandoned(what: str, action: str, attempt: int) -> Outcome:
+    """An interrupted run of a non-idempotent action is not run again (``what``: the task or item)."""
+    reason = (
+        f"the executor stopped while {what} ({action}) was running (attempt "
+        f"{attempt}); {action} is not idempotent, so it was not run again"
+    )
+    return Outcome(ABANDONED, None, {"message": reason, "retryable": False})

@@ -29,6 +29,15 @@ class Settings(BaseSettings):
     entry_points: bool = Field(default=True, description="load Python actions of the `whale.actions` group")
     concurrency: int = Field(default=16, ge=1, description="actions running at the same time")
     max_pending: int = Field(default=1000, ge=1, description="requests received and not finished")
+    max_items: int = Field(
+        default=1000, ge=1, description="items a workflow task's with_items may fan out over (more: it fails)"
+    )
+    items_output_budget: int = Field(
+        default=128 * 1024,
+        ge=1024,
+        description="characters of JSON a fan-out keeps of its items' outputs and errors, shared among the"
+        " items (at least 256 each); the rest is cut, so a run's state stays one Kafka record",
+    )
     health_host: str = "127.0.0.1"
     health_port: int | None = Field(default=None, description="serve /metrics and /healthz on this port")
     session_timeout_ms: int = Field(default=10_000, ge=6_000)

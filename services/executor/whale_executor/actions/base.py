@@ -11,8 +11,8 @@ from jsonschema.exceptions import SchemaError
 
 from whale_executor.errors import CatalogError, ParamsInvalid
 
-Kind = Literal["python", "http", "shell", "ssh", "notify"]
-KINDS: tuple[str, ...] = ("python", "http", "shell", "ssh", "notify")
+Kind = Literal["python", "http", "shell", "ssh", "notify", "ansible"]
+KINDS: tuple[str, ...] = ("python", "http", "shell", "ssh", "notify", "ansible")
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ whole state before the matching ``whale.workflow.*`` event is published. A resta
 that state and resumes: finished tasks are never run again, ``pending`` tasks start, a ``running``
 task (interrupted by the crash) runs again only when its action is idempotent, else it is
 ``abandoned`` (a failure its transitions can handle), and an approval keeps waiting until its deadline.
+A fan-out task (``with_items``, see :mod:`~whale_executor.workflow.fanout`) records each item the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -20,10 +22,9 @@ from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.rules import templating
 from whale_executor import metrics
-from whale_executor.actions.base import ActionContext
+from whale_executor.actions.base import Action, ActionContext
 from whale_executor.errors import RunError
 from whale_executor.results import (
-    ABANDONED,
     FAILED,
     SUCCEEDED,
     TASK_PREFIX,
@@ -32,9 +33,11 @@ from whale_executor.results import (
     WORKFLOW_FAILED,
     WORKFLOW_STARTED,
     Outcome,
+    abandoned,
     result_event,
 )
 from whale_executor.runner import now_text
+from whale_executor.workflow import fanout
 from whale_executor.workflow.model import Task, Workflow
 
 if TYPE_CHECKING:
@@ -196,25 +199,30 @@ class Run:
         task = self.wf.tasks[name]
         if task.type == "approval":
             outcome, attempt = await self._approval(task, previous), 1
+        elif task.fanout is not None:
+            outcome, attempt = await fanout.run_items(self, task, previous), 1
         else:
             outcome, attempt = await self._action(task, previous)
         await self._complete(task, outcome, attempt)
 
-    async def _action(self, task: Task, previous: dict[str, Any] | None) -> tuple[Outcome, int]:
-        assert self.wf is not None and task.action is not None
+    def _action_of(self, task: Task) -> Action | Outcome:
+        """The task's action, or the failure to report when the catalogue lost it."""
+        assert task.action is not None
         action = self.o.catalog.actions.get(task.action)
         if action is None:  # the catalogue changed between a crash and the restart
             error = {"message": f"action {task.action!r} is no longer in the catalogue", "retryable": False}
-            return Outcome(FAILED, None, error), 1
+            return Outcome(FAILED, None, error)
+        return action
+
+    async def _action(self, task: Task, previous: dict[str, Any] | None) -> tuple[Outcome, int]:
+        action = self._action_of(task)
+        if isinstance(action, Outcome):
+            return action, 1
         attempt = 1
         if previous is not None:
             attempt = int(previous.get("attempt", 1))
             if not action.idempotent:
-                reason = (
-                    f"the executor stopped while task {task.name!r} ({action.name}) was running (attempt "
-                    f"{attempt}); {action.name} is not idempotent, so it was not run again"
-                )
-                return Outcome(ABANDONED, None, {"message": reason, "retryable": False}), attempt
+                return abandoned(f"task {task.name!r}", action.name, attempt), attempt
             attempt += 1
         try:
             params = templating.render_value(task.input, self.context(), path="input")
@@ -222,7 +230,8 @@ class Run:
             return Outcome(
                 FAILED, None, {"message": f"task {task.name!r}: {exc.message}", "retryable": False}
             ), attempt
-        while True:
+
+        async def started(attempt: int) -> None:
             async with self._lock:
                 self.state["tasks"][task.name] = {
                     "status": "running",
@@ -237,13 +246,31 @@ class Run:
                         output={"action": action.name},
                     )
                 )
+
+        return await self._attempts(task, action, params, attempt, started)
+
+    async def _attempts(
+        self,
+        task: Task,
+        action: Action,
+        params: Any,
+        attempt: int,
+        started: Callable[[int], Awaitable[None]],
+        item: int | None = None,
+    ) -> tuple[Outcome, int]:
+        """Run ``action`` from ``attempt`` on under the task's retry policy; ``started`` records each
+        attempt before it runs. A fan-out item (``item``: its index) has its own idempotency key."""
+        key = f"{self.state['idempotency_key']}/{task.name}" + ("" if item is None else f"/{item}")
+        while True:
+            await started(attempt)
             ctx = ActionContext(
                 request_id=self.state["request_id"],
-                idempotency_key=f"{self.state['idempotency_key']}/{task.name}",
+                idempotency_key=key,
                 pool=self.o.pool,
                 attempt=attempt,
                 run_id=self.run_id,
                 task=task.name,
+                extra={} if item is None else {"item_index": item},
             )
             outcome = await self.o.runner.execute(action, params, ctx, timeout=task.timeout)
             invalid = bool(outcome.error and outcome.error.get("problems"))
@@ -328,7 +355,10 @@ class Run:
                 for target in tr.do:
                     self._trigger(target, task.name)
             if word == "failure" and not handled:
-                self.state["failures"].append({"task": task.name, "error": outcome.error})
+                failure = {"task": task.name, "error": outcome.error}
+                if task.fanout is not None:  # the per-item results reach the workflow's result event
+                    failure["output"] = outcome.output
+                self.state["failures"].append(failure)
             event = self._event(
                 TASK_PREFIX + outcome.status,
                 task=task.name,

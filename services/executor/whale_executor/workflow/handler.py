@@ -22,9 +22,19 @@ class Workflows:
     """Answers ``whale.action.requested`` events whose target is a workflow (start or resume)."""
 
     def __init__(
-        self, *, catalog: Catalog, store: StateStore, runner: Runner, producer: EventProducer, pool: str
+        self,
+        *,
+        catalog: Catalog,
+        store: StateStore,
+        runner: Runner,
+        producer: EventProducer,
+        pool: str,
+        max_items: int = 1000,
+        item_output_budget: int = 128 * 1024,
     ) -> None:
         self.catalog = catalog
+        self.max_items = max_items  # items a fan-out task may run over
+        self.item_output_budget = item_output_budget  # JSON characters of item outputs per fan-out
         self.store = store
         self.runner = runner
         self.producer = producer

@@ -38,10 +38,13 @@ from whale_executor.actions.yamlspec import check_templates
 from whale_executor.errors import CatalogError
 
 WORKFLOW_KEYS = frozenset({"kind", "name", "description", "params", "timeout", "tasks", "start", "output"})
-TASK_KEYS = frozenset({"action", "type", "input", "timeout", "retry", "next", "join", "message"})
+FANOUT_KEYS = frozenset({"with_items", "concurrency", "stop_after_failures", "max_failure_percent"})
+TASK_KEYS = (
+    frozenset({"action", "type", "input", "timeout", "retry", "next", "join", "message"}) | FANOUT_KEYS
+)
 TRANSITION_KEYS = frozenset({"on", "when", "do"})
 OUTCOMES = ("success", "failure", "always")
-CONTEXT_ROOTS = frozenset({"input", "tasks", "run_id", "result"})
+CONTEXT_ROOTS = frozenset({"input", "tasks", "run_id", "result", "item"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,26 @@ class Retry:
         return float(min(self.max_delay, self.delay * (self.backoff ** (attempt - 1))))
 
 
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    """``with_items``: the task's action runs once per item of a rendered list (see fanout.py)."""
+
+    items: Any  # a template rendering to a list, or a list (its strings templated)
+    concurrency: int | None  # None: every item at once (still bounded by the executor's concurrency)
+    stop_after_failures: int | None
+    max_failure_percent: float | None
+
+    def crossed(self, failed: int, total: int) -> bool:
+        """Whether ``failed`` failures out of ``total`` items cross the failure threshold: at least
+        ``stop_after_failures``, or more than ``max_failure_percent`` of all items (as Ansible's
+        ``max_fail_percentage``). Without either, the first failure crosses it (StackStorm)."""
+        if self.stop_after_failures is None and self.max_failure_percent is None:
+            return failed >= 1
+        if self.stop_after_failures is not None and failed >= self.stop_after_failures:
+            return True
+        return self.max_failure_percent is not None and failed * 100 > self.max_failure_percent * total
+
+
 @dataclass
 class Task:
     name: str
@@ -77,6 +100,7 @@ class Task:
     next: list[Transition]
     join: int | None
     message: str | None
+    fanout: FanOut | None = None
 
 
 @dataclass
@@ -136,7 +160,11 @@ def parse_workflow(doc: Mapping[str, Any], *, source: str, actions: Mapping[str,
             task.join = wanted
     ancestors = {n: _ancestors(n, inbound) for n in tasks}
     for task in tasks.values():
-        _check_refs(task.input, ancestors[task.name], f"task {task.name!r}: input", tasks, source)
+        where = f"task {task.name!r}: input"
+        _check_refs(task.input, ancestors[task.name], where, tasks, source, item=task.fanout is not None)
+        if task.fanout is not None:
+            where = f"task {task.name!r}: with_items"
+            _check_refs(task.fanout.items, ancestors[task.name], where, tasks, source)
         if task.message is not None:
             _check_refs(task.message, ancestors[task.name], f"task {task.name!r}: message", tasks, source)
         for i, tr in enumerate(task.next):
@@ -201,6 +229,7 @@ def _task(name: str, raw: Any, *, source: str, actions: Mapping[str, Action]) ->
     ):
         raise CatalogError(f"{where}: join must be 'all' or a positive count", source=source)
     return Task(
+        fanout=_fanout(raw, kind, name, source),
         name=name,
         type=kind,
         action=action,
@@ -210,6 +239,44 @@ def _task(name: str, raw: Any, *, source: str, actions: Mapping[str, Action]) ->
         next=_transitions(raw.get("next"), where, source),
         join=None if join is None else (0 if join == "all" else join),
         message=message,
+    )
+
+
+def _fanout(raw: Mapping[str, Any], kind: str, name: str, source: str) -> FanOut | None:
+    where = f"task {name!r}"
+    if "with_items" not in raw:
+        extra = sorted(FANOUT_KEYS & set(raw))
+        if extra:
+            raise CatalogError(f"{where}: {extra[0]} only goes with with_items", source=source)
+        return None
+    if kind != "action":
+        raise CatalogError(
+            f"{where}: with_items runs an action; an approval task cannot fan out", source=source
+        )
+    items = raw["with_items"]
+    if not isinstance(items, str | list):
+        raise CatalogError(
+            f"{where}: with_items must be a list or a template rendering to one", source=source
+        )
+    check_templates(items, source=source, field=f"tasks.{name}.with_items")
+    counts: dict[str, int | None] = {}
+    for key in ("concurrency", "stop_after_failures"):
+        value = raw.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise CatalogError(f"{where}: {key} must be a positive integer", source=source)
+        counts[key] = value
+    percent = raw.get("max_failure_percent")
+    if percent is not None and (
+        isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent < 100
+    ):
+        raise CatalogError(
+            f"{where}: max_failure_percent must be a number from 0 to below 100", source=source
+        )
+    return FanOut(
+        items=items,
+        concurrency=counts["concurrency"],
+        stop_after_failures=counts["stop_after_failures"],
+        max_failure_percent=None if percent is None else float(percent),
     )
 
 
@@ -347,15 +414,19 @@ def _check_cycles(tasks: dict[str, Task], source: str) -> None:
             )
 
 
-def _check_refs(value: Any, allowed: set[str], where: str, tasks: dict[str, Task], source: str) -> None:
+def _check_refs(
+    value: Any, allowed: set[str], where: str, tasks: dict[str, Task], source: str, *, item: bool = False
+) -> None:
+    roots = CONTEXT_ROOTS if item else CONTEXT_ROOTS - {"item"}
     for text in _strings(value):
         names = templating.referenced_names(text)
         for dotted in names:
             parts = dotted.split(".")
-            if parts[0] not in CONTEXT_ROOTS:
+            if parts[0] not in roots:
+                seen = "input, tasks, run_id, result" + (", item" if item else "")
+                hint = " (item: only in the input of a task with with_items)" if parts[0] == "item" else ""
                 raise CatalogError(
-                    f"{where}: unknown name {parts[0]!r} (templates see input, tasks, run_id, result)",
-                    source=source,
+                    f"{where}: unknown name {parts[0]!r} (templates see {seen}){hint}", source=source
                 )
             if parts[0] == "tasks" and len(parts) > 1:
                 ref = parts[1]
