@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -13,23 +16,30 @@ from whale_event_center.rules_api import build_router
 
 from whale import authz, topics
 from whale.binding import from_kafka
+from whale.web.errors import install_error_handlers
 
 from .ec_fakes import AuditStore
 from .ec_fakes import LiveView as FakeView
 from .ec_fakes import ViewWriter as FakeProducer
 from .test_rules_api import CATALOG, RULE
 
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"
 
-@pytest.fixture
-def client() -> tuple[TestClient, FakeProducer, FakeView]:
-    from whale.web.errors import install_error_handlers
 
+def rules_app() -> tuple[FastAPI, FakeProducer, FakeView]:
+    """The /rules router (dev mode) over fakes whose audit events the fake store has indexed."""
     rules = FakeView()
     producer = FakeProducer(rules)
     app = FastAPI()
     install_error_handlers(app)
     authz.install(app, authz.Authenticator(dev_mode=True), service="test")
     app.include_router(build_router(producer, rules, CATALOG, FakeView(), store=AuditStore(producer)))  # type: ignore[arg-type]
+    return app, producer, rules
+
+
+@pytest.fixture
+def client() -> tuple[TestClient, FakeProducer, FakeView]:
+    app, producer, rules = rules_app()
     return TestClient(app), producer, rules
 
 
@@ -99,6 +109,8 @@ def test_rollback_saves_the_old_document_as_the_next_version_and_audits_it(clien
     audit = [from_kafka(m) for t, m in producer.sent if t == topics.EVENTS][-1]
     assert audit.type == "whale.audit.rule.rolled_back" and audit.data["rolled_back_from"] == 1
     assert audit.data["before"]["version"] == 3 and audit.data["after"]["version"] == 4
+    schema = json.loads((SCHEMAS / "whale.audit.rule.rolled_back.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(audit.data)
     listed = http.get("/rules/r1/versions").json()["versions"]
     assert [v["version"] for v in listed] == [4, 3, 2, 1] and listed[0]["rolled_back_from"] == 1
 

@@ -12,25 +12,17 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
-from whale_event_center.rules_api import build_router
 
-from tests.event_center.ec_fakes import AuditStore, LiveView, ViewWriter
-from tests.event_center.test_rules_api import CATALOG, RULE
+from tests.event_center.ec_fakes import LiveView
+from tests.event_center.test_rule_history import rules_app
+from tests.event_center.test_rules_api import RULE
 from tests.ports import free_port
-from whale import authz
 from whale.cli import main as whale
-from whale.web.errors import install_error_handlers
 
 
 @pytest.fixture
 def center(monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveView]:
-    rules = LiveView()
-    producer = ViewWriter(rules)
-    app = FastAPI()
-    install_error_handlers(app)
-    authz.install(app, authz.Authenticator(dev_mode=True), service="test")
-    app.include_router(build_router(producer, rules, CATALOG, LiveView(), store=AuditStore(producer)))  # type: ignore[arg-type]
+    app, _, rules = rules_app()
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
