@@ -146,6 +146,18 @@ def test_the_current_version_is_listed_before_its_audit_event_is_indexed(client:
     assert [v["version"] for v in listed] == [3, 2, 1] and listed[0]["actor"] is None
 
 
+def test_a_recreated_rule_whose_saves_are_not_indexed_yet_shows_only_its_current_version(
+    client: Client,
+) -> None:
+    http, producer, _ = client
+    three_saves(http)
+    assert http.delete("/rules/r1").status_code == 204
+    assert http.put("/rules/r1", json={**RULE, "description": "anew"}).status_code == 201
+    producer.sent = [s for s in producer.sent if s[0] != topics.EVENTS or b"anew" not in (s[1].value or b"")]
+    listed = http.get("/rules/r1/versions").json()["versions"]
+    assert [(v["version"], v["rule"]["description"]) for v in listed] == [(1, "anew")]
+
+
 def test_a_version_whose_secret_was_redacted_cannot_be_restored() -> None:
     with pytest.raises(Conflict) as caught:
         rule_history.restorable({"params": {"headers": [{"api_key": "***"}]}})

@@ -94,8 +94,12 @@ def _number(event: dict[str, Any]) -> int:
     return number if isinstance(number, int) else -1
 
 
-def life(events: list[dict[str, Any]]) -> list[Version]:
-    """The versions of the rule's current (or, when deleted, last) life, newest first."""
+def life(events: list[dict[str, Any]], *, exists: bool) -> list[Version]:
+    """The versions of the rule's current (or, when deleted, last) life, newest first.
+
+    ``exists``: the rule is on ``whale.rules`` now; then a newest event that is a delete means the
+    saves of its new life are not indexed yet (an empty list), else it is the delete that ended the
+    life to show."""
     ordered = sorted(
         (e for e in events if e.get("time")),
         key=lambda e: (_when(e), _number(e)),
@@ -104,7 +108,7 @@ def life(events: list[dict[str, Any]]) -> list[Version]:
     out: list[Version] = []
     for index, event in enumerate(ordered):
         if event.get("type") == DELETED:
-            if index == 0:
+            if index == 0 and not exists:
                 continue  # deleted now: show the life this delete ended
             break
         entry = _entry(event)
@@ -116,7 +120,7 @@ def life(events: list[dict[str, Any]]) -> list[Version]:
 async def versions(store: Searchable, rule_id: str, current: CloudEvent | None) -> list[Version]:
     """Every version of ``rule_id``, newest first; :class:`NotFound` when it has none."""
     hits = (await store.search(history_query(rule_id))).get("hits", {}).get("hits", [])
-    found = life([e for e in map(_event, hits) if e is not None])
+    found = life([e for e in map(_event, hits) if e is not None], exists=current is not None)
     doc = current.data if current is not None else None
     number = doc.get("version") if isinstance(doc, dict) else None
     if current is not None and isinstance(number, int) and (not found or number > found[0]["version"]):
