@@ -18,7 +18,7 @@ from whale import topics
 from whale.compacted import CompactedView
 from whale.settings import WhaleSettings
 
-from .ec_live import AppThread, Pipeline
+from .ec_live import AppThread, Pipeline, admin_token
 
 pytestmark = pytest.mark.integration
 DEADLINE = 120.0  # the indexer reads whale.events from its start: allow for a long topic
@@ -31,9 +31,15 @@ def center(stack: WhaleSettings, tmp_path_factory: pytest.TempPathFactory) -> It
     pipeline = Pipeline(stack, tmp_path_factory.mktemp("rulehist"))
     pipeline.settings = pipeline.settings.model_copy(update={"indexer_topics": [topics.EVENTS]})
     pipeline.start_indexer()
+    admin_token(stack)  # on whale.tokens before the event center starts reading it
     try:
         with AppThread(pipeline.settings) as app:
             app.wait_ready()
+            with pipeline.client(app.url) as http:
+                deadline = time.monotonic() + DEADLINE
+                while http.get("/rules").status_code != 200:  # the token reached the center's view
+                    assert time.monotonic() < deadline, "the admin token is not accepted"
+                    time.sleep(0.2)
             yield pipeline, app.url
     finally:
         if pipeline.indexer is not None:
