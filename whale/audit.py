@@ -40,6 +40,7 @@ def audit_event(
     object_id: str,
     before: Any = None,
     after: Any = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> CloudEvent:
     kind = f"whale.audit.{obj}.{action}"
     if kind not in topics.AUDIT_TYPES:
@@ -50,6 +51,7 @@ def audit_event(
         "object": {"kind": obj, "id": object_id},
         "before": redact(before),
         "after": redact(after),
+        **redact(dict(extra or {})),
     }
     return CloudEvent.create(type=kind, source=SOURCE, subject=f"{obj}/{object_id}", data=data)
 
@@ -62,8 +64,10 @@ async def record(
     object_id: str,
     before: Any = None,
     after: Any = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
-    """Publish the audit event of a change that was just made (acknowledged by Kafka)."""
-    event = audit_event(identity, obj, action, object_id, before, after)
+    """Publish the audit event of a change that was just made (acknowledged by Kafka); ``extra``
+    adds fields of that action (e.g. ``rolled_back_from``)."""
+    event = audit_event(identity, obj, action, object_id, before, after, extra)
     await producer.send(topics.EVENTS, event, key=f"{obj}/{object_id}")
     log.info("audit", type=event.type, actor=identity.name, object_id=object_id)

@@ -30,6 +30,7 @@ AUDIT_TYPES: tuple[str, ...] = tuple(
     for kind in (
         "rule.saved",
         "rule.deleted",
+        "rule.rolled_back",
         "schema.registered",
         "subscription.saved",
         "subscription.deleted",

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -237,3 +238,24 @@ class ViewWriter:
             return Delivered(topic, 0, len(self.sent))
         self.view.apply(key, None if message.value is None else from_kafka(message))
         return Delivered(topic, 0, len(self.sent))
+
+
+class AuditStore:
+    """An Elasticsearch stand-in that has indexed every audit event ``producer`` sent (for rule
+    history): answers term/terms filters on type, subject and source, newest first."""
+
+    def __init__(self, producer: Any) -> None:
+        self.producer = producer
+        self.queries: list[dict[str, Any]] = []
+
+    async def search(self, query: dict[str, Any]) -> dict[str, Any]:
+        self.queries.append(query)
+        events = [from_kafka(m) for t, m in self.producer.sent if t == topics.EVENTS]
+        for clause in query["query"]["bool"]["filter"]:
+            for op, spec in clause.items():
+                ((name, wanted),) = spec.items()
+                allowed = wanted if op == "terms" else [wanted]
+                events = [e for e in events if e.get(name) in allowed]
+        events.sort(key=lambda e: e.time or 0, reverse=True)
+        raw = [json.dumps(e.to_structured(), default=str) for e in events[: query.get("size", 10)]]
+        return {"hits": {"hits": [{"_source": {"raw": r}} for r in raw]}}

@@ -14,9 +14,9 @@ from whale.binding import from_kafka
 from whale.cloudevent import CloudEvent
 from whale.web.errors import install_error_handlers
 
+from .ec_fakes import AuditStore, stored
 from .ec_fakes import LiveView as FakeView
 from .ec_fakes import ViewWriter as FakeProducer
-from .ec_fakes import stored
 
 CATALOG = FakeView(
     {
@@ -53,7 +53,8 @@ def client() -> tuple[TestClient, FakeProducer]:
     install_error_handlers(app)
 
     authz.install(app, authz.Authenticator(dev_mode=True), service="test")
-    app.include_router(build_router(producer, rules, CATALOG, FakeView()))  # type: ignore[arg-type]
+    store = AuditStore(producer)
+    app.include_router(build_router(producer, rules, CATALOG, FakeView(), store=store))  # type: ignore[arg-type]
     return TestClient(app), producer
 
 

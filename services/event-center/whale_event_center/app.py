@@ -189,7 +189,9 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
         api_schemas.build_router(registry, parts.views_ready.is_set, events_of, schema_changed)
     )
     app.include_router(api_search.build_router(parts.store, settings.search_max_size))
-    app.include_router(rules_api.build_router(parts.producer, parts.rules, parts.catalog, parts.schemas))
+    app.include_router(
+        rules_api.build_router(parts.producer, parts.rules, parts.catalog, parts.schemas, store=parts.store)
+    )
     app.include_router(todo_api.build_router(parts.producer, settings.whale, view=parts.todos))
     if parts.subscriptions is not None:
         app.include_router(

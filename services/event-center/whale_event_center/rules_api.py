@@ -6,19 +6,26 @@ save is validated completely (:func:`whale.rules.model.validate_rule`: match lan
 and params against the executors' catalogue, field paths against the registered schema), gets the
 next version number, and is answered once Kafka acknowledged it and this process' view shows it.
 ``If-Match: <version>`` makes a save or delete conditional on the current version.
+
+History (:mod:`whale_event_center.rule_history`): ``GET /rules/{id}/versions[/{n}]`` lists the saved
+versions from the audit events in Elasticsearch, ``GET /rules/{id}/diff?from=N&to=M`` compares two,
+and ``POST /rules/{id}/rollback`` re-saves an earlier version as the next one through the same save
+as PUT (validated against today's catalogue and schemas), audited as ``whale.audit.rule.rolled_back``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Response
+from fastapi import APIRouter, Body, Header, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from whale import audit, topics
 from whale.authz import Identity, Role, require
 from whale.compacted import CompactedView
 from whale.producer import EventProducer
 from whale.rules.model import RULE_ID, Rule, RuleError, validate_rule
+from whale_event_center import rule_history as history
 from whale_event_center.entity_api import INVALID, NOT_SAVED, Document, Entities, check_body_id
 from whale_event_center.errors import EventCenterError
 
@@ -46,6 +53,16 @@ def _valid(doc: Document, catalog: CompactedView, schemas: CompactedView) -> Rul
         raise InvalidRule(exc.message, exc.problems) from None
 
 
+class Rollback(BaseModel):
+    """``POST /rules/{id}/rollback``: the version to restore."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1, description="the stored version whose document becomes the next version")
+
+
+MISSING: dict[int | str, dict[str, Any]] = {404: {"description": "no such rule or version stored"}}
+
+
 def rule_body(*, id_required: bool) -> dict[str, Any]:
     """The OpenAPI request body of a rule document, as strict as :class:`whale.rules.Rule`."""
     schema: dict[str, Any] = {
@@ -67,10 +84,36 @@ def rule_body(*, id_required: bool) -> dict[str, Any]:
 
 
 def build_router(
-    producer: EventProducer, rules: CompactedView, catalog: CompactedView, schemas: CompactedView
+    producer: EventProducer,
+    rules: CompactedView,
+    catalog: CompactedView,
+    schemas: CompactedView,
+    *,
+    store: history.Searchable,
 ) -> APIRouter:
     router = APIRouter(prefix="/rules", tags=["rules"])
     entities = Entities(producer, rules, topics.RULES, noun="rule", key_field="rule_id")
+
+    async def save(
+        rule_id: str,
+        doc: Document,
+        identity: Identity,
+        if_match: str | None,
+        rolled_back_from: int | None = None,
+    ) -> tuple[Rule, bool]:
+        """Validate and write ``doc`` as the rule's next version, then audit it; (rule, created)."""
+        current = entities.current(rule_id)
+        _check_if_match(if_match, current, rule_id)
+        version = int(current.get("version", 0)) + 1 if current is not None else 1
+        rule = _valid({**doc, "id": rule_id, "version": version}, catalog, schemas)
+        await entities.write(rule_id, rule.to_event(), lambda data: data.get("version") == version)
+        if rolled_back_from is None:
+            await audit.record(producer, identity, "rule", "saved", rule_id, current, rule.document())
+        else:
+            extra = {"rolled_back_from": rolled_back_from}
+            after = rule.document()
+            await audit.record(producer, identity, "rule", "rolled_back", rule_id, current, after, extra)
+        return rule, current is None
 
     @router.get("", summary="Every rule (latest version)", dependencies=[require(Role.viewer)])
     async def list_rules() -> dict[str, Any]:
@@ -114,14 +157,9 @@ def build_router(
         if_match: Annotated[str | None, Header(description="the version this save replaces")] = None,
     ) -> dict[str, Any]:
         check_body_id(doc, rule_id, InvalidRule)
-        current = entities.current(rule_id)
-        _check_if_match(if_match, current, rule_id)
-        version = int(current.get("version", 0)) + 1 if current is not None else 1
-        rule = _valid({**doc, "id": rule_id, "version": version}, catalog, schemas)
-        await entities.write(rule_id, rule.to_event(), lambda data: data.get("version") == version)
-        await audit.record(producer, identity, "rule", "saved", rule_id, current, rule.document())
-        response.status_code = 201 if current is None else 200
-        response.headers["ETag"] = f'"{version}"'
+        rule, created = await save(rule_id, doc, identity, if_match)
+        response.status_code = 201 if created else 200
+        response.headers["ETag"] = f'"{rule.version}"'
         return {"rule": rule.document(), "warnings": rule.warnings}
 
     @router.delete(
@@ -140,5 +178,67 @@ def build_router(
         await entities.remove(rule_id)
         await audit.record(producer, identity, "rule", "deleted", rule_id, before, None)
         return Response(status_code=204)
+
+    async def stored_versions(rule_id: str) -> list[history.Version]:
+        return await history.versions(store, rule_id, rules.get(rule_id))
+
+    @router.get(
+        "/{rule_id}/versions",
+        summary="Every saved version of a rule, newest first (from the audit trail)",
+        responses=MISSING,
+        dependencies=[require(Role.viewer)],
+    )
+    async def list_versions(rule_id: str) -> dict[str, Any]:
+        return {"rule_id": rule_id, "versions": await stored_versions(rule_id)}
+
+    @router.get(
+        "/{rule_id}/versions/{number}",
+        summary="One saved version of a rule",
+        responses=MISSING,
+        dependencies=[require(Role.viewer)],
+    )
+    async def one_version(rule_id: str, number: int) -> history.Version:
+        return history.pick(await stored_versions(rule_id), rule_id, number, field="number")
+
+    @router.get(
+        "/{rule_id}/diff",
+        summary="What changed between two versions: JSON-Patch-like changes and a unified YAML diff",
+        responses=MISSING,
+        dependencies=[require(Role.viewer)],
+    )
+    async def diff(
+        rule_id: str,
+        from_: Annotated[int, Query(alias="from", ge=1, description="the older version")],
+        to: Annotated[int, Query(ge=1, description="the newer version")],
+    ) -> dict[str, Any]:
+        found = await stored_versions(rule_id)
+        old = history.pick(found, rule_id, from_, field="from")
+        new = history.pick(found, rule_id, to, field="to")
+        return {
+            "rule_id": rule_id,
+            "from": from_,
+            "to": to,
+            "changes": history.changes(old["rule"], new["rule"]),
+            "unified": history.unified(old, new, rule_id),
+        }
+
+    @router.post(
+        "/{rule_id}/rollback",
+        summary="Re-save an earlier version as the rule's next version (validated and audited like PUT)",
+        responses={**MISSING, 400: INVALID, 409: {"description": "the version's secrets were redacted"}},
+    )
+    async def rollback(
+        rule_id: str,
+        body: Rollback,
+        response: Response,
+        identity: Annotated[Identity, require(Role.author)],
+        if_match: Annotated[str | None, Header(description="the version this rollback replaces")] = None,
+    ) -> dict[str, Any]:
+        old = history.pick(await stored_versions(rule_id), rule_id, body.version)
+        history.restorable(old["rule"])
+        rule, created = await save(rule_id, old["rule"], identity, if_match, rolled_back_from=body.version)
+        response.status_code = 201 if created else 200
+        response.headers["ETag"] = f'"{rule.version}"'
+        return {"rule": rule.document(), "warnings": rule.warnings, "rolled_back_from": body.version}
 
     return router

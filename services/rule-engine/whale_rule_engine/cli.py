@@ -1,4 +1,5 @@
-"""``whale rules list|explain|test|validate``: the rules in force, why an event (does not) match, and a dry run over history.
+"""``whale rules list|explain|test|validate``: the rules in force, why an event (does not) match, and a dry run over history
+(``history|diff|rollback`` of saved rules: :mod:`whale_rule_engine.history_cli`).
 
 ``explain`` reads the rules from a rules directory and/or the compacted ``whale.rules`` topic and
 shows, for one event, which rules matched (with their rendered params) and, for the near misses,
@@ -24,6 +25,7 @@ from whale.rules.model import Rule, RuleError, validate_rule
 from whale.rules.paths import event_context
 from whale.rules.ruleset import RuleSet
 from whale.settings import WhaleSettings
+from whale_rule_engine import history_cli
 from whale_rule_engine.backtest import Report, parse_since, simulate, stored_events
 from whale_rule_engine.engine import plan
 
@@ -53,6 +55,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = commands.add_parser("validate", help="validate rule files offline")
     check.add_argument("path", type=Path, help="a rules directory or one YAML file")
     check.set_defaults(handler=_validate)
+    history_cli.register(commands)
 
 
 # ---------------------------------------------------------------------- explain

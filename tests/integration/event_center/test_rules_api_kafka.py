@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from whale_event_center.rules_api import build_router
+from whale_event_center.store import Store
 
 from whale import authz, topics
 from whale.compacted import CompactedView
@@ -32,7 +33,8 @@ async def test_put_get_delete_through_the_compacted_topic(stack: WhaleSettings) 
     install_error_handlers(app)
 
     authz.install(app, authz.Authenticator(dev_mode=True), service="test")
-    app.include_router(build_router(producer, *views))
+    store = Store(stack.es_url, "whale-events")
+    app.include_router(build_router(producer, *views, store=store))
     rule_id = f"api-test-{uuid.uuid4().hex[:8]}"
     doc: dict[str, Any] = {
         "match": {"field": "type", "equals": f"test.api.{rule_id}"},
@@ -58,3 +60,4 @@ async def test_put_get_delete_through_the_compacted_topic(stack: WhaleSettings) 
         for view in (*views, other):
             await view.stop()
         producer.close()
+        await store.close()
