@@ -121,13 +121,17 @@ class EventProducer:
     async def send_message(self, topic: str, message: KafkaMessage) -> Delivered:
         """Write a raw message; returns once Kafka acknowledged it. A message too large for the
         topic raises :class:`MessageTooLarge` before anything is produced."""
+        loop = asyncio.get_running_loop()
         limit = self._topic_limits.get(topic)
         if limit is None:
+            # Learn the topic's own limit in the background: awaiting it here would let later sends
+            # overtake this one and break per-key order. Until it is known the producer's limit
+            # applies, and the broker's MSG_SIZE_TOO_LARGE is a MessageTooLarge (413) all the same.
             asked = self._limit_asked.get(topic)
             if asked is None or time.monotonic() - asked >= LIMIT_RETRY_SECONDS:
-                limit = await asyncio.to_thread(self.record_limit, topic)
+                lookup = loop.run_in_executor(None, self.record_limit, topic)
+                lookup.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.check_size(topic, message, limit)
-        loop = asyncio.get_running_loop()
         future: asyncio.Future[Delivered] = loop.create_future()
 
         def settle(err: KafkaError | None, msg: Any) -> None:
