@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -87,6 +88,16 @@ async def readyz_once_ready(port: int, timeout: float = 30.0) -> Any:
     return response.json()
 
 
+async def accepted(client: httpx.AsyncClient, url: str, token: str, patience: float = 60.0) -> httpx.Response:
+    """GET ``url`` with ``token`` until the service's view of ``whale.tokens`` holds it (or patience ends)."""
+    deadline = time.monotonic() + patience
+    while True:
+        answer = await client.get(url, headers={"Authorization": f"Bearer {token}"})
+        if answer.status_code != 401 or time.monotonic() > deadline:
+            return answer
+        await asyncio.sleep(0.2)
+
+
 async def test_push_subscriptions_order_retry_dead_letter_and_pause(
     stack: WhaleSettings, receiver: Receiver, taps: Any, unique: str
 ) -> None:
@@ -149,7 +160,9 @@ async def test_push_subscriptions_order_retry_dead_letter_and_pause(
         async with httpx.AsyncClient() as client:
             url = f"http://127.0.0.1:{settings.port}/status"
             assert (await client.get(url)).status_code == 401
-            status = (await client.get(url, headers={"Authorization": f"Bearer {token}"})).json()
+            answer = await accepted(client, url, token)  # the token reaches the dispatcher's view first
+            assert answer.status_code == 200, answer.text
+            status = answer.json()
         assert (await readyz_once_ready(settings.port))["status"] == "ready"
         by_id = {s["id"]: s for s in status["subscriptions"]}
         assert by_id[f"t-{unique}-paused"]["paused"] is True
