@@ -196,13 +196,16 @@ def _up(args: argparse.Namespace) -> int:
     settings = WhaleSettings()
     status = stack.up(settings)
     print(status.describe() if hasattr(status, "describe") else status, flush=True)
-    for report in ensure_topics(settings):
+    stack_settings = status.settings  # where the stack really is (WHALE_INFRA_*_PORT may move it)
+    for report in ensure_topics(stack_settings):
         print(f"topic {report.name}: {report.action}", flush=True)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     robot: ThreadingHTTPServer | None = None
     demo_sshd: LocalSshd | None = None
     if not args.no_services:
         env = {**os.environ}
+        env.setdefault("WHALE_KAFKA_BOOTSTRAP", stack_settings.kafka_bootstrap)
+        env.setdefault("WHALE_ES_URL", stack_settings.es_url)
         env.setdefault("WHALE_DEV_MODE", "true")
         if env["WHALE_DEV_MODE"].lower() == "true":
             print(DEV_MODE_BANNER, flush=True)
