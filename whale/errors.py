@@ -23,6 +23,7 @@ and ``subscriptions`` define theirs beside the code that raises them)::
     │   ├── whale.rules.operators.MatchError  400 invalid_match
     │   ├── whale.rules.regex.RegexError    400 invalid_config (a pattern RE2 refuses)
     │   ├── whale.subscriptions.SubscriptionError  400 invalid_subscription
+    │   ├── whale.inventory.InventoryError  400 invalid_inventory
     │   ├── whale_executor.CatalogError     400 invalid_catalog
     │   └── whale_adapters.MappingError     400 invalid_mapping
     ├── InfraError                          500 infra_error

@@ -13,13 +13,13 @@ from whale_executor.actions.base import ActionContext
 from whale_executor.actions.ssh import SshAction, SshRuntime
 from whale_executor.app import Executor, ssh_runtime
 from whale_executor.errors import ActionFailed, ActionTimedOut, CatalogError
-from whale_executor.inventory import Host, Inventory
 from whale_executor.runner import Runner
 from whale_executor.settings import Settings
 from whale_executor.sshconn import Connections
 
 from tests.ports import free_port
 from whale.infra.sshd import LocalSshd
+from whale.inventory import Host, Inventory, InventoryError
 
 from .test_exec_actions import _alive
 
@@ -383,6 +383,6 @@ async def test_the_executor_binds_its_ssh_actions_to_the_configured_inventory(
 
 def test_a_bad_inventory_stops_the_executor_naming_the_file(tmp_path: Path) -> None:
     (tmp_path / "inventory.yaml").write_text("hosts:\n  vm-1: {address: 10.0.0.1}\n")
-    with pytest.raises(CatalogError) as err:
+    with pytest.raises(InventoryError) as err:
         ssh_runtime(Settings(inventory=[tmp_path / "inventory.yaml"]))
     assert err.value.field == "hosts.vm-1.user"

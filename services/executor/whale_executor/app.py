@@ -15,6 +15,7 @@ from whale.cloudevent import CloudEvent
 from whale.consumer import Received
 from whale.errors import ConfigError, WhaleError
 from whale.health import HealthServer, serve_health
+from whale.inventory import load_inventory
 from whale.logging import configure_logging
 from whale.producer import EventProducer
 from whale.runtime import run as run_service
@@ -24,7 +25,6 @@ from whale_executor.approvals import Approvals
 from whale_executor.catalog import Catalog, load_catalog
 from whale_executor.errors import RequestInvalid
 from whale_executor.intake import Intake
-from whale_executor.inventory import load_inventory
 from whale_executor.requests import loose_key, loose_target, parse_request
 from whale_executor.results import FAILED, result_event, source_of
 from whale_executor.runner import ActionRequests, Runner

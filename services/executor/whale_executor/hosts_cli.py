@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from whale.errors import ConfigError
-from whale_executor.inventory import Host, Inventory, Selector, UnknownHost, load_inventory
+from whale.inventory import Host, Inventory, Selector, UnknownHost, load_inventory
 from whale_executor.settings import Settings
 
 

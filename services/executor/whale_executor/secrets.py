@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
+from whale.inventory import secret_ref_problem
 from whale_executor.errors import CatalogError, SecretError
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -30,16 +31,10 @@ _known_lock = threading.Lock()
 
 def check_ref(ref: object, *, source: str, field: str) -> str:
     """Raise :class:`CatalogError` unless ``ref`` is a well-formed secret reference."""
-    if not isinstance(ref, str) or not (ref.startswith("env:") or ref.startswith("file:")):
-        raise CatalogError(
-            "must be a secret reference (env:NAME or file:/path); inline secret values are not allowed",
-            source=source,
-            field=field,
-        )
-    if ref.startswith("env:") and not _ENV_NAME.match(ref[4:]):
-        raise CatalogError(f"{ref!r} is not a valid environment variable name", source=source, field=field)
-    if ref.startswith("file:") and not ref[5:].startswith("/"):
-        raise CatalogError(f"{ref!r} must name an absolute path", source=source, field=field)
+    problem = secret_ref_problem(ref)
+    if problem:
+        raise CatalogError(problem, source=source, field=field)
+    assert isinstance(ref, str)
     return ref
 
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import asyncssh
 import structlog
 
+from whale.inventory import Host
 from whale_executor import secrets
 from whale_executor.errors import ActionFailed, SecretError
-from whale_executor.inventory import Host
 
 log = structlog.get_logger("whale.executor.ssh")
 

@@ -22,7 +22,7 @@
 Each argv item (rendered from params exactly like a shell action's) is quoted with
 :func:`shlex.quote` into the command line the remote user's POSIX shell runs, so event data is
 always one literal argument, never shell syntax. Host, connection and session handling:
-:mod:`whale_executor.sshconn`; hosts: :mod:`whale_executor.inventory`.
+:mod:`whale_executor.sshconn`; hosts: :mod:`whale.inventory`.
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ from typing import Any
 import asyncssh
 from pydantic import ValidationError
 
+from whale.inventory import Host, Inventory, Selector, UnknownHost
 from whale.rules import templating
 from whale_executor.actions.base import ActionContext
 from whale_executor.actions.shell import ShellAction, collect, read_limited, run_output
 from whale_executor.actions.yamlspec import check_keys, check_templates, integer, number
 from whale_executor.errors import ActionFailed, ActionTimedOut, CatalogError, RunError
-from whale_executor.inventory import Host, Inventory, Selector, UnknownHost
 from whale_executor.sshconn import Connections, connect_error
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from whale_executor.errors import CatalogError
-from whale_executor.inventory import Selector, UnknownHost, load_inventory
+
+from whale.inventory import InventoryError, Selector, UnknownHost, load_inventory
 
 WEB = """
 defaults:
@@ -81,7 +81,7 @@ def test_public_view_carries_no_credential_reference(inventory_dir: Path) -> Non
 )
 def test_a_bad_entry_names_the_file_and_field(tmp_path: Path, text: str, field: str) -> None:
     (tmp_path / "bad.yaml").write_text(text)
-    with pytest.raises(CatalogError) as err:
+    with pytest.raises(InventoryError) as err:
         load_inventory([tmp_path])
     assert err.value.field == field
     assert err.value.source == str(tmp_path / "bad.yaml")
@@ -90,22 +90,22 @@ def test_a_bad_entry_names_the_file_and_field(tmp_path: Path, text: str, field: 
 def test_a_host_defined_twice_is_refused(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("hosts:\n  h: {user: u}\n")
     (tmp_path / "b.yaml").write_text("hosts:\n  h: {user: v}\n")
-    with pytest.raises(CatalogError, match="already defined in"):
+    with pytest.raises(InventoryError, match="already defined in"):
         load_inventory([tmp_path])
 
 
 def test_jump_hosts_must_exist_and_must_not_loop(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("hosts:\n  a: {user: u, via: b}\n  b: {user: u, via: nope}\n")
-    with pytest.raises(CatalogError, match="jump host 'nope' is not in the inventory") as err:
+    with pytest.raises(InventoryError, match="jump host 'nope' is not in the inventory") as err:
         load_inventory([tmp_path])
     assert err.value.field == "hosts.b.via"
     (tmp_path / "a.yaml").write_text("hosts:\n  a: {user: u, via: b}\n  b: {user: u, via: a}\n")
-    with pytest.raises(CatalogError, match="jump hosts loop: a -> b -> a"):
+    with pytest.raises(InventoryError, match="jump hosts loop: a -> b -> a"):
         load_inventory([tmp_path])
 
 
 def test_a_missing_path_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(CatalogError, match="no such inventory file"):
+    with pytest.raises(InventoryError, match="no such inventory file"):
         load_inventory([tmp_path / "nope.yaml"])
 
 

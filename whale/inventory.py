@@ -1,4 +1,7 @@
-"""The inventory: the hosts SSH actions may act on, by name, with their address, user, labels and groups.
+"""The inventory: the hosts Whale acts on and knows about, by name: address, user, labels, groups, facts.
+
+Shared by the executor (SSH and Ansible actions resolve hosts here) and by enrichment (host facts
+such as log directories, owner team or environment, added to events before rules match).
 
 Loaded at start-up from YAML files (``WHALE_EXECUTOR_INVENTORY``: files, or directories whose
 ``*.yaml``/``*.yml`` files are read, recursively). A file:
@@ -10,7 +13,8 @@ Loaded at start-up from YAML files (``WHALE_EXECUTOR_INVENTORY``: files, or dire
       key: file:/etc/whale/ssh/id_ed25519   # secret reference to the private key (never the key itself)
       passphrase: env:WHALE_SSH_PASSPHRASE  # optional secret reference
     hosts:
-      vm-web-01: {address: 10.0.0.11, labels: {role: web, env: prod}, groups: [web]}
+      vm-web-01: {address: 10.0.0.11, labels: {role: web, env: prod}, groups: [web],
+                  facts: {log_dir: /var/log/app, owner: web-team}}   # free-form facts (no secrets)
       db-01: {address: db-01.internal, port: 2222, user: postgres, groups: [db]}
       db-02: {address: 10.1.0.22, via: bastion-01}   # through the jump host bastion-01
 
@@ -28,13 +32,35 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from whale_executor import secrets
-from whale_executor.errors import CatalogError
+from whale.errors import ConfigError
 
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
 _HOST_KEYS = frozenset(
-    {"address", "port", "user", "labels", "groups", "key", "passphrase", "certificate", "via"}
+    {"address", "port", "user", "labels", "groups", "key", "passphrase", "certificate", "via", "facts"}
 )
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class InventoryError(ConfigError, code="invalid_inventory"):
+    """An inventory file is invalid (``source`` = file, ``field`` = where inside it)."""
+
+    def __init__(self, message: str, *, source: str = "", field: str | None = None) -> None:
+        where = f"{source}: " if source else ""
+        where += f"{field}: " if field else ""
+        super().__init__(where + message, field=field, source=source)
+        self.source = source
+        self.reason = message
+
+
+def secret_ref_problem(ref: object) -> str | None:
+    """Why ``ref`` is not a secret reference (``env:NAME`` or ``file:/abs/path``), or None if it is."""
+    if not isinstance(ref, str) or not (ref.startswith("env:") or ref.startswith("file:")):
+        return "must be a secret reference (env:NAME or file:/path); inline secret values are not allowed"
+    if ref.startswith("env:") and not _ENV_NAME.match(ref[4:]):
+        return f"{ref!r} is not a valid environment variable name"
+    if ref.startswith("file:") and not ref[5:].startswith("/"):
+        return f"{ref!r} must name an absolute path"
+    return None
 
 
 class Host(BaseModel):
@@ -52,16 +78,18 @@ class Host(BaseModel):
     passphrase: str | None = None
     certificate: str | None = None
     via: str | None = Field(default=None, description="inventory name of the jump host to connect through")
+    facts: dict[str, Any] = Field(
+        default_factory=dict, description="free-form facts about the host (no secrets)"
+    )
     source: str = ""
 
     @field_validator("key", "passphrase", "certificate")
     @classmethod
     def _secret_ref(cls, v: str | None) -> str | None:
         if v is not None:
-            try:
-                secrets.check_ref(v, source="", field="")
-            except CatalogError as exc:
-                raise ValueError(exc.reason) from None
+            problem = secret_ref_problem(v)
+            if problem:
+                raise ValueError(problem)
         return v
 
     def public(self) -> dict[str, Any]:
@@ -74,6 +102,7 @@ class Host(BaseModel):
             "labels": dict(self.labels),
             "groups": list(self.groups),
             **({"via": self.via} if self.via else {}),
+            **({"facts": dict(self.facts)} if self.facts else {}),
         }
 
 
@@ -115,7 +144,7 @@ class Inventory:
 
     def add(self, host: Host) -> None:
         if host.name in self.hosts:
-            raise CatalogError(
+            raise InventoryError(
                 f"host {host.name!r} is already defined in {self.hosts[host.name].source}",
                 source=host.source,
                 field=f"hosts.{host.name}",
@@ -137,7 +166,7 @@ class Inventory:
 
 
 def load_inventory(paths: Iterable[Path]) -> Inventory:
-    """Read every inventory file; a bad one raises :class:`CatalogError` naming the file and field."""
+    """Read every inventory file; a bad one raises :class:`InventoryError` naming the file and field."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -145,7 +174,7 @@ def load_inventory(paths: Iterable[Path]) -> Inventory:
         elif path.is_file():
             files.append(path)
         else:
-            raise CatalogError("no such inventory file or directory", source=str(path))
+            raise InventoryError("no such inventory file or directory", source=str(path))
     inventory = Inventory(sources=[str(f) for f in files])
     for file in files:
         for host in parse_file(file):
@@ -161,13 +190,13 @@ def check_jumps(inventory: Inventory) -> None:
         hop = host
         while hop.via is not None:
             if hop.via not in inventory.hosts:
-                raise CatalogError(
+                raise InventoryError(
                     f"jump host {hop.via!r} is not in the inventory",
                     source=hop.source,
                     field=f"hosts.{hop.name}.via",
                 )
             if hop.via in seen:
-                raise CatalogError(
+                raise InventoryError(
                     f"jump hosts loop: {' -> '.join([*seen, hop.via])}",
                     source=host.source,
                     field=f"hosts.{host.name}.via",
@@ -181,35 +210,37 @@ def parse_file(path: Path) -> list[Host]:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise CatalogError(f"not valid YAML: {getattr(exc, 'problem', exc)}", source=source) from None
+        raise InventoryError(f"not valid YAML: {getattr(exc, 'problem', exc)}", source=source) from None
     except OSError as exc:
-        raise CatalogError(f"cannot read: {exc.strerror}", source=source) from None
+        raise InventoryError(f"cannot read: {exc.strerror}", source=source) from None
     return parse_document(doc, source=source)
 
 
 def parse_document(doc: Any, *, source: str) -> list[Host]:
     if not isinstance(doc, Mapping):
-        raise CatalogError("an inventory file must be a mapping with 'hosts'", source=source)
+        raise InventoryError("an inventory file must be a mapping with 'hosts'", source=source)
     unknown = sorted(set(doc) - {"defaults", "hosts"})
     if unknown:
-        raise CatalogError(f"unknown key {unknown[0]!r} (allowed: defaults, hosts)", source=source)
+        raise InventoryError(f"unknown key {unknown[0]!r} (allowed: defaults, hosts)", source=source)
     defaults = doc.get("defaults") or {}
     hosts = doc.get("hosts") or {}
     if not isinstance(defaults, Mapping):
-        raise CatalogError("must be a mapping", source=source, field="defaults")
+        raise InventoryError("must be a mapping", source=source, field="defaults")
     if not isinstance(hosts, Mapping):
-        raise CatalogError("must be a mapping of host name to its settings", source=source, field="hosts")
+        raise InventoryError("must be a mapping of host name to its settings", source=source, field="hosts")
     bad = sorted(set(defaults) - (_HOST_KEYS - {"address"}))
     if bad:
-        raise CatalogError(f"unknown key {bad[0]!r}", source=source, field=f"defaults.{bad[0]}")
+        raise InventoryError(f"unknown key {bad[0]!r}", source=source, field=f"defaults.{bad[0]}")
     out: list[Host] = []
     for name, entry in hosts.items():
         field = f"hosts.{name}"
         if not isinstance(name, str) or not HOST_NAME.match(name):
-            raise CatalogError("a host name is letters, digits, '.', '_' and '-'", source=source, field=field)
+            raise InventoryError(
+                "a host name is letters, digits, '.', '_' and '-'", source=source, field=field
+            )
         entry = entry or {}
         if not isinstance(entry, Mapping):
-            raise CatalogError("must be a mapping (address, port, user, ...)", source=source, field=field)
+            raise InventoryError("must be a mapping (address, port, user, ...)", source=source, field=field)
         merged = {"address": name, **defaults, **entry, "name": name, "source": source}
         if isinstance(defaults.get("labels"), Mapping) and isinstance(entry.get("labels"), Mapping):
             merged["labels"] = {**defaults["labels"], **entry["labels"]}
@@ -218,5 +249,7 @@ def parse_document(doc: Any, *, source: str) -> list[Host]:
         except ValidationError as exc:
             err = exc.errors()[0]
             loc = ".".join(str(p) for p in err["loc"])
-            raise CatalogError(err["msg"], source=source, field=f"{field}.{loc}" if loc else field) from None
+            raise InventoryError(
+                err["msg"], source=source, field=f"{field}.{loc}" if loc else field
+            ) from None
     return out
