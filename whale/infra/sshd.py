@@ -23,6 +23,7 @@ import asyncssh
 import yaml
 
 from whale.errors import InfraError
+from whale.infra.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = ROOT / "deploy" / "tools" / "install-sshd.sh"
@@ -161,19 +162,12 @@ def start_demo_hosts(directory: Path, names: Iterable[str], env: dict[str, str])
     if "WHALE_EXECUTOR_INVENTORY" in env:
         return None
     try:
-        server = LocalSshd(directory, _free_port()).start()
+        server = LocalSshd(directory, free_port()).start()
     except InfraError as exc:
         print(f"demo hosts: no local sshd, the scenarios' SSH actions will fail: {exc}", flush=True)
         return None
     env.update(server.client_settings(names))
     return server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _listening(port: int) -> bool:
