@@ -92,6 +92,7 @@ class Executor:
             pool=self.pool,
             max_items=s.max_items,
             item_output_budget=s.items_output_budget,
+            inventory=self.ssh.inventory,
         )
         group = f"whale-executor-{self.pool}"
         self._intakes.append(
