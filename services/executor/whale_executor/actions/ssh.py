@@ -349,10 +349,12 @@ def _script(value: Any, *, source: str) -> bytes:
 
 
 def bind_all(actions: Iterable[Any], runtime: SshRuntime) -> int:
-    """Give every SSH action of a catalogue the runtime; how many there were."""
+    """Give every SSH and Ansible action of a catalogue the runtime; how many there were."""
+    from whale_executor.actions.ansible import AnsibleAction
+
     count = 0
     for action in actions:
-        if isinstance(action, SshAction):
+        if isinstance(action, SshAction | AnsibleAction):
             action.bind(runtime)
             count += 1
     return count
