@@ -31,7 +31,6 @@ previous hosts rather than delete them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,12 +38,13 @@ from typing import Any
 import httpx
 import structlog
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
-from whale.errors import ConfigError, WhaleError
+from whale.errors import WhaleError
 from whale.inventory import Host, InventoryError, parse_host
-from whale.jsonpath import JsonPath, MappingError, Missing, compile_path
+from whale.jsonpath import JsonPath, MappingError, compile_path
 from whale.metrics import Families
+from whale.polling import PolledEndpoint
 
 log = structlog.get_logger("whale.inventory")
 
@@ -61,27 +61,14 @@ class SourceError(WhaleError, status=502, code="source_failed", retryable=True):
     """An inventory HTTP source could not be polled (HTTP error, not JSON, no list of records)."""
 
 
-class HttpSourceConfig(BaseModel):
-    """One HTTP source of hosts."""
-
-    model_config = ConfigDict(extra="forbid")
+class HttpSourceConfig(PolledEndpoint):
+    """One HTTP source of hosts: the endpoint (url, timeout, items, headers: shared with the adapters'
+    pollers, :class:`whale.polling.PolledEndpoint`) and how one record maps to a host."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
-    url: str
     interval: float = Field(default=300.0, gt=0)
-    timeout: float = Field(default=10.0, gt=0)
-    headers: dict[str, str] = Field(default_factory=dict)
-    header_env: dict[str, str] = Field(default_factory=dict)
-    items: str = "$"
     map: dict[str, str | dict[str, str]]
     defaults: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("url must start with http:// or https://")
-        return v
 
     @property
     def origin(self) -> str:
@@ -114,19 +101,18 @@ class HttpSource:
                 self._paths[key] = {
                     k: compile_path(v, field=f"{where}.map.{key}.{k}") for k, v in value.items()
                 }
-        try:
-            parse_host("defaults-check", {}, config.defaults, source=config.origin)
+        try:  # the defaults alone need not make a host (the records add to them): check what is there
+            parse_host("defaults", {"user": "-", **config.defaults}, {}, source=config.origin)
         except InventoryError as exc:
-            raise MappingError(f"{where}.defaults: {exc.reason}", field="defaults") from None
+            field = (exc.field or "").replace("hosts.defaults", "defaults")
+            raise MappingError(f"{where}.{field}: {exc.reason}", field=field) from None
 
     async def fetch(self, client: httpx.AsyncClient) -> list[Host]:
         """Poll once: the hosts of every usable record. :class:`SourceError` if the poll failed as a whole."""
         c = self.config
+        headers = c.endpoint_headers(label=f"inventory source {self.name}", field=f"sources.{self.name}")
         try:
-            headers = {**c.headers, **{h: _env(env, c, h) for h, env in c.header_env.items()}}
-            response = await client.get(c.url, headers=headers, timeout=c.timeout)
-            response.raise_for_status()
-            doc = response.json()
+            doc = await c.get_json(client, headers)
         except (httpx.HTTPError, ValueError) as exc:
             raise SourceError(f"inventory source {self.name}: {type(exc).__name__}: {exc}") from None
         return self.hosts(doc)
@@ -134,11 +120,9 @@ class HttpSource:
     def hosts(self, doc: Any) -> list[Host]:
         """The hosts of a response document; bad records are skipped (logged and counted)."""
         try:
-            records = self._items.find(doc)
-        except Missing as exc:
-            raise SourceError(f"inventory source {self.name}: items: {exc}") from None
-        if not isinstance(records, list):
-            raise SourceError(f"inventory source {self.name}: items: {self.config.items} is not a list")
+            records = self.config.records(doc, label=f"inventory source {self.name}")
+        except ValueError as exc:
+            raise SourceError(str(exc)) from None
         out: list[Host] = []
         seen: set[str] = set()
         for index, record in enumerate(records):
@@ -185,16 +169,6 @@ def skipped(origin: str, *, index: int | None = None, field: str | None, reason:
     """Log and count one record that is not a usable host."""
     SKIPPED.labels(origin=origin).inc()
     log.warning("inventory_record_skipped", origin=origin, index=index, field=field, reason=reason)
-
-
-def _env(name: str, config: HttpSourceConfig, header: str) -> str:
-    value = os.environ.get(name)
-    if value is None:
-        raise ConfigError(
-            f"inventory source {config.name}: environment variable {name} (header_env.{header}) is not set",
-            field=f"header_env.{header}",
-        )
-    return value
 
 
 def load_sources(path: Path) -> list[HttpSource]:

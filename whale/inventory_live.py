@@ -204,9 +204,11 @@ def publish(
     from whale.admin import ensure_topics
     from whale.health import serve_health
     from whale.inventory_http import FAMILIES, load_sources
+    from whale.logging import configure_logging
     from whale.metrics import process_registry
     from whale.runtime import run
 
+    configure_logging(settings, service="inventory-publisher")  # logs on stderr, the summary on stdout
     sources = [s for path in source_files for s in load_sources(path)]
     if files:
         load_inventory(files)  # a bad file is refused before anything is written

@@ -22,7 +22,9 @@ from whale_executor.errors import ActionFailed, CatalogError
 from whale_executor.sshconn import Connections
 
 from whale.infra.sshd import LocalSshd
-from whale.inventory import Host, Inventory
+from whale.inventory import Inventory
+
+from .test_exec_ssh import host
 
 CTX = ActionContext(request_id="r1", idempotency_key="k1", pool="t")
 
@@ -40,23 +42,11 @@ PLAYBOOK = """
 """
 
 
-def node(sshd: LocalSshd, name: str, group: str = "web", **over: Any) -> Host:
-    fields: dict[str, Any] = {
-        "name": name,
-        "address": "127.0.0.1",
-        "port": sshd.port,
-        "user": sshd.user,
-        "key": f"file:{sshd.client_key}",
-        "groups": (group,),
-    }
-    return Host.model_validate({**fields, **over})
-
-
 @pytest.fixture
 async def runtime(sshd: LocalSshd, tmp_path: Path) -> AsyncIterator[SshRuntime]:
     known = tmp_path / "known_hosts"
     known.write_text(sshd.known_hosts_line)
-    hosts = [node(sshd, "web-1"), node(sshd, "web-2"), node(sshd, "db-1", "db")]
+    hosts = [host(sshd, "web-1"), host(sshd, "web-2"), host(sshd, "db-1", groups=("db",))]
     rt = SshRuntime(inventory=Inventory(hosts), connections=Connections(known_hosts=known))
     yield rt
     await rt.connections.close()

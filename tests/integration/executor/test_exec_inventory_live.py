@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -180,3 +181,36 @@ async def _until(check: Any, timeout: float = 30.0) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("not within the timeout")
+
+
+def test_the_publish_command_writes_the_files_hosts_and_exits_1_when_a_source_fails(
+    stack: WhaleSettings, topic: str, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    examples = Path(__file__).parents[3] / "examples" / "inventory"
+    sources = tmp_path / "sources.yaml"
+    down = {"name": "down", "url": "http://127.0.0.1:9/hosts", "timeout": 2, "map": {"name": "$.n"}}
+    sources.write_text(yaml.safe_dump({"sources": [down]}))
+    env = {
+        **os.environ,
+        "WHALE_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+        "WHALE_EXECUTOR_INVENTORY_TOPIC": topic,
+    }
+    base = [sys.executable, "-m", "whale", "hosts"]
+    done = subprocess.run(
+        [*base, "publish", "--inventory", str(examples), "--source", str(sources), "--topic", topic],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.strip() == "3 hosts: 3 written, 0 deleted; sources failed: down"
+    listed = subprocess.run(
+        [*base, "list", "--group", "web"], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["vm-web-01", "vm-web-02"]
+    assert "file:" not in listed.stdout  # never the credential references

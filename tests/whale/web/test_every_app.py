@@ -31,6 +31,7 @@ from tests.adapters.fakes import DictSchemas, FakeProducer
 from tests.event_center.ec_fakes import Harness, make_harness
 from tests.metric_names import declared, exported
 from tests.ports import free_port
+from whale import inventory_http
 from whale import metrics as library_metrics
 from whale.health import serve_health
 from whale.metrics import Families
@@ -120,7 +121,7 @@ async def test_the_health_server_answers_a_bad_request_and_a_404_with_the_one_bo
             check_error_body(await http.post("/readyz"), 405)
             check_error_body(await http.get("/no/such/route"), 404)
             assert exported((await http.get("/metrics")).text) == declared(
-                executor_metrics.FAMILIES, executor_metrics.INVENTORY_FAMILIES
+                executor_metrics.FAMILIES, inventory_http.FAMILIES
             )
     finally:
         server.close()
@@ -146,7 +147,7 @@ def test_no_two_processes_export_the_same_family(one: str, other: str) -> None:
 
 def test_the_services_registries_hold_their_own_families_only() -> None:
     assert exported_of(executor_metrics.registry()) == declared(
-        executor_metrics.FAMILIES, executor_metrics.INVENTORY_FAMILIES
+        executor_metrics.FAMILIES, inventory_http.FAMILIES
     )
     assert exported_of(rule_engine_metrics.registry()) == declared(rule_engine_metrics.FAMILIES)
 

@@ -48,20 +48,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pydantic import ValidationError
-
-from whale.inventory import Host, Inventory, Selector, UnknownHost
 from whale.rules import templating
 from whale_executor import secrets
 from whale_executor.actions.base import ActionContext, SchemaParams, truncate
+from whale_executor.actions.ssh import SshRuntime, resolve_hosts
 from whale_executor.actions.yamlspec import check_keys, check_templates, integer, mapping, number
 from whale_executor.errors import ActionFailed, ActionTimedOut, CatalogError
 from whale_executor.sshconn import client_keys
-
-if TYPE_CHECKING:
-    from whale_executor.actions.ssh import SshRuntime
 
 RECAP = {"ok": "ok", "changed": "changed", "failures": "failed", "dark": "unreachable", "skipped": "skipped"}
 FAILED_EVENTS = ("runner_on_failed", "runner_on_unreachable")
@@ -153,7 +148,9 @@ class AnsibleAction:
         assert self.inventory_hosts is not None
         if self.runtime is None:
             raise ActionFailed(f"{self.name}: inventory_hosts needs an inventory", retryable=False)
-        found = resolve_hosts(self.runtime.inventory, self.inventory_hosts, {"params": params})
+        found = resolve_hosts(
+            self.runtime.inventory, self.inventory_hosts, {"params": params}, field="inventory_hosts"
+        )
         behind = [h.name for h in found if h.via is not None]
         if behind:
             raise ActionFailed(
@@ -319,34 +316,6 @@ def _write_keys(folder: Path, inv: dict[str, Any], keys: Mapping[str, tuple[str,
         if cert is not None:
             path.with_name(f"id-{i}-cert.pub").write_text(cert, encoding="ascii")
         inv["all"]["hosts"][name]["ansible_ssh_private_key_file"] = str(path)
-
-
-def resolve_hosts(
-    inventory: Inventory, spec: str | list[Any] | dict[str, Any], context: Mapping[str, Any]
-) -> list[Host]:
-    """Inventory hosts of ``spec``: a selector mapping, or a list (or a template rendering to one) of
-    host names. An unknown name or an empty selection fails, not retryable."""
-    try:
-        if isinstance(spec, dict):
-            return inventory.select(
-                Selector.model_validate(templating.render_value(spec, context, path="inventory_hosts"))
-            )
-        names = templating.render_value(spec, context, path="inventory_hosts")
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise ActionFailed("inventory_hosts must render to a list of host names", retryable=False)
-        if not names:
-            raise ActionFailed("inventory_hosts: no host to run the playbook on", retryable=False)
-        return [inventory.get(n) for n in dict.fromkeys(names)]
-    except templating.TemplateError as exc:
-        raise ActionFailed(exc.message) from None
-    except ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(p) for p in problem["loc"])
-        raise ActionFailed(f"inventory_hosts.{where}: {problem['msg']}", retryable=False) from None
-    except UnknownHost as exc:
-        raise ActionFailed(
-            exc.message, retryable=False, problems=[{"field": "inventory_hosts", "message": exc.message}]
-        ) from None
 
 
 def _inventory_hosts(doc: Mapping[str, Any], *, source: str) -> str | list[Any] | dict[str, Any] | None:
