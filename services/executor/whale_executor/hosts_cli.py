@@ -67,8 +67,10 @@ def _inventory(args: argparse.Namespace) -> Inventory:
     from whale.inventory_live import LiveInventory
 
     settings = Settings()
-    topic = settings.inventory_topic or "whale.inventory"
-    live = LiveInventory(settings.whale, load_inventory(settings.inventory), topic=topic)
+    files = load_inventory(settings.inventory)
+    if not settings.inventory_topic:  # the executors read files only
+        return files
+    live = LiveInventory(settings.whale, files, topic=settings.inventory_topic)
 
     async def read() -> None:
         await live.start(timeout=30)
