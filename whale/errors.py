@@ -25,8 +25,9 @@ and ``subscriptions`` define theirs beside the code that raises them)::
     │   ├── whale.subscriptions.SubscriptionError  400 invalid_subscription
     │   ├── whale.inventory.InventoryError  400 invalid_inventory
     │   ├── whale_executor.CatalogError     400 invalid_catalog
-    │   └── whale_adapters.MappingError     400 invalid_mapping
+    │   └── whale.jsonpath.MappingError     400 invalid_mapping (also whale_adapters.MappingError)
     ├── InfraError                          500 infra_error
+    ├── whale.inventory_http.SourceError    502 source_failed (retryable: an inventory HTTP source poll)
     ├── EventError                          400 invalid_event
     │   ├── BindingError                    400 unreadable_event
     │   └── whale_adapters.PayloadError     422 invalid_payload

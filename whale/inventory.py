@@ -20,6 +20,10 @@ Loaded at start-up from YAML files (``WHALE_EXECUTOR_INVENTORY``: files, or dire
 
 A request names one host (``host: "{{ params.host }}"`` in the action) or a selector (group and/or
 labels). A name the inventory does not hold is an error: nothing is attempted anywhere else.
+
+Hosts also travel as records of the compacted ``whale.inventory`` topic (:meth:`Host.record`,
+:func:`host_from_record`; published by ``whale hosts publish`` from files and HTTP sources, read live
+by :mod:`whale.inventory_live`).
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from whale.errors import ConfigError
+from whale.topics import INVENTORY as INVENTORY_TOPIC
 
+HOST_RECORD = "whale.inventory.host"  # the event type of its records
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
 _HOST_KEYS = frozenset(
     {"address", "port", "user", "labels", "groups", "key", "passphrase", "certificate", "via", "facts"}
@@ -105,6 +111,14 @@ class Host(BaseModel):
             **({"facts": dict(self.facts)} if self.facts else {}),
         }
 
+    def record(self) -> dict[str, Any]:
+        """The host as the data of its ``whale.inventory`` record (credential *references* included,
+        never values; ``origin`` = where it was defined)."""
+        data = self.model_dump(mode="json", exclude={"source"})
+        data["groups"] = list(self.groups)
+        data["origin"] = self.source
+        return data
+
 
 class Selector(BaseModel):
     """Hosts by group and/or labels (every given criterion must hold)."""
@@ -150,6 +164,10 @@ class Inventory:
                 field=f"hosts.{host.name}",
             )
         self.hosts[host.name] = host
+
+    def replace(self, hosts: Mapping[str, Host]) -> None:
+        """Swap in a whole new set of hosts at once (a reader sees the old set or the new one)."""
+        self.hosts = dict(hosts)
 
     def get(self, name: str) -> Host:
         host = self.hosts.get(name)
@@ -231,25 +249,42 @@ def parse_document(doc: Any, *, source: str) -> list[Host]:
     bad = sorted(set(defaults) - (_HOST_KEYS - {"address"}))
     if bad:
         raise InventoryError(f"unknown key {bad[0]!r}", source=source, field=f"defaults.{bad[0]}")
-    out: list[Host] = []
-    for name, entry in hosts.items():
-        field = f"hosts.{name}"
-        if not isinstance(name, str) or not HOST_NAME.match(name):
-            raise InventoryError(
-                "a host name is letters, digits, '.', '_' and '-'", source=source, field=field
-            )
-        entry = entry or {}
-        if not isinstance(entry, Mapping):
-            raise InventoryError("must be a mapping (address, port, user, ...)", source=source, field=field)
-        merged = {"address": name, **defaults, **entry, "name": name, "source": source}
-        if isinstance(defaults.get("labels"), Mapping) and isinstance(entry.get("labels"), Mapping):
-            merged["labels"] = {**defaults["labels"], **entry["labels"]}
-        try:
-            out.append(Host.model_validate(merged))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise InventoryError(
-                err["msg"], source=source, field=f"{field}.{loc}" if loc else field
-            ) from None
-    return out
+    return [parse_host(name, entry, defaults, source=source) for name, entry in hosts.items()]
+
+
+def parse_host(name: Any, entry: Any, defaults: Mapping[str, Any], *, source: str) -> Host:
+    """One host from its settings over ``defaults``; :class:`InventoryError` names the host and field."""
+    field = f"hosts.{name}"
+    if not isinstance(name, str) or not HOST_NAME.match(name):
+        raise InventoryError("a host name is letters, digits, '.', '_' and '-'", source=source, field=field)
+    entry = entry or {}
+    if not isinstance(entry, Mapping):
+        raise InventoryError("must be a mapping (address, port, user, ...)", source=source, field=field)
+    merged = {"address": name, **defaults, **entry, "name": name, "source": source}
+    if isinstance(defaults.get("labels"), Mapping) and isinstance(entry.get("labels"), Mapping):
+        merged["labels"] = {**defaults["labels"], **entry["labels"]}
+    return _validated(merged, source=source, field=field)
+
+
+def host_from_record(key: str, data: Any) -> Host:
+    """The host of a ``whale.inventory`` record (key = host name); :class:`InventoryError` names the
+    host and the field when the record is not a valid host."""
+    field = f"hosts.{key}"
+    if not isinstance(data, Mapping):
+        raise InventoryError("a host record is a JSON object", source=INVENTORY_TOPIC, field=field)
+    origin = str(data.get("origin") or INVENTORY_TOPIC)
+    if data.get("name", key) != key:
+        raise InventoryError(
+            f"record name {data.get('name')!r} differs from its key", source=origin, field=field
+        )
+    fields = {k: v for k, v in data.items() if k != "origin"}
+    return _validated({**fields, "name": key, "source": origin}, source=origin, field=field)
+
+
+def _validated(merged: Mapping[str, Any], *, source: str, field: str) -> Host:
+    try:
+        return Host.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise InventoryError(err["msg"], source=source, field=f"{field}.{loc}" if loc else field) from None

@@ -23,6 +23,7 @@ EXECUTOR_STATE = "whale.executor.state"
 ADAPTER_STATE = "whale.adapters.state"
 TODOS = "whale.todos"
 TOKENS = "whale.tokens"
+INVENTORY = "whale.inventory"
 DEFAULT_POOL = "default"
 POOL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 AUDIT_TYPES: tuple[str, ...] = tuple(
@@ -168,6 +169,14 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Personal API tokens (sha256 only, expiry, revocation), one record per token id (compacted).",
         compacted=True,
         event_types=("whale.token.saved",),
+    ),
+    TopicSpec(
+        INVENTORY,
+        1,
+        "Inventory hosts (address, user, labels, groups, facts, credential references), one record per"
+        " host name (compacted; a tombstone when the host is gone).",
+        compacted=True,
+        event_types=("whale.inventory.host",),
     ),
 )
 

@@ -18,6 +18,8 @@ from whale_executor.catalog import Catalog, load_catalog
 from whale_executor.errors import ActionFailed, CatalogError
 from whale_executor.workflow.model import FanOut
 
+from whale.inventory import Host, Inventory
+
 from .test_exec_workflow_engine import Harness
 
 SCHEMAS = Path(__file__).parents[2] / "schemas" / "events"
@@ -312,3 +314,78 @@ async def test_resume_keeps_finished_items_and_reruns_or_abandons_the_interrupte
             schema.validate(event.data)
     for event in h.producer.results():
         Draft202012Validator(json.loads((SCHEMAS / f"{event.type}.json").read_text())).validate(event.data)
+
+
+def web_inventory(*names: str) -> Inventory:
+    def host(name: str, group: str) -> Host:
+        return Host(name=name, address="127.0.0.1", user="ops", groups=(group,), labels={"role": group})
+
+    return Inventory([*(host(n, "web") for n in names), host("db-1", "db")])
+
+
+HOSTS_FANOUT = """
+params: {type: object, properties: {role: {type: string}}}
+tasks:
+  restart:
+    action: test.visit
+    with_hosts: {group: web, labels: {role: "{{ input.role }}"}}
+    input: {host: "{{ item }}"}
+    concurrency: 2
+    stop_after_failures: 2
+"""
+
+
+async def test_with_hosts_runs_over_the_selected_hosts_two_at_a_time_and_stops_after_two_failures(
+    tmp_path: Path,
+) -> None:
+    h = Harness(catalog(tmp_path, HOSTS_FANOUT))
+    h.workflows.inventory = web_inventory("ok-3", "bad-1", "bad-2", "ok-4", "ok-0")
+    SLEEP["ok-0"] = 0.3
+    await h.request("wf", {"role": "web"})
+    task = await finished_task(h)
+    assert task.type == "whale.workflow.task.failed"
+    items = task.data["output"]["items"]
+    assert [(r["item"], r["status"]) for r in items] == [
+        ("bad-1", "failed"),
+        ("bad-2", "failed"),
+        ("ok-0", "skipped"),
+        ("ok-3", "skipped"),
+        ("ok-4", "skipped"),
+    ]
+    assert RUNS == ["bad-1", "bad-2"] and "db-1" not in RUNS
+    (started,) = [e for e in h.producer.results("whale.workflow.task.started")]
+    assert started.data["output"] == {"action": "test.visit", "items": 5}
+
+
+async def test_with_hosts_matching_nothing_or_without_inventory_fails_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    h = Harness(catalog(tmp_path, HOSTS_FANOUT))
+    h.workflows.inventory = web_inventory("ok-1")
+    await h.request("wf", {"role": "cache"}, key="k-none")
+    task = await finished_task(h)
+    assert task.type == "whale.workflow.task.failed" and RUNS == []
+    assert task.data["error"] == {
+        "message": "task 'restart': with_hosts: no inventory host matches the selector group=web, role=cache",
+        "retryable": False,
+    }
+    h.workflows.inventory = None
+    await h.request("wf", {"role": "web"}, key="k-no-inventory")
+    task = await finished_task(h)
+    assert "this executor has no inventory" in task.data["error"]["message"] and RUNS == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('    with_items: ["a"]\n', "give either with_items or with_hosts"),
+        ("", ""),
+    ],
+)
+def test_with_hosts_mistakes_are_refused_at_load(tmp_path: Path, extra: str, message: str) -> None:
+    text = HOSTS_FANOUT.replace("    input:", extra + "    input:")
+    if not message:
+        text = HOSTS_FANOUT.replace('{group: web, labels: {role: "{{ input.role }}"}}', "[web-1]")
+        message = "with_hosts must be a selector"
+    with pytest.raises(CatalogError, match=message):
+        catalog(tmp_path, text)

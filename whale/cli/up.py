@@ -144,6 +144,15 @@ class _Robot(BaseHTTPRequestHandler):
         pass
 
 
+def _publish_inventory(env: dict[str, str]) -> None:
+    """The demo hosts on ``whale.inventory`` too (what ``whale hosts list`` and enrichment read)."""
+    paths = json.loads(env["WHALE_EXECUTOR_INVENTORY"])
+    args = [arg for path in paths for arg in ("--inventory", path)]
+    cmd = [sys.executable, "-m", "whale", "hosts", "publish", *args]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=120)
+    print(f"demo inventory: {(done.stdout or done.stderr).strip()[-300:]}", flush=True)
+
+
 def _load_examples(env: dict[str, str], scenarios: Path) -> None:
     """Wait for the event center, then register the scenarios' event schemas."""
     from whale.cli.events import register_schemas
@@ -217,6 +226,8 @@ def _up(args: argparse.Namespace) -> int:
             from whale.infra.sshd import start_demo_hosts
 
             demo_sshd = start_demo_hosts(demo_dir(env) / "sshd", DEMO_HOSTS, env)
+            if demo_sshd is not None:
+                threading.Thread(target=_publish_inventory, args=(env,), daemon=True).start()
             if "WHALE_EXAMPLE_WECOM_WEBHOOK" not in os.environ:
                 robot = ThreadingHTTPServer(("127.0.0.1", robot_port(env)), _Robot)
                 threading.Thread(target=robot.serve_forever, daemon=True).start()

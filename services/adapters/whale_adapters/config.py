@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from whale.polling import PolledEndpoint
 from whale.rules.templating import TemplateError, check
 from whale_adapters.errors import MappingError
 from whale_adapters.jsonpath import compile_path
@@ -89,38 +90,17 @@ class WebhookConfig(BaseModel):
         return value.encode()
 
 
-class PollerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PollerConfig(PolledEndpoint):
+    """A poller: the endpoint (url, interval, timeout, items, headers: :class:`whale.polling.PolledEndpoint`,
+    shared with the inventory's HTTP sources) and how its items become events."""
 
     name: str = Field(pattern=NAME)
-    url: str
-    interval: float = Field(default=60.0, gt=0)
-    timeout: float = Field(default=10.0, gt=0)
-    items: str = "$"
     key: str = "$.id"
     type_prefix: str
     source: str
-    headers: dict[str, str] = Field(default_factory=dict)
-    header_env: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("url must start with http:// or https://")
-        return v
 
     def request_headers(self) -> dict[str, str]:
-        out = dict(self.headers)
-        for header, env in self.header_env.items():
-            value = os.environ.get(env)
-            if value is None:
-                raise MappingError(
-                    f"poller {self.name}: environment variable {env} (header_env.{header}) is not set",
-                    field=f"pollers.{self.name}.header_env.{header}",
-                )
-            out[header] = value
-        return out
+        return self.endpoint_headers(label=f"poller {self.name}", field=f"pollers.{self.name}")
 
 
 class AdaptersConfig(BaseModel):

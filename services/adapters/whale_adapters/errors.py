@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from whale.errors import ConfigError, EventError, WhaleError
+from whale.errors import EventError, WhaleError
+from whale.jsonpath import MappingError as MappingError  # defined beside the JSON paths, shared
 
 
 class AdapterError(WhaleError, code="adapter_error"):
     """Base of the errors the adapters raise on purpose."""
-
-
-class MappingError(ConfigError, code="invalid_mapping"):
-    """A mapping, webhook, poller or subscription definition is malformed; ``field`` names where."""
-
-    def __init__(self, message: str, *, field: str, source: str | None = None, **fields: Any) -> None:
-        super().__init__(message, field=field, source=source, **fields)
-        self.source = source
 
 
 class SignatureError(AdapterError, status=401, code="unauthenticated"):

@@ -94,7 +94,6 @@ class Poller:
         self.name = config.name
         self._writer = writer
         self._client = client
-        self._items_path = compile_path(config.items, field=f"pollers.{config.name}.items")
         self._key_path = compile_path(config.key, field=f"pollers.{config.name}.key")
         self._headers = config.request_headers()
         self.snapshot = Snapshot.from_record(state.get(state_key(config.name))) or Snapshot()
@@ -112,9 +111,7 @@ class Poller:
 
     async def poll_once(self) -> list[CloudEvent]:
         """Fetch, diff, emit the changes (acknowledged), then save the snapshot. Returns the events."""
-        response = await self._client.get(self.config.url, headers=self._headers, timeout=self.config.timeout)
-        response.raise_for_status()
-        current = self._items(response.json())
+        current = self._items(await self.config.get_json(self._client, self._headers))
         changes = diff(self.snapshot.items, current)
         if not changes:
             metrics.POLLS.labels(poller=self.name, outcome="ok").inc()
@@ -143,12 +140,7 @@ class Poller:
         return events
 
     def _items(self, doc: Any) -> dict[str, tuple[str, Any]]:
-        try:
-            items = self._items_path.find(doc)
-        except Missing as exc:
-            raise ValueError(f"poller {self.name}: items: {exc}") from None
-        if not isinstance(items, list):
-            raise ValueError(f"poller {self.name}: items: {self.config.items} is not a list")
+        items = self.config.records(doc, label=f"poller {self.name}")
         out: dict[str, tuple[str, Any]] = {}
         for i, item in enumerate(items):
             try:

@@ -16,6 +16,7 @@ from whale.consumer import Received
 from whale.errors import ConfigError, WhaleError
 from whale.health import HealthServer, serve_health
 from whale.inventory import load_inventory
+from whale.inventory_live import LiveInventory, topic_spec
 from whale.logging import configure_logging
 from whale.producer import EventProducer
 from whale.runtime import run as run_service
@@ -70,7 +71,12 @@ class Executor:
             self._health = await serve_health(
                 s.health_host, s.health_port, {"pool": self._ready}, registry=metrics.registry()
             )
-        await asyncio.to_thread(ensure_topics, s.whale, [topics.pool_topic_spec(self.pool)])
+        specs = [topics.pool_topic_spec(self.pool)]
+        if isinstance(self.ssh.inventory, LiveInventory):
+            specs.append(topic_spec(self.ssh.inventory.topic))
+        await asyncio.to_thread(ensure_topics, s.whale, specs)
+        if isinstance(self.ssh.inventory, LiveInventory):
+            await self.ssh.inventory.start(timeout)
         self._producer = producer = EventProducer(s.whale, client_id=f"whale-executor-{self.pool}")
         self._store = store = StateStore(s.whale, producer, pool=self.pool, source=self.source, state=s.state)
         await store.start(timeout)
@@ -86,6 +92,7 @@ class Executor:
             pool=self.pool,
             max_items=s.max_items,
             item_output_budget=s.items_output_budget,
+            inventory=self.ssh.inventory,
         )
         group = f"whale-executor-{self.pool}"
         self._intakes.append(
@@ -194,11 +201,16 @@ class Executor:
         if self._producer is not None:
             await asyncio.to_thread(self._producer.close)
         await self.ssh.connections.close()
+        if isinstance(self.ssh.inventory, LiveInventory):
+            await self.ssh.inventory.stop()
 
 
 def ssh_runtime(settings: Settings) -> SshRuntime:
-    """The inventory (a bad file stops the executor, naming it) and the SSH connections."""
+    """The inventory (a bad file stops the executor, naming it; plus the live ``whale.inventory``
+    topic unless ``INVENTORY_TOPIC`` is empty, followed from :meth:`Executor.start`) and the SSH connections."""
     inventory = load_inventory(settings.inventory)
+    if settings.inventory_topic:
+        inventory = LiveInventory(settings.whale, inventory, topic=settings.inventory_topic)
     return SshRuntime(
         inventory=inventory,
         connections=Connections(

@@ -1,18 +1,26 @@
-"""``whale hosts list|show``: the inventory SSH actions act on, read from its files (no credentials shown)."""
+"""``whale hosts list|show|publish``: the inventory SSH and Ansible actions act on.
+
+``list``/``show`` print the live view (the compacted ``whale.inventory`` topic, plus the files of
+``WHALE_EXECUTOR_INVENTORY`` as an executor sees them), or only the files given with ``--inventory``
+(offline, no Kafka). Credential references are never printed. ``publish`` writes the hosts of
+inventory files and HTTP sources onto the topic (once, or every interval with ``--watch``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from pathlib import Path
 
 from whale.errors import ConfigError
 from whale.inventory import Host, Inventory, Selector, UnknownHost, load_inventory
+from whale.settings import WhaleSettings
 from whale_executor.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("hosts", help="the executor's inventory of SSH hosts")
+    parser = sub.add_parser("hosts", help="the inventory of hosts SSH and Ansible actions act on")
     commands = parser.add_subparsers(dest="hosts_command", required=True, metavar="ACTION")
     listing = commands.add_parser("list", help="hosts of the inventory, optionally selected")
     listing.add_argument("--group", help="only hosts of this group")
@@ -28,19 +36,48 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             action="append",
             type=Path,
             default=[],
-            help="inventory file or directory (default: WHALE_EXECUTOR_INVENTORY)",
+            help="read only this inventory file or directory (default: the live whale.inventory topic"
+            " and WHALE_EXECUTOR_INVENTORY)",
         )
+    publish = commands.add_parser(
+        "publish", help="publish the hosts of inventory files and HTTP sources on whale.inventory"
+    )
+    publish.add_argument(
+        "--inventory", action="append", type=Path, default=[], help="inventory YAML file or directory"
+    )
+    publish.add_argument(
+        "--source", action="append", type=Path, default=[], help="file of HTTP sources (CMDB endpoints)"
+    )
+    publish.add_argument(
+        "--watch", action="store_true", help="keep publishing (files re-read, sources polled) until stopped"
+    )
+    publish.add_argument("--interval", type=float, help="seconds between rounds with --watch")
+    publish.add_argument("--metrics-port", type=int, help="with --watch: serve /metrics on this port")
+    publish.add_argument(
+        "--topic", default="whale.inventory", help="the compacted topic (default whale.inventory)"
+    )
     listing.set_defaults(handler=_list)
     show.set_defaults(handler=_show)
+    publish.set_defaults(handler=_publish)
 
 
 def _inventory(args: argparse.Namespace) -> Inventory:
-    paths = args.inventory or Settings().inventory
-    if not paths:
-        raise ConfigError(
-            "no inventory: give --inventory PATH or set WHALE_EXECUTOR_INVENTORY", field="inventory"
-        )
-    return load_inventory(paths)
+    if args.inventory:
+        return load_inventory(args.inventory)
+    from whale.inventory_live import LiveInventory
+
+    settings = Settings()
+    files = load_inventory(settings.inventory)
+    if not settings.inventory_topic:  # the executors read files only
+        return files
+    live = LiveInventory(settings.whale, files, topic=settings.inventory_topic)
+
+    async def read() -> None:
+        await live.start(timeout=30)
+        await live.stop()
+
+    asyncio.run(read())
+    return live
 
 
 def select(inventory: Inventory, group: str | None, labels: list[str]) -> list[Host]:
@@ -66,13 +103,15 @@ def format_hosts(hosts: list[Host]) -> str:
         labels = ",".join(f"{k}={v}" for k, v in sorted(h.labels.items()))
         lines.append(
             f"{h.name:28} {h.user}@{h.address}:{h.port:<6} groups={','.join(h.groups) or '-'}  {labels}"
+            f"  ({h.source})"
         )
     return "\n".join(lines)
 
 
 def _list(args: argparse.Namespace) -> int:
     hosts = select(_inventory(args), args.group, args.label)
-    print(json.dumps([h.public() for h in hosts], indent=2) if args.json else format_hosts(hosts))
+    shown = [{**h.public(), "origin": h.source} for h in hosts]
+    print(json.dumps(shown, indent=2) if args.json else format_hosts(hosts))
     return 0
 
 
@@ -82,5 +121,21 @@ def _show(args: argparse.Namespace) -> int:
         host = inventory.get(args.name)
     except UnknownHost as exc:
         raise ConfigError(exc.message, field="name") from None
-    print(json.dumps({**host.public(), "source": host.source}, indent=2))
+    print(json.dumps({**host.public(), "origin": host.source, "source": host.source}, indent=2))
     return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from whale.inventory_live import publish
+
+    if not args.inventory and not args.source:
+        raise ConfigError("give --inventory PATH and/or --source FILE", field="inventory")
+    return publish(
+        WhaleSettings(),
+        files=args.inventory,
+        source_files=args.source,
+        watch=args.watch,
+        interval=args.interval,
+        metrics_port=args.metrics_port,
+        topic=args.topic,
+    )

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     inventory: list[Path] = Field(
         default_factory=list, description="inventory YAML files or directories: the hosts SSH actions act on"
     )
+    inventory_topic: str = Field(
+        default="whale.inventory",
+        description="also follow this compacted topic of hosts (published by `whale hosts publish`), live;"
+        " the inventory files above win over a topic host of the same name; empty: files only",
+    )
     ssh_known_hosts: Path = Field(
         default_factory=lambda: Path.home() / ".ssh" / "known_hosts",
         description="known_hosts file every SSH host key is checked against",

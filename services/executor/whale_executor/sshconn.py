@@ -132,7 +132,7 @@ class Connections:
                 await conn.wait_closed()
 
     async def _open(self, host: Host, limit: float) -> asyncssh.SSHClientConnection:
-        keys = _client_keys(host)
+        keys = client_keys(host)
         known = await asyncio.to_thread(self._known_hosts_for, host)
         tunnel = await self._jump(host, limit)
         try:
@@ -230,7 +230,7 @@ async def _close_after(conn: asyncssh.SSHClientConnection, tunnel: asyncssh.SSHC
         tunnel.close()
 
 
-def _client_keys(host: Host) -> list[asyncssh.SSHKey] | list[tuple[asyncssh.SSHKey, asyncssh.SSHCertificate]]:
+def client_keys(host: Host) -> list[asyncssh.SSHKey] | list[tuple[asyncssh.SSHKey, asyncssh.SSHCertificate]]:
     """The private key (and certificate) named by the host's secret references."""
     if host.key is None:
         raise ActionFailed(

@@ -31,6 +31,7 @@ from tests.adapters.fakes import DictSchemas, FakeProducer
 from tests.event_center.ec_fakes import Harness, make_harness
 from tests.metric_names import declared, exported
 from tests.ports import free_port
+from whale import inventory_http
 from whale import metrics as library_metrics
 from whale.health import serve_health
 from whale.metrics import Families
@@ -119,7 +120,9 @@ async def test_the_health_server_answers_a_bad_request_and_a_404_with_the_one_bo
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             check_error_body(await http.post("/readyz"), 405)
             check_error_body(await http.get("/no/such/route"), 404)
-            assert exported((await http.get("/metrics")).text) == declared(executor_metrics.FAMILIES)
+            assert exported((await http.get("/metrics")).text) == declared(
+                executor_metrics.FAMILIES, inventory_http.FAMILIES
+            )
     finally:
         server.close()
         await server.wait_closed()
@@ -143,7 +146,9 @@ def test_no_two_processes_export_the_same_family(one: str, other: str) -> None:
 
 
 def test_the_services_registries_hold_their_own_families_only() -> None:
-    assert exported_of(executor_metrics.registry()) == declared(executor_metrics.FAMILIES)
+    assert exported_of(executor_metrics.registry()) == declared(
+        executor_metrics.FAMILIES, inventory_http.FAMILIES
+    )
     assert exported_of(rule_engine_metrics.registry()) == declared(rule_engine_metrics.FAMILIES)
 
 

@@ -10,6 +10,8 @@
       required: [hosts, unit]
     playbook: playbooks/restart.yml   # relative to this file's folder, and inside it
     hosts: "{{ params.hosts }}"       # default; names/addresses, or {name, address, port, user} mappings
+    # inventory_hosts: {group: web}   # instead: inventory hosts, by selector or by names
+    #                                 # ("{{ params.hosts }}"), with their address, port, user and key
     extra_vars: {unit: "{{ params.unit }}"}
     inventory_vars: {ansible_user: ops}   # fixed vars of every host (all:vars)
     timeout: 300                      # ansible-runner stops the run at the deadline
@@ -19,8 +21,15 @@ unreachable, skipped) and the failed tasks' messages (``failures``: host, task, 
 failed, or reached no host, raises :class:`ActionFailed` (retryable when only unreachable hosts failed)
 with that output; a run past its timeout raises :class:`ActionTimedOut`.
 
-The run happens in a private temporary directory (inventory, extra vars, artifacts) removed
-afterwards; extra vars never reach the result. ``ansible-runner`` and ``ansible-core`` come with the
+With ``inventory_hosts`` the hosts come from the executor's inventory (an unknown name or a selector
+matching nothing fails the action, not retryable, before anything runs): their address, port and user,
+and the private key (and certificate) their secret references name, decrypted with the passphrase
+and written to a 0600 file of the run's private directory, removed with it; host keys are checked
+against the executor's ``SSH_KNOWN_HOSTS`` (``accept-new`` only with ``SSH_TRUST_ON_FIRST_USE``).
+Hosts behind a jump host (``via``) are refused.
+
+The run happens in a private temporary directory (inventory, extra vars, key files, artifacts) removed
+afterwards; extra vars and keys never reach the result or the logs. ``ansible-runner`` and ``ansible-core`` come with the
 ``[ansible]`` extra; without them the catalogue refuses a ``kind: ansible`` file.
 """
 
@@ -30,6 +39,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -41,9 +51,12 @@ from pathlib import Path
 from typing import Any
 
 from whale.rules import templating
+from whale_executor import secrets
 from whale_executor.actions.base import ActionContext, SchemaParams, truncate
+from whale_executor.actions.ssh import SshRuntime, resolve_hosts
 from whale_executor.actions.yamlspec import check_keys, check_templates, integer, mapping, number
 from whale_executor.errors import ActionFailed, ActionTimedOut, CatalogError
+from whale_executor.sshconn import client_keys
 
 RECAP = {"ok": "ok", "changed": "changed", "failures": "failed", "dark": "unreachable", "skipped": "skipped"}
 FAILED_EVENTS = ("runner_on_failed", "runner_on_unreachable")
@@ -80,7 +93,11 @@ class AnsibleAction:
                 source=source,
                 field="kind",
             )
-        check_keys(doc, {"playbook", "hosts", "extra_vars", "inventory_vars", "output_limit"}, source=source)
+        check_keys(
+            doc,
+            {"playbook", "hosts", "inventory_hosts", "extra_vars", "inventory_vars", "output_limit"},
+            source=source,
+        )
         self.name = str(doc["name"])
         self.description = str(doc.get("description", ""))
         self.idempotent = bool(doc.get("idempotent", False))
@@ -94,6 +111,8 @@ class AnsibleAction:
             )
         check_templates(hosts, source=source, field="hosts")
         self.hosts: str | list[Any] = hosts
+        self.inventory_hosts = _inventory_hosts(doc, source=source)
+        self.runtime: SshRuntime | None = None
         self.extra_vars = mapping(doc, "extra_vars", source=source)
         check_templates(self.extra_vars, source=source, field="extra_vars")
         self.inventory_vars = mapping(doc, "inventory_vars", source=source)
@@ -106,24 +125,72 @@ class AnsibleAction:
     def validate(self, params: Any) -> dict[str, Any]:
         return self._params.validate(params)
 
+    def bind(self, runtime: SshRuntime) -> None:
+        """The executor's inventory and SSH settings (for ``inventory_hosts``)."""
+        self.runtime = runtime
+
     def prepare(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The inventory and the extra vars of a run with ``params``."""
         context = {"params": params}
         try:
-            hosts = templating.render_value(self.hosts, context, path="hosts")
             extra = templating.render_value(self.extra_vars, context, path="extra_vars")
+            if self.inventory_hosts is not None:
+                return inventory(self.targets(params), self.inventory_vars), extra
+            hosts = templating.render_value(self.hosts, context, path="hosts")
         except templating.TemplateError as exc:
             raise ActionFailed(exc.message) from None
         if not isinstance(hosts, list):
             raise ActionFailed(f"hosts rendered to a {type(hosts).__name__}, not a list")
         return inventory(hosts, self.inventory_vars), extra
 
+    def targets(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The ``inventory_hosts`` of a run as host entries (address, port, user; credentials later)."""
+        assert self.inventory_hosts is not None
+        if self.runtime is None:
+            raise ActionFailed(f"{self.name}: inventory_hosts needs an inventory", retryable=False)
+        found = resolve_hosts(
+            self.runtime.inventory, self.inventory_hosts, {"params": params}, field="inventory_hosts"
+        )
+        behind = [h.name for h in found if h.via is not None]
+        if behind:
+            raise ActionFailed(
+                f"{', '.join(behind)}: hosts behind a jump host (via) are not supported by ansible actions",
+                retryable=False,
+            )
+        return [{"name": h.name, "address": h.address, "port": h.port, "user": h.user} for h in found]
+
+    def credentials(self, inv: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
+        """Per inventory host of the run: its private key (unencrypted OpenSSH text) and certificate."""
+        if self.inventory_hosts is None or self.runtime is None:
+            return {}
+        out: dict[str, tuple[str, str | None]] = {}
+        for name in inv["all"]["hosts"]:
+            keys = client_keys(self.runtime.inventory.get(name))
+            key, cert = keys[0] if isinstance(keys[0], tuple) else (keys[0], None)
+            text = secrets.remember(key.export_private_key("openssh").decode("ascii"))
+            out[name] = (text, cert.export_certificate("openssh").decode("ascii") if cert else None)
+        return out
+
+    def ssh_args(self) -> str:
+        """``ansible_ssh_common_args`` of inventory hosts: the executor's known_hosts, strictly."""
+        assert self.runtime is not None
+        conns = self.runtime.connections
+        strict = "accept-new" if conns.trust_on_first_use else "yes"
+        return (
+            f"-o UserKnownHostsFile={shlex.quote(str(conns.known_hosts))} -o StrictHostKeyChecking={strict}"
+            " -o IdentitiesOnly=yes -o IdentityAgent=none -o PasswordAuthentication=no"
+        )
+
     async def run(self, params: Any, ctx: ActionContext) -> Any:
         inv, extra = self.prepare(params)
+        keys = self.credentials(inv)
+        if keys:
+            for name in keys:
+                inv["all"]["hosts"][name]["ansible_ssh_common_args"] = self.ssh_args()
         cancelled = threading.Event()
         started = time.monotonic()
         try:
-            output = await _own_thread(f"ansible {self.name}", lambda: self._run(inv, extra, cancelled))
+            output = await _own_thread(f"ansible {self.name}", lambda: self._run(inv, extra, cancelled, keys))
         except asyncio.CancelledError:
             cancelled.set()  # ansible-runner polls it and stops the playbook's process
             raise
@@ -143,11 +210,18 @@ class AnsibleAction:
             )
         return output
 
-    def _run(self, inv: dict[str, Any], extra: dict[str, Any], cancelled: threading.Event) -> dict[str, Any]:
+    def _run(
+        self,
+        inv: dict[str, Any],
+        extra: dict[str, Any],
+        cancelled: threading.Event,
+        keys: Mapping[str, tuple[str, str | None]],
+    ) -> dict[str, Any]:
         import ansible_runner  # the optional [ansible] extra, checked at load
 
-        workdir = tempfile.mkdtemp(prefix="whale-ansible-")
+        workdir = tempfile.mkdtemp(prefix="whale-ansible-")  # 0700, this process's user only
         try:
+            _write_keys(Path(workdir) / "keys", inv, keys)
             runner = ansible_runner.run(
                 private_data_dir=workdir,
                 playbook=str(self.playbook),
@@ -160,6 +234,8 @@ class AnsibleAction:
                     "PATH": _path(),
                     "ANSIBLE_LOCAL_TEMP": str(Path(workdir) / "local"),
                     "ANSIBLE_NOCOLOR": "1",
+                    "ANSIBLE_HOST_KEY_CHECKING": "True",  # ansible-runner turns it off unless told
+                    "ANSIBLE_SSH_CONTROL_PATH_DIR": str(Path(workdir) / "cp"),  # gone with the run
                 },
                 cancel_callback=cancelled.is_set,
                 settings={"suppress_ansible_output": True},
@@ -224,6 +300,44 @@ async def _own_thread(name: str, work: Callable[[], dict[str, Any]]) -> dict[str
 
     threading.Thread(target=target, name=name, daemon=True).start()
     return await future
+
+
+def _write_keys(folder: Path, inv: dict[str, Any], keys: Mapping[str, tuple[str, str | None]]) -> None:
+    """Each host's key in a 0600 file (its certificate beside it, as ssh looks for it) named in its
+    ``ansible_ssh_private_key_file``; the run's directory, and so these files, go after the run."""
+    if not keys:
+        return
+    folder.mkdir(mode=0o700)
+    for i, (name, (key, cert)) in enumerate(sorted(keys.items())):
+        path = folder / f"id-{i}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(key)
+        if cert is not None:
+            path.with_name(f"id-{i}-cert.pub").write_text(cert, encoding="ascii")
+        inv["all"]["hosts"][name]["ansible_ssh_private_key_file"] = str(path)
+
+
+def _inventory_hosts(doc: Mapping[str, Any], *, source: str) -> str | list[Any] | dict[str, Any] | None:
+    spec = doc.get("inventory_hosts")
+    if spec is None:
+        return None
+    if "hosts" in doc:
+        raise CatalogError("give either 'hosts' or 'inventory_hosts'", source=source, field="inventory_hosts")
+    if isinstance(spec, Mapping):
+        if not spec or set(spec) - {"group", "labels"} or not isinstance(spec.get("labels", {}), Mapping):
+            raise CatalogError(
+                "a selector is {group: ..., labels: {...}}", source=source, field="inventory_hosts"
+            )
+        spec = dict(spec)
+    elif not isinstance(spec, str | list):
+        raise CatalogError(
+            "must be a selector, a list of host names or a template rendering to one",
+            source=source,
+            field="inventory_hosts",
+        )
+    check_templates(spec, source=source, field="inventory_hosts")
+    return spec
 
 
 def _playbook(raw: Any, source: str) -> Path:

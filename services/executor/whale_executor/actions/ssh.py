@@ -129,23 +129,10 @@ class SshAction:
                 f"{self.name}: SSH actions need an inventory (WHALE_EXECUTOR_INVENTORY)", retryable=False
             )
         context = {"params": params}
-        try:
-            if self.host is not None:
-                name = templating.render(self.host, context)
-                return [self.runtime.inventory.get(name)]
-            assert self.hosts is not None
-            selector = Selector.model_validate(_render(self.hosts, context))
-            return self.runtime.inventory.select(selector)
-        except templating.TemplateError as exc:
-            raise ActionFailed(f"host: {exc.message}") from None
-        except ValidationError as exc:
-            problem = exc.errors()[0]
-            where = ".".join(str(p) for p in problem["loc"])
-            raise ActionFailed(f"hosts.{where}: {problem['msg']}", retryable=False) from None
-        except UnknownHost as exc:
-            raise ActionFailed(
-                exc.message, retryable=False, problems=[{"field": "host", "message": exc.message}]
-            ) from None
+        if self.host is not None:
+            return resolve_hosts(self.runtime.inventory, [self.host], context, field="host")
+        assert self.hosts is not None
+        return resolve_hosts(self.runtime.inventory, self.hosts, context, field="hosts")
 
     async def run(self, params: Any, ctx: ActionContext) -> Any:
         deadline = time.monotonic() + self.timeout
@@ -314,6 +301,31 @@ def _target(doc: Mapping[str, Any], *, source: str) -> tuple[str | None, dict[st
     return None, dict(hosts)
 
 
+def resolve_hosts(
+    inventory: Inventory, spec: list[Any] | str | dict[str, Any], context: Mapping[str, Any], *, field: str
+) -> list[Host]:
+    """The inventory hosts of ``spec``: a selector mapping (its strings templated), or a list (or a
+    template rendering to one) of host names. A malformed spec, an unknown name or an empty selection
+    fails (not retryable), naming ``field``; nothing is attempted on any host then."""
+    try:
+        if isinstance(spec, dict):
+            return inventory.select(Selector.model_validate(_render(spec, context)))
+        names = templating.render_value(spec, context, path=field)
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise ActionFailed(f"{field}: must name one or more inventory hosts", retryable=False)
+        return [inventory.get(name) for name in dict.fromkeys(names)]
+    except templating.TemplateError as exc:
+        raise ActionFailed(f"{field}: {exc.message}") from None
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        raise ActionFailed(f"{field}.{where}: {problem['msg']}", retryable=False) from None
+    except UnknownHost as exc:
+        raise ActionFailed(
+            exc.message, retryable=False, problems=[{"field": field, "message": exc.message}]
+        ) from None
+
+
 def _render(value: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         return templating.render(value, context)
@@ -349,10 +361,12 @@ def _script(value: Any, *, source: str) -> bytes:
 
 
 def bind_all(actions: Iterable[Any], runtime: SshRuntime) -> int:
-    """Give every SSH action of a catalogue the runtime; how many there were."""
+    """Give every SSH and Ansible action of a catalogue the runtime; how many there were."""
+    from whale_executor.actions.ansible import AnsibleAction
+
     count = 0
     for action in actions:
-        if isinstance(action, SshAction):
+        if isinstance(action, SshAction | AnsibleAction):
             action.bind(runtime)
             count += 1
     return count

@@ -1,10 +1,12 @@
-"""Fan-out: a workflow task that runs its action once per item of a list (``with_items``).
+"""Fan-out: a workflow task that runs its action once per item of a list (``with_items``) or once
+per inventory host of a selector (``with_hosts``).
 
 .. code-block:: yaml
 
     restart:
       action: host.restart-unit
-      with_items: "{{ input.hosts }}"     # a template rendering to a list, or a YAML list
+      with_items: "{{ input.hosts }}"     # a template rendering to a list, or a YAML list; or:
+      # with_hosts: {group: web, labels: {env: "{{ input.env }}"}}   # items = matching host names
       input: {host: "{{ item }}", unit: nginx}
       concurrency: 2                      # items running at once (default: all)
       stop_after_failures: 2              # and/or max_failure_percent: 50
@@ -31,6 +33,9 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
+from whale.inventory import Selector, UnknownHost
 from whale.rules import templating
 from whale_executor.actions.base import Action
 from whale_executor.results import FAILED, SUCCEEDED, TASK_PREFIX, Outcome, abandoned
@@ -68,10 +73,16 @@ async def _begin(run: Run, task: Task, action: Action) -> Outcome | None:
     """Render the list, check its size, record it; an Outcome when the task cannot start."""
     assert task.fanout is not None
     name = task.name
-    try:
-        values = templating.render_value(task.fanout.items, run.context(), path="with_items")
-    except templating.TemplateError as exc:
-        return Outcome(FAILED, None, {"message": f"task {name!r}: {exc.message}", "retryable": False})
+    if task.fanout.hosts is not None:
+        hosts = _hosts(run, task, task.fanout.hosts)
+        if isinstance(hosts, Outcome):
+            return hosts
+        values: Any = hosts
+    else:
+        try:
+            values = templating.render_value(task.fanout.items, run.context(), path="with_items")
+        except templating.TemplateError as exc:
+            return Outcome(FAILED, None, {"message": f"task {name!r}: {exc.message}", "retryable": False})
     if not isinstance(values, list):
         kind = type(values).__name__
         message = f"task {name!r}: with_items rendered to a {kind}, not a list"
@@ -94,6 +105,31 @@ async def _begin(run: Run, task: Task, action: Action) -> Outcome | None:
         output = {"action": action.name, "items": len(values)}
         await run._save(run._event(TASK_PREFIX + "started", task=name, attempt=1, output=output))
     return None
+
+
+def _hosts(run: Run, task: Task, selector: dict[str, Any]) -> list[str] | Outcome:
+    """The names of the inventory hosts ``selector`` (rendered) matches, in name order; an Outcome
+    (not retryable) when it is malformed, there is no inventory, or it matches no host."""
+
+    def failed(message: str) -> Outcome:
+        return Outcome(
+            FAILED, None, {"message": f"task {task.name!r}: with_hosts: {message}", "retryable": False}
+        )
+
+    try:
+        rendered = templating.render_value(selector, run.context(), path="with_hosts")
+        chosen = Selector.model_validate(rendered)
+    except templating.TemplateError as exc:
+        return failed(exc.message)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        return failed(f"{'.'.join(str(p) for p in problem['loc'])}: {problem['msg']}")
+    if run.o.inventory is None:
+        return failed("this executor has no inventory (WHALE_EXECUTOR_INVENTORY)")
+    try:
+        return [host.name for host in run.o.inventory.select(chosen)]
+    except UnknownHost as exc:
+        return failed(exc.message)
 
 
 async def _resume_items(

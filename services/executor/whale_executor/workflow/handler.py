@@ -7,6 +7,7 @@ import uuid
 
 from whale import topics
 from whale.cloudevent import CloudEvent
+from whale.inventory import Inventory
 from whale.producer import EventProducer
 from whale_executor import metrics
 from whale_executor.catalog import Catalog
@@ -31,8 +32,10 @@ class Workflows:
         pool: str,
         max_items: int = 1000,
         item_output_budget: int = 128 * 1024,
+        inventory: Inventory | None = None,
     ) -> None:
         self.catalog = catalog
+        self.inventory = inventory  # the hosts with_hosts selects from
         self.max_items = max_items  # items a fan-out task may run over
         self.item_output_budget = item_output_budget  # JSON characters of item outputs per fan-out
         self.store = store

@@ -38,7 +38,9 @@ from whale_executor.actions.yamlspec import check_templates
 from whale_executor.errors import CatalogError
 
 WORKFLOW_KEYS = frozenset({"kind", "name", "description", "params", "timeout", "tasks", "start", "output"})
-FANOUT_KEYS = frozenset({"with_items", "concurrency", "stop_after_failures", "max_failure_percent"})
+FANOUT_KEYS = frozenset(
+    {"with_items", "with_hosts", "concurrency", "stop_after_failures", "max_failure_percent"}
+)
 TASK_KEYS = (
     frozenset({"action", "type", "input", "timeout", "retry", "next", "join", "message"}) | FANOUT_KEYS
 )
@@ -71,12 +73,14 @@ class Retry:
 
 @dataclass(frozen=True, slots=True)
 class FanOut:
-    """``with_items``: the task's action runs once per item of a rendered list (see fanout.py)."""
+    """``with_items``: the task's action runs once per item of a rendered list, or ``with_hosts``:
+    once per inventory host of a selector, the item being the host's name (see fanout.py)."""
 
-    items: Any  # a template rendering to a list, or a list (its strings templated)
+    items: Any  # a template rendering to a list, or a list (its strings templated); None with hosts
     concurrency: int | None  # None: every item at once (still bounded by the executor's concurrency)
     stop_after_failures: int | None
     max_failure_percent: float | None
+    hosts: dict[str, Any] | None = None  # with_hosts: a selector {group, labels} (its strings templated)
 
     def crossed(self, failed: int, total: int) -> bool:
         """Whether ``failed`` failures out of ``total`` items cross the failure threshold: at least
@@ -163,8 +167,10 @@ def parse_workflow(doc: Mapping[str, Any], *, source: str, actions: Mapping[str,
         where = f"task {task.name!r}: input"
         _check_refs(task.input, ancestors[task.name], where, tasks, source, item=task.fanout is not None)
         if task.fanout is not None:
-            where = f"task {task.name!r}: with_items"
-            _check_refs(task.fanout.items, ancestors[task.name], where, tasks, source)
+            kind = "with_items" if task.fanout.hosts is None else "with_hosts"
+            where = f"task {task.name!r}: {kind}"
+            refs = task.fanout.items if task.fanout.hosts is None else task.fanout.hosts
+            _check_refs(refs, ancestors[task.name], where, tasks, source)
         if task.message is not None:
             _check_refs(task.message, ancestors[task.name], f"task {task.name!r}: message", tasks, source)
         for i, tr in enumerate(task.next):
@@ -244,21 +250,35 @@ def _task(name: str, raw: Any, *, source: str, actions: Mapping[str, Action]) ->
 
 def _fanout(raw: Mapping[str, Any], kind: str, name: str, source: str) -> FanOut | None:
     where = f"task {name!r}"
-    if "with_items" not in raw:
+    if "with_items" not in raw and "with_hosts" not in raw:
         extra = sorted(FANOUT_KEYS & set(raw))
         if extra:
-            raise CatalogError(f"{where}: {extra[0]} only goes with with_items", source=source)
+            raise CatalogError(f"{where}: {extra[0]} only goes with with_items or with_hosts", source=source)
         return None
+    if "with_items" in raw and "with_hosts" in raw:
+        raise CatalogError(f"{where}: give either with_items or with_hosts", source=source)
     if kind != "action":
         raise CatalogError(
             f"{where}: with_items runs an action; an approval task cannot fan out", source=source
         )
-    items = raw["with_items"]
-    if not isinstance(items, str | list):
+    items = raw.get("with_items")
+    hosts = raw.get("with_hosts")
+    if hosts is not None:
+        if not isinstance(hosts, Mapping) or not hosts or set(hosts) - {"group", "labels"}:
+            raise CatalogError(
+                f"{where}: with_hosts must be a selector: {{group: ..., labels: {{...}}}}", source=source
+            )
+        if "labels" in hosts and not isinstance(hosts["labels"], Mapping):
+            raise CatalogError(
+                f"{where}: with_hosts.labels must be a mapping of label to value", source=source
+            )
+        check_templates(dict(hosts), source=source, field=f"tasks.{name}.with_hosts")
+    elif not isinstance(items, str | list):
         raise CatalogError(
             f"{where}: with_items must be a list or a template rendering to one", source=source
         )
-    check_templates(items, source=source, field=f"tasks.{name}.with_items")
+    else:
+        check_templates(items, source=source, field=f"tasks.{name}.with_items")
     counts: dict[str, int | None] = {}
     for key in ("concurrency", "stop_after_failures"):
         value = raw.get(key)
@@ -277,6 +297,7 @@ def _fanout(raw: Mapping[str, Any], kind: str, name: str, source: str) -> FanOut
         concurrency=counts["concurrency"],
         stop_after_failures=counts["stop_after_failures"],
         max_failure_percent=None if percent is None else float(percent),
+        hosts=None if hosts is None else dict(hosts),
     )
 
 
