@@ -27,10 +27,10 @@ from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.compacted import delete, put
 from whale.correlation import CORRELATION_ID
+from whale.incidents import ALERT_STATE
 from whale.producer import EventProducer
 from whale_adapters.poller import StateSource, content_hash
 
-ALERT_STATE = "alertstate"
 STATE_TYPE = "whale.adapter.alert.state"
 State = Literal["firing", "updated", "resolved"]
 

@@ -7,6 +7,9 @@ a ``whale.todo.requested`` event or an action result whose output carries ``todo
 ``todo.open`` action). A signal whose merge key (type + subject by default, or a configured template
 per type, or the request's ``key``) matches an open item is merged into it (``count`` + 1) instead.
 Claim/resolve commands (``whale.todo.change.requested``, written by the ``/todos`` API) change items.
+Alerts (one to-do per incident, closed by their resolution, reopened by a re-firing) and the notices
+that automation matched but did nothing (render failures, throttled recurrences, failed runs) are
+decided in :mod:`whale_event_center.todo_incidents`.
 
 The stage is the single writer of ``whale.todos`` (compacted, key = item id, data = whole item); every
 change is also announced on ``whale.results`` as ``whale.todo.created|updated|resolved``, caused by
@@ -30,12 +33,22 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from whale import topics
 from whale.cloudevent import CloudEvent, format_time
 from whale.correlation import caused_by, correlation_id
+from whale.incidents import alert_state
+from whale.incidents import title as incident_title
 from whale.rules import templating
 from whale.rules.paths import event_context
 from whale.rules.ruleset import RuleSet
 from whale.settings import WhaleSettings
-from whale.store import LocalStore, StoreSettings
-from whale_event_center.todo_store import StoredItems, TodoLoader, applied, open_id, put_item
+from whale.store import Batch, LocalStore, StoreSettings
+from whale_event_center import todo_incidents as incidents
+from whale_event_center.todo_store import (
+    StoredItems,
+    TodoLoader,
+    applied,
+    last_id,
+    open_id,
+    put_item,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +78,9 @@ class TodoSettings(BaseSettings):
         description="where a brand-new consumer group starts (latest: no to-dos for history)",
     )
     merge_keys: dict[str, str] = Field(
-        default_factory=dict, description="event type -> merge-key template (default: type + subject)"
+        default_factory=dict,
+        description="event type -> merge-key template (default: type + subject; alerts: source + "
+        "fingerprint; give an alert's firing and resolved types the same template)",
     )
     ignore_type_prefixes: list[str] = Field(
         default_factory=lambda: ["whale."], description="platform event types that never become to-dos"
@@ -116,6 +131,14 @@ class TodoBook:
         item_id = open_id(self.items.batch, key)
         return self.items.get(item_id) if item_id else None
 
+    @property
+    def batch(self) -> Batch:
+        return self.items.batch
+
+    def last_item(self, key: str) -> dict[str, Any] | None:
+        item_id = last_id(self.items.batch, key)
+        return self.items.get(item_id) if item_id else None
+
     def commit(self, delivered: list[Any]) -> None:
         """Store the staged changes with the ``whale.todos`` offsets they were ``delivered`` at."""
         self.store.commit(self.items.batch, applied(self.store, delivered))
@@ -125,12 +148,15 @@ class TodoBook:
 
     def merge_key(self, event: CloudEvent) -> str:
         template = self._settings.merge_keys.get(event.type)
+        rendered = None
         if template:
             try:
-                return f"{event.type}|{templating.render(template, event_context(event)).strip()}"
+                rendered = templating.render(template, event_context(event)).strip()
             except templating.TemplateError as exc:
                 log.warning("merge_key_template_failed", type=event.type, error=str(exc))
-        return f"{event.type}|{event.subject or ''}"
+        if alert_state(event) is not None:
+            return incidents.alert_key(event, rendered)
+        return f"{event.type}|{rendered if rendered else event.subject or ''}"
 
     def ignored(self, event: CloudEvent) -> bool:
         return any(event.type.startswith(p) for p in self._settings.ignore_type_prefixes)
@@ -145,7 +171,7 @@ class TodoBook:
             seen_id = str(request.get("request_id") or event.id)
         else:
             key = self.merge_key(event)
-            title = f"{event.type}" + (f" on {event.subject}" if event.subject else "")
+            title = incident_title(event)
             details, kind, origin = event.data, event.type, "unhandled"
             seen_id = event.id
         ref = {"source": event.source, "id": event.id, "time": event.time_text()}
@@ -162,31 +188,14 @@ class TodoBook:
             }
             self.load(item)
             return Change(item, UPDATED, "merged")
-        stamp = now_text()
-        item = {
-            "id": str(uuid.uuid4()),
-            "key": key,
-            "status": "open",
-            "title": title,
-            "type": kind,
-            "subject": event.subject,
-            "origin": origin,
-            "count": 1,
-            "details": details,
-            "first_event": ref,
-            "last_event": ref,
-            "correlationid": correlation_id(event),
-            "created_at": stamp,
-            "updated_at": stamp,
-            "claimed_by": None,
-            "resolved_by": None,
-            "resolution": None,
-            "comments": [],
-            "last_command": None,
-            "seen": [seen_id],
-        }
+        item = new_item(event, key=key, title=title, kind=kind, origin=origin, details=details)
+        item["seen"] = [seen_id]
         self.load(item)
         return Change(item, CREATED, "created")
+
+    @property
+    def seen_limit(self) -> int:
+        return self._settings.seen_limit
 
     def command(self, event: CloudEvent) -> Change | None:
         """Apply a ``whale.todo.change.requested`` (claim, unclaim, resolve, comment)."""
@@ -231,9 +240,43 @@ class TodoBook:
         output = event.data.get("output") if isinstance(event.data, Mapping) else None
         if isinstance(output, Mapping) and isinstance(output.get("todo_request"), Mapping):
             return self.signal(event, output["todo_request"])
-        if not candidate or self.ignored(event) or handled:
+        if not candidate:
+            return incidents.notice(self, event) if event.type in incidents.NOTICES else None
+        if self.ignored(event):
             return None
-        return self.signal(event)
+        if alert_state(event) is not None:
+            return incidents.alert(self, event, handled)
+        return None if handled else self.signal(event)
+
+
+def new_item(
+    event: CloudEvent, *, key: str, title: str, kind: str, origin: str, details: Any
+) -> dict[str, Any]:
+    """A new open item started by ``event``."""
+    stamp = now_text()
+    ref = {"source": event.source, "id": event.id, "time": event.time_text()}
+    return {
+        "id": str(uuid.uuid4()),
+        "key": key,
+        "status": "open",
+        "title": title,
+        "type": kind,
+        "subject": event.subject,
+        "origin": origin,
+        "count": 1,
+        "details": details,
+        "first_event": ref,
+        "last_event": ref,
+        "correlationid": correlation_id(event),
+        "created_at": stamp,
+        "updated_at": stamp,
+        "claimed_by": None,
+        "resolved_by": None,
+        "resolution": None,
+        "comments": [],
+        "last_command": None,
+        "seen": [event.id],
+    }
 
 
 def announcement(change: Change, cause: CloudEvent, source: str = SOURCE) -> CloudEvent:
@@ -276,6 +319,7 @@ class TodoStage:
             if change is not None:
                 changes.append((change, event))
         if not changes:
+            self._book.commit([])  # episodes remembered (nothing was written to Kafka)
             return
         latest = {change.item["id"]: change.item for change, _ in changes}
         sends = [

@@ -39,7 +39,13 @@ from whale.rules.ruleset import RuleSet
 from whale.store import claim_slot
 from whale_rule_engine import metrics
 from whale_rule_engine.broker import broker_credentials, broker_urls
-from whale_rule_engine.engine import Trigger, action_request, plan, throttled_notice
+from whale_rule_engine.engine import (
+    Trigger,
+    action_request,
+    plan,
+    render_failed_notice,
+    throttled_notice,
+)
 from whale_rule_engine.offsets import seed_offsets
 from whale_rule_engine.recovery import TableManager
 from whale_rule_engine.settings import Settings
@@ -212,6 +218,8 @@ async def handle_event(runtime: Runtime, message: Any, triggers: Any) -> None:
         for failure in failures:
             kind = "render_limit" if failure.limit else "render"
             await runtime.dead_letter(raw, failure.reason, origin=message, rule_id=failure.rule_id, kind=kind)
+            notice = render_failed_notice(event, failure, source=runtime.settings.source)
+            await runtime.producer.send(topics.RESULTS, notice, key=failure.rule_id)
         for trigger in found:
             if trigger.throttle_key is None:
                 await emit_request(runtime, trigger)

@@ -20,6 +20,7 @@ import structlog
 
 from whale.cloudevent import CloudEvent, format_time
 from whale.correlation import caused_by
+from whale.incidents import reference
 from whale.rules import templating
 from whale.rules.model import Lookup, Rule, find_target, params_problems
 from whale.rules.paths import event_context
@@ -28,6 +29,7 @@ from whale_rule_engine.throttle import Decision
 log = structlog.get_logger(__name__)
 ACTION_REQUESTED = "whale.action.requested"
 RULE_THROTTLED = "whale.rule.throttled"
+RENDER_FAILED = "whale.rule.render_failed"
 _REQUEST_NS = uuid.UUID("6f1c2a52-5d0e-4c43-9a51-2b1b0c7e8a11")
 
 
@@ -198,5 +200,24 @@ def throttled_notice(trigger: Trigger, decision: Decision, *, source: str) -> Cl
             "key": trigger.throttle_key or "",
             "suppressed": decision.suppressed,
             "next_allowed": format_time(datetime.fromtimestamp(decision.next_allowed, UTC)),
+            "incident": reference(trigger.event),
+        },
+    )
+
+
+def render_failed_notice(event: CloudEvent, failure: Failure, *, source: str) -> CloudEvent:
+    """The ``whale.rule.render_failed`` event: a matched rule did nothing for ``event`` (the to-do
+    stage shows it to a person; the dead letter keeps the event for a redrive)."""
+    return caused_by(
+        event,
+        type=RENDER_FAILED,
+        source=source,
+        subject=failure.rule_id,
+        data={
+            "rule_id": failure.rule_id,
+            "rule_version": failure.rule_version,
+            "reason": failure.reason,
+            "limit": failure.limit,
+            "incident": reference(event),
         },
     )
