@@ -175,3 +175,21 @@ async def test_a_failed_run_of_no_known_incident_still_opens_a_todo(tmp_path: Pa
     await st.handle(results(run))  # redelivered
     [item] = book.items.values()
     assert item["title"] == "action ping failed: boom" and item["count"] == 1
+
+
+async def test_an_alert_a_rule_handles_on_enriched_fields_opens_no_todo(tmp_path: Path) -> None:
+    from whale_event_center.todos import TodoStage
+
+    from whale.enrichment import EnrichmentSettings, build
+
+    (tmp_path / "hosts.yaml").write_text("hosts: {vm-web-01: {user: ops, labels: {env: prod}}}")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "prod.yaml").write_text(
+        "id: prod-disk\nmatch: {field: enrichment.host.labels.env, equals: prod}\n"
+        "target: {kind: workflow, name: disk.remediate}\n"
+    )
+    plain, book, producer = stage(tmp_path)
+    enricher = build(EnrichmentSettings(inventory=[tmp_path / "hosts.yaml"]))
+    enriched = TodoStage(plain._settings, producer, plain._rules, book, enricher)
+    await enriched.handle(Received(am("firing", "ep1")))
+    assert len(book.items) == 0

@@ -33,6 +33,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from whale import topics
 from whale.cloudevent import CloudEvent, format_time
 from whale.correlation import caused_by, correlation_id
+from whale.enrichment import NO_ENRICHMENT, Enricher, EnrichmentSettings, build
 from whale.incidents import alert_state
 from whale.incidents import title as incident_title
 from whale.rules import templating
@@ -87,6 +88,10 @@ class TodoSettings(BaseSettings):
     )
     seen_limit: int = Field(default=50, ge=1, description="event ids remembered per item (redelivery)")
     state: StoreSettings = Field(default_factory=StoreSettings, description="local store (WHALE_STATE_*)")
+    enrich: EnrichmentSettings = Field(
+        default_factory=EnrichmentSettings,
+        description="enrichment, as the rule engine's (WHALE_ENRICH_*): handled = some rule matches the enriched event",
+    )
     health_host: str = "127.0.0.1"
     health_port: int | None = Field(default=None, description="serve /metrics, /healthz, /readyz here")
 
@@ -294,11 +299,24 @@ def record(item: Mapping[str, Any], source: str = SOURCE) -> CloudEvent:
 class TodoStage:
     """Consumes events, decides, writes the item (compacted) then announces the change."""
 
-    def __init__(self, settings: TodoSettings, producer: Any, rules: RuleSet, book: TodoBook) -> None:
+    def __init__(
+        self,
+        settings: TodoSettings,
+        producer: Any,
+        rules: RuleSet,
+        book: TodoBook,
+        enricher: Enricher = NO_ENRICHMENT,
+    ) -> None:
         self._settings = settings
         self._producer = producer
         self._rules = rules
         self._book = book
+        self._enricher = enricher
+
+    async def handled(self, event: CloudEvent) -> bool:
+        """Some enabled rule matches the event as the rule engine sees it (enriched)."""
+        ctx = await asyncio.to_thread(self._enricher.context, event)
+        return bool(self._rules.match(ctx))
 
     async def handle(self, received: Any) -> None:
         await self.handle_batch([received])
@@ -312,9 +330,7 @@ class TodoStage:
         for received in batch:
             event: CloudEvent = received.event
             candidate = received.topic == topics.EVENTS
-            handled = (
-                candidate and not self._book.ignored(event) and bool(self._rules.match(event_context(event)))
-            )
+            handled = candidate and not self._book.ignored(event) and await self.handled(event)
             change = self._book.decide(event, handled, candidate=candidate)
             if change is not None:
                 changes.append((change, event))
@@ -352,6 +368,7 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
     from whale.metrics import CONSUMER, process_registry
     from whale.producer import EventProducer
 
+    enricher = build(settings.enrich)  # providers validated at start-up
     await asyncio.to_thread(ensure_topics, settings.whale)
     producer = EventProducer(settings.whale, client_id="whale-todo")
     rules = load_rules(settings.whale.rules_dir)
@@ -362,7 +379,7 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
     await loader.stop()
     assert loader.store is not None
     book = TodoBook(settings, loader.store)
-    stage = TodoStage(settings, producer, rules, book)
+    stage = TodoStage(settings, producer, rules, book, enricher)
     consumer = EventConsumer(
         settings.whale,
         group_id=settings.group,

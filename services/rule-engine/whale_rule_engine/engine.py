@@ -20,6 +20,7 @@ import structlog
 
 from whale.cloudevent import CloudEvent, format_time
 from whale.correlation import caused_by
+from whale.enrichment import ENRICHMENT
 from whale.incidents import reference
 from whale.rules import templating
 from whale.rules.model import Lookup, Rule, find_target, params_problems
@@ -52,6 +53,7 @@ class Trigger:
     refill_per_second: float
     idempotency_key: str
     event: CloudEvent
+    enrichment: dict[str, Any] | None = None  # what enrichment added (whale.enrichment), shown on the request
 
     @property
     def bucket(self) -> str:
@@ -69,6 +71,7 @@ class Trigger:
             "refill_per_second": self.refill_per_second,
             "idempotency_key": self.idempotency_key,
             "event": self.event.to_structured(),
+            "enrichment": self.enrichment,
         }
         return json.dumps(doc, separators=(",", ":"), default=str).encode()
 
@@ -85,6 +88,7 @@ class Trigger:
             refill_per_second=float(doc["refill_per_second"]),
             idempotency_key=doc["idempotency_key"],
             event=CloudEvent.from_structured(doc["event"]),
+            enrichment=doc.get("enrichment"),
         )
 
 
@@ -106,10 +110,12 @@ def plan(
     catalog: Lookup | None = None,
     timeout: float = templating.DEFAULT_TIMEOUT,
     max_output: int = templating.MAX_OUTPUT,
+    ctx: Mapping[str, Any] | None = None,
 ) -> tuple[list[Trigger], list[Failure]]:
-    """Render every matched rule's params and throttle key for ``event``; each rule's templates
-    together get ``timeout`` seconds and one sandbox budget (see :mod:`whale.rules.limits`)."""
-    ctx = event_context(event)
+    """Render every matched rule's params and throttle key for ``event`` (in ``ctx``, its enriched
+    context, else its plain one); each rule's templates together get ``timeout`` seconds and one
+    sandbox budget (see :mod:`whale.rules.limits`)."""
+    ctx = ctx if ctx is not None else event_context(event)
     triggers: list[Trigger] = []
     failures: list[Failure] = []
     for rule in rules:
@@ -155,6 +161,7 @@ def _trigger(
         refill_per_second=refill,
         idempotency_key=idempotency_key(rule.id, rule.version, event.source, event.id),
         event=event,
+        enrichment=ctx.get(ENRICHMENT) or None,
     )
 
 
@@ -173,6 +180,7 @@ def _catalog_problems(rule: Rule, params: Any, catalog: Lookup | None) -> list[d
 
 def action_request(trigger: Trigger, *, source: str) -> CloudEvent:
     """The ``whale.action.requested`` event (its id is derived from the idempotency key too)."""
+    extra = {"enrichment": trigger.enrichment} if trigger.enrichment else {}
     return caused_by(
         trigger.event,
         type=ACTION_REQUESTED,
@@ -184,6 +192,7 @@ def action_request(trigger: Trigger, *, source: str) -> CloudEvent:
             "target": trigger.target,
             "params": trigger.params,
             "idempotency_key": trigger.idempotency_key,
+            **extra,
         },
     )
 
@@ -205,7 +214,9 @@ def throttled_notice(trigger: Trigger, decision: Decision, *, source: str) -> Cl
     )
 
 
-def render_failed_notice(event: CloudEvent, failure: Failure, *, source: str) -> CloudEvent:
+def render_failed_notice(
+    event: CloudEvent, failure: Failure, *, source: str, enrichment: Mapping[str, Any] | None = None
+) -> CloudEvent:
     """The ``whale.rule.render_failed`` event: a matched rule did nothing for ``event`` (the to-do
     stage shows it to a person; the dead letter keeps the event for a redrive)."""
     return caused_by(
@@ -219,5 +230,6 @@ def render_failed_notice(event: CloudEvent, failure: Failure, *, source: str) ->
             "reason": failure.reason,
             "limit": failure.limit,
             "incident": reference(event),
+            **({"enrichment": dict(enrichment)} if enrichment else {}),
         },
     )
