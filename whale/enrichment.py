@@ -4,9 +4,9 @@ Rules match and templates render on the event's context (:func:`whale.rules.path
 plus one key, ``enrichment``, filled by the providers named in ``WHALE_ENRICH_PROVIDERS`` (in order;
 default ``["inventory"]``), each under a place of its own:
 
-- ``inventory`` -> ``enrichment.host``: the inventory host (:mod:`whale.inventory`, files given by
-  ``WHALE_ENRICH_INVENTORY``) the event is about: its ``name``, ``address``, ``port``, ``user``,
-  ``labels``, ``groups`` and free-form ``facts`` (``{{ enrichment.host.facts.log_dir }}``);
+- ``inventory`` -> ``enrichment.host``: the inventory host (:mod:`whale.inventory`) the event is about: its ``name``, ``address``, ``port``, ``user``,
+  ``labels``, ``groups`` and free-form ``facts`` (``{{ enrichment.host.facts.log_dir }}``); the files
+  of ``WHALE_ENRICH_INVENTORY``, else those of ``WHALE_EXECUTOR_INVENTORY`` (one inventory for both);
 - ``http`` -> ``enrichment.cmdb``: the JSON a CMDB answers for ``GET`` on ``WHALE_ENRICH_HTTP_URL``
   (a template such as ``https://cmdb.example/api/hosts/{host}``; ``{host}`` is URL-quoted), within
   ``WHALE_ENRICH_HTTP_TIMEOUT`` seconds, cached ``WHALE_ENRICH_HTTP_TTL`` seconds (a 404 too).
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whale.cloudevent import CloudEvent
@@ -55,13 +55,15 @@ class LookupFailed(Exception):
 class EnrichmentSettings(BaseSettings):
     """Which providers enrich events, and theirs settings (env prefix ``WHALE_ENRICH_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="WHALE_ENRICH_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="WHALE_ENRICH_", extra="ignore", populate_by_name=True)
 
     providers: list[str] = Field(
         default_factory=lambda: ["inventory"], description="enrichment providers, in order (see PROVIDERS)"
     )
     inventory: list[Path] = Field(
-        default_factory=list, description="inventory files or directories of the inventory provider"
+        default_factory=list,
+        validation_alias=AliasChoices("WHALE_ENRICH_INVENTORY", "WHALE_EXECUTOR_INVENTORY"),
+        description="inventory files or directories of the inventory provider (else the executor's)",
     )
     http_url: str | None = Field(
         default=None, description="CMDB URL template of the http provider, with {host}"

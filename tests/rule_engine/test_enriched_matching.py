@@ -38,3 +38,17 @@ def test_explain_shows_the_enrichment_and_its_failures(tmp_path: Path) -> None:
     enricher = build(inventory(tmp_path))
     result = explain_event([], alert("vm-nope:9100"), enricher=enricher)
     assert result["enrichment"]["errors"][0]["provider"] == "inventory"
+
+
+def test_a_render_that_needed_a_failed_lookup_says_so_in_its_reason(tmp_path: Path) -> None:
+    rule = validate_rule(
+        {
+            "id": "disk",
+            "match": {"field": "type", "equals": "prometheus.alert.firing"},
+            "target": {"kind": "workflow", "name": "disk.remediate"},
+            "params": {"log_dir": "{{ enrichment.host.facts.log_dir }}"},
+        }
+    )
+    event = alert("vm-nope:9100")
+    _, [failure] = plan([rule], event, ctx=build(inventory(tmp_path)).context(event))
+    assert "enrichment failed: inventory: no inventory host named or addressed vm-nope" in failure.reason

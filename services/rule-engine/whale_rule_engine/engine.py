@@ -124,6 +124,11 @@ def plan(
                 triggers.append(_trigger(rule, event, ctx, catalog, timeout, max_output))
         except templating.TemplateError as exc:
             reason = f"rule {rule.id} v{rule.version}: {exc.message}"
+            lookups = (ctx.get(ENRICHMENT) or {}).get("errors") or []
+            if lookups:  # the likely cause: a fact the rule needs was not found
+                reason += "; enrichment failed: " + "; ".join(
+                    f"{p['provider']}: {p['message']}" for p in lookups
+                )
             limit = isinstance(exc, templating.TemplateLimitError)
             failures.append(Failure(rule.id, rule.version, reason, limit=limit))
     return triggers, failures

@@ -48,9 +48,8 @@ def test_every_alert_reaches_exactly_one_final_state_across_rule_engine_and_exec
     ours = set(hosts)
     alerts = []
     for host in hosts:
-        log_dir = tmp_path / host
-        fill_log_dir(log_dir, old=1, new=1)
-        alerts.append(disk_alert(host, log_dir))
+        fill_log_dir(platform.log_dir(host), old=1, new=1)
+        alerts.append(disk_alert(host))
     third = BURST // 3
 
     _post(platform, alerts[:third])
