@@ -143,7 +143,7 @@ def rules_in_force(rules_dir: Path | None, *, topic: bool) -> RuleSet:
 
 
 def _list(args: argparse.Namespace) -> int:
-    rules = rules_in_force(args.rules_dir, topic=not args.no_topic).all()
+    ruleset = rules_in_force(args.rules_dir, topic=not args.no_topic)
     rows = [
         {
             "id": r.id,
@@ -151,15 +151,21 @@ def _list(args: argparse.Namespace) -> int:
             "enabled": r.enabled,
             "target": f"{r.target.kind} {r.target.name} (pool {r.target.pool})",
             "description": r.description,
+            **ruleset.origin(r.id),
         }
-        for r in rules
+        for r in ruleset.all()
     ]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     for row in rows:
         state = "" if row["enabled"] else "  (disabled)"
-        print(f"{row['id']:32} v{row['version']:<4} -> {row['target']}{state}  {row['description']}")
+        where = row.get("file") or "whale.rules" + (
+            f", overrides {row['overrides']}" if "overrides" in row else ""
+        )
+        print(
+            f"{row['id']:32} v{row['version']:<4} -> {row['target']}{state}  {row['description']}  [{where}]"
+        )
     if not rows:
         print("no rules")
     return 0
