@@ -46,8 +46,7 @@ CATALOG = FakeView(
 )
 
 
-@pytest.fixture
-def client() -> tuple[TestClient, FakeProducer]:
+def rules_client(rules_dir: Path | None = None) -> tuple[TestClient, FakeProducer]:
     rules = FakeView()
     producer = FakeProducer(rules)
     app = FastAPI()
@@ -55,8 +54,14 @@ def client() -> tuple[TestClient, FakeProducer]:
 
     authz.install(app, authz.Authenticator(dev_mode=True), service="test")
     store = AuditStore(producer)
-    app.include_router(build_router(producer, rules, CATALOG, FakeView(), store=store))  # type: ignore[arg-type]
+    router = build_router(producer, rules, CATALOG, FakeView(), store=store, rules_dir=rules_dir)  # type: ignore[arg-type]
+    app.include_router(router)
     return TestClient(app), producer
+
+
+@pytest.fixture
+def client() -> tuple[TestClient, FakeProducer]:
+    return rules_client()
 
 
 RULE: dict[str, Any] = {
@@ -157,15 +162,7 @@ def test_the_listing_includes_directory_rules_with_their_origin(tmp_path: Path) 
         "params: {title: t}\n---\nid: r1\nmatch: {field: type, equals: y}\n"
         "target: {kind: action, name: ticket, pool: ops}\nparams: {title: t}\n"
     )
-    rules = FakeView()
-    producer = FakeProducer(rules)
-    app = FastAPI()
-    install_error_handlers(app)
-    authz.install(app, authz.Authenticator(dev_mode=True), service="test")
-    store = AuditStore(producer)
-    router = build_router(producer, rules, CATALOG, FakeView(), store=store, rules_dir=tmp_path)  # type: ignore[arg-type]
-    app.include_router(router)
-    http = TestClient(app)
+    http, _ = rules_client(tmp_path)
     assert http.put("/rules/r1", json=RULE).status_code == 201
     listed = {r["id"]: r for r in http.get("/rules").json()["rules"]}
     assert listed["from-file"]["origin"] == "directory"

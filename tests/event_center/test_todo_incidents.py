@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from whale_event_center.todos import CREATED, RESOLVED, UPDATED
+from whale_event_center.todos import CREATED, RESOLVED, UPDATED, TodoBook, TodoStage
 
 from tests.event_center.test_todos import Received, announced, stage
 from whale import topics
@@ -38,6 +38,15 @@ def am(state: str, episode: str, *, value: str = "8", alertname: str = "HostOutO
         },
         extensions={"alertstate": state, "correlationid": episode},
     )
+
+
+def handling_stage(tmp_path: Path) -> tuple[TodoStage, TodoBook]:
+    """A stage whose rules handle HostDiskUsageHigh alerts (a rule remediates them)."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "alert.yaml").write_text(RULE)
+    st, book, _ = stage(tmp_path)
+    st._rules.load_directory(tmp_path / "rules")
+    return st, book
 
 
 def notice(cause: CloudEvent, type: str, **data: Any) -> CloudEvent:
@@ -98,10 +107,7 @@ async def test_a_configured_key_merges_duplicates_of_different_alerts(tmp_path: 
 async def test_a_throttled_recurrence_of_a_handled_alert_opens_its_todo_which_the_resolution_closes(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "alert.yaml").write_text(RULE)
-    st, book, _ = stage(tmp_path)
-    st._rules.load_directory(tmp_path / "rules")
+    st, book = handling_stage(tmp_path)
     fired = am("firing", "ep1", alertname="HostDiskUsageHigh")
     await st.handle(Received(fired))
     assert len(book.items) == 0  # handled: a rule runs the remediation
@@ -144,10 +150,7 @@ async def test_a_render_failure_opens_a_todo_saying_which_rule_and_why(tmp_path:
 async def test_a_failed_remediation_joins_the_todo_of_the_alert_episode_that_caused_it(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "alert.yaml").write_text(RULE)
-    st, book, _ = stage(tmp_path)
-    st._rules.load_directory(tmp_path / "rules")
+    st, book = handling_stage(tmp_path)
     fired = am("firing", "ep1", alertname="HostDiskUsageHigh")
     await st.handle(Received(fired))  # handled: the episode's incident is remembered
     run = notice(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal, Protocol
 
 import jsonschema
@@ -61,6 +61,20 @@ def parse_duration(value: Any) -> float:
     if seconds <= 0:
         raise ValueError("a duration must be positive")
     return seconds
+
+
+def _one_or_more(value: Any, usage: str, check: Callable[[Any], str | None]) -> list[Any] | None:
+    """A value or a non-empty list of values, each passing ``check`` (which says what is wrong)."""
+    if value is None:
+        return None
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values:
+        raise ValueError(usage)
+    for item in values:
+        problem = check(item)
+        if problem is not None:
+            raise ValueError(problem)
+    return values
 
 
 class Target(BaseModel):
@@ -137,32 +151,25 @@ class Rule(BaseModel):
     @field_validator("on", mode="before")
     @classmethod
     def _on(cls, v: Any) -> Any:
-        values = [v] if isinstance(v, str) else v
-        if values is None:
-            return None
-        if not isinstance(values, list) or not values:
-            raise ValueError("on must be firing, updated or resolved, or a non-empty list of them")
-        for value in values:
-            if value not in LIFECYCLE:
-                raise ValueError(
-                    f"on must be firing, updated or resolved (the alert lifecycle), got {value!r}"
-                )
-        return values
+        def check(value: Any) -> str | None:
+            if value in LIFECYCLE:
+                return None
+            return f"on must be firing, updated or resolved (the alert lifecycle), got {value!r}"
+
+        return _one_or_more(v, "on must be firing, updated or resolved, or a non-empty list of them", check)
 
     @field_validator("changed", mode="before")
     @classmethod
     def _changed(cls, v: Any) -> Any:
-        values = [v] if isinstance(v, str) else v
-        if values is None:
-            return None
-        if not isinstance(values, list) or not values:
-            raise ValueError("changed must be a value name (e.g. annotations.description) or a list of them")
-        for value in values:
+        def check(value: Any) -> str | None:
             try:
                 parse_path(value)
             except (TypeError, ValueError):
-                raise ValueError(f"changed: {value!r} is not a dotted value name") from None
-        return values
+                return f"changed: {value!r} is not a dotted value name"
+            return None
+
+        usage = "changed must be a value name (e.g. annotations.description) or a list of them"
+        return _one_or_more(v, usage, check)
 
     def effective_match(self) -> dict[str, Any]:
         """``match`` with the conditions ``on`` and ``changed`` stand for."""

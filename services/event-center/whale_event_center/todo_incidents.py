@@ -21,16 +21,14 @@ Every change appends to the item's ``history`` (newest last, bounded).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from whale.cloudevent import CloudEvent
 from whale.correlation import correlation_id
 from whale.incidents import alert_state, incident_key, title
 from whale.store import Batch
+from whale_event_center.todo_items import CREATED, RESOLVED, UPDATED, Change, event_ref, new_item, now_text
 from whale_event_center.todo_store import episode_incident, remember_episode
-
-if TYPE_CHECKING:
-    from whale_event_center.todos import Change
 
 RENDER_FAILED = "whale.rule.render_failed"
 THROTTLED = "whale.rule.throttled"
@@ -114,10 +112,6 @@ class Book(Protocol):
     def merge_key(self, event: CloudEvent) -> str: ...
 
 
-def _ref(event: CloudEvent) -> dict[str, Any]:
-    return {"source": event.source, "id": event.id, "time": event.time_text()}
-
-
 def _seen(book: Book, item: Mapping[str, Any], event_id: str) -> list[str]:
     return [*item.get("seen", []), event_id][-book.seen_limit :]
 
@@ -152,8 +146,6 @@ def notice(book: Book, event: CloudEvent) -> Change | None:
 
 def resolve_by_source(book: Book, event: CloudEvent, key: str, episode: str) -> Change | None:
     """The alert resolved: its open to-do is resolved, by the alert's source."""
-    from whale_event_center.todos import RESOLVED, Change, now_text
-
     existing = book.open_item(key)
     if existing is None or event.id in existing.get("seen", []):
         return None
@@ -164,7 +156,7 @@ def resolve_by_source(book: Book, event: CloudEvent, key: str, episode: str) -> 
         "resolved_by": event.source,
         "resolution": f"resolved at the source ({event.type} at {event.time_text() or at})",
         "resolved_episode": episode,
-        "last_event": _ref(event),
+        "last_event": event_ref(event),
         "updated_at": at,
         "seen": _seen(book, existing, event.id),
         "history": _history(existing, "resolved", "resolved at the source", event, at),
@@ -176,8 +168,6 @@ def resolve_by_source(book: Book, event: CloudEvent, key: str, episode: str) -> 
 def incident(book: Book, event: CloudEvent, *, key: str, title: str, kind: str, text: str) -> Change | None:
     """Open the incident's to-do, merge into the open one, or reopen its latest resolved one (a
     new episode; a notice about an episode that already resolved is only recorded)."""
-    from whale_event_center.todos import CREATED, UPDATED, Change, new_item, now_text
-
     at = now_text()
     existing = book.open_item(key)
     latest = existing or book.last_item(key)
@@ -192,7 +182,7 @@ def incident(book: Book, event: CloudEvent, *, key: str, title: str, kind: str, 
     item = {
         **latest,
         "count": int(latest.get("count", 1)) + 1,
-        "last_event": _ref(event),
+        "last_event": event_ref(event),
         "updated_at": at,
         "seen": _seen(book, latest, event.id),
         "history": _history(latest, kind, text, event, at),

@@ -19,10 +19,7 @@ the event that made it.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,8 +28,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whale import topics
-from whale.cloudevent import CloudEvent, format_time
-from whale.correlation import caused_by, correlation_id
+from whale.cloudevent import CloudEvent
+from whale.correlation import caused_by
 from whale.enrichment import NO_ENRICHMENT, Enricher, EnrichmentSettings, build
 from whale.incidents import alert_state
 from whale.incidents import title as incident_title
@@ -42,6 +39,10 @@ from whale.rules.ruleset import RuleSet
 from whale.settings import WhaleSettings
 from whale.store import Batch, LocalStore, StoreSettings
 from whale_event_center import todo_incidents as incidents
+from whale_event_center.todo_items import CREATED as CREATED  # the announcement types, as before
+from whale_event_center.todo_items import RESOLVED as RESOLVED
+from whale_event_center.todo_items import UPDATED as UPDATED
+from whale_event_center.todo_items import Change, event_ref, new_item, now_text
 from whale_event_center.todo_store import (
     StoredItems,
     TodoLoader,
@@ -55,9 +56,6 @@ log = structlog.get_logger(__name__)
 
 SOURCE = "whale/todo"
 SAVED = "whale.todo.saved"
-CREATED = "whale.todo.created"
-UPDATED = "whale.todo.updated"
-RESOLVED = "whale.todo.resolved"
 REQUESTED = "whale.todo.requested"
 CHANGE_REQUESTED = "whale.todo.change.requested"
 OPS = ("claim", "unclaim", "resolve", "comment")
@@ -96,10 +94,6 @@ class TodoSettings(BaseSettings):
     health_port: int | None = Field(default=None, description="serve /metrics, /healthz, /readyz here")
 
 
-def now_text() -> str:
-    return format_time(datetime.now(UTC))
-
-
 def load_rules(directory: Path | None) -> RuleSet:
     """The shared rule set, seeded with the rules directory when it exists (else topic rules only)."""
     rules = RuleSet()
@@ -108,16 +102,6 @@ def load_rules(directory: Path | None) -> RuleSet:
         for where, problem in report.problems:
             log.warning("rule_not_loaded", where=where, problem=problem)
     return rules
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """What an event did to one item: the new state and the announcement type."""
-
-    item: dict[str, Any]
-    type: str
-    change: str
-    by: str | None = None
 
 
 class TodoBook:
@@ -179,7 +163,7 @@ class TodoBook:
             title = incident_title(event)
             details, kind, origin = event.data, event.type, "unhandled"
             seen_id = event.id
-        ref = {"source": event.source, "id": event.id, "time": event.time_text()}
+        ref = event_ref(event)
         existing = self.open_item(key)
         if existing is not None:
             if seen_id in existing.get("seen", []):
@@ -252,36 +236,6 @@ class TodoBook:
         if alert_state(event) is not None:
             return incidents.alert(self, event, handled)
         return None if handled else self.signal(event)
-
-
-def new_item(
-    event: CloudEvent, *, key: str, title: str, kind: str, origin: str, details: Any
-) -> dict[str, Any]:
-    """A new open item started by ``event``."""
-    stamp = now_text()
-    ref = {"source": event.source, "id": event.id, "time": event.time_text()}
-    return {
-        "id": str(uuid.uuid4()),
-        "key": key,
-        "status": "open",
-        "title": title,
-        "type": kind,
-        "subject": event.subject,
-        "origin": origin,
-        "count": 1,
-        "details": details,
-        "first_event": ref,
-        "last_event": ref,
-        "correlationid": correlation_id(event),
-        "created_at": stamp,
-        "updated_at": stamp,
-        "claimed_by": None,
-        "resolved_by": None,
-        "resolution": None,
-        "comments": [],
-        "last_command": None,
-        "seen": [event.id],
-    }
 
 
 def announcement(change: Change, cause: CloudEvent, source: str = SOURCE) -> CloudEvent:
