@@ -52,3 +52,20 @@ def test_a_render_that_needed_a_failed_lookup_says_so_in_its_reason(tmp_path: Pa
     event = alert("vm-nope:9100")
     _, [failure] = plan([rule], event, ctx=build(inventory(tmp_path)).context(event))
     assert "enrichment failed: inventory: no inventory host named or addressed vm-nope" in failure.reason
+
+
+def test_a_backtest_enriches_like_the_worker(tmp_path: Path) -> None:
+    from whale_rule_engine.backtest import simulate
+
+    rule = validate_rule(
+        {
+            "id": "prod",
+            "match": {"field": "enrichment.host.labels.env", "equals": "prod"},
+            "target": {"kind": "workflow", "name": "disk.remediate"},
+            "params": {"log_dir": "{{ enrichment.host.facts.log_dir }}"},
+        }
+    )
+    events = [alert("vm-web-01:9100"), alert("db-01:9100")]
+    report = simulate(rule, iter(events), enricher=build(inventory(tmp_path))).as_dict(limit=5)
+    assert report["matched"] == 1 and report["triggers"][0]["params"] == {"log_dir": "/var/log/app"}
+    assert simulate(rule, iter(events)).as_dict(limit=5)["matched"] == 0  # without enrichment

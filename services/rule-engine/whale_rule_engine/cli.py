@@ -221,7 +221,8 @@ def _test(args: argparse.Namespace) -> int:
     type_names = sorted(str(v) for kind, v in types if kind == "s") if types else None
     report = Report()
     events = stored_events(WhaleSettings(), since, index=args.index, types=type_names, counter=report)
-    result = _merge(simulate(rule, events), report).as_dict(limit=args.limit)
+    enricher = build(EnrichmentSettings())  # as the worker enriches (today's inventory and CMDB)
+    result = _merge(simulate(rule, events, enricher=enricher), report).as_dict(limit=args.limit)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0
