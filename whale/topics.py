@@ -109,6 +109,7 @@ TOPICS: tuple[TopicSpec, ...] = (
             "whale.workflow.task.timed_out",
             "whale.workflow.task.abandoned",
             "whale.rule.throttled",
+            "whale.rule.render_failed",
             "whale.todo.created",
             "whale.todo.updated",
             "whale.todo.resolved",

@@ -130,3 +130,15 @@ def test_the_shipped_disk_rule_matches_an_update_and_rules_can_match_the_lifecyc
     only_updates = {"all": [rule["match"], {"field": "alertstate", "equals": "updated"}]}
     assert matches(only_updates, event_context(updated))
     assert not matches(only_updates, event_context(first))
+
+
+def test_an_update_names_what_changed_and_carries_the_earlier_values_also_after_a_restart() -> None:
+    book, producer = AlertBook("alertmanager", SOURCE), FakeProducer()
+    [fired] = _send(book, producer, _valued("60.2"))
+    assert "changed" not in fired.data and "previous" not in fired.data
+    restarted = AlertBook("alertmanager", SOURCE, RecordedState(producer))  # type: ignore[arg-type]
+    [updated] = _send(restarted, producer, _valued("95.3"))
+    assert updated.data["changed"] == ["annotations.value"]
+    assert updated.data["previous"] == {"annotations": {"value": "60.2"}}
+    rule = yaml.safe_load("{match: {field: type, equals: prometheus.alert.firing}, on: updated}")
+    assert rule[True] == "updated"  # YAML 1.1 reads the key `on` as true: the rule loader maps it back

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,8 +46,7 @@ CATALOG = FakeView(
 )
 
 
-@pytest.fixture
-def client() -> tuple[TestClient, FakeProducer]:
+def rules_client(rules_dir: Path | None = None) -> tuple[TestClient, FakeProducer]:
     rules = FakeView()
     producer = FakeProducer(rules)
     app = FastAPI()
@@ -54,8 +54,14 @@ def client() -> tuple[TestClient, FakeProducer]:
 
     authz.install(app, authz.Authenticator(dev_mode=True), service="test")
     store = AuditStore(producer)
-    app.include_router(build_router(producer, rules, CATALOG, FakeView(), store=store))  # type: ignore[arg-type]
+    router = build_router(producer, rules, CATALOG, FakeView(), store=store, rules_dir=rules_dir)  # type: ignore[arg-type]
+    app.include_router(router)
     return TestClient(app), producer
+
+
+@pytest.fixture
+def client() -> tuple[TestClient, FakeProducer]:
+    return rules_client()
 
 
 RULE: dict[str, Any] = {
@@ -148,3 +154,18 @@ def test_a_regex_that_needs_backtracking_is_refused_with_400_naming_the_field(
     assert "backreferences are not supported" in problems["match.all[1].regex"]
     assert "lookahead and lookbehind are not supported" in problems["params.t"]
     assert not producer.sent
+
+
+def test_the_listing_includes_directory_rules_with_their_origin(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "id: from-file\nmatch: {field: type, equals: x}\ntarget: {kind: action, name: ticket, pool: ops}\n"
+        "params: {title: t}\n---\nid: r1\nmatch: {field: type, equals: y}\n"
+        "target: {kind: action, name: ticket, pool: ops}\nparams: {title: t}\n"
+    )
+    http, _ = rules_client(tmp_path)
+    assert http.put("/rules/r1", json=RULE).status_code == 201
+    listed = {r["id"]: r for r in http.get("/rules").json()["rules"]}
+    assert listed["from-file"]["origin"] == "directory"
+    assert listed["from-file"]["file"] == f"{tmp_path / 'a.yaml'}#0"
+    assert listed["r1"]["origin"] == "topic" and listed["r1"]["overrides"] == f"{tmp_path / 'a.yaml'}#1"
+    assert listed["r1"]["version"] == 1  # the saved rule wins

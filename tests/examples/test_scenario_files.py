@@ -100,3 +100,33 @@ async def test_the_demo_hosts_run_the_scenario_actions_over_ssh(tmp_path: Path) 
 def test_whale_up_keeps_a_rules_directory_the_user_set_under_a_former_name() -> None:
     env = up.example_env({"WHALE_TODO_RULES_DIR": "/srv/rules"}, SCENARIOS)
     assert "WHALE_RULES_DIR" not in env and env["WHALE_TODO_RULES_DIR"] == "/srv/rules"
+
+
+def test_the_community_disk_alert_gets_its_host_facts_from_the_inventory(tmp_path: Path) -> None:
+    """The shipped payload is node-exporter's alert as published (no Whale-only annotations, instance
+    host:port); the disk rule renders host, log directory and capacity from the demo inventory."""
+    from whale_adapters.alertmanager import alert_events
+    from whale_rule_engine.engine import plan
+
+    from whale.enrichment import EnrichmentSettings, build
+
+    payload = json.loads((SCENARIOS / "payloads" / "disk-alert.json").read_text())
+    [alert] = payload["alerts"]
+    assert set(alert["annotations"]) == {"summary", "description"}
+    assert alert["labels"]["instance"] == "vm-web-01:9100"
+    env: dict[str, str] = {}
+    server = start_demo_hosts(tmp_path / "sshd", up.DEMO_HOSTS, env, up.demo_facts(tmp_path))
+    assert server is not None
+    server.stop()
+    enricher = build(
+        EnrichmentSettings(inventory=[Path(p) for p in json.loads(env["WHALE_EXECUTOR_INVENTORY"])])
+    )
+    [event] = alert_events(payload, source="/am")
+    ctx = enricher.context(event)
+    rules = load_rules_dir(SCENARIOS / "rules").rules
+    assert [r.id for r in rules.values() if r.condition.evaluate(ctx)] == ["disk-capacity"]
+    [trigger], failures = plan([rules["disk-capacity"]], event, ctx=ctx)
+    assert not failures
+    assert trigger.params["host"] == "vm-web-01"
+    assert trigger.params["log_dir"] == str(tmp_path / "vm-web-01" / "log")
+    assert trigger.params["capacity_bytes"] == up.DEMO_CAPACITY

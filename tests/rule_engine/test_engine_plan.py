@@ -13,6 +13,7 @@ from whale_rule_engine.engine import (
     action_request,
     idempotency_key,
     plan,
+    render_failed_notice,
     throttled_notice,
 )
 from whale_rule_engine.throttle import decide
@@ -85,12 +86,23 @@ def test_action_request_follows_the_contract() -> None:
     d = decide(None, capacity=1, refill_per_second=1.0, now=0.0, idempotency_key="x")
     d = decide(d.state, capacity=1, refill_per_second=1.0, now=0.0, idempotency_key="y")
     notice = throttled_notice(t, d, source="whale/rule-engine")
+    incident = notice.data.pop("incident")
     assert notice.data == {
         "rule_id": "disk",
         "key": "web-1",
         "suppressed": 1,
         "next_allowed": "1970-01-01T00:00:01Z",
     }
+    assert incident["id"] == EVENT.id and incident["key"] == "alert.fired|web-1"
+
+
+def test_a_render_failure_is_announced_with_the_rule_reason_and_incident_of_the_event() -> None:
+    [failure] = plan([rule(params={"t": "{{ data.nope }}"})], EVENT)[1]
+    notice = render_failed_notice(EVENT, failure, source="whale/rule-engine")
+    assert notice.type == "whale.rule.render_failed"
+    assert notice.extensions["causationid"] == EVENT.id
+    assert notice.data["rule_id"] == "disk" and "nope" in notice.data["reason"]
+    assert notice.data["incident"]["title"] == "alert.fired on web-1"
 
 
 def test_missing_field_is_a_failure_with_rule_and_reason() -> None:
@@ -125,6 +137,7 @@ def test_emitted_events_fit_their_registered_schemas() -> None:
     for event in (
         action_request(t, source="s"),
         throttled_notice(t, d, source="s"),
+        render_failed_notice(EVENT, plan([rule(params={"t": "{{ data.nope }}"})], EVENT)[1][0], source="s"),
         rule().to_event(),
         rule(throttle=None).to_event(),
     ):

@@ -110,3 +110,7 @@ def test_list_command_shows_each_rule_with_version_and_target(capsys: pytest.Cap
     by_id = {row["id"]: row for row in rows}
     assert by_id["disk-capacity"]["target"] == "workflow disk.remediate (pool default)"
     assert all(row["version"] >= 1 and row["enabled"] for row in rows)
+    assert by_id["disk-capacity"]["origin"] == "directory"
+    assert by_id["disk-capacity"]["file"] == str(rules_dir / "disk-capacity.yaml")
+    assert whale_main(["rules", "list", "--rules-dir", str(rules_dir), "--no-topic"]) == 0
+    assert f"[{rules_dir / 'disk-capacity.yaml'}]" in capsys.readouterr().out

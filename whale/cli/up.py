@@ -105,6 +105,17 @@ def example_env(env: dict[str, str], scenarios: Path) -> dict[str, str]:
     return out
 
 
+DEMO_CAPACITY = 90_000  # bytes: the stand-in disk of vm-web-01 (its logs fill it past 85%)
+
+
+def demo_facts(base: Path = DEMO_DIR) -> dict[str, dict[str, Any]]:
+    """What the demo inventory knows about its hosts (enrichment gives the disk rule these facts)."""
+    return {
+        "vm-web-01": {"log_dir": str(base / "vm-web-01" / "log"), "capacity_bytes": DEMO_CAPACITY},
+        "db-01": {"kmsg": str(base / "db-01" / "kmsg.log")},
+    }
+
+
 def prepare_demo_hosts(base: Path = DEMO_DIR) -> None:
     """The stand-in log directory of vm-web-01 (old and fresh logs) and kernel log of db-01."""
     logs = base / "vm-web-01" / "log"
@@ -179,15 +190,14 @@ def _banner(env: dict[str, str], scenarios: Path) -> None:
     adapters = f"http://127.0.0.1:{env['WHALE_ADAPTERS_PORT']}"
     payloads = scenarios / "payloads"
     logs = demo_dir(env) / "vm-web-01" / "log"
-    moved = "" if logs.parent.parent == DEMO_DIR else f"\n  (with its log_dir annotation set to {logs})"
     print(
         f"""
 Whale is ready.
   event center   {center}   (API docs {center}/docs; events, /traces/<id>, /schemas, /rules, /todos)
   adapters       {adapters}   (POST /alertmanager, /webhooks/<name>)
   robot          the WeCom robot stand-in prints its messages below as `robot | ...`
-First thing to try (a disk alert that cleans {logs}):
-  curl -s -XPOST {adapters}/alertmanager -H 'Content-Type: application/json' -d @{payloads}/disk-alert.json{moved}
+First thing to try (node-exporter's disk alert for vm-web-01; the inventory says its logs are in {logs}):
+  curl -s -XPOST {adapters}/alertmanager -H 'Content-Type: application/json' -d @{payloads}/disk-alert.json
 Then:
   whale events search --type whale.workflow.completed      # the result, and its correlation id
   whale events trace <correlationid>                        # the whole chain in causal order
@@ -225,7 +235,7 @@ def _up(args: argparse.Namespace) -> int:
             prepare_demo_hosts(demo_dir(env))
             from whale.infra.sshd import start_demo_hosts
 
-            demo_sshd = start_demo_hosts(demo_dir(env) / "sshd", DEMO_HOSTS, env)
+            demo_sshd = start_demo_hosts(demo_dir(env) / "sshd", DEMO_HOSTS, env, demo_facts(demo_dir(env)))
             if demo_sshd is not None:
                 threading.Thread(target=_publish_inventory, args=(env,), daemon=True).start()
             if "WHALE_EXAMPLE_WECOM_WEBHOOK" not in os.environ:

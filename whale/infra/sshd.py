@@ -15,9 +15,10 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 import yaml
@@ -126,14 +127,20 @@ class LocalSshd:
         ]
         return "\n".join(lines) + "\n"
 
-    def client_settings(self, names: Iterable[str]) -> dict[str, str]:
-        """An inventory naming each of ``names`` as this server and a known_hosts trusting it, written
-        into the server's directory; the executor settings (``WHALE_EXECUTOR_*``) that use them."""
+    def client_settings(
+        self, names: Iterable[str], facts: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> dict[str, str]:
+        """An inventory naming each of ``names`` as this server (with its ``facts``, if any) and a
+        known_hosts trusting it, written into the server's directory; the executor settings
+        (``WHALE_EXECUTOR_*``, which enrichment reads too) that use them."""
         inventory = self.directory / "inventory.yaml"
-        doc = {
-            "defaults": {"user": self.user, "key": f"file:{self.client_key}"},
-            "hosts": {name: {"address": "127.0.0.1", "port": self.port} for name in names},
-        }
+        facts = facts or {}
+        hosts: dict[str, Any] = {}
+        for name in names:
+            hosts[name] = {"address": "127.0.0.1", "port": self.port}
+            if name in facts:
+                hosts[name]["facts"] = dict(facts[name])
+        doc = {"defaults": {"user": self.user, "key": f"file:{self.client_key}"}, "hosts": hosts}
         inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
         known_hosts = self.directory / "known_hosts"
         known_hosts.write_text(self.known_hosts_line)
@@ -158,10 +165,16 @@ class LocalSshd:
         self.proc = None
 
 
-def start_demo_hosts(directory: Path, names: Iterable[str], env: dict[str, str]) -> LocalSshd | None:
-    """``whale up``'s demo hosts: ``names`` in an inventory, all served by one local sshd (their
-    directories under the demo directory stand for their disks); ``env`` gets the executor settings
-    unless the user configured an inventory of their own. None (with a message) if sshd is missing."""
+def start_demo_hosts(
+    directory: Path,
+    names: Iterable[str],
+    env: dict[str, str],
+    facts: Mapping[str, Mapping[str, Any]] | None = None,
+) -> LocalSshd | None:
+    """``whale up``'s demo hosts: ``names`` in an inventory (with their ``facts``), all served by one
+    local sshd (their directories under the demo directory stand for their disks); ``env`` gets the
+    executor settings unless the user configured an inventory of their own. None (with a message) if
+    sshd is missing."""
     if "WHALE_EXECUTOR_INVENTORY" in env:
         return None
     try:
@@ -169,7 +182,7 @@ def start_demo_hosts(directory: Path, names: Iterable[str], env: dict[str, str])
     except InfraError as exc:
         print(f"demo hosts: no local sshd, the scenarios' SSH actions will fail: {exc}", flush=True)
         return None
-    env.update(server.client_settings(names))
+    env.update(server.client_settings(names, facts))
     return server
 
 

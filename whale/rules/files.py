@@ -20,6 +20,7 @@ class LoadReport:
     """Rules loaded from files, and the files (or documents) that were refused, with why."""
 
     rules: dict[str, Rule] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)  # rule id -> the file (``#n``: its n-th document)
     problems: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
 
@@ -71,4 +72,5 @@ def load_rules_file(
             )
             continue
         report.rules[rule.id] = rule
+        report.origins[rule.id] = where
         report.warnings.extend((where, w) for w in rule.warnings)

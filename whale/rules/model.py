@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal, Protocol
 
 import jsonschema
@@ -29,6 +29,7 @@ RULE_SOURCE = "whale/rules"
 RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+LIFECYCLE = ("firing", "updated", "resolved")
 
 
 class RuleError(ConfigError, code="invalid_rule"):
@@ -60,6 +61,20 @@ def parse_duration(value: Any) -> float:
     if seconds <= 0:
         raise ValueError("a duration must be positive")
     return seconds
+
+
+def _one_or_more(value: Any, usage: str, check: Callable[[Any], str | None]) -> list[Any] | None:
+    """A value or a non-empty list of values, each passing ``check`` (which says what is wrong)."""
+    if value is None:
+        return None
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values:
+        raise ValueError(usage)
+    for item in values:
+        problem = check(item)
+        if problem is not None:
+            raise ValueError(problem)
+    return values
 
 
 class Target(BaseModel):
@@ -110,6 +125,16 @@ class Rule(BaseModel):
     target: Target
     params: dict[str, Any] = Field(default_factory=dict)
     throttle: Throttle | None = None
+    on: list[str] | None = Field(
+        default=None,
+        description="alert lifecycle steps the rule acts on (firing, updated, resolved): a condition on "
+        "the alertstate extension, added to match",
+    )
+    changed: list[str] | None = Field(
+        default=None,
+        description="act only when one of these values changed since the alert's previous event "
+        "(dotted names as in an update's data.changed, e.g. annotations.description)",
+    )
 
     _condition: Condition | None = PrivateAttr(default=None)
     _warnings: list[str] = PrivateAttr(default_factory=list)
@@ -123,10 +148,42 @@ class Rule(BaseModel):
             )
         return v
 
+    @field_validator("on", mode="before")
+    @classmethod
+    def _on(cls, v: Any) -> Any:
+        def check(value: Any) -> str | None:
+            if value in LIFECYCLE:
+                return None
+            return f"on must be firing, updated or resolved (the alert lifecycle), got {value!r}"
+
+        return _one_or_more(v, "on must be firing, updated or resolved, or a non-empty list of them", check)
+
+    @field_validator("changed", mode="before")
+    @classmethod
+    def _changed(cls, v: Any) -> Any:
+        def check(value: Any) -> str | None:
+            try:
+                parse_path(value)
+            except (TypeError, ValueError):
+                return f"changed: {value!r} is not a dotted value name"
+            return None
+
+        usage = "changed must be a value name (e.g. annotations.description) or a list of them"
+        return _one_or_more(v, usage, check)
+
+    def effective_match(self) -> dict[str, Any]:
+        """``match`` with the conditions ``on`` and ``changed`` stand for."""
+        parts: list[Any] = [self.match]
+        if self.on is not None:
+            parts.append({"field": "alertstate", "in": list(self.on)})
+        if self.changed is not None:
+            parts.append({"any": [{"field": "data.changed", "contains": name} for name in self.changed]})
+        return self.match if len(parts) == 1 else {"all": parts}
+
     @property
     def condition(self) -> Condition:
         if self._condition is None:
-            self._condition = compile_match(self.match)
+            self._condition = compile_match(self.effective_match())
         return self._condition
 
     @property
@@ -134,7 +191,11 @@ class Rule(BaseModel):
         return self._warnings
 
     def document(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        doc = self.model_dump(mode="json")
+        for optional in ("on", "changed"):
+            if doc[optional] is None:
+                del doc[optional]
+        return doc
 
     def to_event(self) -> CloudEvent:
         """The compacted record for ``whale.rules`` (key = rule id)."""
@@ -147,13 +208,16 @@ def validate_rule(doc: Any, catalog: Lookup | None = None, schemas: Lookup | Non
     rule_id = doc.get("id") if isinstance(doc, Mapping) and isinstance(doc.get("id"), str) else None
     if not isinstance(doc, Mapping):
         raise RuleError([{"field": "", "message": f"a rule must be a mapping, got {type(doc).__name__}"}])
+    doc = {("on" if key is True else key): value for key, value in doc.items()}  # YAML 1.1: on = true
     try:
-        rule = Rule.model_validate(dict(doc))
+        rule = Rule.model_validate(doc)
     except ValidationError as exc:
         raise RuleError([_pydantic_problem(e) for e in exc.errors()], rule_id=rule_id) from None
     problems: list[dict[str, str]] = []
+    plain: Condition | None = None
     try:
-        rule._condition = compile_match(rule.match)
+        plain = compile_match(rule.match)  # problems are reported where they are in match
+        rule._condition = compile_match(rule.effective_match())
     except MatchError as exc:
         where = f"match.{exc.field}" if exc.field else "match"
         problems.append({"field": where, "message": exc.message})
@@ -162,8 +226,8 @@ def validate_rule(doc: Any, catalog: Lookup | None = None, schemas: Lookup | Non
     if rule.throttle is not None:
         _check_throttle(rule.throttle, problems)
     _check_target(rule, catalog, problems)
-    if rule._condition is not None and schemas is not None:
-        _check_fields(rule, rule._condition, schemas, problems)
+    if plain is not None and rule._condition is not None and schemas is not None:
+        _check_fields(rule, plain, schemas, problems)
     if problems:
         raise RuleError(problems, rule_id=rule.id)
     return rule

@@ -25,6 +25,14 @@ from whale.rules.model import Lookup, Rule, RuleError, validate_rule
 log = structlog.get_logger(__name__)
 
 
+def origin_of(rule_id: str, *, in_topic: bool, files: Mapping[str, str]) -> dict[str, str]:
+    """``{"origin": "topic"}`` (with ``overrides``: the file of the directory rule it hides) or
+    ``{"origin": "directory", "file": <file>}``; empty for an unknown id."""
+    if in_topic:
+        return {"origin": "topic", **({"overrides": files[rule_id]} if rule_id in files else {})}
+    return {"origin": "directory", "file": files[rule_id]} if rule_id in files else {}
+
+
 class RuleSet:
     """The effective rules (directory + ``whale.rules`` records) and their index.
 
@@ -35,6 +43,7 @@ class RuleSet:
         self._lock = threading.Lock()
         self._from_dir: dict[str, Rule] = {}
         self._from_topic: dict[str, Rule] = {}
+        self._files: dict[str, str] = {}  # directory rule id -> its file
         self._index = RuleIndex()
         self._on_size = on_size
 
@@ -43,12 +52,13 @@ class RuleSet:
     ) -> LoadReport:
         """Replace the directory rules with the valid rules of ``directory`` (problems are returned)."""
         report = load_rules_dir(directory, catalog, schemas)
-        self.set_directory_rules(report.rules)
+        self.set_directory_rules(report.rules, report.origins)
         return report
 
-    def set_directory_rules(self, rules: Mapping[str, Rule]) -> None:
+    def set_directory_rules(self, rules: Mapping[str, Rule], files: Mapping[str, str] | None = None) -> None:
         with self._lock:
             self._from_dir = dict(rules)
+            self._files = dict(files or {})
             self._rebuild()
 
     def set_topic_rules(self, rules: Mapping[str, Rule]) -> None:
@@ -92,6 +102,11 @@ class RuleSet:
         with self._lock:
             merged = {**self._from_dir, **self._from_topic}
             return [merged[k] for k in sorted(merged)]
+
+    def origin(self, rule_id: str) -> dict[str, str]:
+        """Where the effective rule of that id comes from (see :func:`origin_of`)."""
+        with self._lock:
+            return origin_of(rule_id, in_topic=rule_id in self._from_topic, files=self._files)
 
     def _place(self, key: str) -> None:
         rule = self._from_topic.get(key) or self._from_dir.get(key)

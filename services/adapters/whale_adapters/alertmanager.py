@@ -2,7 +2,7 @@
 
 type ``prometheus.alert.firing`` or ``prometheus.alert.resolved``; subject = the alert's fingerprint;
 data = status, fingerprint, labels, annotations, startsAt, endsAt, generatorURL (plus receiver and
-externalURL); time = startsAt (firing) or endsAt (resolved). The lifecycle (``alertstate`` firing |
+externalURL; an update also ``changed`` and ``previous``, see :func:`whale_adapters.lifecycle.change_fields`); time = startsAt (firing) or endsAt (resolved). The lifecycle (``alertstate`` firing |
 updated | resolved, ``correlationid`` = the episode, ids stable across re-sends) comes from
 :mod:`whale_adapters.lifecycle`: a re-sent notification with nothing changed gets the same id and the
 event center's dedupe drops it; a changed value is an ``updated`` event of the same episode.
@@ -18,7 +18,7 @@ from typing import Any
 from whale.cloudevent import CloudEvent
 from whale.errors import EventError
 from whale_adapters.errors import PayloadError
-from whale_adapters.lifecycle import AlertBook, Step, lifecycle_extensions
+from whale_adapters.lifecycle import AlertBook, Step, change_fields, lifecycle_extensions
 
 FIRING = "prometheus.alert.firing"
 RESOLVED = "prometheus.alert.resolved"
@@ -100,6 +100,7 @@ def observe(payload: Any, *, source: str, book: AlertBook | None = None) -> list
         step = book.step(
             fingerprint, starts_at, resolved=status == "resolved", content=content, ended=ends_at
         )
+        data.update(change_fields(step, content))
         attrs: dict[str, Any] = {
             "id": step.event_id,
             "subject": fingerprint,

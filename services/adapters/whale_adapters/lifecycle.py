@@ -8,6 +8,11 @@ identity field) plus the time it started firing. Every event of an episode carri
 - ``alertstate``: ``firing`` (first notification of the episode), ``updated`` (its labels or
   annotations changed since the last event; each change is a new event) or ``resolved``.
 
+What changed: an ``updated`` event's data carries ``changed`` (the dotted names of the values that
+differ from the episode's previous event, e.g. ``["annotations.description"]``) and ``previous``
+(their earlier values, same shape: ``{"annotations": {"description": "..."}}``), so rules can match
+on a changed value (``changed: annotations.description`` in a rule, or ``data.previous.…``).
+
 How "updated" is known: the event id hashes the episode, its revision and the alert's content, so a
 notification re-sent with nothing changed (repeat interval, retries, HA peers) gets the same id and the
 event center's dedupe stage drops it, while a changed value gets a new id. The revision and the last
@@ -19,6 +24,7 @@ tells an update from a first firing. A resolution deletes the record (the topic 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -27,10 +33,10 @@ from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.compacted import delete, put
 from whale.correlation import CORRELATION_ID
+from whale.incidents import ALERT_STATE
 from whale.producer import EventProducer
 from whale_adapters.poller import StateSource, content_hash
 
-ALERT_STATE = "alertstate"
 STATE_TYPE = "whale.adapter.alert.state"
 State = Literal["firing", "updated", "resolved"]
 
@@ -54,6 +60,7 @@ class Episode:
     state: State
     revision: int
     digest: str
+    content: Any = None  # the labels/annotations (or webhook content) last emitted
 
     @classmethod
     def from_record(cls, record: CloudEvent | None) -> Episode | None:
@@ -65,7 +72,7 @@ class Episode:
             if data["state"] not in ("firing", "updated"):
                 return None
             identity, started, digest = str(data["identity"]), str(data["started"]), str(data["digest"])
-            return cls(identity, started, state, int(data["revision"]), digest)
+            return cls(identity, started, state, int(data["revision"]), digest, data.get("content"))
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -79,6 +86,7 @@ class Step:
     correlation: str
     event_id: str
     episode: Episode | None  # the episode after this step (None once resolved)
+    previous: Any = None  # on an update: the episode's content before it (see :func:`changes`)
 
 
 class AlertBook:
@@ -117,15 +125,17 @@ class AlertBook:
             seed = f"{identity}|{started}|resolved|{ended}"
             return Step("resolved", 0, correlation, self._event_id(seed), None)
         state: State
+        before = None
         if previous is None or not same:
             state, revision = "firing", 0
         elif previous.digest == digest:
             state, revision = previous.state, previous.revision  # a re-send: same id, deduped
         else:
             state, revision = "updated", previous.revision + 1
-        episode = Episode(identity, started, state, revision, digest)
+            before = previous.content
+        episode = Episode(identity, started, state, revision, digest, _json(content))
         seed = f"{identity}|{started}|firing|{revision}|{digest}"
-        return Step(state, revision, correlation, self._event_id(seed), episode)
+        return Step(state, revision, correlation, self._event_id(seed), episode, before)
 
     def _event_id(self, seed: str) -> str:
         return self._prefix + hashlib.sha256(seed.encode()).hexdigest()[:40]
@@ -151,11 +161,43 @@ class AlertBook:
                 "state": step.episode.state,
                 "revision": step.episode.revision,
                 "digest": step.episode.digest,
+                "content": step.episode.content,
                 "correlationid": step.correlation,
             },
         )
         await put(producer, topics.ADAPTER_STATE, key, record)
         self._local[key] = step.episode
+
+
+def _json(value: Any) -> Any:
+    """A JSON-safe copy (what the state record keeps)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def changes(previous: Any, current: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted name -> earlier value of every leaf that differs (objects are compared key by key;
+    a key that appeared has the earlier value None)."""
+    if isinstance(previous, dict) and isinstance(current, dict):
+        out: dict[str, Any] = {}
+        for key in sorted(set(previous) | set(current), key=str):
+            out.update(changes(previous.get(key), current.get(key), f"{prefix}{key}."))
+        return out
+    return {} if previous == current else {prefix.rstrip("."): previous}
+
+
+def change_fields(step: Step, content: Any) -> dict[str, Any]:
+    """What an ``updated`` event's data gets: ``changed`` (names) and ``previous`` (earlier values)."""
+    if step.state != "updated" or step.previous is None:
+        return {}
+    found = changes(step.previous, _json(content))
+    previous: dict[str, Any] = {}
+    for name, value in found.items():
+        *parents, leaf = name.split(".")
+        node = previous
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return {"changed": sorted(found), "previous": previous}
 
 
 def lifecycle_extensions(step: Step) -> dict[str, str | int | bool]:

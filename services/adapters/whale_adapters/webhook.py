@@ -13,7 +13,7 @@ from whale.rules.templating import TemplateError, render
 from whale_adapters.config import WebhookConfig
 from whale_adapters.errors import PayloadError, SignatureError
 from whale_adapters.jsonpath import JsonPath, Missing, compile_path
-from whale_adapters.lifecycle import AlertBook, Step, lifecycle_extensions
+from whale_adapters.lifecycle import AlertBook, Step, change_fields, lifecycle_extensions
 from whale_adapters.validation import parse_body
 
 
@@ -88,8 +88,10 @@ class Webhook:
         data = self._find("data", doc) if "data" in self._paths else doc
         identity, step = "", None
         if self._lifecycle:
-            identity, step = self._step(doc, data)
+            identity, step, content = self._step(doc, data)
             attrs["extensions"] = lifecycle_extensions(step)
+            if isinstance(data, dict):
+                data = {**data, **change_fields(step, content)}
             if "id" not in self._paths:
                 attrs["id"] = step.event_id
         try:
@@ -98,7 +100,7 @@ class Webhook:
             raise PayloadError(f"webhook {self.name}: {exc.message}", exc.problems) from None
         return event, identity, step
 
-    def _step(self, doc: Any, data: Any) -> tuple[str, Step]:
+    def _step(self, doc: Any, data: Any) -> tuple[str, Step, Any]:
         assert self.config.lifecycle is not None
         found: dict[str, Any] = {}
         for attr, path in self._lifecycle.items():
@@ -117,7 +119,8 @@ class Webhook:
         resolved = "status" in found and str(found["status"]) in self.config.lifecycle.resolved
         started = str(found["started"]) if found.get("started") is not None else None
         content = found.get("content", data)
-        return str(identity), self.book.step(str(identity), started, resolved=resolved, content=content)
+        step = self.book.step(str(identity), started, resolved=resolved, content=content)
+        return str(identity), step, content
 
     def _find(self, attr: str, doc: Any) -> Any:
         try:

@@ -190,7 +190,14 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
     )
     app.include_router(api_search.build_router(parts.store, settings.search_max_size))
     app.include_router(
-        rules_api.build_router(parts.producer, parts.rules, parts.catalog, parts.schemas, store=parts.store)
+        rules_api.build_router(
+            parts.producer,
+            parts.rules,
+            parts.catalog,
+            parts.schemas,
+            store=parts.store,
+            rules_dir=settings.whale.rules_dir,
+        )
     )
     app.include_router(todo_api.build_router(parts.producer, settings.whale, view=parts.todos))
     if parts.subscriptions is not None:

@@ -15,6 +15,8 @@ as PUT (validated against today's catalogue and schemas), audited as ``whale.aud
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
@@ -24,7 +26,9 @@ from whale import audit, topics
 from whale.authz import Identity, Role, require
 from whale.compacted import CompactedView
 from whale.producer import EventProducer
+from whale.rules.files import LoadReport, load_rules_dir
 from whale.rules.model import RULE_ID, Rule, RuleError, validate_rule
+from whale.rules.ruleset import origin_of
 from whale_event_center import rule_history as history
 from whale_event_center.entity_api import INVALID, NOT_SAVED, Document, Entities, check_body_id
 from whale_event_center.errors import EventCenterError
@@ -63,6 +67,18 @@ class Rollback(BaseModel):
 MISSING: dict[int | str, dict[str, Any]] = {404: {"description": "no such rule or version stored"}}
 
 
+def in_force(saved: list[Document], rules_dir: Path | None) -> list[Document]:
+    """The rules the workers apply: the saved ones (``whale.rules``) and the rules directory's (read
+    now), each with its origin (:func:`whale.rules.ruleset.origin_of`); a saved rule wins."""
+    report = load_rules_dir(rules_dir) if rules_dir is not None and rules_dir.is_dir() else LoadReport()
+    by_id = {str(doc.get("id")): doc for doc in saved}
+    out = []
+    for rule_id in sorted({*by_id, *report.rules}):
+        doc = by_id[rule_id] if rule_id in by_id else report.rules[rule_id].document()
+        out.append({**doc, **origin_of(rule_id, in_topic=rule_id in by_id, files=report.origins)})
+    return out
+
+
 def rule_body(*, id_required: bool) -> dict[str, Any]:
     """The OpenAPI request body of a rule document, as strict as :class:`whale.rules.Rule`."""
     schema: dict[str, Any] = {
@@ -77,6 +93,18 @@ def rule_body(*, id_required: bool) -> dict[str, Any]:
             "target": {"type": "object", "minProperties": 1},
             "params": {"type": "object"},
             "throttle": {"type": ["object", "null"]},
+            "on": {
+                "oneOf": [
+                    {"enum": ["firing", "updated", "resolved"]},
+                    {"type": "array", "items": {"enum": ["firing", "updated", "resolved"]}, "minItems": 1},
+                ]
+            },
+            "changed": {
+                "oneOf": [
+                    {"type": "string", "minLength": 1},
+                    {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+                ]
+            },
         },
         "additionalProperties": False,
     }
@@ -90,6 +118,7 @@ def build_router(
     schemas: CompactedView,
     *,
     store: history.Searchable,
+    rules_dir: Path | None = None,
 ) -> APIRouter:
     router = APIRouter(prefix="/rules", tags=["rules"])
     entities = Entities(producer, rules, topics.RULES, noun="rule", key_field="rule_id")
@@ -115,9 +144,13 @@ def build_router(
             await audit.record(producer, identity, "rule", "rolled_back", rule_id, current, after, extra)
         return rule, current is None
 
-    @router.get("", summary="Every rule (latest version)", dependencies=[require(Role.viewer)])
+    @router.get(
+        "",
+        summary="Every rule in force: saved ones (whale.rules) and the rules directory's, with their origin",
+        dependencies=[require(Role.viewer)],
+    )
     async def list_rules() -> dict[str, Any]:
-        return {"rules": entities.documents()}
+        return {"rules": await asyncio.to_thread(in_force, entities.documents(), rules_dir)}
 
     @router.post(
         "/validate",

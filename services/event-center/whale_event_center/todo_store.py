@@ -1,7 +1,10 @@
 """The to-do stage's items on disk: a :class:`LocalStore` that caches the compacted ``whale.todos``.
 
-Layout: ``i`` + item id -> the item (JSON) and ``o`` + merge key -> the id of the open item with that
-key. The stage's changes are staged in a batch and committed with the ``whale.todos`` offsets they
+Layout: ``i`` + item id -> the item (JSON), ``o`` + merge key -> the id of the open item with that
+key, ``l`` + merge key -> the id of the latest item with that key (open or not: a re-firing alert
+reopens it) and ``c`` + correlation id -> the incident (key and title) an alert episode belongs to
+(so a failed remediation of that episode joins its to-do; dropped when the episode resolves; not
+rebuilt from ``whale.todos``). The stage's changes are staged in a batch and committed with the ``whale.todos`` offsets they
 were written at, or dropped when a write fails. At start-up :class:`TodoLoader` reads only the
 records after the offsets the store applied (all of them for a new, lost or foreign store).
 """
@@ -22,6 +25,8 @@ from whale.store import Batch, LocalStore, StoreSettings, contiguous, open_store
 
 ITEM = b"i"
 OPEN = b"o"
+LAST = b"l"
+EPISODE = b"c"
 
 
 class StoredItems(Mapping[str, dict[str, Any]]):
@@ -58,6 +63,7 @@ def put_item(batch: Batch, item: Mapping[str, Any], open_states: tuple[str, ...]
     """Stage ``item`` and the open-key index entry it implies."""
     item_id, key = str(item["id"]), str(item["key"]).encode()
     batch.put(ITEM + item_id.encode(), json.dumps(dict(item)).encode())
+    batch.put(LAST + key, item_id.encode())
     if item.get("status") in open_states:
         batch.put(OPEN + key, item_id.encode())
     elif batch.get(OPEN + key) == item_id.encode():
@@ -69,14 +75,35 @@ def drop_item(batch: Batch, item_id: str) -> None:
     raw = batch.get(ITEM + item_id.encode())
     if raw is not None:
         key = str(json.loads(raw).get("key", "")).encode()
-        if batch.get(OPEN + key) == item_id.encode():
-            batch.delete(OPEN + key)
+        for index in (OPEN, LAST):
+            if batch.get(index + key) == item_id.encode():
+                batch.delete(index + key)
     batch.delete(ITEM + item_id.encode())
 
 
 def open_id(batch: Batch, key: str) -> str | None:
     found = batch.get(OPEN + key.encode())
     return None if found is None else found.decode()
+
+
+def last_id(batch: Batch, key: str) -> str | None:
+    found = batch.get(LAST + key.encode())
+    return None if found is None else found.decode()
+
+
+def episode_incident(batch: Batch, correlation: str) -> dict[str, Any] | None:
+    """The incident (``key``, ``title``) an alert episode was seen in, or None."""
+    found = batch.get(EPISODE + correlation.encode())
+    return None if found is None else dict(json.loads(found))
+
+
+def remember_episode(batch: Batch, correlation: str, incident: Mapping[str, Any] | None) -> None:
+    """Stage (or, with None, drop) the incident of an alert episode."""
+    if incident is None:
+        if batch.get(EPISODE + correlation.encode()) is not None:
+            batch.delete(EPISODE + correlation.encode())
+    else:
+        batch.put(EPISODE + correlation.encode(), json.dumps(dict(incident)).encode())
 
 
 def applied(store: LocalStore, delivered: list[Any]) -> dict[int, int]:

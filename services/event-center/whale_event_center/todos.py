@@ -7,6 +7,9 @@ a ``whale.todo.requested`` event or an action result whose output carries ``todo
 ``todo.open`` action). A signal whose merge key (type + subject by default, or a configured template
 per type, or the request's ``key``) matches an open item is merged into it (``count`` + 1) instead.
 Claim/resolve commands (``whale.todo.change.requested``, written by the ``/todos`` API) change items.
+Alerts (one to-do per incident, closed by their resolution, reopened by a re-firing) and the notices
+that automation matched but did nothing (render failures, throttled recurrences, failed runs) are
+decided in :mod:`whale_event_center.todo_incidents`.
 
 The stage is the single writer of ``whale.todos`` (compacted, key = item id, data = whole item); every
 change is also announced on ``whale.results`` as ``whale.todo.created|updated|resolved``, caused by
@@ -16,10 +19,7 @@ the event that made it.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,22 +28,34 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whale import topics
-from whale.cloudevent import CloudEvent, format_time
-from whale.correlation import caused_by, correlation_id
+from whale.cloudevent import CloudEvent
+from whale.correlation import caused_by
+from whale.enrichment import NO_ENRICHMENT, Enricher, EnrichmentSettings, build
+from whale.incidents import alert_state
+from whale.incidents import title as incident_title
 from whale.rules import templating
 from whale.rules.paths import event_context
 from whale.rules.ruleset import RuleSet
 from whale.settings import WhaleSettings
-from whale.store import LocalStore, StoreSettings
-from whale_event_center.todo_store import StoredItems, TodoLoader, applied, open_id, put_item
+from whale.store import Batch, LocalStore, StoreSettings
+from whale_event_center import todo_incidents as incidents
+from whale_event_center.todo_items import CREATED as CREATED  # the announcement types, as before
+from whale_event_center.todo_items import RESOLVED as RESOLVED
+from whale_event_center.todo_items import UPDATED as UPDATED
+from whale_event_center.todo_items import Change, event_ref, new_item, now_text
+from whale_event_center.todo_store import (
+    StoredItems,
+    TodoLoader,
+    applied,
+    last_id,
+    open_id,
+    put_item,
+)
 
 log = structlog.get_logger(__name__)
 
 SOURCE = "whale/todo"
 SAVED = "whale.todo.saved"
-CREATED = "whale.todo.created"
-UPDATED = "whale.todo.updated"
-RESOLVED = "whale.todo.resolved"
 REQUESTED = "whale.todo.requested"
 CHANGE_REQUESTED = "whale.todo.change.requested"
 OPS = ("claim", "unclaim", "resolve", "comment")
@@ -65,19 +77,21 @@ class TodoSettings(BaseSettings):
         description="where a brand-new consumer group starts (latest: no to-dos for history)",
     )
     merge_keys: dict[str, str] = Field(
-        default_factory=dict, description="event type -> merge-key template (default: type + subject)"
+        default_factory=dict,
+        description="event type -> merge-key template (default: type + subject; alerts: source + "
+        "fingerprint; give an alert's firing and resolved types the same template)",
     )
     ignore_type_prefixes: list[str] = Field(
         default_factory=lambda: ["whale."], description="platform event types that never become to-dos"
     )
     seen_limit: int = Field(default=50, ge=1, description="event ids remembered per item (redelivery)")
     state: StoreSettings = Field(default_factory=StoreSettings, description="local store (WHALE_STATE_*)")
+    enrich: EnrichmentSettings = Field(
+        default_factory=EnrichmentSettings,
+        description="enrichment, as the rule engine's (WHALE_ENRICH_*): handled = some rule matches the enriched event",
+    )
     health_host: str = "127.0.0.1"
     health_port: int | None = Field(default=None, description="serve /metrics, /healthz, /readyz here")
-
-
-def now_text() -> str:
-    return format_time(datetime.now(UTC))
 
 
 def load_rules(directory: Path | None) -> RuleSet:
@@ -88,16 +102,6 @@ def load_rules(directory: Path | None) -> RuleSet:
         for where, problem in report.problems:
             log.warning("rule_not_loaded", where=where, problem=problem)
     return rules
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """What an event did to one item: the new state and the announcement type."""
-
-    item: dict[str, Any]
-    type: str
-    change: str
-    by: str | None = None
 
 
 class TodoBook:
@@ -116,6 +120,14 @@ class TodoBook:
         item_id = open_id(self.items.batch, key)
         return self.items.get(item_id) if item_id else None
 
+    @property
+    def batch(self) -> Batch:
+        return self.items.batch
+
+    def last_item(self, key: str) -> dict[str, Any] | None:
+        item_id = last_id(self.items.batch, key)
+        return self.items.get(item_id) if item_id else None
+
     def commit(self, delivered: list[Any]) -> None:
         """Store the staged changes with the ``whale.todos`` offsets they were ``delivered`` at."""
         self.store.commit(self.items.batch, applied(self.store, delivered))
@@ -125,12 +137,15 @@ class TodoBook:
 
     def merge_key(self, event: CloudEvent) -> str:
         template = self._settings.merge_keys.get(event.type)
+        rendered = None
         if template:
             try:
-                return f"{event.type}|{templating.render(template, event_context(event)).strip()}"
+                rendered = templating.render(template, event_context(event)).strip()
             except templating.TemplateError as exc:
                 log.warning("merge_key_template_failed", type=event.type, error=str(exc))
-        return f"{event.type}|{event.subject or ''}"
+        if alert_state(event) is not None:
+            return incidents.alert_key(event, rendered)
+        return f"{event.type}|{rendered if rendered else event.subject or ''}"
 
     def ignored(self, event: CloudEvent) -> bool:
         return any(event.type.startswith(p) for p in self._settings.ignore_type_prefixes)
@@ -145,10 +160,10 @@ class TodoBook:
             seen_id = str(request.get("request_id") or event.id)
         else:
             key = self.merge_key(event)
-            title = f"{event.type}" + (f" on {event.subject}" if event.subject else "")
+            title = incident_title(event)
             details, kind, origin = event.data, event.type, "unhandled"
             seen_id = event.id
-        ref = {"source": event.source, "id": event.id, "time": event.time_text()}
+        ref = event_ref(event)
         existing = self.open_item(key)
         if existing is not None:
             if seen_id in existing.get("seen", []):
@@ -162,31 +177,14 @@ class TodoBook:
             }
             self.load(item)
             return Change(item, UPDATED, "merged")
-        stamp = now_text()
-        item = {
-            "id": str(uuid.uuid4()),
-            "key": key,
-            "status": "open",
-            "title": title,
-            "type": kind,
-            "subject": event.subject,
-            "origin": origin,
-            "count": 1,
-            "details": details,
-            "first_event": ref,
-            "last_event": ref,
-            "correlationid": correlation_id(event),
-            "created_at": stamp,
-            "updated_at": stamp,
-            "claimed_by": None,
-            "resolved_by": None,
-            "resolution": None,
-            "comments": [],
-            "last_command": None,
-            "seen": [seen_id],
-        }
+        item = new_item(event, key=key, title=title, kind=kind, origin=origin, details=details)
+        item["seen"] = [seen_id]
         self.load(item)
         return Change(item, CREATED, "created")
+
+    @property
+    def seen_limit(self) -> int:
+        return self._settings.seen_limit
 
     def command(self, event: CloudEvent) -> Change | None:
         """Apply a ``whale.todo.change.requested`` (claim, unclaim, resolve, comment)."""
@@ -231,9 +229,13 @@ class TodoBook:
         output = event.data.get("output") if isinstance(event.data, Mapping) else None
         if isinstance(output, Mapping) and isinstance(output.get("todo_request"), Mapping):
             return self.signal(event, output["todo_request"])
-        if not candidate or self.ignored(event) or handled:
+        if not candidate:
+            return incidents.notice(self, event) if event.type in incidents.NOTICES else None
+        if self.ignored(event):
             return None
-        return self.signal(event)
+        if alert_state(event) is not None:
+            return incidents.alert(self, event, handled)
+        return None if handled else self.signal(event)
 
 
 def announcement(change: Change, cause: CloudEvent, source: str = SOURCE) -> CloudEvent:
@@ -251,11 +253,24 @@ def record(item: Mapping[str, Any], source: str = SOURCE) -> CloudEvent:
 class TodoStage:
     """Consumes events, decides, writes the item (compacted) then announces the change."""
 
-    def __init__(self, settings: TodoSettings, producer: Any, rules: RuleSet, book: TodoBook) -> None:
+    def __init__(
+        self,
+        settings: TodoSettings,
+        producer: Any,
+        rules: RuleSet,
+        book: TodoBook,
+        enricher: Enricher = NO_ENRICHMENT,
+    ) -> None:
         self._settings = settings
         self._producer = producer
         self._rules = rules
         self._book = book
+        self._enricher = enricher
+
+    async def handled(self, event: CloudEvent) -> bool:
+        """Some enabled rule matches the event as the rule engine sees it (enriched)."""
+        ctx = await asyncio.to_thread(self._enricher.context, event)
+        return bool(self._rules.match(ctx))
 
     async def handle(self, received: Any) -> None:
         await self.handle_batch([received])
@@ -269,13 +284,12 @@ class TodoStage:
         for received in batch:
             event: CloudEvent = received.event
             candidate = received.topic == topics.EVENTS
-            handled = (
-                candidate and not self._book.ignored(event) and bool(self._rules.match(event_context(event)))
-            )
+            handled = candidate and not self._book.ignored(event) and await self.handled(event)
             change = self._book.decide(event, handled, candidate=candidate)
             if change is not None:
                 changes.append((change, event))
         if not changes:
+            self._book.commit([])  # episodes remembered (nothing was written to Kafka)
             return
         latest = {change.item["id"]: change.item for change, _ in changes}
         sends = [
@@ -308,6 +322,7 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
     from whale.metrics import CONSUMER, process_registry
     from whale.producer import EventProducer
 
+    enricher = build(settings.enrich)  # providers validated at start-up
     await asyncio.to_thread(ensure_topics, settings.whale)
     producer = EventProducer(settings.whale, client_id="whale-todo")
     rules = load_rules(settings.whale.rules_dir)
@@ -318,7 +333,7 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
     await loader.stop()
     assert loader.store is not None
     book = TodoBook(settings, loader.store)
-    stage = TodoStage(settings, producer, rules, book)
+    stage = TodoStage(settings, producer, rules, book, enricher)
     consumer = EventConsumer(
         settings.whale,
         group_id=settings.group,

@@ -30,16 +30,22 @@ from whale.admin import ensure_topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.compacted import CompactedView
 from whale.consumer import write_dead_letter
+from whale.enrichment import ENRICHMENT, NO_ENRICHMENT, Enricher, build
 from whale.errors import BindingError, ConfigError, WhaleError
 from whale.health import HealthServer, serve_health
 from whale.logging import bound_event, configure_logging, library_logging
 from whale.producer import EventProducer
-from whale.rules.paths import event_context
 from whale.rules.ruleset import RuleSet
 from whale.store import claim_slot
 from whale_rule_engine import metrics
 from whale_rule_engine.broker import broker_credentials, broker_urls
-from whale_rule_engine.engine import Trigger, action_request, plan, throttled_notice
+from whale_rule_engine.engine import (
+    Trigger,
+    action_request,
+    plan,
+    render_failed_notice,
+    throttled_notice,
+)
 from whale_rule_engine.offsets import seed_offsets
 from whale_rule_engine.recovery import TableManager
 from whale_rule_engine.settings import Settings
@@ -56,6 +62,7 @@ class Runtime:
     producer: EventProducer
     rules: RuleSet
     catalog: CompactedView | None = None
+    enricher: Enricher = NO_ENRICHMENT
     views: list[CompactedView] = field(default_factory=list)
     ensured_pools: set[str] = field(default_factory=lambda: {topics.DEFAULT_POOL})
     health_server: HealthServer | None = None
@@ -189,8 +196,11 @@ async def handle_event(runtime: Runtime, message: Any, triggers: Any) -> None:
         await runtime.dead_letter(raw, f"unreadable: {exc}", origin=message)
         return
     with bound_event(event):
+        ctx = await asyncio.to_thread(runtime.enricher.context, event)  # lookups may wait on a CMDB
+        for problem in ctx[ENRICHMENT].get("errors", ()):
+            metrics.ENRICH_FAILED.labels(provider=problem["provider"]).inc()
         started = time.perf_counter()
-        matched = runtime.rules.match(event_context(event))
+        matched = runtime.rules.match(ctx)
         metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
         metrics.EVENTS.labels(outcome="matched" if matched else "unmatched").inc()
         if not matched:
@@ -205,6 +215,7 @@ async def handle_event(runtime: Runtime, message: Any, triggers: Any) -> None:
                 catalog=runtime.catalog,
                 timeout=runtime.settings.render_timeout,
                 max_output=runtime.settings.max_param_bytes,
+                ctx=ctx,
             ),
         )
         for rule in to_plan:
@@ -212,6 +223,10 @@ async def handle_event(runtime: Runtime, message: Any, triggers: Any) -> None:
         for failure in failures:
             kind = "render_limit" if failure.limit else "render"
             await runtime.dead_letter(raw, failure.reason, origin=message, rule_id=failure.rule_id, kind=kind)
+            notice = render_failed_notice(
+                event, failure, source=runtime.settings.source, enrichment=ctx[ENRICHMENT]
+            )
+            await runtime.producer.send(topics.RESULTS, notice, key=failure.rule_id)
         for trigger in found:
             if trigger.throttle_key is None:
                 await emit_request(runtime, trigger)
@@ -299,8 +314,15 @@ def main(argv: list[str]) -> int:
     except WhaleError as exc:
         log.error("startup_failed", error=str(exc))
         return 1
+    try:
+        enricher = build(settings.enrich)  # providers validated at start-up
+    except WhaleError as exc:
+        log.error("startup_failed", error=str(exc))
+        return 1
     producer = EventProducer(settings.whale, client_id=f"{settings.app_id}-producer")
-    runtime = Runtime(settings=settings, producer=producer, rules=RuleSet(on_size=metrics.RULES.set))
+    runtime = Runtime(
+        settings=settings, producer=producer, rules=RuleSet(on_size=metrics.RULES.set), enricher=enricher
+    )
     try:
         asyncio.run(start_views(runtime))
         app = build_app(runtime)

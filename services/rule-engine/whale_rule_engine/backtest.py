@@ -18,9 +18,9 @@ import httpx
 
 from whale import topics
 from whale.cloudevent import CloudEvent
+from whale.enrichment import NO_ENRICHMENT, Enricher
 from whale.errors import EventError
 from whale.rules.model import Rule, parse_duration
-from whale.rules.paths import event_context
 from whale.rules.ruleset import RuleSet
 from whale.settings import WhaleSettings
 from whale_rule_engine.engine import action_request, plan
@@ -55,18 +55,26 @@ class Report:
         }
 
 
-def simulate(rule: Rule, events: Iterator[CloudEvent], *, source: str = "whale/rules-test") -> Report:
-    """Replay ``events`` (oldest first) through ``rule``: match, render, throttle by event time."""
+def simulate(
+    rule: Rule,
+    events: Iterator[CloudEvent],
+    *,
+    source: str = "whale/rules-test",
+    enricher: Enricher = NO_ENRICHMENT,
+) -> Report:
+    """Replay ``events`` (oldest first) through ``rule``: enrich (today's facts), match, render,
+    throttle by event time."""
     report = Report()
     buckets: dict[str, BucketState] = {}
     rules = RuleSet()  # the worker's matching: the index, enabled rules only
     rules.set_directory_rules({rule.id: rule})
     for event in events:
         report.scanned += 1
-        if not rules.match(event_context(event)):
+        ctx = enricher.context(event)
+        if not rules.match(ctx):
             continue
         report.matched += 1
-        triggers, failures = plan([rule], event)
+        triggers, failures = plan([rule], event, ctx=ctx)
         for failure in failures:
             report.failures.append({"event_id": event.id, "reason": failure.reason})
         for trigger in triggers:

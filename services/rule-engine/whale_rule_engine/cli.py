@@ -19,10 +19,10 @@ from typing import Any
 from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.compacted import CompactedView
+from whale.enrichment import ENRICHMENT, NO_ENRICHMENT, Enricher, EnrichmentSettings, build
 from whale.errors import ConfigError, EventError
 from whale.rules.files import LoadReport, load_rules_dir, load_rules_file, rule_documents
 from whale.rules.model import Rule, RuleError, validate_rule
-from whale.rules.paths import event_context
 from whale.rules.ruleset import RuleSet
 from whale.settings import WhaleSettings
 from whale_rule_engine import history_cli
@@ -59,16 +59,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 # ---------------------------------------------------------------------- explain
-def explain_event(rules: list[Rule], event: CloudEvent, *, limit: int = 5) -> dict[str, Any]:
-    """Matched rules (with rendered params or the render error) and the nearest misses."""
-    ctx = event_context(event)
+def explain_event(
+    rules: list[Rule], event: CloudEvent, *, limit: int = 5, enricher: Enricher = NO_ENRICHMENT
+) -> dict[str, Any]:
+    """What enrichment added (and which lookups failed), matched rules (with rendered params or the
+    render error) and the nearest misses, on the event's enriched context as the worker sees it."""
+    ctx = enricher.context(event)
     matched: list[dict[str, Any]] = []
     misses: list[tuple[int, int, dict[str, Any]]] = []
     for rule in rules:
         criteria = rule.condition.explain(ctx)
         if rule.condition.evaluate(ctx):
             entry: dict[str, Any] = {"rule": rule.id, "version": rule.version, "enabled": rule.enabled}
-            triggers, failures = plan([rule], event)
+            triggers, failures = plan([rule], event, ctx=ctx)
             if triggers:
                 entry["params"] = triggers[0].params
                 entry["throttle_key"] = triggers[0].throttle_key
@@ -94,6 +97,7 @@ def explain_event(rules: list[Rule], event: CloudEvent, *, limit: int = 5) -> di
     near = [m[2] for m in misses if m[2]["passed"] > 0][:limit]
     return {
         "event": {"id": event.id, "type": event.type, "source": event.source},
+        "enrichment": ctx[ENRICHMENT],
         "matched": matched,
         "near_misses": near,
     }
@@ -139,7 +143,7 @@ def rules_in_force(rules_dir: Path | None, *, topic: bool) -> RuleSet:
 
 
 def _list(args: argparse.Namespace) -> int:
-    rules = rules_in_force(args.rules_dir, topic=not args.no_topic).all()
+    ruleset = rules_in_force(args.rules_dir, topic=not args.no_topic)
     rows = [
         {
             "id": r.id,
@@ -147,15 +151,21 @@ def _list(args: argparse.Namespace) -> int:
             "enabled": r.enabled,
             "target": f"{r.target.kind} {r.target.name} (pool {r.target.pool})",
             "description": r.description,
+            **ruleset.origin(r.id),
         }
-        for r in rules
+        for r in ruleset.all()
     ]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     for row in rows:
         state = "" if row["enabled"] else "  (disabled)"
-        print(f"{row['id']:32} v{row['version']:<4} -> {row['target']}{state}  {row['description']}")
+        where = row.get("file") or "whale.rules" + (
+            f", overrides {row['overrides']}" if "overrides" in row else ""
+        )
+        print(
+            f"{row['id']:32} v{row['version']:<4} -> {row['target']}{state}  {row['description']}  [{where}]"
+        )
     if not rows:
         print("no rules")
     return 0
@@ -164,11 +174,18 @@ def _list(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     event = read_event(args.event)
     rules = rules_in_force(args.rules_dir, topic=not args.no_topic).all()
-    result = explain_event(rules, event, limit=args.limit)
+    enricher = build(EnrichmentSettings())  # WHALE_ENRICH_*, as the worker has them
+    result = explain_event(rules, event, limit=args.limit, enricher=enricher)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0
     print(f"event {event.id} ({event.type} from {event.source}): {len(rules)} rules")
+    enrichment = result["enrichment"]
+    for place, found in enrichment.items():
+        if place != "errors":
+            print(f"  enrichment.{place}: {json.dumps(found, default=str)[:300]}")
+    for problem in enrichment.get("errors", []):
+        print(f"  enrichment FAILED ({problem['provider']}): {problem['message']}")
     for m in result["matched"]:
         state = "" if m["enabled"] else " (disabled)"
         detail = (
@@ -204,7 +221,8 @@ def _test(args: argparse.Namespace) -> int:
     type_names = sorted(str(v) for kind, v in types if kind == "s") if types else None
     report = Report()
     events = stored_events(WhaleSettings(), since, index=args.index, types=type_names, counter=report)
-    result = _merge(simulate(rule, events), report).as_dict(limit=args.limit)
+    enricher = build(EnrichmentSettings())  # as the worker enriches (today's inventory and CMDB)
+    result = _merge(simulate(rule, events, enricher=enricher), report).as_dict(limit=args.limit)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0

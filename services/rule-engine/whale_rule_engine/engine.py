@@ -20,6 +20,8 @@ import structlog
 
 from whale.cloudevent import CloudEvent, format_time
 from whale.correlation import caused_by
+from whale.enrichment import ENRICHMENT
+from whale.incidents import reference
 from whale.rules import templating
 from whale.rules.model import Lookup, Rule, find_target, params_problems
 from whale.rules.paths import event_context
@@ -28,6 +30,7 @@ from whale_rule_engine.throttle import Decision
 log = structlog.get_logger(__name__)
 ACTION_REQUESTED = "whale.action.requested"
 RULE_THROTTLED = "whale.rule.throttled"
+RENDER_FAILED = "whale.rule.render_failed"
 _REQUEST_NS = uuid.UUID("6f1c2a52-5d0e-4c43-9a51-2b1b0c7e8a11")
 
 
@@ -50,6 +53,7 @@ class Trigger:
     refill_per_second: float
     idempotency_key: str
     event: CloudEvent
+    enrichment: dict[str, Any] | None = None  # what enrichment added (whale.enrichment), shown on the request
 
     @property
     def bucket(self) -> str:
@@ -67,6 +71,7 @@ class Trigger:
             "refill_per_second": self.refill_per_second,
             "idempotency_key": self.idempotency_key,
             "event": self.event.to_structured(),
+            "enrichment": self.enrichment,
         }
         return json.dumps(doc, separators=(",", ":"), default=str).encode()
 
@@ -83,6 +88,7 @@ class Trigger:
             refill_per_second=float(doc["refill_per_second"]),
             idempotency_key=doc["idempotency_key"],
             event=CloudEvent.from_structured(doc["event"]),
+            enrichment=doc.get("enrichment"),
         )
 
 
@@ -104,10 +110,12 @@ def plan(
     catalog: Lookup | None = None,
     timeout: float = templating.DEFAULT_TIMEOUT,
     max_output: int = templating.MAX_OUTPUT,
+    ctx: Mapping[str, Any] | None = None,
 ) -> tuple[list[Trigger], list[Failure]]:
-    """Render every matched rule's params and throttle key for ``event``; each rule's templates
-    together get ``timeout`` seconds and one sandbox budget (see :mod:`whale.rules.limits`)."""
-    ctx = event_context(event)
+    """Render every matched rule's params and throttle key for ``event`` (in ``ctx``, its enriched
+    context, else its plain one); each rule's templates together get ``timeout`` seconds and one
+    sandbox budget (see :mod:`whale.rules.limits`)."""
+    ctx = ctx if ctx is not None else event_context(event)
     triggers: list[Trigger] = []
     failures: list[Failure] = []
     for rule in rules:
@@ -116,6 +124,11 @@ def plan(
                 triggers.append(_trigger(rule, event, ctx, catalog, timeout, max_output))
         except templating.TemplateError as exc:
             reason = f"rule {rule.id} v{rule.version}: {exc.message}"
+            lookups = (ctx.get(ENRICHMENT) or {}).get("errors") or []
+            if lookups:  # the likely cause: a fact the rule needs was not found
+                reason += "; enrichment failed: " + "; ".join(
+                    f"{p['provider']}: {p['message']}" for p in lookups
+                )
             limit = isinstance(exc, templating.TemplateLimitError)
             failures.append(Failure(rule.id, rule.version, reason, limit=limit))
     return triggers, failures
@@ -153,6 +166,7 @@ def _trigger(
         refill_per_second=refill,
         idempotency_key=idempotency_key(rule.id, rule.version, event.source, event.id),
         event=event,
+        enrichment=ctx.get(ENRICHMENT) or None,
     )
 
 
@@ -171,6 +185,7 @@ def _catalog_problems(rule: Rule, params: Any, catalog: Lookup | None) -> list[d
 
 def action_request(trigger: Trigger, *, source: str) -> CloudEvent:
     """The ``whale.action.requested`` event (its id is derived from the idempotency key too)."""
+    extra = {"enrichment": trigger.enrichment} if trigger.enrichment else {}
     return caused_by(
         trigger.event,
         type=ACTION_REQUESTED,
@@ -182,6 +197,7 @@ def action_request(trigger: Trigger, *, source: str) -> CloudEvent:
             "target": trigger.target,
             "params": trigger.params,
             "idempotency_key": trigger.idempotency_key,
+            **extra,
         },
     )
 
@@ -198,5 +214,27 @@ def throttled_notice(trigger: Trigger, decision: Decision, *, source: str) -> Cl
             "key": trigger.throttle_key or "",
             "suppressed": decision.suppressed,
             "next_allowed": format_time(datetime.fromtimestamp(decision.next_allowed, UTC)),
+            "incident": reference(trigger.event),
+        },
+    )
+
+
+def render_failed_notice(
+    event: CloudEvent, failure: Failure, *, source: str, enrichment: Mapping[str, Any] | None = None
+) -> CloudEvent:
+    """The ``whale.rule.render_failed`` event: a matched rule did nothing for ``event`` (the to-do
+    stage shows it to a person; the dead letter keeps the event for a redrive)."""
+    return caused_by(
+        event,
+        type=RENDER_FAILED,
+        source=source,
+        subject=failure.rule_id,
+        data={
+            "rule_id": failure.rule_id,
+            "rule_version": failure.rule_version,
+            "reason": failure.reason,
+            "limit": failure.limit,
+            "incident": reference(event),
+            **({"enrichment": dict(enrichment)} if enrichment else {}),
         },
     )

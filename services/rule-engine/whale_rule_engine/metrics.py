@@ -23,6 +23,11 @@ THROTTLED = FAMILIES.counter(
 DEAD_LETTERED = FAMILIES.counter(
     "whale_rule_engine_dead_lettered_total", "Messages sent to whale.dlq, by reason kind", ["reason"]
 )
+ENRICH_FAILED = FAMILIES.counter(
+    "whale_rule_engine_enrichment_failed_total",
+    "Enrichment lookups that failed (the event goes on, the failure is in its enrichment.errors)",
+    ["provider"],
+)
 RULES = FAMILIES.gauge("whale_rule_engine_rules", "Enabled rules in the index")
 MATCH_SECONDS = FAMILIES.histogram(
     "whale_rule_engine_match_seconds", "Time to match one event against the index"

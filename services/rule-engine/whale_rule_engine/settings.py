@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from whale.enrichment import EnrichmentSettings
 from whale.settings import WhaleSettings
 from whale.store import StoreSettings
 
@@ -18,6 +19,9 @@ class Settings(BaseSettings):
 
     whale: WhaleSettings = Field(default_factory=WhaleSettings)
     state: StoreSettings = Field(default_factory=StoreSettings, description="local stores (WHALE_STATE_*)")
+    enrich: EnrichmentSettings = Field(
+        default_factory=EnrichmentSettings, description="enrichment before matching (WHALE_ENRICH_*)"
+    )
 
     app_id: str = Field(
         default="whale-rule-engine",

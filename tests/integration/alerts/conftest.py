@@ -82,3 +82,7 @@ def monitoring(
         yield mon
     finally:
         mon.stop()
+
+
+# The whole platform as processes (tests/integration/e2e): the incident test drives it from Prometheus.
+from tests.integration.e2e.conftest import e2e_stack, platform, results, robot  # noqa: E402, F401

@@ -88,12 +88,28 @@ class Monitoring:
     """Prometheus + Alertmanager processes, configured in ``workdir``."""
 
     def __init__(
-        self, binaries: tuple[Path, Path], workdir: Path, *, target: str, webhook: str, token: str
+        self,
+        binaries: tuple[Path, Path],
+        workdir: Path,
+        *,
+        target: str,
+        webhook: str,
+        token: str,
+        instance: str | None = None,
+        alertname: str | None = None,
     ) -> None:
+        """``instance``: the instance label of the target (relabelled, as a host name:port in real
+        setups); ``alertname``: the community rule's alert renamed (so only one session's rules react)."""
         self.workdir = workdir
         self.prometheus_port, self.alertmanager_port = free_port(), free_port()
         rules = workdir / "rules.yml"
-        rules.write_text(RULES.read_text().replace("for: 2m", "for: 0s"))
+        text = RULES.read_text().replace("for: 2m", "for: 0s")
+        if alertname is not None:
+            text = text.replace("alert: HostOutOfDiskSpace", f"alert: {alertname}")
+        rules.write_text(text)
+        scrape: dict[str, Any] = {"job_name": "node", "static_configs": [{"targets": [target]}]}
+        if instance is not None:
+            scrape["relabel_configs"] = [{"target_label": "instance", "replacement": instance}]
         (workdir / "prometheus.yml").write_text(
             yaml.safe_dump(
                 {
@@ -104,7 +120,7 @@ class Monitoring:
                             {"static_configs": [{"targets": [f"127.0.0.1:{self.alertmanager_port}"]}]}
                         ]
                     },
-                    "scrape_configs": [{"job_name": "node", "static_configs": [{"targets": [target]}]}],
+                    "scrape_configs": [scrape],
                 }
             )
         )

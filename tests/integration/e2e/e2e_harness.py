@@ -37,13 +37,13 @@ ROOT = Path(__file__).resolve().parents[3]
 SCENARIOS = ROOT / "examples" / "scenarios"
 SESSION = uuid.uuid4().hex[:8]
 POOL = f"e2e-{SESSION}"  # a pool (topic + consumer group) of this session's own
-ALERTNAME = "E2EHostDiskUsageHigh"
+ALERTNAME = "E2EHostOutOfDiskSpace"
 KERNEL_ERROR = "e2e.host.kernel.error"
 # The shipped rules, made to match only this suite's events (so a `whale up` or another test session
 # on the same broker never reacts to them, nor these rules to theirs) and to target the suite's pool.
 REWRITES = (
     ("pool: default", f"pool: {POOL}"),
-    ("equals: HostDiskUsageHigh", f"equals: {ALERTNAME}"),
+    ("equals: HostOutOfDiskSpace", f"equals: {ALERTNAME}"),
     ("equals: host.kernel.error", f"equals: {KERNEL_ERROR}"),
     ("id: disk-capacity", "id: disk-capacity-e2e"),
     ("id: dmesg-errors", "id: dmesg-errors-e2e"),
@@ -51,6 +51,7 @@ REWRITES = (
 BURST = int(os.environ.get("WHALE_E2E_BURST", "1000"))  # alerts of the crash test (one host each)
 # inventory names of the session, by prefix: the executor loads its inventory at start-up
 HOST_NAMES = {"vm-e2e": 20, "db-e2e": 10, "vm-crash": BURST}
+CAPACITY = 100_000  # bytes: the stand-in disk of every vm host (an inventory fact, as log_dir)
 
 
 class Robot:
@@ -139,6 +140,11 @@ class Platform:
             "WHALE_EXECUTOR_SSH_IDLE": "2",  # a burst over a thousand host names keeps few connections
         }
 
+    def log_dir(self, host: str) -> Path:
+        """The stand-in log directory of a vm host: its inventory fact ``log_dir`` (the disk rule
+        takes it from there through enrichment)."""
+        return self.workdir / "hosts" / host / "log"
+
     def host(self, prefix: str) -> str:
         """An inventory host name (the local sshd) not used by any other test of the session."""
         return self._hosts[prefix].pop(0)
@@ -157,7 +163,13 @@ class Platform:
 
     def start_all(self) -> None:
         self.sshd.start()
-        self.env.update(self.sshd.client_settings([n for names in self._hosts.values() for n in names]))
+        names = [n for hosts in self._hosts.values() for n in hosts]
+        facts = {
+            n: {"log_dir": str(self.log_dir(n)), "capacity_bytes": CAPACITY}
+            for n in names
+            if n.startswith("vm-")
+        }
+        self.env.update(self.sshd.client_settings(names, facts))
         for name in self.SERVICES:
             self.start(name)
         self.wait_http(f"{self.event_center}/readyz", "event-center")
@@ -281,12 +293,25 @@ class Platform:
         return httpx.post(f"{self.adapters}/alertmanager", json=payload, timeout=30)
 
 
-def disk_alert(host: str, log_dir: Path, *, value: str = "91.5", capacity: int = 100_000) -> dict[str, Any]:
-    """One firing Alertmanager alert of the disk scenario (a fresh fingerprint and start time)."""
+def disk_alert(host: str, *, free: str = "8.5") -> dict[str, Any]:
+    """One firing alert of the disk scenario as node-exporter's community rule makes it (instance
+    ``host:port``, summary and description; a fresh fingerprint and start time)."""
+    instance = f"{host}:9100"
     return {
         "status": "firing",
-        "labels": {"alertname": ALERTNAME, "instance": host, "severity": "warning"},
-        "annotations": {"value": value, "log_dir": str(log_dir), "capacity_bytes": str(capacity)},
+        "labels": {
+            "alertname": ALERTNAME,
+            "instance": instance,
+            "device": "/dev/sda1",
+            "fstype": "ext4",
+            "mountpoint": "/var/log",
+            "job": "node",
+            "severity": "warning",
+        },
+        "annotations": {
+            "summary": f"Host out of disk space (instance {instance})",
+            "description": f"Disk is almost full (< 10% left)\n  VALUE = {free}\n  LABELS = map[]",
+        },
         "startsAt": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{uuid.uuid4().int % 10**9:09d}Z",
         "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "http://prometheus.example/graph",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import pytest
 
@@ -42,15 +41,14 @@ def _post(platform: Platform, alerts: list[dict[str, object]]) -> None:
 
 
 def test_every_alert_reaches_exactly_one_final_state_across_rule_engine_and_executor_kills(
-    platform: Platform, results: Tap, tmp_path: Path
+    platform: Platform, results: Tap
 ) -> None:
     hosts = [platform.host("vm-crash") for _ in range(BURST)]
     ours = set(hosts)
     alerts = []
     for host in hosts:
-        log_dir = tmp_path / host
-        fill_log_dir(log_dir, old=1, new=1)
-        alerts.append(disk_alert(host, log_dir))
+        fill_log_dir(platform.log_dir(host), old=1, new=1)
+        alerts.append(disk_alert(host))
     third = BURST // 3
 
     _post(platform, alerts[:third])
@@ -101,4 +99,4 @@ def test_every_alert_reaches_exactly_one_final_state_across_rule_engine_and_exec
     )
     assert all(told[h] <= 1 for h in ours), [h for h in ours if told[h] > 1][:5]
     for host in hosts:  # the cleanup ran (old file gone) and nothing else was touched
-        assert sorted(p.name for p in (tmp_path / host).iterdir()) == ["new-0.log"]
+        assert sorted(p.name for p in platform.log_dir(host).iterdir()) == ["new-0.log"]

@@ -16,7 +16,7 @@ import pytest
 
 from whale.cloudevent import CloudEvent
 
-from .e2e_harness import KERNEL_ERROR, Platform, Tap, disk_alert, fill_log_dir
+from .e2e_harness import ALERTNAME, KERNEL_ERROR, Platform, Tap, disk_alert, fill_log_dir
 
 pytestmark = pytest.mark.integration
 
@@ -77,9 +77,9 @@ def test_a_disk_alert_through_the_adapter_cleans_old_logs_notifies_and_is_traced
     platform: Platform, results: Tap, tmp_path: Path
 ) -> None:
     host = platform.host("vm-e2e")
-    log_dir = tmp_path / host / "log"
+    log_dir = platform.log_dir(host)  # the host's inventory fact: the alert does not say it
     fill_log_dir(log_dir, old=50, new=10)
-    answer = platform.post_alerts([disk_alert(host, log_dir, capacity=100_000)])
+    answer = platform.post_alerts([disk_alert(host)])
     assert answer.status_code == 202, answer.text
 
     found = results.wait(of_workflow(results, "disk.remediate", host), timeout=180)
@@ -123,9 +123,8 @@ def test_a_disk_still_full_after_cleanup_opens_a_todo_for_a_person(
     platform: Platform, results: Tap, tmp_path: Path
 ) -> None:
     host = platform.host("vm-e2e")
-    log_dir = tmp_path / host / "log"
-    fill_log_dir(log_dir, old=5, new=95)
-    assert platform.post_alerts([disk_alert(host, log_dir, capacity=100_000)]).status_code == 202
+    fill_log_dir(platform.log_dir(host), old=5, new=95)
+    assert platform.post_alerts([disk_alert(host)]).status_code == 202
 
     created = results.wait(
         lambda e: (
@@ -221,14 +220,15 @@ def test_a_storm_of_identical_alerts_starts_one_workflow_and_reports_the_rest_as
     platform: Platform, results: Tap, tmp_path: Path
 ) -> None:
     host = platform.host("vm-e2e")
-    log_dir = tmp_path / host / "log"
-    fill_log_dir(log_dir, old=1, new=1)
-    storm = [disk_alert(host, log_dir) for _ in range(40)]
+    fill_log_dir(platform.log_dir(host), old=1, new=1)
+    storm = [disk_alert(host) for _ in range(40)]
     for i in range(0, len(storm), 10):
         assert platform.post_alerts(storm[i : i + 10]).status_code == 202
     assert results.wait(of_workflow(results, "disk.remediate", host), timeout=180)
     throttled = results.wait(
-        lambda e: e.type == "whale.rule.throttled" and e.data.get("key") == host, count=39, timeout=120
+        lambda e: e.type == "whale.rule.throttled" and e.data.get("key") == f"{host}:9100",
+        count=39,
+        timeout=120,
     )
     assert throttled, "no throttle notice"
     results.poll(5)  # late extras would show up here
@@ -271,21 +271,30 @@ def test_a_kernel_error_event_records_the_lines_clears_them_and_notifies(
     assert "2 line(s) recorded and cleared" in text
 
 
-def test_a_disk_alert_for_a_host_the_inventory_does_not_know_fails_with_the_reason(
+def test_a_disk_alert_for_a_host_the_inventory_does_not_know_reaches_a_person_as_a_todo(
     platform: Platform, results: Tap, tmp_path: Path
 ) -> None:
     host = f"vm-unknown-{uuid.uuid4().hex[:8]}"  # matches the rule, is in no inventory
-    log_dir = tmp_path / host / "log"
-    fill_log_dir(log_dir, old=3, new=0)
-    assert platform.post_alerts([disk_alert(host, log_dir)]).status_code == 202
-    found = results.wait(of_workflow(results, "disk.remediate", host), timeout=180)
-    assert len(found) == 1, platform.tail("executor")
-    assert found[0].type == "whale.workflow.failed", found[0].data
-    run = found[0].subject
-    [task] = results.wait(
-        lambda e: e.type == "whale.workflow.task.failed" and e.data.get("run_id") == run, timeout=30
+    assert platform.post_alerts([disk_alert(host)]).status_code == 202
+    instance = f"{host}:9100"
+
+    def about(e: CloudEvent) -> bool:
+        return isinstance(e.data, dict) and instance in str((e.data.get("incident") or {}).get("title"))
+
+    [failed] = results.wait(lambda e: e.type == "whale.rule.render_failed" and about(e), timeout=180)
+    assert failed.data["rule_id"] == "disk-capacity-e2e"
+    assert "enrichment" in failed.data["reason"], failed.data
+    assert failed.data["enrichment"]["errors"][0]["provider"] == "inventory"
+    [created] = results.wait(
+        lambda e: (
+            e.type == "whale.todo.created"
+            and e.source == platform.todo_source
+            and instance in e.data["todo"]["title"]
+        ),
+        timeout=120,
     )
-    assert task.data["task"] == "before"
-    assert f"host '{host}' is not in the inventory" in task.data["error"]["message"]
-    assert task.data["error"]["retryable"] is False
-    assert len(list(log_dir.iterdir())) == 3  # nothing ran anywhere
+    todo = created.data["todo"]
+    assert todo["origin"] == "render_failed", platform.tail("todo")
+    assert todo["title"].startswith(f"{ALERTNAME} on {instance}")
+    assert "could not be rendered" in todo["history"][0]["text"]
+    assert not results.wait(of_workflow(results, "disk.remediate", host), timeout=0)  # nothing ran
