@@ -37,3 +37,9 @@ def test_dead_letters_failed_results_and_failed_statuses_are_failures_with_their
 def test_a_hop_without_a_readable_time_has_no_timing() -> None:
     hops, _, _ = layout([step("a", "t", None, 0, "not a time")])
     assert hops[0].since_start is None
+
+
+def test_a_hop_names_the_rule_that_requested_it() -> None:
+    requested = step("b", "whale.action.requested", None, 0, "t", data={"rule": {"id": "disk", "version": 3}})
+    hops, _, _ = layout([requested])
+    assert hops[0].rule == "disk"

@@ -31,6 +31,7 @@ class Hop:
     time: datetime | None
     failed: bool
     reason: str = ""
+    rule: str = ""  # the rule that requested it (action requests and results carry it)
     since_start: float | None = None
     since_cause: float | None = None
     x: int = 0
@@ -46,6 +47,12 @@ class Hop:
 def _event(step: dict[str, Any]) -> dict[str, Any]:
     event = step.get("event")
     return event if isinstance(event, dict) else {}
+
+
+def _rule(event: dict[str, Any]) -> str:
+    data = event.get("data")
+    rule = data.get("rule") if isinstance(data, dict) else None
+    return str(rule.get("id", "")) if isinstance(rule, dict) else ""
 
 
 def _time(value: Any) -> datetime | None:
@@ -92,6 +99,7 @@ def layout(steps: list[dict[str, Any]]) -> tuple[list[Hop], int, int]:
             time=_time(event.get("time") or step.get("time")),
             failed=failed,
             reason=reason[:200],
+            rule=_rule(event),
         )
         hop.x = 8 + hop.depth * COLUMN
         hop.y = 8 + index * ROW
