@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 
 from .conftest import console, csrf_of, sign_in
@@ -217,3 +219,29 @@ def test_health_routes_are_open(client: TestClient) -> None:
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200
     assert "whale_console_pages_total" in client.get("/metrics").text
+
+
+OPEN = {"/login", "/healthz", "/readyz", "/metrics", "/static"}
+
+
+def test_every_route_but_sign_in_and_probes_needs_a_session(client: TestClient, api: FakeApi) -> None:
+    """The console's authorization matrix: a route added without the session dependency fails here."""
+    from fastapi import FastAPI
+    from fastapi.routing import APIRoute
+
+    from whale.authz import http_routes
+
+    assert isinstance(client.app, FastAPI)
+    routes = [(p, m) for r, p, m in http_routes(client.app) if isinstance(r, APIRoute) and p not in OPEN]
+    assert len(routes) > 15
+    for template, methods in routes:
+        path = template.replace("{source:path}", "urn:test/backup").replace("{event_id}", "e1")
+        path = re.sub(r"\{[^}]+\}", "x", path)
+        for method in methods:
+            answer = client.request(method, path)
+            if template in ("/", "/logout"):
+                assert answer.status_code in (303, 403), (method, template)
+                continue
+            assert answer.status_code == 303, (method, template, answer.status_code)
+            assert answer.headers["location"].startswith("/login"), (method, template)
+    assert not [c for c in api.calls if c[1] != "/healthz"]  # nothing reached the API

@@ -80,3 +80,9 @@ def test_the_readme_shows_the_table_as_it_is() -> None:
     shown = re.search(r"<!-- processes:start -->\n(.*?)\n<!-- processes:end -->", text, re.S)
     assert shown is not None
     assert shown.group(1) == markdown_table()
+
+
+def test_whale_ups_banner_prints_the_consoles_url(capsys: Any) -> None:
+    env = up.example_env({}, Path("/nonexistent"))
+    up._banner(env, Path("/nonexistent"))
+    assert f"console        http://127.0.0.1:{SERVICES['console'].port}" in capsys.readouterr().out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any, Protocol
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from whale import topics
 from whale.errors import WhaleError
 from whale_console import web
-from whale_console.views.events import search_params
+from whale_console.views.events import search, search_params
 
 router = APIRouter()
 
@@ -51,18 +51,8 @@ async def dead_letters(request: Request, visit: web.Viewing) -> Response:
     form, params = search_params(request)
     params["topic"] = topics.DLQ
     params.pop("kind", None)
-    answer = await visit.api.maybe("/events", params)
-    found = answer.body.get("events", []) if answer.ok else []
-    next_query = None
-    if answer.ok and answer.body.get("next"):
-        next_query = urlencode({**{k: v for k, v in form.items() if v}, "after": answer.body["next"]})
-    context = {
-        "title": "Dead letters",
-        "form": form,
-        "letters": found,
-        "answer": answer,
-        "next_query": next_query,
-    }
+    page = await search(visit, form, params)
+    context = {"title": "Dead letters", "form": form, "letters": page.pop("found"), **page}
     return web.render(request, "deadletters.html", "deadletters", context, visit=visit)
 
 

@@ -58,20 +58,29 @@ def template_globals() -> dict[str, Any]:
     return {"attr": event_attr}
 
 
-@router.get("/events", include_in_schema=False)
-async def events_page(request: Request, visit: web.Viewing) -> Response:
-    form, params = search_params(request)
+async def search(visit: web.Visit, form: dict[str, str], params: dict[str, Any]) -> dict[str, Any]:
+    """One page of ``GET /events``: the template's ``answer``, ``found`` and ``next_query`` (older page)."""
     answer = await visit.api.maybe("/events", params)
-    found = answer.body.get("events", []) if answer.ok else []
     next_query = None
     if answer.ok and answer.body.get("next"):
         next_query = urlencode({**{k: v for k, v in form.items() if v}, "after": answer.body["next"]})
+    return {
+        "answer": answer,
+        "found": answer.body.get("events", []) if answer.ok else [],
+        "next_query": next_query,
+    }
+
+
+@router.get("/events", include_in_schema=False)
+async def events_page(request: Request, visit: web.Viewing) -> Response:
+    form, params = search_params(request)
+    page = await search(visit, form, params)
     context = {
         "title": "Events",
         "form": form,
-        "events": found,
-        "answer": answer,
-        "next_query": next_query,
+        "events": page["found"],
+        "answer": page["answer"],
+        "next_query": page["next_query"],
         "live": request.query_params.get("live") == "1",
         "tail_seconds": TAIL_SECONDS,
         **template_globals(),

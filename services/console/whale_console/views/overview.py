@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from whale import topics
-from whale_console import web
+from whale_console import rulebook, web
 from whale_console.api import Api
 
 router = APIRouter()
@@ -95,7 +95,11 @@ async def overview(request: Request, visit: web.Viewing) -> Response:
         "letter_buckets": buckets(letters, start),
         "todos_total": todos.body.get("total", 0) if todos.ok else None,
         "todos_claimed": sum(1 for i in open_items if i.get("status") == "claimed"),
-        "rules": len(rules.body.get("rules", [])) if rules.ok else None,
+        "rules": len(
+            rulebook.book(rules.body.get("rules", []), web.settings_of(request).whale.rules_dir).entries
+        )
+        if rules.ok
+        else None,
         "subscriptions": subs.body.get("subscriptions", []) if subs.ok else [],
         "schemas": len(schemas.body.get("types", [])) if schemas.ok else None,
         "cap": CAP,
