@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -245,3 +246,20 @@ def test_every_route_but_sign_in_and_probes_needs_a_session(client: TestClient, 
             assert answer.status_code == 303, (method, template, answer.status_code)
             assert answer.headers["location"].startswith("/login"), (method, template)
     assert not [c for c in api.calls if c[1] != "/healthz"]  # nothing reached the API
+
+
+def test_editing_a_directory_rule_saves_an_api_copy_without_if_match(
+    client: TestClient, api: FakeApi, tmp_path: Any
+) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "id: from-file\nmatch: {field: type, equals: x}\ntarget: {kind: action, name: core.noop}\n"
+    )
+    from whale.settings import WhaleSettings
+
+    with console(api, whale=WhaleSettings(rules_dir=tmp_path)) as local:
+        sign_in(local, "wht_a.author")
+        listed = local.get("/rules")
+        assert "from-file" in listed.text and "directory" in listed.text
+        page = local.get("/rules/from-file")
+        assert 'name="version" value=""' in page.text
+        assert "overrides the file" in page.text

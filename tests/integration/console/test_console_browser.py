@@ -153,6 +153,19 @@ def test_every_other_page_renders_for_a_viewer(
     assert not errors
 
 
+def test_the_live_tail_fills_itself_in_the_browser(browser: Any, platform: ConsolePlatform) -> None:
+    page = page_for(browser, platform, "viewer")
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(f"{platform.console}/events?live=1")
+    page.locator("#tail table").wait_for(timeout=30_000)  # htmx loaded (CSP allows it) and polled
+    first = page.locator("#tail p.muted").inner_text()
+    page.wait_for_function(
+        "text => document.querySelector('#tail p.muted').innerText !== text", arg=first, timeout=30_000
+    )  # polled again
+    assert not errors
+
+
 def test_the_sign_in_page_refuses_an_unknown_token(
     browser: Any, platform: ConsolePlatform, screenshots: Path
 ) -> None:
