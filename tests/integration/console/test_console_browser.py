@@ -16,6 +16,8 @@ import pytest
 from .console_platform import PREFIX, SESSION, ConsolePlatform
 
 pytestmark = pytest.mark.integration
+UNLABELLED = """Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea'))
+  .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label')).map(e => e.name || e.id)"""
 
 
 def page_for(browser: Any, platform: ConsolePlatform, role: str) -> Any:
@@ -54,6 +56,7 @@ def test_sign_in_then_claim_and_resolve_a_todo_opened_by_a_real_unhandled_event(
     card = page.locator(f"#todo-{item['id']}")
     card.wait_for()
     page.screenshot(path=str(screenshots / "todos.png"), full_page=True)
+    assert not page.evaluate(UNLABELLED)
     card.get_by_role("button", name="Claim").click()
     card = page.locator(f"#todo-{item['id']}")
     card.locator('[data-status="claimed"]').wait_for(timeout=30_000)
@@ -135,6 +138,7 @@ def test_a_rule_saved_with_an_error_shows_the_message_in_place(
     assert "core.no-such-action" in page.locator("ul.problems").inner_text()
     assert page.get_by_label("Rule (YAML)").input_value().startswith(draft)  # kept for fixing
     page.screenshot(path=str(screenshots / "rule-error.png"), full_page=True)
+    assert not page.evaluate(UNLABELLED)
 
 
 @pytest.mark.parametrize(
@@ -151,6 +155,10 @@ def test_every_other_page_renders_for_a_viewer(
     assert page.locator("main h1").first.is_visible()
     page.screenshot(path=str(screenshots / f"{path.strip('/').replace('/', '-')}.png"), full_page=True)
     assert not errors
+    unlabelled = page.evaluate(UNLABELLED)
+    assert not unlabelled, f"form fields without a label on {path}: {unlabelled}"
+    page.keyboard.press("Tab")  # the keyboard's first stop skips the menu
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
 
 
 def test_the_live_tail_fills_itself_in_the_browser(browser: Any, platform: ConsolePlatform) -> None:
