@@ -263,3 +263,18 @@ def test_editing_a_directory_rule_saves_an_api_copy_without_if_match(
         page = local.get("/rules/from-file")
         assert 'name="version" value=""' in page.text
         assert "overrides the file" in page.text
+
+
+def test_the_overview_counts_the_last_hours_events_and_draws_a_chart_per_figure(
+    client: TestClient, api: FakeApi
+) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC).isoformat()
+    event = {"specversion": "1.0", "id": "f1", "source": "s", "type": "whale.action.failed", "time": now}
+    api.events = [{"kind": "event", "event": event, "time": now}]
+    sign_in(client, "wht_v.viewer")
+    page = client.get("/overview")
+    assert page.status_code == 200
+    assert "1 failed" in page.text
+    assert page.text.count('<svg class="spark"') == 5  # events, started, failed, to-dos, dead letters

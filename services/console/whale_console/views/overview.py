@@ -50,11 +50,12 @@ async def recent(api: Api, params: dict[str, Any]) -> tuple[list[dict[str, Any]]
     return out[:CAP], len(out) >= CAP
 
 
-def buckets(found: list[dict[str, Any]], start: datetime) -> list[int]:
+def buckets(found: list[dict[str, Any]], start: datetime, field: str = "time") -> list[int]:
+    """Counts per five minutes since ``start`` of the items' ``field`` (an RFC 3339 time)."""
     counts = [0] * BUCKETS
     for f in found:
         try:
-            when = datetime.fromisoformat(str(f.get("time")).replace("Z", "+00:00"))
+            when = datetime.fromisoformat(str(f.get(field)).replace("Z", "+00:00"))
         except ValueError:
             continue
         index = int((when - start).total_seconds() // 300)
@@ -77,6 +78,9 @@ async def overview(request: Request, visit: web.Viewing) -> Response:
     letters, letters_capped = await recent(visit.api, {"since": since, "topic": topics.DLQ})
     by_type = Counter(_type(f) for f in events)
     actions = {name: sum(by_type[t] for t in kinds) for name, kinds in ACTIONS.items()}
+    action_buckets = {
+        name: buckets([f for f in events if _type(f) in kinds], start) for name, kinds in ACTIONS.items()
+    }
     todos = await visit.api.maybe("/todos", {"status": "active", "limit": 1000})
     rules = await visit.api.maybe("/rules")
     subs = await visit.api.maybe("/subscriptions")
@@ -90,6 +94,8 @@ async def overview(request: Request, visit: web.Viewing) -> Response:
         "event_buckets": buckets(events, start),
         "by_type": by_type.most_common(10),
         "actions": actions,
+        "action_buckets": action_buckets,
+        "todo_buckets": buckets(open_items, start, "created_at"),
         "letters": len(letters),
         "letters_capped": letters_capped,
         "letter_buckets": buckets(letters, start),
