@@ -72,9 +72,14 @@ and ``subscriptions`` define theirs beside the code that raises them)::
     │   ├── NoSuchWebhook                   404 not_found
     │   ├── BodyTooLarge                    413 too_large
     │   └── DeliveryFailed                  502 delivery_failed (retryable unless told)
-    └── whale_rule_engine.RuleEngineError   500 rule_engine_error
-        ├── RenderFailed                    400 render_failed
-        └── BacktestError                   500 backtest_failed
+    ├── whale_rule_engine.RuleEngineError   500 rule_engine_error
+    │   ├── RenderFailed                    400 render_failed
+    │   └── BacktestError                   500 backtest_failed
+    └── whale_console.ConsoleError          500 console_error
+        ├── NotSignedIn                     401 unauthenticated (no or expired session: the sign-in page)
+        ├── CsrfRejected                    403 csrf_rejected
+        ├── ApiUnreachable                  502 api_unreachable (retryable)
+        └── ApiRefused                      502 api_refused (the event center's own status is kept)
 """
 
 from __future__ import annotations

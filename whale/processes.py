@@ -19,6 +19,7 @@ from whale import topics
 
 ELASTICSEARCH = "Elasticsearch"
 POOL_ACTIONS = "whale.actions.<pool>"
+EVENT_CENTER_API = "event center API"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,17 @@ SERVICES: dict[str, Service] = {
             "dispatcher",
             reads=(topics.SUBSCRIPTIONS, "any subscribed topic"),
             writes=(topics.DLQ,),
+        ),
+        Service(
+            "console",
+            "whale_console",
+            "whale_console.app:main",
+            "web console: to-dos, events, traces, rules, dead letters (through the event center's API)",
+            "WHALE_CONSOLE_PORT",
+            8090,
+            "console",
+            reads=(EVENT_CENTER_API, topics.CATALOG),
+            writes=(EVENT_CENTER_API,),
         ),
     )
 }

@@ -61,7 +61,9 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
     },
 }
 
-SERVICES = ("event-center", "dedupe", "indexer", "rule-engine", "todo", "executor", "adapters", "dispatcher")
+SERVICES = (
+    "event-center", "dedupe", "indexer", "rule-engine", "todo", "executor", "adapters", "dispatcher", "console",
+)  # fmt: skip
 
 
 def validate_all(manifests: list[Manifest]) -> None:
@@ -95,7 +97,7 @@ def test_default_values_render_valid_kubernetes_manifests(default_manifests: lis
     validate_all(default_manifests)
     deployments = by_kind(default_manifests, "Deployment")
     assert sorted(deployments) == sorted(
-        f"whale-{name}" for name in (*SERVICES[:5], "executor-default", "adapters", "dispatcher")
+        f"whale-{name}" for name in (*SERVICES[:5], "executor-default", "adapters", "dispatcher", "console")
     )
     assert "whale-topics" in by_kind(default_manifests, "Job")
 

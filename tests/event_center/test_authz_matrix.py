@@ -80,6 +80,7 @@ EXPECTED: dict[str, dict[tuple[str, str], Role | str]] = {
         ("GET", "/tokens"): Role.admin,
         ("POST", "/tokens"): Role.admin,
         ("DELETE", "/tokens/{token_id}"): Role.admin,
+        ("GET", "/whoami"): Role.viewer,
     },
     "dispatcher": {**SPEC, **PROBES, ("GET", "/status"): Role.viewer},
     "adapters": {**SPEC, **PROBES, ("POST", "/alertmanager"): INGEST, ("POST", "/webhooks/{name}"): INGEST},

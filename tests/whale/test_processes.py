@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _settings_defaults() -> dict[str, tuple[type[BaseSettings], str]]:
     from whale_adapters.dispatcher.settings import Settings as DispatcherSettings
     from whale_adapters.settings import Settings as AdapterSettings
+    from whale_console.settings import Settings as ConsoleSettings
     from whale_event_center.settings import Settings as CenterSettings
     from whale_event_center.todos import TodoSettings
     from whale_executor.settings import Settings as ExecutorSettings
@@ -33,6 +34,7 @@ def _settings_defaults() -> dict[str, tuple[type[BaseSettings], str]]:
         "adapters": (AdapterSettings, "port"),
         "rule-engine": (RuleEngineSettings, "port"),
         "dispatcher": (DispatcherSettings, "port"),
+        "console": (ConsoleSettings, "port"),
     }
 
 
@@ -78,3 +80,9 @@ def test_the_readme_shows_the_table_as_it_is() -> None:
     shown = re.search(r"<!-- processes:start -->\n(.*?)\n<!-- processes:end -->", text, re.S)
     assert shown is not None
     assert shown.group(1) == markdown_table()
+
+
+def test_whale_ups_banner_prints_the_consoles_url(capsys: Any) -> None:
+    env = up.example_env({}, Path("/nonexistent"))
+    up._banner(env, Path("/nonexistent"))
+    assert f"console        http://127.0.0.1:{SERVICES['console'].port}" in capsys.readouterr().out

@@ -188,11 +188,13 @@ def _load_examples(env: dict[str, str], scenarios: Path) -> None:
 def _banner(env: dict[str, str], scenarios: Path) -> None:
     center = f"http://127.0.0.1:{env['WHALE_EVENT_CENTER_PORT']}"
     adapters = f"http://127.0.0.1:{env['WHALE_ADAPTERS_PORT']}"
+    console = f"http://127.0.0.1:{env['WHALE_CONSOLE_PORT']}"
     payloads = scenarios / "payloads"
     logs = demo_dir(env) / "vm-web-01" / "log"
     print(
         f"""
 Whale is ready.
+  console        {console}   (to-dos, events, traces, rules, dead letters)
   event center   {center}   (API docs {center}/docs; events, /traces/<id>, /schemas, /rules, /todos)
   adapters       {adapters}   (POST /alertmanager, /webhooks/<name>)
   robot          the WeCom robot stand-in prints its messages below as `robot | ...`
@@ -244,6 +246,7 @@ def _up(args: argparse.Namespace) -> int:
         else:
             for name, value in default_ports().items():
                 env.setdefault(name, value)
+        env.setdefault("WHALE_CONSOLE_API_URL", f"http://127.0.0.1:{env['WHALE_EVENT_CENTER_PORT']}")
         names = sorted(services())
         width = max((len(n) for n in names), default=8)
         for name in names:

@@ -34,6 +34,7 @@ from whale_event_center import (
     subscriptions_api,
     todo_api,
     tokens_api,
+    whoami_api,
 )
 from whale_event_center.errors import EventCenterError, TooLarge
 from whale_event_center.registry import SchemaRegistry
@@ -208,6 +209,7 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
         )
     if parts.people is not None:
         app.include_router(tokens_api.build_router(parts.producer, parts.people))
+    app.include_router(whoami_api.build_router())
     authz.document(app)
     app.add_middleware(AllowHeader, routes=app.router.routes)
     app.state.registry = registry

@@ -127,4 +127,15 @@ components:
     mounts: []
     tokens: false
 {{- end }}
+{{- if $v.console.enabled }}
+{{- $api := printf "http://%s-event-center:%v" (include "whale.fullname" .) $v.eventCenter.port }}
+  - name: console
+    service: console
+    args: []
+    values: {{ toJson $v.console }}
+    env: {{ toJson (dict "WHALE_CONSOLE_HOST" "0.0.0.0" "WHALE_CONSOLE_PORT" $v.console.port "WHALE_CONSOLE_API_URL" $api "WHALE_CONSOLE_SECURE_COOKIE" (toString $v.console.secureCookie)) }}
+    stateless: true
+    mounts: []
+    tokens: false
+{{- end }}
 {{- end }}

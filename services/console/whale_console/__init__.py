@@ -1,0 +1,1 @@
+"""Whale's web console (``whale run console``): server-rendered pages over the event center's API."""
