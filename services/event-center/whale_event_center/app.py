@@ -28,9 +28,11 @@ from whale.web.health import health_router
 from whale_event_center import (
     api_schemas,
     api_search,
+    approvals_api,
     components,
     metrics,
     rules_api,
+    runs_api,
     subscriptions_api,
     todo_api,
     tokens_api,
@@ -201,6 +203,9 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
         )
     if parts.people is not None:
         app.include_router(tokens_api.build_router(parts.producer, parts.people))
+    if parts.runs is not None:
+        app.include_router(approvals_api.build_router(parts.producer, parts.runs))
+        app.include_router(runs_api.build_router(parts.producer, parts.runs, parts.store))
     authz.document(app)
     app.add_middleware(AllowHeader, routes=app.router.routes)
     app.state.registry = registry
