@@ -1,6 +1,7 @@
-"""``whale approvals list|show|approve|deny`` and ``whale runs list|show|cancel|retry``: people in the
-loop, through the event center's ``/approvals`` and ``/runs`` API (``WHALE_TOKEN`` identifies the
-caller; the answer records that identity, not a name typed on the command line)."""
+"""``whale approvals list|show|approve|deny``, ``whale runs list|show|cancel|retry``, ``whale dlq
+list|show|redrive`` and ``whale events replay``: people in the loop, through the event center's
+``/approvals``, ``/runs``, ``/dlq`` and ``/replays`` API (``WHALE_TOKEN`` identifies the caller; what
+it does records that identity, not a name typed on the command line)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,48 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     retry.add_argument("run_id")
     _common(retry)
     retry.set_defaults(handler=_run_retry)
+
+    dlq = sub.add_parser("dlq", help="list, show and redrive dead letters")
+    dlq_actions = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    dlq_list = dlq_actions.add_parser("list", help="dead letters, newest first")
+    _letter_filter(dlq_list)
+    dlq_list.add_argument("--size", type=int, default=50)
+    _common(dlq_list)
+    dlq_list.set_defaults(handler=_dlq_list)
+    dlq_show = dlq_actions.add_parser("show", help="one dead letter (reason, origin, the event)")
+    dlq_show.add_argument("letter_id")
+    _common(dlq_show)
+    dlq_show.set_defaults(handler=_dlq_show)
+    redrive = dlq_actions.add_parser(
+        "redrive", help="send dead letters back to the topic they came from (each at most once)"
+    )
+    redrive.add_argument("letter_id", nargs="*", help="dead letter ids (or use a filter, or --all)")
+    _letter_filter(redrive)
+    redrive.add_argument("--all", action="store_true", help="every dead letter (up to --limit)")
+    redrive.add_argument("--limit", type=int, default=100)
+    _common(redrive)
+    redrive.set_defaults(handler=_dlq_redrive)
+
+
+def add_replay(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``whale events replay`` (registered by :mod:`whale.cli.events`)."""
+    replay = actions.add_parser("replay", help="replay stored events onto the bus (dry-run unless --live)")
+    replay.add_argument("--since", required=True, help="RFC 3339 time")
+    replay.add_argument("--until", help="RFC 3339 time")
+    replay.add_argument("--filter", action="append", default=[], metavar="NAME=VALUE",
+                        help="type=..., source=..., subject=..., q=..., or an extension name=value (repeatable)")  # fmt: skip
+    replay.add_argument("--live", action="store_true", help="rules really act (default: dry-run)")
+    replay.add_argument("--limit", type=int, default=1000)
+    _common(replay)
+    replay.set_defaults(handler=_replay)
+
+
+def _letter_filter(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reason", help="words of the reason")
+    parser.add_argument("--topic", help="the topic they came from")
+    parser.add_argument("--group", help="the consumer group that gave up")
+    parser.add_argument("--since")
+    parser.add_argument("--until")
 
 
 def _url(args: argparse.Namespace, *parts: str) -> str:
@@ -153,4 +196,79 @@ def _run_retry(args: argparse.Namespace) -> int:
     code, body = _answer(_request("POST", _url(args, "runs", args.run_id, "retry")), args.json)
     if code == 0 and not args.json:
         print(f"{args.run_id}: retried as {body.get('run_id')}")
+    return code
+
+
+def _letter_line(letter: dict[str, Any]) -> str:
+    event = letter.get("event") if isinstance(letter.get("event"), dict) else {}
+    assert isinstance(event, dict)
+    return (
+        f"{letter['id']}  {letter.get('time')}  {letter.get('topic')} <- {letter.get('group')}  "
+        f"{event.get('type', '?')}  {letter.get('reason')}"
+    )
+
+
+def _filters(args: argparse.Namespace) -> dict[str, str]:
+    return {n: getattr(args, n) for n in ("reason", "topic", "group", "since", "until") if getattr(args, n)}
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    params: dict[str, str | int] = {**_filters(args), "size": args.size}
+    code, body = _answer(_request("GET", _url(args, "dlq"), params=params), args.json)
+    if code == 0 and not args.json:
+        for letter in body.get("dead_letters", []):
+            print(_letter_line(letter))
+    return code
+
+
+def _dlq_show(args: argparse.Namespace) -> int:
+    code, body = _answer(_request("GET", _url(args, "dlq", args.letter_id)), args.json)
+    if code == 0 and not args.json:
+        print(json.dumps(body, indent=2))
+    return code
+
+
+def _dlq_redrive(args: argparse.Namespace) -> int:
+    if len(args.letter_id) == 1 and not _filters(args) and not args.all:
+        response = _request("POST", _url(args, "dlq", args.letter_id[0], "redrive"))
+        code, body = _answer(response, args.json)
+        if code == 0 and not args.json:
+            print(f"{body['id']}: redriven to {body['topic']} as {body['event_id']}")
+        return code
+    payload: dict[str, Any] = {**_filters(args), "ids": args.letter_id, "all": args.all, "limit": args.limit}
+    code, body = _answer(_request("POST", _url(args, "dlq", "redrive"), json=payload), args.json)
+    if code == 0 and not args.json:
+        for done in body.get("redriven", []):
+            print(f"{done['id']}: redriven to {done['topic']} as {done['event_id']}")
+        for skipped in body.get("skipped", []):
+            print(f"{skipped['id']}: skipped: {skipped['why']}")
+    return code
+
+
+def _replay(args: argparse.Namespace) -> int:
+    payload: dict[str, Any] = {
+        "since": args.since,
+        "mode": "live" if args.live else "dry",
+        "limit": args.limit,
+    }
+    if args.until:
+        payload["until"] = args.until
+    ext: dict[str, str] = {}
+    for item in args.filter:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--filter {item!r} must be NAME=VALUE", field="filter")
+        if name == "type":
+            payload.setdefault("type", []).append(value)
+        elif name in ("source", "subject", "q"):
+            payload[name] = value
+        else:
+            ext[name] = value
+    if ext:
+        payload["ext"] = ext
+    code, body = _answer(_request("POST", _url(args, "replays"), json=payload), args.json)
+    if code == 0 and not args.json:
+        more = " (more matched: raise --limit)" if body.get("more") else ""
+        print(f"{body['replay_id']}: {body['replayed']} events replayed ({body['mode']}){more}")
+        print(f"what they caused: whale events trace {body['replay_id']}", file=sys.stderr)
     return code

@@ -38,8 +38,8 @@ class Approvals:
 
     async def handle(self, received: Received) -> None:
         event = received.event
-        if event.type not in (GRANTED, DENIED, CANCEL_REQUESTED):
-            return
+        if event.type not in (GRANTED, DENIED, CANCEL_REQUESTED) or event.extensions.get("replaymode"):
+            return  # a replayed answer (live or dry) answers nothing again
         data: dict[str, Any] = event.data if isinstance(event.data, dict) else {}
         run_id = event.subject or data.get("run_id")
         task = data.get("task")
