@@ -112,6 +112,8 @@ def build_router(producer: Any, store: Store, *, ingest_topic: str, events_topic
     async def redrive_many(
         body: RedriveBody, identity: Annotated[Identity, require(Role.operator)]
     ) -> dict[str, Any]:
+        for name, bound in (("since", body.since), ("until", body.until)):
+            check_bound(name, bound)
         filtered = any(getattr(body, n) for n in ("reason", "topic", "group", "since", "until"))
         if not body.ids and not filtered and not body.all:
             raise InvalidRequest(

@@ -54,7 +54,7 @@ class Approvals:
             log.info("answer_too_late", run_id=run_id, task=task, type=event.type)
             return
         by, identity = _who(data)
-        common = {"run_id": run_id, "by": by, "answered_by": identity, "event_id": event.id}
+        common: dict[str, Any] = {"run_id": run_id, "by": by, "answered_by": identity, "event_id": event.id}
         common["comment"] = str(data.get("comment") or "")
         if event.type == CANCEL_REQUESTED:
             key, kind, record = self._store.cancel_key(run_id), CANCEL_STATE, {"kind": "cancel", **common}

@@ -130,9 +130,10 @@ class ActionRequests:
                 return
             attempt += 1
             log.info("retrying_interrupted_run", action=action.name, attempt=attempt)
-        base = {
+        this_run = run_id("action", key)
+        base: dict[str, Any] = {
             "kind": "action",
-            "run_id": run_id("action", key),
+            "run_id": this_run,
             "request_id": event.id,
             "idempotency_key": req.idempotency_key,
             "target": target,
@@ -144,7 +145,7 @@ class ActionRequests:
         ctx = ActionContext(
             request_id=event.id, idempotency_key=req.idempotency_key, pool=self._pool, attempt=attempt
         )
-        outcome = await self._cancellable(base["run_id"], self._runner.execute(action, req.params, ctx))
+        outcome = await self._cancellable(this_run, self._runner.execute(action, req.params, ctx))
         await self._finish(key, event, outcome, common, attempt)
 
     async def _cancellable(self, run_id: str, running: Awaitable[Outcome]) -> Outcome:
