@@ -83,6 +83,8 @@ TOPICS: tuple[TopicSpec, ...] = (
             "whale.approval.granted",
             "whale.approval.denied",
             "whale.run.cancel.requested",
+            "whale.run.pause.requested",
+            "whale.run.resume.requested",
             *AUDIT_TYPES,
         ),
     ),
@@ -158,7 +160,12 @@ TOPICS: tuple[TopicSpec, ...] = (
         3,
         "Executor run and workflow state, one record per run (compacted).",
         compacted=True,
-        event_types=("whale.executor.run", "whale.executor.approval", "whale.executor.cancel"),
+        event_types=(
+            "whale.executor.run",
+            "whale.executor.approval",
+            "whale.executor.cancel",
+            "whale.executor.pause",
+        ),
     ),
     TopicSpec(
         ADAPTER_STATE,

@@ -146,3 +146,16 @@ def test_cancel_writes_a_request_keyed_by_the_run_and_retry_only_takes_failed_wo
     (request,) = harness.producer.events(topics.actions_topic("ops"))
     assert request.data["retry_of"] == RUN and request.data["params"] == {"host": "web7"}
     assert request.data["target"]["name"] == "host.restart"
+
+
+def test_a_paused_run_is_shown_paused_and_only_workflow_runs_pause(center: tuple[Harness, FakeView]) -> None:
+    harness, view = center
+    answer = harness.client.post(f"/runs/{RUN}/pause", json={}, headers=bearer("operator"))
+    assert answer.status_code == 202 and answer.json()["status"] == "pause_requested"
+    put(view, f"ops/pause/{RUN}", {"kind": "pause", "run_id": RUN, "paused": True})
+    assert harness.client.get(f"/runs/{RUN}", headers=bearer("viewer")).json()["state"] == "paused"
+    assert harness.client.get("/runs?state=active", headers=bearer("viewer")).json()["total"] == 1
+    resumed = harness.client.post(f"/runs/{RUN}/resume", json={}, headers=bearer("operator"))
+    assert resumed.status_code == 202 and resumed.json()["status"] == "resume_requested"
+    put(view, "ops/k2", {"kind": "action", "run_id": "act-1", "pool": "ops", "status": "started"})
+    assert harness.client.post("/runs/act-1/pause", json={}, headers=bearer("operator")).status_code == 409

@@ -87,6 +87,8 @@ EXPECTED: dict[str, dict[tuple[str, str], Role | str]] = {
         ("GET", "/runs/{run_id}"): Role.viewer,
         ("POST", "/runs/{run_id}/cancel"): Role.operator,
         ("POST", "/runs/{run_id}/retry"): Role.operator,
+        ("POST", "/runs/{run_id}/pause"): Role.operator,
+        ("POST", "/runs/{run_id}/resume"): Role.operator,
         ("GET", "/dlq"): Role.viewer,
         ("GET", "/dlq/{letter_id}"): Role.viewer,
         ("POST", "/dlq/{letter_id}/redrive"): Role.operator,

@@ -1,4 +1,4 @@
-"""``whale approvals list|show|approve|deny``, ``whale runs list|show|cancel|retry``, ``whale dlq
+"""``whale approvals list|show|approve|deny``, ``whale runs list|show|cancel|pause|resume|retry``, ``whale dlq
 list|show|redrive`` and ``whale events replay``: people in the loop, through the event center's
 ``/approvals``, ``/runs``, ``/dlq`` and ``/replays`` API (``WHALE_TOKEN`` identifies the caller; what
 it does records that identity, not a name typed on the command line)."""
@@ -66,6 +66,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cancel.add_argument("--comment")
     _common(cancel)
     cancel.set_defaults(handler=_run_cancel)
+    for verb in ("pause", "resume"):
+        control = run_actions.add_parser(
+            verb, help=f"{verb} a workflow run (a paused run starts no new task)"
+        )
+        control.add_argument("run_id")
+        control.add_argument("--comment")
+        _common(control)
+        control.set_defaults(handler=_run_control, verb=verb)
     retry = run_actions.add_parser("retry", help="re-run a failed workflow run from its failed tasks")
     retry.add_argument("run_id")
     _common(retry)
@@ -189,6 +197,14 @@ def _run_cancel(args: argparse.Namespace) -> int:
     code, body = _answer(response, args.json)
     if code == 0 and not args.json:
         print(f"{args.run_id}: cancel requested (event {body.get('event_id')})")
+    return code
+
+
+def _run_control(args: argparse.Namespace) -> int:
+    response = _request("POST", _url(args, "runs", args.run_id, args.verb), json={"comment": args.comment})
+    code, body = _answer(response, args.json)
+    if code == 0 and not args.json:
+        print(f"{args.run_id}: {args.verb} requested (event {body.get('event_id')})")
     return code
 
 

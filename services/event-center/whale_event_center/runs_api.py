@@ -31,8 +31,11 @@ from whale_event_center.store import Store
 
 API_SOURCE = "whale/runs-api"
 CANCEL_REQUESTED = "whale.run.cancel.requested"
+PAUSE_REQUESTED = "whale.run.pause.requested"
+RESUME_REQUESTED = "whale.run.resume.requested"
 REQUESTED = "whale.action.requested"
 RETRYABLE = ("failed", "cancelled", "timed_out", "abandoned")
+ACTIVE = ("running", "waiting", "paused")
 States = Literal[
     "running", "waiting", "succeeded", "failed", "timed_out", "abandoned", "cancelled", "active", "all"
 ]
@@ -64,7 +67,7 @@ def build_router(producer: Any, view: Any, store: Store | None = None) -> APIRou
         book = RunBook.of(view)
         found = [book.summary(r) for r in book.runs.values()]
         if state == "active":
-            found = [r for r in found if r["state"] in ("running", "waiting")]
+            found = [r for r in found if r["state"] in ACTIVE]
         elif state != "all":
             found = [r for r in found if r["state"] == state]
         for field, wanted in (("kind", kind), ("name", name), ("pool", pool)):
@@ -87,8 +90,14 @@ def build_router(producer: Any, view: Any, store: Store | None = None) -> APIRou
         run_id: str, body: CancelBody, identity: Annotated[Identity, require(Role.operator)]
     ) -> dict[str, Any]:
         book, run = find(run_id)
+        return await control(book, run, CANCEL_REQUESTED, body, identity)
+
+    async def control(
+        book: RunBook, run: dict[str, Any], type_: str, body: CancelBody, identity: Identity
+    ) -> dict[str, Any]:
+        run_id = str(run["run_id"])
         summary = book.summary(run)
-        if summary["state"] not in ("running", "waiting"):
+        if summary["state"] not in ACTIVE:
             raise Conflict(f"run {run_id!r} has ended ({summary['state']})", field="run_id")
         data = {
             "run_id": run_id,
@@ -98,9 +107,27 @@ def build_router(producer: Any, view: Any, store: Store | None = None) -> APIRou
         }
         correlation = book.detail(run)["correlationid"]
         ext = {CORRELATION_ID: correlation} if correlation else {}
-        event = CloudEvent.create(type=CANCEL_REQUESTED, source=API_SOURCE, subject=run_id, data=data, **ext)
+        event = CloudEvent.create(type=type_, source=API_SOURCE, subject=run_id, data=data, **ext)
         await producer.send(topics.EVENTS, event, key=run_id)
-        return {"run_id": run_id, "status": "cancel_requested", "event_id": event.id}
+        return {"run_id": run_id, "status": type_.split(".")[2] + "_requested", "event_id": event.id}
+
+    def pause_route(verb: str, type_: str) -> None:
+        async def pause_or_resume(
+            run_id: str, body: CancelBody, identity: Annotated[Identity, require(Role.operator)]
+        ) -> dict[str, Any]:
+            book, run = find(run_id)
+            if run.get("kind") != "workflow":
+                raise Conflict(f"run {run_id!r} is an action run: only workflow runs pause", field="run_id")
+            return await control(book, run, type_, body, identity)
+
+        router.add_api_route(
+            f"/runs/{{run_id}}/{verb}", pause_or_resume, methods=["POST"], status_code=202,
+            summary=f"{verb.capitalize()} a workflow run (a paused run starts no new task)",
+            responses={404: {"description": "no such run"}, 409: {"description": "ended, or an action run"}},
+        )  # fmt: skip
+
+    pause_route("pause", PAUSE_REQUESTED)
+    pause_route("resume", RESUME_REQUESTED)
 
     @router.post("/runs/{run_id}/retry", status_code=202, summary="Re-run a failed workflow run from its failed tasks",
                  responses={404: {"description": "no such run"}, 409: {"description": "not a failed workflow run"}})  # fmt: skip

@@ -7,7 +7,7 @@ Shapes (every time is RFC 3339 UTC or null):
 
 * run summary: ``{"run_id", "kind": "workflow"|"action", "name", "pool", "state", "started_at",
   "finished_at", "rule", "retry_of"}``; ``state`` is ``running``, ``waiting`` (an approval is
-  pending), ``succeeded``, ``failed``, ``timed_out``, ``abandoned`` or ``cancelled``;
+  pending), ``paused`` (starts no new task), ``succeeded``, ``failed``, ``timed_out``, ``abandoned`` or ``cancelled``;
 * run detail: the summary plus ``"request_id", "requested_by", "idempotency_key", "input",
   "output", "error", "tasks": {name: {"status", "attempt", "started_at", "finished_at",
   "duration_ms", "output", "error", "reused_from"}}`` (secrets were redacted when recorded);
@@ -64,11 +64,15 @@ class RunBook:
             if kind in ("workflow", "action") and isinstance(record.get("run_id"), str):
                 self.runs[record["run_id"]] = dict(record)
                 self.keys[record["run_id"]] = key
-            elif kind in ("approval", "cancel"):
+            elif kind in ("approval", "cancel", "pause"):
                 self.answers[key] = dict(record)
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         return self.runs.get(run_id)
+
+    def paused(self, run: Mapping[str, Any]) -> bool:
+        found = self.answers.get(f"{run.get('pool')}/pause/{run.get('run_id')}") or {}
+        return bool(found.get("paused")) and run.get("status") != "finished"
 
     def cancel_requested(self, run: Mapping[str, Any]) -> bool:
         return f"{run.get('pool')}/cancel/{run.get('run_id')}" in self.answers
@@ -87,7 +91,7 @@ class RunBook:
             "kind": run.get("kind"),
             "name": run.get("workflow") or target.get("name"),
             "pool": run.get("pool"),
-            "state": state_of(run),
+            "state": "paused" if self.paused(run) else state_of(run),
             "started_at": when(run.get("started_at")),
             "finished_at": when(result.get("time")) if result else None,
             "rule": run.get("rule"),

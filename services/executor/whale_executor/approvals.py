@@ -1,6 +1,7 @@
 """People's answers to runs, read from ``whale.events``: approval decisions
 (``whale.approval.granted|denied``, subject = run id) and cancel requests
-(``whale.run.cancel.requested``, subject = run id).
+(``whale.run.cancel.requested``, subject = run id), pause and resume requests
+(``whale.run.pause.requested|resume.requested``: a paused workflow run starts no new task).
 
 Any executor of the pool may read them (the pool shares one consumer group); it records them on the
 state topic under ``<pool>/approval/<run id>/<task>`` or ``<pool>/cancel/<run id>``, where the
@@ -16,12 +17,15 @@ from typing import Any
 import structlog
 
 from whale.consumer import Received
-from whale_executor.state import APPROVAL_STATE, CANCEL_STATE, StateStore
+from whale_executor.state import APPROVAL_STATE, CANCEL_STATE, PAUSE_STATE, StateStore
 
 log = structlog.get_logger(__name__)
 GRANTED = "whale.approval.granted"
 DENIED = "whale.approval.denied"
 CANCEL_REQUESTED = "whale.run.cancel.requested"
+PAUSE_REQUESTED = "whale.run.pause.requested"
+RESUME_REQUESTED = "whale.run.resume.requested"
+RUN_CONTROLS = (CANCEL_REQUESTED, PAUSE_REQUESTED, RESUME_REQUESTED)
 
 
 def _who(data: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
@@ -38,12 +42,12 @@ class Approvals:
 
     async def handle(self, received: Received) -> None:
         event = received.event
-        if event.type not in (GRANTED, DENIED, CANCEL_REQUESTED) or event.extensions.get("replaymode"):
+        if event.type not in (GRANTED, DENIED, *RUN_CONTROLS) or event.extensions.get("replaymode"):
             return  # a replayed answer (live or dry) answers nothing again
         data: dict[str, Any] = event.data if isinstance(event.data, dict) else {}
         run_id = event.subject or data.get("run_id")
         task = data.get("task")
-        if not isinstance(run_id, str) or (event.type != CANCEL_REQUESTED and not isinstance(task, str)):
+        if not isinstance(run_id, str) or (event.type not in RUN_CONTROLS and not isinstance(task, str)):
             log.warning("answer_ignored", reason="needs subject (run id) and data.task", event_id=event.id)
             return
         run_key = self._store.run_key_of(run_id)
@@ -56,6 +60,11 @@ class Approvals:
         by, identity = _who(data)
         common: dict[str, Any] = {"run_id": run_id, "by": by, "answered_by": identity, "event_id": event.id}
         common["comment"] = str(data.get("comment") or "")
+        if event.type in (PAUSE_REQUESTED, RESUME_REQUESTED):  # the latest one holds
+            record = {"kind": "pause", "paused": event.type == PAUSE_REQUESTED, **common}
+            await self._store.put(self._store.pause_key(run_id), record, kind=PAUSE_STATE)
+            log.info("answer_recorded", run_id=run_id, type=event.type, by=by)
+            return
         if event.type == CANCEL_REQUESTED:
             key, kind, record = self._store.cancel_key(run_id), CANCEL_STATE, {"kind": "cancel", **common}
         else:

@@ -1,8 +1,8 @@
 """Run state on the compacted ``whale.executor.state`` topic (effectively-once, crash recovery).
 
 One record per run (key ``<pool>/<idempotency key>``) holding the run's whole current state, one
-per approval decision (key ``<pool>/approval/<run id>/<task>``) and one per cancel request (key
-``<pool>/cancel/<run id>``). At start-up the store reads the
+per approval decision (key ``<pool>/approval/<run id>/<task>``), one per cancel request (key
+``<pool>/cancel/<run id>``) and one per run paused or resumed (key ``<pool>/pause/<run id>``). At start-up the store reads the
 compacted topic (one record per key, not the whole history) and then keeps following it, so a
 replica of the pool that takes over a partition sees what the previous owner recorded. Records of
 other pools are skipped by key, before their value is decoded.
@@ -39,7 +39,8 @@ log = structlog.get_logger(__name__)
 RUN_STATE = "whale.executor.run"
 APPROVAL_STATE = "whale.executor.approval"
 CANCEL_STATE = "whale.executor.cancel"
-CONTROL_KINDS = ("approval", "cancel")  # records about a run, swept with it
+PAUSE_STATE = "whale.executor.pause"
+CONTROL_KINDS = ("approval", "cancel", "pause")  # records about a run, swept with it
 RUN_KINDS = ("workflow", "action")  # records indexed by run id
 
 
@@ -85,6 +86,9 @@ class StateStore(compacted.CompactedFollower):
     def cancel_key(self, run_id: str) -> str:
         return f"{self._prefix}cancel/{run_id}"
 
+    def pause_key(self, run_id: str) -> str:
+        return f"{self._prefix}pause/{run_id}"
+
     def run_key_of(self, run_id: str) -> str | None:
         """The state key of run ``run_id`` (workflow or action) if it belongs to this pool."""
         with self._lock:
@@ -127,6 +131,27 @@ class StateStore(compacted.CompactedFollower):
             except TimeoutError:
                 return None
             return self.get(key)
+        finally:
+            with self._lock:
+                waiters = self._waiters.get(key, [])
+                if entry in waiters:
+                    waiters.remove(entry)
+                if not waiters:
+                    self._waiters.pop(key, None)
+
+    async def changed(self, key: str, seq: int) -> dict[str, Any] | None:
+        """The state of ``key`` once its ``seq`` differs from ``seq`` (0: not recorded yet)."""
+        flag = asyncio.Event()
+        entry = (asyncio.get_running_loop(), flag)
+        with self._lock:
+            self._waiters.setdefault(key, []).append(entry)
+        try:
+            while True:
+                found = self.get(key)
+                if (found or {}).get("seq", 0) != seq:
+                    return found
+                await flag.wait()
+                flag.clear()
         finally:
             with self._lock:
                 waiters = self._waiters.get(key, [])

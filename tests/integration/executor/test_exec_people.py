@@ -203,3 +203,26 @@ async def test_a_failed_run_retried_from_its_failed_task_reuses_the_finished_one
         assert bob.post(f"/runs/{new_id}/retry").status_code == 409  # it succeeded
     shown = await asyncio.to_thread(cli, center, people["vic"], "runs", "show", new_id)
     assert "reused from" in shown.stdout, shown.stdout + shown.stderr
+
+
+async def test_a_paused_run_starts_no_new_task_until_it_is_resumed(
+    executor: Executor, producer: EventProducer, results: Tap, pool: str, center: str,
+    people: dict[str, str], tmp_path: Path,
+) -> None:  # fmt: skip
+    request = request_event(pool, "test.people-pause", {"dir": str(tmp_path)}, kind="workflow")
+    await send_request(producer, request)
+    (started,) = await results.wait("whale.workflow.task.started", request_id=request.id, task="first")
+    run_id = started.data["run_id"]
+    with client(center, people["bob"]) as bob:
+        await wait_for(lambda: bob.get(f"/runs/{run_id}").status_code == 200)
+        paused = await asyncio.to_thread(cli, center, people["bob"], "runs", "pause", run_id)
+        assert paused.returncode == 0, paused.stdout + paused.stderr
+        await wait_for(lambda: bob.get(f"/runs/{run_id}").json()["state"] == "paused")
+        await results.wait("whale.workflow.task.succeeded", request_id=request.id, task="first")
+        await asyncio.sleep(2.0)  # time in which an unpaused run would have started "second"
+        assert not results.of("whale.workflow.task.started", request_id=request.id, task="second")
+        assert (tmp_path / "marks").read_text().split() == ["first"]
+        resumed = await asyncio.to_thread(cli, center, people["bob"], "runs", "resume", run_id)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        await results.wait("whale.workflow.completed", request_id=request.id)
+        assert (tmp_path / "marks").read_text().split() == ["first", "second"]

@@ -212,14 +212,25 @@ class Run:
             for name, previous in self._resume.items():
                 running[name] = asyncio.create_task(self._task(name, previous))
             self._resume = {}
+            pause_key = self.o.store.pause_key(self.run_id)
             while True:
-                for name in list(self.state["scheduled"]):
-                    if name not in running:
-                        self.state["scheduled"].remove(name)
-                        running[name] = asyncio.create_task(self._task(name, None))
-                if not running:
+                pause = self.o.store.get(pause_key) or {}
+                if not pause.get("paused"):  # a paused run starts no new task (running ones finish)
+                    for name in list(self.state["scheduled"]):
+                        if name not in running:
+                            self.state["scheduled"].remove(name)
+                            running[name] = asyncio.create_task(self._task(name, None))
+                if not running and not (pause.get("paused") and self.state["scheduled"]):
                     return
-                done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+                change = asyncio.create_task(self.o.store.changed(pause_key, int(pause.get("seq", 0))))
+                try:
+                    done, _ = await asyncio.wait(
+                        [*running.values(), change], return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    change.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await change
                 for name in [n for n, t in running.items() if t in done]:
                     running.pop(name).result()
         finally:
