@@ -155,6 +155,25 @@ async def test_a_todo_request_and_an_action_output_request_open_items_by_key(tmp
     assert item["origin"] == "requested"
 
 
+async def test_a_pending_approval_opens_a_todo_its_answer_resolves(tmp_path: Path) -> None:
+    st, book, _producer = stage(tmp_path)
+    request = {"title": "approval wf-1.gate: Restart?", "key": "approval:wf-1.gate", "type": "whale.approval"}
+    waiting = alert("whale.workflow.task.waiting", "wf-1", output={"todo_request": request})
+    await st.handle(Received(waiting, topic=topics.RESULTS))
+    [item] = book.items.values()
+    assert item["status"] == "open" and item["type"] == "whale.approval"
+    done = {"key": "approval:wf-1.gate", "by": "ann", "resolution": "approved"}
+    answered = alert("whale.workflow.task.succeeded", "wf-1", output={"approved": True, "todo_resolve": done})
+    await st.handle(Received(answered, topic=topics.RESULTS))
+    await st.handle(Received(answered, topic=topics.RESULTS))  # redelivered: nothing more
+    [item] = book.items.values()
+    assert (item["status"], item["resolved_by"], item["resolution"]) == ("resolved", "ann", "approved")
+    unknown = alert(
+        "whale.workflow.task.succeeded", "wf-2", output={"todo_resolve": {"key": "approval:nope"}}
+    )
+    await st.handle(Received(unknown, topic=topics.RESULTS))  # no open item of that key: nothing
+
+
 async def test_claim_then_resolve_change_the_item_and_a_resolved_key_opens_a_new_item(tmp_path: Path) -> None:
     st, book, producer = stage(tmp_path)
     await st.handle(Received(alert()))

@@ -92,6 +92,7 @@ async def test_an_approval_answered_from_the_cli_lets_the_workflow_continue(
     await send_request(producer, request)
     (waiting,) = await results.wait("whale.workflow.task.waiting", request_id=request.id)
     approval_id = f"{waiting.data['run_id']}.gate"
+    assert waiting.data["output"]["todo_request"]["key"] == f"approval:{approval_id}"  # the to-do it opens
     with client(center, people["vic"]) as viewer:
 
         def listed() -> dict[str, Any] | None:
@@ -124,6 +125,9 @@ async def test_an_approval_answered_from_the_cli_lets_the_workflow_continue(
     (granted,) = await results.wait("whale.workflow.task.succeeded", request_id=request.id, task="gate")
     assert granted.data["output"]["answered_by"]["name"] == "ann-approver"
     assert granted.data["output"]["answered_by"]["role"] == "operator"
+    assert granted.data["output"]["todo_resolve"] == {
+        "key": f"approval:{approval_id}", "by": "ann-approver", "resolution": "approved"
+    }  # fmt: skip
     with client(center, people["ann"]) as ann:
         again = ann.post(
             f"/approvals/{approval_id}", json={"decision": "deny", "response": {"reason": "late"}}

@@ -353,16 +353,25 @@ class Run:
                     self._event(
                         TASK_PREFIX + "waiting",
                         task=task.name,
-                        output={"message": message, "deadline": deadline},
+                        output={
+                            "message": message,
+                            "deadline": deadline,
+                            "todo_request": approval_todo(self.run_id, self.state["workflow"], task, message),
+                        },
                     )
                 )
         remaining = None if deadline is None else max(0.0, deadline - time.time())
         decision = await self.o.store.wait(self.o.store.approval_key(self.run_id, task.name), remaining)
         ms = round((time.monotonic() - started) * 1000)
+        todo = {"key": f"approval:{self.run_id}.{task.name}"}
         if decision is None:
             error = {"message": f"no approval within {task.timeout:g}s", "retryable": False}
-            return Outcome(TIMED_OUT, None, error, ms)
+            return Outcome(
+                TIMED_OUT, {"todo_resolve": {**todo, "by": "whale", "resolution": "timed out"}}, error, ms
+            )
         output = {k: decision.get(k) for k in ("approved", "by", "comment", "response", "answered_by")}
+        word = "approved" if decision.get("approved") else "denied"
+        output["todo_resolve"] = {**todo, "by": decision.get("by") or "someone", "resolution": word}
         if decision.get("approved"):
             return Outcome(SUCCEEDED, output, None, ms)
         by = decision.get("by") or "someone"
@@ -470,3 +479,16 @@ class Run:
         ).inc()
         async with self._lock:
             await self._save(event)
+
+
+def approval_todo(run_id: str, workflow: str, task: Task, question: str | None) -> dict[str, Any]:
+    """The to-do a pending approval opens (``todo_request`` of its waiting event; the to-do stage opens
+    it, and resolves it from the task's ``todo_resolve`` once answered or timed out)."""
+    approval_id = f"{run_id}.{task.name}"
+    return {
+        "key": f"approval:{approval_id}",
+        "title": f"approval {approval_id}: {question or task.name}",
+        "type": "whale.approval",
+        "details": {"approval_id": approval_id, "run_id": run_id, "workflow": workflow, "task": task.name,
+                    "question": question, "approvers": task.approvers, "answer": f"whale approvals approve|deny {approval_id}"},
+    }  # fmt: skip
