@@ -96,6 +96,13 @@ async def test_an_event_no_rule_matches_opens_a_todo_recorded_and_announced(tmp_
     assert "seen" not in created.data["todo"]
 
 
+async def test_a_dry_run_replayed_event_opens_nothing(tmp_path: Path) -> None:
+    st, _book, producer = stage(tmp_path)
+    event = alert()
+    await st.handle(Received(event.model_copy(update={"extensions": {"replaymode": "dry"}})))
+    assert producer.sent == []
+
+
 async def test_an_event_an_enabled_rule_matches_is_handled_and_opens_nothing(tmp_path: Path) -> None:
     st, _, producer = stage(tmp_path)
     await st.handle(Received(alert("vm.disk.alert", "host-1", value=93)))
@@ -146,6 +153,25 @@ async def test_a_todo_request_and_an_action_output_request_open_items_by_key(tmp
     assert item["title"] == "disk still full on h1"
     assert item["count"] == 2
     assert item["origin"] == "requested"
+
+
+async def test_a_pending_approval_opens_a_todo_its_answer_resolves(tmp_path: Path) -> None:
+    st, book, _producer = stage(tmp_path)
+    request = {"title": "approval wf-1.gate: Restart?", "key": "approval:wf-1.gate", "type": "whale.approval"}
+    waiting = alert("whale.workflow.task.waiting", "wf-1", output={"todo_request": request})
+    await st.handle(Received(waiting, topic=topics.RESULTS))
+    [item] = book.items.values()
+    assert item["status"] == "open" and item["type"] == "whale.approval"
+    done = {"key": "approval:wf-1.gate", "by": "ann", "resolution": "approved"}
+    answered = alert("whale.workflow.task.succeeded", "wf-1", output={"approved": True, "todo_resolve": done})
+    await st.handle(Received(answered, topic=topics.RESULTS))
+    await st.handle(Received(answered, topic=topics.RESULTS))  # redelivered: nothing more
+    [item] = book.items.values()
+    assert (item["status"], item["resolved_by"], item["resolution"]) == ("resolved", "ann", "approved")
+    unknown = alert(
+        "whale.workflow.task.succeeded", "wf-2", output={"todo_resolve": {"key": "approval:nope"}}
+    )
+    await st.handle(Received(unknown, topic=topics.RESULTS))  # no open item of that key: nothing
 
 
 async def test_claim_then_resolve_change_the_item_and_a_resolved_key_opens_a_new_item(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ The to-do stage (``whale run todo``) consumes ``whale.events`` and ``whale.resul
 type no enabled rule matches (the rule engine's :class:`whale.rules.ruleset.RuleSet`: the rules
 directory and the compacted ``whale.rules`` topic) opens a to-do item, and so does
 a ``whale.todo.requested`` event or an action result whose output carries ``todo_request`` (the
-``todo.open`` action). A signal whose merge key (type + subject by default, or a configured template
+``todo.open`` action, a workflow waiting for an approval); a result whose output carries
+``todo_resolve: {key, by, resolution}`` resolves the open item of that key (an answered approval). A signal whose merge key (type + subject by default, or a configured template
 per type, or the request's ``key``) matches an open item is merged into it (``count`` + 1) instead.
 Claim/resolve commands (``whale.todo.change.requested``, written by the ``/todos`` API) change items.
 Alerts (one to-do per incident, closed by their resolution, reopened by a re-firing) and the notices
@@ -148,6 +149,8 @@ class TodoBook:
         return f"{event.type}|{rendered if rendered else event.subject or ''}"
 
     def ignored(self, event: CloudEvent) -> bool:
+        if event.extensions.get("replaymode") == "dry":  # a dry-run replay opens nothing
+            return True
         return any(event.type.startswith(p) for p in self._settings.ignore_type_prefixes)
 
     def signal(self, event: CloudEvent, request: Mapping[str, Any] | None = None) -> Change | None:
@@ -219,6 +222,19 @@ class TodoBook:
         self.load(item)
         return Change(item, kind, op, by)
 
+    def resolve_key(self, event: CloudEvent, wanted: Mapping[str, Any]) -> Change | None:
+        """Resolve the open item of ``wanted["key"]`` (e.g. an answered approval's), if there is one."""
+        current = self.open_item(str(wanted.get("key", "")))
+        if current is None:
+            return None
+        data = {
+            "todo_id": current["id"],
+            "op": "resolve",
+            "by": wanted.get("by"),
+            "comment": wanted.get("resolution"),
+        }
+        return self.command(event.model_copy(update={"type": CHANGE_REQUESTED, "data": data}))
+
     def decide(self, event: CloudEvent, handled: bool, *, candidate: bool = True) -> Change | None:
         """The whole decision for one consumed event (``handled``: some enabled rule matches;
         ``candidate``: the event may become a to-do when unhandled, i.e. it came from ``whale.events``)."""
@@ -229,6 +245,8 @@ class TodoBook:
         output = event.data.get("output") if isinstance(event.data, Mapping) else None
         if isinstance(output, Mapping) and isinstance(output.get("todo_request"), Mapping):
             return self.signal(event, output["todo_request"])
+        if isinstance(output, Mapping) and isinstance(output.get("todo_resolve"), Mapping):
+            return self.resolve_key(event, output["todo_resolve"])
         if not candidate:
             return incidents.notice(self, event) if event.type in incidents.NOTICES else None
         if self.ignored(event):

@@ -42,6 +42,7 @@ from whale_rule_engine.broker import broker_credentials, broker_urls
 from whale_rule_engine.engine import (
     Trigger,
     action_request,
+    dry_run_record,
     plan,
     render_failed_notice,
     throttled_notice,
@@ -218,6 +219,11 @@ async def handle_event(runtime: Runtime, message: Any, triggers: Any) -> None:
                 ctx=ctx,
             ),
         )
+        if event.extensions.get("replaymode") == "dry":  # a dry-run replay: record, request nothing
+            record = dry_run_record(event, found, failures, source=runtime.settings.source)
+            await runtime.producer.send(topics.RESULTS, record, key=event.id)
+            log.info("dry_run_recorded", would_request=len(found), failures=len(failures))
+            return
         for rule in to_plan:
             metrics.MATCHES.labels(rule=rule.id).inc()
         for failure in failures:
