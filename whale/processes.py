@@ -59,8 +59,8 @@ SERVICES: dict[str, Service] = {
         ),
         Service(
             "indexer",
-            "whale_event_center",
-            "whale_event_center.indexer:main",
+            "whale_indexer",
+            "whale_indexer.app:main",
             "stores every bus event in Elasticsearch",
             "WHALE_EVENT_CENTER_INDEXER_HEALTH_PORT",
             8081,
@@ -70,8 +70,8 @@ SERVICES: dict[str, Service] = {
         ),
         Service(
             "dedupe",
-            "whale_event_center",
-            "whale_event_center.dedupe:main",
+            "whale_dedupe",
+            "whale_dedupe.app:main",
             "each (source, id) once per window, from ingest onto the bus",
             "WHALE_EVENT_CENTER_DEDUPE_HEALTH_PORT",
             8082,
@@ -92,8 +92,8 @@ SERVICES: dict[str, Service] = {
         ),
         Service(
             "todo",
-            "whale_event_center",
-            "whale_event_center.todos:main",
+            "whale_todo",
+            "whale_todo.stage:main",
             "events no enabled rule matches become to-do items",
             "WHALE_TODO_HEALTH_PORT",
             8085,
@@ -125,8 +125,8 @@ SERVICES: dict[str, Service] = {
         ),
         Service(
             "dispatcher",
-            "whale_adapters",
-            "whale_adapters.dispatcher.app:main",
+            "whale_dispatcher",
+            "whale_dispatcher.app:main",
             "pushes subscribed events to HTTP endpoints",
             "WHALE_DISPATCHER_PORT",
             8096,

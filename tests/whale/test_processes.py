@@ -17,12 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _settings_defaults() -> dict[str, tuple[type[BaseSettings], str]]:
-    from whale_adapters.dispatcher.settings import Settings as DispatcherSettings
     from whale_adapters.settings import Settings as AdapterSettings
+    from whale_dispatcher.settings import Settings as DispatcherSettings
     from whale_event_center.settings import Settings as CenterSettings
-    from whale_event_center.todos import TodoSettings
     from whale_executor.settings import Settings as ExecutorSettings
     from whale_rule_engine.settings import Settings as RuleEngineSettings
+    from whale_todo.stage import TodoSettings
 
     return {
         "event-center": (CenterSettings, "port"),

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
+from whale_todo.stage import CHANGE_REQUESTED, OPEN_STATES, REQUESTED
 
 from whale import audit, topics
 from whale.authz import Identity, Role, require
@@ -24,7 +25,6 @@ from whale.correlation import CORRELATION_ID
 from whale.errors import EventError
 from whale.settings import WhaleSettings
 from whale_event_center.errors import AlreadyResolved, NotFound
-from whale_event_center.todos import CHANGE_REQUESTED, OPEN_STATES, REQUESTED
 
 API_SOURCE = "whale/todo-api"
 WAIT_SECONDS = 10.0

@@ -18,12 +18,12 @@ from typing import Any
 
 import httpx
 import uvicorn
+from whale_dedupe.app import DedupeStage, ensure_changelog
 from whale_event_center import components
 from whale_event_center.app import create_app
-from whale_event_center.dedupe import DedupeStage, ensure_changelog
-from whale_event_center.indexer import Indexer
 from whale_event_center.settings import Settings
 from whale_event_center.store import Store
+from whale_indexer.app import Indexer
 
 from tests.ports import free_port
 from whale import tokens as personal

@@ -263,8 +263,8 @@ def test_indexing_pauses_while_elasticsearch_is_down_and_catches_up(
 ) -> None:
     """An indexer whose Elasticsearch is unreachable commits nothing; a restart on the real one indexes all."""
     from confluent_kafka import Consumer, TopicPartition
-    from whale_event_center.indexer import Indexer
     from whale_event_center.store import Store
+    from whale_indexer.app import Indexer
 
     doc = event(pipeline, subject=f"outage-{uuid.uuid4().hex[:8]}")
     assert post(http, doc).status_code == 202
@@ -305,9 +305,9 @@ def test_dead_letters_are_indexed_with_their_reason_and_headers(
 ) -> None:
     """A poison message (not a CloudEvent) on the DLQ is stored and searchable with kind=dlq."""
     from whale_event_center.errors import StoreUnavailable
-    from whale_event_center.indexer import Indexer
     from whale_event_center.search import EventQuery, search
     from whale_event_center.store import Store
+    from whale_indexer.app import Indexer
 
     from whale.admin import ensure_topics
     from whale.binding import KafkaMessage

@@ -17,12 +17,12 @@ import pytest
 from fastapi.testclient import TestClient
 from whale_adapters import metrics as adapters_metrics
 from whale_adapters.app import Components, build_app
-from whale_adapters.dispatcher import app as dispatcher_app
-from whale_adapters.dispatcher import metrics as dispatcher_metrics
-from whale_adapters.dispatcher.settings import Settings as DispatcherSettings
 from whale_adapters.ingest import IngestWriter
 from whale_adapters.settings import Settings as AdaptersSettings
 from whale_adapters.validation import EventValidator
+from whale_dispatcher import app as dispatcher_app
+from whale_dispatcher import metrics as dispatcher_metrics
+from whale_dispatcher.settings import Settings as DispatcherSettings
 from whale_event_center import metrics as event_center_metrics
 from whale_executor import metrics as executor_metrics
 from whale_rule_engine import metrics as rule_engine_metrics

@@ -4,7 +4,7 @@ The event center keys ``whale.ingest`` by source + id, so one key always lands o
 one replica. The stage keeps a table key -> first-seen time (the ingest record's timestamp) per
 partition, backed by a changelog topic (``whale.dedupe.changelog``: same partitions as the ingest
 topic, ``compact,delete`` with a retention a little over the window). The table lives on disk in a
-local store (:mod:`whale_event_center.dedupe_window`, under ``WHALE_STATE_DIR``); on assignment the
+local store (:mod:`whale_dedupe.window`, under ``WHALE_STATE_DIR``); on assignment the
 stage reads only the changelog records after the offsets its store applied (all of them for a new,
 lost or foreign store), so the window survives restarts and rebalances across replicas.
 
@@ -26,6 +26,9 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from whale_event_center import metrics
+from whale_event_center.components import start_health
+from whale_event_center.settings import Settings
 
 from whale.binding import KafkaMessage, from_kafka, headers_from, to_binary
 from whale.consumer import commit_batch, dlq_message
@@ -35,10 +38,7 @@ from whale.metrics import process_registry
 from whale.producer import EventProducer
 from whale.runtime import run
 from whale.store import Batch, LocalStore, contiguous, open_store
-from whale_event_center import metrics
-from whale_event_center.components import start_health
-from whale_event_center.dedupe_window import DedupeWindow
-from whale_event_center.settings import Settings
+from whale_dedupe.window import DedupeWindow
 
 log = structlog.get_logger(__name__)
 PURGE_EVERY = 60.0

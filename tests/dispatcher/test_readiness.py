@@ -11,16 +11,15 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from whale_adapters.dispatcher import worker as worker_module
-from whale_adapters.dispatcher.app import Dispatcher, build_app
-from whale_adapters.dispatcher.settings import Settings
-from whale_adapters.dispatcher.worker import Worker
+from whale_dispatcher import worker as worker_module
+from whale_dispatcher.app import Dispatcher, build_app
+from whale_dispatcher.settings import Settings
+from whale_dispatcher.worker import Worker
 
+from tests.adapters.fakes import FakeProducer
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale.subscriptions import Subscription
-
-from ..fakes import FakeProducer
 
 
 class FakeConsumer:

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 import pytest
-from whale_adapters.dispatcher.delivery import backoff, binary_request, deliver
+from whale_dispatcher.delivery import backoff, binary_request, deliver
 
 from whale.cloudevent import CloudEvent
 from whale.subscriptions import Subscription

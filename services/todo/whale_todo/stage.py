@@ -35,7 +35,7 @@ from whale.rules.paths import event_context
 from whale.rules.ruleset import RuleSet
 from whale.settings import WhaleSettings
 from whale.store import LocalStore, StoreSettings
-from whale_event_center.todo_store import StoredItems, TodoLoader, applied, open_id, put_item
+from whale_todo.store import StoredItems, TodoLoader, applied, open_id, put_item
 
 log = structlog.get_logger(__name__)
 
@@ -101,7 +101,7 @@ class Change:
 
 
 class TodoBook:
-    """The items (on disk: :mod:`whale_event_center.todo_store`) and the decisions. Changes are
+    """The items (on disk: :mod:`whale_todo.store`) and the decisions. Changes are
     staged until :meth:`commit` (after Kafka acknowledged them) or dropped by :meth:`rollback`."""
 
     def __init__(self, settings: TodoSettings, store: LocalStore) -> None:

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from whale_adapters.dispatcher.app import serve
-from whale_adapters.dispatcher.cli import apply_subscriptions
-from whale_adapters.dispatcher.settings import Settings
+from whale_dispatcher.app import serve
+from whale_dispatcher.cli import apply_subscriptions
+from whale_dispatcher.settings import Settings
 
 from tests.integration.event_center.ec_live import admin_token
 from tests.ports import free_port

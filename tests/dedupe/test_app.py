@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from whale_event_center.dedupe import DedupeStage
+from whale_dedupe.app import DedupeStage
 from whale_event_center.settings import Settings
 
 from whale.binding import KafkaMessage, to_binary

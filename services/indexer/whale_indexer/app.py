@@ -19,18 +19,18 @@ from typing import Any
 
 import structlog
 from confluent_kafka import Consumer, KafkaError
-
-from whale.binding import KafkaMessage, headers_from
-from whale.consumer import commit_batch
-from whale.logging import configure_logging
-from whale.metrics import process_registry
-from whale.runtime import run
 from whale_event_center import metrics
 from whale_event_center.components import start_health
 from whale_event_center.documents import Document, document
 from whale_event_center.errors import StoreUnavailable
 from whale_event_center.settings import Settings
 from whale_event_center.store import Store
+
+from whale.binding import KafkaMessage, headers_from
+from whale.consumer import commit_batch
+from whale.logging import configure_logging
+from whale.metrics import process_registry
+from whale.runtime import run
 
 log = structlog.get_logger(__name__)
 RETENTION_EVERY = 3600.0

@@ -32,8 +32,8 @@ from whale.producer import EventProducer
 from whale.rules.paths import event_context
 from whale.settings import WhaleSettings
 from whale.subscriptions import Subscription
-from whale_adapters.dispatcher import metrics
-from whale_adapters.dispatcher.delivery import deliver
+from whale_dispatcher import metrics
+from whale_dispatcher.delivery import deliver
 
 log = structlog.get_logger(__name__)
 MAX_KEYS_IN_PARALLEL = 32

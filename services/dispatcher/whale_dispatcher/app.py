@@ -30,9 +30,9 @@ from whale.subscriptions import Subscription, from_record
 from whale.tokens import ViewTokenBook
 from whale.web.errors import install_error_handlers
 from whale.web.health import health_router
-from whale_adapters.dispatcher import metrics
-from whale_adapters.dispatcher.settings import Settings
-from whale_adapters.dispatcher.worker import Worker
+from whale_dispatcher import metrics
+from whale_dispatcher.settings import Settings
+from whale_dispatcher.worker import Worker
 
 log = structlog.get_logger(__name__)
 

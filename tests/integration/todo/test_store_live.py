@@ -9,8 +9,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from whale_event_center.todo_store import TodoLoader, open_id
-from whale_event_center.todos import OPEN_STATES, record
+from whale_todo.stage import OPEN_STATES, record
+from whale_todo.store import TodoLoader, open_id
 
 from whale import topics
 from whale.producer import Delivered, EventProducer

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from whale_event_center.todo_api import build_router
-from whale_event_center.todos import (
+from whale_todo.stage import (
     CREATED,
     RESOLVED,
     UPDATED,
