@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from whale_dedupe.app import DedupeStage
-from whale_event_center.settings import Settings
+from whale_dedupe.settings import Settings
 
 from whale.binding import KafkaMessage, to_binary
 from whale.cloudevent import CloudEvent
@@ -43,7 +43,7 @@ class Msg:
 
 
 def stage(tmp_path: Path) -> DedupeStage:
-    settings = Settings(whale=WhaleSettings(kafka_bootstrap="127.0.0.1:1"), dedupe_window_seconds=60)
+    settings = Settings(whale=WhaleSettings(kafka_bootstrap="127.0.0.1:1"), window=60)
     store = LocalStore(tmp_path / "dedupe", {"stage": "dedupe"}, StoreSettings(dir=tmp_path, cache_mb=1))
     return DedupeStage(settings, producer=None, store=store)  # type: ignore[arg-type]
 

@@ -13,12 +13,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from whale_event_center.todo_api import build_router
+from whale_todo.settings import Settings
 from whale_todo.stage import (
-    CREATED,
-    RESOLVED,
-    UPDATED,
     TodoBook,
-    TodoSettings,
     TodoStage,
     load_rules,
     record,
@@ -28,6 +25,7 @@ from whale import authz, topics
 from whale.cloudevent import CloudEvent
 from whale.settings import WhaleSettings
 from whale.store import LocalStore, StoreSettings, open_store
+from whale.todos import CREATED, RESOLVED, UPDATED
 from whale.web.errors import install_error_handlers
 
 RULE = """
@@ -72,7 +70,7 @@ class Received:
 def stage(tmp_path: Path, **settings: Any) -> tuple[TodoStage, TodoBook, FakeProducer]:
     (tmp_path / "rules").mkdir(exist_ok=True)
     (tmp_path / "rules" / "disk.yaml").write_text(RULE)
-    conf = TodoSettings(whale=WhaleSettings(rules_dir=tmp_path / "rules"), **settings)
+    conf = Settings(whale=WhaleSettings(rules_dir=tmp_path / "rules"), **settings)
     book = TodoBook(conf, LocalStore(tmp_path / "book", {"stage": "todo"}, StoreSettings(dir=tmp_path)))
     producer = FakeProducer()
     return TodoStage(conf, producer, load_rules(conf.whale.rules_dir), book), book, producer
@@ -200,7 +198,7 @@ class FakeView:
 
 
 def api_client() -> tuple[TestClient, FakeProducer]:
-    book = TodoBook(TodoSettings(), open_store(f"todo-{uuid.uuid4().hex}", {"stage": "todo"}))
+    book = TodoBook(Settings(), open_store(f"todo-{uuid.uuid4().hex}", {"stage": "todo"}))
     view = FakeView()
 
     def apply(sent: Sent) -> None:

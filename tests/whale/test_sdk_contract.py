@@ -71,7 +71,8 @@ def test_the_todo_api_never_writes_an_empty_subject() -> None:
 
 def test_records_built_by_whales_own_builders_are_read_by_the_sdk(tmp_path: Path) -> None:
     from whale_executor.results import SUCCEEDED, result_event
-    from whale_todo.stage import TodoBook, TodoSettings, announcement, record
+    from whale_todo.settings import Settings as TodoSettings
+    from whale_todo.stage import TodoBook, announcement, record
 
     from whale.rules.model import validate_rule
     from whale.store import LocalStore, StoreSettings

@@ -26,18 +26,17 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-from whale_event_center import metrics
-from whale_event_center.components import start_health
-from whale_event_center.settings import Settings
 
 from whale.binding import KafkaMessage, from_kafka, headers_from, to_binary
 from whale.consumer import commit_batch, dlq_message
 from whale.errors import BindingError, DeliveryError, TopicError
+from whale.health import start_health
 from whale.logging import configure_logging
-from whale.metrics import process_registry
 from whale.producer import EventProducer
 from whale.runtime import run
 from whale.store import Batch, LocalStore, contiguous, open_store
+from whale_dedupe import metrics
+from whale_dedupe.settings import Settings
 from whale_dedupe.window import DedupeWindow
 
 log = structlog.get_logger(__name__)
@@ -62,27 +61,27 @@ def ensure_changelog(settings: Settings) -> int:
     if ingest is None or not ingest.partitions:
         raise TopicError(f"topic {settings.ingest_topic} does not exist (run `whale topics ensure`)")
     count = len(ingest.partitions)
-    existing = meta.get(settings.dedupe_changelog)
+    existing = meta.get(settings.changelog)
     if existing is not None and existing.partitions:
         if len(existing.partitions) != count:
             raise TopicError(
-                f"{settings.dedupe_changelog} has {len(existing.partitions)} partitions, "
+                f"{settings.changelog} has {len(existing.partitions)} partitions, "
                 f"{settings.ingest_topic} has {count}"
             )
         return count
-    retention = (settings.dedupe_window_seconds + 3600) * 1000
+    retention = (settings.window + 3600) * 1000
     config = {
         "cleanup.policy": "compact,delete",
         "retention.ms": str(retention),
         "min.compaction.lag.ms": "0",
     }
-    futures = admin.create_topics([NewTopic(settings.dedupe_changelog, count, -1, config=config)])
+    futures = admin.create_topics([NewTopic(settings.changelog, count, -1, config=config)])
     for future in futures.values():
         try:
             future.result(30)
         except Exception as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise TopicError(f"cannot create {settings.dedupe_changelog}: {exc}") from None
+                raise TopicError(f"cannot create {settings.changelog}: {exc}") from None
     return count
 
 
@@ -90,7 +89,7 @@ class DedupeStage:
     def __init__(self, settings: Settings, producer: EventProducer, store: LocalStore | None = None) -> None:
         self._settings = settings
         self._producer = producer
-        self._window_ms = settings.dedupe_window_seconds * 1000
+        self._window_ms = settings.window * 1000
         self._store = store  # opened in run() when not given (its identity names the cluster)
         self._window: DedupeWindow | None = None if store is None else DedupeWindow(store, self._window_ms)
         self._stopping = asyncio.Event()
@@ -100,7 +99,7 @@ class DedupeStage:
         self._consumer = Consumer(
             {
                 **base,
-                "group.id": settings.dedupe_group,
+                "group.id": settings.group,
                 "enable.auto.commit": False,
                 "auto.offset.reset": settings.offset_reset,
                 "session.timeout.ms": 10_000,
@@ -127,8 +126,8 @@ class DedupeStage:
     def _open_store(self) -> None:
         if self._window is not None:
             return
-        cluster = self._consumer.list_topics(self._settings.dedupe_changelog, timeout=30).cluster_id
-        name = self._settings.dedupe_changelog
+        cluster = self._consumer.list_topics(self._settings.changelog, timeout=30).cluster_id
+        name = self._settings.changelog
         identity = {"stage": "dedupe", "topic": name, "cluster": cluster}
         self._store = open_store(f"dedupe-{name}", identity, self._settings.state)
         self._window = DedupeWindow(self._store, self._window_ms)
@@ -158,13 +157,11 @@ class DedupeStage:
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         wanted = [tp.partition for tp in partitions]
         started = time.monotonic()
-        read = self.window.restore(
-            self._settings.whale.kafka_config(), self._settings.dedupe_changelog, wanted
-        )
+        read = self.window.restore(self._settings.whale.kafka_config(), self._settings.changelog, wanted)
         log.info(
             "dedupe_assigned", partitions=wanted, restored=read, seconds=round(time.monotonic() - started, 3)
         )
-        metrics.DEDUPE_TABLE_SIZE.set(self.keys)
+        metrics.TABLE_SIZE.set(self.keys)
         self.assigned.set()
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -179,7 +176,7 @@ class DedupeStage:
         removed = self.window.purge(int(time.time() * 1000) - self._window_ms)
         if removed:
             log.info("dedupe_expired", keys=removed)
-        metrics.DEDUPE_TABLE_SIZE.set(self.keys)
+        metrics.TABLE_SIZE.set(self.keys)
 
     # ------------------------------------------------------------------ processing
     def _decide(self, messages: list[Any]) -> tuple[list[Decision], Batch]:
@@ -195,7 +192,7 @@ class DedupeStage:
             except BindingError as exc:
                 copy = dlq_message(
                     plain, reason=f"unreadable: {exc}", topic=msg.topic(), partition=msg.partition(),
-                    offset=msg.offset(), group=self._settings.dedupe_group,
+                    offset=msg.offset(), group=self._settings.group,
                 )  # fmt: skip
                 decisions.append(Decision(msg, "", msg.partition(), stamp, None, copy))
                 continue
@@ -239,8 +236,8 @@ class DedupeStage:
         await asyncio.to_thread(store.commit, staged, applied)
         for d in decisions:
             outcome = "forwarded" if d.forward else ("unreadable" if d.dead_letter else "duplicate")
-            metrics.DEDUPE_EVENTS.labels(outcome=outcome).inc()
-        metrics.DEDUPE_TABLE_SIZE.set(self.keys)
+            metrics.EVENTS.labels(outcome=outcome).inc()
+        metrics.TABLE_SIZE.set(self.keys)
         return True
 
     async def _record(self, decisions: list[Decision]) -> dict[int, list[int]]:
@@ -257,13 +254,13 @@ class DedupeStage:
 
         for decision in decisions:
             self._changelog.produce(
-                self._settings.dedupe_changelog,
+                self._settings.changelog,
                 key=decision.key.encode("utf-8"),
                 value=str(decision.stamp).encode(),
                 partition=decision.partition,
                 on_delivery=settle,
             )
-        remaining = await asyncio.to_thread(self._changelog.flush, self._settings.produce_timeout_ms / 1000)
+        remaining = await asyncio.to_thread(self._changelog.flush, self._settings.produce_timeout)
         if remaining or errors:
             raise DeliveryError(
                 f"changelog write not acknowledged ({remaining} pending, errors: {errors[:3]})"
@@ -283,14 +280,12 @@ def main(argv: list[str] | None = None) -> int:
         await asyncio.to_thread(ensure_changelog, settings)
         producer = EventProducer(settings.whale, client_id="whale-dedupe")
         stage = DedupeStage(settings, producer)
-        health = await start_health(
-            settings.host, settings.dedupe_health_port, process_registry(metrics.DEDUPE)
-        )
+        health = await start_health(settings.host, settings.port, metrics.registry())
         task = asyncio.create_task(stage.run())
         log.info(
             "dedupe_started",
-            window_seconds=settings.dedupe_window_seconds,
-            changelog=settings.dedupe_changelog,
+            window_seconds=settings.window,
+            changelog=settings.changelog,
         )
         await stop.wait()
         stage.stop()

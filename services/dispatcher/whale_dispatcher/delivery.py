@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import httpx
-from whale_adapters.errors import DeliveryFailed
 
 from whale.binding import encode_data
 from whale.cloudevent import CloudEvent, format_time
 from whale.subscriptions import Subscription
 from whale_dispatcher import metrics
+from whale_dispatcher.errors import DeliveryFailed
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 _SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from whale.authz import Role, require
+from whale.es.store import Store
 from whale_event_center.errors import InvalidEvent
 from whale_event_center.search import EventQuery, get_event, search, trace
-from whale_event_center.store import Store
 
 MAX_PAGE = 1000
 BAD: dict[int | str, dict[str, Any]] = {

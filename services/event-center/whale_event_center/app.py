@@ -151,7 +151,7 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
         lifespan=lifespan,
     )
 
-    install_error_handlers(app, retry_after=settings.retry_after_seconds)
+    install_error_handlers(app, retry_after=settings.retry_after)
     authenticator = authz.Authenticator(
         dev_mode=settings.dev_mode,
         tokens=ViewTokenBook(parts.people) if parts.people is not None else None,
@@ -180,7 +180,7 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
         "elasticsearch": parts.store.ping,
         "registry": parts.views_ready.is_set,
     }
-    app.include_router(health_router(process_registry(metrics.HTTP), checks))
+    app.include_router(health_router(process_registry(metrics.FAMILIES), checks))
 
     async def events_of(type_: str) -> int:
         return int(await parts.store.count({"term": {"type": type_}}))

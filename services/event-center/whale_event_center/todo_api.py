@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from whale_todo.stage import CHANGE_REQUESTED, OPEN_STATES, REQUESTED
 
 from whale import audit, topics
 from whale.authz import Identity, Role, require
@@ -24,6 +23,7 @@ from whale.compacted import CompactedView
 from whale.correlation import CORRELATION_ID
 from whale.errors import EventError
 from whale.settings import WhaleSettings
+from whale.todos import CHANGE_REQUESTED, OPEN_STATES, REQUESTED
 from whale_event_center.errors import AlreadyResolved, NotFound
 
 API_SOURCE = "whale/todo-api"

@@ -19,18 +19,16 @@ from typing import Any
 
 import structlog
 from confluent_kafka import Consumer, KafkaError
-from whale_event_center import metrics
-from whale_event_center.components import start_health
-from whale_event_center.documents import Document, document
-from whale_event_center.errors import StoreUnavailable
-from whale_event_center.settings import Settings
-from whale_event_center.store import Store
 
 from whale.binding import KafkaMessage, headers_from
 from whale.consumer import commit_batch
+from whale.es.documents import Document, document
+from whale.es.store import Store, StoreUnavailable
+from whale.health import start_health
 from whale.logging import configure_logging
-from whale.metrics import process_registry
 from whale.runtime import run
+from whale_indexer import metrics
+from whale_indexer.settings import Settings
 
 log = structlog.get_logger(__name__)
 RETENTION_EVERY = 3600.0
@@ -43,7 +41,7 @@ class Indexer:
         self._stopping = asyncio.Event()
         conf: dict[str, Any] = {
             **settings.whale.kafka_config(),
-            "group.id": settings.indexer_group,
+            "group.id": settings.group,
             "enable.auto.commit": False,
             "auto.offset.reset": settings.offset_reset,
             "topic.metadata.refresh.interval.ms": 10_000,
@@ -63,13 +61,11 @@ class Indexer:
         self.assigned.set()
 
     async def run(self) -> None:
-        self._consumer.subscribe(list(self._settings.indexer_topics), on_assign=self._on_assign)
+        self._consumer.subscribe(list(self._settings.topics), on_assign=self._on_assign)
         try:
             while not self._stopping.is_set():
                 await self._maybe_expire()
-                batch: list[Any] = await asyncio.to_thread(
-                    self._consumer.consume, self._settings.indexer_batch, 0.5
-                )
+                batch: list[Any] = await asyncio.to_thread(self._consumer.consume, self._settings.batch, 0.5)
                 messages = [m for m in batch if m.error() is None]
                 for m in batch:
                     err = m.error()
@@ -86,7 +82,7 @@ class Indexer:
                     break  # stopping: nothing committed, the next owner re-reads
                 newest = max((m.timestamp()[1] for m in messages), default=0)
                 if newest > 0:
-                    metrics.INDEXER_LAG_SECONDS.set(max(0.0, time.time() - newest / 1000))
+                    metrics.LAG_SECONDS.set(max(0.0, time.time() - newest / 1000))
                 await asyncio.to_thread(commit_batch, self._consumer, messages, stage="indexer")
         finally:
             await asyncio.to_thread(self._consumer.close)
@@ -98,7 +94,7 @@ class Indexer:
             self._template_ready = True
         started = time.perf_counter()
         results = await self._store.bulk([(self._store.index_for(d.when), d.doc_id, d.body) for d in docs])
-        metrics.INDEXER_BULK_SECONDS.observe(time.perf_counter() - started)
+        metrics.BULK_SECONDS.observe(time.perf_counter() - started)
         retry: list[str] = []
         for doc, topic, (status, error) in zip(docs, topic_names, results, strict=False):
             if status < 300:
@@ -169,12 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         indexer = Indexer(settings, store)
         health = await start_health(
             settings.host,
-            settings.indexer_health_port,
-            process_registry(metrics.INDEXER),
+            settings.port,
+            metrics.registry(),
             {"elasticsearch": store.ping},
         )
         task = asyncio.create_task(indexer.run())
-        log.info("indexer_started", topics=settings.indexer_topics, group=settings.indexer_group)
+        log.info("indexer_started", topics=settings.topics, group=settings.group)
         await stop.wait()
         indexer.stop()
         await task

@@ -21,11 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import structlog
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whale import topics
 from whale.cloudevent import CloudEvent, format_time
@@ -33,47 +31,23 @@ from whale.correlation import caused_by, correlation_id
 from whale.rules import templating
 from whale.rules.paths import event_context
 from whale.rules.ruleset import RuleSet
-from whale.settings import WhaleSettings
-from whale.store import LocalStore, StoreSettings
-from whale_todo.store import StoredItems, TodoLoader, applied, open_id, put_item
+from whale.store import LocalStore
+from whale.todos import (
+    CHANGE_REQUESTED,
+    CREATED,
+    OPEN_STATES,
+    OPS,
+    REQUESTED,
+    RESOLVED,
+    SAVED,
+    SOURCE,
+    UPDATED,
+)
+from whale_todo import metrics
+from whale_todo.settings import Settings
+from whale_todo.store import StoredItems, applied, open_id, put_item
 
 log = structlog.get_logger(__name__)
-
-SOURCE = "whale/todo"
-SAVED = "whale.todo.saved"
-CREATED = "whale.todo.created"
-UPDATED = "whale.todo.updated"
-RESOLVED = "whale.todo.resolved"
-REQUESTED = "whale.todo.requested"
-CHANGE_REQUESTED = "whale.todo.change.requested"
-OPS = ("claim", "unclaim", "resolve", "comment")
-OPEN_STATES = ("open", "claimed")
-
-
-class TodoSettings(BaseSettings):
-    """Settings of the to-do stage (env prefix ``WHALE_TODO_``)."""
-
-    model_config = SettingsConfigDict(env_prefix="WHALE_TODO_", extra="ignore")
-
-    whale: WhaleSettings = Field(default_factory=WhaleSettings)
-    group: str = "whale-todo"
-    source: str = Field(
-        default=SOURCE, description="CloudEvents source of the stage's records and announcements"
-    )
-    offset_reset: Literal["earliest", "latest"] = Field(
-        default="latest",
-        description="where a brand-new consumer group starts (latest: no to-dos for history)",
-    )
-    merge_keys: dict[str, str] = Field(
-        default_factory=dict, description="event type -> merge-key template (default: type + subject)"
-    )
-    ignore_type_prefixes: list[str] = Field(
-        default_factory=lambda: ["whale."], description="platform event types that never become to-dos"
-    )
-    seen_limit: int = Field(default=50, ge=1, description="event ids remembered per item (redelivery)")
-    state: StoreSettings = Field(default_factory=StoreSettings, description="local store (WHALE_STATE_*)")
-    health_host: str = "127.0.0.1"
-    health_port: int | None = Field(default=None, description="serve /metrics, /healthz, /readyz here")
 
 
 def now_text() -> str:
@@ -104,7 +78,7 @@ class TodoBook:
     """The items (on disk: :mod:`whale_todo.store`) and the decisions. Changes are
     staged until :meth:`commit` (after Kafka acknowledged them) or dropped by :meth:`rollback`."""
 
-    def __init__(self, settings: TodoSettings, store: LocalStore) -> None:
+    def __init__(self, settings: Settings, store: LocalStore) -> None:
         self._settings = settings
         self.store = store
         self.items = StoredItems(store, store.batch())
@@ -251,7 +225,7 @@ def record(item: Mapping[str, Any], source: str = SOURCE) -> CloudEvent:
 class TodoStage:
     """Consumes events, decides, writes the item (compacted) then announces the change."""
 
-    def __init__(self, settings: TodoSettings, producer: Any, rules: RuleSet, book: TodoBook) -> None:
+    def __init__(self, settings: Settings, producer: Any, rules: RuleSet, book: TodoBook) -> None:
         self._settings = settings
         self._producer = producer
         self._rules = rules
@@ -295,82 +269,7 @@ class TodoStage:
             raise
         self._book.commit(list(delivered))
         for change, _ in changes:
+            metrics.CHANGES.labels(change=change.change).inc()
             log.info(
                 "todo_changed", todo_id=change.item["id"], change=change.change, count=change.item["count"]
             )
-
-
-async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
-    from whale.admin import ensure_topics
-    from whale.compacted import CompactedView
-    from whale.consumer import EventConsumer
-    from whale.health import serve_health
-    from whale.metrics import CONSUMER, process_registry
-    from whale.producer import EventProducer
-
-    await asyncio.to_thread(ensure_topics, settings.whale)
-    producer = EventProducer(settings.whale, client_id="whale-todo")
-    rules = load_rules(settings.whale.rules_dir)
-    rules_view = CompactedView(settings.whale, topics.RULES, on_change=rules.apply_record)
-    loader = TodoLoader(settings.whale, settings.state, OPEN_STATES)
-    await rules_view.start()
-    await loader.start()  # the local store catches up with whale.todos, then stops following
-    await loader.stop()
-    assert loader.store is not None
-    book = TodoBook(settings, loader.store)
-    stage = TodoStage(settings, producer, rules, book)
-    consumer = EventConsumer(
-        settings.whale,
-        group_id=settings.group,
-        topics=[topics.EVENTS, topics.RESULTS],
-        producer=producer,
-        batch_handler=stage.handle_batch,
-        auto_offset_reset=settings.offset_reset,
-    )
-    ready = asyncio.Event()
-    server = None
-    if settings.health_port is not None:
-
-        async def is_ready() -> bool:
-            return ready.is_set()
-
-        server = await serve_health(
-            settings.health_host,
-            settings.health_port,
-            {"consumer": is_ready},
-            registry=process_registry(CONSUMER),
-        )
-    task = asyncio.create_task(consumer.run())
-    ready.set()
-    log.info(
-        "todo_stage_started",
-        restored=loader.read,
-        rebuilt=book.store.rebuilt,
-        rules=sum(rule.enabled for rule in rules.all()),
-    )
-    await stop.wait()
-    consumer.stop()
-    await task
-    await rules_view.stop()
-    book.store.close()
-    if server is not None:
-        server.close()
-        await server.wait_closed()
-    await asyncio.to_thread(producer.close, 10)
-
-
-def main(argv: list[str]) -> int:
-    """``whale run todo``: the to-do stage."""
-    import argparse
-
-    from whale.logging import configure_logging
-    from whale.runtime import run
-
-    parser = argparse.ArgumentParser(prog="whale run todo", description="the to-do stage")
-    parser.add_argument("--rules-dir", type=Path, help="rules directory (else WHALE_RULES_DIR)")
-    args = parser.parse_args(argv)
-    settings = TodoSettings()
-    if args.rules_dir is not None:
-        settings.whale.rules_dir = args.rules_dir
-    configure_logging(settings.whale, service="todo")
-    return run(lambda stop: serve(settings, stop))

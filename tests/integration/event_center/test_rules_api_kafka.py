@@ -11,10 +11,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from whale_event_center.rules_api import build_router
-from whale_event_center.store import Store
 
 from whale import authz, topics
 from whale.compacted import CompactedView
+from whale.es.store import Store
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale.web.errors import install_error_handlers

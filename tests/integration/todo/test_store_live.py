@@ -9,13 +9,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from whale_todo.stage import OPEN_STATES, record
+from whale_todo.stage import record
 from whale_todo.store import TodoLoader, open_id
 
 from whale import topics
 from whale.producer import Delivered, EventProducer
 from whale.settings import WhaleSettings
 from whale.store import StoreSettings
+from whale.todos import OPEN_STATES
 
 pytestmark = pytest.mark.integration
 

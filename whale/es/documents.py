@@ -17,7 +17,7 @@ from whale import topics
 from whale.binding import KafkaMessage, from_kafka
 from whale.cloudevent import CloudEvent, format_time
 from whale.errors import BindingError
-from whale_event_center.store import EXTENSIONS
+from whale.es.store import EXTENSIONS
 
 MAX_TEXT = 32_000
 

@@ -14,7 +14,15 @@ from typing import Any
 
 import httpx
 
-from whale_event_center.errors import InvalidEvent, StoreUnavailable
+from whale.errors import EventError, WhaleError
+
+
+class StoreUnavailable(WhaleError, status=503, code="unavailable", retryable=True):
+    """Elasticsearch refused or did not answer; the indexer retries (never skips), an API answers 503."""
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "message": "Elasticsearch did not answer; retry later"}
+
 
 KEYWORD = {"type": "keyword"}
 UNINDEXED = {"type": "keyword", "index": False, "doc_values": False}
@@ -132,7 +140,7 @@ class Store:
             params={"ignore_unavailable": "true", "allow_no_indices": "true"},
         )
         if response.status_code == 400:
-            raise InvalidEvent(
+            raise EventError(
                 f"Elasticsearch refused the query: {_reason(response)}", field=_refused_parameter(response)
             )
         if response.status_code >= 300:
