@@ -106,7 +106,7 @@ class Stack:
             "WHALE_RULES_DIR": str(rules),
             "WHALE_RULE_ENGINE_APP_ID": f"whale-bench-{self.pool}",
             "WHALE_RULE_ENGINE_PORT": str(self.health["rule-engine"]),
-            "WHALE_EXECUTOR_HEALTH_PORT": str(self.health["executor"]),
+            "WHALE_EXECUTOR_PORT": str(self.health["executor"]),
             "WHALE_TODO_GROUP": f"whale-bench-todo-{self.pool}",
             "WHALE_TODO_PORT": str(self.health["todo"]),
             "WHALE_TODO_IGNORE_TYPE_PREFIXES": json.dumps(["whale.", BLAST]),

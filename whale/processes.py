@@ -84,7 +84,7 @@ SERVICES: dict[str, Service] = {
             "whale_executor",
             "whale_executor.app:main",
             "runs a pool's actions and workflows (whale run executor --pool NAME)",
-            "WHALE_EXECUTOR_HEALTH_PORT",
+            "WHALE_EXECUTOR_PORT",
             8083,
             "executor",
             reads=(POOL_ACTIONS, topics.CATALOG, topics.EVENTS, topics.EXECUTOR_STATE),

@@ -24,7 +24,7 @@ def _settings_defaults() -> dict[str, tuple[type[BaseSettings], str]]:
     out: dict[str, tuple[type[BaseSettings], str]] = {}
     for name, s in SERVICES.items():
         cls = importlib.import_module(f"{s.package}.settings").Settings
-        out[name] = (cls, "health_port" if name == "executor" else "port")
+        out[name] = (cls, "port")
     return out
 
 

@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from whale.store import Batch, LocalStore, partition_prefix
 
-log = structlog.get_logger("whale_dedupe.app")
+log = structlog.get_logger(__name__)
 _STAMP = struct.Struct(">Q")
 CHUNK = 10_000
 

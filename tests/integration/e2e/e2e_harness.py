@@ -130,7 +130,7 @@ class Platform:
             "WHALE_RULE_ENGINE_PORT": str(self.ports["rule-engine"]),
             "WHALE_EXECUTOR_POOL": POOL,
             "WHALE_EXECUTOR_CATALOG_DIRS": json.dumps([str(SCENARIOS / "catalog")]),
-            "WHALE_EXECUTOR_HEALTH_PORT": str(self.ports["executor"]),
+            "WHALE_EXECUTOR_PORT": str(self.ports["executor"]),
             # a group of its own per session, starting at the end (no to-dos for the shared bus's history)
             "WHALE_TODO_GROUP": f"whale-e2e-todo-{SESSION}",
             "WHALE_TODO_SOURCE": self.todo_source,

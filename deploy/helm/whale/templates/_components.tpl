@@ -88,7 +88,7 @@ components:
 {{- $dirs := list }}
 {{- if not (empty $v.config.actions) }}{{ $dirs = append $dirs "/etc/whale/actions" }}{{ end }}
 {{- if not (empty $v.config.workflows) }}{{ $dirs = append $dirs "/etc/whale/workflows" }}{{ end }}
-{{- $env := dict "WHALE_EXECUTOR_HEALTH_HOST" "0.0.0.0" "WHALE_EXECUTOR_HEALTH_PORT" $values.port }}
+{{- $env := dict "WHALE_EXECUTOR_HOST" "0.0.0.0" "WHALE_EXECUTOR_PORT" $values.port }}
 {{- if $dirs }}
 {{- $_ := set $env "WHALE_EXECUTOR_CATALOG_DIRS" (toJson $dirs) }}
 {{- end }}
