@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from whale.web.errors import install_error_handlers
-from whale.web.health import Check, health_router
+from whale.web.health import Check, install_health
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +49,7 @@ async def serve_health(
     """Serve ``/healthz`` (alive), ``/readyz`` (every check passes) and ``/metrics`` (``registry``)."""
     app = FastAPI(title="Whale health", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
-    app.include_router(health_router(registry, checks))
+    install_health(app, registry, checks)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+from typing import Annotated
 
 import httpx
 import structlog
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -29,7 +30,7 @@ from whale.producer import EventProducer
 from whale.subscriptions import Subscription, from_record
 from whale.tokens import ViewTokenBook
 from whale.web.errors import install_error_handlers
-from whale.web.health import health_router
+from whale.web.health import install_health
 from whale_dispatcher import metrics
 from whale_dispatcher.settings import Settings
 from whale_dispatcher.worker import Worker
@@ -127,16 +128,27 @@ class Dispatcher:
         }
 
 
+def get_dispatcher(request: Request) -> Dispatcher:
+    """The app's :class:`Dispatcher` (set by :func:`build_app`)."""
+    dispatcher: Dispatcher = request.app.state.dispatcher
+    return dispatcher
+
+
+router = APIRouter()
+
+
+@router.get("/status", dependencies=[authz.require(authz.Role.viewer)])
+async def status(dispatcher: Annotated[Dispatcher, Depends(get_dispatcher)]) -> JSONResponse:
+    return JSONResponse(dispatcher.status())
+
+
 def build_app(dispatcher: Dispatcher, authenticator: authz.Authenticator | None = None) -> FastAPI:
     app = FastAPI(title="Whale dispatcher", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     authz.install(app, authenticator or authz.Authenticator(), service="dispatcher")
-
-    @app.get("/status", dependencies=[authz.require(authz.Role.viewer)])
-    async def status() -> JSONResponse:
-        return JSONResponse(dispatcher.status())
-
-    app.include_router(health_router(metrics.registry(), {"subscriptions": dispatcher.waiting}))
+    app.state.dispatcher = dispatcher
+    app.include_router(router)
+    install_health(app, metrics.registry(), {"subscriptions": dispatcher.waiting})
     return app
 
 

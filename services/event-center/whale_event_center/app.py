@@ -24,7 +24,7 @@ from whale.logging import configure_logging
 from whale.metrics import process_registry
 from whale.tokens import ViewTokenBook
 from whale.web.errors import install_error_handlers
-from whale.web.health import health_router
+from whale.web.health import install_health
 from whale_event_center import (
     api_schemas,
     api_search,
@@ -180,7 +180,7 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
         "elasticsearch": parts.store.ping,
         "registry": parts.views_ready.is_set,
     }
-    app.include_router(health_router(process_registry(metrics.FAMILIES), checks))
+    install_health(app, process_registry(metrics.FAMILIES), checks)
 
     async def events_of(type_: str) -> int:
         return int(await parts.store.count({"term": {"type": type_}}))
