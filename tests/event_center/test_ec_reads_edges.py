@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from whale_event_center.todo_api import build_router
+from whale_event_center import todo_api
 
 from whale import authz
 from whale.cloudevent import CloudEvent
@@ -80,7 +80,7 @@ class DeepView:
 def test_todos_survive_an_item_with_deep_details() -> None:
     app = FastAPI()
     authz.install(app, authz.Authenticator(dev_mode=True), service="test")
-    app.include_router(build_router(object(), WhaleSettings(), view=DeepView()))
+    todo_api.install(app, object(), WhaleSettings(), view=DeepView())
     client = TestClient(app)
     listed = client.get("/todos", params={"status": "all"})
     assert listed.status_code == 200, listed.text

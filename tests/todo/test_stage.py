@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from whale_event_center.todo_api import build_router
+from whale_event_center import todo_api
 from whale_todo.settings import Settings
 from whale_todo.stage import (
     TodoBook,
@@ -210,7 +210,7 @@ def api_client() -> tuple[TestClient, FakeProducer]:
     app = FastAPI()
     install_error_handlers(app)
     authz.install(app, authz.Authenticator(dev_mode=True), service="test")
-    app.include_router(build_router(producer, WhaleSettings(), view=view))
+    todo_api.install(app, producer, WhaleSettings(), view=view)
     return TestClient(app), producer
 
 

@@ -188,11 +188,11 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
     app.include_router(
         api_schemas.build_router(registry, parts.views_ready.is_set, events_of, schema_changed)
     )
-    app.include_router(api_search.build_router(parts.store, settings.search_max_size))
+    api_search.install(app, parts.store, settings.search_max_size)
     app.include_router(
         rules_api.build_router(parts.producer, parts.rules, parts.catalog, parts.schemas, store=parts.store)
     )
-    app.include_router(todo_api.build_router(parts.producer, settings.whale, view=parts.todos))
+    todo_api.install(app, parts.producer, settings.whale, view=parts.todos)
     if parts.subscriptions is not None:
         app.include_router(
             subscriptions_api.build_router(
@@ -200,7 +200,7 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
             )
         )
     if parts.people is not None:
-        app.include_router(tokens_api.build_router(parts.producer, parts.people))
+        tokens_api.install(app, parts.producer, parts.people)
     authz.document(app)
     app.add_middleware(AllowHeader, routes=app.router.routes)
     app.state.registry = registry
