@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from whale_event_center.rules_api import build_router
+from whale_event_center import rules_api
 
 from whale import authz
 from whale.binding import from_kafka
@@ -54,7 +54,7 @@ def client() -> tuple[TestClient, FakeProducer]:
 
     authz.install(app, authz.Authenticator(dev_mode=True), service="test")
     store = AuditStore(producer)
-    app.include_router(build_router(producer, rules, CATALOG, FakeView(), store=store))  # type: ignore[arg-type]
+    rules_api.install(app, producer, rules, CATALOG, FakeView(), store=store)  # type: ignore[arg-type]
     return TestClient(app), producer
 
 
