@@ -83,7 +83,7 @@ def test_the_readme_shows_the_table_as_it_is() -> None:
 
 def test_every_service_package_has_app_with_main_settings_and_metrics() -> None:
     """One process, one package: ``app.py`` holds ``main`` (the entry point), beside ``settings.py``
-    (a ``Settings`` class) and ``metrics.py`` (its ``FAMILIES`` and ``registry()``)."""
+    (a ``Settings`` class) and ``metrics.py`` (the process's own metric families)."""
     for name, s in SERVICES.items():
         assert s.entry == f"{s.package}.app:main", name
         app = importlib.import_module(f"{s.package}.app")
@@ -91,7 +91,7 @@ def test_every_service_package_has_app_with_main_settings_and_metrics() -> None:
         settings = importlib.import_module(f"{s.package}.settings")
         assert issubclass(settings.Settings, BaseSettings), name
         metrics = importlib.import_module(f"{s.package}.metrics")
-        assert isinstance(metrics.FAMILIES, Families), name
+        assert any(isinstance(value, Families) for value in vars(metrics).values()), name
 
 
 def test_no_service_package_imports_another() -> None:
