@@ -101,14 +101,14 @@ class Stack:
             "WHALE_DEV_MODE": "true",
             "WHALE_LOG_LEVEL": "warning",
             "WHALE_EVENT_CENTER_PORT": str(self.port),
-            "WHALE_EVENT_CENTER_DEDUPE_HEALTH_PORT": str(_free_port()),
-            "WHALE_EVENT_CENTER_INDEXER_HEALTH_PORT": str(_free_port()),
+            "WHALE_DEDUPE_PORT": str(_free_port()),
+            "WHALE_INDEXER_PORT": str(_free_port()),
             "WHALE_RULES_DIR": str(rules),
             "WHALE_RULE_ENGINE_APP_ID": f"whale-bench-{self.pool}",
             "WHALE_RULE_ENGINE_PORT": str(self.health["rule-engine"]),
-            "WHALE_EXECUTOR_HEALTH_PORT": str(self.health["executor"]),
+            "WHALE_EXECUTOR_PORT": str(self.health["executor"]),
             "WHALE_TODO_GROUP": f"whale-bench-todo-{self.pool}",
-            "WHALE_TODO_HEALTH_PORT": str(self.health["todo"]),
+            "WHALE_TODO_PORT": str(self.health["todo"]),
             "WHALE_TODO_IGNORE_TYPE_PREFIXES": json.dumps(["whale.", BLAST]),
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}

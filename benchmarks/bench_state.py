@@ -107,7 +107,7 @@ def _store(stage: str, root: Path) -> Any:
 def _load_store(stage: str, root: Path, keys: int) -> tuple[Any, Any]:
     """Fill the stage's store through the stage's own write path; returns (store, reader)."""
     if stage == "dedupe":
-        from whale_event_center.dedupe_window import DedupeWindow
+        from whale_dedupe.window import DedupeWindow
 
         store = _store(stage, root)
         window = DedupeWindow(store, 24 * 3600 * 1000)
@@ -118,7 +118,7 @@ def _load_store(stage: str, root: Path, keys: int) -> tuple[Any, Any]:
             store.commit(batch, {0: start + CHUNK})
         return store, lambda n: window.seen(store.batch(), n % 3, dedupe_key(n))
     if stage == "todo":
-        from whale_event_center.todo_store import ITEM, put_item
+        from whale_todo.store import ITEM, put_item
 
         store = _store(stage, root)
         for start in range(0, keys, CHUNK):
@@ -204,12 +204,12 @@ def child_rocksdb(stage: str, keys: int) -> dict[str, Any]:
 
 def _reader(stage: str, store: Any) -> Any:
     if stage == "dedupe":
-        from whale_event_center.dedupe_window import DedupeWindow
+        from whale_dedupe.window import DedupeWindow
 
         window = DedupeWindow(store, 24 * 3600 * 1000)
         return lambda n: window.seen(store.batch(), n % 3, dedupe_key(n))
     if stage == "todo":
-        from whale_event_center.todo_store import ITEM
+        from whale_todo.store import ITEM
 
         return lambda n: store.get(ITEM + str(uuid.UUID(int=n + 1)).encode())
     return lambda n: store.get(b"d" + f"default/req-{n}".encode())
@@ -219,7 +219,7 @@ def child_rebuild(keys: int) -> dict[str, Any]:
     """Write ``keys`` dedupe records to a fresh changelog topic, then rebuild a new store from it."""
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-    from whale_event_center.dedupe_window import DedupeWindow
+    from whale_dedupe.window import DedupeWindow
 
     from whale.settings import WhaleSettings
 

@@ -15,7 +15,7 @@ from whale import topics
 from whale.authz import Identity
 from whale.cloudevent import CloudEvent
 
-log = structlog.get_logger("whale.audit")
+log = structlog.get_logger(__name__)
 SOURCE = "whale/audit"
 REDACTED = "***"
 SECRET_KEY = re.compile(r"(secret|token|password|passwd|sha256|hmac|api[_-]?key|authorization|cookie)", re.I)

@@ -32,7 +32,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from whale import topics
 from whale.errors import WhaleError
 
-log = structlog.get_logger("whale.authz")
+log = structlog.get_logger(__name__)
 TOKEN_PREFIX = "wht_"  # noqa: S105 - the prefix of personal tokens, not a secret
 
 

@@ -59,7 +59,7 @@ and ``subscriptions`` define theirs beside the code that raises them)::
     │   ├── UnsupportedMediaType            415 unsupported_media_type
     │   ├── Saturated                       429 saturated (retryable)
     │   └── Unavailable                     503 unavailable (retryable)
-    ├── whale_event_center.StoreUnavailable 503 unavailable (retryable)
+    ├── whale.es.store.StoreUnavailable   503 unavailable (retryable: Elasticsearch)
     ├── whale_executor.SecretError          500 secret_error
     ├── whale_executor.RunError             500 run_failed
     │   ├── ActionFailed                    500 action_failed
@@ -70,7 +70,8 @@ and ``subscriptions`` define theirs beside the code that raises them)::
     │   ├── SignatureError                  401 unauthenticated
     │   ├── TokenRefused                    401 unauthenticated
     │   ├── NoSuchWebhook                   404 not_found
-    │   ├── BodyTooLarge                    413 too_large
+    │   └── BodyTooLarge                    413 too_large
+    ├── whale_dispatcher.DispatcherError    500 dispatcher_error
     │   └── DeliveryFailed                  502 delivery_failed (retryable unless told)
     ├── whale_rule_engine.RuleEngineError   500 rule_engine_error
     │   ├── RenderFailed                    400 render_failed

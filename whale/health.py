@@ -11,12 +11,15 @@ import contextlib
 import socket
 from collections.abc import Iterator, Mapping
 
+import structlog
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from whale.web.errors import install_error_handlers
-from whale.web.health import Check, health_router
+from whale.web.health import Check, install_health
+
+log = structlog.get_logger(__name__)
 
 
 class _Server(uvicorn.Server):
@@ -46,7 +49,7 @@ async def serve_health(
     """Serve ``/healthz`` (alive), ``/readyz`` (every check passes) and ``/metrics`` (``registry``)."""
     app = FastAPI(title="Whale health", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
-    app.include_router(health_router(registry, checks))
+    install_health(app, registry, checks)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -59,3 +62,14 @@ async def serve_health(
     server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"health-{port}")
     return HealthServer(server, task)
+
+
+async def start_health(
+    host: str, port: int, registry: CollectorRegistry, checks: Mapping[str, Check] | None = None
+) -> HealthServer | None:
+    """:func:`serve_health` on ``port``; a busy port is logged, not fatal (the work matters more)."""
+    try:
+        return await serve_health(host, port, checks, registry=registry)
+    except OSError as exc:
+        log.error("health_port_unavailable", host=host, port=port, error=str(exc))
+        return None

@@ -18,7 +18,7 @@ import structlog
 
 from whale.authz import AuthSettings, Identity, NotAuthenticated, Role
 
-log = structlog.get_logger("whale.oidc")
+log = structlog.get_logger(__name__)
 
 
 class OidcVerifier:

@@ -8,8 +8,9 @@ Settings are built once in ``main()`` and passed down; nothing reads the environ
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,22 @@ DEFAULT_REDACT_KEYS = (
 
 RULES_DIR_NAMES = ("WHALE_RULES_DIR", "WHALE_RULE_ENGINE_RULES_DIR", "WHALE_TODO_RULES_DIR")
 """The rules directory's variable, then its former per-stage names (still read, first one set wins)."""
+
+
+def seconds_from_ms_env(data: Any, field: str, *names: str, old_ms_env: str) -> Any:
+    """For a duration setting in seconds that was a ``*_MS`` one (settings name durations in seconds,
+    never in milliseconds): when ``data`` (a settings class's raw input, in a ``mode="before"``
+    model validator) has no value for ``field`` (under its name or any of ``names``, its variables)
+    and the former variable ``old_ms_env`` is set, use that many milliseconds as seconds."""
+    if not isinstance(data, dict) or any(key in data for key in (field, *names)):
+        return data
+    old = os.environ.get(old_ms_env)
+    if old is None or not old.strip():
+        return data
+    try:
+        return {**data, field: float(old) / 1000}
+    except ValueError:
+        raise ValueError(f"{old_ms_env} must be a number of milliseconds, not {old!r}") from None
 
 
 def default_cache_dir() -> Path:

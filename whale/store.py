@@ -35,7 +35,7 @@ from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
 from whale.settings import WhaleSettings
 
-log = structlog.get_logger("whale.store")
+log = structlog.get_logger(__name__)
 
 META = b"\x00meta/"
 _IDENTITY = META + b"identity"

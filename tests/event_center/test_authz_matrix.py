@@ -19,10 +19,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from whale_adapters.app import Components as AdapterComponents
 from whale_adapters.app import build_app as build_adapters
-from whale_adapters.dispatcher.app import Dispatcher
-from whale_adapters.dispatcher.app import build_app as build_dispatcher
-from whale_adapters.dispatcher.settings import Settings as DispatcherSettings
 from whale_adapters.settings import Settings as AdapterSettings
+from whale_dispatcher.app import Dispatcher
+from whale_dispatcher.app import build_app as build_dispatcher
+from whale_dispatcher.settings import Settings as DispatcherSettings
 
 from tests.oidc_issuer import LocalIssuer
 from whale.authz import Authenticator, AuthSettings, Role, http_routes, route_roles

@@ -6,16 +6,16 @@ import json
 from typing import Any
 
 import pytest
-from whale_event_center.documents import document, event_doc_id
 from whale_event_center.errors import InvalidEvent
 from whale_event_center.search import EventQuery, causal_order, decode_cursor, encode_cursor
-from whale_event_center.store import template
 
 from whale import topics
 from whale.binding import KafkaMessage, to_binary
 from whale.cloudevent import CloudEvent
 from whale.consumer import dlq_message
 from whale.correlation import caused_by
+from whale.es.documents import document, event_doc_id
+from whale.es.store import template
 
 
 def test_event_document_id_depends_only_on_source_and_id() -> None:

@@ -8,12 +8,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from whale_event_center.errors import InvalidEvent
-from whale_event_center.store import Store
-from whale_event_center.todo_api import build_router
+from whale_event_center import todo_api
 
 from whale import authz
 from whale.cloudevent import CloudEvent
+from whale.errors import EventError
+from whale.es.store import Store
 from whale.settings import WhaleSettings
 
 from .ec_fakes import Harness
@@ -56,9 +56,10 @@ async def test_elasticsearch_answering_400_is_a_400_not_503() -> None:
 
     store = Store("http://es.invalid", "whale-events")
     store._client = httpx.AsyncClient(transport=httpx.MockTransport(refuse), base_url="http://es.invalid")
-    with pytest.raises(InvalidEvent) as err:
+    with pytest.raises(EventError) as err:
         await store.search({"query": {}})
     assert "failed to parse date" in err.value.message
+    assert (err.value.status, err.value.code) == (400, "invalid_event")
 
 
 class DeepView:
@@ -79,7 +80,7 @@ class DeepView:
 def test_todos_survive_an_item_with_deep_details() -> None:
     app = FastAPI()
     authz.install(app, authz.Authenticator(dev_mode=True), service="test")
-    app.include_router(build_router(object(), WhaleSettings(), view=DeepView()))
+    todo_api.install(app, object(), WhaleSettings(), view=DeepView())
     client = TestClient(app)
     listed = client.get("/todos", params={"status": "all"})
     assert listed.status_code == 200, listed.text

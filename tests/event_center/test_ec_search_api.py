@@ -48,7 +48,7 @@ def test_trace_returns_the_chain_in_causal_order(harness: Harness) -> None:
 
 
 def test_elasticsearch_down_is_503_with_retry_after(harness: Harness) -> None:
-    from whale_event_center.errors import StoreUnavailable
+    from whale.es.store import StoreUnavailable
 
     async def down(query: object) -> dict[str, object]:
         raise StoreUnavailable("connection refused")
@@ -59,7 +59,7 @@ def test_elasticsearch_down_is_503_with_retry_after(harness: Harness) -> None:
 
 
 def test_sources_with_slashes_route_to_the_right_document(harness: Harness) -> None:
-    from whale_event_center.documents import event_doc_id
+    from whale.es.documents import event_doc_id
 
     for path in ("/events/https://a.example/x/id1", "/events/https%3A%2F%2Fa.example%2Fx/id1"):
         harness.client.get(path)

@@ -22,7 +22,7 @@ def harness() -> Iterator[Harness]:
 
 
 def type_labels() -> set[str]:
-    registry = process_registry(metrics.HTTP)
+    registry = process_registry(metrics.FAMILIES)
     return {
         sample.labels["type"]
         for family in registry.collect()
@@ -57,4 +57,4 @@ def test_a_flood_of_made_up_types_is_counted_as_other_and_adds_no_series(harness
 
 
 def test_the_event_centers_metrics_show_only_its_own_families(harness: Harness) -> None:
-    assert exported(harness.client.get("/metrics").text) == declared(metrics.HTTP)
+    assert exported(harness.client.get("/metrics").text) == declared(metrics.FAMILIES)

@@ -10,9 +10,8 @@ import jsonschema
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from whale_event_center import rule_history
+from whale_event_center import rule_history, rules_api
 from whale_event_center.errors import Conflict
-from whale_event_center.rules_api import build_router
 
 from whale import authz, topics
 from whale.binding import from_kafka
@@ -33,7 +32,7 @@ def rules_app() -> tuple[FastAPI, FakeProducer, FakeView]:
     app = FastAPI()
     install_error_handlers(app)
     authz.install(app, authz.Authenticator(dev_mode=True), service="test")
-    app.include_router(build_router(producer, rules, CATALOG, FakeView(), store=AuditStore(producer)))  # type: ignore[arg-type]
+    rules_api.install(app, producer, rules, CATALOG, FakeView(), store=AuditStore(producer))  # type: ignore[arg-type]
     return app, producer, rules
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from whale_event_center.rules_api import build_router
+from whale_event_center import rules_api
 
 from whale import authz
 from whale.binding import from_kafka
@@ -54,8 +54,7 @@ def rules_client(rules_dir: Path | None = None) -> tuple[TestClient, FakeProduce
 
     authz.install(app, authz.Authenticator(dev_mode=True), service="test")
     store = AuditStore(producer)
-    router = build_router(producer, rules, CATALOG, FakeView(), store=store, rules_dir=rules_dir)  # type: ignore[arg-type]
-    app.include_router(router)
+    rules_api.install(app, producer, rules, CATALOG, FakeView(), store=store, rules_dir=rules_dir)  # type: ignore[arg-type]
     return TestClient(app), producer
 
 

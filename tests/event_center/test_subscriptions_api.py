@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from whale_event_center import subscriptions_api
 from whale_event_center.app import create_app
 from whale_event_center.components import Components
 from whale_event_center.settings import Settings
-from whale_event_center.subscriptions_api import build_router
 
 from whale import authz, topics
 from whale.binding import from_kafka
@@ -31,7 +31,7 @@ def env() -> tuple[TestClient, FakeProducer, FakeView]:
     install_error_handlers(app)
 
     authz.install(app, authz.Authenticator(dev_mode=True), service="test")
-    app.include_router(build_router(producer, view))  # type: ignore[arg-type]
+    subscriptions_api.install(app, producer, view)  # type: ignore[arg-type]
     return TestClient(app), producer, view
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from whale.processes import SERVICES
+
 ROOT = Path(__file__).resolve().parents[2]
 SKIP = shutil.ignore_patterns(
     ".git", ".venv", "build", "*.egg-info", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"
@@ -74,7 +76,9 @@ def _run(python: Path, cwd: Path, *args: str) -> str:
 def test_the_installed_whale_answers_help_and_lists_every_service(installed: Path, tmp_path: Path) -> None:
     assert "run" in _run(installed, tmp_path, "-m", "whale", "--help")
     listed = set(_run(installed, tmp_path, "-m", "whale", "run", "--list").split())
-    assert {"event-center", "rule-engine", "executor", "adapters", "dispatcher"} <= listed
+    assert set(SERVICES) <= listed
+    probe = "import importlib; from whale.processes import SERVICES as S; [importlib.import_module(s.package + m) for s in S.values() for m in ('.app', '.settings', '.metrics')]"
+    _run(installed, tmp_path, "-c", probe)  # every service's package is in the wheel, importable from it
 
 
 def test_the_installed_whale_carries_its_event_schemas_and_scenarios(installed: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import re
 import pytest
 import whale_adapters.errors
 import whale_console.errors
+import whale_dispatcher.errors
 import whale_event_center.errors
 import whale_event_center.rules_api
 import whale_event_center.subscriptions_api
@@ -14,6 +15,7 @@ import whale_executor.errors
 import whale_rule_engine.errors
 
 import whale.errors
+import whale.es.store
 import whale.rules.model
 import whale.rules.operators
 import whale.rules.templating
@@ -25,9 +27,11 @@ MODULES = (
     whale.rules.operators,
     whale.rules.model,
     whale.subscriptions,
+    whale.es.store,
     whale.rules.templating,
     whale_adapters.errors,
     whale_console.errors,
+    whale_dispatcher.errors,
     whale_event_center.errors,
     whale_event_center.rules_api,
     whale_event_center.subscriptions_api,
@@ -80,5 +84,5 @@ def test_retryable_is_declared_on_the_class_and_may_be_set_per_instance() -> Non
 
 
 def test_no_error_class_shadows_the_http_status_with_something_else() -> None:
-    failed = whale_adapters.errors.DeliveryFailed("endpoint answered 500", endpoint_status=500)
+    failed = whale_dispatcher.errors.DeliveryFailed("endpoint answered 500", endpoint_status=500)
     assert (failed.status, failed.endpoint_status, failed.retryable) == (502, 500, True)

@@ -2,40 +2,40 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 from whale.cli import up
+from whale.metrics import Families
 from whale.processes import SERVICES, default_ports, markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _settings_defaults() -> dict[str, tuple[type[BaseSettings], str]]:
-    from whale_adapters.dispatcher.settings import Settings as DispatcherSettings
-    from whale_adapters.settings import Settings as AdapterSettings
-    from whale_console.settings import Settings as ConsoleSettings
-    from whale_event_center.settings import Settings as CenterSettings
-    from whale_event_center.todos import TodoSettings
-    from whale_executor.settings import Settings as ExecutorSettings
-    from whale_rule_engine.settings import Settings as RuleEngineSettings
+    """Each service's settings class (``<package>.settings.Settings``) and its port field."""
+    out: dict[str, tuple[type[BaseSettings], str]] = {}
+    for name, s in SERVICES.items():
+        cls = importlib.import_module(f"{s.package}.settings").Settings
+        out[name] = (cls, "port")
+    return out
 
-    return {
-        "event-center": (CenterSettings, "port"),
-        "indexer": (CenterSettings, "indexer_health_port"),
-        "dedupe": (CenterSettings, "dedupe_health_port"),
-        "executor": (ExecutorSettings, "health_port"),
-        "todo": (TodoSettings, "health_port"),
-        "adapters": (AdapterSettings, "port"),
-        "rule-engine": (RuleEngineSettings, "port"),
-        "dispatcher": (DispatcherSettings, "port"),
-        "console": (ConsoleSettings, "port"),
-    }
+
+def _primary_env(cls: type[BaseSettings], field: str) -> str:
+    """The variable a setting is documented by: its first alias, else prefix + name."""
+    alias = cls.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0]).upper()
+    if isinstance(alias, str):
+        return alias.upper()
+    return (str(cls.model_config.get("env_prefix", "")) + field).upper()
 
 
 def test_ports_are_unique_so_every_process_runs_side_by_side() -> None:
@@ -58,8 +58,7 @@ def test_each_services_settings_default_port_is_the_tables_or_unset() -> None:
     for name, (cls, field) in defaults.items():
         default = cls.model_fields[field].default
         assert default in (None, SERVICES[name].port), f"{name}: {cls.__name__}.{field} defaults to {default}"
-        prefix = str(cls.model_config.get("env_prefix", ""))
-        assert SERVICES[name].port_env == (prefix + field).upper(), name
+        assert SERVICES[name].port_env == _primary_env(cls, field), name
 
 
 def test_whale_up_sets_every_port_from_the_table() -> None:
@@ -86,3 +85,27 @@ def test_whale_ups_banner_prints_the_consoles_url(capsys: Any) -> None:
     env = up.example_env({}, Path("/nonexistent"))
     up._banner(env, Path("/nonexistent"))
     assert f"console        http://127.0.0.1:{SERVICES['console'].port}" in capsys.readouterr().out
+
+
+def test_every_service_package_has_app_with_main_settings_and_metrics() -> None:
+    """One process, one package: ``app.py`` holds ``main`` (the entry point), beside ``settings.py``
+    (a ``Settings`` class) and ``metrics.py`` (the process's own metric families)."""
+    for name, s in SERVICES.items():
+        assert s.entry == f"{s.package}.app:main", name
+        app = importlib.import_module(f"{s.package}.app")
+        assert callable(app.main), name
+        settings = importlib.import_module(f"{s.package}.settings")
+        assert issubclass(settings.Settings, BaseSettings), name
+        metrics = importlib.import_module(f"{s.package}.metrics")
+        assert any(isinstance(value, Families) for value in vars(metrics).values()), name
+
+
+def test_no_service_package_imports_another() -> None:
+    """Services talk through Kafka; what two of them share lives in the ``whale`` library."""
+    packages = {s.package for s in SERVICES.values()}
+    for package in packages:
+        root = Path(importlib.import_module(package).__file__ or "").parent
+        others = packages - {package}
+        for path in root.rglob("*.py"):
+            imported = set(re.findall(r"^\s*(?:from|import)\s+(whale_\w+)", path.read_text(), re.M))
+            assert not imported & others, f"{path} imports {sorted(imported & others)}"

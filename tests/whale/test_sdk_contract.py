@@ -60,7 +60,7 @@ def test_long_extension_names_and_utf8_values_are_readable() -> None:
 
 
 def test_the_todo_api_never_writes_an_empty_subject() -> None:
-    from tests.event_center.test_todos import api_client
+    from tests.todo.test_stage import api_client
 
     client, producer = api_client()
     assert client.post("/todos", json={"title": "check", "subject": ""}).status_code in (201, 202)
@@ -70,8 +70,9 @@ def test_the_todo_api_never_writes_an_empty_subject() -> None:
 
 
 def test_records_built_by_whales_own_builders_are_read_by_the_sdk(tmp_path: Path) -> None:
-    from whale_event_center.todos import TodoBook, TodoSettings, announcement, record
     from whale_executor.results import SUCCEEDED, result_event
+    from whale_todo.settings import Settings as TodoSettings
+    from whale_todo.stage import TodoBook, announcement, record
 
     from whale.rules.model import validate_rule
     from whale.store import LocalStore, StoreSettings

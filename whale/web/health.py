@@ -5,7 +5,8 @@
   else 503 ``{"status": "not ready", "checks", "waiting"}``;
 * ``/metrics``: the process's own registry (:func:`whale.metrics.process_registry`).
 
-FastAPI apps include :func:`health_router`; processes without an HTTP API serve the same three
+FastAPI apps call :func:`install_health` (the module-level :data:`router`, reading the app's
+:class:`Health` from ``app.state.health``); processes without an HTTP API serve the same three
 routes with :func:`whale.health.serve_health`.
 """
 
@@ -14,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -62,24 +64,43 @@ def metrics_payload(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
 
 
-def health_router(
-    registry: CollectorRegistry, checks: Readiness | Mapping[str, Check] | None = None
-) -> APIRouter:
-    """``/healthz``, ``/readyz`` (``checks``) and ``/metrics`` (``registry``) for a FastAPI app."""
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What an app's health routes report: its metrics ``registry`` and its ``readiness`` checks."""
+
+    registry: CollectorRegistry
+    readiness: Readiness
+
+
+def get_health(request: Request) -> Health:
+    """The app's :class:`Health` (set by :func:`install_health`)."""
+    health: Health = request.app.state.health
+    return health
+
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Every readiness check passes (503 names what is waited for)")
+async def readyz(health: Annotated[Health, Depends(get_health)]) -> JSONResponse:
+    status, body = await health.readiness.answer()
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/metrics", summary="Prometheus metrics of this process", response_class=Response)
+async def metrics(health: Annotated[Health, Depends(get_health)]) -> Response:
+    return Response(metrics_payload(health.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def install_health(
+    app: FastAPI, registry: CollectorRegistry, checks: Readiness | Mapping[str, Check] | None = None
+) -> None:
+    """``/healthz``, ``/readyz`` (``checks``) and ``/metrics`` (``registry``) on ``app``."""
     readiness = checks if isinstance(checks, Readiness) else Readiness(checks)
-    router = APIRouter(tags=["health"])
-
-    @router.get("/healthz", summary="The process is alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @router.get("/readyz", summary="Every readiness check passes (503 names what is waited for)")
-    async def readyz() -> JSONResponse:
-        status, body = await readiness.answer()
-        return JSONResponse(body, status_code=status)
-
-    @router.get("/metrics", summary="Prometheus metrics of this process", response_class=Response)
-    async def metrics() -> Response:
-        return Response(metrics_payload(registry), media_type=CONTENT_TYPE_LATEST)
-
-    return router
+    app.state.health = Health(registry, readiness)
+    app.include_router(router)

@@ -13,12 +13,12 @@ import contextlib
 import hmac
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import structlog
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from whale import runtime, topics
@@ -30,7 +30,7 @@ from whale.logging import configure_logging
 from whale.producer import EventProducer
 from whale.redaction import Redactor
 from whale.web.errors import install_error_handlers
-from whale.web.health import health_router
+from whale.web.health import install_health
 from whale_adapters import metrics
 from whale_adapters.alertmanager import ADAPTER, observe
 from whale_adapters.config import AdaptersConfig, load_adapters
@@ -112,17 +112,20 @@ WEBHOOK_OPENAPI: dict[str, Any] = {
 }
 
 
-def build_app(settings: Settings, parts: Components) -> FastAPI:
-    app = FastAPI(title="Whale adapters", docs_url=None, redoc_url=None)
-    install_error_handlers(app)
-    token = settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else None
-    alerts = parts.alerts or AlertBook(ADAPTER, settings.alertmanager_source)
+@dataclass
+class Front:
+    """What the adapters' routes use: the settings, the components, the Alertmanager token and alerts."""
 
-    async def publish(adapter: str, events: list[CloudEvent]) -> JSONResponse:
+    settings: Settings
+    parts: Components
+    token: str | None
+    alerts: AlertBook
+
+    async def publish(self, adapter: str, events: list[CloudEvent]) -> JSONResponse:
         try:
             for event in events:  # all or nothing: no event of a request is sent if one is invalid
-                parts.writer.validator.validate(event)
-            await asyncio.gather(*(parts.writer.publish(e, adapter=adapter) for e in events))
+                self.parts.writer.validator.validate(event)
+            await asyncio.gather(*(self.parts.writer.publish(e, adapter=adapter) for e in events))
         except PayloadError:
             metrics.REQUESTS.labels(adapter=adapter, outcome="invalid").inc()
             raise
@@ -136,72 +139,92 @@ def build_app(settings: Settings, parts: Components) -> FastAPI:
         metrics.REQUESTS.labels(adapter=adapter, outcome="accepted").inc()
         return JSONResponse({"accepted": len(events), "ids": [e.id for e in events]}, status_code=202)
 
-    async def record(book: AlertBook, adapter: str, steps: list[tuple[str, Step]]) -> None:
+    async def record(self, book: AlertBook, adapter: str, steps: list[tuple[str, Step]]) -> None:
         try:
             for identity, step in steps:
-                await book.record(parts.writer.producer, identity, step)
+                await book.record(self.parts.writer.producer, identity, step)
         except DeliveryError as exc:  # events are stored; the next change may read as a new firing
             log.error("alert_state_not_saved", adapter=adapter, error=exc.message)
 
-    async def body_of(request: Request) -> bytes:
+    async def body_of(self, request: Request) -> bytes:
         body = await request.body()
-        if len(body) > settings.max_body:
-            raise BodyTooLarge(f"body larger than {settings.max_body} bytes", field="body")
+        if len(body) > self.settings.max_body:
+            raise BodyTooLarge(f"body larger than {self.settings.max_body} bytes", field="body")
         return body
 
-    @app.post("/alertmanager", openapi_extra=ALERTMANAGER_OPENAPI, responses=ANSWERS)
-    async def alertmanager(request: Request) -> Response:
-        if not settings.dev_mode:
-            given = request.headers.get("authorization", "")
-            if token is None or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                metrics.REQUESTS.labels(adapter="alertmanager", outcome="refused").inc()
-                raise TokenRefused("missing or wrong bearer token (set WHALE_ADAPTERS_ALERTMANAGER_TOKEN)")
-        body = await body_of(request)
-        try:
-            doc = parse_body(body, "alertmanager")
-        except BodyError:
-            metrics.REQUESTS.labels(adapter="alertmanager", outcome="invalid").inc()
-            raise
-        try:
-            observed = observe(doc, source=settings.alertmanager_source, book=alerts)
-        except PayloadError:
-            metrics.REQUESTS.labels(adapter="alertmanager", outcome="invalid").inc()
-            raise
-        response = await publish("alertmanager", [a.event for a in observed])
-        if response.status_code == 202:  # the episodes move on only once their events are durable
-            await record(alerts, "alertmanager", [(a.identity, a.step) for a in observed])
-        return response
 
-    @app.post(
-        "/webhooks/{name}",
-        openapi_extra=WEBHOOK_OPENAPI,
-        responses={**ANSWERS, 404: {"description": "no such webhook"}},
-    )
-    async def webhook(name: str, request: Request) -> Response:
-        hook = parts.webhooks.get(name)
-        if hook is None:
-            raise NoSuchWebhook(f"no webhook named {name!r}", field="name")
-        body = await body_of(request)
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        adapter = f"webhook:{name}"
-        try:
-            hook.verify(body, headers)
-        except SignatureError as exc:
-            metrics.REQUESTS.labels(adapter=adapter, outcome="refused").inc()
-            log.warning("webhook_signature_refused", webhook=name, reason=exc.message)
-            raise
-        try:
-            event, identity, step = hook.observe(body, headers)
-        except PayloadError:
-            metrics.REQUESTS.labels(adapter=adapter, outcome="invalid").inc()
-            raise
-        response = await publish(adapter, [event])
-        if step is not None and response.status_code == 202:
-            await record(hook.book, adapter, [(identity, step)])
-        return response
+def get_front(request: Request) -> Front:
+    """The app's :class:`Front` (set by :func:`build_app`)."""
+    front: Front = request.app.state.front
+    return front
 
+
+router = APIRouter()
+
+
+@router.post("/alertmanager", openapi_extra=ALERTMANAGER_OPENAPI, responses=ANSWERS)
+async def alertmanager(request: Request, front: Annotated[Front, Depends(get_front)]) -> Response:
+    settings = front.settings
+    if not settings.dev_mode:
+        given = request.headers.get("authorization", "")
+        if front.token is None or not hmac.compare_digest(given.encode(), f"Bearer {front.token}".encode()):
+            metrics.REQUESTS.labels(adapter="alertmanager", outcome="refused").inc()
+            raise TokenRefused("missing or wrong bearer token (set WHALE_ADAPTERS_ALERTMANAGER_TOKEN)")
+    body = await front.body_of(request)
+    try:
+        doc = parse_body(body, "alertmanager")
+    except BodyError:
+        metrics.REQUESTS.labels(adapter="alertmanager", outcome="invalid").inc()
+        raise
+    try:
+        observed = observe(doc, source=settings.alertmanager_source, book=front.alerts)
+    except PayloadError:
+        metrics.REQUESTS.labels(adapter="alertmanager", outcome="invalid").inc()
+        raise
+    response = await front.publish("alertmanager", [a.event for a in observed])
+    if response.status_code == 202:  # the episodes move on only once their events are durable
+        await front.record(front.alerts, "alertmanager", [(a.identity, a.step) for a in observed])
+    return response
+
+
+@router.post(
+    "/webhooks/{name}",
+    openapi_extra=WEBHOOK_OPENAPI,
+    responses={**ANSWERS, 404: {"description": "no such webhook"}},
+)
+async def webhook(name: str, request: Request, front: Annotated[Front, Depends(get_front)]) -> Response:
+    hook = front.parts.webhooks.get(name)
+    if hook is None:
+        raise NoSuchWebhook(f"no webhook named {name!r}", field="name")
+    body = await front.body_of(request)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    adapter = f"webhook:{name}"
+    try:
+        hook.verify(body, headers)
+    except SignatureError as exc:
+        metrics.REQUESTS.labels(adapter=adapter, outcome="refused").inc()
+        log.warning("webhook_signature_refused", webhook=name, reason=exc.message)
+        raise
+    try:
+        event, identity, step = hook.observe(body, headers)
+    except PayloadError:
+        metrics.REQUESTS.labels(adapter=adapter, outcome="invalid").inc()
+        raise
+    response = await front.publish(adapter, [event])
+    if step is not None and response.status_code == 202:
+        await front.record(hook.book, adapter, [(identity, step)])
+    return response
+
+
+def build_app(settings: Settings, parts: Components) -> FastAPI:
+    app = FastAPI(title="Whale adapters", docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+    token = settings.alertmanager_token.get_secret_value() if settings.alertmanager_token else None
+    alerts = parts.alerts or AlertBook(ADAPTER, settings.alertmanager_source)
+    app.state.front = Front(settings, parts, token, alerts)
+    app.include_router(router)
     checks = {"producer": lambda: not parts.writer.producer.saturated}
-    app.include_router(health_router(metrics.registry(), checks))
+    install_health(app, metrics.registry(), checks)
     app.add_middleware(AllowHeader, routes=app.router.routes)
     return app
 

@@ -1,4 +1,4 @@
-"""Errors of the adapters and the dispatcher (their place in the tree: :mod:`whale.errors`)."""
+"""Errors of the adapters (their place in the tree: :mod:`whale.errors`)."""
 
 from __future__ import annotations
 
@@ -36,12 +36,3 @@ class PayloadError(EventError, status=422, code="invalid_payload"):
 
 class BodyError(PayloadError, status=400, code="invalid_request"):
     """The request body is not usable JSON (malformed, or nested too deeply): answered 400."""
-
-
-class DeliveryFailed(AdapterError, status=502, code="delivery_failed", retryable=True):
-    """A push delivery attempt failed; ``retryable`` says whether another attempt may succeed;
-    ``endpoint_status`` is the endpoint's HTTP answer, when there was one."""
-
-    def __init__(self, message: str, *, endpoint_status: int | None = None, retryable: bool = True) -> None:
-        super().__init__(message, endpoint_status=endpoint_status, retryable=retryable)
-        self.endpoint_status = endpoint_status

@@ -11,11 +11,11 @@ import argparse
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from whale import audit, authz, oidc
@@ -24,7 +24,7 @@ from whale.logging import configure_logging
 from whale.metrics import process_registry
 from whale.tokens import ViewTokenBook
 from whale.web.errors import install_error_handlers
-from whale.web.health import health_router
+from whale.web.health import install_health
 from whale_event_center import (
     api_schemas,
     api_search,
@@ -128,6 +128,38 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def get_settings(request: Request) -> Settings:
+    """The app's settings (set by :func:`create_app`)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_ingest(request: Request) -> Ingest:
+    """The app's :class:`Ingest` (set by :func:`create_app`)."""
+    ingest: Ingest = request.app.state.ingest
+    return ingest
+
+
+router = APIRouter()
+
+
+@router.post(
+    "/events",
+    tags=["ingest"],
+    summary="Publish CloudEvents",
+    openapi_extra=POST_EVENTS_OPENAPI,
+    status_code=202,
+)
+async def post_events(
+    request: Request,
+    settings: Annotated[Settings, Depends(get_settings)],
+    ingest: Annotated[Ingest, Depends(get_ingest)],
+) -> JSONResponse:
+    body = await read_body(request, settings.max_request_bytes)
+    answer = await ingest.handle(request.headers.get("content-type"), dict(request.headers), body)
+    return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
+
+
 def create_app(settings: Settings, parts: components.Components) -> FastAPI:
     registry = SchemaRegistry(
         parts.schemas, parts.producer, base_url=settings.base_url(), timeout=settings.registry_timeout
@@ -156,7 +188,7 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
         lifespan=lifespan,
     )
 
-    install_error_handlers(app, retry_after=settings.retry_after_seconds)
+    install_error_handlers(app, retry_after=settings.retry_after)
     authenticator = authz.Authenticator(
         dev_mode=settings.dev_mode,
         tokens=ViewTokenBook(parts.people) if parts.people is not None else None,
@@ -168,51 +200,36 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
     async def schema_changed(identity: authz.Identity, type_name: str, before: Any, after: Any) -> None:
         await audit.record(parts.producer, identity, "schema", "registered", type_name, before, after)
 
-    @app.post(
-        "/events",
-        tags=["ingest"],
-        summary="Publish CloudEvents",
-        openapi_extra=POST_EVENTS_OPENAPI,
-        status_code=202,
-    )
-    async def post_events(request: Request) -> JSONResponse:
-        body = await read_body(request, settings.max_request_bytes)
-        answer = await ingest.handle(request.headers.get("content-type"), dict(request.headers), body)
-        return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
+    app.state.settings = settings
+    app.state.ingest = ingest
+    app.include_router(router)
 
     checks = {
         "kafka": parts.kafka_ready,
         "elasticsearch": parts.store.ping,
         "registry": parts.views_ready.is_set,
     }
-    app.include_router(health_router(process_registry(metrics.HTTP), checks))
+    install_health(app, process_registry(metrics.FAMILIES), checks)
 
     async def events_of(type_: str) -> int:
         return int(await parts.store.count({"term": {"type": type_}}))
 
-    app.include_router(
-        api_schemas.build_router(registry, parts.views_ready.is_set, events_of, schema_changed)
+    api_schemas.install(app, registry, parts.views_ready.is_set, events_of, schema_changed)
+    api_search.install(app, parts.store, settings.search_max_size)
+    rules_api.install(
+        app,
+        parts.producer,
+        parts.rules,
+        parts.catalog,
+        parts.schemas,
+        store=parts.store,
+        rules_dir=settings.whale.rules_dir,
     )
-    app.include_router(api_search.build_router(parts.store, settings.search_max_size))
-    app.include_router(
-        rules_api.build_router(
-            parts.producer,
-            parts.rules,
-            parts.catalog,
-            parts.schemas,
-            store=parts.store,
-            rules_dir=settings.whale.rules_dir,
-        )
-    )
-    app.include_router(todo_api.build_router(parts.producer, settings.whale, view=parts.todos))
+    todo_api.install(app, parts.producer, settings.whale, view=parts.todos)
     if parts.subscriptions is not None:
-        app.include_router(
-            subscriptions_api.build_router(
-                parts.producer, parts.subscriptions, push_hosts=settings.push_hosts
-            )
-        )
+        subscriptions_api.install(app, parts.producer, parts.subscriptions, push_hosts=settings.push_hosts)
     if parts.people is not None:
-        app.include_router(tokens_api.build_router(parts.producer, parts.people))
+        tokens_api.install(app, parts.producer, parts.people)
     app.include_router(whoami_api.build_router())
     if parts.runs is not None:
         app.include_router(approvals_api.build_router(parts.producer, parts.runs))

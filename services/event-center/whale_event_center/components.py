@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
-from prometheus_client import CollectorRegistry
 
 from whale import topics
 from whale.admin import ensure_topics
 from whale.compacted import CompactedView
 from whale.errors import WhaleError
-from whale.health import HealthServer, serve_health
+from whale.es.store import Store
 from whale.producer import EventProducer
-from whale.web.health import Check
 from whale_event_center.auth import TokenStore
 from whale_event_center.settings import Settings
-from whale_event_center.store import Store
 
 log = structlog.get_logger(__name__)
 
@@ -68,17 +65,6 @@ class Components:
         await self.store.close()
 
 
-async def start_health(
-    host: str, port: int, registry: CollectorRegistry, checks: Mapping[str, Check] | None = None
-) -> HealthServer | None:
-    """``whale.health`` on ``port``; a busy port is logged, not fatal (the work matters more)."""
-    try:
-        return await serve_health(host, port, checks, registry=registry)
-    except OSError as exc:
-        log.error("health_port_unavailable", host=host, port=port, error=str(exc))
-        return None
-
-
 async def _nothing() -> None:
     return None
 
@@ -112,7 +98,7 @@ def build(settings: Settings) -> Components:
         producer=EventProducer(
             settings.whale,
             max_in_flight=settings.max_in_flight,
-            delivery_timeout_ms=settings.produce_timeout_ms,
+            delivery_timeout_ms=int(settings.produce_timeout * 1000),
             client_id="whale-event-center",
         ),
         schemas=CompactedView(settings.whale, topics.SCHEMAS),

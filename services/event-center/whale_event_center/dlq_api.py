@@ -26,7 +26,7 @@ from whale_event_center.api_search import check_bound
 from whale_event_center.errors import Conflict, NotFound
 from whale_event_center.redrive import dead_letter, plan, redriven_already
 from whale_event_center.search import SORT, decode_cursor, encode_cursor
-from whale_event_center.store import Store
+from whale.es.store import Store
 
 
 class Filter(BaseModel):

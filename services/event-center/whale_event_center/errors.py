@@ -80,10 +80,3 @@ class Unavailable(EventCenterError, status=503, code="unavailable", retryable=Tr
 
 class AlreadyResolved(EventCenterError, status=409, code="resolved"):
     """The to-do item is resolved; only comments are accepted (409)."""
-
-
-class StoreUnavailable(WhaleError, status=503, code="unavailable", retryable=True):
-    """Elasticsearch refused or did not answer; the indexer retries (never skips), an API answers 503."""
-
-    def body(self) -> dict[str, Any]:
-        return {**super().body(), "message": "Elasticsearch did not answer; retry later"}

@@ -22,7 +22,7 @@ from whale.cloudevent import CloudEvent
 from whale.errors import EventError
 from whale_event_center.errors import Conflict
 from whale_event_center.service import ingest_key
-from whale_event_center.store import Store
+from whale.es.store import Store
 
 REDRIVE_OF = "redriveof"
 

@@ -27,7 +27,7 @@ from whale.errors import WhaleError
 from whale_event_center.errors import Conflict, NotFound
 from whale_event_center.runs_view import RunBook
 from whale_event_center.search import present
-from whale_event_center.store import Store
+from whale.es.store import Store
 
 API_SOURCE = "whale/runs-api"
 CANCEL_REQUESTED = "whale.run.cancel.requested"

@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from whale.cloudevent import READ_DEPTH, depth_within
-from whale_event_center.documents import event_doc_id
+from whale.es.documents import event_doc_id
+from whale.es.store import Store
 from whale_event_center.errors import InvalidEvent, NotFound
-from whale_event_center.store import Store
 
 SORT = [{"time": {"order": "desc"}}, {"doc_id": {"order": "asc"}}]
 TRACE_LIMIT = 1000

@@ -81,7 +81,7 @@ class Ingest:
         self.people: Authenticator | None = None  # personal tokens and OIDC (set by create_app)
 
     def _retry_after(self) -> dict[str, str]:
-        return {"Retry-After": str(self._settings.retry_after_seconds)}
+        return {"Retry-After": str(self._settings.retry_after)}
 
     async def handle(self, content_type: str | None, headers: Mapping[str, str], body: bytes) -> Answer:
         started = time.perf_counter()
@@ -122,7 +122,7 @@ class Ingest:
             lowered.get(self._settings.signature_header.lower()),
             body,
             lowered.get(self._settings.timestamp_header.lower()),
-            window=self._settings.replay_window_seconds,
+            window=self._settings.replay_window,
         )
 
     async def _person(self, authorization: str | None) -> Sender:
@@ -185,7 +185,7 @@ class Ingest:
         if self._producer.saturated:
             raise Saturated("too many events are waiting for Kafka; retry shortly", event_id=event.id)
         message = to_binary(event, key=ingest_key(event.source, event.id))
-        timeout = self._settings.produce_timeout_ms / 1000 + 1
+        timeout = self._settings.produce_timeout + 1
         try:
             async with asyncio.timeout(timeout):
                 await self._producer.send_message(self._settings.ingest_topic, message)

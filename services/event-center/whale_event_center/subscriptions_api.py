@@ -11,11 +11,12 @@ Kafka acknowledged it and this process' view shows it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response
 from pydantic import ValidationError
 
 from whale import audit, topics
@@ -63,80 +64,121 @@ def check_allowed(sub: Subscription, identity: Identity, push_hosts: Sequence[st
         )
 
 
-def build_router(
-    producer: EventProducer, subscriptions: CompactedView, *, push_hosts: Sequence[str] = ()
-) -> APIRouter:
-    router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
-    entities = Entities(producer, subscriptions, topics.SUBSCRIPTIONS, noun="subscription", key_field="name")
+@dataclass(frozen=True, slots=True)
+class SubscriptionsApi:
+    """What the ``/subscriptions`` routes use: the producer, the entities, the allowed push hosts."""
 
-    async def save(sub: Subscription, identity: Identity) -> Document:
-        check_allowed(sub, identity, push_hosts)
-        before = entities.current(sub.id)
+    producer: EventProducer
+    entities: Entities
+    push_hosts: Sequence[str] = ()
+
+    async def save(self, sub: Subscription, identity: Identity) -> Document:
+        check_allowed(sub, identity, self.push_hosts)
+        before = self.entities.current(sub.id)
         state = sub.model_dump(mode="json")
-        await entities.write(sub.id, sub.to_record(), lambda data: data == state)
-        await audit.record(producer, identity, "subscription", "saved", sub.id, before, state)
+        await self.entities.write(sub.id, sub.to_record(), lambda data: data == state)
+        await audit.record(self.producer, identity, "subscription", "saved", sub.id, before, state)
         return state
 
-    @router.get("", summary="Every push subscription", dependencies=[require(Role.viewer)])
-    async def list_subscriptions() -> dict[str, Any]:
-        return {"subscriptions": entities.documents()}
+    async def set_paused(self, name: str, paused: bool, identity: Identity) -> dict[str, Any]:
+        return await self.save(_valid({**self.entities.stored(name), "paused": paused}), identity)
 
-    @router.get(
-        "/{name}",
-        summary="One subscription",
-        responses={404: {"description": "no such subscription"}},
-        dependencies=[require(Role.viewer)],
-    )
-    async def get_subscription(name: str) -> dict[str, Any]:
-        return entities.stored(name)
 
-    @router.put(
-        "/{name}",
-        summary="Create or replace a subscription (validated, the filter too)",
-        responses={
-            400: INVALID,
-            503: NOT_SAVED,
-        },
-    )
-    async def put_subscription(
-        name: str,
-        doc: Annotated[dict[str, Any], Body(description="the subscription (id optional)")],
-        response: Response,
-        identity: Annotated[Identity, require(Role.author)],
-    ) -> dict[str, Any]:
-        check_body_id(doc, name, InvalidSubscription)
-        existed = entities.current(name) is not None
-        state = await save(_valid({**doc, "id": name}), identity)
-        response.status_code = 200 if existed else 201
-        return state
+def get_subscriptions_api(request: Request) -> SubscriptionsApi:
+    """The app's :class:`SubscriptionsApi` (set by :func:`install`)."""
+    api: SubscriptionsApi = request.app.state.subscriptions_api
+    return api
 
-    async def set_paused(name: str, paused: bool, identity: Identity) -> dict[str, Any]:
-        return await save(_valid({**entities.stored(name), "paused": paused}), identity)
 
-    @router.post(
-        "/{name}/pause", summary="Pause deliveries", responses={404: {"description": "no such subscription"}}
-    )
-    async def pause(name: str, identity: Annotated[Identity, require(Role.author)]) -> dict[str, Any]:
-        return await set_paused(name, True, identity)
+router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
 
-    @router.post(
-        "/{name}/resume",
-        summary="Resume deliveries",
-        responses={404: {"description": "no such subscription"}},
-    )
-    async def resume(name: str, identity: Annotated[Identity, require(Role.author)]) -> dict[str, Any]:
-        return await set_paused(name, False, identity)
 
-    @router.delete(
-        "/{name}",
-        status_code=204,
-        summary="Delete a subscription (a tombstone on whale.subscriptions)",
-        responses={404: {"description": "no such subscription"}},
-    )
-    async def delete_subscription(name: str, identity: Annotated[Identity, require(Role.author)]) -> Response:
-        before = entities.stored(name)
-        await entities.remove(name)
-        await audit.record(producer, identity, "subscription", "deleted", name, before, None)
-        return Response(status_code=204)
+@router.get("", summary="Every push subscription", dependencies=[require(Role.viewer)])
+async def list_subscriptions(
+    api: Annotated[SubscriptionsApi, Depends(get_subscriptions_api)],
+) -> dict[str, Any]:
+    return {"subscriptions": api.entities.documents()}
 
-    return router
+
+@router.get(
+    "/{name}",
+    summary="One subscription",
+    responses={404: {"description": "no such subscription"}},
+    dependencies=[require(Role.viewer)],
+)
+async def get_subscription(
+    name: str, api: Annotated[SubscriptionsApi, Depends(get_subscriptions_api)]
+) -> dict[str, Any]:
+    return api.entities.stored(name)
+
+
+@router.put(
+    "/{name}",
+    summary="Create or replace a subscription (validated, the filter too)",
+    responses={
+        400: INVALID,
+        503: NOT_SAVED,
+    },
+)
+async def put_subscription(
+    name: str,
+    doc: Annotated[dict[str, Any], Body(description="the subscription (id optional)")],
+    response: Response,
+    identity: Annotated[Identity, require(Role.author)],
+    api: Annotated[SubscriptionsApi, Depends(get_subscriptions_api)],
+) -> dict[str, Any]:
+    check_body_id(doc, name, InvalidSubscription)
+    existed = api.entities.current(name) is not None
+    state = await api.save(_valid({**doc, "id": name}), identity)
+    response.status_code = 200 if existed else 201
+    return state
+
+
+@router.post(
+    "/{name}/pause", summary="Pause deliveries", responses={404: {"description": "no such subscription"}}
+)
+async def pause(
+    name: str,
+    identity: Annotated[Identity, require(Role.author)],
+    api: Annotated[SubscriptionsApi, Depends(get_subscriptions_api)],
+) -> dict[str, Any]:
+    return await api.set_paused(name, True, identity)
+
+
+@router.post(
+    "/{name}/resume",
+    summary="Resume deliveries",
+    responses={404: {"description": "no such subscription"}},
+)
+async def resume(
+    name: str,
+    identity: Annotated[Identity, require(Role.author)],
+    api: Annotated[SubscriptionsApi, Depends(get_subscriptions_api)],
+) -> dict[str, Any]:
+    return await api.set_paused(name, False, identity)
+
+
+@router.delete(
+    "/{name}",
+    status_code=204,
+    summary="Delete a subscription (a tombstone on whale.subscriptions)",
+    responses={404: {"description": "no such subscription"}},
+)
+async def delete_subscription(
+    name: str,
+    identity: Annotated[Identity, require(Role.author)],
+    api: Annotated[SubscriptionsApi, Depends(get_subscriptions_api)],
+) -> Response:
+    before = api.entities.stored(name)
+    await api.entities.remove(name)
+    await audit.record(api.producer, identity, "subscription", "deleted", name, before, None)
+    return Response(status_code=204)
+
+
+def install(
+    app: FastAPI, producer: EventProducer, subscriptions: CompactedView, *, push_hosts: Sequence[str] = ()
+) -> None:
+    """The ``/subscriptions`` routes on ``app``, over the ``whale.subscriptions`` view."""
+    entities = Entities(producer, subscriptions, topics.SUBSCRIPTIONS, noun="subscription", key_field="name")
+    app.state.subscriptions_api = SubscriptionsApi(producer, entities, tuple(push_hosts))
+    app.include_router(router)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import BaseModel, Field
 
 from whale import audit, topics
@@ -23,8 +24,8 @@ from whale.compacted import CompactedView
 from whale.correlation import CORRELATION_ID
 from whale.errors import EventError
 from whale.settings import WhaleSettings
+from whale.todos import CHANGE_REQUESTED, OPEN_STATES, REQUESTED
 from whale_event_center.errors import AlreadyResolved, NotFound
-from whale_event_center.todos import CHANGE_REQUESTED, OPEN_STATES, REQUESTED
 
 API_SOURCE = "whale/todo-api"
 WAIT_SECONDS = 10.0
@@ -93,110 +94,146 @@ class TodoReader:
         return bool(await asyncio.to_thread(view.wait_for, predicate, WAIT_SECONDS))
 
 
-def build_router(producer: Any, settings: WhaleSettings, *, view: Any = None) -> APIRouter:
-    """The ``/todos`` router; ``producer`` is the event center's :class:`~whale.producer.EventProducer`."""
+@dataclass(frozen=True, slots=True)
+class TodoApi:
+    """What the ``/todos`` routes use: the event center's producer and the ``whale.todos`` reader."""
+
+    producer: Any
+    reader: TodoReader
+
+
+def get_todo_api(request: Request) -> TodoApi:
+    """The app's :class:`TodoApi` (set by :func:`install`)."""
+    api: TodoApi = request.app.state.todo_api
+    return api
+
+
+router = APIRouter(tags=["todos"])
+
+
+@router.get(
+    "/todos",
+    summary="List to-do items (most recently changed first)",
+    dependencies=[require(Role.viewer)],
+)
+async def list_todos(
+    api: Annotated[TodoApi, Depends(get_todo_api)],
+    status: Annotated[
+        Literal["open", "claimed", "resolved", "active", "all"],
+        Query(description="active = open or claimed"),
+    ] = "active",
+    type: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, description="items to skip (paging; see total)")] = 0,
+) -> dict[str, Any]:
+    items = await api.reader.items()
+    if status == "active":
+        items = [i for i in items if i.get("status") in OPEN_STATES]
+    elif status != "all":
+        items = [i for i in items if i.get("status") == status]
+    if type is not None:
+        items = [i for i in items if i.get("type") == type]
+    items.sort(key=lambda i: str(i.get("updated_at", "")), reverse=True)
+    page = items[offset : offset + limit]
+    return {"todos": [public(i) for i in page], "total": len(items), "offset": offset}
+
+
+@router.get("/todos/{todo_id}", summary="One to-do item", dependencies=[require(Role.viewer)])
+async def one_todo(todo_id: str, api: Annotated[TodoApi, Depends(get_todo_api)]) -> dict[str, Any]:
+    return public(await api.reader.get(todo_id))
+
+
+@router.post("/todos", status_code=201, summary="Open a to-do item (merged into an open one with its key)")
+async def open_todo(
+    body: OpenBody,
+    identity: Annotated[Identity, require(Role.operator)],
+    api: Annotated[TodoApi, Depends(get_todo_api)],
+) -> Any:
+    data = body.model_dump(exclude_none=True)
+    event = CloudEvent.create(type=REQUESTED, source=API_SOURCE, data=data, subject=body.subject)
+    if edge_problems(event):  # the to-do stage nests details inside the item: keep room for it
+        raise EventError("the to-do's details are nested too deeply", edge_problems(event))
+    await api.producer.send(topics.EVENTS, event, key=body.key or event.id)
+    await audit.record(api.producer, identity, "todo", "opened", body.key or event.id, None, data)
+
+    def done(view: dict[str, CloudEvent]) -> bool:
+        return any(isinstance(e.data, Mapping) and event.id in e.data.get("seen", []) for e in view.values())
+
+    if await api.reader.wait(done):
+        view = await api.reader.ready()
+        for item_event in view.items().values():
+            if isinstance(item_event.data, Mapping) and event.id in item_event.data.get("seen", []):
+                return public(item_event.data)
+    return _pending(event.id)
+
+
+async def change(api: TodoApi, todo_id: str, op: str, body: ChangeBody, identity: Identity) -> Any:
+    item = await api.reader.get(todo_id)
+    if item.get("status") == "resolved" and op != "comment":
+        raise AlreadyResolved(f"to-do {todo_id!r} is already resolved", field="todo_id")
+    by = body.by if identity.via == "dev" else identity.name  # a signed-in caller cannot speak for another
+    data = {"todo_id": todo_id, "op": op, "by": by, "comment": body.comment}
+    ext = {CORRELATION_ID: item["correlationid"]} if item.get("correlationid") else {}
+    event = CloudEvent.create(type=CHANGE_REQUESTED, source=API_SOURCE, data=data, subject=todo_id, **ext)
+    await api.producer.send(topics.EVENTS, event, key=todo_id)
+    after = {"status": item.get("status"), **{k: v for k, v in data.items() if v is not None}}
+    await audit.record(api.producer, identity, "todo", op, todo_id, public(item), after)
+
+    def done(view: dict[str, CloudEvent]) -> bool:
+        current = view.get(todo_id)
+        return current is not None and current.data.get("last_command") == event.id
+
+    if await api.reader.wait(done):
+        return public(await api.reader.get(todo_id))
+    return _pending(event.id)
+
+
+@router.post("/todos/{todo_id}/claim", summary="Claim an item (status claimed)")
+async def claim(
+    todo_id: str,
+    body: ChangeBody,
+    identity: Annotated[Identity, require(Role.operator)],
+    api: Annotated[TodoApi, Depends(get_todo_api)],
+) -> Any:
+    return await change(api, todo_id, "claim", body, identity)
+
+
+@router.post("/todos/{todo_id}/unclaim", summary="Give an item back (status open)")
+async def unclaim(
+    todo_id: str,
+    body: ChangeBody,
+    identity: Annotated[Identity, require(Role.operator)],
+    api: Annotated[TodoApi, Depends(get_todo_api)],
+) -> Any:
+    return await change(api, todo_id, "unclaim", body, identity)
+
+
+@router.post("/todos/{todo_id}/comment", summary="Add a comment")
+async def comment(
+    todo_id: str,
+    body: ChangeBody,
+    identity: Annotated[Identity, require(Role.operator)],
+    api: Annotated[TodoApi, Depends(get_todo_api)],
+) -> Any:
+    return await change(api, todo_id, "comment", body, identity)
+
+
+@router.post("/todos/{todo_id}/resolve", summary="Resolve an item (status resolved)")
+async def resolve(
+    todo_id: str,
+    body: ChangeBody,
+    identity: Annotated[Identity, require(Role.operator)],
+    api: Annotated[TodoApi, Depends(get_todo_api)],
+) -> Any:
+    return await change(api, todo_id, "resolve", body, identity)
+
+
+def install(app: FastAPI, producer: Any, settings: WhaleSettings, *, view: Any = None) -> None:
+    """The ``/todos`` routes on ``app``; ``producer`` is the event center's
+    :class:`~whale.producer.EventProducer`, ``view`` the ``whale.todos`` view (default: a new one)."""
     reader = TodoReader(view if view is not None else CompactedView(settings, topics.TODOS))
-    router = APIRouter(tags=["todos"])
-
-    @router.get(
-        "/todos",
-        summary="List to-do items (most recently changed first)",
-        dependencies=[require(Role.viewer)],
-    )
-    async def list_todos(
-        status: Annotated[
-            Literal["open", "claimed", "resolved", "active", "all"],
-            Query(description="active = open or claimed"),
-        ] = "active",
-        type: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0, description="items to skip (paging; see total)")] = 0,
-    ) -> dict[str, Any]:
-        items = await reader.items()
-        if status == "active":
-            items = [i for i in items if i.get("status") in OPEN_STATES]
-        elif status != "all":
-            items = [i for i in items if i.get("status") == status]
-        if type is not None:
-            items = [i for i in items if i.get("type") == type]
-        items.sort(key=lambda i: str(i.get("updated_at", "")), reverse=True)
-        page = items[offset : offset + limit]
-        return {"todos": [public(i) for i in page], "total": len(items), "offset": offset}
-
-    @router.get("/todos/{todo_id}", summary="One to-do item", dependencies=[require(Role.viewer)])
-    async def one_todo(todo_id: str) -> dict[str, Any]:
-        return public(await reader.get(todo_id))
-
-    @router.post(
-        "/todos", status_code=201, summary="Open a to-do item (merged into an open one with its key)"
-    )
-    async def open_todo(body: OpenBody, identity: Annotated[Identity, require(Role.operator)]) -> Any:
-        data = body.model_dump(exclude_none=True)
-        event = CloudEvent.create(type=REQUESTED, source=API_SOURCE, data=data, subject=body.subject)
-        if edge_problems(event):  # the to-do stage nests details inside the item: keep room for it
-            raise EventError("the to-do's details are nested too deeply", edge_problems(event))
-        await producer.send(topics.EVENTS, event, key=body.key or event.id)
-        await audit.record(producer, identity, "todo", "opened", body.key or event.id, None, data)
-
-        def done(view: dict[str, CloudEvent]) -> bool:
-            return any(
-                isinstance(e.data, Mapping) and event.id in e.data.get("seen", []) for e in view.values()
-            )
-
-        if await reader.wait(done):
-            view = await reader.ready()
-            for item_event in view.items().values():
-                if isinstance(item_event.data, Mapping) and event.id in item_event.data.get("seen", []):
-                    return public(item_event.data)
-        return _pending(event.id)
-
-    async def change(todo_id: str, op: str, body: ChangeBody, identity: Identity) -> Any:
-        item = await reader.get(todo_id)
-        if item.get("status") == "resolved" and op != "comment":
-            raise AlreadyResolved(f"to-do {todo_id!r} is already resolved", field="todo_id")
-        by = (
-            body.by if identity.via == "dev" else identity.name
-        )  # a signed-in caller cannot speak for another
-        data = {"todo_id": todo_id, "op": op, "by": by, "comment": body.comment}
-        ext = {CORRELATION_ID: item["correlationid"]} if item.get("correlationid") else {}
-        event = CloudEvent.create(type=CHANGE_REQUESTED, source=API_SOURCE, data=data, subject=todo_id, **ext)
-        await producer.send(topics.EVENTS, event, key=todo_id)
-        after = {"status": item.get("status"), **{k: v for k, v in data.items() if v is not None}}
-        await audit.record(producer, identity, "todo", op, todo_id, public(item), after)
-
-        def done(view: dict[str, CloudEvent]) -> bool:
-            current = view.get(todo_id)
-            return current is not None and current.data.get("last_command") == event.id
-
-        if await reader.wait(done):
-            return public(await reader.get(todo_id))
-        return _pending(event.id)
-
-    @router.post("/todos/{todo_id}/claim", summary="Claim an item (status claimed)")
-    async def claim(
-        todo_id: str, body: ChangeBody, identity: Annotated[Identity, require(Role.operator)]
-    ) -> Any:
-        return await change(todo_id, "claim", body, identity)
-
-    @router.post("/todos/{todo_id}/unclaim", summary="Give an item back (status open)")
-    async def unclaim(
-        todo_id: str, body: ChangeBody, identity: Annotated[Identity, require(Role.operator)]
-    ) -> Any:
-        return await change(todo_id, "unclaim", body, identity)
-
-    @router.post("/todos/{todo_id}/comment", summary="Add a comment")
-    async def comment(
-        todo_id: str, body: ChangeBody, identity: Annotated[Identity, require(Role.operator)]
-    ) -> Any:
-        return await change(todo_id, "comment", body, identity)
-
-    @router.post("/todos/{todo_id}/resolve", summary="Resolve an item (status resolved)")
-    async def resolve(
-        todo_id: str, body: ChangeBody, identity: Annotated[Identity, require(Role.operator)]
-    ) -> Any:
-        return await change(todo_id, "resolve", body, identity)
-
-    return router
+    app.state.todo_api = TodoApi(producer, reader)
+    app.include_router(router)
 
 
 def _pending(command_id: str) -> Any:

@@ -7,10 +7,11 @@ returned once, by the create call, and never stored. A revocation is a new recor
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from pydantic import BaseModel, Field
 
 from whale import audit, tokens, topics
@@ -33,51 +34,77 @@ class NewToken(BaseModel):
     ttl_days: int | None = Field(default=90, ge=1, le=3650, description="days until it expires (null: never)")
 
 
-def build_router(producer: EventProducer, view: CompactedView) -> APIRouter:
-    router = APIRouter(prefix="/tokens", tags=["tokens"])
+@dataclass(frozen=True, slots=True)
+class TokensApi:
+    """What the ``/tokens`` routes use: the producer and the ``whale.tokens`` entities."""
+
+    producer: EventProducer
+    entities: Entities
+
+
+def get_tokens_api(request: Request) -> TokensApi:
+    """The app's :class:`TokensApi` (set by :func:`install`)."""
+    api: TokensApi = request.app.state.tokens_api
+    return api
+
+
+router = APIRouter(prefix="/tokens", tags=["tokens"])
+
+
+@router.get("", summary="Every personal token (no secrets)", dependencies=[require(Role.admin)])
+async def list_tokens(api: Annotated[TokensApi, Depends(get_tokens_api)]) -> dict[str, Any]:
+    return {"tokens": [tokens.public(d) for d in api.entities.documents()]}
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a personal token (the token is in this answer only)",
+    responses={503: NOT_SAVED},
+)
+async def create_token(
+    api: Annotated[TokensApi, Depends(get_tokens_api)],
+    body: NewToken,
+    identity: Annotated[Identity, require(Role.admin)],
+) -> dict[str, Any]:
+    token_id, token = tokens.new_personal_token()
+    ttl = timedelta(days=body.ttl_days) if body.ttl_days is not None else None
+    try:
+        record = tokens.new_record(
+            token, token_id, name=body.name, role=Role.parse(body.role), kind=body.kind,
+            team=body.team, ttl=ttl, created_by=identity.name,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise InvalidToken(str(exc), field="name") from None
+    await api.entities.write(
+        token_id, tokens.to_event(record), lambda data: data.get("sha256") == record["sha256"]
+    )
+    await audit.record(api.producer, identity, "token", "created", token_id, None, tokens.public(record))
+    return {**tokens.public(record), "token": token}
+
+
+@router.delete(
+    "/{token_id}",
+    status_code=204,
+    summary="Revoke a token (kept, marked revoked)",
+    responses={404: {"description": "no such token"}},
+)
+async def revoke_token(
+    api: Annotated[TokensApi, Depends(get_tokens_api)],
+    token_id: str,
+    identity: Annotated[Identity, require(Role.admin)],
+) -> Response:
+    before = api.entities.stored(token_id)
+    after = tokens.revoked(before, identity.name)
+    await api.entities.write(token_id, tokens.to_event(after), lambda data: bool(data.get("revoked")))
+    await audit.record(
+        api.producer, identity, "token", "revoked", token_id, tokens.public(before), tokens.public(after)
+    )
+    return Response(status_code=204)
+
+
+def install(app: FastAPI, producer: EventProducer, view: CompactedView) -> None:
+    """The ``/tokens`` routes on ``app``, over the ``whale.tokens`` ``view``."""
     entities = Entities(producer, view, topics.TOKENS, noun="token", key_field="token_id")
-
-    @router.get("", summary="Every personal token (no secrets)", dependencies=[require(Role.admin)])
-    async def list_tokens() -> dict[str, Any]:
-        return {"tokens": [tokens.public(d) for d in entities.documents()]}
-
-    @router.post(
-        "",
-        status_code=201,
-        summary="Create a personal token (the token is in this answer only)",
-        responses={503: NOT_SAVED},
-    )
-    async def create_token(
-        body: NewToken, identity: Annotated[Identity, require(Role.admin)]
-    ) -> dict[str, Any]:
-        token_id, token = tokens.new_personal_token()
-        ttl = timedelta(days=body.ttl_days) if body.ttl_days is not None else None
-        try:
-            record = tokens.new_record(
-                token, token_id, name=body.name, role=Role.parse(body.role), kind=body.kind,
-                team=body.team, ttl=ttl, created_by=identity.name,
-            )  # fmt: skip
-        except ValueError as exc:
-            raise InvalidToken(str(exc), field="name") from None
-        await entities.write(
-            token_id, tokens.to_event(record), lambda data: data.get("sha256") == record["sha256"]
-        )
-        await audit.record(producer, identity, "token", "created", token_id, None, tokens.public(record))
-        return {**tokens.public(record), "token": token}
-
-    @router.delete(
-        "/{token_id}",
-        status_code=204,
-        summary="Revoke a token (kept, marked revoked)",
-        responses={404: {"description": "no such token"}},
-    )
-    async def revoke_token(token_id: str, identity: Annotated[Identity, require(Role.admin)]) -> Response:
-        before = entities.stored(token_id)
-        after = tokens.revoked(before, identity.name)
-        await entities.write(token_id, tokens.to_event(after), lambda data: bool(data.get("revoked")))
-        await audit.record(
-            producer, identity, "token", "revoked", token_id, tokens.public(before), tokens.public(after)
-        )
-        return Response(status_code=204)
-
-    return router
+    app.state.tokens_api = TokensApi(producer, entities)
+    app.include_router(router)

@@ -67,9 +67,9 @@ class Executor:
     async def start(self, timeout: float = 60.0) -> None:
         """Ensure the pool's topic, rebuild state, join the groups, then publish the catalogue."""
         s = self.settings
-        if s.health_port is not None:  # /healthz answers at once; /readyz once the catalogue is out
+        if s.port is not None:  # /healthz answers at once; /readyz once the catalogue is out
             self._health = await serve_health(
-                s.health_host, s.health_port, {"pool": self._ready}, registry=metrics.registry()
+                s.host, s.port, {"pool": self._ready}, registry=metrics.registry()
             )
         specs = [topics.pool_topic_spec(self.pool)]
         if isinstance(self.ssh.inventory, LiveInventory):
@@ -104,7 +104,7 @@ class Executor:
                 handler=self.handle,
                 pool=self.pool,
                 max_pending=s.max_pending,
-                session_timeout_ms=s.session_timeout_ms,
+                session_timeout_ms=int(s.session_timeout * 1000),
                 revoke_grace=s.revoke_grace,
             )
         )
@@ -117,7 +117,7 @@ class Executor:
                     producer=producer,
                     handler=Approvals(store).handle,
                     pool=self.pool,
-                    session_timeout_ms=s.session_timeout_ms,
+                    session_timeout_ms=int(s.session_timeout * 1000),
                     revoke_grace=s.revoke_grace,
                     auto_offset_reset="latest",
                 )

@@ -1,13 +1,19 @@
-"""Executor settings (env prefix ``WHALE_EXECUTOR_``), built once in ``main()``."""
+"""Executor settings (env prefix ``WHALE_EXECUTOR_``), built once in ``main()``.
+
+``host``/``port`` were ``health_host``/``health_port`` and ``session_timeout`` (seconds) was
+``session_timeout_ms``; ``WHALE_EXECUTOR_HEALTH_HOST``, ``_HEALTH_PORT`` and ``_SESSION_TIMEOUT_MS``
+(milliseconds) are still read.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from whale.settings import WhaleSettings
+from whale.settings import WhaleSettings, seconds_from_ms_env
 from whale.store import StoreSettings
 from whale.topics import DEFAULT_POOL
 
@@ -15,7 +21,7 @@ from whale.topics import DEFAULT_POOL
 class Settings(BaseSettings):
     """One executor process of one pool."""
 
-    model_config = SettingsConfigDict(env_prefix="WHALE_EXECUTOR_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="WHALE_EXECUTOR_", extra="ignore", populate_by_name=True)
 
     whale: WhaleSettings = Field(default_factory=WhaleSettings)
     state: StoreSettings = Field(default_factory=StoreSettings, description="local store (WHALE_STATE_*)")
@@ -38,9 +44,20 @@ class Settings(BaseSettings):
         description="characters of JSON a fan-out keeps of its items' outputs and errors, shared among the"
         " items (at least 256 each); the rest is cut, so a run's state stays one Kafka record",
     )
-    health_host: str = "127.0.0.1"
-    health_port: int | None = Field(default=None, description="serve /metrics and /healthz on this port")
-    session_timeout_ms: int = Field(default=10_000, ge=6_000)
+    host: str = Field(
+        default="127.0.0.1",
+        validation_alias=AliasChoices("WHALE_EXECUTOR_HOST", "WHALE_EXECUTOR_HEALTH_HOST"),
+    )
+    port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        validation_alias=AliasChoices("WHALE_EXECUTOR_PORT", "WHALE_EXECUTOR_HEALTH_PORT"),
+        description="serve /metrics, /healthz and /readyz on this port (unset: not served)",
+    )
+    session_timeout: float = Field(
+        default=10.0, ge=6.0, description="seconds before a silent executor leaves its groups"
+    )
     revoke_grace: float = Field(
         default=20.0,
         ge=0,
@@ -79,3 +96,8 @@ class Settings(BaseSettings):
     ssh_idle: float = Field(
         default=60.0, gt=0, description="seconds an unused pooled SSH connection stays open"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_milliseconds(cls, data: Any) -> Any:
+        return seconds_from_ms_env(data, "session_timeout", old_ms_env="WHALE_EXECUTOR_SESSION_TIMEOUT_MS")

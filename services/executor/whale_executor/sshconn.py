@@ -30,7 +30,7 @@ from whale.inventory import Host
 from whale_executor import secrets
 from whale_executor.errors import ActionFailed, SecretError
 
-log = structlog.get_logger("whale.executor.ssh")
+log = structlog.get_logger(__name__)
 
 
 class Connections:

@@ -314,9 +314,7 @@ def main(argv: list[str]) -> int:
     configure_logging(settings.whale, service="rule-engine")
     try:
         ensure_topics(settings.whale)
-        seed_offsets(
-            settings.whale, group=settings.app_id, topic=topics.EVENTS, reset=settings.auto_offset_reset
-        )
+        seed_offsets(settings.whale, group=settings.app_id, topic=topics.EVENTS, reset=settings.offset_reset)
     except WhaleError as exc:
         log.error("startup_failed", error=str(exc))
         return 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whale.enrichment import EnrichmentSettings
@@ -15,7 +15,7 @@ from whale.store import StoreSettings
 class Settings(BaseSettings):
     """Everything a rule-engine worker reads from the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="WHALE_RULE_ENGINE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="WHALE_RULE_ENGINE_", extra="ignore", populate_by_name=True)
 
     whale: WhaleSettings = Field(default_factory=WhaleSettings)
     state: StoreSettings = Field(default_factory=StoreSettings, description="local stores (WHALE_STATE_*)")
@@ -33,8 +33,12 @@ class Settings(BaseSettings):
     source: str = Field(
         default="whale/rule-engine", description="CloudEvents source of what the engine emits"
     )
-    auto_offset_reset: Literal["earliest", "latest"] = Field(
-        default="latest", description="where a brand-new consumer group starts on whale.events"
+    offset_reset: Literal["earliest", "latest"] = Field(
+        default="latest",
+        validation_alias=AliasChoices(
+            "WHALE_RULE_ENGINE_OFFSET_RESET", "WHALE_RULE_ENGINE_AUTO_OFFSET_RESET"
+        ),
+        description="where a brand-new consumer group starts on whale.events (was AUTO_OFFSET_RESET, still read)",
     )
     partitions: int = Field(
         default=3, ge=1, description="partitions of the throttle repartition topic and its table"

@@ -122,8 +122,8 @@ class Platform:
             "WHALE_DEV_MODE": "true",
             "WHALE_LOG_FORMAT": "json",
             "WHALE_EVENT_CENTER_PORT": str(self.ports["event-center"]),
-            "WHALE_EVENT_CENTER_DEDUPE_HEALTH_PORT": str(self.ports["dedupe-health"]),
-            "WHALE_EVENT_CENTER_INDEXER_HEALTH_PORT": str(self.ports["indexer-health"]),
+            "WHALE_DEDUPE_PORT": str(self.ports["dedupe-health"]),
+            "WHALE_INDEXER_PORT": str(self.ports["indexer-health"]),
             "WHALE_ADAPTERS_PORT": str(self.ports["adapters"]),
             "WHALE_ADAPTERS_DEV": "true",
             "WHALE_RULES_DIR": str(rules),
@@ -131,11 +131,11 @@ class Platform:
             "WHALE_RULE_ENGINE_PORT": str(self.ports["rule-engine"]),
             "WHALE_EXECUTOR_POOL": POOL,
             "WHALE_EXECUTOR_CATALOG_DIRS": json.dumps([str(SCENARIOS / "catalog")]),
-            "WHALE_EXECUTOR_HEALTH_PORT": str(self.ports["executor"]),
+            "WHALE_EXECUTOR_PORT": str(self.ports["executor"]),
             # a group of its own per session, starting at the end (no to-dos for the shared bus's history)
             "WHALE_TODO_GROUP": f"whale-e2e-todo-{SESSION}",
             "WHALE_TODO_SOURCE": self.todo_source,
-            "WHALE_TODO_HEALTH_PORT": str(self.ports["todo"]),
+            "WHALE_TODO_PORT": str(self.ports["todo"]),
             "WHALE_EXAMPLE_WECOM_WEBHOOK": robot.url,
             "WHALE_EXECUTOR_SSH_IDLE": "2",  # a burst over a thousand host names keeps few connections
         }

@@ -53,6 +53,6 @@ def http(pipeline: Pipeline, center: AppThread) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def events_tap(pipeline: Pipeline) -> Iterator[Tap]:
-    tap = Tap(pipeline.stack, pipeline.settings.events_topic)
+    tap = Tap(pipeline.stack, pipeline.events_topic)
     yield tap
     tap.close()

@@ -18,12 +18,13 @@ from typing import Any
 
 import httpx
 import uvicorn
+from whale_dedupe.app import DedupeStage, ensure_changelog
+from whale_dedupe.settings import Settings as DedupeSettings
 from whale_event_center import components
 from whale_event_center.app import create_app
-from whale_event_center.dedupe import DedupeStage, ensure_changelog
-from whale_event_center.indexer import Indexer
 from whale_event_center.settings import Settings
-from whale_event_center.store import Store
+from whale_indexer.app import Indexer
+from whale_indexer.settings import Settings as IndexerSettings
 
 from tests.ports import free_port
 from whale import tokens as personal
@@ -33,6 +34,7 @@ from whale.authz import Role
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
 from whale.compacted import put
+from whale.es.store import Store
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale.tail import tail_consumer
@@ -195,20 +197,26 @@ class Pipeline:
             port=free_port(),
             tokens_file=tokens,
             ingest_topic=ingest,
-            events_topic=events,
-            indexer_topics=[events],
             index_prefix=f"test-ec-{uid}",
-            dedupe_group=f"test-ec-dedupe-{uid}",
-            dedupe_changelog=f"test.ec.{uid}.changelog",
-            indexer_group=f"test-ec-indexer-{uid}",
             schemas_dir=None,
         )
-        ensure_changelog(self.settings)
+        self.events_topic = events
+        self.dedupe_settings = DedupeSettings(
+            whale=stack,
+            ingest_topic=ingest,
+            events_topic=events,
+            group=f"test-ec-dedupe-{uid}",
+            changelog=f"test.ec.{uid}.changelog",
+        )
+        self.indexer_settings = IndexerSettings(
+            whale=stack, topics=[events], index_prefix=f"test-ec-{uid}", group=f"test-ec-indexer-{uid}"
+        )
+        ensure_changelog(self.dedupe_settings)
         self.dedupe: LoopThread | None = None
         self.indexer: LoopThread | None = None
 
     def start_dedupe(self) -> None:
-        self.dedupe = LoopThread(lambda: DedupeStage(self.settings, EventProducer(self.stack))).start()
+        self.dedupe = LoopThread(lambda: DedupeStage(self.dedupe_settings, EventProducer(self.stack))).start()
 
     def stop_dedupe(self) -> None:
         if self.dedupe is not None:
@@ -217,7 +225,9 @@ class Pipeline:
 
     def start_indexer(self) -> None:
         self.indexer = LoopThread(
-            lambda: Indexer(self.settings, Store(self.stack.es_url, self.settings.index_prefix))
+            lambda: Indexer(
+                self.indexer_settings, Store(self.stack.es_url, self.indexer_settings.index_prefix)
+            )
         ).start()
 
     def client(self, url: str) -> httpx.Client:

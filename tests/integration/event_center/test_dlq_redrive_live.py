@@ -13,9 +13,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from whale_event_center.documents import document
+from whale.es.documents import document
 from whale_event_center.redrive import plan
-from whale_event_center.store import Store
+from whale.es.store import Store
 
 from whale.binding import to_binary
 from whale.cloudevent import CloudEvent

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from whale_event_center.store import Store
 
 from tests.sdk_strict import read_strict
+from whale.es.store import Store
 
 from .ec_live import Pipeline, Tap
 
@@ -67,7 +67,7 @@ def any_type(pipeline: Pipeline, http: httpx.Client) -> str:
 def taps(pipeline: Pipeline) -> Iterator[tuple[Tap, Tap]]:
     ingest, events = (
         Tap(pipeline.stack, pipeline.settings.ingest_topic),
-        Tap(pipeline.stack, pipeline.settings.events_topic),
+        Tap(pipeline.stack, pipeline.events_topic),
     )
     yield ingest, events
     ingest.close()

@@ -11,10 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from whale_event_center import metrics
+from whale_dedupe import metrics
 
 from tests.ports import free_port
-from whale.metrics import process_registry
 from whale.settings import WhaleSettings
 
 from .ec_live import AppThread, LoopThread, Pipeline, Tap
@@ -90,7 +89,7 @@ def test_token_grants_are_enforced(pipeline: Pipeline, http: httpx.Client) -> No
     assert anonymous.status_code == 401
 
 
-DEDUPE = process_registry(metrics.DEDUPE)  # the dedupe stage runs in this test process
+DEDUPE = metrics.registry()  # the dedupe stage runs in this test process
 
 
 def _duplicates() -> float:
@@ -130,7 +129,7 @@ def test_a_duplicate_is_caught_after_the_dedupe_store_was_lost(
     assert len(events_tap.wait_for(lambda e: e.id == original["id"])) == 1
     before = _duplicates()
     pipeline.stop_dedupe()
-    store = pipeline.settings.state.dir / f"dedupe-{pipeline.settings.dedupe_changelog}"
+    store = pipeline.dedupe_settings.state.dir / f"dedupe-{pipeline.dedupe_settings.changelog}"
     assert store.is_dir()
     shutil.rmtree(store)
     pipeline.start_dedupe()
@@ -222,12 +221,12 @@ def test_kafka_unreachable_is_503_never_202(pipeline: Pipeline, stack: WhaleSett
     """The app pointed at a closed port: the registry cannot load and nothing is acknowledged."""
     closed = WhaleSettings(kafka_bootstrap=f"127.0.0.1:{free_port()}", es_url=stack.es_url)
     settings = pipeline.settings.model_copy(
-        update={"whale": closed, "port": free_port(), "produce_timeout_ms": 1500}
+        update={"whale": closed, "port": free_port(), "produce_timeout": 1.5}
     )
     with AppThread(settings) as app, pipeline.client(app.url) as client:
         response = post(client, event(pipeline))
         assert response.status_code == 503
-        assert response.headers["retry-after"] == str(settings.retry_after_seconds)
+        assert response.headers["retry-after"] == str(settings.retry_after)
         assert client.get("/readyz").status_code == 503
 
 
@@ -241,7 +240,7 @@ def test_kafka_not_acknowledging_the_write_is_503(
     from whale.producer import EventProducer
 
     closed = WhaleSettings(kafka_bootstrap=f"127.0.0.1:{free_port()}")
-    settings = pipeline.settings.model_copy(update={"port": free_port(), "produce_timeout_ms": 1500})
+    settings = pipeline.settings.model_copy(update={"port": free_port(), "produce_timeout": 1.5})
     real = components.build(settings)
     real.producer.close(1)
     real.producer = EventProducer(closed, delivery_timeout_ms=1500)
@@ -263,21 +262,22 @@ def test_indexing_pauses_while_elasticsearch_is_down_and_catches_up(
 ) -> None:
     """An indexer whose Elasticsearch is unreachable commits nothing; a restart on the real one indexes all."""
     from confluent_kafka import Consumer, TopicPartition
-    from whale_event_center.indexer import Indexer
-    from whale_event_center.store import Store
+    from whale_indexer.app import Indexer
+
+    from whale.es.store import Store
 
     doc = event(pipeline, subject=f"outage-{uuid.uuid4().hex[:8]}")
     assert post(http, doc).status_code == 202
     group = f"test-ec-outage-{uuid.uuid4().hex[:8]}"
     prefix = f"test-ec-outage-{uuid.uuid4().hex[:8]}"
-    settings = pipeline.settings.model_copy(update={"indexer_group": group, "index_prefix": prefix})
+    settings = pipeline.indexer_settings.model_copy(update={"group": group, "index_prefix": prefix})
     down = LoopThread(
         lambda: Indexer(settings, Store(f"http://127.0.0.1:{free_port()}", prefix, timeout=1))
     ).start()
     time.sleep(5)
     down.stop()
     probe = Consumer({**pipeline.stack.kafka_config(), "group.id": group})
-    topic = pipeline.settings.events_topic
+    topic = pipeline.events_topic
     committed = probe.committed([TopicPartition(topic, p) for p in range(3)], timeout=30)
     probe.close()
     assert all(tp.offset < 0 for tp in committed), committed  # nothing committed during the outage
@@ -304,23 +304,22 @@ def test_dead_letters_are_indexed_with_their_reason_and_headers(
     pipeline: Pipeline, http: httpx.Client
 ) -> None:
     """A poison message (not a CloudEvent) on the DLQ is stored and searchable with kind=dlq."""
-    from whale_event_center.errors import StoreUnavailable
-    from whale_event_center.indexer import Indexer
     from whale_event_center.search import EventQuery, search
-    from whale_event_center.store import Store
+    from whale_indexer.app import Indexer
 
     from whale.admin import ensure_topics
     from whale.binding import KafkaMessage
     from whale.consumer import dlq_message
+    from whale.es.store import Store, StoreUnavailable
     from whale.producer import EventProducer
     from whale.topics import TopicSpec
 
     dlq = f"test.ec.{pipeline.uid}.dlq"
     ensure_topics(pipeline.stack, [TopicSpec(dlq, 1, "test dlq", retention_ms=3_600_000)])
     prefix = f"test-ec-dlq-{uuid.uuid4().hex[:8]}"
-    settings = pipeline.settings.model_copy(
-        update={"indexer_group": f"test-ec-dlq-{uuid.uuid4().hex[:8]}", "index_prefix": prefix,
-                "indexer_topics": [dlq], "dlq_topic": dlq}
+    settings = pipeline.indexer_settings.model_copy(
+        update={"group": f"test-ec-dlq-{uuid.uuid4().hex[:8]}", "index_prefix": prefix,
+                "topics": [dlq], "dlq_topic": dlq}
     )  # fmt: skip
     marker = uuid.uuid4().hex
     poison = KafkaMessage(b"k", b"\xff not json", (("x-marker", marker.encode()),))
@@ -359,7 +358,7 @@ def test_dead_letters_are_indexed_with_their_reason_and_headers(
 
 
 def test_retention_deletes_daily_indices_older_than_the_setting(stack: WhaleSettings) -> None:
-    from whale_event_center.store import Store
+    from whale.es.store import Store
 
     prefix = f"test-ec-ret-{uuid.uuid4().hex[:8]}"
     for day in ("2001.01.01", time.strftime("%Y.%m.%d", time.gmtime())):

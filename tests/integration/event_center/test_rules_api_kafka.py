@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from whale_event_center.rules_api import build_router
-from whale_event_center.store import Store
+from whale_event_center import rules_api
 
 from whale import authz, topics
 from whale.compacted import CompactedView
+from whale.es.store import Store
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale.web.errors import install_error_handlers
@@ -34,7 +34,7 @@ async def test_put_get_delete_through_the_compacted_topic(stack: WhaleSettings) 
 
     authz.install(app, authz.Authenticator(dev_mode=True), service="test")
     store = Store(stack.es_url, "whale-events")
-    app.include_router(build_router(producer, *views, store=store))
+    rules_api.install(app, producer, *views, store=store)
     rule_id = f"api-test-{uuid.uuid4().hex[:8]}"
     doc: dict[str, Any] = {
         "match": {"field": "type", "equals": f"test.api.{rule_id}"},

@@ -115,9 +115,7 @@ def env(stub: Stub, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 @pytest.fixture
 async def executor(stack: WhaleSettings, pool: str, env: dict[str, str]) -> AsyncIterator[Executor]:
-    settings = Settings(
-        whale=stack, pool=pool, catalog_dirs=[CATALOG], session_timeout_ms=6000, health_port=free_port()
-    )
+    settings = Settings(whale=stack, pool=pool, catalog_dirs=[CATALOG], session_timeout=6.0, port=free_port())
     ex = Executor(settings)
     await ex.start()
     yield ex
@@ -154,7 +152,7 @@ class Subprocess:
         self.env = {
             **os.environ,
             **env,
-            "WHALE_EXECUTOR_SESSION_TIMEOUT_MS": "6000",
+            "WHALE_EXECUTOR_SESSION_TIMEOUT": "6",
             "WHALE_LOG_FORMAT": "json",
         }
         self.proc: subprocess.Popen[bytes] | None = None

@@ -163,7 +163,7 @@ async def test_catalogue_is_published_for_the_pool(
     )
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout)[pool] == doc
-    base = f"http://{executor.settings.health_host}:{executor.settings.health_port}"
+    base = f"http://{executor.settings.host}:{executor.settings.port}"
     async with httpx.AsyncClient(base_url=base) as client:
         assert (await client.get("/readyz")).status_code == 200
         assert "whale_executor_runs_total" in (await client.get("/metrics")).text

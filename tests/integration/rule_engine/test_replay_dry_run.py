@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from whale_event_center.documents import document
+from whale.es.documents import document
 from whale_event_center.settings import Settings as CenterSettings
-from whale_event_center.store import Store
+from whale.es.store import Store
 
 from tests.integration.event_center.ec_live import AppThread, admin_token
 from tests.ports import free_port

@@ -26,7 +26,7 @@ from .re_helpers import Scope, Tap
 
 pytestmark = pytest.mark.integration
 
-# The event center indexer's layout (services/event-center/whale_event_center/store.py, documents.py).
+# The indexer's layout (whale/es/store.py, documents.py).
 MAPPING = {
     "mappings": {
         "dynamic": False,

@@ -17,15 +17,18 @@ import pytest
 from fastapi.testclient import TestClient
 from whale_adapters import metrics as adapters_metrics
 from whale_adapters.app import Components, build_app
-from whale_adapters.dispatcher import app as dispatcher_app
-from whale_adapters.dispatcher import metrics as dispatcher_metrics
-from whale_adapters.dispatcher.settings import Settings as DispatcherSettings
 from whale_adapters.ingest import IngestWriter
 from whale_adapters.settings import Settings as AdaptersSettings
 from whale_adapters.validation import EventValidator
+from whale_dedupe import metrics as dedupe_metrics
+from whale_dispatcher import app as dispatcher_app
+from whale_dispatcher import metrics as dispatcher_metrics
+from whale_dispatcher.settings import Settings as DispatcherSettings
 from whale_event_center import metrics as event_center_metrics
 from whale_executor import metrics as executor_metrics
+from whale_indexer import metrics as indexer_metrics
 from whale_rule_engine import metrics as rule_engine_metrics
+from whale_todo import metrics as todo_metrics
 
 from tests.adapters.fakes import DictSchemas, FakeProducer
 from tests.event_center.ec_fakes import Harness, make_harness
@@ -57,7 +60,7 @@ def event_center() -> Iterator[App]:
         "event-center",
         client.get,
         lambda: client.get("/todos", params={"limit": 0}),
-        event_center_metrics.HTTP,
+        event_center_metrics.FAMILIES,
     )
     harness.close()
 
@@ -129,10 +132,10 @@ async def test_the_health_server_answers_a_bad_request_and_a_404_with_the_one_bo
 
 
 PROCESSES = {
-    "event-center": [event_center_metrics.HTTP],
-    "dedupe": [event_center_metrics.DEDUPE],
-    "indexer": [event_center_metrics.INDEXER],
-    "todo": [library_metrics.CONSUMER],
+    "event-center": [event_center_metrics.FAMILIES],
+    "dedupe": [dedupe_metrics.FAMILIES],
+    "indexer": [indexer_metrics.FAMILIES],
+    "todo": [library_metrics.CONSUMER, todo_metrics.FAMILIES],
     "rule-engine": [rule_engine_metrics.FAMILIES],
     "executor": [executor_metrics.FAMILIES],
     "adapters": [adapters_metrics.FAMILIES],
@@ -150,6 +153,9 @@ def test_the_services_registries_hold_their_own_families_only() -> None:
         executor_metrics.FAMILIES, inventory_http.FAMILIES
     )
     assert exported_of(rule_engine_metrics.registry()) == declared(rule_engine_metrics.FAMILIES)
+    assert exported_of(dedupe_metrics.registry()) == declared(dedupe_metrics.FAMILIES)
+    assert exported_of(indexer_metrics.registry()) == declared(indexer_metrics.FAMILIES)
+    assert exported_of(todo_metrics.registry()) == declared(library_metrics.CONSUMER, todo_metrics.FAMILIES)
 
 
 def exported_of(registry: Any) -> set[str]:

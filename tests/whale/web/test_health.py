@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from tests.ports import free_port
 from whale.health import serve_health
 from whale.metrics import Families, process_registry
-from whale.web.health import Check, Readiness, health_router
+from whale.web.health import Check, Readiness, install_health
 
 OWN = Families("own")
 OWN_TOTAL = OWN.counter("whale_own_things_total", "things")
@@ -31,7 +31,7 @@ def test_readyz_names_every_check_and_what_is_still_waited_for() -> None:
         "views": lambda: ["view a"],
         "broken": broken,
     }
-    app.include_router(health_router(process_registry(OWN), checks))
+    install_health(app, process_registry(OWN), checks)
     client = TestClient(app)
     assert client.get("/healthz").json() == {"status": "ok"}
     answer = client.get("/readyz")

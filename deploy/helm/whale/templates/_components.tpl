@@ -31,7 +31,7 @@ components:
     service: dedupe
     args: []
     values: {{ toJson $v.dedupe }}
-    env: {{ toJson (dict "WHALE_EVENT_CENTER_HOST" "0.0.0.0" "WHALE_EVENT_CENTER_DEDUPE_HEALTH_PORT" $v.dedupe.port) }}
+    env: {{ toJson (dict "WHALE_DEDUPE_HOST" "0.0.0.0" "WHALE_DEDUPE_PORT" $v.dedupe.port) }}
     stateless: true
     mounts: []
     tokens: false
@@ -42,7 +42,7 @@ components:
     service: indexer
     args: []
     values: {{ toJson $v.indexer }}
-    env: {{ toJson (dict "WHALE_EVENT_CENTER_HOST" "0.0.0.0" "WHALE_EVENT_CENTER_INDEXER_HEALTH_PORT" $v.indexer.port) }}
+    env: {{ toJson (dict "WHALE_INDEXER_HOST" "0.0.0.0" "WHALE_INDEXER_PORT" $v.indexer.port) }}
     stateless: true
     mounts: []
     tokens: false
@@ -63,7 +63,7 @@ components:
     state: true
 {{- end }}
 {{- if $v.todo.enabled }}
-{{- $env := dict "WHALE_TODO_HEALTH_HOST" "0.0.0.0" "WHALE_TODO_HEALTH_PORT" $v.todo.port }}
+{{- $env := dict "WHALE_TODO_HOST" "0.0.0.0" "WHALE_TODO_PORT" $v.todo.port }}
 {{- if not (empty $v.config.rules) }}
 {{- $_ := set $env "WHALE_RULES_DIR" "/etc/whale/rules" }}
 {{- end }}
@@ -88,7 +88,7 @@ components:
 {{- $dirs := list }}
 {{- if not (empty $v.config.actions) }}{{ $dirs = append $dirs "/etc/whale/actions" }}{{ end }}
 {{- if not (empty $v.config.workflows) }}{{ $dirs = append $dirs "/etc/whale/workflows" }}{{ end }}
-{{- $env := dict "WHALE_EXECUTOR_HEALTH_HOST" "0.0.0.0" "WHALE_EXECUTOR_HEALTH_PORT" $values.port }}
+{{- $env := dict "WHALE_EXECUTOR_HOST" "0.0.0.0" "WHALE_EXECUTOR_PORT" $values.port }}
 {{- if $dirs }}
 {{- $_ := set $env "WHALE_EXECUTOR_CATALOG_DIRS" (toJson $dirs) }}
 {{- end }}

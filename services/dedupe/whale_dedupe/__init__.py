@@ -1,0 +1,1 @@
+"""Whale dedupe stage: ``whale run dedupe`` forwards each (source, id) once per window."""

@@ -1,0 +1,1 @@
+"""Whale indexer: ``whale run indexer`` stores every bus event in Elasticsearch."""
