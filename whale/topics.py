@@ -41,6 +41,8 @@ AUDIT_TYPES: tuple[str, ...] = tuple(
         "todo.unclaim",
         "todo.comment",
         "todo.resolve",
+        "todo.update",
+        "todo.reopen",
     )
 )
 """Audit events (:mod:`whale.audit`): who changed what, carried on whale.events and indexed."""
@@ -112,6 +114,7 @@ TOPICS: tuple[TopicSpec, ...] = (
             "whale.todo.created",
             "whale.todo.updated",
             "whale.todo.resolved",
+            "whale.todo.overdue",
         ),
     ),
     TopicSpec(

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import structlog
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whale import topics
@@ -39,6 +40,7 @@ from whale.rules.ruleset import RuleSet
 from whale.settings import WhaleSettings
 from whale.store import Batch, LocalStore, StoreSettings
 from whale_event_center import todo_incidents as incidents
+from whale_event_center import todo_work as work
 from whale_event_center.todo_items import CREATED as CREATED  # the announcement types, as before
 from whale_event_center.todo_items import RESOLVED as RESOLVED
 from whale_event_center.todo_items import UPDATED as UPDATED
@@ -58,7 +60,7 @@ SOURCE = "whale/todo"
 SAVED = "whale.todo.saved"
 REQUESTED = "whale.todo.requested"
 CHANGE_REQUESTED = "whale.todo.change.requested"
-OPS = ("claim", "unclaim", "resolve", "comment")
+OPS = ("claim", "unclaim", "resolve", "comment", "update", "reopen")
 OPEN_STATES = ("open", "claimed")
 
 
@@ -90,7 +92,33 @@ class TodoSettings(BaseSettings):
         default_factory=EnrichmentSettings,
         description="enrichment, as the rule engine's (WHALE_ENRICH_*): handled = some rule matches the enriched event",
     )
+    sla: dict[str, float] = Field(
+        default_factory=dict,
+        description="event type pattern (* wildcards) -> seconds until a new item is due, e.g. "
+        '{"prometheus.alert.*": 3600}',
+    )
+    sla_default: float | None = Field(
+        default=86400.0, description="seconds until due for other types (0 or none: no due time)"
+    )
+    priorities: dict[str, str] = Field(
+        default_factory=dict, description="event type pattern -> priority (p1..p4) of new items"
+    )
+    default_priority: str = Field(default="p3", description="priority when no severity or pattern says")
+    overdue_check_seconds: float = Field(
+        default=30.0, gt=0, description="how often open items are checked against their due time"
+    )
     health_host: str = "127.0.0.1"
+
+    @field_validator("default_priority")
+    @classmethod
+    def _priority(cls, value: str) -> str:
+        return work.parse_priority(value)
+
+    @field_validator("priorities")
+    @classmethod
+    def _priorities(cls, value: dict[str, str]) -> dict[str, str]:
+        return {pattern: work.parse_priority(p) for pattern, p in value.items()}
+
     health_port: int | None = Field(default=None, description="serve /metrics, /healthz, /readyz here")
 
 
@@ -112,6 +140,12 @@ class TodoBook:
         self._settings = settings
         self.store = store
         self.items = StoredItems(store, store.batch())
+        self.policy = work.Policy(
+            sla=settings.sla,
+            sla_default=settings.sla_default,
+            priorities=settings.priorities,
+            default_priority=settings.default_priority,
+        )
 
     def load(self, item: Mapping[str, Any]) -> None:
         put_item(self.items.batch, item, OPEN_STATES)
@@ -198,8 +232,9 @@ class TodoBook:
             return None
         if current.get("last_command") == event.id:
             return None  # redelivered
-        if current["status"] == "resolved" and op != "comment":
-            log.warning("todo_command_refused", todo_id=current["id"], op=op, reason="already resolved")
+        if (current["status"] == "resolved") != (op == "reopen") and op != "comment":
+            reason = "not resolved" if op == "reopen" else "already resolved"
+            log.warning("todo_command_refused", todo_id=current["id"], op=op, reason=reason)
             return None
         item = {**current, "updated_at": now_text(), "last_command": event.id}
         comment = data.get("comment")
@@ -216,12 +251,24 @@ class TodoBook:
         elif op == "resolve":
             item.update(status="resolved", resolved_by=by, resolution=str(comment or "resolved"))
             kind = RESOLVED
+        elif op == "update":
+            work.update(item, data, by, event, item["updated_at"])
+        elif op == "reopen":
+            work.reopen(item, by, comment, event, self.policy, datetime.now(UTC))
         self.load(item)
         return Change(item, kind, op, by)
 
     def decide(self, event: CloudEvent, handled: bool, *, candidate: bool = True) -> Change | None:
         """The whole decision for one consumed event (``handled``: some enabled rule matches;
-        ``candidate``: the event may become a to-do when unhandled, i.e. it came from ``whale.events``)."""
+        ``candidate``: the event may become a to-do when unhandled, i.e. it came from ``whale.events``),
+        with the item's work fields (:mod:`whale_event_center.todo_work`) kept in step."""
+        change = self._decide(event, handled, candidate=candidate)
+        if change is not None:
+            work.after(change, event, self.policy)
+            self.load(change.item)
+        return change
+
+    def _decide(self, event: CloudEvent, handled: bool, *, candidate: bool = True) -> Change | None:
         if event.type == CHANGE_REQUESTED:
             return self.command(event)
         if event.type == REQUESTED:
@@ -266,6 +313,7 @@ class TodoStage:
         self._rules = rules
         self._book = book
         self._enricher = enricher
+        self.lock = asyncio.Lock()  # the book's staged batch: one batch or escalation sweep at a time
 
     async def handled(self, event: CloudEvent) -> bool:
         """Some enabled rule matches the event as the rule engine sees it (enriched)."""
@@ -279,6 +327,10 @@ class TodoStage:
         """Decide for every event in order, then write each touched item's latest state (compacted:
         only the last one matters) and every announcement, all in flight at once. If a write fails
         the book's staged changes are dropped, so the consumer's retry decides the batch again."""
+        async with self.lock:
+            await self._handle_batch(batch)
+
+    async def _handle_batch(self, batch: list[Any]) -> None:
         self._book.rollback()
         changes: list[tuple[Change, CloudEvent]] = []
         for received in batch:
@@ -321,6 +373,7 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
     from whale.health import serve_health
     from whale.metrics import CONSUMER, process_registry
     from whale.producer import EventProducer
+    from whale_event_center.todo_escalation import Escalator
 
     enricher = build(settings.enrich)  # providers validated at start-up
     await asyncio.to_thread(ensure_topics, settings.whale)
@@ -356,6 +409,8 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
             registry=process_registry(CONSUMER),
         )
     task = asyncio.create_task(consumer.run())
+    escalator = Escalator(settings.source, settings.overdue_check_seconds, producer, book, stage.lock)
+    escalating = asyncio.create_task(escalator.run(stop))
     ready.set()
     log.info(
         "todo_stage_started",
@@ -366,6 +421,7 @@ async def serve(settings: TodoSettings, stop: asyncio.Event) -> None:
     await stop.wait()
     consumer.stop()
     await task
+    await escalating
     await rules_view.stop()
     book.store.close()
     if server is not None:
