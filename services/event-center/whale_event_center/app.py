@@ -199,7 +199,9 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
             rules_dir=settings.whale.rules_dir,
         )
     )
-    app.include_router(todo_api.build_router(parts.producer, settings.whale, view=parts.todos))
+    app.include_router(
+        todo_api.build_router(parts.producer, settings.whale, view=parts.todos, people=parts.people)
+    )
     if parts.subscriptions is not None:
         app.include_router(
             subscriptions_api.build_router(

@@ -49,6 +49,10 @@ MERGED_LIMIT = 20
 V = TypeVar("V")
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def parse_priority(value: Any) -> str:
     """``p1``..``p4`` (or an alias) -> the ``p`` form; ValueError naming the accepted values."""
     text = str(value).strip().lower()
@@ -71,7 +75,7 @@ def matching(patterns: Mapping[str, V], kind: str) -> V | None:
 def severity_priority(event: CloudEvent) -> str | None:
     """The priority an event's ``severity`` (label, or data field) asks for, if it names one."""
     data = event.data if isinstance(event.data, Mapping) else {}
-    labels = data.get("labels") if isinstance(data.get("labels"), Mapping) else {}
+    labels = _mapping(data.get("labels"))
     value = labels.get("severity") or data.get("severity")
     return SEVERITIES.get(str(value).strip().lower()) if isinstance(value, str) else None
 
@@ -119,7 +123,7 @@ def due_from(seconds: Any, now: datetime) -> str | None:
 def start(item: dict[str, Any], event: CloudEvent, policy: Policy, now: datetime) -> None:
     """A new item's work fields (an explicit request may set ``priority`` and ``assignee``)."""
     kind = str(item.get("type") or event.type)
-    details = item.get("details") if isinstance(item.get("details"), Mapping) else {}
+    details = _mapping(item.get("details"))
     asked = details.get("priority") if item.get("origin") == "requested" else None
     try:
         priority = parse_priority(asked) if asked is not None else policy.priority(kind, event)
@@ -172,7 +176,7 @@ def history(item: Mapping[str, Any], kind: str, text: str, event: CloudEvent, at
 
 def update(item: dict[str, Any], data: Mapping[str, Any], by: str, event: CloudEvent, at: str) -> None:
     """A person's ``update`` command: the fields it names (assignee, priority, due)."""
-    fields = data.get("fields") if isinstance(data.get("fields"), Mapping) else {}
+    fields = _mapping(data.get("fields"))
     said: list[str] = []
     if "assignee" in fields:
         assignee = fields["assignee"] or None
