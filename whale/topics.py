@@ -82,6 +82,7 @@ TOPICS: tuple[TopicSpec, ...] = (
             "prometheus.alert.resolved",
             "whale.approval.granted",
             "whale.approval.denied",
+            "whale.todo.overdue",
             *AUDIT_TYPES,
         ),
     ),
@@ -114,7 +115,6 @@ TOPICS: tuple[TopicSpec, ...] = (
             "whale.todo.created",
             "whale.todo.updated",
             "whale.todo.resolved",
-            "whale.todo.overdue",
         ),
     ),
     TopicSpec(

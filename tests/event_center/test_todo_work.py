@@ -28,7 +28,7 @@ def escalator(st: Any, book: Any, producer: FakeProducer) -> Escalator:
 
 
 def overdue_events(producer: FakeProducer) -> list[CloudEvent]:
-    return [e for e in announced(producer) if e.type == OVERDUE]
+    return [s.event for s in producer.sent if s.topic == topics.EVENTS and s.event.type == OVERDUE]
 
 
 def only_item(book: Any) -> dict[str, Any]:
@@ -142,7 +142,7 @@ async def test_an_overdue_item_is_escalated_once_per_due_time_with_how_late(tmp_
     item = only_item(book)
     assert item["overdue_for"] == item["due_at"]
     assert item["history"][-1]["kind"] == "overdue"
-    assert [s.topic for s in producer.sent[-2:]] == [topics.TODOS, topics.RESULTS]
+    assert [s.topic for s in producer.sent[-2:]] == [topics.TODOS, topics.EVENTS]
     await st.handle(command(todo_id, "update", fields={"due": "2000-01-01T00:00:00Z"}))
     assert await esc.sweep() == 1  # a new due time arms it again
 
@@ -158,3 +158,25 @@ async def test_resolved_items_and_items_without_a_due_time_are_never_escalated(t
     later = datetime.now(UTC) + timedelta(hours=1)
     assert await escalator(st, book, producer).sweep(later) == 0
     assert await escalator(st2, book2, producer2).sweep(later) == 0
+
+
+def test_the_example_rule_routes_an_overdue_event_to_the_chat_action_with_a_readable_text(
+    tmp_path: Path,
+) -> None:
+    from whale_event_center.todos import load_rules
+
+    from whale.rules import templating
+    from whale.rules.paths import event_context
+
+    examples = Path(__file__).resolve().parents[2] / "examples" / "todos"
+    rules = load_rules(examples)
+    data = {"todo_id": "t1", "title": "disk full on vm-1", "assignee": None, "priority": "p2"}
+    event = CloudEvent.create(
+        type=OVERDUE,
+        source="whale/todo",
+        data={**data, "due_at": "2030-01-01T00:00:00Z", "late_seconds": 754.2},
+    )
+    (rule,) = rules.match(event_context(event))
+    assert (rule.id, rule.target.kind, rule.target.name) == ("todo-overdue-to-chat", "action", "notify.slack")
+    text = templating.render_value(rule.params, event_context(event))["text"]
+    assert text.startswith("[p2] to-do overdue by 13 min: disk full on vm-1 (assignee: nobody;")

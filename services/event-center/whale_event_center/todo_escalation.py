@@ -3,8 +3,9 @@
 Every ``WHALE_TODO_OVERDUE_CHECK_SECONDS`` the sweep finds the open (or claimed) items whose
 ``due_at`` has passed and that were not yet escalated for that due time, writes each one with
 ``overdue_for`` = its ``due_at`` (and a history line) to ``whale.todos`` and emits
-``whale.todo.overdue`` on ``whale.results`` (item id, title, assignee, priority, due time, seconds
-late), so rules can route it to a chat notification or a page. Once per item and due time: a new due
+``whale.todo.overdue`` on ``whale.events`` (item id, title, assignee, priority, due time, seconds
+late), where the rule engine matches it, so rules can route it to a chat notification or a page (the
+stage itself ignores ``whale.*`` types). Once per item and due time: a new due
 time (``PATCH /todos/{id}``, a reopen) arms it again. The sweep shares the stage's lock, so it never
 interleaves with a batch of decisions.
 """
@@ -62,7 +63,7 @@ class Escalator:
                 sends.append(
                     self._producer.send(topics.TODOS, record(marked, self._source), key=marked["id"])
                 )
-                sends.append(self._producer.send(topics.RESULTS, event, key=marked["id"]))
+                sends.append(self._producer.send(topics.EVENTS, event, key=marked["id"]))
             try:
                 delivered = await asyncio.gather(*sends)
             except BaseException:

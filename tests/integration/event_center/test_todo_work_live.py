@@ -1,6 +1,6 @@
 """Working a to-do on the real Kafka: the to-do stage (in this process, its own consumer group and
 CloudEvents source) gives a to-do of a type with a 1-second SLA a due time; it goes overdue and
-``whale.todo.overdue`` appears on ``whale.results`` once; it is assigned, resolved and reopened
+``whale.todo.overdue`` appears on ``whale.events`` (where rules match) once; it is assigned, resolved and reopened
 through the event center's API, and the reopened item (its clock restarted) is escalated again,
 now naming its assignee."""
 
@@ -80,6 +80,7 @@ def test_an_item_with_a_one_second_sla_is_escalated_once_then_assigned_and_reope
     pipeline: Pipeline, center: AppThread, stage: TodoSettings
 ) -> None:
     results = Tap(pipeline.stack, topics.RESULTS)
+    events = Tap(pipeline.stack, topics.EVENTS)
     kind = next(iter(stage.sla)).replace("*", "check")
 
     def ours(type_: str, todo_id: str | None = None) -> Callable[[CloudEvent], bool]:
@@ -101,13 +102,13 @@ def test_an_item_with_a_one_second_sla_is_escalated_once_then_assigned_and_reope
             assert created[0].data["todo"]["sla_seconds"] == 1
             assert created[0].data["todo"]["due_at"] is not None
 
-            (overdue,) = results.wait(ours(OVERDUE, todo_id), timeout=WAIT)
+            (overdue,) = events.wait(ours(OVERDUE, todo_id), timeout=WAIT)
             assert overdue.data["todo_id"] == todo_id
             assert overdue.data["title"] == "check the backups"
             assert (overdue.data["assignee"], overdue.data["priority"]) == (None, "p3")
             assert overdue.data["late_seconds"] >= 0
-            results.poll(3)  # ten sweeps later: still once for that due time
-            assert len([e for e in results.seen if ours(OVERDUE, todo_id)(e)]) == 1
+            events.poll(3)  # ten sweeps later: still once for that due time
+            assert len([e for e in events.seen if ours(OVERDUE, todo_id)(e)]) == 1
 
             unknown = api.patch(f"/todos/{todo_id}", json={"assignee": f"nobody-{uuid.uuid4().hex}"})
             assert unknown.status_code == 400
@@ -132,7 +133,7 @@ def test_an_item_with_a_one_second_sla_is_escalated_once_then_assigned_and_reope
             assert (item["status"], item["reopened"], item["overdue_for"]) == ("claimed", 1, None)
             assert item["history"][-1]["text"] == "reopened by integration-admin: the backups failed again"
 
-            again = results.wait(ours(OVERDUE, todo_id), count=2, timeout=WAIT)
+            again = events.wait(ours(OVERDUE, todo_id), count=2, timeout=WAIT)
             assert len(again) == 2, "the reopened item's new due time is escalated too"
             assert (again[1].data["assignee"], again[1].data["priority"]) == ("integration-admin", "p1")
             listed = api.get("/todos", params={"assignee": "integration-admin", "overdue": "true"}).json()
@@ -140,3 +141,4 @@ def test_an_item_with_a_one_second_sla_is_escalated_once_then_assigned_and_reope
             api.post(f"/todos/{todo_id}/resolve", json={"by": "x"})
     finally:
         results.close()
+        events.close()
