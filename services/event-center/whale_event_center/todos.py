@@ -9,7 +9,9 @@ per type, or the request's ``key``) matches an open item is merged into it (``co
 Claim/resolve commands (``whale.todo.change.requested``, written by the ``/todos`` API) change items.
 Alerts (one to-do per incident, closed by their resolution, reopened by a re-firing) and the notices
 that automation matched but did nothing (render failures, throttled recurrences, failed runs) are
-decided in :mod:`whale_event_center.todo_incidents`.
+decided in :mod:`whale_event_center.todo_incidents`. Assignee, priority, the due time from a per-type
+SLA, the merged events' links and a person's reopen are in :mod:`whale_event_center.todo_work`; the
+escalation of overdue items (``whale.todo.overdue``) in :mod:`whale_event_center.todo_escalation`.
 
 The stage is the single writer of ``whale.todos`` (compacted, key = item id, data = whole item); every
 change is also announced on ``whale.results`` as ``whale.todo.created|updated|resolved``, caused by
