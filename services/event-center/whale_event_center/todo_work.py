@@ -121,18 +121,12 @@ def due_from(seconds: Any, now: datetime) -> str | None:
 
 
 def start(item: dict[str, Any], event: CloudEvent, policy: Policy, now: datetime) -> None:
-    """A new item's work fields (an explicit request may set ``priority`` and ``assignee``)."""
+    """A new item's work fields: nobody assigned, priority and due time from its type's policy."""
     kind = str(item.get("type") or event.type)
-    details = _mapping(item.get("details"))
-    asked = details.get("priority") if item.get("origin") == "requested" else None
-    try:
-        priority = parse_priority(asked) if asked is not None else policy.priority(kind, event)
-    except ValueError:
-        priority = policy.priority(kind, event)
     seconds = policy.sla_seconds(kind)
     item.update(
         assignee=None,
-        priority=priority,
+        priority=policy.priority(kind, event),
         sla_seconds=seconds,
         due_at=due_from(seconds, now),
         overdue_for=None,
