@@ -68,6 +68,7 @@ def stage(stack: WhaleSettings, tmp_path: Path) -> Iterator[TodoSettings]:
         source=f"whale/todo/test-{uid}",
         sla={f"it.todo.work.{uid}.*": 1},
         sla_default=0,  # nobody else's item (this stage sees the shared bus) gets a due time
+        ignore_type_prefixes=[""],  # and no other session's unhandled event becomes one of its items
         overdue_check_seconds=0.3,
         state=StoreSettings(dir=tmp_path),
     )
