@@ -110,6 +110,7 @@ class TodoSettings(BaseSettings):
         default=30.0, gt=0, description="how often open items are checked against their due time"
     )
     health_host: str = "127.0.0.1"
+    health_port: int | None = Field(default=None, description="serve /metrics, /healthz, /readyz here")
 
     @field_validator("default_priority")
     @classmethod
@@ -120,8 +121,6 @@ class TodoSettings(BaseSettings):
     @classmethod
     def _priorities(cls, value: dict[str, str]) -> dict[str, str]:
         return {pattern: work.parse_priority(p) for pattern, p in value.items()}
-
-    health_port: int | None = Field(default=None, description="serve /metrics, /healthz, /readyz here")
 
 
 def load_rules(directory: Path | None) -> RuleSet:
