@@ -44,6 +44,8 @@ AUDIT_TYPES: tuple[str, ...] = tuple(
         "todo.unclaim",
         "todo.comment",
         "todo.resolve",
+        "todo.update",
+        "todo.reopen",
     )
 )
 """Audit events (:mod:`whale.audit`): who changed what, carried on whale.events and indexed."""
@@ -86,6 +88,7 @@ TOPICS: tuple[TopicSpec, ...] = (
             "whale.run.cancel.requested",
             "whale.run.pause.requested",
             "whale.run.resume.requested",
+            "whale.todo.overdue",
             *AUDIT_TYPES,
         ),
     ),

@@ -71,6 +71,8 @@ EXPECTED: dict[str, dict[tuple[str, str], Role | str]] = {
         ("POST", "/todos/{todo_id}/unclaim"): Role.operator,
         ("POST", "/todos/{todo_id}/comment"): Role.operator,
         ("POST", "/todos/{todo_id}/resolve"): Role.operator,
+        ("PATCH", "/todos/{todo_id}"): Role.operator,
+        ("POST", "/todos/{todo_id}/reopen"): Role.operator,
         ("GET", "/subscriptions"): Role.viewer,
         ("GET", "/subscriptions/{name}"): Role.viewer,
         ("PUT", "/subscriptions/{name}"): Role.author,

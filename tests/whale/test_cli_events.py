@@ -33,6 +33,11 @@ class Recorder(BaseHTTPRequestHandler):
         self.calls.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
         self._reply(202, {"status": "accepted", "id": "x", "source": "s"})
 
+    def do_PATCH(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        self.calls.append({"method": "PATCH", "path": self.path, "body": body})
+        self._reply(200, {"id": self.path.rsplit("/", 1)[-1], "status": "claimed", **body})
+
     def do_GET(self) -> None:
         self.calls.append({"path": self.path})
         url = urlsplit(self.path)
@@ -152,3 +157,35 @@ def test_todos_list_all_fetches_every_page(server: str, capsys: pytest.CaptureFi
     out = capsys.readouterr()
     assert [line.split()[0] for line in out.out.splitlines()] == [f"t{i:03}" for i in range(250)]
     assert "items 1-250 of 250" in out.err
+
+
+def test_todos_list_passes_the_assignee_priority_and_overdue_filters(server: str) -> None:
+    args = parse(["todos", "list", "--assignee", "ann", "--priority", "p1", "--overdue", "--url", server])
+    assert args.handler(args) == 0
+    query = parse_qs(urlsplit(Recorder.calls[-1]["path"]).query)
+    assert (query["assignee"], query["priority"], query["overdue"]) == (["ann"], ["p1"], ["true"])
+
+
+def test_todos_assign_patches_the_assignee_priority_and_due_time(
+    server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["todos", "assign", "t1", "ann", "--priority", "high", "--due", "2030-01-01T00:00:00Z"]
+    args = parse([*argv, "--url", server])
+    assert args.handler(args) == 0
+    call = Recorder.calls[-1]
+    assert (call["method"], call["path"]) == ("PATCH", "/todos/t1")
+    assert call["body"] == {"assignee": "ann", "priority": "high", "due": "2030-01-01T00:00:00Z"}
+    assert "t1: claimed assignee=ann" in capsys.readouterr().out
+    args = parse(["todos", "assign", "t1", "--unassign", "--due", "none", "--url", server])
+    assert args.handler(args) == 0
+    assert Recorder.calls[-1]["body"] == {"assignee": None, "due": None}
+    nothing = parse(["todos", "assign", "t1", "--url", server])
+    with pytest.raises(ConfigError, match="give an assignee"):
+        nothing.handler(nothing)
+
+
+def test_todos_reopen_posts_to_the_items_reopen_route(server: str) -> None:
+    args = parse(["todos", "reopen", "t1", "--comment", "back", "--by", "ann", "--url", server])
+    assert args.handler(args) == 0
+    assert Recorder.calls[-1]["path"] == "/todos/t1/reopen"
+    assert Recorder.calls[-1]["body"] == {"by": "ann", "comment": "back"}

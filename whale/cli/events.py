@@ -1,4 +1,4 @@
-"""``whale events send|search|trace`` and ``whale todos list|claim|resolve``: the event center's HTTP API
+"""``whale events send|search|trace`` and ``whale todos list|claim|resolve|assign|reopen``: the event center's HTTP API
 from the command line (a user tool, not a service: it talks to the front door like any client)."""
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     add_replay(actions)
 
-    todos = sub.add_parser("todos", help="list, claim and resolve to-do items")
+    todos = sub.add_parser("todos", help="list, claim, assign, resolve and reopen to-do items")
     todo_actions = todos.add_subparsers(dest="todos_command", required=True, metavar="ACTION")
     listing = todo_actions.add_parser("list", help="list to-do items")
     listing.add_argument(
@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     listing.add_argument("--limit", type=int, default=100, help="items per page (1-1000, default 100)")
     listing.add_argument("--offset", type=int, default=0, help="items to skip (the next page's offset)")
     listing.add_argument("--all", action="store_true", help="fetch every page")
+    listing.add_argument("--assignee", help="only items assigned to this person")
+    listing.add_argument("--priority", help="only items of this priority (p1..p4, critical..low)")
+    listing.add_argument("--overdue", action="store_true", help="only open items past their due time")
     _common(listing)
     listing.set_defaults(handler=_todo_list)
     for op in ("claim", "unclaim", "comment", "resolve"):
@@ -75,6 +78,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         change.add_argument("--comment")
         _common(change)
         change.set_defaults(handler=_todo_change, op=op)
+    assign = todo_actions.add_parser(
+        "assign", help="assign (or --unassign) an item, set its --priority or --due time"
+    )
+    assign.add_argument("todo_id")
+    assign.add_argument("assignee", nargs="?", help="a person's name")
+    assign.add_argument("--unassign", action="store_true", help="nobody works it")
+    assign.add_argument("--priority", help="p1..p4 (or critical, high, normal, low)")
+    assign.add_argument("--due", help="RFC 3339 time with an offset, or 'none'")
+    assign.add_argument("--comment")
+    _common(assign)
+    assign.set_defaults(handler=_todo_assign)
+    reopen = todo_actions.add_parser("reopen", help="reopen a resolved item")
+    reopen.add_argument("todo_id")
+    reopen.add_argument("--by", default=os.environ.get("USER") or "cli", help="who (default: $USER)")
+    reopen.add_argument("--comment", help="why")
+    _common(reopen)
+    reopen.set_defaults(handler=_todo_change, op="reopen")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -254,15 +274,19 @@ def _todo_list(args: argparse.Namespace) -> int:
     offset = args.offset
     while True:
         params: dict[str, str | int] = {"status": args.status, "limit": args.limit, "offset": offset}
+        params.update({k: getattr(args, k) for k in ("assignee", "priority") if getattr(args, k)})
+        if args.overdue:
+            params["overdue"] = "true"
         code, body = _answer(_request("GET", f"{args.url.rstrip('/')}/todos", params=params), args.json)
         if code != 0 or (args.json and not args.all):
             return code
         items, total = body.get("todos", []), int(body.get("total", 0))
         if not args.json:
             for item in items:
-                who = item.get("claimed_by") or ""
+                who = item.get("assignee") or item.get("claimed_by") or ""
                 print(
-                    f"{item['id']}  {item['status']:<9} x{item.get('count', 1):<4} {who:<12} "
+                    f"{item['id']}  {item['status']:<9} {item.get('priority') or '-':<3} "
+                    f"x{item.get('count', 1):<4} {who:<12} {item.get('due_at') or '-':<20} "
                     f"{item.get('title', '')}"
                 )
         shown = offset + len(items)
@@ -282,6 +306,30 @@ def page_footer(first: int, shown: int, total: int, limit: int) -> str:
     if shown < total:
         text += f"; next page: --offset {shown} --limit {limit} (or --all)"
     return text
+
+
+def _todo_assign(args: argparse.Namespace) -> int:
+    if args.unassign and args.assignee:
+        raise ConfigError("give an assignee or --unassign, not both", field="assignee")
+    body: dict[str, Any] = {}
+    if args.assignee or args.unassign:
+        body["assignee"] = args.assignee or None
+    if args.priority:
+        body["priority"] = args.priority
+    if args.due:
+        body["due"] = None if args.due.lower() == "none" else args.due
+    if not body:
+        raise ConfigError("give an assignee, --unassign, --priority or --due", field="assignee")
+    if args.comment:
+        body["comment"] = args.comment
+    url = f"{args.url.rstrip('/')}/todos/{args.todo_id}"
+    code, answer = _answer(_request("PATCH", url, json=body), args.json)
+    if code == 0 and not args.json:
+        print(
+            f"{answer.get('id', args.todo_id)}: {answer.get('status')} assignee={answer.get('assignee')} "
+            f"priority={answer.get('priority')} due={answer.get('due_at')}"
+        )
+    return code
 
 
 def _todo_change(args: argparse.Namespace) -> int:

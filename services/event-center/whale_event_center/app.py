@@ -225,7 +225,7 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
         store=parts.store,
         rules_dir=settings.whale.rules_dir,
     )
-    todo_api.install(app, parts.producer, settings.whale, view=parts.todos)
+    todo_api.install(app, parts.producer, settings.whale, view=parts.todos, people=parts.people)
     if parts.subscriptions is not None:
         subscriptions_api.install(app, parts.producer, parts.subscriptions, push_hosts=settings.push_hosts)
     if parts.people is not None:

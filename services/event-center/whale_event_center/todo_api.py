@@ -1,4 +1,5 @@
-"""The ``/todos`` API: list, open, claim, unclaim, comment and resolve to-do items.
+"""The ``/todos`` API: list, open, claim, unclaim, comment, resolve, update (assignee, priority, due)
+and reopen to-do items.
 
 Reads come from a view of the compacted ``whale.todos`` topic. Writes are commands written to
 ``whale.events`` (``whale.todo.requested``, ``whale.todo.change.requested``, key = item id) that the
@@ -12,20 +13,22 @@ import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from whale import audit, topics
 from whale.authz import Identity, Role, require
-from whale.cloudevent import READ_DEPTH, CloudEvent, depth_within, edge_problems
+from whale.cloudevent import READ_DEPTH, CloudEvent, depth_within, edge_problems, format_time
 from whale.compacted import CompactedView
 from whale.correlation import CORRELATION_ID
-from whale.errors import EventError
+from whale.errors import EventError, InvalidRequest
 from whale.settings import WhaleSettings
-from whale.todos import CHANGE_REQUESTED, OPEN_STATES, REQUESTED
-from whale_event_center.errors import AlreadyResolved, NotFound
+from whale.todos import CHANGE_REQUESTED, OPEN_STATES, REQUESTED, is_overdue, parse_priority
+from whale.tokens import ViewTokenBook
+from whale_event_center.errors import AlreadyResolved, Conflict, NotFound
 
 API_SOURCE = "whale/todo-api"
 WAIT_SECONDS = 10.0
@@ -34,6 +37,31 @@ WAIT_SECONDS = 10.0
 class ChangeBody(BaseModel):
     by: str = Field(min_length=1, max_length=200, description="who does it")
     comment: str | None = Field(default=None, max_length=10_000)
+
+
+class UpdateBody(BaseModel):
+    """``PATCH /todos/{id}``: the fields named change (``assignee: null`` unassigns, ``due: null``
+    clears the due time); the others stay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assignee: str | None = Field(
+        default=None, min_length=1, max_length=200, description="a known person (null: unassign)"
+    )
+    priority: str | None = Field(default=None, description="p1..p4 or critical, high, normal, low")
+    due: AwareDatetime | None = Field(default=None, description="RFC 3339 with an offset (null: none)")
+    by: str | None = Field(default=None, min_length=1, max_length=200, description="who (dev mode only)")
+    comment: str | None = Field(default=None, max_length=10_000)
+
+    @field_validator("priority")
+    @classmethod
+    def _priority(cls, value: str | None) -> str | None:
+        return None if value is None else parse_priority(value)
+
+
+class ReopenBody(BaseModel):
+    by: str | None = Field(default=None, min_length=1, max_length=200, description="who (dev mode only)")
+    comment: str | None = Field(default=None, max_length=10_000, description="why")
 
 
 class OpenBody(BaseModel):
@@ -100,6 +128,19 @@ class TodoApi:
 
     producer: Any
     reader: TodoReader
+    people: Any = None  # the whale.tokens view an assignee is checked against (None: any name)
+
+
+def known_people(people: Any) -> set[str]:
+    """Names of the people the event center knows (anyone issued a personal token, in the
+    ``whale.tokens`` view); empty when it cannot tell (no view, or people sign in with OIDC only)."""
+    if people is None:
+        return set()
+    return {
+        str(r["name"])
+        for r in ViewTokenBook(people).records()
+        if r.get("kind", "person") == "person" and r.get("name")
+    }
 
 
 def get_todo_api(request: Request) -> TodoApi:
@@ -123,6 +164,9 @@ async def list_todos(
         Query(description="active = open or claimed"),
     ] = "active",
     type: str | None = None,
+    assignee: Annotated[str | None, Query(description="only items assigned to this person")] = None,
+    priority: Annotated[str | None, Query(description="p1..p4 (or critical, high, normal, low)")] = None,
+    overdue: Annotated[bool | None, Query(description="true: open items past their due time")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, description="items to skip (paging; see total)")] = 0,
 ) -> dict[str, Any]:
@@ -133,6 +177,17 @@ async def list_todos(
         items = [i for i in items if i.get("status") == status]
     if type is not None:
         items = [i for i in items if i.get("type") == type]
+    if assignee is not None:
+        items = [i for i in items if i.get("assignee") == assignee]
+    if priority is not None:
+        try:
+            wanted = parse_priority(priority)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), field="query.priority") from None
+        items = [i for i in items if i.get("priority") == wanted]
+    if overdue is not None:
+        now = datetime.now(UTC)
+        items = [i for i in items if is_overdue(i, now, OPEN_STATES) == overdue]
     items.sort(key=lambda i: str(i.get("updated_at", "")), reverse=True)
     page = items[offset : offset + limit]
     return {"todos": [public(i) for i in page], "total": len(items), "offset": offset}
@@ -167,12 +222,19 @@ async def open_todo(
     return _pending(event.id)
 
 
-async def change(api: TodoApi, todo_id: str, op: str, body: ChangeBody, identity: Identity) -> Any:
+async def change(
+    api: TodoApi, todo_id: str, op: str, body: Any, identity: Identity, fields: dict[str, Any] | None = None
+) -> Any:
     item = await api.reader.get(todo_id)
-    if item.get("status") == "resolved" and op != "comment":
+    if op == "reopen" and item.get("status") != "resolved":
+        raise Conflict(f"to-do {todo_id!r} is not resolved ({item.get('status')})", field="todo_id")
+    if item.get("status") == "resolved" and op not in ("comment", "reopen"):
         raise AlreadyResolved(f"to-do {todo_id!r} is already resolved", field="todo_id")
-    by = body.by if identity.via == "dev" else identity.name  # a signed-in caller cannot speak for another
-    data = {"todo_id": todo_id, "op": op, "by": by, "comment": body.comment}
+    # a signed-in caller cannot speak for another
+    by = (body.by or identity.name) if identity.via == "dev" else identity.name
+    data: dict[str, Any] = {"todo_id": todo_id, "op": op, "by": by, "comment": body.comment}
+    if fields is not None:
+        data["fields"] = fields
     ext = {CORRELATION_ID: item["correlationid"]} if item.get("correlationid") else {}
     event = CloudEvent.create(type=CHANGE_REQUESTED, source=API_SOURCE, data=data, subject=todo_id, **ext)
     await api.producer.send(topics.EVENTS, event, key=todo_id)
@@ -228,11 +290,57 @@ async def resolve(
     return await change(api, todo_id, "resolve", body, identity)
 
 
-def install(app: FastAPI, producer: Any, settings: WhaleSettings, *, view: Any = None) -> None:
+@router.patch(
+    "/todos/{todo_id}",
+    summary="Assign (or unassign), reprioritise or set the due time of an item",
+)
+async def update(
+    todo_id: str,
+    body: UpdateBody,
+    identity: Annotated[Identity, require(Role.operator)],
+    api: Annotated[TodoApi, Depends(get_todo_api)],
+) -> Any:
+    named = body.model_fields_set & {"assignee", "priority", "due"}
+    if not named:
+        raise InvalidRequest("name at least one of assignee, priority, due", field="body")
+    if "priority" in named and body.priority is None:
+        raise InvalidRequest("priority cannot be cleared: one of p1..p4", field="body.priority")
+    if body.assignee is not None:
+        known = known_people(api.people)
+        if known and body.assignee not in known | {identity.name}:
+            raise InvalidRequest(
+                f"assignee {body.assignee!r} is not a person the event center knows "
+                "(nobody with that name was issued a personal token)",
+                field="body.assignee",
+            )
+    fields: dict[str, Any] = {}
+    if "assignee" in named:
+        fields["assignee"] = body.assignee
+    if "priority" in named:
+        fields["priority"] = body.priority
+    if "due" in named:
+        fields["due"] = format_time(body.due.astimezone(UTC)) if body.due is not None else None
+    return await change(api, todo_id, "update", body, identity, fields)
+
+
+@router.post("/todos/{todo_id}/reopen", summary="Reopen a resolved item (recorded in its history)")
+async def reopen(
+    todo_id: str,
+    body: ReopenBody,
+    identity: Annotated[Identity, require(Role.operator)],
+    api: Annotated[TodoApi, Depends(get_todo_api)],
+) -> Any:
+    return await change(api, todo_id, "reopen", body, identity)
+
+
+def install(
+    app: FastAPI, producer: Any, settings: WhaleSettings, *, view: Any = None, people: Any = None
+) -> None:
     """The ``/todos`` routes on ``app``; ``producer`` is the event center's
-    :class:`~whale.producer.EventProducer`, ``view`` the ``whale.todos`` view (default: a new one)."""
+    :class:`~whale.producer.EventProducer`, ``view`` the ``whale.todos`` view (default: a new one),
+    ``people`` the ``whale.tokens`` view an assignee is checked against (None: any name)."""
     reader = TodoReader(view if view is not None else CompactedView(settings, topics.TODOS))
-    app.state.todo_api = TodoApi(producer, reader)
+    app.state.todo_api = TodoApi(producer, reader, people)
     app.include_router(router)
 
 

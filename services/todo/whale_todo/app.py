@@ -24,6 +24,7 @@ from whale.producer import EventProducer
 from whale.runtime import run
 from whale.todos import OPEN_STATES
 from whale_todo import metrics
+from whale_todo.escalation import Escalator
 from whale_todo.settings import Settings
 from whale_todo.stage import TodoBook, TodoStage, load_rules
 from whale_todo.store import TodoLoader
@@ -66,6 +67,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             registry=metrics.registry(),
         )
     task = asyncio.create_task(consumer.run())
+    escalator = Escalator(settings.source, settings.overdue_check_seconds, producer, book, stage.lock)
+    escalating = asyncio.create_task(escalator.run(stop))
     ready.set()
     log.info(
         "todo_stage_started",
@@ -76,6 +79,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     await stop.wait()
     consumer.stop()
     await task
+    await escalating
     await rules_view.stop()
     book.store.close()
     if server is not None:

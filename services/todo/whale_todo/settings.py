@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from whale.enrichment import EnrichmentSettings
 from whale.settings import WhaleSettings
 from whale.store import StoreSettings
-from whale.todos import SOURCE
+from whale.todos import SOURCE, parse_priority
 
 
 class Settings(BaseSettings):
@@ -45,6 +45,21 @@ class Settings(BaseSettings):
         default_factory=EnrichmentSettings,
         description="enrichment, as the rule engine's (WHALE_ENRICH_*): handled = some rule matches the enriched event",
     )
+    sla: dict[str, float] = Field(
+        default_factory=dict,
+        description="event type pattern (* wildcards) -> seconds until a new item is due, e.g. "
+        '{"prometheus.alert.*": 3600}',
+    )
+    sla_default: float | None = Field(
+        default=86400.0, description="seconds until due for other types (0 or none: no due time)"
+    )
+    priorities: dict[str, str] = Field(
+        default_factory=dict, description="event type pattern -> priority (p1..p4) of new items"
+    )
+    default_priority: str = Field(default="p3", description="priority when no severity or pattern says")
+    overdue_check_seconds: float = Field(
+        default=30.0, gt=0, description="how often open items are checked against their due time"
+    )
     host: str = Field(
         default="127.0.0.1", validation_alias=AliasChoices("WHALE_TODO_HOST", "WHALE_TODO_HEALTH_HOST")
     )
@@ -55,3 +70,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("WHALE_TODO_PORT", "WHALE_TODO_HEALTH_PORT"),
         description="serve /metrics, /healthz, /readyz here (unset: not served)",
     )
+
+    @field_validator("default_priority")
+    @classmethod
+    def _priority(cls, value: str) -> str:
+        return parse_priority(value)
+
+    @field_validator("priorities")
+    @classmethod
+    def _priorities(cls, value: dict[str, str]) -> dict[str, str]:
+        return {pattern: parse_priority(p) for pattern, p in value.items()}

@@ -10,7 +10,9 @@ per type, or the request's ``key``) matches an open item is merged into it (``co
 Claim/resolve commands (``whale.todo.change.requested``, written by the ``/todos`` API) change items.
 Alerts (one to-do per incident, closed by their resolution, reopened by a re-firing) and the notices
 that automation matched but did nothing (render failures, throttled recurrences, failed runs) are
-decided in :mod:`whale_todo.incidents`.
+decided in :mod:`whale_todo.incidents`. Assignee, priority, the due time from a per-type
+SLA, the merged events' links and a person's reopen are in :mod:`whale_todo.work`; the
+escalation of overdue items (``whale.todo.overdue``) in :mod:`whale_todo.escalation`.
 
 The stage is the single writer of ``whale.todos`` (compacted, key = item id, data = whole item); every
 change is also announced on ``whale.results`` as ``whale.todo.created|updated|resolved``, caused by
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +50,7 @@ from whale.todos import (
     SOURCE,
     UPDATED,
 )
-from whale_todo import incidents, metrics
+from whale_todo import incidents, metrics, work
 from whale_todo.items import Change, event_ref, new_item, now_text
 from whale_todo.settings import Settings
 from whale_todo.store import StoredItems, applied, last_id, open_id, put_item
@@ -73,6 +76,12 @@ class TodoBook:
         self._settings = settings
         self.store = store
         self.items = StoredItems(store, store.batch())
+        self.policy = work.Policy(
+            sla=settings.sla,
+            sla_default=settings.sla_default,
+            priorities=settings.priorities,
+            default_priority=settings.default_priority,
+        )
 
     def load(self, item: Mapping[str, Any]) -> None:
         put_item(self.items.batch, item, OPEN_STATES)
@@ -161,8 +170,9 @@ class TodoBook:
             return None
         if current.get("last_command") == event.id:
             return None  # redelivered
-        if current["status"] == "resolved" and op != "comment":
-            log.warning("todo_command_refused", todo_id=current["id"], op=op, reason="already resolved")
+        if (current["status"] == "resolved") != (op == "reopen") and op != "comment":
+            reason = "not resolved" if op == "reopen" else "already resolved"
+            log.warning("todo_command_refused", todo_id=current["id"], op=op, reason=reason)
             return None
         item = {**current, "updated_at": now_text(), "last_command": event.id}
         comment = data.get("comment")
@@ -179,6 +189,10 @@ class TodoBook:
         elif op == "resolve":
             item.update(status="resolved", resolved_by=by, resolution=str(comment or "resolved"))
             kind = RESOLVED
+        elif op == "update":
+            work.update(item, data, by, event, item["updated_at"])
+        elif op == "reopen":
+            work.reopen(item, by, comment, event, self.policy, datetime.now(UTC))
         self.load(item)
         return Change(item, kind, op, by)
 
@@ -197,7 +211,15 @@ class TodoBook:
 
     def decide(self, event: CloudEvent, handled: bool, *, candidate: bool = True) -> Change | None:
         """The whole decision for one consumed event (``handled``: some enabled rule matches;
-        ``candidate``: the event may become a to-do when unhandled, i.e. it came from ``whale.events``)."""
+        ``candidate``: the event may become a to-do when unhandled, i.e. it came from ``whale.events``),
+        with the item's work fields (:mod:`whale_event_center.todo_work`) kept in step."""
+        change = self._decide(event, handled, candidate=candidate)
+        if change is not None:
+            work.after(change, event, self.policy)
+            self.load(change.item)
+        return change
+
+    def _decide(self, event: CloudEvent, handled: bool, *, candidate: bool = True) -> Change | None:
         if event.type == CHANGE_REQUESTED:
             return self.command(event)
         if event.type == REQUESTED:
@@ -244,6 +266,7 @@ class TodoStage:
         self._rules = rules
         self._book = book
         self._enricher = enricher
+        self.lock = asyncio.Lock()  # the book's staged batch: one batch or escalation sweep at a time
 
     async def handled(self, event: CloudEvent) -> bool:
         """Some enabled rule matches the event as the rule engine sees it (enriched)."""
@@ -257,6 +280,10 @@ class TodoStage:
         """Decide for every event in order, then write each touched item's latest state (compacted:
         only the last one matters) and every announcement, all in flight at once. If a write fails
         the book's staged changes are dropped, so the consumer's retry decides the batch again."""
+        async with self.lock:
+            await self._handle_batch(batch)
+
+    async def _handle_batch(self, batch: list[Any]) -> None:
         self._book.rollback()
         changes: list[tuple[Change, CloudEvent]] = []
         for received in batch:

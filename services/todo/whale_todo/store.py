@@ -86,6 +86,11 @@ def open_id(batch: Batch, key: str) -> str | None:
     return None if found is None else found.decode()
 
 
+def open_ids(store: LocalStore) -> list[str]:
+    """The ids of the open items (as committed: the escalation sweep reads between batches)."""
+    return [value.decode() for _, value in store.items(OPEN)]
+
+
 def last_id(batch: Batch, key: str) -> str | None:
     found = batch.get(LAST + key.encode())
     return None if found is None else found.decode()
