@@ -13,7 +13,9 @@ from whale_adapters.settings import Settings
 from whale_adapters.validation import EventValidator
 from whale_adapters.webhook import Webhook, sign
 
-from .fakes import DictSchemas, FakeProducer
+from whale.testing import FakeProducer
+
+from .fakes import DictSchemas
 from .payloads import alert, notification
 
 SCHEMAS = DictSchemas(

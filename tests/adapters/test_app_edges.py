@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from whale.cloudevent import MAX_DEPTH, CloudEvent
 from whale.errors import MessageTooLarge
+from whale.testing import FakeProducer
 
-from .fakes import FakeProducer
 from .payloads import alert, notification
 from .test_app import _signed, client, producer  # noqa: F401
 

@@ -42,10 +42,10 @@ def test_structured_event_is_written_to_ingest_keyed_by_source_and_id(harness: H
     response = post(harness, event())
     assert response.status_code == 202, response.text
     assert response.json() == {"status": "accepted", "id": "e-1", "source": "urn:test:alerts/db"}
-    topic, message = harness.producer.sent[-1]
+    topic, message = harness.producer.records[-1]
     assert topic == topics.INGEST
     assert message.key == ingest_key("urn:test:alerts/db", "e-1").encode()
-    assert harness.producer.events()[-1].data == {"host": "db1", "value": 97.5}
+    assert harness.producer.events(topics.INGEST)[-1].data == {"host": "db1", "value": 97.5}
 
 
 def test_binary_mode_reads_ce_headers_and_body_as_data(harness: Harness) -> None:
@@ -58,13 +58,13 @@ def test_binary_mode_reads_ce_headers_and_body_as_data(harness: Harness) -> None
     headers["ce-correlationid"] = "chain-1"
     response = post(harness, {"host": "h", "value": 1}, "application/json", **headers)
     assert response.status_code == 202, response.text
-    sent = harness.producer.events()[-1]
+    sent = harness.producer.events(topics.INGEST)[-1]
     assert sent.id == "b-1" and sent.extensions == {"correlationid": "chain-1"}
     assert sent.data == {"host": "h", "value": 1}
 
 
 def test_batch_with_an_invalid_event_writes_nothing_and_answers_per_event(harness: Harness) -> None:
-    before = len(harness.producer.sent)
+    before = len(harness.producer.records)
     body = [event(id="ok-1"), event(id="bad", data={"host": "h"}), event(id="ok-2")]
     response = post(harness, body, BATCH)
     assert response.status_code == 400
@@ -74,7 +74,7 @@ def test_batch_with_an_invalid_event_writes_nothing_and_answers_per_event(harnes
     assert result["results"][1]["problems"] == [
         {"field": "data", "pointer": "/", "message": "'value' is a required property"}
     ]
-    assert len(harness.producer.sent) == before  # nothing half-written
+    assert len(harness.producer.records) == before  # nothing half-written
 
 
 def test_fully_accepted_batch_is_202(harness: Harness) -> None:

@@ -19,8 +19,7 @@ from whale_adapters.dispatcher.worker import Worker
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale.subscriptions import Subscription
-
-from ..fakes import FakeProducer
+from whale.testing import FakeProducer
 
 
 class FakeConsumer:

@@ -13,11 +13,11 @@ from whale_adapters.app import serve
 from whale_adapters.config import AdaptersConfig
 from whale_adapters.settings import Settings
 
-from tests.integration.adapters.conftest import Tap
 from tests.integration.alerts.monitoring import Monitoring, NodeMetrics, Unavailable, install
 from tests.ports import free_port
 from whale import topics
 from whale.settings import WhaleSettings
+from whale.testing import Tap
 
 TOKEN = "alerts-it-token"
 

@@ -27,7 +27,7 @@ from whale_event_center import metrics as event_center_metrics
 from whale_executor import metrics as executor_metrics
 from whale_rule_engine import metrics as rule_engine_metrics
 
-from tests.adapters.fakes import DictSchemas, FakeProducer
+from tests.adapters.fakes import DictSchemas
 from tests.event_center.ec_fakes import Harness, make_harness
 from tests.metric_names import declared, exported
 from tests.ports import free_port
@@ -35,6 +35,7 @@ from whale import metrics as library_metrics
 from whale.health import serve_health
 from whale.metrics import Families
 from whale.producer import EventProducer
+from whale.testing import FakeProducer
 from whale.web.health import metrics_payload
 
 KEYS = {"error", "message", "problems", "retryable"}
