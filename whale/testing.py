@@ -8,6 +8,8 @@
 * :func:`capture_events` collects the events a :class:`FakeProducer` is given inside a ``with`` block.
 * :class:`Tap` reads what services write to a real Kafka topic (integration tests): a thread over
   :func:`whale.tail.tail_consumer`, no consumer-group commits, from the topic's end (or start).
+* :func:`register_schemas` registers event types on a real ``whale.schemas`` (what the event
+  center's registry writes), so producers' contract checks (:mod:`whale.schemas`) accept them.
 
 Unit tests use the fakes; integration tests use the real Kafka and a :class:`Tap` on it.
 """
@@ -21,14 +23,25 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
+from whale import topics
 from whale.binding import KafkaMessage, from_kafka, headers_from, to_binary
 from whale.cloudevent import CloudEvent
 from whale.errors import DeliveryError
-from whale.producer import Delivered
+from whale.producer import Delivered, EventProducer
+from whale.schemas import RECORD_TYPE
 from whale.settings import WhaleSettings
 from whale.tail import tail_consumer
 
-__all__ = ["FakeProducer", "FakeView", "Sent", "Tap", "capture_events", "event_of"]
+__all__ = [
+    "FakeProducer",
+    "FakeView",
+    "Sent",
+    "Tap",
+    "capture_events",
+    "event_of",
+    "register_schemas",
+    "schema_record",
+]
 
 
 class Sent(NamedTuple):
@@ -182,6 +195,31 @@ def capture_events(producer: FakeProducer, topic: str | None = None) -> Iterator
         yield captured
     finally:
         producer._listeners.remove(listen)
+
+
+def schema_record(type_: str, *schemas: Any) -> CloudEvent:
+    """The ``whale.schemas`` record of ``type_`` with these schema versions (1, 2, …)."""
+    versions = [
+        {"version": n, "schema": schema, "registered_at": "2026-01-01T00:00:00Z"}
+        for n, schema in enumerate(schemas, 1)
+    ]
+    return CloudEvent.create(
+        type=RECORD_TYPE,
+        source="urn:whale:testing",
+        subject=type_,
+        data={"type": type_, "versions": versions},
+    )
+
+
+def register_schemas(settings: WhaleSettings, schemas: Mapping[str, Any]) -> None:
+    """Write each type's schema as its version 1 on ``whale.schemas`` of a real Kafka (acknowledged),
+    replacing what the type had: for test stacks only."""
+    producer = EventProducer(settings)
+    try:
+        for type_, schema in schemas.items():
+            producer.send_blocking(topics.SCHEMAS, to_binary(schema_record(type_, schema), type_))
+    finally:
+        producer.close()
 
 
 class Tap:

@@ -21,6 +21,7 @@ from .payloads import alert, notification
 SCHEMAS = DictSchemas(
     {
         "shop.order.paid": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
+        "uptime.check": {},
         "prometheus.alert.firing": {
             "type": "object",
             "properties": {"labels": {"type": "object", "properties": {"instance": {"pattern": "^db"}}}},
@@ -98,7 +99,9 @@ def test_a_signed_webhook_is_validated_against_the_registered_schema(
     bad = json.dumps({"status": "paid", "id": "one"}).encode()
     answer = client.post("/webhooks/shop", content=bad, headers=_signed(bad))
     assert answer.status_code == 422
-    assert answer.json()["problems"] == [{"field": "data.id", "message": "'one' is not of type 'integer'"}]
+    assert answer.json()["problems"] == [
+        {"field": "data.id", "pointer": "/id", "message": "'one' is not of type 'integer'"}
+    ]
     assert len(producer.sent) == 1
 
 

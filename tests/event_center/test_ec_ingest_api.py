@@ -6,10 +6,13 @@ import json
 import time
 from typing import Any
 
+import pytest
 from whale_event_center.auth import sign
 from whale_event_center.service import ingest_key
 
 from whale import topics
+from whale.schemas import SchemaCheck
+from whale.testing import capture_events
 
 from .ec_fakes import OTHER_TOKEN, SECRET, TOKEN, Harness
 
@@ -183,3 +186,28 @@ def test_dataschema_selects_a_registered_version(harness: Harness) -> None:
     assert post(harness, event(dataschema=url)).status_code == 202
     missing = post(harness, event(dataschema=url[:-1] + "9"))
     assert missing.status_code == 400 and missing.json()["problems"][0]["field"] == "dataschema"
+
+
+def test_the_contract_check_is_the_shared_one(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The event center answers what whale.schemas.SchemaCheck finds, naming its field."""
+    found = [{"field": "data.marker", "message": "found by the shared check"}]
+    monkeypatch.setattr(SchemaCheck, "problems", lambda self, event: found)
+    with capture_events(harness.producer) as written:
+        response = post(harness, event(id="shared-1"))
+    assert response.status_code == 400
+    assert response.json()["problems"] == found
+    assert "data.marker: found by the shared check" in response.json()["message"]
+    assert written == []
+
+
+def test_an_unregistered_type_and_a_bad_format_are_400_naming_the_field(harness: Harness) -> None:
+    unknown = post(harness, event(id="u-1", type="test.unregistered"))
+    assert unknown.status_code == 400
+    assert unknown.json()["problems"][0]["field"] == "type"
+    schema = {"type": "object", "properties": {"day": {"type": "string", "format": "date"}}}
+    assert harness.client.put("/schemas/test.dated", json=schema).status_code == 200
+    bad = post(harness, event(id="d-1", type="test.dated", data={"day": "2026-13-01"}))
+    assert bad.status_code == 400
+    assert bad.json()["problems"] == [
+        {"field": "data.day", "pointer": "/day", "message": "'2026-13-01' is not a 'date'"}
+    ]
