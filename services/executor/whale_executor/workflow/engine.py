@@ -26,9 +26,7 @@ from whale_executor.actions.base import Action, ActionContext
 from whale_executor.errors import RunError
 from whale_executor.results import (
     FAILED,
-    SUCCEEDED,
     TASK_PREFIX,
-    TIMED_OUT,
     WORKFLOW_COMPLETED,
     WORKFLOW_FAILED,
     WORKFLOW_STARTED,
@@ -37,7 +35,7 @@ from whale_executor.results import (
     result_event,
 )
 from whale_executor.runner import now_text
-from whale_executor.workflow import fanout
+from whale_executor.workflow import approval, fanout
 from whale_executor.workflow.model import Task, Workflow
 
 if TYPE_CHECKING:
@@ -198,7 +196,7 @@ class Run:
         assert self.wf is not None
         task = self.wf.tasks[name]
         if task.type == "approval":
-            outcome, attempt = await self._approval(task, previous), 1
+            outcome, attempt = await approval.decide(self, task, previous), 1
         elif task.fanout is not None:
             outcome, attempt = await fanout.run_items(self, task, previous), 1
         else:
@@ -278,48 +276,6 @@ class Run:
                 return outcome, attempt
             await asyncio.sleep(task.retry.wait(attempt))
             attempt += 1
-
-    async def _approval(self, task: Task, previous: dict[str, Any] | None) -> Outcome:
-        started = time.monotonic()
-        if previous is not None and previous.get("status") == "waiting":
-            deadline = previous.get("deadline")
-            message = previous.get("message")
-        else:
-            deadline = time.time() + task.timeout if task.timeout else None
-            message = None
-            if task.message:
-                try:
-                    message = templating.render(task.message, self.context())
-                except templating.TemplateError as exc:
-                    return Outcome(
-                        FAILED, None, {"message": f"task {task.name!r}: {exc.message}", "retryable": False}
-                    )
-            async with self._lock:
-                self.state["tasks"][task.name] = {
-                    "status": "waiting",
-                    "deadline": deadline,
-                    "message": message,
-                    "since": now_text(),
-                }
-                await self._save(
-                    self._event(
-                        TASK_PREFIX + "waiting",
-                        task=task.name,
-                        output={"message": message, "deadline": deadline},
-                    )
-                )
-        remaining = None if deadline is None else max(0.0, deadline - time.time())
-        decision = await self.o.store.wait(self.o.store.approval_key(self.run_id, task.name), remaining)
-        ms = round((time.monotonic() - started) * 1000)
-        if decision is None:
-            error = {"message": f"no approval within {task.timeout:g}s", "retryable": False}
-            return Outcome(TIMED_OUT, None, error, ms)
-        output = {k: decision.get(k) for k in ("approved", "by", "comment")}
-        if decision.get("approved"):
-            return Outcome(SUCCEEDED, output, None, ms)
-        by = decision.get("by") or "someone"
-        comment = f": {decision['comment']}" if decision.get("comment") else ""
-        return Outcome(FAILED, output, {"message": f"denied by {by}{comment}", "retryable": False}, ms)
 
     async def _complete(self, task: Task, outcome: Outcome, attempt: int) -> None:
         word = "success" if outcome.ok else "failure"
