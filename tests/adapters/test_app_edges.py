@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from whale.cloudevent import MAX_DEPTH, CloudEvent
+from whale.cloudevent import CloudEvent
 from whale.errors import MessageTooLarge
+from whale.event_data import MAX_DEPTH
 from whale.testing import FakeProducer
 
 from .payloads import alert, notification

@@ -16,15 +16,16 @@ import json
 from typing import Any
 
 from whale import topics
-from whale.cloudevent import MAX_DEPTH, CloudEvent, data_problem, edge_problems
+from whale.cloudevent import CloudEvent, edge_problems
 from whale.compacted import CompactedView
+from whale.event_data import MAX_DEPTH, data_problem
 from whale.schemas import SchemaCheck, SchemaSource, describe
 from whale.settings import WhaleSettings
 from whale_adapters.errors import BodyError, PayloadError
 
 
 def parse_body(body: bytes, what: str) -> Any:
-    """The JSON of a request body, nested at most :data:`~whale.cloudevent.MAX_DEPTH` levels
+    """The JSON of a request body, nested at most :data:`~whale.event_data.MAX_DEPTH` levels
     (the event center's limit) and valid Unicode; :class:`BodyError` (400) says why not."""
     try:
         doc = json.loads(body)

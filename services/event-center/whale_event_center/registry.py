@@ -20,8 +20,9 @@ from jsonschema.exceptions import SchemaError
 
 from whale import topics
 from whale.binding import KafkaMessage
-from whale.cloudevent import CloudEvent, format_time, text_problem
+from whale.cloudevent import CloudEvent, format_time
 from whale.errors import DeliveryError
+from whale.event_data import text_problem
 from whale.producer import Delivered
 from whale.schemas import RECORD_TYPE, SchemaCheck, SchemaVersion, schema_url
 from whale_event_center import metrics

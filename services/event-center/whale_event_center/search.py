@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from whale.cloudevent import READ_DEPTH, depth_within
+from whale.event_data import READ_DEPTH, depth_within
 from whale_event_center.documents import event_doc_id
 from whale_event_center.errors import InvalidEvent, NotFound
 from whale_event_center.store import Store

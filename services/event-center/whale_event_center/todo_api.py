@@ -18,10 +18,11 @@ from pydantic import BaseModel, Field
 
 from whale import audit, topics
 from whale.authz import Identity, Role, require
-from whale.cloudevent import READ_DEPTH, CloudEvent, depth_within, edge_problems
+from whale.cloudevent import CloudEvent, edge_problems
 from whale.compacted import CompactedView
 from whale.correlation import CORRELATION_ID
 from whale.errors import EventError
+from whale.event_data import READ_DEPTH, depth_within
 from whale.settings import WhaleSettings
 from whale_event_center.errors import AlreadyResolved, NotFound
 from whale_event_center.todos import CHANGE_REQUESTED, OPEN_STATES, REQUESTED
