@@ -1,28 +1,15 @@
-"""Fakes for unit tests of the adapters (the producer is :class:`whale.testing.FakeProducer`;
+"""Fakes for unit tests of the adapters (the producer and views are :mod:`whale.testing`'s;
 integration tests use the real Kafka)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from whale.cloudevent import CloudEvent
+from whale.testing import FakeView, schema_record
 
 
-class DictSchemas:
-    """A schema source backed by a dict (type -> whale.schema.registered record)."""
+class DictSchemas(FakeView):
+    """A ``whale.schemas`` view registering each type's schema (type -> schema) as its version 1."""
 
     def __init__(self, schemas: dict[str, dict[str, Any]]) -> None:
-        self._records = {
-            t: CloudEvent.create(
-                type="whale.schema.registered",
-                source="/test",
-                data={
-                    "type": t,
-                    "versions": [{"version": 1, "schema": s, "registered_at": "2026-01-01T00:00:00Z"}],
-                },
-            )
-            for t, s in schemas.items()
-        }
-
-    def get(self, key: str) -> CloudEvent | None:
-        return self._records.get(key)
+        super().__init__({t: schema_record(t, s) for t, s in schemas.items()})

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from whale.cloudevent import CloudEvent
-from whale.schemas import RECORD_TYPE, SchemaCheck, describe, schema_url, versions_of
-from whale.testing import FakeView
+from whale.schemas import SchemaCheck, describe, schema_url, versions_of
+from whale.testing import FakeView, schema_record
 
 V1: dict[str, Any] = {
     "type": "object",
@@ -22,10 +22,7 @@ BASE = "https://whale.example.com"
 
 
 def registered(*schemas: dict[str, Any], type_: str = "test.alert") -> CloudEvent:
-    versions = [
-        {"version": n, "schema": s, "registered_at": "2026-01-01T00:00:00Z"} for n, s in enumerate(schemas, 1)
-    ]
-    return CloudEvent.create(type=RECORD_TYPE, source="/test", data={"type": type_, "versions": versions})
+    return schema_record(type_, *schemas)
 
 
 @pytest.fixture
