@@ -18,6 +18,7 @@ TEST_TYPES = [
     *(f"test.inventory.item.{c}" for c in ("created", "updated", "deleted")),
     *(f"cmdb.ci.{c}" for c in ("created", "updated", "deleted")),
     "test.user.created",
+    "ciaudit.ci.checked",  # what examples/sdk_subscriber.py publishes
 ]
 ALERT_TYPES = ("prometheus.alert.firing", "prometheus.alert.resolved")
 
