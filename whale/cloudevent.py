@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from whale.errors import EventError
+from whale.event_data import MAX_DEPTH, data_problem, depth_within, text_problem
 
 SPEC_VERSION = "1.0"
 CONTEXT_ATTRIBUTES = frozenset(
@@ -32,9 +33,6 @@ RESERVED = CONTEXT_ATTRIBUTES | {"data", "data_base64"}
 EXTENSION_NAME = re.compile(r"^[a-z0-9]+$")
 EXTENSION_NAME_ADVISED = 20
 INT32 = (-(2**31), 2**31 - 1)
-MAX_DEPTH = 64  # data a sender may nest (refused at the edges: HTTP ingest, adapters)
-MAX_NESTING = 128  # data any event may nest (room for Whale's own wrappers, e.g. to-do items)
-READ_DEPTH = 200  # what read APIs show as JSON (pydantic serialises at most ~250 levels)
 
 
 def _extension_value(value: str | int | bool) -> str | int | bool:
@@ -47,10 +45,6 @@ def _extension_value(value: str | int | bool) -> str | int | bool:
 
 ExtensionValue = Annotated[str | int | bool, AfterValidator(_extension_value)]
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
-_UNSAFE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
-_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str, check_circular=False)
 # RFC 3986 URI-reference characters (non-ASCII letters allowed too, as in IRIs); "%" starts an escape
 _URI_REFERENCE = re.compile(r"^(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2}|[^\x00-\x7f])*$")
 _RFC3339 = re.compile(
@@ -64,84 +58,11 @@ def _require_text(value: str, what: str) -> str:
     return value
 
 
-def text_problem(value: str, *, controls: bool = True) -> str | None:
-    """Why ``value`` cannot travel in a Kafka header or to another CloudEvents SDK, or None."""
-    if _UNSAFE.search(value) is None:  # one C-level scan for the usual, clean case
-        return None
-    if _SURROGATE.search(value):
-        return "must be valid Unicode (it holds an unpaired surrogate)"
-    if controls and _CONTROL.search(value):
-        return "must not contain control characters"
-    return None
-
-
 def _checked_text(value: str, what: str, *, controls: bool = True) -> str:
     problem = text_problem(value, controls=controls)
     if problem:
         raise ValueError(f"{what} {problem}")
     return value
-
-
-def _pointer(path: list[str | int]) -> str:
-    text = "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path) or "/"
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def data_problem(data: Any, max_depth: int = MAX_NESTING) -> tuple[str, str] | None:
-    """(JSON pointer, why) of the first part of ``data`` no reader can safely handle: nesting deeper
-    than ``max_depth`` or a string with an unpaired surrogate. Iterative: never a RecursionError."""
-    if _data_fine(data, max_depth):
-        return None  # the fast pass (every event goes through it); the pointer is found only on failure
-    return _locate(data, max_depth)
-
-
-def _bad_text(value: str) -> bool:
-    return not value.isascii() and _SURROGATE.search(value) is not None
-
-
-def _data_fine(data: Any, max_depth: int) -> bool:
-    try:  # the C encoder meets every string once: an unpaired surrogate cannot be encoded
-        text = _ENCODER.encode(data)
-        text.encode("utf-8")
-    except (UnicodeEncodeError, RecursionError, ValueError):
-        return False
-    if text.count("{") + text.count("[") < max_depth:
-        return True  # fewer brackets (strings' included) than levels allowed: no need to walk
-    return depth_within(data, max_depth)
-
-
-def _locate(data: Any, max_depth: int) -> tuple[str, str] | None:
-    stack: list[tuple[Any, list[str | int]]] = [(data, [])]
-    while stack:
-        value, path = stack.pop()
-        if isinstance(value, str):
-            if _bad_text(value):
-                return _pointer(path), "string is not valid Unicode (it holds an unpaired surrogate)"
-        elif isinstance(value, dict | list):
-            if len(path) >= max_depth:
-                return _pointer(path), f"data is nested deeper than {max_depth} levels"
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in items:
-                if isinstance(key, str) and _bad_text(key):
-                    return _pointer([*path, key]), "key is not valid Unicode (it holds an unpaired surrogate)"
-                stack.append((item, [*path, key]))
-    return None
-
-
-def depth_within(value: Any, max_depth: int) -> bool:
-    """True when ``value`` is nested at most ``max_depth`` levels (iterative, containers only)."""
-    level = [value] if isinstance(value, dict | list) else []
-    depth = 0
-    while level:
-        if depth >= max_depth:
-            return False
-        below: list[Any] = []
-        for container in level:
-            items = container.values() if isinstance(container, dict) else container
-            below.extend(item for item in items if isinstance(item, dict | list))
-        level = below
-        depth += 1
-    return True
 
 
 class EventTime(datetime):

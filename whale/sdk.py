@@ -18,7 +18,11 @@ so handlers should be idempotent (``event.id`` is a good key). Events of other t
 (and committed). A message that is not a CloudEvent goes to ``whale.dlq`` with the reason.
 
 ``publish`` writes an event to ``whale.ingest`` (keyed by source + id, like the event center), whose
-dedupe stage forwards it to ``whale.events``; it returns once Kafka acknowledged the write.
+dedupe stage forwards it to ``whale.events``; it returns once Kafka acknowledged the write. It first
+checks the event as the event center and the adapters do (:class:`whale.schemas.SchemaCheck` over
+``whale.schemas``, followed from the first publish on): an unregistered type, data breaking the
+type's schema (``format`` included) or an unknown ``dataschema`` version raise :class:`EventError`
+naming the field, and nothing is written.
 """
 
 from __future__ import annotations
@@ -36,14 +40,17 @@ from pydantic import BaseModel, ValidationError
 
 from whale import topics as topic_names
 from whale.binding import KafkaMessage, from_kafka, headers_from
-from whale.cloudevent import CloudEvent
+from whale.cloudevent import CloudEvent, edge_problems
+from whale.compacted import CompactedView
 from whale.consumer import dlq_message
 from whale.errors import BindingError, EventError
 from whale.producer import Delivered, EventProducer
+from whale.schemas import SchemaCheck, describe
 from whale.settings import WhaleSettings
 
 log = structlog.get_logger(__name__)
 _producers: dict[str, EventProducer] = {}
+_checks: dict[str, SchemaCheck] = {}
 
 
 def _matcher(types: Iterable[str] | str | None) -> tuple[str, ...] | None:
@@ -234,11 +241,33 @@ def producer_for(settings: WhaleSettings) -> EventProducer:
     return producer
 
 
+async def schema_check(settings: WhaleSettings) -> SchemaCheck:
+    """The contract check over ``whale.schemas`` for these settings (its view starts on first use)."""
+    key = settings.kafka_bootstrap
+    found = _checks.get(key)
+    if found is None:
+        view = CompactedView(settings, topic_names.SCHEMAS)
+        await view.start()
+        found = _checks.setdefault(key, SchemaCheck(view))
+    return found
+
+
 async def publish(
     event: CloudEvent, *, settings: WhaleSettings | None = None, topic: str = topic_names.INGEST
 ) -> Delivered:
-    """Write ``event`` (validated by the model) to ``whale.ingest``; returns once Kafka acknowledged."""
-    producer = producer_for(settings or WhaleSettings())
+    """Write ``event`` to ``whale.ingest`` once it keeps its type's contract (else
+    :class:`EventError` naming the field); returns once Kafka acknowledged."""
+    settings = settings or WhaleSettings()
+    if topic == topic_names.INGEST:
+        problems = edge_problems(event) or (await schema_check(settings)).problems(event)
+        if problems:
+            raise EventError(
+                f"event {event.id} ({event.type}) breaks its contract: {describe(problems)}",
+                problems,
+                event_id=event.id,
+                field=problems[0]["field"],
+            )
+    producer = producer_for(settings)
     key = f"{event.source}\n{event.id}" if topic == topic_names.INGEST else None
     return await producer.send(topic, event, key=key)
 

@@ -13,12 +13,15 @@ from whale_adapters.settings import Settings
 from whale_adapters.validation import EventValidator
 from whale_adapters.webhook import Webhook, sign
 
-from .fakes import DictSchemas, FakeProducer
+from whale.testing import FakeProducer
+
+from .fakes import DictSchemas
 from .payloads import alert, notification
 
 SCHEMAS = DictSchemas(
     {
         "shop.order.paid": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
+        "uptime.check": {},
         "prometheus.alert.firing": {
             "type": "object",
             "properties": {"labels": {"type": "object", "properties": {"instance": {"pattern": "^db"}}}},
@@ -96,7 +99,9 @@ def test_a_signed_webhook_is_validated_against_the_registered_schema(
     bad = json.dumps({"status": "paid", "id": "one"}).encode()
     answer = client.post("/webhooks/shop", content=bad, headers=_signed(bad))
     assert answer.status_code == 422
-    assert answer.json()["problems"] == [{"field": "data.id", "message": "'one' is not of type 'integer'"}]
+    assert answer.json()["problems"] == [
+        {"field": "data.id", "pointer": "/id", "message": "'one' is not of type 'integer'"}
+    ]
     assert len(producer.sent) == 1
 
 

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from whale.cloudevent import MAX_DEPTH, CloudEvent
+from whale.cloudevent import CloudEvent
 from whale.errors import MessageTooLarge
+from whale.event_data import MAX_DEPTH
+from whale.testing import FakeProducer
 
-from .fakes import FakeProducer
 from .payloads import alert, notification
 from .test_app import _signed, client, producer  # noqa: F401
 

@@ -12,8 +12,8 @@ from whale_adapters.alertmanager import alert_events, observe
 from whale_adapters.lifecycle import AlertBook
 
 from whale.subscriptions import parse_subscriptions
+from whale.testing import FakeProducer
 
-from .fakes import FakeProducer
 from .payloads import alert, notification
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"

@@ -15,8 +15,8 @@ from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.rules.matching import matches
 from whale.rules.paths import event_context
+from whale.testing import FakeProducer
 
-from .fakes import FakeProducer
 from .payloads import alert, notification
 
 SOURCE = "/am"

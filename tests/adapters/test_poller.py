@@ -11,8 +11,7 @@ from whale_adapters.poller import Poller, diff, state_key
 from whale_adapters.validation import EventValidator
 
 from whale.cloudevent import CloudEvent
-
-from .fakes import FakeProducer
+from whale.testing import FakeProducer
 
 
 class State:

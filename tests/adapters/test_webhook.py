@@ -11,7 +11,7 @@ from whale_adapters.config import parse_adapters
 from whale_adapters.errors import MappingError, PayloadError, SignatureError
 from whale_adapters.webhook import Webhook, sign
 
-from .fakes import FakeProducer
+from whale.testing import FakeProducer
 
 HOOK = {
     "name": "shop",

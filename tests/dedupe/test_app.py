@@ -4,16 +4,15 @@ copies after the window forwarded again, unreadable messages dead-lettered, undo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from whale_dedupe.app import DedupeStage
 from whale_dedupe.settings import Settings
 
 from whale.binding import KafkaMessage, to_binary
 from whale.cloudevent import CloudEvent
-from whale.errors import DeliveryError
 from whale.settings import WhaleSettings
 from whale.store import LocalStore, StoreSettings
+from whale.testing import FakeProducer
 
 
 class Msg:
@@ -64,15 +63,10 @@ def test_unreadable_messages_are_dead_lettered_with_the_reason(tmp_path: Path) -
     assert (decisions[0].dead_letter.header_text("whale_dlq_reason") or "").startswith("unreadable")
 
 
-class DownProducer:
-    async def send_message(self, topic: str, message: KafkaMessage) -> Any:
-        raise DeliveryError("broker down")
-
-
 async def test_a_failed_forward_leaves_no_trace_in_the_window(tmp_path: Path) -> None:
     """Otherwise the replayed event would be taken for a duplicate and lost."""
     s = stage(tmp_path)
-    s._producer = DownProducer()  # type: ignore[assignment]
+    s._producer = FakeProducer(fail=True)  # type: ignore[assignment]
     s.stop()  # give up after the first attempt instead of retrying
     event = CloudEvent.create(type="t", source="urn:s")
     assert await s._process([Msg(to_binary(event), 1_000, partition=2)]) is False

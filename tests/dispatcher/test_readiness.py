@@ -20,6 +20,7 @@ from tests.adapters.fakes import FakeProducer
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale.subscriptions import Subscription
+from whale.testing import FakeProducer
 
 
 class FakeConsumer:

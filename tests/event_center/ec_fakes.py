@@ -1,4 +1,5 @@
-"""Fakes for unit tests of the event center: Kafka views/producer and Elasticsearch in memory.
+"""Fakes for unit tests of the event center: Elasticsearch in memory, personal tokens, an app harness
+(the Kafka producer and views are :mod:`whale.testing`'s).
 
 (A uniquely named module, not conftest: two conftest modules cannot both be imported by name.)
 """
@@ -7,9 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -22,10 +22,8 @@ from whale_event_center.settings import Settings
 from whale import tokens as personal
 from whale import topics
 from whale.authz import Role
-from whale.binding import KafkaMessage, from_kafka, to_binary
-from whale.cloudevent import CloudEvent
-from whale.errors import DeliveryError
-from whale.producer import Delivered
+from whale.binding import KafkaMessage, from_kafka
+from whale.testing import FakeProducer, FakeView
 
 TOKEN = "test-token-alerts"
 OTHER_TOKEN = "test-token-signed"
@@ -36,26 +34,6 @@ ALERT_SCHEMA: dict[str, Any] = {
     "required": ["host", "value"],
     "properties": {"host": {"type": "string"}, "value": {"type": "number", "maximum": 100}},
 }
-
-
-class FakeView:
-    def __init__(self) -> None:
-        self.records: dict[str, CloudEvent] = {}
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-    def get(self, key: str) -> CloudEvent | None:
-        return self.records.get(key)
-
-    def items(self) -> dict[str, CloudEvent]:
-        return dict(self.records)
-
-    def wait_for(self, predicate: Callable[[dict[str, CloudEvent]], bool], timeout: float) -> bool:
-        return predicate(self.records)
 
 
 def people_view() -> tuple[FakeView, dict[str, str]]:
@@ -79,44 +57,11 @@ PEOPLE_VIEW, PEOPLE = people_view()
 
 def stored(producer: Any) -> list[tuple[str, KafkaMessage]]:
     """What ``producer`` sent, less the audit events on whale.events."""
-    return [(t, m) for t, m in producer.sent if t != topics.EVENTS]
+    return [(t, m) for t, m in producer.records if t != topics.EVENTS]
 
 
 def bearer(who: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {PEOPLE[who]}"}
-
-
-class FakeProducer:
-    """Acknowledges at once; ``fail`` makes every send a DeliveryError; SCHEMAS/TOKENS writes feed views."""
-
-    def __init__(self, schemas: FakeView, people: FakeView | None = None) -> None:
-        self.schemas = schemas
-        self.people = people
-        self.sent: list[tuple[str, KafkaMessage]] = []
-        self.fail = False
-        self.saturated = False
-
-    async def send_message(self, topic: str, message: KafkaMessage) -> Delivered:
-        if self.fail:
-            raise DeliveryError("broker down")
-        self.sent.append((topic, message))
-        if topic == topics.SCHEMAS and message.key is not None:
-            if message.value is None:  # a tombstone
-                self.schemas.records.pop(message.key.decode(), None)
-            else:
-                self.schemas.records[message.key.decode()] = from_kafka(message)
-        if topic == topics.TOKENS and message.key is not None and self.people is not None:
-            self.people.records[message.key.decode()] = from_kafka(message)
-        return Delivered(topic, 0, len(self.sent))
-
-    async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered:
-        return await self.send_message(topic, to_binary(event, key))
-
-    def close(self, timeout: float = 1.0) -> None:
-        return None
-
-    def events(self, topic: str = topics.INGEST) -> list[CloudEvent]:
-        return [from_kafka(m) for t, m in self.sent if t == topic]
 
 
 class FakeStore:
@@ -171,19 +116,20 @@ class Harness:
 
 def make_harness(**overrides: Any) -> Iterator[Harness]:
     settings = Settings(schemas_dir=None, **overrides)
-    schemas = FakeView()
-    people = FakeView()
+    schemas = FakeView(waits=False)  # fed at once by the producer; the others are not fed
+    people = FakeView(waits=False)
     people.records.update(PEOPLE_VIEW.records)
-    producer = FakeProducer(schemas, people)
+    producer = FakeProducer(views={topics.SCHEMAS: schemas, topics.TOKENS: people})
     store = FakeStore()
 
     async def ready() -> bool:
         return True
 
     parts = Components(
-        producer=producer, schemas=schemas, rules=FakeView(), catalog=FakeView(), store=store,
-        tokens=tokens(), kafka_ready=ready, people=people, todos=FakeView(), subscriptions=FakeView(),
-        runs=FakeView(),
+        producer=producer, schemas=schemas, rules=FakeView(waits=False), catalog=FakeView(waits=False),
+        store=store, tokens=tokens(), kafka_ready=ready, people=people, todos=FakeView(waits=False),
+        subscriptions=FakeView(waits=False),
+        runs=FakeView(waits=False),
     )  # fmt: skip
     app = create_app(settings, parts)
     with TestClient(app, headers=bearer("admin")) as client:
@@ -196,51 +142,6 @@ def make_harness(**overrides: Any) -> Iterator[Harness]:
         yield Harness(client, producer, store, schemas)
 
 
-class LiveView:
-    """What the /rules and /subscriptions routers use of a CompactedView; writes show up at once."""
-
-    def __init__(self, items: dict[str, CloudEvent] | None = None) -> None:
-        self._items = dict(items or {})
-        self._cond = threading.Condition()
-
-    def get(self, key: str) -> CloudEvent | None:
-        return self._items.get(key)
-
-    def items(self) -> dict[str, CloudEvent]:
-        return dict(self._items)
-
-    def wait_for(self, predicate: Callable[[dict[str, CloudEvent]], bool], timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: predicate(self._items), timeout)
-
-    def apply(self, key: str, event: CloudEvent | None) -> None:
-        with self._cond:
-            if event is None:
-                self._items.pop(key, None)
-            else:
-                self._items[key] = event
-            self._cond.notify_all()
-
-
-class ViewWriter:
-    """A producer writing straight into a :class:`LiveView`, as Kafka + the view's thread would."""
-
-    def __init__(self, view: LiveView) -> None:
-        self.view = view
-        self.sent: list[tuple[str, KafkaMessage]] = []
-
-    async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered:
-        return await self.send_message(topic, to_binary(event, key))
-
-    async def send_message(self, topic: str, message: KafkaMessage) -> Delivered:
-        self.sent.append((topic, message))
-        key = (message.key or b"").decode()
-        if topic == topics.EVENTS:  # audit events: not the entity's topic
-            return Delivered(topic, 0, len(self.sent))
-        self.view.apply(key, None if message.value is None else from_kafka(message))
-        return Delivered(topic, 0, len(self.sent))
-
-
 class AuditStore:
     """An Elasticsearch stand-in that has indexed every audit event ``producer`` sent (for rule
     history): answers term/terms filters on type, subject and source, newest first."""
@@ -251,7 +152,7 @@ class AuditStore:
 
     async def search(self, query: dict[str, Any]) -> dict[str, Any]:
         self.queries.append(query)
-        events = [from_kafka(m) for t, m in self.producer.sent if t == topics.EVENTS]
+        events = [from_kafka(m) for t, m in self.producer.records if t == topics.EVENTS]
         for clause in query["query"]["bool"]["filter"]:
             for op, spec in clause.items():
                 ((name, wanted),) = spec.items()

@@ -6,10 +6,13 @@ import json
 import time
 from typing import Any
 
+import pytest
 from whale_event_center.auth import sign
 from whale_event_center.service import ingest_key
 
 from whale import topics
+from whale.schemas import SchemaCheck
+from whale.testing import capture_events
 
 from .ec_fakes import OTHER_TOKEN, SECRET, TOKEN, Harness
 
@@ -42,10 +45,10 @@ def test_structured_event_is_written_to_ingest_keyed_by_source_and_id(harness: H
     response = post(harness, event())
     assert response.status_code == 202, response.text
     assert response.json() == {"status": "accepted", "id": "e-1", "source": "urn:test:alerts/db"}
-    topic, message = harness.producer.sent[-1]
+    topic, message = harness.producer.records[-1]
     assert topic == topics.INGEST
     assert message.key == ingest_key("urn:test:alerts/db", "e-1").encode()
-    assert harness.producer.events()[-1].data == {"host": "db1", "value": 97.5}
+    assert harness.producer.events(topics.INGEST)[-1].data == {"host": "db1", "value": 97.5}
 
 
 def test_binary_mode_reads_ce_headers_and_body_as_data(harness: Harness) -> None:
@@ -58,13 +61,13 @@ def test_binary_mode_reads_ce_headers_and_body_as_data(harness: Harness) -> None
     headers["ce-correlationid"] = "chain-1"
     response = post(harness, {"host": "h", "value": 1}, "application/json", **headers)
     assert response.status_code == 202, response.text
-    sent = harness.producer.events()[-1]
+    sent = harness.producer.events(topics.INGEST)[-1]
     assert sent.id == "b-1" and sent.extensions == {"correlationid": "chain-1"}
     assert sent.data == {"host": "h", "value": 1}
 
 
 def test_batch_with_an_invalid_event_writes_nothing_and_answers_per_event(harness: Harness) -> None:
-    before = len(harness.producer.sent)
+    before = len(harness.producer.records)
     body = [event(id="ok-1"), event(id="bad", data={"host": "h"}), event(id="ok-2")]
     response = post(harness, body, BATCH)
     assert response.status_code == 400
@@ -74,7 +77,7 @@ def test_batch_with_an_invalid_event_writes_nothing_and_answers_per_event(harnes
     assert result["results"][1]["problems"] == [
         {"field": "data", "pointer": "/", "message": "'value' is a required property"}
     ]
-    assert len(harness.producer.sent) == before  # nothing half-written
+    assert len(harness.producer.records) == before  # nothing half-written
 
 
 def test_fully_accepted_batch_is_202(harness: Harness) -> None:
@@ -183,3 +186,28 @@ def test_dataschema_selects_a_registered_version(harness: Harness) -> None:
     assert post(harness, event(dataschema=url)).status_code == 202
     missing = post(harness, event(dataschema=url[:-1] + "9"))
     assert missing.status_code == 400 and missing.json()["problems"][0]["field"] == "dataschema"
+
+
+def test_the_contract_check_is_the_shared_one(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The event center answers what whale.schemas.SchemaCheck finds, naming its field."""
+    found = [{"field": "data.marker", "message": "found by the shared check"}]
+    monkeypatch.setattr(SchemaCheck, "problems", lambda self, event: found)
+    with capture_events(harness.producer) as written:
+        response = post(harness, event(id="shared-1"))
+    assert response.status_code == 400
+    assert response.json()["problems"] == found
+    assert "data.marker: found by the shared check" in response.json()["message"]
+    assert written == []
+
+
+def test_an_unregistered_type_and_a_bad_format_are_400_naming_the_field(harness: Harness) -> None:
+    unknown = post(harness, event(id="u-1", type="test.unregistered"))
+    assert unknown.status_code == 400
+    assert unknown.json()["problems"][0]["field"] == "type"
+    schema = {"type": "object", "properties": {"day": {"type": "string", "format": "date"}}}
+    assert harness.client.put("/schemas/test.dated", json=schema).status_code == 200
+    bad = post(harness, event(id="d-1", type="test.dated", data={"day": "2026-13-01"}))
+    assert bad.status_code == 400
+    assert bad.json()["problems"] == [
+        {"field": "data.day", "pointer": "/day", "message": "'2026-13-01' is not a 'date'"}
+    ]

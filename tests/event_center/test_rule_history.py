@@ -15,11 +15,10 @@ from whale_event_center.errors import Conflict
 
 from whale import authz, topics
 from whale.binding import from_kafka
+from whale.testing import FakeProducer, FakeView
 from whale.web.errors import install_error_handlers
 
 from .ec_fakes import AuditStore
-from .ec_fakes import LiveView as FakeView
-from .ec_fakes import ViewWriter as FakeProducer
 from .test_rules_api import CATALOG, RULE
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"
@@ -28,7 +27,7 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"
 def rules_app() -> tuple[FastAPI, FakeProducer, FakeView]:
     """The /rules router (dev mode) over fakes whose audit events the fake store has indexed."""
     rules = FakeView()
-    producer = FakeProducer(rules)
+    producer = FakeProducer(views={topics.RULES: rules})
     app = FastAPI()
     install_error_handlers(app)
     authz.install(app, authz.Authenticator(dev_mode=True), service="test")
@@ -105,7 +104,7 @@ def test_rollback_saves_the_old_document_as_the_next_version_and_audits_it(clien
     assert in_force is not None and in_force.data["version"] == 4
     v1 = http.get("/rules/r1/versions/1").json()["rule"]
     assert {**in_force.data, "version": 1} == v1
-    audit = [from_kafka(m) for t, m in producer.sent if t == topics.EVENTS][-1]
+    audit = [from_kafka(m) for t, m in producer.records if t == topics.EVENTS][-1]
     assert audit.type == "whale.audit.rule.rolled_back" and audit.data["rolled_back_from"] == 1
     assert audit.data["before"]["version"] == 3 and audit.data["after"]["version"] == 4
     schema = json.loads((SCHEMAS / "whale.audit.rule.rolled_back.json").read_text())
@@ -140,7 +139,9 @@ def test_history_after_a_delete_shows_the_ended_life_and_a_recreated_rule_starts
 def test_the_current_version_is_listed_before_its_audit_event_is_indexed(client: Client) -> None:
     http, producer, _ = client
     three_saves(http)
-    producer.sent = [s for s in producer.sent if s[0] != topics.EVENTS or b"three" not in (s[1].value or b"")]
+    producer.records = [
+        s for s in producer.records if s[0] != topics.EVENTS or b"three" not in (s[1].value or b"")
+    ]
     listed = http.get("/rules/r1/versions").json()["versions"]
     assert [v["version"] for v in listed] == [3, 2, 1] and listed[0]["actor"] is None
 
@@ -152,7 +153,9 @@ def test_a_recreated_rule_whose_saves_are_not_indexed_yet_shows_only_its_current
     three_saves(http)
     assert http.delete("/rules/r1").status_code == 204
     assert http.put("/rules/r1", json={**RULE, "description": "anew"}).status_code == 201
-    producer.sent = [s for s in producer.sent if s[0] != topics.EVENTS or b"anew" not in (s[1].value or b"")]
+    producer.records = [
+        s for s in producer.records if s[0] != topics.EVENTS or b"anew" not in (s[1].value or b"")
+    ]
     listed = http.get("/rules/r1/versions").json()["versions"]
     assert [(v["version"], v["rule"]["description"]) for v in listed] == [(1, "anew")]
 

@@ -10,14 +10,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from whale_event_center import rules_api
 
-from whale import authz
+from whale import authz, topics
 from whale.binding import from_kafka
 from whale.cloudevent import CloudEvent
+from whale.testing import FakeProducer, FakeView
 from whale.web.errors import install_error_handlers
 
 from .ec_fakes import AuditStore, stored
-from .ec_fakes import LiveView as FakeView
-from .ec_fakes import ViewWriter as FakeProducer
 
 CATALOG = FakeView(
     {
@@ -48,7 +47,7 @@ CATALOG = FakeView(
 
 def rules_client(rules_dir: Path | None = None) -> tuple[TestClient, FakeProducer]:
     rules = FakeView()
-    producer = FakeProducer(rules)
+    producer = FakeProducer(views={topics.RULES: rules})
     app = FastAPI()
     install_error_handlers(app)
 
@@ -100,7 +99,7 @@ def test_invalid_rules_are_refused_with_problems(client: tuple[TestClient, FakeP
     fields = {p["field"] for p in body["problems"]}
     assert {"match.regex", "target.name"} <= fields
     assert http.put("/rules/r2", json={**RULE, "id": "other"}).json()["problems"][0]["field"] == "id"
-    assert not producer.sent
+    assert not producer.records
 
 
 def test_unknown_pool_is_saved_with_a_warning(client: tuple[TestClient, FakeProducer]) -> None:
@@ -134,7 +133,7 @@ def test_validate_endpoint_does_not_save(client: tuple[TestClient, FakeProducer]
     http, producer = client
     answer = http.post("/rules/validate", json={**RULE, "id": "x"})
     assert answer.status_code == 200 and answer.json()["valid"] is True
-    assert not producer.sent
+    assert not producer.records
 
 
 def test_a_regex_that_needs_backtracking_is_refused_with_400_naming_the_field(
@@ -152,7 +151,7 @@ def test_a_regex_that_needs_backtracking_is_refused_with_400_naming_the_field(
     problems = {p["field"]: p["message"] for p in answer.json()["problems"]}
     assert "backreferences are not supported" in problems["match.all[1].regex"]
     assert "lookahead and lookbehind are not supported" in problems["params.t"]
-    assert not producer.sent
+    assert not producer.records
 
 
 def test_the_listing_includes_directory_rules_with_their_origin(tmp_path: Path) -> None:

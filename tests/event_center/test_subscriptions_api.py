@@ -14,19 +14,16 @@ from whale_event_center.settings import Settings
 from whale import authz, topics
 from whale.binding import from_kafka
 from whale.subscriptions import RECORD_TYPE, Subscription, from_record
+from whale.testing import FakeProducer, FakeView
 from whale.web.errors import install_error_handlers
 
-from .ec_fakes import FakeProducer as AppProducer
 from .ec_fakes import FakeStore, stored
-from .ec_fakes import FakeView as AppView
-from .ec_fakes import LiveView as FakeView
-from .ec_fakes import ViewWriter as FakeProducer
 
 
 @pytest.fixture
 def env() -> tuple[TestClient, FakeProducer, FakeView]:
     view = FakeView()
-    producer = FakeProducer(view)
+    producer = FakeProducer(views={topics.SUBSCRIPTIONS: view})
     app = FastAPI()
     install_error_handlers(app)
 
@@ -93,7 +90,7 @@ def test_invalid_filter_is_refused_with_the_field(env: tuple[TestClient, FakePro
     body = r.json()
     assert body["error"] == "invalid_subscription"
     assert body["problems"][0]["field"].startswith("filter")
-    assert producer.sent == []
+    assert producer.records == []
 
 
 def test_invalid_fields_are_each_named(env: tuple[TestClient, FakeProducer, FakeView]) -> None:
@@ -111,7 +108,7 @@ def test_invalid_fields_are_each_named(env: tuple[TestClient, FakeProducer, Fake
         {"field": "id", "message": "the body's id 'other' differs from the path's 'bad'"}
     ]
     assert client.put("/subscriptions/Bad Name", json=SUB).json()["problems"][0]["field"] == "id"
-    assert producer.sent == []
+    assert producer.records == []
 
 
 def test_the_event_center_app_serves_subscriptions_from_its_view() -> None:
@@ -120,13 +117,14 @@ def test_the_event_center_app_serves_subscriptions_from_its_view() -> None:
     async def ready() -> bool:
         return True
 
-    subs = AppView()
-    producer = AppProducer(AppView())
+    subs = FakeView(waits=False)
+    producer = FakeProducer()
     parts = Components(
-        producer=producer, schemas=AppView(), rules=AppView(), catalog=AppView(), store=FakeStore(),
+        producer=producer, schemas=FakeView(waits=False), rules=FakeView(waits=False),
+        catalog=FakeView(waits=False), store=FakeStore(),
         tokens=None, kafka_ready=ready, subscriptions=subs,
     )  # fmt: skip
     with TestClient(create_app(Settings(schemas_dir=None, dev_mode=True), parts)) as client:
         assert client.put("/subscriptions/ops-pager", json=SUB).status_code == 201
-        assert [m.key for t, m in producer.sent if t == topics.SUBSCRIPTIONS] == [b"ops-pager"]
+        assert [m.key for t, m in producer.records if t == topics.SUBSCRIPTIONS] == [b"ops-pager"]
         assert client.get("/subscriptions").json() == {"subscriptions": []}  # this fake view is not fed

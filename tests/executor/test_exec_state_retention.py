@@ -8,31 +8,15 @@ from typing import Any
 
 from whale_executor.state import StateStore
 
-from whale.binding import KafkaMessage
-from whale.cloudevent import CloudEvent
 from whale.settings import WhaleSettings
 from whale.store import open_store
+from whale.testing import FakeProducer
 
 DAY = 24 * 3600.0
 
 
-class RecordingProducer:
-    """Keeps what the store writes: state events and tombstones."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str | None, CloudEvent]] = []
-        self.tombstones: list[tuple[str, bytes | None]] = []
-
-    async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> None:
-        self.events.append((topic, key, event))
-
-    async def send_message(self, topic: str, message: KafkaMessage) -> None:
-        assert message.value is None
-        self.tombstones.append((topic, message.key))
-
-
-def store_with(records: dict[str, dict[str, Any]]) -> tuple[StateStore, RecordingProducer]:
-    producer = RecordingProducer()
+def store_with(records: dict[str, dict[str, Any]]) -> tuple[StateStore, FakeProducer]:
+    producer = FakeProducer()
     local = open_store(f"exec-{uuid.uuid4().hex}", {"stage": "test"})  # under the tests' WHALE_STATE_DIR
     store = StateStore(WhaleSettings(), producer, pool="p", source="/test", local=local)  # type: ignore[arg-type]
     for key, record in records.items():
@@ -44,7 +28,7 @@ def test_put_stamps_each_record_with_the_time_it_was_recorded() -> None:
     store, producer = store_with({})
     record = asyncio.run(store.put("p/k1", {"kind": "action", "status": "started"}))
     assert isinstance(record["recorded_at"], float)
-    assert producer.events[0][2].data["recorded_at"] == record["recorded_at"]
+    assert producer.sent[0].event.data["recorded_at"] == record["recorded_at"]
 
 
 def test_only_finished_runs_older_than_the_retention_expire() -> None:
@@ -82,7 +66,7 @@ def test_sweep_writes_a_tombstone_per_expired_key_and_forgets_it() -> None:
     )
     assert store.run_key_of("r1") == "p/wf"
     assert asyncio.run(store.sweep(retention=7 * DAY, now=now)) == 1
-    assert producer.tombstones == [("whale.executor.state", b"p/wf")]
+    assert [(t, m.key, m.value) for t, m in producer.messages] == [("whale.executor.state", b"p/wf", None)]
     assert store.get("p/wf") is None and store.run_key_of("r1") is None
     assert asyncio.run(store.sweep(retention=7 * DAY, now=now)) == 0
 

@@ -18,20 +18,12 @@ from whale_executor.runner import ActionRequests, Runner
 from whale_executor.state import APPROVAL_STATE, StateStore
 from whale_executor.workflow.handler import Workflows
 
+from whale import topics
 from whale.cloudevent import CloudEvent
+from whale.producer import Delivered
 from whale.settings import WhaleSettings
 from whale.store import open_store
-
-
-class FakeProducer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, CloudEvent]] = []
-
-    async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> None:
-        self.sent.append((topic, event))
-
-    def results(self, prefix: str = "whale.") -> list[CloudEvent]:
-        return [e for t, e in self.sent if t == "whale.results" and e.type.startswith(prefix)]
+from whale.testing import FakeProducer
 
 
 class Calls(BaseModel):
@@ -103,7 +95,7 @@ class Harness:
     async def wait_type(self, type: str, timeout: float = 10) -> CloudEvent:
         async with asyncio.timeout(timeout):
             while True:
-                for e in self.producer.results():
+                for e in self.producer.events(topics.RESULTS):
                     if e.type == type:
                         return e
                 await asyncio.sleep(0.01)
@@ -159,15 +151,15 @@ async def test_branches_join_then_approval_decides_the_path(tmp_path: Path, appr
         kind=APPROVAL_STATE,
     )
     await asyncio.wait_for(run, 10)
-    end = h.producer.results("whale.workflow.")[-1]
+    end = h.producer.events(topics.RESULTS, "whale.workflow.")[-1]
     assert end.type == "whale.workflow.completed"
     assert end.data["output"] == {"result": "yes by bob" if approved else "no", "left": "L"}
-    tasks = [e.data["task"] for e in h.producer.results("whale.workflow.task.succeeded")]
+    tasks = [e.data["task"] for e in h.producer.events(topics.RESULTS, "whale.workflow.task.succeeded")]
     assert tasks[0] == "first" and set(tasks[1:3]) == {"left", "right"}
     assert end.data["tasks"]["join"] == ("succeeded" if approved else "failed")
     assert (
         end.extensions["causationid"]
-        == h.producer.results("whale.workflow.started")[0].extensions["causationid"]
+        == h.producer.events(topics.RESULTS, "whale.workflow.started")[0].extensions["causationid"]
     )
 
 
@@ -175,8 +167,8 @@ async def test_approval_timeout_fails_the_task(tmp_path: Path) -> None:
     text = "tasks:\n  ask: {type: approval, timeout: 0.2}\n"
     h = Harness(catalog_with(tmp_path, text))
     await h.request("wf", {})
-    assert h.producer.results("whale.workflow.task.timed_out")
-    end = h.producer.results("whale.workflow.")[-1]
+    assert h.producer.events(topics.RESULTS, "whale.workflow.task.timed_out")
+    end = h.producer.events(topics.RESULTS, "whale.workflow.")[-1]
     assert end.type == "whale.workflow.failed"
     assert "no approval within" in end.data["error"]["message"]
 
@@ -195,17 +187,17 @@ async def test_task_retry_with_backoff_then_failure_transition(tmp_path: Path) -
     await h.request("wf", {})
     starts = [
         e.data["attempt"]
-        for e in h.producer.results("whale.workflow.task.started")
+        for e in h.producer.events(topics.RESULTS, "whale.workflow.task.started")
         if e.data["task"] == "flaky"
     ]
     assert starts == [1, 2, 3]
-    assert h.producer.results("whale.workflow.")[-1].type == "whale.workflow.completed"
+    assert h.producer.events(topics.RESULTS, "whale.workflow.")[-1].type == "whale.workflow.completed"
 
 
 async def test_unhandled_failure_and_workflow_timeout_fail_the_run(tmp_path: Path) -> None:
     h = Harness(catalog_with(tmp_path, "tasks:\n  a: {action: core.fail}\n"))
     await h.request("wf", {})
-    end = h.producer.results("whale.workflow.")[-1]
+    end = h.producer.events(topics.RESULTS, "whale.workflow.")[-1]
     assert (
         end.type == "whale.workflow.failed"
         and end.data["error"]["message"] == "task 'a' failed: failed on purpose"
@@ -214,14 +206,14 @@ async def test_unhandled_failure_and_workflow_timeout_fail_the_run(tmp_path: Pat
         catalog_with(tmp_path, "timeout: 0.3\ntasks:\n  a: {action: core.sleep, input: {seconds: 5}}\n")
     )
     await h2.request("wf", {})
-    end = h2.producer.results("whale.workflow.")[-1]
+    end = h2.producer.events(topics.RESULTS, "whale.workflow.")[-1]
     assert end.type == "whale.workflow.failed" and "timed out" in end.data["error"]["message"]
 
 
 async def test_invalid_workflow_input_fails_with_problems(tmp_path: Path) -> None:
     h = Harness(catalog_with(tmp_path, BRANCHES))
     await h.request("wf", {"who": 5})
-    end = h.producer.results("whale.workflow.")[-1]
+    end = h.producer.events(topics.RESULTS, "whale.workflow.")[-1]
     assert end.type == "whale.workflow.failed"
     assert end.data["error"]["problems"] == [{"field": "who", "message": "5 is not of type 'string'"}]
 
@@ -242,7 +234,10 @@ async def test_resume_after_a_crash_skips_finished_tasks_and_retries_or_abandons
     h = Harness(catalog_with(tmp_path, RESUME.replace("{{ACTION}}", interrupted)))
     first = asyncio.create_task(h.request("wf", {}))
     async with asyncio.timeout(10):
-        while not any(e.data.get("task") == "two" for e in h.producer.results("whale.workflow.task.started")):
+        while not any(
+            e.data.get("task") == "two"
+            for e in h.producer.events(topics.RESULTS, "whale.workflow.task.started")
+        ):
             await asyncio.sleep(0.01)
     first.cancel()  # the executor dies while task two runs
     with pytest.raises(asyncio.CancelledError):
@@ -252,13 +247,13 @@ async def test_resume_after_a_crash_skips_finished_tasks_and_retries_or_abandons
     h.catalog.workflows["wf"].tasks["two"].input = {"seconds": 0}
     await asyncio.wait_for(h.request("wf", {}), 10)
     assert CALLS.get("one") == 1  # finished before the crash: not run again
-    end = h.producer.results("whale.workflow.")[-1]
+    end = h.producer.events(topics.RESULTS, "whale.workflow.")[-1]
     assert end.type == "whale.workflow.completed"
     if interrupted == "test.counted":
         assert CALLS.get("two") == 2 and end.data["tasks"]["two"] == "succeeded"
     else:
         assert CALLS.get("slow-once") == 1 and end.data["tasks"]["two"] == "abandoned"
-        abandoned = h.producer.results("whale.workflow.task.abandoned")[0]
+        abandoned = h.producer.events(topics.RESULTS, "whale.workflow.task.abandoned")[0]
         assert "not idempotent" in abandoned.data["error"]["message"]
     assert CALLS.get("three") == 1
 
@@ -268,7 +263,7 @@ async def test_redelivered_finished_request_republishes_the_same_result(tmp_path
     CALLS.clear()
     await h.request("wf", {})
     await h.request("wf", {})
-    ends = h.producer.results("whale.workflow.completed")
+    ends = h.producer.events(topics.RESULTS, "whale.workflow.completed")
     assert len(ends) == 2 and ends[0].id == ends[1].id
     assert CALLS == {"a": 1}
 
@@ -279,10 +274,10 @@ async def test_action_request_effectively_once_and_interrupted_non_idempotent_is
     h = Harness(catalog_with(tmp_path, "tasks:\n  a: {action: core.noop}\n"))
     await h.request("core.echo", {"message": 1}, key="e1", kind="action")
     await h.request("core.echo", {"message": 1}, key="e1", kind="action")
-    done = h.producer.results("whale.action.succeeded")
+    done = h.producer.events(topics.RESULTS, "whale.action.succeeded")
     assert len(done) == 2 and done[0].id == done[1].id
     await h.request("core.echo", {"wrong": 1}, key="e2", kind="action")
-    failed = h.producer.results("whale.action.failed")[0]
+    failed = h.producer.events(topics.RESULTS, "whale.action.failed")[0]
     assert failed.data["error"]["problems"] == [{"field": "message", "message": "Field required"}]
     CALLS.clear()
     crash = asyncio.create_task(h.request("test.slow-once", {"seconds": 30}, key="e3", kind="action"))
@@ -294,7 +289,7 @@ async def test_action_request_effectively_once_and_interrupted_non_idempotent_is
         await crash
     h.fresh()
     await h.request("test.slow-once", {"seconds": 0}, key="e3", kind="action")
-    abandoned = h.producer.results("whale.action.abandoned")[0]
+    abandoned = h.producer.events(topics.RESULTS, "whale.action.abandoned")[0]
     assert "not idempotent" in abandoned.data["error"]["message"] and CALLS["slow-once"] == 1
 
 
@@ -325,13 +320,13 @@ async def test_every_result_event_matches_its_published_json_schema(tmp_path: Pa
     await Harness(catalog_with(tmp_path, "tasks:\n  a: {type: approval, timeout: 0.05}\n")).request("wf", {})
     schemas = Path(__file__).parents[2] / "schemas" / "events"
     types = set()
-    for event in h.producer.results():
+    for event in h.producer.events(topics.RESULTS):
         schema = json.loads((schemas / f"{event.type}.json").read_text())
         assert schema["$id"] == event.type
         Draft202012Validator(schema).validate(event.data)
         types.add(event.type)
     assert {"whale.workflow.task.waiting", "whale.action.failed", "whale.workflow.failed"} <= types
-    states = [e for t, e in h.producer.sent if t == "whale.executor.state"]
+    states = h.producer.events("whale.executor.state")
     assert {e.type for e in states} == {"whale.executor.run", "whale.executor.approval"}
     for event in states:
         schema = json.loads((schemas / f"{event.type}.json").read_text())
@@ -350,7 +345,7 @@ async def test_interrupted_idempotent_action_request_runs_again_as_attempt_two(t
         await crash
     h.fresh()
     await h.request("test.counted", {"seconds": 0}, key="i1", kind="action")
-    (done,) = h.producer.results("whale.action.succeeded")
+    (done,) = h.producer.events(topics.RESULTS, "whale.action.succeeded")
     assert done.data["attempt"] == 2 and CALLS["?"] == 2
 
 
@@ -364,20 +359,20 @@ async def test_a_transition_recorded_but_not_published_before_a_crash_is_publish
     lost: list[CloudEvent] = []
     original = h.producer.send
 
-    async def dies_after_recording(topic: str, event: CloudEvent, *, key: str | None = None) -> None:
+    async def dies_after_recording(topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered:
         if topic == "whale.results" and event.data.get("task") == "two" and not lost:
             lost.append(event)
             raise asyncio.CancelledError  # the process is gone before the event left
-        await original(topic, event, key=key)
+        return await original(topic, event, key=key)
 
     h.producer.send = dies_after_recording  # type: ignore[method-assign]
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(h.request("wf", {}), 10)
     h.producer.send = original  # type: ignore[method-assign]
     assert lost and lost[0].type == "whale.workflow.task.started"
-    assert lost[0].id not in {e.id for e in h.producer.results()}
+    assert lost[0].id not in {e.id for e in h.producer.events(topics.RESULTS)}
     h.fresh()
     h.catalog.workflows["wf"].tasks["two"].input = {"seconds": 0}
     await asyncio.wait_for(h.request("wf", {}), 10)
-    assert lost[0].id in {e.id for e in h.producer.results()}
-    assert h.producer.results("whale.workflow.")[-1].type == "whale.workflow.completed"
+    assert lost[0].id in {e.id for e in h.producer.events(topics.RESULTS)}
+    assert h.producer.events(topics.RESULTS, "whale.workflow.")[-1].type == "whale.workflow.completed"

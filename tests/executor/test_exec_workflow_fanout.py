@@ -19,6 +19,7 @@ from whale_executor.errors import ActionFailed, CatalogError
 from whale_executor.workflow.model import FanOut
 
 from whale.inventory import Host, Inventory
+from whale import topics
 
 from .test_exec_workflow_engine import Harness
 
@@ -104,7 +105,11 @@ def statuses(event: Any) -> list[str]:
 
 async def finished_task(h: Harness) -> Any:
     """The last event of task ``restart`` (its end, once the request is handled)."""
-    return [e for e in h.producer.results("whale.workflow.task.") if e.data.get("task") == "restart"][-1]
+    return [
+        e
+        for e in h.producer.events(topics.RESULTS, "whale.workflow.task.")
+        if e.data.get("task") == "restart"
+    ][-1]
 
 
 async def test_two_at_a_time_stops_after_two_failures_and_skips_the_rest(tmp_path: Path) -> None:
@@ -122,7 +127,7 @@ async def test_two_at_a_time_stops_after_two_failures_and_skips_the_rest(tmp_pat
         "task 'restart': 2 of 5 items failed (stop_after_failures 2); 2 not started"
     )
     assert RUNS == ["ok1", "bad1", "bad2"] and LIVE["max"] == 2
-    end = h.producer.results("whale.workflow.")[-1]
+    end = h.producer.events(topics.RESULTS, "whale.workflow.")[-1]
     assert end.type == "whale.workflow.failed" and end.data["tasks"] == {"restart": "failed"}
     (failure,) = end.data["error"]["failures"]
     assert failure["task"] == "restart" and failure["output"] == task.data["output"]
@@ -145,7 +150,7 @@ async def test_failures_below_the_threshold_let_the_task_succeed_with_every_item
         "skipped": 0,
     }
     assert LIVE["max"] == 2 and sorted(RUNS) == ["a", "b", "bad", "c", "d"]
-    end = h.producer.results("whale.workflow.")[-1]
+    end = h.producer.events(topics.RESULTS, "whale.workflow.")[-1]
     assert end.type == "whale.workflow.completed" and end.data["output"] == {"ok": 4}
 
 
@@ -163,7 +168,7 @@ async def test_without_concurrency_every_item_runs_at_once(tmp_path: Path) -> No
         SLEEP[host] = 0.1
     await h.request("wf", {"hosts": ["a", "b", "c"]})
     assert LIVE["max"] == 3
-    assert h.producer.results("whale.workflow.")[-1].type == "whale.workflow.completed"
+    assert h.producer.events(topics.RESULTS, "whale.workflow.")[-1].type == "whale.workflow.completed"
 
 
 @pytest.mark.parametrize(
@@ -309,10 +314,9 @@ async def test_resume_keeps_finished_items_and_reruns_or_abandons_the_interrupte
         assert "item 1 of task 'restart'" in items[1]["error"]["message"]
         assert "not idempotent" in items[1]["error"]["message"]
     schema = Draft202012Validator(json.loads((SCHEMAS / "whale.executor.run.json").read_text()))
-    for topic, event in h.producer.sent:
-        if topic == "whale.executor.state":
-            schema.validate(event.data)
-    for event in h.producer.results():
+    for event in h.producer.events("whale.executor.state"):
+        schema.validate(event.data)
+    for event in h.producer.events(topics.RESULTS):
         Draft202012Validator(json.loads((SCHEMAS / f"{event.type}.json").read_text())).validate(event.data)
 
 

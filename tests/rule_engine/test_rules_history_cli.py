@@ -13,15 +13,15 @@ import httpx
 import pytest
 import uvicorn
 
-from tests.event_center.ec_fakes import LiveView
 from tests.event_center.test_rule_history import rules_app
 from tests.event_center.test_rules_api import RULE
 from tests.ports import free_port
 from whale.cli import main as whale
+from whale.testing import FakeView
 
 
 @pytest.fixture
-def center(monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveView]:
+def center(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeView]:
     app, _, rules = rules_app()
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -47,7 +47,7 @@ def saved_three_times(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_history_diff_and_rollback_print_what_the_api_answers(
-    center: LiveView, capsys: pytest.CaptureFixture[str]
+    center: FakeView, capsys: pytest.CaptureFixture[str]
 ) -> None:
     saved_three_times(capsys)
     assert whale(["rules", "history", "r1"]) == 0
@@ -69,7 +69,7 @@ def test_history_diff_and_rollback_print_what_the_api_answers(
 
 
 def test_unknown_versions_print_the_error_body_and_exit_1(
-    center: LiveView, capsys: pytest.CaptureFixture[str]
+    center: FakeView, capsys: pytest.CaptureFixture[str]
 ) -> None:
     saved_three_times(capsys)
     assert whale(["rules", "rollback", "r1", "9"]) == 1

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +21,11 @@ from whale_todo.stage import (
 
 from whale import authz, topics
 from whale.cloudevent import CloudEvent
+from whale.producer import Delivered
 from whale.settings import WhaleSettings
 from whale.store import LocalStore, StoreSettings, open_store
 from whale.todos import CREATED, RESOLVED, UPDATED
+from whale.testing import FakeProducer, FakeView, Sent
 from whale.web.errors import install_error_handlers
 
 RULE = """
@@ -40,25 +40,6 @@ target: {kind: workflow, name: disk.cleanup}
 
 def alert(type: str = "printer.jammed", subject: str | None = "floor-3", **data: Any) -> CloudEvent:
     return CloudEvent.create(type=type, source="tests/todo", subject=subject, data=data or {"x": 1})
-
-
-@dataclass
-class Sent:
-    topic: str
-    event: CloudEvent
-    key: str | None
-
-
-class FakeProducer:
-    def __init__(self, on_send: Callable[[Sent], None] | None = None) -> None:
-        self.sent: list[Sent] = []
-        self._on_send = on_send
-
-    async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> None:
-        item = Sent(topic, event, key)
-        self.sent.append(item)
-        if self._on_send is not None:
-            self._on_send(item)
 
 
 @dataclass
@@ -197,32 +178,6 @@ async def test_a_command_for_an_unknown_item_or_op_changes_nothing(tmp_path: Pat
     assert producer.sent == []
 
 
-class FakeView:
-    """A whale.todos view fed by a book acting as the to-do stage."""
-
-    def __init__(self) -> None:
-        self._items: dict[str, CloudEvent] = {}
-        self._cond = threading.Condition()
-
-    async def start(self) -> None:
-        return None
-
-    def items(self) -> dict[str, CloudEvent]:
-        return dict(self._items)
-
-    def get(self, key: str) -> CloudEvent | None:
-        return self._items.get(key)
-
-    def put(self, item: dict[str, Any]) -> None:
-        with self._cond:
-            self._items[item["id"]] = record(item)
-            self._cond.notify_all()
-
-    def wait_for(self, predicate: Callable[[dict[str, CloudEvent]], bool], timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: predicate(self._items), timeout)
-
-
 def api_client() -> tuple[TestClient, FakeProducer]:
     book = TodoBook(Settings(), open_store(f"todo-{uuid.uuid4().hex}", {"stage": "todo"}))
     view = FakeView()
@@ -230,9 +185,9 @@ def api_client() -> tuple[TestClient, FakeProducer]:
     def apply(sent: Sent) -> None:
         change = book.decide(sent.event, handled=False)
         if change is not None:
-            view.put(change.item)
+            view.apply(change.item["id"], record(change.item))
 
-    producer = FakeProducer(apply)
+    producer = FakeProducer(on_send=apply)
     app = FastAPI()
     install_error_handlers(app)
     authz.install(app, authz.Authenticator(dev_mode=True), service="test")
@@ -306,7 +261,7 @@ async def test_a_failed_write_rolls_the_book_back_so_the_retry_decides_again(tmp
     st, book, producer = stage(tmp_path)
     batch = [Received(alert())]
 
-    async def broken(topic: str, event: CloudEvent, *, key: str | None = None) -> None:
+    async def broken(topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered:
         raise RuntimeError("Kafka is down")
 
     working = producer.send

@@ -7,16 +7,9 @@ from typing import Any
 
 import pytest
 
-from whale.cloudevent import (
-    MAX_DEPTH,
-    MAX_NESTING,
-    CloudEvent,
-    data_problem,
-    depth_within,
-    edge_problems,
-    warnings,
-)
+from whale.cloudevent import CloudEvent, edge_problems, warnings
 from whale.errors import EventError
+from whale.event_data import MAX_DEPTH, MAX_NESTING, data_problem, depth_within
 
 
 def _event(**changes: Any) -> dict[str, Any]:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pydantic import BaseModel
 
+from whale import sdk
 from whale.cloudevent import CloudEvent
 from whale.errors import EventError
+from whale.schemas import SchemaCheck
 from whale.sdk import _matcher, data_as, subscribe, type_matches
 from whale.settings import WhaleSettings
+from whale.testing import FakeProducer, FakeView, schema_record
 
 
 @pytest.mark.parametrize(
@@ -42,3 +47,25 @@ def test_data_as_gives_typed_data_or_names_the_bad_field() -> None:
     with pytest.raises(EventError) as info:
         data_as(bad, CI)
     assert info.value.problems[0]["field"] == "data.owner"
+
+
+def test_publish_goes_through_the_shared_contract_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unregistered type or a bad format is refused naming the field; nothing is written."""
+    schema = {"type": "object", "properties": {"day": {"type": "string", "format": "date"}}}
+    settings = WhaleSettings(kafka_bootstrap="sdk-test:9092")
+    producer = FakeProducer()
+    monkeypatch.setitem(
+        sdk._checks, settings.kafka_bootstrap, SchemaCheck(FakeView({"t.ok": schema_record("t.ok", schema)}))
+    )
+    monkeypatch.setitem(sdk._producers, settings.kafka_bootstrap, producer)  # type: ignore[arg-type]
+    for event, field in [
+        (CloudEvent.create(type="t.unknown", source="/s", data={}), "type"),
+        (CloudEvent.create(type="t.ok", source="/s", data={"day": "2026-13-01"}), "data.day"),
+    ]:
+        with pytest.raises(EventError) as info:
+            asyncio.run(sdk.publish(event, settings=settings))
+        assert info.value.field == field
+    assert producer.sent == []
+    good = CloudEvent.create(type="t.ok", source="/s", data={"day": "2026-12-01"})
+    asyncio.run(sdk.publish(good, settings=settings))
+    assert [s.event.id for s in producer.sent] == [good.id]

@@ -4,48 +4,28 @@ Adapters never call the event center's HTTP API (services talk only through Kafk
 validation code instead: the attributes are checked by the shared :class:`whale.cloudevent.CloudEvent`
 model, and ``data`` against the latest JSON Schema registered for the event's type, read from the
 compacted ``whale.schemas`` topic (owned by the event center) through a
-:class:`whale.compacted.CompactedView`. A type without a registered schema is accepted, as the event
-center accepts it. Validated events are written to ``whale.ingest``, whose dedupe stage forwards them
-to ``whale.events``.
+:class:`whale.compacted.CompactedView`, with the one contract check every producer of user events
+shares (:class:`whale.schemas.SchemaCheck`): a type without a registered schema is refused, as the
+event center refuses it, ``format`` is checked and a ``dataschema`` naming a version selects it.
+Validated events are written to ``whale.ingest``, whose dedupe stage forwards them to ``whale.events``.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from typing import Any, Protocol
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+from typing import Any
 
 from whale import topics
-from whale.cloudevent import MAX_DEPTH, CloudEvent, data_problem, edge_problems
+from whale.cloudevent import CloudEvent, edge_problems
 from whale.compacted import CompactedView
+from whale.event_data import MAX_DEPTH, data_problem
+from whale.schemas import SchemaCheck, SchemaSource, describe
 from whale.settings import WhaleSettings
 from whale_adapters.errors import BodyError, PayloadError
 
 
-class SchemaSource(Protocol):
-    """Where registered schemas come from (the compacted view, or a dict in unit tests)."""
-
-    def get(self, key: str) -> CloudEvent | None: ...
-
-
-def latest_schema(record: CloudEvent | None) -> tuple[int, dict[str, Any]] | None:
-    """(version, schema) of the latest version in a ``whale.schema.registered`` record."""
-    if record is None or not isinstance(record.data, dict):
-        return None
-    versions = record.data.get("versions")
-    if not isinstance(versions, list) or not versions:
-        return None
-    last = versions[-1]
-    if not isinstance(last, dict) or not isinstance(last.get("schema"), dict):
-        return None
-    return int(last.get("version", len(versions))), last["schema"]
-
-
 def parse_body(body: bytes, what: str) -> Any:
-    """The JSON of a request body, nested at most :data:`~whale.cloudevent.MAX_DEPTH` levels
+    """The JSON of a request body, nested at most :data:`~whale.event_data.MAX_DEPTH` levels
     (the event center's limit) and valid Unicode; :class:`BodyError` (400) says why not."""
     try:
         doc = json.loads(body)
@@ -64,51 +44,30 @@ def parse_body(body: bytes, what: str) -> Any:
     raise BodyError(f"{what}: body{pointer if pointer != '/' else ''}: {message}", [problem])
 
 
-def _path(parts: Any) -> str:
-    out = "data"
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
-
-
 class EventValidator:
-    """Checks an event's data against its type's registered schema (compiled once per version)."""
+    """The adapters' side of :class:`whale.schemas.SchemaCheck`: the event center's edge checks,
+    then the shared contract check (registered type, ``dataschema`` version, ``format``), each
+    failure a :class:`PayloadError` (422) naming the field and why.
+
+    ``schemas`` None means no registry is configured (unit tests of other parts): the edge checks
+    only."""
 
     def __init__(self, schemas: SchemaSource | None) -> None:
-        self._schemas = schemas
-        self._compiled: dict[tuple[str, int], Draft202012Validator] = {}
-        self._lock = threading.Lock()
+        self._check = SchemaCheck(schemas) if schemas is not None else None
 
     def validate(self, event: CloudEvent) -> None:
-        """Raise :class:`PayloadError` listing each field of ``data`` that breaks the schema."""
+        """Raise :class:`PayloadError` listing each problem of ``event``."""
         edge = edge_problems(event)
         if edge:
             raise PayloadError(
                 f"event {event.id} ({event.type}): {edge[0]['message']}", edge, event_id=event.id
             )
-        if self._schemas is None:
+        if self._check is None:
             return
-        found = latest_schema(self._schemas.get(event.type))
-        if found is None:
-            return
-        version, schema = found
-        with self._lock:
-            validator = self._compiled.get((event.type, version))
-            if validator is None:
-                try:
-                    Draft202012Validator.check_schema(schema)
-                except SchemaError:
-                    return  # the event center refuses such schemas; nothing to enforce
-                validator = Draft202012Validator(schema)
-                self._compiled[(event.type, version)] = validator
-        problems = [
-            {"field": _path(err.absolute_path), "message": err.message}
-            for err in sorted(validator.iter_errors(event.data), key=lambda e: list(e.absolute_path))
-        ]
+        problems = self._check.problems(event)
         if problems:
-            text = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
             raise PayloadError(
-                f"event {event.id} ({event.type}) breaks schema version {version}: {text}",
+                f"event {event.id} ({event.type}) breaks its contract: {describe(problems)}",
                 problems,
                 event_id=event.id,
                 field=problems[0]["field"],

@@ -16,15 +16,9 @@ from typing import Any, Literal
 from urllib.parse import unquote
 
 from whale.binding import is_json_content
-from whale.cloudevent import (
-    CONTEXT_ATTRIBUTES,
-    MAX_DEPTH,
-    CloudEvent,
-    edge_problems,
-    text_problem,
-    validate_event,
-)
+from whale.cloudevent import CONTEXT_ATTRIBUTES, CloudEvent, edge_problems, validate_event
 from whale.errors import EventError
+from whale.event_data import MAX_DEPTH, text_problem
 from whale.safe_json import safe_text
 from whale_event_center.errors import EventCenterError, InvalidEvent, Problem, TooLarge, UnsupportedMediaType
 

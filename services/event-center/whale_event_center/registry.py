@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,10 +19,12 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from whale import topics
-from whale.binding import KafkaMessage, is_json_content
-from whale.cloudevent import CloudEvent, format_time, text_problem
+from whale.binding import KafkaMessage
+from whale.cloudevent import CloudEvent, format_time
 from whale.errors import DeliveryError
+from whale.event_data import text_problem
 from whale.producer import Delivered
+from whale.schemas import RECORD_TYPE, SchemaCheck, SchemaVersion, schema_url
 from whale_event_center import metrics
 from whale_event_center.compat import breaks
 from whale_event_center.errors import (
@@ -37,9 +38,7 @@ from whale_event_center.errors import (
 )
 
 log = structlog.get_logger(__name__)
-RECORD_TYPE = "whale.schema.registered"
 RECORD_SOURCE = "urn:whale:event-center:registry"
-MAX_PROBLEMS = 50
 
 
 class View(Protocol):
@@ -51,17 +50,6 @@ class View(Protocol):
 class Sender(Protocol):
     async def send(self, topic: str, event: CloudEvent, *, key: str | None = None) -> Delivered: ...
     async def send_message(self, topic: str, message: KafkaMessage) -> Delivered: ...
-
-
-@dataclass(frozen=True, slots=True)
-class SchemaVersion:
-    type: str
-    version: int
-    schema: Any
-    registered_at: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "schema": self.schema, "registered_at": self.registered_at}
 
 
 def check_schema(schema: Any) -> None:
@@ -83,38 +71,6 @@ def check_type_name(type_: str) -> None:
         raise InvalidEvent(f"event type {problem}", field="type")
 
 
-def data_problems(validator: Draft202012Validator, data: Any) -> list[Problem]:
-    """Every schema violation of ``data``: a JSON pointer into data and a readable message."""
-    problems: list[Problem] = []
-    for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
-        pointer = "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in error.absolute_path)
-        problems.append({"field": "data", "pointer": pointer or "/", "message": error.message})
-        if len(problems) >= MAX_PROBLEMS:
-            break
-    return problems
-
-
-def media_problems(schema: Any, content_type: str) -> list[Problem]:
-    """Non-JSON data (text, XML, bytes) is accepted when the type's schema accepts anything (``{}``
-    or ``true``) or names its media type in a top-level ``contentMediaType`` (``text/*`` and ``*/*``
-    wildcards allowed). The JSON Schema itself applies to JSON data only."""
-    if schema is True or schema == {}:
-        return []
-    base = content_type.split(";", 1)[0].strip().lower()
-    declared = schema.get("contentMediaType") if isinstance(schema, dict) else None
-    if isinstance(declared, str):
-        wanted = declared.split(";", 1)[0].strip().lower()
-        if wanted in (base, "*/*") or (wanted.endswith("/*") and base.startswith(wanted[:-1])):
-            return []
-    return [
-        {
-            "field": "datacontenttype",
-            "message": f"the type's schema takes JSON data, not {base}; declare it in the schema's "
-            "top-level contentMediaType to accept it",
-        }
-    ]
-
-
 class SchemaRegistry:
     """Read side (a compacted view) plus the acknowledged write of new versions."""
 
@@ -123,7 +79,7 @@ class SchemaRegistry:
         self._producer = producer
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout
-        self._validators: dict[tuple[str, int], Draft202012Validator] = {}
+        self._check = SchemaCheck(view, base_url=self._base_url)
         self._lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ read
@@ -131,16 +87,7 @@ class SchemaRegistry:
         return sorted(self._view.items())
 
     def versions(self, type_: str) -> list[SchemaVersion]:
-        record = self._view.get(type_)
-        if record is None or not isinstance(record.data, dict):
-            return []
-        out = []
-        for item in record.data.get("versions") or []:
-            if isinstance(item, dict) and isinstance(item.get("version"), int):
-                out.append(
-                    SchemaVersion(type_, item["version"], item.get("schema"), str(item.get("registered_at")))
-                )
-        return out
+        return self._check.versions(type_)
 
     def deprecation(self, type_: str) -> dict[str, Any] | None:
         """``{"at", "reason"}`` when ``type_`` is deprecated, else None."""
@@ -169,48 +116,11 @@ class SchemaRegistry:
         raise NotFound(f"event type {type_!r} has no schema version {number}", field="version")
 
     def schema_url(self, type_: str, number: int) -> str:
-        return f"{self._base_url}/schemas/{type_}/versions/{number}"
-
-    def validator(self, item: SchemaVersion) -> Draft202012Validator:
-        key = (item.type, item.version)
-        found = self._validators.get(key)
-        if found is None:
-            found = Draft202012Validator(item.schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-            self._validators[key] = found
-        return found
+        return schema_url(self._base_url, type_, number)
 
     def check_event(self, event: CloudEvent) -> list[Problem]:
-        """Problems of ``event`` against its registered contract (type known, data valid)."""
-        versions = self.versions(event.type)
-        if not versions:
-            return [
-                {
-                    "field": "type",
-                    "message": f"event type {event.type!r} is not registered (PUT /schemas/{{type}})",
-                }
-            ]
-        chosen = versions[-1]
-        if event.dataschema is not None and event.dataschema.startswith(self._base_url + "/schemas/"):
-            wanted = [v for v in versions if self.schema_url(event.type, v.version) == event.dataschema]
-            if not wanted:
-                return [
-                    {
-                        "field": "dataschema",
-                        "message": f"{event.dataschema} is not a registered version of {event.type}",
-                    }
-                ]
-            chosen = wanted[0]
-        data = event.data
-        if not is_json_content(event.datacontenttype) and isinstance(data, bytes | str):
-            return media_problems(chosen.schema, event.datacontenttype or "")
-        if isinstance(data, bytes):
-            try:
-                data = json.loads(data)
-            except (ValueError, RecursionError):
-                if event.datacontenttype is None:  # data_base64 without a content type: octet-stream
-                    return media_problems(chosen.schema, "application/octet-stream")
-                return [{"field": "data", "pointer": "/", "message": "data is declared JSON but is not JSON"}]
-        return data_problems(self.validator(chosen), data)
+        """Problems of ``event`` against its registered contract (:class:`whale.schemas.SchemaCheck`)."""
+        return self._check.problems(event)
 
     # ------------------------------------------------------------------ write
     async def register(self, type_: str, schema: Any, *, force: bool = False) -> tuple[SchemaVersion, bool]:

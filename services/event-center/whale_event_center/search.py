@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from whale.cloudevent import READ_DEPTH, depth_within
 from whale.es.documents import event_doc_id
 from whale.es.store import Store
+from whale.event_data import READ_DEPTH, depth_within
 from whale_event_center.errors import InvalidEvent, NotFound
 
 SORT = [{"time": {"order": "desc"}}, {"doc_id": {"order": "asc"}}]

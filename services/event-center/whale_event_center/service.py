@@ -22,6 +22,7 @@ from whale.errors import DeliveryError, MessageTooLarge
 from whale.metrics import BoundedLabel
 from whale.producer import Delivered
 from whale.redaction import Redactor
+from whale.schemas import describe
 from whale_event_center import metrics
 from whale_event_center.auth import APPROVALS, DEV_SENDER, Sender, TokenStore
 from whale_event_center.errors import (
@@ -153,8 +154,12 @@ class Ingest:
             raise Unavailable("the schema registry is still loading; retry shortly", event_id=event.id)
         problems = self._registry.check_event(event)
         if problems:
-            what = "; ".join(f"{p['field']}{p.get('pointer', '')}: {p['message']}" for p in problems[:5])
-            raise InvalidEvent(f"event {event.id!r} breaks its contract: {what}", problems, event_id=event.id)
+            raise InvalidEvent(
+                f"event {event.id!r} breaks its contract: {describe(problems)}",
+                problems,
+                event_id=event.id,
+                field=problems[0]["field"],
+            )
         return self._redactor.apply(event)  # after the contract check: *** need not match the schema
 
     def _validated(self, sender: Sender, item: Item) -> CloudEvent:

@@ -21,10 +21,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from whale import audit, topics
 from whale.authz import Identity, Role, require
-from whale.cloudevent import READ_DEPTH, CloudEvent, depth_within, edge_problems, format_time
+from whale.cloudevent import CloudEvent, edge_problems, format_time
 from whale.compacted import CompactedView
 from whale.correlation import CORRELATION_ID
 from whale.errors import EventError, InvalidRequest
+from whale.event_data import READ_DEPTH, depth_within
 from whale.settings import WhaleSettings
 from whale.todos import CHANGE_REQUESTED, OPEN_STATES, REQUESTED, is_overdue, parse_priority
 from whale.tokens import ViewTokenBook

@@ -12,8 +12,7 @@ from whale_adapters.middleware.mapping import Router, parse_config
 
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
-
-from ..fakes import FakeProducer
+from whale.testing import FakeProducer
 
 
 def _config(**extra: Any) -> dict[str, Any]:

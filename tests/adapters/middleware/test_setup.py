@@ -14,8 +14,7 @@ from whale_adapters.middleware.mapping import Capture, Router, parse_config
 
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
-
-from ..fakes import FakeProducer
+from whale.testing import FakeProducer
 
 CONFIG: dict[str, Any] = {
     "source": "/test/app",

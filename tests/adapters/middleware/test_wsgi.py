@@ -11,8 +11,7 @@ from whale_adapters.middleware.mapping import Router, parse_config
 
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
-
-from ..fakes import FakeProducer
+from whale.testing import FakeProducer
 
 
 def legacy_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:

@@ -2,61 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from whale.admin import ensure_topics
-from whale.binding import KafkaMessage, from_kafka, headers_from
-from whale.cloudevent import CloudEvent
+from whale.resources import event_schemas_dir
 from whale.settings import WhaleSettings
-from whale.tail import tail_consumer
+from whale.testing import Tap, register_schemas
+
+TEST_TYPES = [
+    *(f"shop.order.{s}" for s in ("paid", "created", "refunded")),
+    *(f"test.inventory.item.{c}" for c in ("created", "updated", "deleted")),
+    *(f"cmdb.ci.{c}" for c in ("created", "updated", "deleted")),
+    "test.user.created",
+    "ciaudit.ci.checked",  # what examples/sdk_subscriber.py publishes
+]
+ALERT_TYPES = ("prometheus.alert.firing", "prometheus.alert.resolved")
 
 
-class Tap:
-    """Reads a topic from the offsets it had when the tap was created (no consumer group commits)."""
+def bundled_schemas(*types: str) -> dict[str, Any]:
+    """Whale's own schemas of these types, as the event center registers them."""
+    return {t: json.loads((event_schemas_dir() / f"{t}.json").read_text()) for t in types}
 
-    def __init__(self, settings: WhaleSettings, topic: str) -> None:
-        self.topic = topic
-        self._consumer = tail_consumer(settings, topic)
-        self.seen: list[tuple[CloudEvent, KafkaMessage]] = []
 
-    def _poll(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            msg: Any = self._consumer.poll(0.1)
-            if msg is None or msg.error() is not None:
-                continue
-            plain = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
-            try:
-                self.seen.append((from_kafka(plain), plain))
-            except Exception:  # foreign poison messages are not ours
-                continue
-
-    def wait(
-        self, predicate: Callable[[CloudEvent], bool], count: int, timeout: float = 60.0, settle: float = 0.0
-    ) -> list[CloudEvent]:
-        """Events matching ``predicate`` once ``count`` arrived (then ``settle`` seconds more for extras)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [e for e, _ in self.seen if predicate(e)]
-            if len(found) >= count:
-                break
-            self._poll(0.5)
-        if settle:
-            self._poll(settle)
-        return [e for e, _ in self.seen if predicate(e)]
-
-    async def await_(
-        self, predicate: Callable[[CloudEvent], bool], count: int, **kw: Any
-    ) -> list[CloudEvent]:
-        return await asyncio.to_thread(self.wait, predicate, count, **kw)
-
-    def close(self) -> None:
-        self._consumer.close()
+@pytest.fixture(scope="session", autouse=True)
+def registered_types(stack: WhaleSettings) -> None:
+    """The adapters refuse unregistered types: register the types these tests produce (any data)
+    and the Alertmanager types (their bundled schemas)."""
+    ensure_topics(stack)
+    register_schemas(stack, {**{t: {} for t in TEST_TYPES}, **bundled_schemas(*ALERT_TYPES)})
 
 
 @pytest.fixture

@@ -13,11 +13,12 @@ from whale_adapters.app import serve
 from whale_adapters.config import AdaptersConfig
 from whale_adapters.settings import Settings
 
-from tests.integration.adapters.conftest import Tap
+from tests.integration.adapters.conftest import ALERT_TYPES, bundled_schemas
 from tests.integration.alerts.monitoring import Monitoring, NodeMetrics, Unavailable, install
 from tests.ports import free_port
 from whale import topics
 from whale.settings import WhaleSettings
+from whale.testing import Tap, register_schemas
 
 TOKEN = "alerts-it-token"
 
@@ -40,6 +41,7 @@ def ingest(stack: WhaleSettings) -> Iterator[Tap]:
 @pytest.fixture
 async def adapters(stack: WhaleSettings, unique: str, ingest: Tap) -> AsyncIterator[Settings]:
     """``whale run adapters`` (in-process) with its own Alertmanager source for this test."""
+    register_schemas(stack, bundled_schemas(*ALERT_TYPES))  # the adapters refuse unregistered types
     settings = Settings(
         port=free_port(), alertmanager_token=TOKEN, alertmanager_source=f"/test/am/{unique}", whale=stack
     )

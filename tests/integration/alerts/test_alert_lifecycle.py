@@ -11,9 +11,9 @@ import pytest
 from whale_adapters.alertmanager import FIRING, RESOLVED
 from whale_adapters.settings import Settings
 
-from tests.integration.adapters.conftest import Tap
 from tests.integration.alerts.monitoring import Monitoring, NodeMetrics
 from whale.cloudevent import CloudEvent
+from whale.testing import Tap
 
 pytestmark = pytest.mark.integration
 WAIT = 120.0

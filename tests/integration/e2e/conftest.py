@@ -12,8 +12,9 @@ import pytest
 from whale import topics
 from whale.admin import ensure_topics
 from whale.settings import WhaleSettings
+from whale.testing import Tap
 
-from .e2e_harness import POOL, Platform, Robot, Tap
+from .e2e_harness import POOL, Platform, Robot
 
 
 @pytest.fixture(scope="session")

@@ -18,20 +18,16 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 
-from tests.kafka_tail import event_of
 from tests.ports import free_port
 from whale.cli.events import register_schemas
-from whale.cloudevent import CloudEvent
 from whale.infra.sshd import LocalSshd
 from whale.settings import WhaleSettings
-from whale.tail import tail_consumer
 
 ROOT = Path(__file__).resolve().parents[3]
 SCENARIOS = ROOT / "examples" / "scenarios"
@@ -329,33 +325,3 @@ def fill_log_dir(path: Path, *, old: int, new: int, size: int = 1000, age_days: 
         os.utime(f, (stamp, stamp))
     for i in range(new):
         (path / f"new-{i}.log").write_bytes(b"y" * size)
-
-
-class Tap:
-    """Reads a topic from its end at creation time (no group commits); keeps what it saw."""
-
-    def __init__(self, settings: WhaleSettings, topic: str) -> None:
-        self._consumer = tail_consumer(settings, topic)
-        self.seen: list[CloudEvent] = []
-
-    def poll(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            batch: Any = self._consumer.consume(500, 0.2)
-            for msg in batch:
-                event = event_of(msg) if msg.error() is None else None
-                if event is not None:  # foreign poison messages are not ours
-                    self.seen.append(event)
-
-    def wait(
-        self, predicate: Callable[[CloudEvent], bool], count: int = 1, timeout: float = 120.0
-    ) -> list[CloudEvent]:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [e for e in self.seen if predicate(e)]
-            if len(found) >= count or time.monotonic() > deadline:
-                return found
-            self.poll(0.5)
-
-    def close(self) -> None:
-        self._consumer.close()

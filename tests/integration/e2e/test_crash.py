@@ -18,8 +18,9 @@ from collections import Counter, defaultdict
 import pytest
 
 from whale.cloudevent import CloudEvent
+from whale.testing import Tap
 
-from .e2e_harness import BURST, Platform, Tap, disk_alert, fill_log_dir
+from .e2e_harness import BURST, Platform, disk_alert, fill_log_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -64,9 +65,9 @@ def test_every_alert_reaches_exactly_one_final_state_across_rule_engine_and_exec
 
     deadline = time.monotonic() + max(300.0, BURST * 1.5)
     while time.monotonic() < deadline:
-        runs = {e.subject: _host(e) for e in results.seen if e.type == "whale.workflow.started"}
+        runs = {e.subject: _host(e) for e in results.events if e.type == "whale.workflow.started"}
         finals: dict[str, set[str]] = defaultdict(set)
-        for e in results.seen:
+        for e in results.events:
             if e.type in FINAL:
                 named = _host(e) or runs.get(e.subject)
                 if named is not None and named in ours:
@@ -75,13 +76,13 @@ def test_every_alert_reaches_exactly_one_final_state_across_rule_engine_and_exec
             break
         with open(platform.workdir / "crash-progress.log", "a") as progress:
             progress.write(
-                f"{time.strftime('%X')} finished {len(finals)}/{len(ours)} seen {len(results.seen)}\n"
+                f"{time.strftime('%X')} finished {len(finals)}/{len(ours)} seen {len(results.events)}\n"
             )
         results.poll(2.0)
     results.poll(5.0)  # late duplicates would show up here
-    runs = {e.subject: _host(e) for e in results.seen if e.type == "whale.workflow.started"}
+    runs = {e.subject: _host(e) for e in results.events if e.type == "whale.workflow.started"}
     finals = defaultdict(set)
-    for e in results.seen:
+    for e in results.events:
         if e.type in FINAL:
             named = _host(e) or runs.get(e.subject)
             if named is not None and named in ours:

@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from whale.cloudevent import CloudEvent
+from whale.testing import Tap
 
-from .e2e_harness import ALERTNAME, KERNEL_ERROR, Platform, Tap, disk_alert, fill_log_dir
+from .e2e_harness import ALERTNAME, KERNEL_ERROR, Platform, disk_alert, fill_log_dir
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ def of_workflow(
             return False
         if host_of(e) == host:
             return True
-        runs = {s.subject for s in tap.seen if s.type == "whale.workflow.started" and host_of(s) == host}
+        runs = {s.subject for s in tap.events if s.type == "whale.workflow.started" and host_of(s) == host}
         return e.subject in runs
 
     return check

@@ -8,8 +8,9 @@ import httpx
 import pytest
 
 from whale.settings import WhaleSettings
+from whale.testing import Tap
 
-from .ec_live import AppThread, Pipeline, Tap
+from .ec_live import AppThread, Pipeline
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,6 @@ def http(pipeline: Pipeline, center: AppThread) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def events_tap(pipeline: Pipeline) -> Iterator[Tap]:
-    tap = Tap(pipeline.stack, pipeline.events_topic)
+    tap = Tap(pipeline.stack, pipeline.events_topic, from_start=True)
     yield tap
     tap.close()

@@ -31,13 +31,10 @@ from whale import tokens as personal
 from whale import topics
 from whale.admin import ensure_topics
 from whale.authz import Role
-from whale.binding import KafkaMessage, from_kafka, headers_from
-from whale.cloudevent import CloudEvent
 from whale.compacted import put
 from whale.es.store import Store
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
-from whale.tail import tail_consumer
 from whale.topics import TopicSpec
 
 TOKEN = "integration-token-" + uuid.uuid4().hex
@@ -143,36 +140,6 @@ class LoopThread:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.worker.stop)
         self._thread.join(60)
-
-
-class Tap:
-    """Everything on a topic from the beginning (the topics are this module's own)."""
-
-    def __init__(self, settings: WhaleSettings, topic: str) -> None:
-        self._consumer = tail_consumer(settings, topic, from_start=True)
-        self.seen: list[tuple[CloudEvent, KafkaMessage]] = []
-
-    def poll(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            msg: Any = self._consumer.poll(0.1)
-            if msg is None or msg.error() is not None:
-                continue
-            plain = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
-            self.seen.append((from_kafka(plain), plain))
-
-    def wait_for(
-        self, predicate: Callable[[CloudEvent], bool], count: int = 1, timeout: float = 60
-    ) -> list[CloudEvent]:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [e for e, _ in self.seen if predicate(e)]
-            if len(found) >= count or time.monotonic() > deadline:
-                return found
-            self.poll(0.3)
-
-    def close(self) -> None:
-        self._consumer.close()
 
 
 class Pipeline:

@@ -18,8 +18,9 @@ import pytest
 
 from tests.sdk_strict import read_strict
 from whale.es.store import Store
+from whale.testing import Tap
 
-from .ec_live import Pipeline, Tap
+from .ec_live import Pipeline
 
 pytestmark = pytest.mark.integration
 STRUCTURED = {"content-type": "application/cloudevents+json"}
@@ -66,8 +67,8 @@ def any_type(pipeline: Pipeline, http: httpx.Client) -> str:
 @pytest.fixture(scope="module")
 def taps(pipeline: Pipeline) -> Iterator[tuple[Tap, Tap]]:
     ingest, events = (
-        Tap(pipeline.stack, pipeline.settings.ingest_topic),
-        Tap(pipeline.stack, pipeline.events_topic),
+        Tap(pipeline.stack, pipeline.settings.ingest_topic, from_start=True),
+        Tap(pipeline.stack, pipeline.events_topic, from_start=True),
     )
     yield ingest, events
     ingest.close()
@@ -151,8 +152,8 @@ def test_hostile_events_are_4xx_naming_the_field_and_nothing_is_written(
     sentinel = s.event()
     assert s.http.post("/events", json=sentinel, headers=STRUCTURED).status_code == 202
     ingest, events = taps
-    assert events.wait_for(lambda ev: ev.id == sentinel["id"])
-    ingest.wait_for(lambda ev: ev.id == sentinel["id"])
+    assert events.wait(lambda ev: ev.id == sentinel["id"])
+    ingest.wait(lambda ev: ev.id == sentinel["id"])
     written = {ev.id for ev, _ in ingest.seen} | {ev.id for ev, _ in events.seen}
     assert not (written & s.refused_ids), "a refused request was (half-)written"
 
@@ -164,7 +165,7 @@ def test_sizes_around_the_kafka_limit(pipeline: Pipeline, http: httpx.Client, ta
     over = s.event(data={"host": "x" * 999_900, "value": 1})
     response = http.post("/events", json=over, headers=STRUCTURED)
     assert response.status_code == 413 and "1000000" in response.json()["message"]
-    assert taps[1].wait_for(lambda ev: ev.id == fits["id"])  # accepted = forwarded by the dedupe stage
+    assert taps[1].wait(lambda ev: ev.id == fits["id"])  # accepted = forwarded by the dedupe stage
 
 
 def test_every_content_mode_round_trips(
@@ -189,7 +190,7 @@ def test_every_content_mode_round_trips(
     doc["data_base64"] = base64.b64encode(payload).decode()
     assert http.post("/events", json=doc, headers=STRUCTURED).status_code == 202
     sent[doc_id] = payload
-    found = taps[1].wait_for(lambda ev: ev.id in sent, count=len(sent))
+    found = taps[1].wait(lambda ev: ev.id in sent, count=len(sent))
     assert {ev.id: ev.data for ev in found} == sent
     deadline = time.monotonic() + 60
     while True:
@@ -229,7 +230,7 @@ def test_what_the_event_center_wrote_is_read_by_the_sdk_in_strict_mode(taps: tup
     ingest, events = taps
     ingest.poll(1.0)
     events.poll(1.0)
-    messages = [m for _, m in ingest.seen] + [m for _, m in events.seen]
+    messages = ingest.messages + events.messages
     assert messages
     for message in messages:
         read_strict(message)

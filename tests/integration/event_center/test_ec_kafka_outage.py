@@ -29,8 +29,9 @@ from whale.infra import kafka as infra_kafka
 from whale.infra import stack as infra_stack
 from whale.infra.settings import InfraSettings
 from whale.settings import WhaleSettings
+from whale.testing import Tap
 
-from .ec_live import AppThread, Tap
+from .ec_live import AppThread
 
 pytestmark = pytest.mark.integration
 STRUCTURED = {"content-type": "application/cloudevents+json"}
@@ -167,9 +168,9 @@ def test_kafka_outage_refuses_events_with_503_and_recovery_accepts_each_event_ex
         before = _event(type_, source)
         response = _post(http, before)
         assert response.status_code == 202, response.text
-        tap = Tap(private_kafka.client, topics.INGEST)
+        tap = Tap(private_kafka.client, topics.INGEST, from_start=True)
         try:
-            assert [e.id for e in tap.wait_for(lambda e: e.id == before["id"], timeout=PATIENCE)] == [
+            assert [e.id for e in tap.wait(lambda e: e.id == before["id"], timeout=PATIENCE)] == [
                 before["id"]
             ]
         finally:
@@ -195,10 +196,10 @@ def test_kafka_outage_refuses_events_with_503_and_recovery_accepts_each_event_ex
 
         _until("a POST was not accepted after Kafka restarted", accepted)
 
-    tap = Tap(private_kafka.client, topics.INGEST)
+    tap = Tap(private_kafka.client, topics.INGEST, from_start=True)
     try:
         wanted = {before["id"], after["id"]}
-        tap.wait_for(lambda e: e.id in wanted, count=2, timeout=PATIENCE)
+        tap.wait(lambda e: e.id in wanted, count=2, timeout=PATIENCE)
         tap.poll(3.0)  # room for a late duplicate or a late refused event to show up
         on_topic = Counter(e.id for e, _ in tap.seen)
     finally:

@@ -15,8 +15,9 @@ from whale_dedupe import metrics
 
 from tests.ports import free_port
 from whale.settings import WhaleSettings
+from whale.testing import Tap
 
-from .ec_live import AppThread, LoopThread, Pipeline, Tap
+from .ec_live import AppThread, LoopThread, Pipeline
 
 pytestmark = pytest.mark.integration
 STRUCTURED = {"content-type": "application/cloudevents+json"}
@@ -59,7 +60,7 @@ def test_each_binding_mode_is_accepted_and_reaches_the_events_topic(
     response = post(http, batch, {"content-type": "application/cloudevents-batch+json"})
     assert response.status_code == 202, response.text
     wanted = {structured["id"], binary_id, batch[0]["id"], batch[1]["id"]}
-    found = events_tap.wait_for(lambda e: e.id in wanted, count=4)
+    found = events_tap.wait(lambda e: e.id in wanted, count=4)
     assert {e.id for e in found} == wanted
     by_id = {e.id: e for e in found}
     assert by_id[binary_id].subject == "db1" and by_id[binary_id].data == {"host": "db1", "value": 1}
@@ -108,7 +109,7 @@ def test_a_duplicate_is_not_republished_also_after_a_restart(
 ) -> None:
     original = event(pipeline)
     assert post(http, original).status_code == 202
-    assert len(events_tap.wait_for(lambda e: e.id == original["id"])) == 1
+    assert len(events_tap.wait(lambda e: e.id == original["id"])) == 1
     before = _duplicates()
     assert post(http, original).status_code == 202  # answered as accepted
     _wait_duplicates(before + 1)
@@ -126,7 +127,7 @@ def test_a_duplicate_is_caught_after_the_dedupe_store_was_lost(
     """The local store is deleted while the stage is down: it is rebuilt from the changelog."""
     original = event(pipeline)
     assert post(http, original).status_code == 202
-    assert len(events_tap.wait_for(lambda e: e.id == original["id"])) == 1
+    assert len(events_tap.wait(lambda e: e.id == original["id"])) == 1
     before = _duplicates()
     pipeline.stop_dedupe()
     store = pipeline.dedupe_settings.state.dir / f"dedupe-{pipeline.dedupe_settings.changelog}"
@@ -252,7 +253,7 @@ def test_kafka_not_acknowledging_the_write_is_503(
         assert response.status_code == 503, response.text
         assert "did not acknowledge" in response.json()["message"]
     assert post(http, refused).status_code == 202  # the retry, against a Kafka that answers
-    assert len(events_tap.wait_for(lambda e: e.id == refused["id"])) == 1
+    assert len(events_tap.wait(lambda e: e.id == refused["id"])) == 1
     events_tap.poll(1.0)
     assert len([e for e, _ in events_tap.seen if e.id == refused["id"]]) == 1
 

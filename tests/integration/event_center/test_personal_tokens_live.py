@@ -11,27 +11,15 @@ import httpx
 import pytest
 from whale_event_center.settings import Settings
 
-from tests.kafka_tail import TailThread, event_of
 from tests.ports import free_port
 from whale import topics
 from whale.cli import main as whale
-from whale.cloudevent import CloudEvent
 from whale.settings import WhaleSettings
+from whale.testing import Tap
 
 from .ec_live import AppThread
 
 pytestmark = pytest.mark.integration
-
-
-class Audits(TailThread):
-    def __init__(self, settings: WhaleSettings) -> None:
-        super().__init__(settings, topics.EVENTS)
-        self.seen: list[CloudEvent] = []
-
-    def take(self, msg: object) -> None:
-        event = event_of(msg)
-        if event is not None and event.type.startswith("whale.audit.token."):
-            self.seen.append(event)
 
 
 def _eventually(check: Callable[[], bool], timeout: float = 30) -> None:
@@ -59,14 +47,13 @@ def test_a_token_made_with_the_cli_works_on_every_replica_until_revoked(
 
         assert whale(["tokens", "list"]) == 0
         assert token_id in capsys.readouterr().out
-        audits = Audits(stack)
-        audits.start()
+        audits = Tap(stack, topics.EVENTS, keep=lambda e: e.type.startswith("whale.audit.token."))
         try:
             assert whale(["tokens", "revoke", token_id]) == 0
-            _eventually(lambda: any(e.subject == f"token/{token_id}" for e in audits.seen))
+            _eventually(lambda: any(e.subject == f"token/{token_id}" for e in audits.events))
         finally:
             audits.close()
-        (revoked,) = [e for e in audits.seen if e.subject == f"token/{token_id}"]
+        (revoked,) = [e for e in audits.events if e.subject == f"token/{token_id}"]
         assert revoked.type == "whale.audit.token.revoked" and revoked.data["after"]["revoked"] is True
         assert revoked.data["actor"]["name"].startswith("cli:")
 

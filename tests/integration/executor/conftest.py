@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,6 @@ from whale_executor.app import Executor
 from whale_executor.settings import Settings
 
 from tests.executor.exec_stub import Stub, start_stub
-from tests.kafka_tail import TailThread, event_of
 from tests.ports import free_port
 from whale import topics
 from whale.admin import ensure_topics
@@ -28,42 +27,9 @@ from whale.binding import KafkaMessage
 from whale.cloudevent import CloudEvent
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
+from whale.testing import Tap
 
 CATALOG = Path(__file__).parent / "catalog"
-
-
-class Tap(TailThread):
-    """Events of one topic written since the tap opened (read in a thread; no group commits)."""
-
-    def __init__(self, settings: WhaleSettings, topic: str, keep: Callable[[CloudEvent], bool]) -> None:
-        super().__init__(settings, topic)
-        self._keep = keep
-        self.events: list[CloudEvent] = []
-        self.start()
-
-    def take(self, msg: Any) -> None:
-        event = event_of(msg)
-        if event is not None and self._keep(event):  # foreign poison is not ours
-            self.events.append(event)
-
-    def of(self, type_prefix: str, **data: Any) -> list[CloudEvent]:
-        return [
-            e
-            for e in list(self.events)
-            if e.type.startswith(type_prefix) and all(e.data.get(k) == v for k, v in data.items())
-        ]
-
-    async def wait(
-        self, type_prefix: str, count: int = 1, timeout: float = 60.0, **data: Any
-    ) -> list[CloudEvent]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.of(type_prefix, **data)
-            if len(found) >= count:
-                return found
-            await asyncio.sleep(0.05)
-        seen = [(e.type, e.data.get("task")) for e in self.events]
-        raise AssertionError(f"no {count} x {type_prefix} {data} within {timeout}s; seen {seen}")
 
 
 @pytest.fixture
@@ -81,7 +47,7 @@ def pool(stack: WhaleSettings) -> Iterator[str]:
 
 @pytest.fixture
 def results(stack: WhaleSettings, pool: str) -> Iterator[Tap]:
-    tap = Tap(stack, topics.RESULTS, lambda e: isinstance(e.data, dict) and e.data.get("pool") == pool)
+    tap = Tap(stack, topics.RESULTS, keep=lambda e: isinstance(e.data, dict) and e.data.get("pool") == pool)
     yield tap
     tap.close()
 

@@ -7,8 +7,9 @@ import pytest
 from whale_executor.app import Executor
 
 from whale.producer import EventProducer
+from whale.testing import Tap
 
-from .conftest import Tap, request_event, send_request
+from .conftest import request_event, send_request
 
 pytestmark = pytest.mark.integration
 
@@ -20,11 +21,11 @@ async def test_playbook_recap_and_failed_task_message_in_the_results(
     bad = request_event(pool, "test.greet", {"hosts": ["localhost"], "who": "mallory"})
     for event in (ok, bad):
         await send_request(producer, event)
-    (done,) = await results.wait("whale.action.succeeded", request_id=ok.id)
+    (done,) = await results.expect("whale.action.succeeded", request_id=ok.id)
     assert done.data["output"]["recap"] == {
         "localhost": {"ok": 1, "changed": 0, "failed": 0, "unreachable": 0, "skipped": 1}
     }
-    (failed,) = await results.wait("whale.action.failed", request_id=bad.id)
+    (failed,) = await results.expect("whale.action.failed", request_id=bad.id)
     assert failed.data["error"] == {
         "message": "playbook greet.yml failed (rc 2): localhost: refusing mallory",
         "retryable": False,

@@ -15,8 +15,9 @@ import pytest
 
 from tests.executor.exec_stub import Stub
 from whale.producer import EventProducer
+from whale.testing import Tap
 
-from .conftest import Subprocess, Tap, request_event, send_request
+from .conftest import Subprocess, request_event, send_request
 
 pytestmark = pytest.mark.integration
 SLOW_HTTP = """\
@@ -71,7 +72,7 @@ async def test_kill9_mid_workflow_then_resume(
         pool, f"test.resume-{variant}", {"file": str(marks), "sleep": 60}, kind="workflow"
     )
     await send_request(producer, request)
-    await results.wait("whale.workflow.task.started", request_id=request.id, task="two")
+    await results.expect("whale.workflow.task.started", request_id=request.id, task="two")
     for _ in range(200):  # the shell of task two is running
         if marks.exists() and "two" in marks.read_text().split():
             break
@@ -83,7 +84,7 @@ async def test_kill9_mid_workflow_then_resume(
     spawn.launch()
     await spawn.ready()
 
-    (end,) = await results.wait("whale.workflow.completed", request_id=request.id, timeout=90)
+    (end,) = await results.expect("whale.workflow.completed", request_id=request.id, timeout=90)
     runs = marks.read_text().split()
     assert runs.count("one") == 1  # finished before the crash: never run again
     assert runs.count("three") == 1
@@ -120,7 +121,7 @@ async def test_kill9_mid_action_abandons_a_non_idempotent_action(
     spawn.kill9()
     spawn.launch()
     await spawn.ready()
-    (abandoned,) = await results.wait("whale.action.abandoned", request_id=request.id, timeout=90)
+    (abandoned,) = await results.expect("whale.action.abandoned", request_id=request.id, timeout=90)
     assert "not idempotent" in abandoned.data["error"]["message"]
     assert marks.read_text().split() == ["x"]
 
@@ -148,7 +149,7 @@ async def test_rebalance_mid_run_lets_the_first_owner_finish_and_the_request_run
     await eventually(lambda: stub.requests("/api/slow"))  # the call is under way in the first executor
 
     joiner.launch()  # joins the group: the first executor's partitions are revoked mid-call
-    done = (await results.wait("whale.action.succeeded", request_id=request.id, timeout=90))[0]
+    done = (await results.expect("whale.action.succeeded", request_id=request.id, timeout=90))[0]
     await joiner.ready(timeout=90)
     assert "revoke_waiting" in log_events(spawn)  # the rebalance did happen while the call ran
     await asyncio.sleep(5)  # a redelivery of the request would be answered within this
@@ -171,7 +172,7 @@ async def test_rebalance_after_the_grace_cancels_the_run_before_the_new_owner_re
     assert commands_with(str(marks))
 
     joiner.launch()  # the rebalance comes long before the 90 s command ends: it is cancelled
-    abandoned = (await results.wait("whale.action.abandoned", request_id=request.id, timeout=90))[0]
+    abandoned = (await results.expect("whale.action.abandoned", request_id=request.id, timeout=90))[0]
     assert "not idempotent" in abandoned.data["error"]["message"]
     assert not commands_with(str(marks))  # the first run was stopped (its process group killed)
     await joiner.ready(timeout=90)

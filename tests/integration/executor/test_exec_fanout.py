@@ -10,8 +10,9 @@ import pytest
 from whale_executor.app import Executor
 
 from whale.producer import EventProducer
+from whale.testing import Tap
 
-from .conftest import Subprocess, Tap, request_event, send_request
+from .conftest import Subprocess, request_event, send_request
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ async def test_fan_out_two_at_a_time_stops_after_two_failures(
     ]
     request = request_event(pool, "test.fanout", {"hosts": hosts}, kind="workflow")
     await send_request(producer, request)
-    (end,) = await results.wait("whale.workflow.failed", request_id=request.id)
+    (end,) = await results.expect("whale.workflow.failed", request_id=request.id)
     (failure,) = end.data["error"]["failures"]
     assert failure["task"] == "restart"
     assert failure["error"]["message"] == (
@@ -64,6 +65,6 @@ async def test_kill9_mid_fan_out_keeps_finished_items_and_abandons_the_interrupt
     (tmp_path / "marks.txt.fast").touch()
     spawn.launch()
     await spawn.ready()
-    (end,) = await results.wait("whale.workflow.completed", request_id=request.id, timeout=90)
+    (end,) = await results.expect("whale.workflow.completed", request_id=request.id, timeout=90)
     assert marks.read_text().split() == ["a", "b", "c"]  # a not run again, b abandoned, c run
     assert end.data["output"] == {"statuses": ["succeeded", "abandoned", "succeeded"]}

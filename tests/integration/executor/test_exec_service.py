@@ -18,8 +18,9 @@ from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
+from whale.testing import Tap
 
-from .conftest import Tap, request_event, send_request
+from .conftest import request_event, send_request
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +31,7 @@ async def test_http_action_calls_the_saas_api_with_secret_auth_and_retries_5xx_w
     stub.route("POST", "/api/tickets", (503, {"error": "busy"}), (500, {}), (201, {"id": 42}))
     request = request_event(pool, "test.ticket", {"api": stub.url, "title": "disk full", "priority": 2})
     await send_request(producer, request)
-    (done,) = await results.wait("whale.action.succeeded", request_id=request.id)
+    (done,) = await results.expect("whale.action.succeeded", request_id=request.id)
     assert done.data["output"]["status"] == 201 and done.data["output"]["body"] == {"id": 42}
     assert done.data["output"]["attempts"] == 3
     assert done.extensions["causationid"] == request.id
@@ -48,7 +49,7 @@ async def test_notify_action_posts_markdown_to_the_wecom_robot(
     stub.route("POST", "/cgi-bin/webhook/send", (200, {"errcode": 0, "errmsg": "ok"}))
     request = request_event(pool, "test.wecom", {"title": "Disk full", "host": "db1"})
     await send_request(producer, request)
-    (done,) = await results.wait("whale.action.succeeded", request_id=request.id)
+    (done,) = await results.expect("whale.action.succeeded", request_id=request.id)
     (seen,) = stub.requests("/cgi-bin/webhook/send")
     assert seen.body == {"msgtype": "markdown", "markdown": {"content": "## Disk full\n> host: **db1**"}}
     robot_key = env["WHALE_TEST_WECOM_WEBHOOK"].rsplit("=", 1)[1]
@@ -63,12 +64,12 @@ async def test_shell_and_python_actions_and_a_hung_command_killed_at_its_timeout
     hung = request_event(pool, "test.hang", {"seconds": 60})
     for event in (echo, python, hung):
         await send_request(producer, event)
-    (shell_done,) = await results.wait("whale.action.succeeded", request_id=echo.id)
+    (shell_done,) = await results.expect("whale.action.succeeded", request_id=echo.id)
     assert shell_done.data["output"]["stdout"] == "a b; $(reboot)\n"
     assert shell_done.data["output"]["exit_code"] == 0
-    (py_done,) = await results.wait("whale.action.succeeded", request_id=python.id)
+    (py_done,) = await results.expect("whale.action.succeeded", request_id=python.id)
     assert py_done.data["output"] == {"message": {"x": [1, 2]}}
-    (timed_out,) = await results.wait("whale.action.timed_out", request_id=hung.id)
+    (timed_out,) = await results.expect("whale.action.timed_out", request_id=hung.id)
     assert timed_out.data["output"]["killed"] is True
     assert timed_out.data["error"]["retryable"] is True
     assert timed_out.data["duration_ms"] < 10_000
@@ -87,16 +88,16 @@ async def test_invalid_params_and_malformed_requests_become_failed_results(
         data={"target": {"kind": "action", "pool": pool}, "idempotency_key": "m1", "pool": pool},
     )
     await producer.send(topics.actions_topic(pool), malformed)
-    (failed,) = await results.wait("whale.action.failed", request_id=bad.id)
+    (failed,) = await results.expect("whale.action.failed", request_id=bad.id)
     fields = {p["field"] for p in failed.data["error"]["problems"]}
     assert fields == {"title", "priority"} and failed.data["error"]["retryable"] is False
-    (missing,) = await results.wait("whale.action.failed", request_id=unknown.id)
+    (missing,) = await results.expect("whale.action.failed", request_id=unknown.id)
     assert "no action 'no.such.action'" in missing.data["error"]["message"]
     await asyncio.sleep(0.5)
     assert executor.catalog.actions  # still serving
     again = request_event(pool, "core.noop", {})
     await send_request(producer, again)
-    await results.wait("whale.action.succeeded", request_id=again.id)
+    await results.expect("whale.action.succeeded", request_id=again.id)
 
 
 async def test_redelivered_request_is_not_run_again_and_gets_the_recorded_result(
@@ -105,9 +106,9 @@ async def test_redelivered_request_is_not_run_again_and_gets_the_recorded_result
     stub.route("POST", "/api/tickets", (201, {"id": 1}))
     request = request_event(pool, "test.ticket", {"api": stub.url, "title": "once", "priority": 1})
     await send_request(producer, request)
-    await results.wait("whale.action.succeeded", request_id=request.id)
+    await results.expect("whale.action.succeeded", request_id=request.id)
     await send_request(producer, request)  # at-least-once delivery: the same request again
-    first, second = await results.wait("whale.action.succeeded", 2, request_id=request.id)
+    first, second = await results.expect("whale.action.succeeded", 2, request_id=request.id)
     assert first.id == second.id
     assert len(stub.requests("/api/tickets")) == 1
 
@@ -118,7 +119,7 @@ async def test_workflow_branches_join_and_approval(
 ) -> None:
     request = request_event(pool, "test.branches-approval", {"host": "web7"}, kind="workflow")
     await send_request(producer, request)
-    (waiting,) = await results.wait("whale.workflow.task.waiting", request_id=request.id, timeout=60)
+    (waiting,) = await results.expect("whale.workflow.task.waiting", request_id=request.id, timeout=60)
     run_id = waiting.data["run_id"]
     assert waiting.subject == run_id and waiting.data["output"]["message"] == "Go ahead on web7?"
     branch_done = {e.data["task"] for e in results.of("whale.workflow.task.succeeded", request_id=request.id)}
@@ -130,7 +131,7 @@ async def test_workflow_branches_join_and_approval(
         data={"run_id": run_id, "task": "gate", "by": "alice", "comment": "ok" if granted else "not now"},
     )
     await producer.send(topics.EVENTS, decision)
-    (end,) = await results.wait("whale.workflow.completed", request_id=request.id)
+    (end,) = await results.expect("whale.workflow.completed", request_id=request.id)
     expected = "approved by alice" if granted else "denied by alice: not now"
     assert end.data["output"] == {"left": "left of web7", "decision": expected}
     assert end.data["tasks"]["gate"] == ("succeeded" if granted else "failed")

@@ -14,8 +14,9 @@ import pytest
 
 from whale.infra.sshd import LocalSshd
 from whale.producer import EventProducer
+from whale.testing import Tap
 
-from .conftest import Subprocess, Tap, request_event, send_request
+from .conftest import Subprocess, request_event, send_request
 
 pytestmark = pytest.mark.integration
 SSH_MARK = """\
@@ -71,7 +72,7 @@ async def test_kill9_mid_ssh_action_abandons_it_without_running_it_again(
     spawn.launch()
     await spawn.ready()
     try:
-        (abandoned,) = await results.wait("whale.action.abandoned", request_id=request.id, timeout=90)
+        (abandoned,) = await results.expect("whale.action.abandoned", request_id=request.id, timeout=90)
         assert "not idempotent" in abandoned.data["error"]["message"]
         assert abandoned.data["error"]["retryable"] is False
         assert marks.read_text().split() == ["x"]

@@ -15,8 +15,9 @@ from whale.admin import ensure_topics
 from whale.binding import KafkaMessage
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
+from whale.testing import Tap
 
-from .re_helpers import Scope, Tap, Worker
+from .re_helpers import Scope, Worker
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +45,7 @@ def tap(re_settings: WhaleSettings) -> Iterator[Callable[[str, Callable[[KafkaMe
     opened: list[Tap] = []
 
     def open_tap(topic: str, keep: Callable[[KafkaMessage], bool]) -> Tap:
-        t = Tap(re_settings, topic, keep)
+        t = Tap(re_settings, topic, keep_message=keep)
         opened.append(t)
         return t
 

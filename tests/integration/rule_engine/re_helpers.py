@@ -8,17 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from tests.kafka_tail import TailThread, plain
 from tests.ports import free_port
 from whale import topics
-from whale.binding import KafkaMessage, from_kafka, to_binary
+from whale.binding import to_binary
 from whale.cloudevent import CloudEvent
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
@@ -38,39 +35,6 @@ class Scope:
     @property
     def actions_topic(self) -> str:
         return topics.actions_topic(self.pool)
-
-
-class Tap(TailThread):
-    """Raw messages of one topic written after the tap opened, kept when ``keep(msg)`` says so."""
-
-    def __init__(self, settings: WhaleSettings, topic: str, keep: Callable[[KafkaMessage], bool]) -> None:
-        super().__init__(settings, topic)
-        self._keep = keep
-        self.messages: list[KafkaMessage] = []
-        self.start()
-
-    def take(self, msg: Any) -> None:
-        message = plain(msg)
-        if self._keep(message):
-            self.messages.append(message)
-
-    def events(self) -> list[CloudEvent]:
-        return [from_kafka(m) for m in list(self.messages)]
-
-    def wait(self, count: int, timeout: float = 90.0) -> list[KafkaMessage]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(self.messages) < count:
-            time.sleep(0.1)
-        return list(self.messages)
-
-    def settle(self, quiet: float = 3.0) -> list[KafkaMessage]:
-        """Wait until nothing new arrived for ``quiet`` seconds (to check that nothing more comes)."""
-        seen, since = -1, time.monotonic()
-        while time.monotonic() - since < quiet:
-            if len(self.messages) != seen:
-                seen, since = len(self.messages), time.monotonic()
-            time.sleep(0.1)
-        return list(self.messages)
 
 
 class Worker:

@@ -16,8 +16,9 @@ from whale import topics
 from whale.binding import KafkaMessage, from_kafka
 from whale.cloudevent import CloudEvent
 from whale.producer import EventProducer
+from whale.testing import Tap
 
-from .re_helpers import Scope, Tap, Worker, send
+from .re_helpers import Scope, Worker, send
 
 pytestmark = pytest.mark.integration
 
@@ -103,12 +104,12 @@ def test_hostile_templates_go_to_the_dlq_and_the_next_event_is_still_processed(
     send(producer, topics.EVENTS, hostile, key="k")
     send(producer, topics.EVENTS, normal, key="k")  # same partition: it waits behind the hostile one
 
-    got = actions.wait(2)
+    got = actions.wait_messages(2)
     done.set()
     poller.join(15)
     params = sorted(str(from_kafka(m).data["params"]["t"]) for m in got)
     assert params == ["5001", "ok web-2"]
-    letters = dlq.wait(len(HOSTILE))
+    letters = dlq.wait_messages(len(HOSTILE))
     assert len(dlq.settle()) == len(HOSTILE)
     reasons = {m.header_text("whale_dlq_rule"): m.header_text("whale_dlq_reason") or "" for m in letters}
     for name, (_, words) in HOSTILE.items():

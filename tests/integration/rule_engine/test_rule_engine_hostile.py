@@ -11,8 +11,9 @@ import pytest
 from whale import topics
 from whale.binding import KafkaMessage, from_kafka
 from whale.producer import EventProducer
+from whale.testing import Tap
 
-from .re_helpers import Scope, Tap, Worker, send
+from .re_helpers import Scope, Worker, send
 from .test_rule_engine_worker import alert, alert_rule, write_rules
 
 pytestmark = pytest.mark.integration
@@ -52,7 +53,7 @@ def test_old_over_deep_and_non_unicode_events_are_dead_lettered_and_matching_goe
     producer.send_blocking(topics.EVENTS, poison(scope, f"{scope.tag}-surrogate", bad_text))
     good = alert(scope, host="web-9")
     send(producer, topics.EVENTS, good)
-    requested = [from_kafka(m) for m in actions.wait(1)]
+    requested = [from_kafka(m) for m in actions.wait_messages(1)]
     assert [r.extensions["causationid"] for r in requested] == [good.id]
-    reasons = [m.header_text("whale_dlq_reason") or "" for m in dead.wait(2)]
+    reasons = [m.header_text("whale_dlq_reason") or "" for m in dead.wait_messages(2)]
     assert len(reasons) == 2 and all("data" in r for r in reasons)

@@ -18,8 +18,9 @@ from whale.cloudevent import CloudEvent
 from whale.compacted import delete, put
 from whale.producer import EventProducer
 from whale.rules.model import validate_rule
+from whale.testing import Tap
 
-from .re_helpers import Scope, Tap, Worker, send
+from .re_helpers import Scope, Worker, send
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +79,7 @@ def test_worker_matches_a_real_event_and_emits_an_action_request(
     high = alert(scope, host="web-7")
     send(producer, topics.EVENTS, low)
     send(producer, topics.EVENTS, high)
-    got = [from_kafka(m) for m in actions.wait(1)]
+    got = [from_kafka(m) for m in actions.wait_messages(1)]
     assert len(got) == 1
     request = got[0]
     assert request.type == "whale.action.requested"
@@ -90,7 +91,7 @@ def test_worker_matches_a_real_event_and_emits_an_action_request(
     assert actions.messages[0].key == request.data["idempotency_key"].encode()
     assert len(actions.settle()) == 1
     send(producer, topics.EVENTS, high)  # the same event again, as after a crash before the commit
-    again = from_kafka(actions.wait(2)[1])
+    again = from_kafka(actions.wait_messages(2)[1])
     assert again.id == request.id and again.data["idempotency_key"] == request.data["idempotency_key"]
     assert "whale_rule_engine_actions_requested_total" in worker.metrics()
 
@@ -127,7 +128,7 @@ def test_rule_changes_on_whale_rules_apply_live(
         # v1 (the view may take a moment: resend until the rule is live)
         for _ in range(30):
             send(producer, topics.EVENTS, alert(scope, host="a"))
-            actions.wait(1, timeout=2)
+            actions.wait_messages(1, timeout=2)
             if requests_for(rule_id):
                 break
         assert requests_for(rule_id)[0].data["params"]["title"] == "disk full on a"
@@ -146,7 +147,7 @@ def test_rule_changes_on_whale_rules_apply_live(
             before = len(requests_for(rule_id))
             send(producer, topics.EVENTS, alert(scope, host="c"))
             seen_sentinels = len(requests_for(sentinel.id))
-            actions.wait(seen_sentinels + 1, timeout=5)
+            actions.wait_messages(seen_sentinels + 1, timeout=5)
             actions.settle(1.0)
             if len(requests_for(rule_id)) == before:
                 break
@@ -178,7 +179,7 @@ def test_a_burst_of_100_identical_alerts_makes_one_request_and_99_throttle_notic
     for _ in range(100):
         producer_event = alert(scope, host="web-1")
         send(producer, topics.EVENTS, producer_event)
-    got = notices.wait(99)
+    got = notices.wait_messages(99)
     assert len(actions.settle()) == 1
     assert len(notices.settle()) == 99
     data = [from_kafka(m).data for m in got]
@@ -197,15 +198,15 @@ def test_throttle_state_survives_a_worker_restart(
     first = workers(scope.app_id, rules, name="first")
     first.wait_ready()
     send(producer, topics.EVENTS, alert(scope, host="web-1"))
-    assert len(actions.wait(1)) == 1
+    assert len(actions.wait_messages(1)) == 1
     actions.settle(3.0)  # let the table's changelog write and the offset commit happen
     assert first.stop() == 0
     second = workers(scope.app_id, rules, name="second")
     second.wait_ready()
     send(producer, topics.EVENTS, alert(scope, host="web-1"))
     send(producer, topics.EVENTS, alert(scope, host="web-2"))
-    assert len(notices.wait(1)) == 1
-    assert len(actions.wait(2)) == 2
+    assert len(notices.wait_messages(1)) == 1
+    assert len(actions.wait_messages(2)) == 2
     keys = [from_kafka(m).data["params"]["title"] for m in actions.settle()]
     assert keys == ["disk full on web-1", "disk full on web-2"]
     assert from_kafka(notices.messages[0]).data["key"] == "web-1"
@@ -225,7 +226,7 @@ def test_kill_9_mid_burst_never_lets_a_second_trigger_through(
     sent = [alert(scope, host=keys[n % 5]) for n in range(200)]
     for event in sent[:100]:
         send(producer, topics.EVENTS, event)
-    actions.wait(1)
+    actions.wait_messages(1)
     first.kill9()
     second = workers(scope.app_id, rules, name="second")
     for event in sent[100:]:
@@ -267,7 +268,7 @@ def test_two_workers_share_partitions_without_double_triggering(
         for i, key in enumerate(keys):
             event = alert(scope, host=key)
             send(producer, topics.EVENTS, event, key=f"spread-{round_}-{i}")  # spread over partitions
-    notices.wait(50, timeout=120)
+    notices.wait_messages(50, timeout=120)
     requests = [from_kafka(m).data for m in actions.settle(5.0)]
     assert sorted(r["params"]["title"] for r in requests) == sorted(f"disk full on {k}" for k in keys)
     assert len(notices.settle()) == 50
@@ -303,7 +304,7 @@ def test_render_failures_and_injection_attempts_land_in_the_dlq_with_reasons(
     producer.send_blocking(
         topics.EVENTS, KafkaMessage(b"k", b"\x00not an event", (("x-test", scope.tag.encode()),))
     )
-    got = dlq.wait(5)
+    got = dlq.wait_messages(5)
     assert len(dlq.settle()) == 5
     by_rule = {m.header_text("whale_dlq_rule"): m.header_text("whale_dlq_reason") or "" for m in got}
     assert "nope" in by_rule[f"{scope.tag}-missing"]
@@ -313,5 +314,5 @@ def test_render_failures_and_injection_attempts_land_in_the_dlq_with_reasons(
     for m in got:
         if m.header_text("whale_dlq_rule"):
             assert m.header_text("ce_id") == event.id and json.loads(m.value or b"{}")["host"] == "web-1"
-    requests = [from_kafka(m).data for m in actions.wait(1)]
+    requests = [from_kafka(m).data for m in actions.wait_messages(1)]
     assert [r["params"] for r in requests] == [{"t": "ok web-1"}]

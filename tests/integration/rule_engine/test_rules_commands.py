@@ -21,8 +21,9 @@ from whale.compacted import delete, put
 from whale.producer import EventProducer
 from whale.rules.model import validate_rule
 from whale.settings import WhaleSettings
+from whale.testing import Tap
 
-from .re_helpers import Scope, Tap
+from .re_helpers import Scope
 
 pytestmark = pytest.mark.integration
 

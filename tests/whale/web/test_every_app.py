@@ -30,7 +30,7 @@ from whale_indexer import metrics as indexer_metrics
 from whale_rule_engine import metrics as rule_engine_metrics
 from whale_todo import metrics as todo_metrics
 
-from tests.adapters.fakes import DictSchemas, FakeProducer
+from tests.adapters.fakes import DictSchemas
 from tests.event_center.ec_fakes import Harness, make_harness
 from tests.metric_names import declared, exported
 from tests.ports import free_port
@@ -39,6 +39,7 @@ from whale import metrics as library_metrics
 from whale.health import serve_health
 from whale.metrics import Families
 from whale.producer import EventProducer
+from whale.testing import FakeProducer
 from whale.web.health import metrics_payload
 
 KEYS = {"error", "message", "problems", "retryable"}

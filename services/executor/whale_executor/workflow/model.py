@@ -39,6 +39,7 @@ from whale.rules import templating
 from whale_executor.actions.base import Action, SchemaParams
 from whale_executor.actions.yamlspec import check_templates
 from whale_executor.errors import CatalogError
+from whale_executor.workflow import graph
 
 WORKFLOW_KEYS = frozenset({"kind", "name", "description", "params", "timeout", "tasks", "start", "output"})
 FANOUT_KEYS = frozenset(
@@ -153,14 +154,14 @@ def parse_workflow(doc: Mapping[str, Any], *, source: str, actions: Mapping[str,
                         f"task {task.name!r}: next[{i}].do names a missing task {target!r}", source=source
                     )
                 inbound[target].add(task.name)
-    start = _start(doc.get("start"), tasks, inbound, source)
-    reachable = _reach(start, tasks)
+    start = graph.start_tasks(doc.get("start"), tasks, inbound, source)
+    reachable = graph.reachable(start, tasks)
     lost = sorted(set(tasks) - reachable)
     if lost:
         raise CatalogError(
             f"task {lost[0]!r} is unreachable (no transition from a start task leads to it)", source=source
         )
-    _check_cycles(tasks, source)
+    graph.check_cycles(tasks, source)
     for task in tasks.values():
         if task.join is not None:
             wanted = len(inbound[task.name]) if task.join == 0 else task.join
@@ -170,7 +171,7 @@ def parse_workflow(doc: Mapping[str, Any], *, source: str, actions: Mapping[str,
                     source=source,
                 )
             task.join = wanted
-    ancestors = {n: _ancestors(n, inbound) for n in tasks}
+    ancestors = {n: graph.ancestors(n, inbound) for n in tasks}
     for task in tasks.values():
         where = f"task {task.name!r}: input"
         _check_refs(task.input, ancestors[task.name], where, tasks, source, item=task.fanout is not None)
@@ -382,99 +383,6 @@ def _transitions(raw: Any, where: str, source: str) -> list[Transition]:
             raise CatalogError(f"{where}: next[{i}].do must name a task or list tasks", source=source)
         out.append(Transition(on=on, when=when, do=tuple(targets)))
     return out
-
-
-def _start(raw: Any, tasks: dict[str, Task], inbound: dict[str, set[str]], source: str) -> list[str]:
-    if raw is None:
-        start = [n for n in tasks if not inbound[n]]
-        if not start:
-            raise CatalogError(
-                "no start task: every task has a transition leading to it (set start)", source=source
-            )
-        return start
-    names = [raw] if isinstance(raw, str) else raw
-    if not isinstance(names, list) or not names:
-        raise CatalogError("must name a task or list tasks", source=source, field="start")
-    for n in names:
-        if n not in tasks:
-            raise CatalogError(f"names a missing task {n!r}", source=source, field="start")
-    return list(names)
-
-
-def _reach(start: list[str], tasks: dict[str, Task]) -> set[str]:
-    seen: set[str] = set()
-    todo = list(start)
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        todo.extend(t for tr in tasks[name].next for t in tr.do)
-    return seen
-
-
-def _ancestors(name: str, inbound: dict[str, set[str]]) -> set[str]:
-    """Tasks with a path to ``name`` (those that may have run before it)."""
-    seen: set[str] = set()
-    todo = list(inbound[name])
-    while todo:
-        cur = todo.pop()
-        if cur not in seen:
-            seen.add(cur)
-            todo.extend(inbound[cur])
-    return seen
-
-
-def _sccs(tasks: dict[str, Task]) -> list[set[str]]:
-    """Strongly connected components (Tarjan, iterative enough for workflow sizes)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    out: list[set[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in {t for tr in tasks[v].next for t in tr.do}:
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp: set[str] = set()
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                comp.add(w)
-                if w == v:
-                    break
-            out.append(comp)
-
-    for v in tasks:
-        if v not in index:
-            visit(v)
-    return out
-
-
-def _check_cycles(tasks: dict[str, Task], source: str) -> None:
-    """A cycle has no exit when, for every task in it and each outcome, an unconditional
-    transition leads back into the cycle: the run could never end."""
-    for comp in _sccs(tasks):
-        first = next(iter(comp))
-        if len(comp) == 1 and first not in {t for tr in tasks[first].next for t in tr.do}:
-            continue
-
-        def loops(task: Task, outcome: str, comp: set[str] = comp) -> bool:
-            return any(tr.matches(outcome) and tr.when is None and set(tr.do) & comp for tr in task.next)
-
-        if all(loops(tasks[n], "success") and loops(tasks[n], "failure") for n in comp):
-            names = ", ".join(repr(n) for n in sorted(comp))
-            raise CatalogError(
-                f"tasks {names} form a cycle with no exit (add a condition or a path out)", source=source
-            )
 
 
 def _check_refs(
