@@ -94,6 +94,7 @@ EXPECTED: dict[str, dict[tuple[str, str], Role | str]] = {
         ("POST", "/dlq/{letter_id}/redrive"): Role.operator,
         ("POST", "/dlq/redrive"): Role.operator,
         ("POST", "/replays"): Role.operator,
+        ("POST", "/actions/{name}/run"): Role.operator,
     },
     "dispatcher": {**SPEC, **PROBES, ("GET", "/status"): Role.viewer},
     "adapters": {**SPEC, **PROBES, ("POST", "/alertmanager"): INGEST, ("POST", "/webhooks/{name}"): INGEST},
