@@ -142,6 +142,17 @@ SERVICES: dict[str, Service] = {
             reads=(topics.SUBSCRIPTIONS, "any subscribed topic"),
             writes=(topics.DLQ,),
         ),
+        Service(
+            "chat",
+            "whale_chat",
+            "whale_chat.app:main",
+            "Slack and WeCom callbacks: approve, claim and resolve, command aliases, as the mapped person",
+            "WHALE_CHAT_PORT",
+            8097,
+            "chat",
+            reads=("the event center's HTTP API",),
+            writes=("the event center's HTTP API",),
+        ),
     )
 }
 

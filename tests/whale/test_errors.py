@@ -6,6 +6,7 @@ import re
 
 import pytest
 import whale_adapters.errors
+import whale_chat.errors
 import whale_event_center.errors
 import whale_event_center.rules_api
 import whale_event_center.subscriptions_api
@@ -26,6 +27,7 @@ MODULES = (
     whale.subscriptions,
     whale.rules.templating,
     whale_adapters.errors,
+    whale_chat.errors,
     whale_event_center.errors,
     whale_event_center.rules_api,
     whale_event_center.subscriptions_api,

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _settings_defaults() -> dict[str, tuple[type[BaseSettings], str]]:
     from whale_adapters.dispatcher.settings import Settings as DispatcherSettings
     from whale_adapters.settings import Settings as AdapterSettings
+    from whale_chat.settings import Settings as ChatSettings
     from whale_event_center.settings import Settings as CenterSettings
     from whale_event_center.todos import TodoSettings
     from whale_executor.settings import Settings as ExecutorSettings
@@ -33,6 +34,7 @@ def _settings_defaults() -> dict[str, tuple[type[BaseSettings], str]]:
         "adapters": (AdapterSettings, "port"),
         "rule-engine": (RuleEngineSettings, "port"),
         "dispatcher": (DispatcherSettings, "port"),
+        "chat": (ChatSettings, "port"),
     }
 
 
