@@ -12,12 +12,18 @@ schema changes, internal topics). A person or service proves who it is with
 With dev mode off (the default) a route answers 401 without a valid identity and 403 without the
 role; dev mode (``WHALE_DEV_MODE=true``) makes every caller the admin ``dev-mode`` and is logged
 loudly at start. Health probes are the only routes that use no ``require``.
+
+**Acting for a person.** A token whose record grants ``delegate`` (a relay such as the chat adapter)
+may send ``X-Whale-On-Behalf-Of: <identity name>``: the request then acts as that person, with the
+role of the person's own active tokens (capped at the relay's role), and audit records name both
+(``delegate``: the relay). Any other caller sending the header is refused (403), so a relay never
+widens what the person could do and nobody else can borrow a name.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -34,6 +40,8 @@ from whale.errors import WhaleError
 
 log = structlog.get_logger(__name__)
 TOKEN_PREFIX = "wht_"  # noqa: S105 - the prefix of personal tokens, not a secret
+ON_BEHALF_OF = "X-Whale-On-Behalf-Of"
+DELEGATE = "delegate"  # the grant a token record needs to act on behalf of people
 
 
 class Role(IntEnum):
@@ -65,12 +73,16 @@ class Identity:
     role: Role
     team: str | None = None
     via: Literal["token", "oidc", "dev", "kafka"] = "token"
+    delegate: str | None = None  # the relay (a token with the ``delegate`` grant) acting for this person
+    grants: tuple[str, ...] = ()
 
     def actor(self) -> dict[str, Any]:
         """What audit events and approvals record about the caller."""
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "role": self.role.name, "via": self.via}
         if self.team:
             out["team"] = self.team
+        if self.delegate:
+            out["delegate"] = self.delegate
         return out
 
 
@@ -127,6 +139,8 @@ class TokenBook(Protocol):
 
     def record(self, token_id: str) -> Mapping[str, Any] | None: ...
 
+    def records(self) -> list[Mapping[str, Any]]: ...
+
 
 class JwtVerifier(Protocol):
     async def identity(self, token: str) -> Identity: ...
@@ -154,13 +168,34 @@ def identity_of_record(record: Mapping[str, Any], token: str, now: datetime | No
         if (now or datetime.now(UTC)) >= when:
             raise NotAuthenticated(f"token {record.get('id')!r} expired at {when.isoformat()}")
     kind: Kind = "service" if record.get("kind") == "service" else "person"
+    grants = record.get("grants")
     return Identity(
         name=str(record.get("name")),
         kind=kind,
         role=Role.parse(str(record.get("role", "viewer"))),
         team=record.get("team") or None,
         via="token",
+        grants=tuple(str(g) for g in grants) if isinstance(grants, list) else (),
     )
+
+
+def _active(record: Mapping[str, Any], now: datetime) -> bool:
+    expires = record.get("expires")
+    return not record.get("revoked") and (expires is None or now < datetime.fromisoformat(str(expires)))
+
+
+def person_of_records(records: Iterable[Mapping[str, Any]], name: str, relay: Identity) -> Identity:
+    """``name`` as a relay with the ``delegate`` grant acts for it: the highest role of the person's
+    active tokens, capped at the relay's role; 403 when the name holds no active personal token."""
+    now = datetime.now(UTC)
+    mine = [r for r in records if r.get("name") == name and r.get("kind") != "service" and _active(r, now)]
+    if not mine:
+        raise NotPermitted(
+            f"{relay.name!r} acts for {name!r}, who holds no active personal token here", field=ON_BEHALF_OF
+        )
+    best = max(mine, key=lambda r: Role.parse(str(r.get("role", "viewer"))))
+    role = min(Role.parse(str(best.get("role", "viewer"))), relay.role)
+    return Identity(name=name, kind="person", role=role, team=best.get("team") or None, delegate=relay.name)
 
 
 class Authenticator:
@@ -173,7 +208,24 @@ class Authenticator:
         self.tokens = tokens
         self.oidc = oidc
 
-    async def authenticate(self, authorization: str | None) -> Identity:
+    async def authenticate(self, authorization: str | None, on_behalf_of: str | None = None) -> Identity:
+        caller = await self._caller(authorization)
+        if on_behalf_of is None:
+            return caller
+        name = on_behalf_of.strip()
+        if caller.via == "dev":
+            return Identity(name=name, kind="person", role=Role.admin, via="dev", delegate=caller.name)
+        if DELEGATE not in caller.grants:
+            raise NotPermitted(
+                f"{caller.kind} {caller.name!r} may not act on behalf of others (its token has no "
+                f"'{DELEGATE}' grant)",
+                field=ON_BEHALF_OF,
+            )
+        if not name or self.tokens is None:
+            raise NotPermitted(f"{ON_BEHALF_OF} names no identity known here", field=ON_BEHALF_OF)
+        return person_of_records(self.tokens.records(), name, caller)
+
+    async def _caller(self, authorization: str | None) -> Identity:
         if self.dev_mode:
             return DEV_IDENTITY
         if not authorization:
@@ -207,7 +259,9 @@ def require(role: Role) -> Any:
         auth: Authenticator | None = getattr(request.app.state, "authenticator", None)
         if auth is None:
             raise NotAuthenticated("this service has no authentication configured: every request is refused")
-        identity = await auth.authenticate(request.headers.get("authorization"))
+        identity = await auth.authenticate(
+            request.headers.get("authorization"), request.headers.get(ON_BEHALF_OF)
+        )
         if identity.role < role:
             raise NotPermitted(
                 f"{identity.kind} {identity.name!r} has role {identity.role.name}; this needs {role.name}",

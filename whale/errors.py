@@ -73,6 +73,10 @@ and ``subscriptions`` define theirs beside the code that raises them)::
     │   └── BodyTooLarge                    413 too_large
     ├── whale_dispatcher.DispatcherError    500 dispatcher_error
     │   └── DeliveryFailed                  502 delivery_failed (retryable unless told)
+    ├── whale_chat.ChatError                500 chat_error
+    │   ├── BadCallback                     400 invalid_request (a verified callback it cannot read)
+    │   ├── BadSignature                    401 unauthenticated (bad or stale signature, a replay)
+    │   └── NotConfigured                   404 not_found (a platform without credentials)
     ├── whale_rule_engine.RuleEngineError   500 rule_engine_error
     │   ├── RenderFailed                    400 render_failed
     │   └── BacktestError                   500 backtest_failed

@@ -154,6 +154,17 @@ SERVICES: dict[str, Service] = {
             reads=(EVENT_CENTER_API, topics.CATALOG),
             writes=(EVENT_CENTER_API,),
         ),
+        Service(
+            "chat",
+            "whale_chat",
+            "whale_chat.app:main",
+            "Slack and WeCom callbacks: approve, claim and resolve, command aliases, as the mapped person",
+            "WHALE_CHAT_PORT",
+            8097,
+            "chat",
+            reads=(EVENT_CENTER_API,),
+            writes=(EVENT_CENTER_API,),
+        ),
     )
 }
 

@@ -48,6 +48,7 @@ def new_record(
     ttl: timedelta | None = timedelta(days=90),
     created_by: str = "cli",
     now: datetime | None = None,
+    grants: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The stored record of a new token (no secret in it)."""
     if not NAME.match(name):
@@ -66,6 +67,7 @@ def new_record(
         "expires": (created + ttl).isoformat() if ttl is not None else None,
         "created_by": created_by,
         "revoked": False,
+        **({"grants": list(grants)} if grants else {}),
     }
 
 

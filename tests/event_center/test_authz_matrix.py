@@ -17,12 +17,17 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from whale_adapters.app import Components as AdapterComponents
 from whale_adapters.app import build_app as build_adapters
 from whale_adapters.settings import Settings as AdapterSettings
 from whale_dispatcher.app import Dispatcher
 from whale_dispatcher.app import build_app as build_dispatcher
 from whale_dispatcher.settings import Settings as DispatcherSettings
+from whale_chat.app import create_app as build_chat
+from whale_chat.center import EventCenter
+from whale_chat.config import ChatConfig
+from whale_chat.settings import Settings as ChatSettings
 
 from tests.oidc_issuer import LocalIssuer
 from whale.authz import Authenticator, AuthSettings, Role, http_routes, route_roles
@@ -34,6 +39,7 @@ from .ec_fakes import PEOPLE, PEOPLE_VIEW, Harness, make_harness
 
 OPEN = "open"  # health probes, metrics and the API description: no identity needed
 INGEST = "ingest"  # sender tokens (and people with operator) through their own check
+SIGNED = "signed"  # a chat platform's signature; the person's role is checked by the event center
 
 DOCS = {("GET", "/openapi.json"): OPEN, ("GET", "/docs"): OPEN, ("GET", "/docs/oauth2-redirect"): OPEN}
 DOCS.update({("GET", "/redoc"): OPEN, ("HEAD", "/openapi.json"): OPEN, ("HEAD", "/docs"): OPEN})
@@ -97,9 +103,17 @@ EXPECTED: dict[str, dict[tuple[str, str], Role | str]] = {
         ("POST", "/dlq/{letter_id}/redrive"): Role.operator,
         ("POST", "/dlq/redrive"): Role.operator,
         ("POST", "/replays"): Role.operator,
+        ("POST", "/actions/{name}/run"): Role.operator,
     },
     "dispatcher": {**SPEC, **PROBES, ("GET", "/status"): Role.viewer},
     "adapters": {**SPEC, **PROBES, ("POST", "/alertmanager"): INGEST, ("POST", "/webhooks/{name}"): INGEST},
+    "chat": {
+        **SPEC,
+        **PROBES,
+        ("POST", "/slack"): SIGNED,
+        ("GET", "/wecom"): SIGNED,
+        ("POST", "/wecom"): SIGNED,
+    },
 }
 GROUPS = {"whale-viewers": "viewer", "sre": "operator", "authors": "author", "whale-admins": "admin"}
 GROUP_OF = {Role.parse(role): group for group, role in GROUPS.items()}
@@ -126,10 +140,17 @@ def apps(center: Harness, issuer: LocalIssuer) -> dict[str, FastAPI]:
     authenticator = Authenticator(tokens=ViewTokenBook(PEOPLE_VIEW), oidc=OidcVerifier(auth_settings(issuer)))
     dispatcher = Dispatcher(DispatcherSettings(), cast(EventProducer, None), httpx.AsyncClient())
     adapters = build_adapters(AdapterSettings(), AdapterComponents(writer=cast(Any, None)))
+    chat = build_chat(
+        ChatSettings(slack_signing_secret=SecretStr("s"), wecom_token=SecretStr("t"), wecom_corp_id="c",
+                     wecom_aes_key=SecretStr("6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt")),
+        ChatConfig(),
+        EventCenter("http://127.0.0.1:9", None, timeout=1),
+    )  # fmt: skip
     return {
         "event-center": cast(FastAPI, center.client.app),
         "dispatcher": build_dispatcher(dispatcher, authenticator),
         "adapters": adapters,
+        "chat": chat,
     }
 
 
@@ -212,3 +233,10 @@ def test_open_routes_answer_without_credentials(apps: dict[str, FastAPI]) -> Non
         client = TestClient(apps[name])
         assert client.get("/healthz", headers={"Authorization": ""}).status_code == 200
         assert client.get("/metrics", headers={"Authorization": ""}).status_code == 200
+
+
+def test_chat_callbacks_refuse_requests_without_the_platforms_signature(apps: dict[str, FastAPI]) -> None:
+    client = TestClient(apps["chat"])
+    for method, path in (("POST", "/slack"), ("GET", "/wecom"), ("POST", "/wecom")):
+        answer = client.request(method, path, content=b"<xml><Encrypt>x</Encrypt></xml>")
+        assert answer.status_code == 401, (method, path, answer.text)

@@ -140,3 +140,30 @@ def test_todo_changes_are_audited_with_the_signed_in_name(center: Harness) -> No
     assert opened.status_code in (201, 202), opened.text
     (audit,) = audits(center, "todo.opened")
     assert audit["actor"] == {"name": "operator-person", "kind": "person", "role": "operator", "via": "token"}
+
+
+def test_a_token_created_with_the_delegate_grant_acts_for_a_person_with_their_role(center: Harness) -> None:
+    body = {
+        "name": "chat-relay",
+        "role": "operator",
+        "kind": "service",
+        "grants": ["delegate"],
+        "ttl_days": 1,
+    }
+    made = center.client.post("/tokens", json=body)
+    assert made.status_code == 201 and made.json()["grants"] == ["delegate"], made.text
+    relay = {"Authorization": f"Bearer {made.json()['token']}"}
+    assert (
+        center.client.get("/rules", headers={**relay, "X-Whale-On-Behalf-Of": "viewer-person"}).status_code
+        == 200
+    )
+    as_viewer = center.client.post(
+        "/todos", json={"title": "x"}, headers={**relay, "X-Whale-On-Behalf-Of": "viewer-person"}
+    )
+    assert as_viewer.status_code == 403 and "viewer" in as_viewer.json()["message"]
+    borrowed = center.client.get(
+        "/rules", headers={**bearer("admin"), "X-Whale-On-Behalf-Of": "viewer-person"}
+    )
+    assert borrowed.status_code == 403 and "delegate" in borrowed.json()["message"]
+    bad = center.client.post("/tokens", json={**body, "grants": ["root"]})
+    assert bad.status_code == 400

@@ -9,19 +9,30 @@ import pytest
 
 from whale import tokens
 from whale.audit import audit_event, redact
-from whale.authz import DEV_IDENTITY, Authenticator, NotAuthenticated, Role, split_token, topic_role
+from whale.authz import (
+    DEV_IDENTITY,
+    Authenticator,
+    NotAuthenticated,
+    NotPermitted,
+    Role,
+    split_token,
+    topic_role,
+)
 
 
 class Book:
     def __init__(self) -> None:
-        self.records: dict[str, Mapping[str, Any]] = {}
+        self.stored: dict[str, Mapping[str, Any]] = {}
 
     def record(self, token_id: str) -> Mapping[str, Any] | None:
-        return self.records.get(token_id)
+        return self.stored.get(token_id)
 
-    def issue(self, role: Role, **kwargs: Any) -> str:
+    def records(self) -> list[Mapping[str, Any]]:
+        return list(self.stored.values())
+
+    def issue(self, role: Role, name: str = "ann", **kwargs: Any) -> str:
         token_id, token = tokens.new_personal_token()
-        self.records[token_id] = tokens.new_record(token, token_id, name="ann", role=role, **kwargs)
+        self.stored[token_id] = tokens.new_record(token, token_id, name=name, role=role, **kwargs)
         return token
 
 
@@ -46,7 +57,7 @@ def test_a_personal_token_gives_its_identity_and_only_its_hash_is_stored() -> No
         "db",
         "person",
     )
-    assert all(token not in str(r) for r in book.records.values())
+    assert all(token not in str(r) for r in book.stored.values())
 
 
 @pytest.mark.parametrize(
@@ -73,7 +84,7 @@ def test_expired_revoked_and_altered_tokens_are_refused() -> None:
     assert token_id is not None
     with pytest.raises(NotAuthenticated, match="unknown token"):
         run(Authenticator(tokens=book), f"Bearer {good}x")
-    book.records[token_id[0]] = tokens.revoked(book.records[token_id[0]], "boss")
+    book.stored[token_id[0]] = tokens.revoked(book.stored[token_id[0]], "boss")
     with pytest.raises(NotAuthenticated, match="revoked"):
         run(Authenticator(tokens=book), f"Bearer {good}")
 
@@ -109,3 +120,29 @@ def test_dev_mode_is_only_read_from_the_whale_variables(monkeypatch: pytest.Monk
     assert AuthSettings().dev_mode is False
     monkeypatch.setenv("WHALE_DEV_MODE", "true")
     assert AuthSettings().dev_mode is True
+
+
+def test_a_relay_with_the_delegate_grant_acts_with_the_persons_own_role_and_is_recorded() -> None:
+    book = Book()
+    book.issue(Role.viewer, name="vic")
+    book.issue(Role.operator, name="ann")
+    relay = book.issue(Role.operator, name="chat", kind="service", grants=("delegate",))
+    auth = Authenticator(tokens=book)
+    ann = asyncio.run(auth.authenticate(f"Bearer {relay}", "ann"))
+    assert (ann.name, ann.role, ann.delegate) == ("ann", Role.operator, "chat")
+    assert ann.actor()["delegate"] == "chat"
+    vic = asyncio.run(auth.authenticate(f"Bearer {relay}", "vic"))
+    assert vic.role is Role.viewer
+
+
+def test_acting_for_someone_needs_the_grant_and_a_known_person_and_never_exceeds_the_relay() -> None:
+    book = Book()
+    book.issue(Role.admin, name="boss")
+    plain = book.issue(Role.admin, name="svc", kind="service")
+    relay = book.issue(Role.operator, name="chat", kind="service", grants=("delegate",))
+    auth = Authenticator(tokens=book)
+    with pytest.raises(NotPermitted, match="no 'delegate' grant"):
+        asyncio.run(auth.authenticate(f"Bearer {plain}", "boss"))
+    with pytest.raises(NotPermitted, match="no active personal token"):
+        asyncio.run(auth.authenticate(f"Bearer {relay}", "nobody"))
+    assert asyncio.run(auth.authenticate(f"Bearer {relay}", "boss")).role is Role.operator

@@ -8,6 +8,7 @@ import pytest
 import whale_adapters.errors
 import whale_console.errors
 import whale_dispatcher.errors
+import whale_chat.errors
 import whale_event_center.errors
 import whale_event_center.rules_api
 import whale_event_center.subscriptions_api
@@ -32,6 +33,7 @@ MODULES = (
     whale_adapters.errors,
     whale_console.errors,
     whale_dispatcher.errors,
+    whale_chat.errors,
     whale_event_center.errors,
     whale_event_center.rules_api,
     whale_event_center.subscriptions_api,

@@ -189,6 +189,7 @@ def _banner(env: dict[str, str], scenarios: Path) -> None:
     center = f"http://127.0.0.1:{env['WHALE_EVENT_CENTER_PORT']}"
     adapters = f"http://127.0.0.1:{env['WHALE_ADAPTERS_PORT']}"
     console = f"http://127.0.0.1:{env['WHALE_CONSOLE_PORT']}"
+    chat = f"http://127.0.0.1:{env['WHALE_CHAT_PORT']}"
     payloads = scenarios / "payloads"
     logs = demo_dir(env) / "vm-web-01" / "log"
     print(
@@ -198,6 +199,7 @@ Whale is ready.
   event center   {center}   (API docs {center}/docs; events, /traces/<id>, /schemas, /rules, /todos)
   adapters       {adapters}   (POST /alertmanager, /webhooks/<name>)
   robot          the WeCom robot stand-in prints its messages below as `robot | ...`
+  chat           {chat}   (POST /slack, /wecom: 404 until WHALE_CHAT_SLACK_SIGNING_SECRET or WHALE_CHAT_WECOM_* are set)
 First thing to try (node-exporter's disk alert for vm-web-01; the inventory says its logs are in {logs}):
   curl -s -XPOST {adapters}/alertmanager -H 'Content-Type: application/json' -d @{payloads}/disk-alert.json
 Then:
@@ -247,6 +249,7 @@ def _up(args: argparse.Namespace) -> int:
             for name, value in default_ports().items():
                 env.setdefault(name, value)
         env.setdefault("WHALE_CONSOLE_API_URL", f"http://127.0.0.1:{env['WHALE_EVENT_CENTER_PORT']}")
+        env.setdefault("WHALE_CHAT_EVENT_CENTER_URL", f"http://127.0.0.1:{env['WHALE_EVENT_CENTER_PORT']}")
         names = sorted(services())
         width = max((len(n) for n in names), default=8)
         for name in names:

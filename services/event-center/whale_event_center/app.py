@@ -26,6 +26,7 @@ from whale.tokens import ViewTokenBook
 from whale.web.errors import install_error_handlers
 from whale.web.health import install_health
 from whale_event_center import (
+    actions_api,
     api_schemas,
     api_search,
     approvals_api,
@@ -234,6 +235,7 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
     if parts.runs is not None:
         app.include_router(approvals_api.build_router(parts.producer, parts.runs))
         app.include_router(runs_api.build_router(parts.producer, parts.runs, parts.store))
+    app.include_router(actions_api.build_router(parts.producer, parts.catalog, parts.store))
     topics_of = {"ingest_topic": settings.ingest_topic, "events_topic": settings.events_topic}
     app.include_router(dlq_api.build_router(parts.producer, parts.store, **topics_of))
     app.include_router(

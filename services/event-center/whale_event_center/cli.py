@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     create.add_argument("--role", required=True, choices=["viewer", "operator", "author", "admin"])
     create.add_argument("--kind", default="person", choices=["person", "service"])
     create.add_argument("--team")
+    create.add_argument(
+        "--grant",
+        action="append",
+        choices=["delegate"],
+        help="delegate: may act for people (the chat adapter)",
+    )
     create.add_argument("--ttl-days", type=int, default=90, help="days until it expires (0: never)")
     create.set_defaults(handler=_create)
     listing = actions.add_parser("list", help="list personal tokens (no secrets)")
@@ -95,7 +101,7 @@ def _create(args: argparse.Namespace) -> int:
     try:
         record = personal.new_record(
             token, token_id, name=args.name, role=Role.parse(args.role), kind=args.kind, team=args.team,
-            ttl=ttl, created_by=cli_identity().name,
+            ttl=ttl, created_by=cli_identity().name, grants=tuple(args.grant or ()),
         )  # fmt: skip
     except ValueError as exc:
         raise ConfigError(str(exc), field="name") from None

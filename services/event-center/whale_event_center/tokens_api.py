@@ -32,6 +32,10 @@ class NewToken(BaseModel):
     kind: Literal["person", "service"] = "person"
     team: str | None = Field(default=None, max_length=100)
     ttl_days: int | None = Field(default=90, ge=1, le=3650, description="days until it expires (null: never)")
+    grants: list[Literal["delegate"]] = Field(
+        default_factory=list,
+        description="delegate: may act for people (X-Whale-On-Behalf-Of), e.g. the chat adapter",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +76,7 @@ async def create_token(
     try:
         record = tokens.new_record(
             token, token_id, name=body.name, role=Role.parse(body.role), kind=body.kind,
-            team=body.team, ttl=ttl, created_by=identity.name,
+            team=body.team, ttl=ttl, created_by=identity.name, grants=tuple(body.grants),
         )  # fmt: skip
     except ValueError as exc:
         raise InvalidToken(str(exc), field="name") from None

@@ -138,4 +138,14 @@ components:
     mounts: []
     tokens: false
 {{- end }}
+{{- if $v.chat.enabled }}
+  - name: chat
+    service: chat
+    args: []
+    values: {{ toJson $v.chat }}
+    env: {{ toJson (dict "WHALE_CHAT_HOST" "0.0.0.0" "WHALE_CHAT_PORT" $v.chat.port) }}
+    stateless: true
+    mounts: []
+    tokens: false
+{{- end }}
 {{- end }}
