@@ -1,7 +1,8 @@
 """Who may do what: identities, roles and the ``require(role)`` dependency every HTTP route uses.
 
-Roles are ordered: ``viewer`` (read events, traces, to-dos, rules) < ``operator`` (claim and resolve
-to-dos, answer approvals) < ``author`` (rules, schemas, subscriptions) < ``admin`` (tokens, forced
+Roles are ordered: ``viewer`` (read events, traces, to-dos, rules, runs, approvals, dead letters) <
+``operator`` (claim and resolve to-dos, answer approvals, cancel/pause/resume/retry runs, redrive dead
+letters, replay events) < ``author`` (rules, schemas, subscriptions) < ``admin`` (tokens, forced
 schema changes, internal topics). A person or service proves who it is with
 
 - a personal API token ``wht_<id>.<secret>`` (only its sha256 is stored, on the compacted topic

@@ -183,6 +183,7 @@ def make_harness(**overrides: Any) -> Iterator[Harness]:
     parts = Components(
         producer=producer, schemas=schemas, rules=FakeView(), catalog=FakeView(), store=store,
         tokens=tokens(), kafka_ready=ready, people=people, todos=FakeView(), subscriptions=FakeView(),
+        runs=FakeView(),
     )  # fmt: skip
     app = create_app(settings, parts)
     with TestClient(app, headers=bearer("admin")) as client:

@@ -96,6 +96,13 @@ async def test_an_event_no_rule_matches_opens_a_todo_recorded_and_announced(tmp_
     assert "seen" not in created.data["todo"]
 
 
+async def test_a_dry_run_replayed_event_opens_nothing(tmp_path: Path) -> None:
+    st, _book, producer = stage(tmp_path)
+    event = alert()
+    await st.handle(Received(event.model_copy(update={"extensions": {"replaymode": "dry"}})))
+    assert producer.sent == []
+
+
 async def test_an_event_an_enabled_rule_matches_is_handled_and_opens_nothing(tmp_path: Path) -> None:
     st, _, producer = stage(tmp_path)
     await st.handle(Received(alert("vm.disk.alert", "host-1", value=93)))

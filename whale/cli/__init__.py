@@ -18,11 +18,11 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from whale.cli import events, infra, run, topics, up
+    from whale.cli import events, infra, people, run, topics, up
 
     parser = argparse.ArgumentParser(prog="whale", description="Whale operations automation platform")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (infra, topics, run, up, events):
+    for module in (infra, topics, run, up, events, people):
         module.register(sub)
     for ep in sorted(entry_points(group="whale.cli"), key=lambda e: e.name):
         ep.load()(sub)

@@ -53,6 +53,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _common(trace)
     trace.set_defaults(handler=_trace)
 
+    from whale.cli.people import add_replay  # people's commands build on this module's helpers
+
+    add_replay(actions)
+
     todos = sub.add_parser("todos", help="list, claim and resolve to-do items")
     todo_actions = todos.add_subparsers(dest="todos_command", required=True, metavar="ACTION")
     listing = todo_actions.add_parser("list", help="list to-do items")

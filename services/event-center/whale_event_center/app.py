@@ -28,9 +28,13 @@ from whale.web.health import health_router
 from whale_event_center import (
     api_schemas,
     api_search,
+    approvals_api,
     components,
+    dlq_api,
     metrics,
+    replay_api,
     rules_api,
+    runs_api,
     subscriptions_api,
     todo_api,
     tokens_api,
@@ -203,6 +207,14 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
     if parts.people is not None:
         app.include_router(tokens_api.build_router(parts.producer, parts.people))
     app.include_router(whoami_api.build_router())
+    if parts.runs is not None:
+        app.include_router(approvals_api.build_router(parts.producer, parts.runs))
+        app.include_router(runs_api.build_router(parts.producer, parts.runs, parts.store))
+    topics_of = {"ingest_topic": settings.ingest_topic, "events_topic": settings.events_topic}
+    app.include_router(dlq_api.build_router(parts.producer, parts.store, **topics_of))
+    app.include_router(
+        replay_api.build_router(parts.producer, parts.store, events_topic=settings.events_topic)
+    )
     authz.document(app)
     app.add_middleware(AllowHeader, routes=app.router.routes)
     app.state.registry = registry

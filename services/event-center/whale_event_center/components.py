@@ -39,6 +39,7 @@ class Components:
     subscriptions: Any = None
     people: Any = None
     todos: Any = None  # the whale.todos view (None: the /todos router makes its own)
+    runs: Any = None  # the whale.executor.state view (runs and approvals; None: no /runs, /approvals)
     """The view of ``whale.tokens`` (personal API tokens); None: only dev mode or OIDC identify people."""
 
     async def start_views(self) -> None:
@@ -57,7 +58,7 @@ class Components:
             delay = min(delay * 2, 30.0)
 
     def _views(self) -> list[Any]:
-        views = [self.schemas, self.rules, self.catalog, self.subscriptions, self.people]
+        views = [self.schemas, self.rules, self.catalog, self.subscriptions, self.people, self.runs]
         return [v for v in views if v is not None]
 
     async def close(self) -> None:
@@ -119,6 +120,7 @@ def build(settings: Settings) -> Components:
         catalog=CompactedView(settings.whale, topics.CATALOG),
         subscriptions=CompactedView(settings.whale, topics.SUBSCRIPTIONS),
         people=CompactedView(settings.whale, topics.TOKENS),
+        runs=CompactedView(settings.whale, topics.EXECUTOR_STATE),
         store=Store(settings.whale.es_url, settings.index_prefix, auth=auth),
         tokens=tokens,
         kafka_ready=kafka_ready,

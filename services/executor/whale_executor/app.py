@@ -101,7 +101,7 @@ class Executor:
                 revoke_grace=s.revoke_grace,
             )
         )
-        if s.approvals and self.catalog.workflows:
+        if s.approvals:  # approval decisions and cancel requests
             self._intakes.append(
                 Intake(
                     s.whale,

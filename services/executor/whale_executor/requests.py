@@ -36,6 +36,7 @@ class ActionRequest(BaseModel):
     target: Target
     params: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str = Field(min_length=1, max_length=512)
+    retry_of: str | None = Field(default=None, description="a workflow run this one retries")
 
 
 def parse_request(event: CloudEvent) -> ActionRequest:

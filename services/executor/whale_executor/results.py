@@ -13,19 +13,28 @@ SUCCEEDED = "whale.action.succeeded"
 FAILED = "whale.action.failed"
 TIMED_OUT = "whale.action.timed_out"
 ABANDONED = "whale.action.abandoned"
+CANCELLED = "whale.action.cancelled"
 WORKFLOW_STARTED = "whale.workflow.started"
 WORKFLOW_COMPLETED = "whale.workflow.completed"
 WORKFLOW_FAILED = "whale.workflow.failed"
+WORKFLOW_CANCELLED = "whale.workflow.cancelled"
 TASK_PREFIX = "whale.workflow.task."
 TASK_STATES = ("started", "waiting", "succeeded", "failed", "timed_out", "abandoned")
-ACTION_TYPES = (SUCCEEDED, FAILED, TIMED_OUT, ABANDONED)
+ACTION_TYPES = (SUCCEEDED, FAILED, TIMED_OUT, ABANDONED, CANCELLED)
 WORKFLOW_TYPES = (
     WORKFLOW_STARTED,
     WORKFLOW_COMPLETED,
     WORKFLOW_FAILED,
+    WORKFLOW_CANCELLED,
     *(TASK_PREFIX + s for s in TASK_STATES),
 )
-STATUS_OF = {SUCCEEDED: "succeeded", FAILED: "failed", TIMED_OUT: "timed_out", ABANDONED: "abandoned"}
+STATUS_OF = {
+    SUCCEEDED: "succeeded",
+    FAILED: "failed",
+    TIMED_OUT: "timed_out",
+    ABANDONED: "abandoned",
+    CANCELLED: "cancelled",
+}
 
 
 def source_of(pool: str) -> str:

@@ -9,7 +9,9 @@ again when the action is idempotent, else it ends as ``whale.action.abandoned``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,12 +20,21 @@ import structlog
 from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.producer import EventProducer
+from whale.runs import run_id
 from whale_executor import metrics
 from whale_executor.actions.base import Action, ActionContext
 from whale_executor.catalog import Catalog
 from whale_executor.errors import RunError
 from whale_executor.requests import ActionRequest
-from whale_executor.results import ABANDONED, FAILED, SUCCEEDED, TIMED_OUT, Outcome, result_event
+from whale_executor.results import (
+    ABANDONED,
+    CANCELLED,
+    FAILED,
+    SUCCEEDED,
+    TIMED_OUT,
+    Outcome,
+    result_event,
+)
 from whale_executor.state import StateStore
 
 log = structlog.get_logger(__name__)
@@ -119,11 +130,14 @@ class ActionRequests:
                 return
             attempt += 1
             log.info("retrying_interrupted_run", action=action.name, attempt=attempt)
-        base = {
+        this_run = run_id("action", key)
+        base: dict[str, Any] = {
             "kind": "action",
+            "run_id": this_run,
             "request_id": event.id,
             "idempotency_key": req.idempotency_key,
             "target": target,
+            "input": req.params,
         }
         await self._store.put(
             key, {**base, "status": "started", "attempt": attempt, "started_at": now_text()}
@@ -131,8 +145,27 @@ class ActionRequests:
         ctx = ActionContext(
             request_id=event.id, idempotency_key=req.idempotency_key, pool=self._pool, attempt=attempt
         )
-        outcome = await self._runner.execute(action, req.params, ctx)
+        outcome = await self._cancellable(this_run, self._runner.execute(action, req.params, ctx))
         await self._finish(key, event, outcome, common, attempt)
+
+    async def _cancellable(self, run_id: str, running: Awaitable[Outcome]) -> Outcome:
+        """``running``'s outcome, unless someone cancels the run first (its process is killed)."""
+        work = asyncio.ensure_future(running)
+        watch = asyncio.ensure_future(self._store.wait(self._store.cancel_key(run_id), None))
+        try:
+            await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (work, watch):
+                task.cancel()
+            for task in (work, watch):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if work.done() and not work.cancelled():
+            return work.result()
+        cancel = watch.result() or {}
+        comment = f": {cancel['comment']}" if cancel.get("comment") else ""
+        error = {"message": f"cancelled by {cancel.get('by') or 'someone'}{comment}", "retryable": False}
+        return Outcome(CANCELLED, None, error)
 
     async def _finish(
         self, key: str, event: CloudEvent, outcome: Outcome, common: dict[str, Any], attempt: int
@@ -150,6 +183,7 @@ class ActionRequests:
             key,
             {
                 "kind": "action",
+                "run_id": run_id("action", key),
                 "request_id": common["request_id"],
                 "idempotency_key": common["idempotency_key"],
                 "target": common["target"],

@@ -1,7 +1,8 @@
 """Run state on the compacted ``whale.executor.state`` topic (effectively-once, crash recovery).
 
-One record per run (key ``<pool>/<idempotency key>``) holding the run's whole current state, and one
-per approval decision (key ``<pool>/approval/<run id>/<task>``). At start-up the store reads the
+One record per run (key ``<pool>/<idempotency key>``) holding the run's whole current state, one
+per approval decision (key ``<pool>/approval/<run id>/<task>``), one per cancel request (key
+``<pool>/cancel/<run id>``) and one per run paused or resumed (key ``<pool>/pause/<run id>``). At start-up the store reads the
 compacted topic (one record per key, not the whole history) and then keeps following it, so a
 replica of the pool that takes over a partition sees what the previous owner recorded. Records of
 other pools are skipped by key, before their value is decoded.
@@ -37,6 +38,10 @@ log = structlog.get_logger(__name__)
 
 RUN_STATE = "whale.executor.run"
 APPROVAL_STATE = "whale.executor.approval"
+CANCEL_STATE = "whale.executor.cancel"
+PAUSE_STATE = "whale.executor.pause"
+CONTROL_KINDS = ("approval", "cancel", "pause")  # records about a run, swept with it
+RUN_KINDS = ("workflow", "action")  # records indexed by run id
 
 
 class StateStore(compacted.CompactedFollower):
@@ -78,8 +83,14 @@ class StateStore(compacted.CompactedFollower):
     def approval_key(self, run_id: str, task: str) -> str:
         return f"{self._prefix}approval/{run_id}/{task}"
 
+    def cancel_key(self, run_id: str) -> str:
+        return f"{self._prefix}cancel/{run_id}"
+
+    def pause_key(self, run_id: str) -> str:
+        return f"{self._prefix}pause/{run_id}"
+
     def run_key_of(self, run_id: str) -> str | None:
-        """The state key of workflow run ``run_id`` if it belongs to this pool."""
+        """The state key of run ``run_id`` (workflow or action) if it belongs to this pool."""
         with self._lock:
             found = self._reader().get(b"r" + run_id.encode())
         return None if found is None else found.decode()
@@ -128,6 +139,27 @@ class StateStore(compacted.CompactedFollower):
                 if not waiters:
                     self._waiters.pop(key, None)
 
+    async def changed(self, key: str, seq: int) -> dict[str, Any] | None:
+        """The state of ``key`` once its ``seq`` differs from ``seq`` (0: not recorded yet)."""
+        flag = asyncio.Event()
+        entry = (asyncio.get_running_loop(), flag)
+        with self._lock:
+            self._waiters.setdefault(key, []).append(entry)
+        try:
+            while True:
+                found = self.get(key)
+                if (found or {}).get("seq", 0) != seq:
+                    return found
+                await flag.wait()
+                flag.clear()
+        finally:
+            with self._lock:
+                waiters = self._waiters.get(key, [])
+                if entry in waiters:
+                    waiters.remove(entry)
+                if not waiters:
+                    self._waiters.pop(key, None)
+
     # ------------------------------------------------------------------ retention
     def expired(self, *, now: float, retention: float) -> list[str]:
         """Keys of finished runs recorded more than ``retention`` seconds before ``now``, and of the
@@ -141,7 +173,7 @@ class StateStore(compacted.CompactedFollower):
                 if float(record.get("recorded_at", now)) >= cutoff:
                     continue
                 key = raw_key[1:].decode()
-                if record.get("kind") == "approval":
+                if record.get("kind") in CONTROL_KINDS:
                     approvals.append((key, str(record.get("run_id"))))
                 elif record.get("status") == "finished":
                     runs.append(key)
@@ -188,7 +220,7 @@ class StateStore(compacted.CompactedFollower):
             record = self._load(key) or {}
             changes: dict[bytes, bytes | None] = {b"d" + key.encode(): None}
             run_id = str(record.get("run_id"))
-            if record.get("kind") == "workflow" and self.run_key_of(run_id) == key:
+            if record.get("kind") in RUN_KINDS and self.run_key_of(run_id) == key:
                 changes[b"r" + run_id.encode()] = None
             self._write(changes)
 
@@ -248,7 +280,7 @@ class StateStore(compacted.CompactedFollower):
                 return  # an older record read back after a newer local write
             changes: dict[bytes, bytes | None] = {b"d" + key.encode(): json.dumps(record).encode()}
             run_id = record.get("run_id")
-            if record.get("kind") == "workflow" and isinstance(run_id, str):
+            if record.get("kind") in RUN_KINDS and isinstance(run_id, str):
                 changes[b"r" + run_id.encode()] = key.encode()
             self._write(changes, delivered)
             if self._staged is not None:

@@ -39,7 +39,7 @@ from whale.rules.ruleset import RuleSet
 from whale.store import claim_slot
 from whale_rule_engine import metrics
 from whale_rule_engine.broker import broker_credentials, broker_urls
-from whale_rule_engine.engine import Trigger, action_request, plan, throttled_notice
+from whale_rule_engine.engine import Trigger, action_request, dry_run_record, plan, throttled_notice
 from whale_rule_engine.offsets import seed_offsets
 from whale_rule_engine.recovery import TableManager
 from whale_rule_engine.settings import Settings
@@ -207,6 +207,11 @@ async def handle_event(runtime: Runtime, message: Any, triggers: Any) -> None:
                 max_output=runtime.settings.max_param_bytes,
             ),
         )
+        if event.extensions.get("replaymode") == "dry":  # a dry-run replay: record, request nothing
+            record = dry_run_record(event, found, failures, source=runtime.settings.source)
+            await runtime.producer.send(topics.RESULTS, record, key=event.id)
+            log.info("dry_run_recorded", would_request=len(found), failures=len(failures))
+            return
         for rule in to_plan:
             metrics.MATCHES.labels(rule=rule.id).inc()
         for failure in failures:

@@ -28,6 +28,7 @@ from whale_rule_engine.throttle import Decision
 log = structlog.get_logger(__name__)
 ACTION_REQUESTED = "whale.action.requested"
 RULE_THROTTLED = "whale.rule.throttled"
+RULE_DRY_RUN = "whale.rule.dryrun"
 _REQUEST_NS = uuid.UUID("6f1c2a52-5d0e-4c43-9a51-2b1b0c7e8a11")
 
 
@@ -183,6 +184,25 @@ def action_request(trigger: Trigger, *, source: str) -> CloudEvent:
             "params": trigger.params,
             "idempotency_key": trigger.idempotency_key,
         },
+    )
+
+
+def dry_run_record(
+    event: CloudEvent, triggers: list[Trigger], failures: list[Failure], *, source: str
+) -> CloudEvent:
+    """``whale.rule.dryrun``: what a dry-run (replayed, ``replaymode: dry``) event would have
+    requested; nothing is requested, no throttle token is spent, nothing is dead-lettered."""
+    would = []
+    for trigger in triggers:
+        request = action_request(trigger, source=source).data
+        would.append({**request, "throttle_key": trigger.throttle_key})
+    failed = [{"rule_id": f.rule_id, "rule_version": f.rule_version, "reason": f.reason} for f in failures]
+    return caused_by(
+        event,
+        type=RULE_DRY_RUN,
+        source=source,
+        subject=event.subject,
+        data={"event_id": event.id, "would_request": would, "failures": failed},
     )
 
 

@@ -190,7 +190,8 @@ class Worker:
             return
         with bound_event(event):
             condition = self._condition
-            if condition is not None and not condition.evaluate(event_context(event)):
+            dry = event.extensions.get("replaymode") == "dry"  # a dry-run replay is pushed nowhere
+            if dry or (condition is not None and not condition.evaluate(event_context(event))):
                 self.status.filtered += 1
                 metrics.DELIVERIES.labels(subscription=self.sub.id, outcome="filtered").inc()
                 return

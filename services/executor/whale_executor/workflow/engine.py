@@ -29,6 +29,7 @@ from whale_executor.results import (
     SUCCEEDED,
     TASK_PREFIX,
     TIMED_OUT,
+    WORKFLOW_CANCELLED,
     WORKFLOW_COMPLETED,
     WORKFLOW_FAILED,
     WORKFLOW_STARTED,
@@ -37,7 +38,7 @@ from whale_executor.results import (
     result_event,
 )
 from whale_executor.runner import now_text
-from whale_executor.workflow import fanout
+from whale_executor.workflow import fanout, retry
 from whale_executor.workflow.model import Task, Workflow
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class Run:
         self.run_id: str = state["run_id"]
         self._lock = asyncio.Lock()
         self._resume: dict[str, dict[str, Any]] = {}
+        self._drove = False
 
     # ------------------------------------------------------------------ events and state
     def _event(
@@ -123,12 +125,13 @@ class Run:
         if self.state["status"] == "new":
             try:
                 self.state["input"] = self.wf.params.validate(self.state["input"])
+                first = retry.restart_tasks(self.state, self.wf)
             except RunError as exc:
                 await self._end(FAILED, error=exc.as_error())
                 return
             self.state["status"] = "running"
             self.state["deadline"] = time.time() + self.wf.timeout if self.wf.timeout else None
-            for name in self.wf.start:
+            for name in first:
                 self._schedule(name)
             async with self._lock:
                 await self._save(self._event(WORKFLOW_STARTED, output={"input": self.state["input"]}))
@@ -139,24 +142,56 @@ class Run:
                 await self.o.producer.send(topics.RESULTS, CloudEvent.from_structured(outbox))
         deadline = self.state.get("deadline")
         remaining = None if deadline is None else max(0.0, deadline - time.time())
-        try:
-            await asyncio.wait_for(self._drive(), timeout=remaining)
-        except TimeoutError:
+        cancel = await self._drive_until(remaining)
+        if cancel is not None or not self._drove:  # cancelled, or the deadline passed
             async with self._lock:
                 for task in self.state["tasks"].values():
                     if task.get("status") in ("pending", "running", "waiting"):
                         task["status"] = "cancelled"
                 self.state["scheduled"] = []
-                self.state["failures"].append(
-                    {
-                        "task": None,
-                        "error": {
-                            "message": f"workflow timed out after {self.wf.timeout:g}s",
-                            "retryable": True,
-                        },
-                    }
-                )
+                if cancel is None:
+                    self.state["failures"].append(
+                        {
+                            "task": None,
+                            "error": {
+                                "message": f"workflow timed out after {self.wf.timeout:g}s",
+                                "retryable": True,
+                            },
+                        }
+                    )
+        if cancel is not None:
+            by = cancel.get("by") or "someone"
+            comment = f": {cancel['comment']}" if cancel.get("comment") else ""
+            error = {"message": f"cancelled by {by}{comment}", "retryable": False}
+            await self._end(WORKFLOW_CANCELLED, error=error, cancelled_by=cancel.get("answered_by") or by)
+            return
         await self._finish()
+
+    async def _drive_until(self, remaining: float | None) -> dict[str, Any] | None:
+        """Drive the run until it ends, its deadline passes (``_drove`` stays False) or someone cancels
+        it (the cancel record is returned); running tasks are cancelled (processes killed)."""
+        self._drove = False
+        drive = asyncio.create_task(self._drive())
+        cancel_key = self.o.store.cancel_key(self.run_id)
+        watch = asyncio.create_task(self.o.store.wait(cancel_key, None))
+        try:
+            done, _ = await asyncio.wait(
+                {drive, watch}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in (drive, watch):
+                task.cancel()
+            for task in (drive, watch):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if drive in done:
+            self._drove = True
+            drive.result()
+            return None
+        if watch in done:
+            log.info("workflow_cancelled", run_id=self.run_id)
+            return watch.result()
+        return None
 
     def _recover(self) -> None:
         log.info("workflow_resumed", run_id=self.run_id, workflow=self.state["workflow"])
@@ -177,14 +212,25 @@ class Run:
             for name, previous in self._resume.items():
                 running[name] = asyncio.create_task(self._task(name, previous))
             self._resume = {}
+            pause_key = self.o.store.pause_key(self.run_id)
             while True:
-                for name in list(self.state["scheduled"]):
-                    if name not in running:
-                        self.state["scheduled"].remove(name)
-                        running[name] = asyncio.create_task(self._task(name, None))
-                if not running:
+                pause = self.o.store.get(pause_key) or {}
+                if not pause.get("paused"):  # a paused run starts no new task (running ones finish)
+                    for name in list(self.state["scheduled"]):
+                        if name not in running:
+                            self.state["scheduled"].remove(name)
+                            running[name] = asyncio.create_task(self._task(name, None))
+                if not running and not (pause.get("paused") and self.state["scheduled"]):
                     return
-                done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+                change = asyncio.create_task(self.o.store.changed(pause_key, int(pause.get("seq", 0))))
+                try:
+                    done, _ = await asyncio.wait(
+                        [*running.values(), change], return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    change.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await change
                 for name in [n for n, t in running.items() if t in done]:
                     running.pop(name).result()
         finally:
@@ -300,6 +346,8 @@ class Run:
                     "deadline": deadline,
                     "message": message,
                     "since": now_text(),
+                    "approvers": task.approvers,
+                    "response_schema": task.response_schema,
                 }
                 await self._save(
                     self._event(
@@ -314,7 +362,7 @@ class Run:
         if decision is None:
             error = {"message": f"no approval within {task.timeout:g}s", "retryable": False}
             return Outcome(TIMED_OUT, None, error, ms)
-        output = {k: decision.get(k) for k in ("approved", "by", "comment")}
+        output = {k: decision.get(k) for k in ("approved", "by", "comment", "response", "answered_by")}
         if decision.get("approved"):
             return Outcome(SUCCEEDED, output, None, ms)
         by = decision.get("by") or "someone"
@@ -402,13 +450,18 @@ class Run:
             }
         await self._end(WORKFLOW_FAILED if error else WORKFLOW_COMPLETED, output=output, error=error)
 
-    async def _end(self, type: str, *, output: Any = None, error: Any = None) -> None:
+    async def _end(self, type: str, *, output: Any = None, error: Any = None, **extra: Any) -> None:
         if type == FAILED:
             type = WORKFLOW_FAILED
         started = float(self.state.get("started_at", time.time()))
         tasks = {name: t.get("status") for name, t in self.state["tasks"].items()}
         event = self._event(
-            type, output=output, error=error, duration_ms=round((time.time() - started) * 1000), tasks=tasks
+            type,
+            output=output,
+            error=error,
+            duration_ms=round((time.time() - started) * 1000),
+            tasks=tasks,
+            **extra,
         )
         self.state["status"] = "finished"
         self.state["result_event"] = event.to_structured()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-import uuid
 
-from whale import topics
+from whale import runs, topics
 from whale.cloudevent import CloudEvent
 from whale.producer import EventProducer
 from whale_executor import metrics
@@ -13,9 +12,8 @@ from whale_executor.catalog import Catalog
 from whale_executor.requests import ActionRequest
 from whale_executor.runner import Runner
 from whale_executor.state import StateStore
+from whale_executor.workflow import retry
 from whale_executor.workflow.engine import Run
-
-RUN_NAMESPACE = uuid.UUID("5f6c1d2e-8a3b-4c7d-9e0f-1a2b3c4d5e6f")
 
 
 class Workflows:
@@ -48,7 +46,7 @@ class Workflows:
             await self.producer.send(topics.RESULTS, CloudEvent.from_structured(state["result_event"]))
             return
         workflow = self.catalog.workflows.get(req.target.name)
-        run_id = "wf-" + str(uuid.uuid5(RUN_NAMESPACE, key))
+        run_id = runs.run_id("workflow", key)
         if state is None:
             state = {
                 "kind": "workflow",
@@ -56,6 +54,7 @@ class Workflows:
                 "run_id": run_id,
                 "workflow": req.target.name,
                 "request_id": event.id,
+                "requested_by": event.source,
                 "idempotency_key": req.idempotency_key,
                 "target": req.target.model_dump(),
                 "rule": req.rule.model_dump() if req.rule else None,
@@ -66,5 +65,8 @@ class Workflows:
                 "joins": {},
                 "failures": [],
             }
+            if req.retry_of is not None:
+                old_key = self.store.run_key_of(req.retry_of)
+                retry.carry_over(state, self.store.get(old_key) if old_key else None, req.retry_of)
         run = Run(self, workflow, event, key, state)
         await run.run()

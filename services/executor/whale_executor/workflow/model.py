@@ -32,6 +32,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
 from whale.rules import templating
 from whale_executor.actions.base import Action, SchemaParams
 from whale_executor.actions.yamlspec import check_templates
@@ -39,8 +42,11 @@ from whale_executor.errors import CatalogError
 
 WORKFLOW_KEYS = frozenset({"kind", "name", "description", "params", "timeout", "tasks", "start", "output"})
 FANOUT_KEYS = frozenset({"with_items", "concurrency", "stop_after_failures", "max_failure_percent"})
+APPROVAL_KEYS = frozenset({"approvers", "response_schema"})
 TASK_KEYS = (
-    frozenset({"action", "type", "input", "timeout", "retry", "next", "join", "message"}) | FANOUT_KEYS
+    frozenset({"action", "type", "input", "timeout", "retry", "next", "join", "message"})
+    | FANOUT_KEYS
+    | APPROVAL_KEYS
 )
 TRANSITION_KEYS = frozenset({"on", "when", "do"})
 OUTCOMES = ("success", "failure", "always")
@@ -101,6 +107,8 @@ class Task:
     join: int | None
     message: str | None
     fanout: FanOut | None = None
+    approvers: dict[str, Any] | None = None  # approval: {"role": ..., "people": [...]} who may answer
+    response_schema: dict[str, Any] | None = None  # approval: JSON Schema of the answer's response
 
 
 @dataclass
@@ -239,7 +247,41 @@ def _task(name: str, raw: Any, *, source: str, actions: Mapping[str, Action]) ->
         next=_transitions(raw.get("next"), where, source),
         join=None if join is None else (0 if join == "all" else join),
         message=message,
+        **_approval_policy(raw, kind, where, source),
     )
+
+
+def _approval_policy(raw: Mapping[str, Any], kind: str, where: str, source: str) -> dict[str, Any]:
+    """An approval's ``approvers`` (``role`` and/or ``people``) and ``response_schema``, checked."""
+    given = sorted(APPROVAL_KEYS & set(raw))
+    if not given:
+        return {}
+    if kind != "approval":
+        raise CatalogError(f"{where}: {given[0]} only goes with type: approval", source=source)
+    out: dict[str, Any] = {}
+    approvers = raw.get("approvers")
+    if approvers is not None:
+        if not isinstance(approvers, Mapping) or not approvers or set(approvers) - {"role", "people"}:
+            raise CatalogError(f"{where}: approvers takes role and/or people", source=source)
+        role = approvers.get("role")
+        if role is not None and role not in ("viewer", "operator", "author", "admin"):
+            raise CatalogError(
+                f"{where}: approvers.role must be viewer, operator, author or admin", source=source
+            )
+        people = approvers.get("people", [])
+        if not isinstance(people, list) or not all(isinstance(p, str) and p for p in people):
+            raise CatalogError(f"{where}: approvers.people must be a list of names", source=source)
+        out["approvers"] = {"role": role, "people": list(people)}
+    schema = raw.get("response_schema")
+    if schema is not None:
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise CatalogError(
+                f"{where}: response_schema is not a JSON Schema: {exc.message}", source=source
+            ) from None
+        out["response_schema"] = dict(schema)
+    return out
 
 
 def _fanout(raw: Mapping[str, Any], kind: str, name: str, source: str) -> FanOut | None:
