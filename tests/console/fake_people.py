@@ -48,7 +48,8 @@ class FakePeople:
         }
         self.runs: dict[str, dict[str, Any]] = {
             "r1": {"run_id": "r1", "kind": "workflow", "name": "restart", "pool": "default", "state": "waiting",
-                   "started_at": "2026-11-30T10:00:00Z", "finished_at": None, "rule": "disk", "retry_of": None},
+                   "started_at": "2026-11-30T10:00:00Z", "finished_at": None, "rule": {"id": "disk", "version": 2},
+                   "retry_of": None},
             "r2": {"run_id": "r2", "kind": "workflow", "name": "restart", "pool": "default", "state": "failed",
                    "started_at": "2026-11-30T09:00:00Z", "finished_at": "2026-11-30T09:01:00Z", "rule": "disk",
                    "retry_of": None},

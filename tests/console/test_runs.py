@@ -33,6 +33,7 @@ def test_a_viewer_sees_every_control_disabled_with_the_reason(client: TestClient
     sign_in(client, "wht_v.viewer")
     text = client.get("/runs/r1").text
     assert text.count('disabled title="needs the operator role"') == 4
+    assert 'href="/rules/disk"' in text and "v2" in text  # the run's rule as the API names it: id and version
 
 
 def test_the_state_decides_which_controls_an_operator_gets(client: TestClient) -> None:
