@@ -12,6 +12,8 @@ from urllib.parse import unquote
 
 import httpx
 
+from .fake_people import FakePeople
+
 TOKENS = {
     "wht_v.viewer": {"name": "vera", "kind": "person", "role": "viewer", "via": "token"},
     "wht_o.operator": {"name": "otto", "kind": "person", "role": "operator", "via": "token"},
@@ -39,6 +41,7 @@ class FakeApi:
     def __init__(self, *, dev_mode: bool = False) -> None:
         self.dev_mode = dev_mode
         self.calls: list[tuple[str, str, dict[str, str]]] = []
+        self.people = FakePeople()
         self.todos: dict[str, dict[str, Any]] = {
             "t1": {
                 "id": "t1",
@@ -92,9 +95,12 @@ class FakeApi:
         if identity is None:
             return error(401, "unknown token")
         needed = "viewer"
-        if request.method == "POST" and path.startswith("/todos/"):
+        if request.method == "POST" and path.startswith(
+            ("/todos/", "/approvals/", "/runs/", "/dlq/", "/replays")
+        ):
             needed = "operator"
-        if request.method in ("PUT", "DELETE") or path.endswith(("/pause", "/resume")):
+        subscription = path.startswith("/subscriptions/") and path.endswith(("/pause", "/resume"))
+        if request.method in ("PUT", "DELETE") or subscription:
             needed = "author"
         if LEVEL[identity["role"]] < LEVEL[needed]:
             return error(403, f"{identity['name']} has role {identity['role']}; this needs {needed}")
@@ -163,7 +169,8 @@ class FakeApi:
             )
         if path == "/subscriptions":
             return httpx.Response(200, json={"subscriptions": []})
-        return error(404, "not found")
+        found = self.people.route(request, path, identity)
+        return found if found is not None else error(404, "not found")
 
     def trace(self) -> httpx.Response:
         def step(

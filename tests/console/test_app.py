@@ -185,7 +185,8 @@ def test_explain_shows_each_criterion_of_each_rule_against_the_stored_event(
 def test_every_page_answers_for_a_viewer(client: TestClient) -> None:
     sign_in(client, "wht_v.viewer")
     for path in ("/todos", "/todos/t1", "/events", "/events?live=1", "/events/tail", "/traces", "/rules", "/rules/new",
-                 "/rules/explain", "/dead-letters", "/overview", "/catalog", "/schemas", "/subscriptions"):  # fmt: skip
+                 "/rules/explain", "/dead-letters", "/overview", "/catalog", "/schemas", "/subscriptions",
+                 "/approvals", "/approvals/r1.why", "/runs", "/runs/r1", "/runs/r2"):  # fmt: skip
         answer = client.get(path)
         assert answer.status_code == 200, (path, answer.text[:500])
         assert "cdn" not in answer.text.lower()

@@ -29,7 +29,19 @@ from whale_console import metrics, web
 from whale_console.errors import ApiRefused, ApiUnreachable, CsrfRejected, NotSignedIn
 from whale_console.session import COOKIE, Sealer
 from whale_console.settings import Settings
-from whale_console.views import auth, browse, events, overview, rules, todos, traces
+from whale_console.views import (
+    approvals,
+    auth,
+    browse,
+    deadletters,
+    events,
+    overview,
+    replay,
+    rules,
+    runs,
+    todos,
+    traces,
+)
 
 log = structlog.get_logger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -90,7 +102,19 @@ def create_app(
 
     app.include_router(health_router(process_registry(metrics.CONSOLE), {"event-center": api_health}))
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    for module in (auth, todos, events, traces, rules, browse, overview):
+    for module in (
+        auth,
+        todos,
+        approvals,
+        runs,
+        replay,
+        events,
+        traces,
+        rules,
+        deadletters,
+        browse,
+        overview,
+    ):
         app.include_router(module.router)
     _install_handlers(app)
 

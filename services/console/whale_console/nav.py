@@ -1,9 +1,4 @@
-"""The console's pages in the order the menu shows them.
-
-Approvals and runs are built by another track (their APIs, ``/approvals`` and ``/runs``, are being
-added to the event center): their entries are here, ``ready=False`` keeps them out of the menu
-until their pages exist (a view module each, like :mod:`whale_console.views.todos`).
-"""
+"""The console's pages in the order the menu shows them (``ready=False`` keeps one out of the menu)."""
 
 from __future__ import annotations
 
@@ -20,8 +15,8 @@ class Page:
 
 NAV: tuple[Page, ...] = (
     Page("todos", "To-dos", "/todos"),
-    Page("approvals", "Approvals", "/approvals", ready=False),  # next: the approvals API (#17)
-    Page("runs", "Runs", "/runs", ready=False),  # next: the runs API (#17)
+    Page("approvals", "Approvals", "/approvals"),
+    Page("runs", "Runs", "/runs"),
     Page("events", "Events", "/events"),
     Page("traces", "Trace", "/traces"),
     Page("rules", "Rules", "/rules"),

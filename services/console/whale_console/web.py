@@ -134,3 +134,8 @@ def redirect(request: Request, url: str) -> Response:
 def settings_of(request: Request) -> Settings:
     found: Settings = state(request).settings
     return found
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else ``{}`` (API bodies are read without trusting their shape)."""
+    return value if isinstance(value, dict) else {}

@@ -2,9 +2,13 @@
 off), dedupe, indexer, to-do stage, rule engine, an executor pool of this session and the console,
 each as its own ``whale run`` process; people's personal tokens on the real ``whale.tokens`` topic.
 
-The rules directory holds one rule of this session's own: an ``<prefix>.alert`` event starts
+The rules directory holds rules of this session's own: an ``<prefix>.alert`` event starts
 ``core.fail``, so its chain has three hops (the alert, the action request, the failed result) and a
-failure to highlight. Events of ``<prefix>.unhandled`` match no rule and become to-do items.
+failure to highlight; an ``<prefix>.broken`` event fails to render (a field it does not have), so
+the rule engine dead-letters it. Events of ``<prefix>.unhandled`` match no rule and become to-do
+items. The executor's catalogue directory holds a workflow waiting for an approval (any operator,
+with a reason) before its next task; :meth:`ConsolePlatform.approval_rule` saves the rule starting
+it on ``<prefix>.approve`` once the catalogue knows the workflow.
 """
 
 from __future__ import annotations
@@ -47,6 +51,39 @@ params:
   message: "disk still full on {{{{ subject }}}}"
 """
 
+BROKEN = f"""\
+id: console-it-broken-{SESSION}
+description: the console's browser test - its params never render, so its events are dead letters
+match:
+  all:
+    - {{field: type, equals: {PREFIX}.broken}}
+target: {{kind: action, name: core.fail, pool: {POOL}}}
+params:
+  message: "{{{{ data.nope{SESSION} }}}}"
+"""
+WORKFLOW_NAME = f"console.it{SESSION}.restart"
+WORKFLOW = f"""\
+kind: workflow
+name: {WORKFLOW_NAME}
+params: {{type: object, properties: {{host: {{type: string}}}}, required: [host]}}
+timeout: 600
+tasks:
+  gate:
+    type: approval
+    message: "Restart {{{{ input.host }}}}?"
+    timeout: 600
+    approvers: {{role: operator}}
+    response_schema:
+      type: object
+      required: [reason]
+      properties: {{reason: {{type: string, minLength: 3, title: Reason}}}}
+    next: [{{on: success, do: go}}]
+  go:
+    action: core.echo
+    input: {{message: "{{{{ tasks.gate.output.by }}}}: {{{{ tasks.gate.output.response.reason }}}}"}}
+output: {{said: "{{{{ tasks.go.output.message }}}}"}}
+"""
+
 
 def make_tokens(settings: WhaleSettings) -> dict[str, str]:
     """A personal token per role (1 day), written to whale.tokens: role name -> token."""
@@ -82,6 +119,10 @@ class ConsolePlatform:
         rules = workdir / "rules"
         rules.mkdir(parents=True, exist_ok=True)
         (rules / "console-it.yaml").write_text(RULE)
+        (rules / "console-it-broken.yaml").write_text(BROKEN)
+        catalog = workdir / "catalog"
+        catalog.mkdir(parents=True, exist_ok=True)
+        (catalog / "console-it-workflow.yaml").write_text(WORKFLOW)
         self.ports = {name: free_port() for name in SERVICES}
         self.event_center = f"http://127.0.0.1:{self.ports['event-center']}"
         self.console = f"http://127.0.0.1:{self.ports['console']}"
@@ -99,6 +140,7 @@ class ConsolePlatform:
             "WHALE_RULE_ENGINE_APP_ID": f"whale-console-it-{SESSION}",
             "WHALE_RULE_ENGINE_PORT": str(self.ports["rule-engine"]),
             "WHALE_EXECUTOR_POOL": POOL,
+            "WHALE_EXECUTOR_CATALOG_DIRS": json.dumps([str(catalog)]),
             "WHALE_EXECUTOR_HEALTH_PORT": str(self.ports["executor"]),
             "WHALE_TODO_GROUP": f"whale-console-it-todo-{SESSION}",
             "WHALE_TODO_SOURCE": f"whale/todo/console-it-{SESSION}",
@@ -128,7 +170,7 @@ class ConsolePlatform:
             self.wait_http(f"http://127.0.0.1:{self.ports[name]}/readyz", name)
         for role, token in self.tokens.items():  # the event center follows whale.tokens: wait for ours
             self.wait_until(lambda t=token: self.api("GET", "/whoami", t).status_code == 200, f"{role} token")
-        for kind in ("alert", "unhandled"):
+        for kind in ("alert", "unhandled", "approve", "broken"):
             schema = {
                 "$schema": "https://json-schema.org/draft/2020-12/schema",
                 "$id": f"{PREFIX}.{kind}",
@@ -136,6 +178,24 @@ class ConsolePlatform:
             }
             answer = self.api("PUT", f"/schemas/{PREFIX}.{kind}", self.tokens["author"], json=schema)
             assert answer.status_code < 400, answer.text
+
+    def approval_rule(self) -> str:
+        """Save the rule starting the approval workflow (once the catalogue knows it): its id."""
+        rule_id = f"console-it-approve-{SESSION}"
+        rule = {
+            "id": rule_id,
+            "description": "the console's browser test - a workflow waiting for an approval",
+            "match": {"all": [{"field": "type", "equals": f"{PREFIX}.approve"}]},
+            "target": {"kind": "workflow", "name": WORKFLOW_NAME, "pool": POOL},
+            "params": {"host": "{{ subject }}"},
+        }
+
+        def saved() -> bool:
+            answer = self.api("PUT", f"/rules/{rule_id}", self.tokens["author"], json=rule)
+            return answer.status_code < 300
+
+        self.wait_until(saved, "the approval rule saved (the catalogue knows the workflow)")
+        return rule_id
 
     def api(self, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}

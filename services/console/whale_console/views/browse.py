@@ -1,9 +1,7 @@
-"""Browse: dead letters, the executors' catalogue, event schemas and push subscriptions.
+"""Browse: the executors' catalogue, event schemas and push subscriptions (dead letters have
+their own page, :mod:`whale_console.views.deadletters`).
 
-Dead letters are the indexed records of ``whale.dlq`` (``GET /events?topic=whale.dlq``: the reason,
-where they came from). The API has no redrive yet (the dead-letter API of #17 adds one): the page
-says so instead of offering a button. Subscriptions can be paused and resumed by authors. The
-catalogue has no API route, so the console follows the compacted ``whale.catalog`` topic itself
+Subscriptions can be paused and resumed by authors. The catalogue has no API route, so the console follows the compacted ``whale.catalog`` topic itself
 (read-only), the one place it reads Kafka.
 """
 
@@ -16,10 +14,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from whale import topics
 from whale.errors import WhaleError
 from whale_console import web
-from whale_console.views.events import search, search_params
 
 router = APIRouter()
 
@@ -44,16 +40,6 @@ class Catalogue:
                 await self.view.start(timeout=timeout)
                 self._started = True
         return {key: getattr(record, "data", record) for key, record in sorted(self.view.items().items())}
-
-
-@router.get("/dead-letters", include_in_schema=False)
-async def dead_letters(request: Request, visit: web.Viewing) -> Response:
-    form, params = search_params(request)
-    params["topic"] = topics.DLQ
-    params.pop("kind", None)
-    page = await search(visit, form, params)
-    context = {"title": "Dead letters", "form": form, "letters": page.pop("found"), **page}
-    return web.render(request, "deadletters.html", "deadletters", context, visit=visit)
 
 
 @router.get("/catalog", include_in_schema=False)

@@ -71,11 +71,11 @@ async def search(visit: web.Visit, form: dict[str, str], params: dict[str, Any])
     }
 
 
-@router.get("/events", include_in_schema=False)
-async def events_page(request: Request, visit: web.Viewing) -> Response:
+async def events_context(request: Request, visit: web.Visit) -> dict[str, Any]:
+    """The events page's context (the search of the query string; the replay view adds its result)."""
     form, params = search_params(request)
     page = await search(visit, form, params)
-    context = {
+    return {
         "title": "Events",
         "form": form,
         "events": page["found"],
@@ -84,7 +84,15 @@ async def events_page(request: Request, visit: web.Viewing) -> Response:
         "live": request.query_params.get("live") == "1",
         "tail_seconds": TAIL_SECONDS,
         **template_globals(),
+        "replay": {"mode": "dry", "limit": "100"},
+        "replay_answer": None,
+        "replay_why": "" if visit.may("operator") else "needs the operator role",
     }
+
+
+@router.get("/events", include_in_schema=False)
+async def events_page(request: Request, visit: web.Viewing) -> Response:
+    context = await events_context(request, visit)
     return web.render(request, "events.html", "events", context, visit=visit, status=200)
 
 
