@@ -16,7 +16,6 @@ from whale_dispatcher.app import Dispatcher, build_app
 from whale_dispatcher.settings import Settings
 from whale_dispatcher.worker import Worker
 
-from tests.adapters.fakes import FakeProducer
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale.subscriptions import Subscription

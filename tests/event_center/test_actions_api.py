@@ -10,11 +10,9 @@ from whale_event_center import actions_api
 from tests.whale.test_authz import Book
 from whale import topics
 from whale.authz import ON_BEHALF_OF, Authenticator, Role, install
-from whale.binding import from_kafka
 from whale.cloudevent import CloudEvent
+from whale.testing import FakeProducer, FakeView
 from whale.web.errors import install_error_handlers
-
-from .ec_fakes import FakeProducer, FakeView
 
 CATALOG = {
     "actions": [
@@ -36,7 +34,7 @@ def client(*pools: str) -> tuple[TestClient, FakeProducer, dict[str, str]]:
     catalog = FakeView()
     for pool in pools:
         catalog.records[pool] = CloudEvent.create(type="whale.catalog", source="t", data=CATALOG)
-    producer = FakeProducer(FakeView())
+    producer = FakeProducer()
     book = Book()
     tokens = {
         "op": book.issue(Role.operator, name="op"),
@@ -46,7 +44,7 @@ def client(*pools: str) -> tuple[TestClient, FakeProducer, dict[str, str]]:
     app = FastAPI()
     install_error_handlers(app)
     install(app, Authenticator(tokens=book), service="test")
-    app.include_router(actions_api.build_router(producer, catalog))
+    actions_api.install(app, producer, catalog)
     return TestClient(app), producer, tokens
 
 
@@ -60,9 +58,9 @@ def test_an_operator_runs_a_catalogued_action_recorded_as_requested_by_them() ->
         "/actions/disk.clean/run", json={"params": {"host": "web-1"}}, headers=auth(tokens["op"])
     )
     assert answer.status_code == 202, answer.text
-    topic, message = producer.sent[-1]
+    topic, event, _ = producer.sent[-1]
     assert topic == topics.actions_topic("default")
-    data = from_kafka(message).data
+    data = event.data
     assert data["target"] == {"kind": "action", "name": "disk.clean", "pool": "default"}
     assert data["params"] == {"host": "web-1"}
     assert data["requested_by"]["name"] == "op"
@@ -106,7 +104,7 @@ def test_a_relay_acts_with_the_persons_role_and_both_are_recorded() -> None:
         "/actions/disk.clean/run", json=body, headers=auth(tokens["chat"], **{ON_BEHALF_OF: "op"})
     )
     assert as_op.status_code == 202, as_op.text
-    assert from_kafka(producer.sent[-1][1]).data["requested_by"] == {
+    assert producer.sent[-1].event.data["requested_by"] == {
         "name": "op", "kind": "person", "role": "operator", "via": "token", "delegate": "chat"
     }  # fmt: skip
     borrowed = http.post(

@@ -10,8 +10,9 @@ import pytest
 
 from whale import topics
 from whale.cloudevent import CloudEvent
+from whale.testing import FakeView
 
-from .ec_fakes import FakeView, Harness, bearer, make_harness
+from .ec_fakes import Harness, bearer, make_harness
 
 RUN = "wf-1111"
 

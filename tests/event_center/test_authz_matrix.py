@@ -21,13 +21,13 @@ from pydantic import SecretStr
 from whale_adapters.app import Components as AdapterComponents
 from whale_adapters.app import build_app as build_adapters
 from whale_adapters.settings import Settings as AdapterSettings
-from whale_dispatcher.app import Dispatcher
-from whale_dispatcher.app import build_app as build_dispatcher
-from whale_dispatcher.settings import Settings as DispatcherSettings
 from whale_chat.app import create_app as build_chat
 from whale_chat.center import EventCenter
 from whale_chat.config import ChatConfig
 from whale_chat.settings import Settings as ChatSettings
+from whale_dispatcher.app import Dispatcher
+from whale_dispatcher.app import build_app as build_dispatcher
+from whale_dispatcher.settings import Settings as DispatcherSettings
 
 from tests.oidc_issuer import LocalIssuer
 from whale.authz import Authenticator, AuthSettings, Role, http_routes, route_roles

@@ -8,16 +8,17 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from whale_event_center.todo_api import build_router
-from whale_event_center.todos import TodoBook, TodoSettings
+from whale_event_center import todo_api
+from whale_todo.settings import Settings as TodoSettings
+from whale_todo.stage import TodoBook, record
 
 from whale import authz, topics
 from whale.settings import WhaleSettings
 from whale.store import open_store
+from whale.testing import FakeProducer, FakeView, Sent
 from whale.web.errors import install_error_handlers
 
 from .ec_fakes import PEOPLE_VIEW
-from .test_todos import FakeProducer, FakeView, Sent
 
 
 def client(people: Any = PEOPLE_VIEW, **settings: Any) -> tuple[TestClient, FakeProducer]:
@@ -27,13 +28,13 @@ def client(people: Any = PEOPLE_VIEW, **settings: Any) -> tuple[TestClient, Fake
     def apply(sent: Sent) -> None:
         change = book.decide(sent.event, handled=False)
         if change is not None:
-            view.put(change.item)
+            view.apply(change.item["id"], record(change.item))
 
-    producer = FakeProducer(apply)
+    producer = FakeProducer(on_send=apply)
     app = FastAPI()
     install_error_handlers(app)
     authz.install(app, authz.Authenticator(dev_mode=True), service="test")
-    app.include_router(build_router(producer, WhaleSettings(), view=view, people=people))
+    todo_api.install(app, producer, WhaleSettings(), view=view, people=people)
     return TestClient(app), producer
 
 

@@ -18,8 +18,8 @@ from whale_executor.catalog import Catalog, load_catalog
 from whale_executor.errors import ActionFailed, CatalogError
 from whale_executor.workflow.model import FanOut
 
-from whale.inventory import Host, Inventory
 from whale import topics
+from whale.inventory import Host, Inventory
 
 from .test_exec_workflow_engine import Harness
 
@@ -357,7 +357,7 @@ async def test_with_hosts_runs_over_the_selected_hosts_two_at_a_time_and_stops_a
         ("ok-4", "skipped"),
     ]
     assert RUNS == ["bad-1", "bad-2"] and "db-1" not in RUNS
-    (started,) = [e for e in h.producer.results("whale.workflow.task.started")]
+    (started,) = h.producer.events(topics.RESULTS, "whale.workflow.task.started")
     assert started.data["output"] == {"action": "test.visit", "items": 5}
 
 

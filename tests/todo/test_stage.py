@@ -24,8 +24,8 @@ from whale.cloudevent import CloudEvent
 from whale.producer import Delivered
 from whale.settings import WhaleSettings
 from whale.store import LocalStore, StoreSettings, open_store
-from whale.todos import CREATED, RESOLVED, UPDATED
 from whale.testing import FakeProducer, FakeView, Sent
+from whale.todos import CREATED, RESOLVED, UPDATED
 from whale.web.errors import install_error_handlers
 
 RULE = """

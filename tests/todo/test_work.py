@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from whale_todo.escalation import Escalator
-from whale_todo.work import MERGED_LIMIT, OVERDUE, parse_priority
 from whale_todo.settings import Settings as TodoSettings
+from whale_todo.work import MERGED_LIMIT, OVERDUE, parse_priority
 
 from whale import topics
 from whale.cloudevent import CloudEvent, parse_time
+from whale.testing import FakeProducer
 
-from .test_todos import FakeProducer, Received, alert, announced, stage
+from .test_stage import Received, alert, announced, stage
 
 
 def command(todo_id: str, op: str, by: str = "ann", **data: Any) -> Received:

@@ -6,9 +6,9 @@ import re
 
 import pytest
 import whale_adapters.errors
+import whale_chat.errors
 import whale_console.errors
 import whale_dispatcher.errors
-import whale_chat.errors
 import whale_event_center.errors
 import whale_event_center.rules_api
 import whale_event_center.subscriptions_api

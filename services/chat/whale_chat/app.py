@@ -25,7 +25,7 @@ from whale.errors import WhaleError
 from whale.logging import configure_logging
 from whale.metrics import process_registry
 from whale.web.errors import install_error_handlers
-from whale.web.health import health_router
+from whale.web.health import install_health
 from whale_chat import commands, metrics, slack, wecom
 from whale_chat.center import EventCenter, Outcome
 from whale_chat.config import ChatConfig
@@ -180,7 +180,7 @@ def create_app(
         except httpx.HTTPError:
             return False
 
-    app.include_router(health_router(process_registry(metrics.FAMILIES), {"event-center": center_up}))
+    install_health(app, process_registry(metrics.FAMILIES), {"event-center": center_up})
     return app
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, Field
 
 from whale import runs as run_ids
@@ -23,10 +24,10 @@ from whale.authz import Identity, Role, require
 from whale.cloudevent import CloudEvent
 from whale.correlation import CAUSATION_ID, CORRELATION_ID
 from whale.errors import InvalidRequest, WhaleError
+from whale.es.store import Store
 from whale.rules.model import find_target, params_problems
 from whale_event_center.errors import NotFound
 from whale_event_center.runs_api import REQUESTED, _by_id
-from whale_event_center.store import Store
 
 API_SOURCE = "whale/actions-api"
 
@@ -64,50 +65,72 @@ def locate(catalog: Mapping[str, Any], name: str, pool: str | None, kind: str | 
     return found[0]
 
 
-def build_router(producer: Any, catalog: Any, store: Store | None = None) -> APIRouter:
-    router = APIRouter(tags=["actions"])
+@dataclass(frozen=True, slots=True)
+class ActionsApi:
+    """What ``POST /actions/{name}/run`` uses: the producer, the catalogue view, the event store."""
 
-    @router.post(
-        "/actions/{name}/run",
-        status_code=202,
-        summary="Run a catalogued action or workflow (202 once Kafka acknowledged the request)",
-        responses={
-            400: {"description": "params break the params_schema (problems name params.<path>), "
-                  "ambiguous name, or an unknown cause"},
-            404: {"description": "no such catalogued action or workflow"},
-        },
-    )  # fmt: skip
-    async def run(
-        name: str, body: RunBody, identity: Annotated[Identity, require(Role.operator)]
-    ) -> dict[str, Any]:
-        pool, kind, entry = locate(catalog.items(), name, body.pool, body.kind)
-        schema = entry.get("params_schema")
-        if isinstance(schema, Mapping) and schema:
-            problems = params_problems(body.params, schema, templated=False)
-            if problems:
-                raise InvalidRequest(f"{name}: {problems[0]['field']} {problems[0]['message']}", problems)
-        ext: dict[str, Any] = {}
-        if body.cause is not None:
-            ext = {CAUSATION_ID: body.cause, CORRELATION_ID: await _chain_of(store, body.cause)}
-        key = body.idempotency_key or f"api/{identity.name}/{uuid.uuid4().hex}"
-        data = {
-            "target": {"kind": kind, "name": name, "pool": pool},
-            "params": body.params,
-            "idempotency_key": key,
-            "requested_by": identity.actor(),
-            "cause": body.cause,
-        }
-        event = CloudEvent.create(type=REQUESTED, source=API_SOURCE, subject=name, data=data, **ext)
-        await producer.send(topics.actions_topic(pool), event, key=key)
-        return {
-            "request_id": event.id,
-            "run_id": run_ids.run_id(kind, f"{pool}/{key}"),
-            "target": data["target"],
-            "requested_by": identity.actor(),
-            "status": "requested",
-        }
+    producer: Any
+    catalog: Any
+    store: Store | None = None
 
-    return router
+
+def get_actions_api(request: Request) -> ActionsApi:
+    """The app's :class:`ActionsApi` (set by :func:`install`)."""
+    api: ActionsApi = request.app.state.actions_api
+    return api
+
+
+router = APIRouter(tags=["actions"])
+
+
+@router.post(
+    "/actions/{name}/run",
+    status_code=202,
+    summary="Run a catalogued action or workflow (202 once Kafka acknowledged the request)",
+    responses={
+        400: {"description": "params break the params_schema (problems name params.<path>), "
+              "ambiguous name, or an unknown cause"},
+        404: {"description": "no such catalogued action or workflow"},
+    },
+)  # fmt: skip
+async def run(
+    name: str,
+    body: RunBody,
+    identity: Annotated[Identity, require(Role.operator)],
+    api: Annotated[ActionsApi, Depends(get_actions_api)],
+) -> dict[str, Any]:
+    pool, kind, entry = locate(api.catalog.items(), name, body.pool, body.kind)
+    schema = entry.get("params_schema")
+    if isinstance(schema, Mapping) and schema:
+        problems = params_problems(body.params, schema, templated=False)
+        if problems:
+            raise InvalidRequest(f"{name}: {problems[0]['field']} {problems[0]['message']}", problems)
+    ext: dict[str, Any] = {}
+    if body.cause is not None:
+        ext = {CAUSATION_ID: body.cause, CORRELATION_ID: await _chain_of(api.store, body.cause)}
+    key = body.idempotency_key or f"api/{identity.name}/{uuid.uuid4().hex}"
+    data = {
+        "target": {"kind": kind, "name": name, "pool": pool},
+        "params": body.params,
+        "idempotency_key": key,
+        "requested_by": identity.actor(),
+        "cause": body.cause,
+    }
+    event = CloudEvent.create(type=REQUESTED, source=API_SOURCE, subject=name, data=data, **ext)
+    await api.producer.send(topics.actions_topic(pool), event, key=key)
+    return {
+        "request_id": event.id,
+        "run_id": run_ids.run_id(kind, f"{pool}/{key}"),
+        "target": data["target"],
+        "requested_by": identity.actor(),
+        "status": "requested",
+    }
+
+
+def install(app: FastAPI, producer: Any, catalog: Any, store: Store | None = None) -> None:
+    """``POST /actions/{name}/run`` on ``app``, over the ``whale.catalog`` view."""
+    app.state.actions_api = ActionsApi(producer, catalog, store)
+    app.include_router(router)
 
 
 async def _chain_of(store: Store | None, cause: str) -> str:

@@ -235,7 +235,7 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
     if parts.runs is not None:
         app.include_router(approvals_api.build_router(parts.producer, parts.runs))
         app.include_router(runs_api.build_router(parts.producer, parts.runs, parts.store))
-    app.include_router(actions_api.build_router(parts.producer, parts.catalog, parts.store))
+    actions_api.install(app, parts.producer, parts.catalog, parts.store)
     topics_of = {"ingest_topic": settings.ingest_topic, "events_topic": settings.events_topic}
     app.include_router(dlq_api.build_router(parts.producer, parts.store, **topics_of))
     app.include_router(

@@ -22,11 +22,11 @@ from pydantic import BaseModel, Field
 from whale import audit
 from whale.authz import Identity, Role, require
 from whale.errors import InvalidRequest
+from whale.es.store import Store
 from whale_event_center.api_search import check_bound
 from whale_event_center.errors import Conflict, NotFound
 from whale_event_center.redrive import dead_letter, plan, redriven_already
 from whale_event_center.search import SORT, decode_cursor, encode_cursor
-from whale.es.store import Store
 
 
 class Filter(BaseModel):

@@ -24,10 +24,10 @@ from whale.authz import Identity, Role, require
 from whale.cloudevent import CloudEvent
 from whale.correlation import CORRELATION_ID
 from whale.errors import WhaleError
+from whale.es.store import Store
 from whale_event_center.errors import Conflict, NotFound
 from whale_event_center.runs_view import RunBook
 from whale_event_center.search import present
-from whale.es.store import Store
 
 API_SOURCE = "whale/runs-api"
 CANCEL_REQUESTED = "whale.run.cancel.requested"

@@ -20,9 +20,10 @@ from typing import Any
 import structlog
 
 from whale import topics
+from whale.todos import OPEN_STATES
 from whale_todo import work
+from whale_todo.stage import TodoBook, record
 from whale_todo.store import open_ids
-from whale_todo.stage import OPEN_STATES, TodoBook, record
 
 log = structlog.get_logger(__name__)
 

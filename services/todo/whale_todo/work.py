@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from whale.cloudevent import CloudEvent, format_time, parse_time
+from whale.cloudevent import CloudEvent, format_time
 from whale.correlation import CORRELATION_ID
 from whale.todos import ALIASES, OVERDUE, PRIORITIES, is_overdue, parse_due, parse_priority
 from whale_todo.incidents import HISTORY_LIMIT, entry

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from whale_todo.work import OVERDUE
 from whale_todo.stage import CREATED, TodoSettings, serve
+from whale_todo.work import OVERDUE
 
 from tests.integration.e2e.e2e_harness import Tap
 from whale import topics

@@ -26,6 +26,7 @@ from whale_executor.actions.base import Action, ActionContext
 from whale_executor.errors import RunError
 from whale_executor.results import (
     FAILED,
+    SUCCEEDED,
     TASK_PREFIX,
     TIMED_OUT,
     WORKFLOW_CANCELLED,
