@@ -20,9 +20,9 @@ from typing import Any
 from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.errors import EventError
+from whale.es.store import Store
 from whale_event_center.errors import Conflict
 from whale_event_center.service import ingest_key
-from whale.es.store import Store
 
 REDRIVE_OF = "redriveof"
 

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
 
     # topics (overridable so tests and staging can run an isolated pipeline)
     ingest_topic: str = topics.INGEST
+    events_topic: str = Field(
+        default=topics.EVENTS, description="where replays write and redriven events of this topic return"
+    )
 
     # schema registry
     schemas_dir: Path | None = Field(default_factory=default_schemas_dir)

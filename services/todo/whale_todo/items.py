@@ -9,7 +9,6 @@ from typing import Any
 
 from whale.cloudevent import CloudEvent, format_time
 from whale.correlation import correlation_id
-
 from whale.todos import CREATED, RESOLVED, UPDATED
 
 __all__ = ["CREATED", "RESOLVED", "UPDATED", "Change", "event_ref", "new_item", "now_text"]

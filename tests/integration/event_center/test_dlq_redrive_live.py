@@ -13,13 +13,13 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from whale.es.documents import document
 from whale_event_center.redrive import plan
-from whale.es.store import Store
 
 from whale.binding import to_binary
 from whale.cloudevent import CloudEvent
 from whale.consumer import dlq_message
+from whale.es.documents import document
+from whale.es.store import Store
 from whale.producer import EventProducer
 
 from .ec_live import AppThread, Pipeline, Tap, admin_token

@@ -15,15 +15,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from whale.es.documents import document
 from whale_event_center.settings import Settings as CenterSettings
-from whale.es.store import Store
 
 from tests.integration.event_center.ec_live import AppThread, admin_token
 from tests.ports import free_port
 from whale import topics
 from whale.binding import KafkaMessage, from_kafka, to_binary
 from whale.cloudevent import CloudEvent
+from whale.es.documents import document
+from whale.es.store import Store
 from whale.settings import WhaleSettings
 
 from .re_helpers import Scope, Tap, Worker
