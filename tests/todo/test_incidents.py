@@ -8,7 +8,7 @@ from typing import Any
 
 from whale_todo.stage import CREATED, RESOLVED, UPDATED, TodoBook, TodoStage
 
-from tests.event_center.test_todos import Received, announced, stage
+from tests.todo.test_stage import Received, announced, stage
 from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.correlation import caused_by
