@@ -46,7 +46,7 @@ from whale.jsonpath import JsonPath, MappingError, compile_path
 from whale.metrics import Families
 from whale.polling import PolledEndpoint
 
-log = structlog.get_logger("whale.inventory")
+log = structlog.get_logger(__name__)
 
 FAMILIES = Families("inventory")
 SKIPPED = FAMILIES.counter(

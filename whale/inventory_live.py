@@ -34,7 +34,7 @@ from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale.topics import BY_NAME, INVENTORY, TopicSpec
 
-log = structlog.get_logger("whale.inventory")
+log = structlog.get_logger(__name__)
 SOURCE = "/inventory/publisher"
 
 

@@ -24,7 +24,7 @@ from whale import topics
 from whale.compacted import CompactedView
 from whale.logging import configure_logging
 from whale.metrics import process_registry
-from whale.web.health import health_router
+from whale.web.health import install_health
 from whale_console import metrics, web
 from whale_console.errors import ApiRefused, ApiUnreachable, CsrfRejected, NotSignedIn
 from whale_console.session import COOKIE, Sealer
@@ -100,7 +100,7 @@ def create_app(
         except httpx.HTTPError:
             return False
 
-    app.include_router(health_router(process_registry(metrics.CONSOLE), {"event-center": api_health}))
+    install_health(app, process_registry(metrics.CONSOLE), {"event-center": api_health})
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for module in (
         auth,

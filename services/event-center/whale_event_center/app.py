@@ -231,16 +231,14 @@ def create_app(settings: Settings, parts: components.Components) -> FastAPI:
         subscriptions_api.install(app, parts.producer, parts.subscriptions, push_hosts=settings.push_hosts)
     if parts.people is not None:
         tokens_api.install(app, parts.producer, parts.people)
-    app.include_router(whoami_api.build_router())
+    whoami_api.install(app)
     if parts.runs is not None:
-        app.include_router(approvals_api.build_router(parts.producer, parts.runs))
-        app.include_router(runs_api.build_router(parts.producer, parts.runs, parts.store))
+        approvals_api.install(app, parts.producer, parts.runs)
+        runs_api.install(app, parts.producer, parts.runs, parts.store)
     actions_api.install(app, parts.producer, parts.catalog, parts.store)
     topics_of = {"ingest_topic": settings.ingest_topic, "events_topic": settings.events_topic}
-    app.include_router(dlq_api.build_router(parts.producer, parts.store, **topics_of))
-    app.include_router(
-        replay_api.build_router(parts.producer, parts.store, events_topic=settings.events_topic)
-    )
+    dlq_api.install(app, parts.producer, parts.store, **topics_of)
+    replay_api.install(app, parts.producer, parts.store, events_topic=settings.events_topic)
     authz.document(app)
     app.add_middleware(AllowHeader, routes=app.router.routes)
     app.state.registry = registry

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, Field
 
 from whale import audit
@@ -31,6 +32,8 @@ from whale.authz import Identity, Role, require
 from whale.cloudevent import CloudEvent
 from whale.correlation import CORRELATION_ID
 from whale.errors import EventError
+from whale.es.store import Store
+from whale.producer import EventProducer
 from whale_event_center.api_search import check_bound
 from whale_event_center.search import EventQuery
 
@@ -68,51 +71,73 @@ def replayed(original: CloudEvent, replay_id: str, mode: str) -> CloudEvent:
     )
 
 
-def build_router(producer: Any, store: Any, *, events_topic: str) -> APIRouter:
-    router = APIRouter(tags=["replay"])
+@dataclass(frozen=True, slots=True)
+class ReplayApi:
+    """What ``POST /replays`` uses: the producer, the Elasticsearch store the events are read from, and
+    the topic they are read from and written back to."""
 
-    @router.post("/replays", status_code=202, summary="Replay stored events (live or dry-run)")
-    async def replay(
-        body: ReplayBody, identity: Annotated[Identity, require(Role.operator)]
-    ) -> dict[str, Any]:
-        for name, bound in (("since", body.since), ("until", body.until)):
-            check_bound(name, bound)
-        replay_id = f"replay-{uuid.uuid4().hex[:16]}"
-        query = EventQuery(
-            type=body.type, source=body.source, subject=body.subject, since=body.since, until=body.until,
-            extensions=body.ext, text=body.q, topic=events_topic, kind="event", size=PAGE,
-        )  # fmt: skip
-        es = query.to_es()
-        es["sort"] = [{"time": {"order": "asc"}}, {"doc_id": {"order": "asc"}}]
-        es["_source"] = {"includes": ["raw", "type"]}
-        if not body.type:
-            es["query"]["bool"]["must_not"] = [{"prefix": {"type": "whale."}}]
-        sent: list[dict[str, Any]] = []
-        count, more = 0, False
-        while True:
-            hits = (await store.search(es)).get("hits", {}).get("hits", [])
-            for hit in hits:
-                if count >= body.limit:
-                    more = True
-                    break
-                try:
-                    original = CloudEvent.from_structured(json.loads(hit["_source"]["raw"]))
-                except (KeyError, ValueError, EventError):
-                    continue  # stored as text only (nested too deeply): not replayable
-                event = replayed(original, replay_id, body.mode)
-                await producer.send(events_topic, event)
-                count += 1
-                if len(sent) < SHOWN:
-                    sent.append({"original": original.id, "id": event.id, "type": event.type})
-            if more or len(hits) < PAGE:
+    producer: EventProducer
+    store: Store
+    events_topic: str
+
+
+def get_replay_api(request: Request) -> ReplayApi:
+    """The app's :class:`ReplayApi` (set by :func:`install`)."""
+    api: ReplayApi = request.app.state.replay_api
+    return api
+
+
+router = APIRouter(tags=["replay"])
+
+
+@router.post("/replays", status_code=202, summary="Replay stored events (live or dry-run)")
+async def replay(
+    api: Annotated[ReplayApi, Depends(get_replay_api)],
+    body: ReplayBody,
+    identity: Annotated[Identity, require(Role.operator)],
+) -> dict[str, Any]:
+    for name, bound in (("since", body.since), ("until", body.until)):
+        check_bound(name, bound)
+    replay_id = f"replay-{uuid.uuid4().hex[:16]}"
+    query = EventQuery(
+        type=body.type, source=body.source, subject=body.subject, since=body.since, until=body.until,
+        extensions=body.ext, text=body.q, topic=api.events_topic, kind="event", size=PAGE,
+    )  # fmt: skip
+    es = query.to_es()
+    es["sort"] = [{"time": {"order": "asc"}}, {"doc_id": {"order": "asc"}}]
+    es["_source"] = {"includes": ["raw", "type"]}
+    if not body.type:
+        es["query"]["bool"]["must_not"] = [{"prefix": {"type": "whale."}}]
+    sent: list[dict[str, Any]] = []
+    count, more = 0, False
+    while True:
+        hits = (await api.store.search(es)).get("hits", {}).get("hits", [])
+        for hit in hits:
+            if count >= body.limit:
+                more = True
                 break
-            es["search_after"] = hits[-1]["sort"]
-        summary = {
-            "mode": body.mode,
-            "replayed": count,
-            "filter": body.model_dump(mode="json", exclude={"mode"}),
-        }
-        await audit.record(producer, identity, "events", "replayed", replay_id, None, summary)
-        return {"replay_id": replay_id, "mode": body.mode, "replayed": count, "more": more, "events": sent}
+            try:
+                original = CloudEvent.from_structured(json.loads(hit["_source"]["raw"]))
+            except (KeyError, ValueError, EventError):
+                continue  # stored as text only (nested too deeply): not replayable
+            event = replayed(original, replay_id, body.mode)
+            await api.producer.send(api.events_topic, event)
+            count += 1
+            if len(sent) < SHOWN:
+                sent.append({"original": original.id, "id": event.id, "type": event.type})
+        if more or len(hits) < PAGE:
+            break
+        es["search_after"] = hits[-1]["sort"]
+    summary = {
+        "mode": body.mode,
+        "replayed": count,
+        "filter": body.model_dump(mode="json", exclude={"mode"}),
+    }
+    await audit.record(api.producer, identity, "events", "replayed", replay_id, None, summary)
+    return {"replay_id": replay_id, "mode": body.mode, "replayed": count, "more": more, "events": sent}
 
-    return router
+
+def install(app: FastAPI, producer: EventProducer, store: Store, *, events_topic: str) -> None:
+    """``POST /replays`` on ``app``, over the events indexed in ``store``."""
+    app.state.replay_api = ReplayApi(producer, store, events_topic)
+    app.include_router(router)

@@ -13,18 +13,21 @@ outputs of the tasks that succeeded and starts from the failed ones.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import BaseModel, Field
 
 from whale import runs as run_ids
 from whale import topics
 from whale.authz import Identity, Role, require
 from whale.cloudevent import CloudEvent
+from whale.compacted import CompactedView
 from whale.correlation import CORRELATION_ID
 from whale.errors import WhaleError
 from whale.es.store import Store
+from whale.producer import EventProducer
 from whale_event_center.errors import Conflict, NotFound
 from whale_event_center.runs_view import RunBook
 from whale_event_center.search import present
@@ -45,121 +48,156 @@ class CancelBody(BaseModel):
     comment: str | None = Field(default=None, max_length=10_000)
 
 
-def build_router(producer: Any, view: Any, store: Store | None = None) -> APIRouter:
-    router = APIRouter(tags=["runs"])
+@dataclass(frozen=True, slots=True)
+class RunsApi:
+    """What the ``/runs`` routes use: the producer, the ``whale.executor.state`` view, and the
+    Elasticsearch store the triggers are read from (None: runs are shown without their trigger)."""
 
-    def find(run_id: str) -> tuple[RunBook, dict[str, Any]]:
-        book = RunBook.of(view)
+    producer: EventProducer
+    view: CompactedView
+    store: Store | None = None
+
+    def find(self, run_id: str) -> tuple[RunBook, dict[str, Any]]:
+        book = RunBook.of(self.view)
         run = book.get(run_id)
         if run is None:
             raise NotFound(f"no run {run_id!r} is recorded (or it was swept)", field="run_id")
         return book, run
 
-    @router.get("/runs", summary="Runs, newest first", dependencies=[require(Role.viewer)])
-    async def list_runs(
-        state: Annotated[States, Query(description="active = running or waiting")] = "all",
-        kind: Literal["workflow", "action"] | None = None,
-        name: str | None = None,
-        pool: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
-    ) -> dict[str, Any]:
-        book = RunBook.of(view)
-        found = [book.summary(r) for r in book.runs.values()]
-        if state == "active":
-            found = [r for r in found if r["state"] in ACTIVE]
-        elif state != "all":
-            found = [r for r in found if r["state"] == state]
-        for field, wanted in (("kind", kind), ("name", name), ("pool", pool)):
-            if wanted is not None:
-                found = [r for r in found if r[field] == wanted]
-        found.sort(key=lambda r: str(r["started_at"] or ""), reverse=True)
-        return {"runs": found[offset : offset + limit], "total": len(found), "offset": offset}
 
-    @router.get("/runs/{run_id}", summary="One run: tasks, attempts, timings, input, output, trigger",
-                dependencies=[require(Role.viewer)])  # fmt: skip
-    async def one_run(run_id: str) -> dict[str, Any]:
-        book, run = find(run_id)
-        out = book.detail(run)
-        out["trigger"] = await trigger(store, run.get("request_id"))
-        return out
+def get_runs_api(request: Request) -> RunsApi:
+    """The app's :class:`RunsApi` (set by :func:`install`)."""
+    api: RunsApi = request.app.state.runs_api
+    return api
 
-    @router.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a running run",
-                 responses={404: {"description": "no such run"}, 409: {"description": "the run has ended"}})  # fmt: skip
-    async def cancel(
-        run_id: str, body: CancelBody, identity: Annotated[Identity, require(Role.operator)]
-    ) -> dict[str, Any]:
-        book, run = find(run_id)
-        return await control(book, run, CANCEL_REQUESTED, body, identity)
 
-    async def control(
-        book: RunBook, run: dict[str, Any], type_: str, body: CancelBody, identity: Identity
-    ) -> dict[str, Any]:
-        run_id = str(run["run_id"])
-        summary = book.summary(run)
-        if summary["state"] not in ACTIVE:
-            raise Conflict(f"run {run_id!r} has ended ({summary['state']})", field="run_id")
-        data = {
-            "run_id": run_id,
-            "by": identity.name,
-            "answered_by": identity.actor(),
-            "comment": body.comment,
-        }
-        correlation = book.detail(run)["correlationid"]
-        ext = {CORRELATION_ID: correlation} if correlation else {}
-        event = CloudEvent.create(type=type_, source=API_SOURCE, subject=run_id, data=data, **ext)
-        await producer.send(topics.EVENTS, event, key=run_id)
-        return {"run_id": run_id, "status": type_.split(".")[2] + "_requested", "event_id": event.id}
+Api = Annotated[RunsApi, Depends(get_runs_api)]
+Operator = Annotated[Identity, require(Role.operator)]
+router = APIRouter(tags=["runs"])
 
-    def pause_route(verb: str, type_: str) -> None:
-        async def pause_or_resume(
-            run_id: str, body: CancelBody, identity: Annotated[Identity, require(Role.operator)]
-        ) -> dict[str, Any]:
-            book, run = find(run_id)
-            if run.get("kind") != "workflow":
-                raise Conflict(f"run {run_id!r} is an action run: only workflow runs pause", field="run_id")
-            return await control(book, run, type_, body, identity)
 
-        router.add_api_route(
-            f"/runs/{{run_id}}/{verb}", pause_or_resume, methods=["POST"], status_code=202,
-            summary=f"{verb.capitalize()} a workflow run (a paused run starts no new task)",
-            responses={404: {"description": "no such run"}, 409: {"description": "ended, or an action run"}},
-        )  # fmt: skip
+@router.get("/runs", summary="Runs, newest first", dependencies=[require(Role.viewer)])
+async def list_runs(
+    api: Api,
+    state: Annotated[States, Query(description="active = running or waiting")] = "all",
+    kind: Literal["workflow", "action"] | None = None,
+    name: str | None = None,
+    pool: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    book = RunBook.of(api.view)
+    found = [book.summary(r) for r in book.runs.values()]
+    if state == "active":
+        found = [r for r in found if r["state"] in ACTIVE]
+    elif state != "all":
+        found = [r for r in found if r["state"] == state]
+    for field, wanted in (("kind", kind), ("name", name), ("pool", pool)):
+        if wanted is not None:
+            found = [r for r in found if r[field] == wanted]
+    found.sort(key=lambda r: str(r["started_at"] or ""), reverse=True)
+    return {"runs": found[offset : offset + limit], "total": len(found), "offset": offset}
 
-    pause_route("pause", PAUSE_REQUESTED)
-    pause_route("resume", RESUME_REQUESTED)
 
-    @router.post("/runs/{run_id}/retry", status_code=202, summary="Re-run a failed workflow run from its failed tasks",
-                 responses={404: {"description": "no such run"}, 409: {"description": "not a failed workflow run"}})  # fmt: skip
-    async def retry(run_id: str, identity: Annotated[Identity, require(Role.operator)]) -> dict[str, Any]:
-        book, run = find(run_id)
-        summary = book.summary(run)
-        if run.get("kind") != "workflow" or summary["state"] not in RETRYABLE:
-            raise Conflict(
-                f"run {run_id!r} is a {summary['kind']} run in state {summary['state']}: only failed, "
-                "cancelled, timed out or abandoned workflow runs can be retried",
-                field="run_id",
-            )
-        pool = str(run.get("pool"))
-        key = f"{str(run.get('idempotency_key'))[:400]}/retry-{uuid.uuid4().hex[:12]}"
-        data = {
-            "rule": run.get("rule"),
-            "target": run.get("target"),
-            "params": run.get("input") or {},
-            "idempotency_key": key,
-            "retry_of": run_id,
-            "requested_by": identity.actor(),
-        }
-        correlation = book.detail(run)["correlationid"]
-        ext = {CORRELATION_ID: correlation} if correlation else {}
-        event = CloudEvent.create(
-            type=REQUESTED, source=API_SOURCE, subject=run_id, data=data, retryof=run_id, **ext
+@router.get("/runs/{run_id}", summary="One run: tasks, attempts, timings, input, output, trigger",
+            dependencies=[require(Role.viewer)])  # fmt: skip
+async def one_run(api: Api, run_id: str) -> dict[str, Any]:
+    book, run = api.find(run_id)
+    out = book.detail(run)
+    out["trigger"] = await trigger(api.store, run.get("request_id"))
+    return out
+
+
+@router.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a running run",
+             responses={404: {"description": "no such run"}, 409: {"description": "the run has ended"}})  # fmt: skip
+async def cancel(api: Api, run_id: str, body: CancelBody, identity: Operator) -> dict[str, Any]:
+    book, run = api.find(run_id)
+    return await control(api, book, run, CANCEL_REQUESTED, body, identity)
+
+
+async def control(
+    api: RunsApi, book: RunBook, run: dict[str, Any], type_: str, body: CancelBody, identity: Identity
+) -> dict[str, Any]:
+    """Write the ``type_`` request (cancel, pause, resume) for an active ``run`` on ``whale.events``."""
+    run_id = str(run["run_id"])
+    summary = book.summary(run)
+    if summary["state"] not in ACTIVE:
+        raise Conflict(f"run {run_id!r} has ended ({summary['state']})", field="run_id")
+    data = {
+        "run_id": run_id,
+        "by": identity.name,
+        "answered_by": identity.actor(),
+        "comment": body.comment,
+    }
+    correlation = book.detail(run)["correlationid"]
+    ext = {CORRELATION_ID: correlation} if correlation else {}
+    event = CloudEvent.create(type=type_, source=API_SOURCE, subject=run_id, data=data, **ext)
+    await api.producer.send(topics.EVENTS, event, key=run_id)
+    return {"run_id": run_id, "status": type_.split(".")[2] + "_requested", "event_id": event.id}
+
+
+async def pause_or_resume(
+    api: RunsApi, run_id: str, type_: str, body: CancelBody, identity: Identity
+) -> dict[str, Any]:
+    book, run = api.find(run_id)
+    if run.get("kind") != "workflow":
+        raise Conflict(f"run {run_id!r} is an action run: only workflow runs pause", field="run_id")
+    return await control(api, book, run, type_, body, identity)
+
+
+PAUSE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such run"},
+    409: {"description": "ended, or an action run"},
+}
+
+
+@router.post("/runs/{run_id}/pause", status_code=202, responses=PAUSE_RESPONSES,
+             summary="Pause a workflow run (a paused run starts no new task)")  # fmt: skip
+async def pause(api: Api, run_id: str, body: CancelBody, identity: Operator) -> dict[str, Any]:
+    return await pause_or_resume(api, run_id, PAUSE_REQUESTED, body, identity)
+
+
+@router.post("/runs/{run_id}/resume", status_code=202, responses=PAUSE_RESPONSES,
+             summary="Resume a workflow run (a paused run starts no new task)")  # fmt: skip
+async def resume(api: Api, run_id: str, body: CancelBody, identity: Operator) -> dict[str, Any]:
+    return await pause_or_resume(api, run_id, RESUME_REQUESTED, body, identity)
+
+
+@router.post("/runs/{run_id}/retry", status_code=202, summary="Re-run a failed workflow run from its failed tasks",
+             responses={404: {"description": "no such run"}, 409: {"description": "not a failed workflow run"}})  # fmt: skip
+async def retry(api: Api, run_id: str, identity: Operator) -> dict[str, Any]:
+    book, run = api.find(run_id)
+    summary = book.summary(run)
+    if run.get("kind") != "workflow" or summary["state"] not in RETRYABLE:
+        raise Conflict(
+            f"run {run_id!r} is a {summary['kind']} run in state {summary['state']}: only failed, "
+            "cancelled, timed out or abandoned workflow runs can be retried",
+            field="run_id",
         )
-        await producer.send(topics.actions_topic(pool), event, key=key)
-        new_id = run_ids.run_id("workflow", f"{pool}/{key}")
-        return {"run_id": new_id, "retry_of": run_id, "request_id": event.id, "status": "requested"}
+    pool = str(run.get("pool"))
+    key = f"{str(run.get('idempotency_key'))[:400]}/retry-{uuid.uuid4().hex[:12]}"
+    data = {
+        "rule": run.get("rule"),
+        "target": run.get("target"),
+        "params": run.get("input") or {},
+        "idempotency_key": key,
+        "retry_of": run_id,
+        "requested_by": identity.actor(),
+    }
+    correlation = book.detail(run)["correlationid"]
+    ext = {CORRELATION_ID: correlation} if correlation else {}
+    event = CloudEvent.create(
+        type=REQUESTED, source=API_SOURCE, subject=run_id, data=data, retryof=run_id, **ext
+    )
+    await api.producer.send(topics.actions_topic(pool), event, key=key)
+    new_id = run_ids.run_id("workflow", f"{pool}/{key}")
+    return {"run_id": new_id, "retry_of": run_id, "request_id": event.id, "status": "requested"}
 
-    return router
+
+def install(app: FastAPI, producer: EventProducer, view: CompactedView, store: Store | None = None) -> None:
+    """The ``/runs`` routes on ``app``, over the ``whale.executor.state`` ``view``."""
+    app.state.runs_api = RunsApi(producer, view, store)
+    app.include_router(router)
 
 
 async def trigger(store: Store | None, request_id: Any) -> dict[str, Any] | None:

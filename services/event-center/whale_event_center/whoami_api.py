@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
 from whale.authz import Identity, Role, require
 
+router = APIRouter(tags=["identity"])
 
-def build_router() -> APIRouter:
-    router = APIRouter(tags=["identity"])
 
-    @router.get("/whoami", summary="The caller's identity and role")
-    async def whoami(identity: Annotated[Identity, require(Role.viewer)]) -> dict[str, Any]:
-        return identity.actor()
+@router.get("/whoami", summary="The caller's identity and role")
+async def whoami(identity: Annotated[Identity, require(Role.viewer)]) -> dict[str, Any]:
+    return identity.actor()
 
-    return router
+
+def install(app: FastAPI) -> None:
+    """The ``/whoami`` route on ``app`` (it needs nothing but the caller's identity)."""
+    app.include_router(router)

@@ -10,8 +10,21 @@ import pytest
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from whale_adapters import app as adapters_app
+from whale_console.views import auth, browse, events, overview, rules, todos, traces
 from whale_dispatcher import app as dispatcher_app
-from whale_event_center import api_schemas, api_search, rules_api, subscriptions_api, todo_api, tokens_api
+from whale_event_center import (
+    api_schemas,
+    api_search,
+    approvals_api,
+    dlq_api,
+    replay_api,
+    rules_api,
+    runs_api,
+    subscriptions_api,
+    todo_api,
+    tokens_api,
+    whoami_api,
+)
 from whale_event_center import app as event_center_app
 
 from whale.web import health
@@ -26,9 +39,18 @@ ROUTERS = {
     "/subscriptions": subscriptions_api.router,
     "/todos": todo_api.router,
     "/tokens": tokens_api.router,
+    "/whoami": whoami_api.router,
+    "/approvals": approvals_api.router,
+    "/runs": runs_api.router,
+    "/dlq": dlq_api.router,
+    "/replays": replay_api.router,
     "adapters": adapters_app.router,
     "dispatcher": dispatcher_app.router,
     "health": health.router,
+    **{
+        f"console {view.__name__.rsplit('.', 1)[-1]}": view.router
+        for view in (auth, browse, events, overview, rules, todos, traces)
+    },
 }
 
 
