@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from whale_todo.stage import CREATED, RESOLVED, UPDATED, TodoBook, TodoStage
+from whale_todo.stage import TodoBook, TodoStage
 
 from tests.todo.test_stage import Received, announced, stage
 from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.correlation import caused_by
 from whale.incidents import reference
+from whale.todos import CREATED, RESOLVED, UPDATED
 
 SOURCE = "/adapters/alertmanager"
 RULE = """
