@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -94,13 +95,8 @@ def create_app(
     app.state.templates = web.templates()
     app.state.catalogue = browse.Catalogue(catalog_view)
 
-    async def api_health() -> bool:
-        try:
-            return (await client.get("/healthz", timeout=2)).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    install_health(app, process_registry(metrics.CONSOLE), {"event-center": api_health})
+    checks = {"event-center": functools.partial(api_answers, client)}
+    install_health(app, process_registry(metrics.CONSOLE), checks)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for module in (
         auth,
@@ -116,45 +112,55 @@ def create_app(
         overview,
     ):
         app.include_router(module.router)
-    _install_handlers(app)
-
-    @app.middleware("http")
-    async def headers(request: Request, call_next: object) -> Response:
-        response: Response = await call_next(request)  # type: ignore[operator]
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
-
+    app.add_exception_handler(NotSignedIn, not_signed_in)
+    app.add_exception_handler(CsrfRejected, csrf_rejected)
+    app.add_exception_handler(ApiUnreachable, api_unreachable)
+    app.add_exception_handler(ApiRefused, api_refused)
+    app.middleware("http")(security_headers)
     return app
 
 
-def _install_handlers(app: FastAPI) -> None:
-    @app.exception_handler(NotSignedIn)
-    async def not_signed_in(request: Request, _: Exception) -> Response:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return web.redirect(request, f"/login?next={quote(target, safe='')}")
+async def api_answers(client: httpx.AsyncClient) -> bool:
+    """The event center's ``/healthz`` answers 200 (the console's readiness check)."""
+    try:
+        return (await client.get("/healthz", timeout=2)).status_code == 200
+    except httpx.HTTPError:
+        return False
 
-    @app.exception_handler(CsrfRejected)
-    async def csrf(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, CsrfRejected)
-        return web.render(request, "error.html", "error", {"title": "Form refused", "error": exc}, status=403)
 
-    @app.exception_handler(ApiUnreachable)
-    async def unreachable(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiUnreachable)
-        context = {"title": "The event center did not answer", "error": exc}
-        return web.render(request, "error.html", "error", context, status=502)
+async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Every answer carries :data:`SECURITY_HEADERS` (unless it set its own)."""
+    response = await call_next(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
-    @app.exception_handler(ApiRefused)
-    async def refused(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiRefused)
-        if exc.api_status == 401:  # the credential expired or was revoked: sign in again
-            response = web.redirect(request, "/login?expired=1")
-            response.delete_cookie(COOKIE, path="/")
-            return response
-        status = exc.api_status if exc.api_status in (400, 403, 404, 409, 412) else 502
-        context = {"title": f"The event center refused ({exc.api_status})", "error": exc}
-        return web.render(request, "error.html", "error", context, status=status)
+
+async def not_signed_in(request: Request, _: Exception) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return web.redirect(request, f"/login?next={quote(target, safe='')}")
+
+
+async def csrf_rejected(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CsrfRejected)
+    return web.render(request, "error.html", "error", {"title": "Form refused", "error": exc}, status=403)
+
+
+async def api_unreachable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiUnreachable)
+    context = {"title": "The event center did not answer", "error": exc}
+    return web.render(request, "error.html", "error", context, status=502)
+
+
+async def api_refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiRefused)
+    if exc.api_status == 401:  # the credential expired or was revoked: sign in again
+        response = web.redirect(request, "/login?expired=1")
+        response.delete_cookie(COOKIE, path="/")
+        return response
+    status = exc.api_status if exc.api_status in (400, 403, 404, 409, 412) else 502
+    context = {"title": f"The event center refused ({exc.api_status})", "error": exc}
+    return web.render(request, "error.html", "error", context, status=status)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -164,6 +164,7 @@ class Pipeline:
             port=free_port(),
             tokens_file=tokens,
             ingest_topic=ingest,
+            events_topic=events,
             index_prefix=f"test-ec-{uid}",
             schemas_dir=None,
         )

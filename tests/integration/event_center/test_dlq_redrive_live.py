@@ -41,8 +41,8 @@ def index_dead_letter(pipeline: Pipeline, event: CloudEvent, reason: str) -> str
         to_binary(event), reason=reason, topic=pipeline.settings.events_topic, partition=0, offset=7,
         group="test-consumer",
     )  # fmt: skip
-    doc = document(message, topic=pipeline.settings.dlq_topic, partition=0, offset=int(time.time()),
-                   timestamp_ms=int(time.time() * 1000), dlq_topic=pipeline.settings.dlq_topic)  # fmt: skip
+    doc = document(message, topic=pipeline.dedupe_settings.dlq_topic, partition=0, offset=int(time.time()),
+                   timestamp_ms=int(time.time() * 1000), dlq_topic=pipeline.dedupe_settings.dlq_topic)  # fmt: skip
     store = Store(pipeline.stack.es_url, pipeline.settings.index_prefix)
 
     async def write() -> None:

@@ -29,7 +29,7 @@ def center(stack: WhaleSettings, tmp_path_factory: pytest.TempPathFactory) -> It
     """An event center and an indexer of the real whale.events (where audit events go) into this
     module's own index prefix."""
     pipeline = Pipeline(stack, tmp_path_factory.mktemp("rulehist"))
-    pipeline.settings = pipeline.settings.model_copy(update={"indexer_topics": [topics.EVENTS]})
+    pipeline.indexer_settings = pipeline.indexer_settings.model_copy(update={"topics": [topics.EVENTS]})
     pipeline.start_indexer()
     admin_token(stack)  # on whale.tokens before the event center starts reading it
     try:
