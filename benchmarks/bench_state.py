@@ -270,7 +270,7 @@ def _drop_topic(topic: str) -> None:
 
     from whale.settings import WhaleSettings
 
-    AdminClient(WhaleSettings().kafka_config()).delete_topics([topic])
+    AdminClient(WhaleSettings().kafka_config()).delete_topics([topic])[topic].result(60)  # sent before exit
 
 
 def _records(stage: str) -> Callable[[int], tuple[bytes, bytes, Any]]:

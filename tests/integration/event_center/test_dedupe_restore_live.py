@@ -27,7 +27,7 @@ def changelog(stack: WhaleSettings) -> Iterator[str]:
     topic = f"test.dedupe.restore.{uuid.uuid4().hex[:8]}"
     admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(30)
     yield topic
-    admin.delete_topics([topic])
+    admin.delete_topics([topic])[topic].result(30)
 
 
 def write(stack: WhaleSettings, topic: str, records: list[tuple[int, str, bytes | None]]) -> None:
