@@ -1,14 +1,23 @@
 """State of the stateful stages: memory (RSS) and restart time with many keys, before (Python dicts,
 what the stages kept until the local stores) and after (RocksDB local stores, :mod:`whale.store`),
-and the rate at which a lost store is rebuilt.
+and the rate at which a lost store is rebuilt from a real topic on Kafka.
 
-Each measurement runs in a fresh subprocess (RSS is the process's own): it loads ``KEYS`` keys of the
-stage's shape, reports the RSS growth and CPU seconds, then (RocksDB) closes the store, opens it again
-(a restart with an intact store) and reads 100,000 random keys. The dedupe rebuild reads a real
-changelog topic on Kafka through the stage's restore path (``DedupeWindow.restore``); the other
-stages' rebuild rate is their store's apply path (no Kafka read). The rule engine's throttle table
-is measured as Faust's ``rocksdb://`` store keeps it: one rocksdict database with Faust's options as
-the engine sets them (``whale_rule_engine.app``).
+Each measurement runs in a fresh subprocess (RSS is the process's own, CPU seconds are all its
+threads' from ``/proc/self/stat``):
+
+- ``dict fill``: ``KEYS`` keys of the stage's shape in Python dicts (what the stages kept before);
+- ``store apply``: the same keys through the stage's own store write path in batches of 10,000,
+  then the store closed and opened again (``restart s``: a restart with an intact store) and
+  100,000 random keys read (``RSS peak / after reads``: RSS growth after them);
+- ``rebuild from Kafka``: ``KEYS`` changelog records of the stage's shape written to a new
+  3-partition topic by a separate process (batched producer, lz4), then a new store rebuilt from it
+  through the stage's own restore path (dedupe: ``DedupeWindow.restore``; executor: the
+  ``StateStore`` follower; to-do: the ``TodoLoader``), then restarted on the intact store
+  (``restart s``: open it and find nothing new to read). ``RSS peak``: the highest RSS growth.
+
+The rule engine's throttle table is measured as Faust's ``rocksdb://`` store keeps it: one rocksdict
+database with Faust's options as the engine sets them (``whale_rule_engine.app``); its rebuild is
+Faust's own changelog recovery (not measured here).
 
 Run alone with ``python -m benchmarks.bench_state`` (``WHALE_BENCH_STATE_KEYS`` to change the count).
 """
@@ -18,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -33,6 +41,7 @@ KEYS = int(os.environ.get("WHALE_BENCH_STATE_KEYS", "1000000"))
 READS = 100_000
 CHUNK = 10_000
 STAGES = ("dedupe", "todo", "executor", "throttle")
+REBUILT = ("dedupe", "executor", "todo")  # rebuilt from a real topic on Kafka by the stage's own path
 
 
 def rss_mib() -> float:
@@ -42,9 +51,17 @@ def rss_mib() -> float:
     return 0.0
 
 
+def peak_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """User + system CPU seconds of this process, all threads (librdkafka's too), from /proc."""
+    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------------- shapes
@@ -215,49 +232,126 @@ def _reader(stage: str, store: Any) -> Any:
     return lambda n: store.get(b"d" + f"default/req-{n}".encode())
 
 
-def child_rebuild(keys: int) -> dict[str, Any]:
-    """Write ``keys`` dedupe records to a fresh changelog topic, then rebuild a new store from it."""
+def _produce(topic: str, keys: int, record: Callable[[int], tuple[bytes, bytes, Any]]) -> float:
+    """Write ``keys`` records to a new 3-partition ``topic`` with a batched producer (large lz4
+    batches, no per-record wait); returns records/s."""
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+    from whale.settings import WhaleSettings
+
+    config = WhaleSettings().kafka_config()
+    admin = AdminClient(config)
+    admin.create_topics([NewTopic(topic, 3, -1, config={"cleanup.policy": "compact,delete"})])[topic].result(
+        30
+    )
+    producer = Producer(
+        {
+            **config, "linger.ms": 50, "batch.size": 1_000_000, "batch.num.messages": 100_000,
+            "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000,
+        }
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    for n in range(keys):
+        key, value, headers = record(n)
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, headers=headers, partition=n % 3)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(600):
+        raise RuntimeError(f"could not write {topic}")
+    return keys / (time.perf_counter() - t0)
+
+
+def _drop_topic(topic: str) -> None:
+    from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+
+    from whale.settings import WhaleSettings
+
+    AdminClient(WhaleSettings().kafka_config()).delete_topics([topic])[topic].result(60)  # sent before exit
+
+
+def _records(stage: str) -> Callable[[int], tuple[bytes, bytes, Any]]:
+    """The changelog record of key ``n`` as the stage writes it (key, value, headers)."""
+    if stage == "dedupe":
+        now = str(int(time.time() * 1000)).encode()
+        return lambda n: (dedupe_key(n).encode(), now, None)
+    if stage == "executor":  # the key names the run: 1,000 record bodies are reused (faster to write)
+        bodies = [json.dumps(run_record(n)).encode() for n in range(1000)]
+        return lambda n: (f"default/req-{n}".encode(), bodies[n % 1000], None)
+    from whale_todo.stage import record
+
+    from whale.binding import to_binary
+
+    headers = list(to_binary(record(todo_item(0))).headers)  # the same CloudEvent headers for all
+
+    def todo(n: int) -> tuple[bytes, bytes, Any]:
+        item = todo_item(n)
+        return item["id"].encode(), json.dumps(item).encode(), headers
+
+    return todo
+
+
+def _rebuild_once(stage: str, topic: str, root: Path) -> tuple[int, Any]:
+    """Open the stage's store under ``root`` and bring it up to date with ``topic`` through the
+    stage's own restore path; returns (records read, the store, closed)."""
+    import asyncio
+
     from whale_dedupe.window import DedupeWindow
 
     from whale.settings import WhaleSettings
 
     settings = WhaleSettings()
-    topic = f"bench.state.{uuid.uuid4().hex[:8]}.changelog"
-    admin = AdminClient(settings.kafka_config())
-    admin.create_topics([NewTopic(topic, 3, -1, config={"cleanup.policy": "compact,delete"})])[topic].result(
-        30
-    )
-    producer = Producer({**settings.kafka_config(), "linger.ms": 20, "batch.num.messages": 10_000})
-    now = int(time.time() * 1000)
-    for n in range(keys):
-        while True:
-            try:
-                producer.produce(topic, key=dedupe_key(n).encode(), value=str(now).encode(), partition=n % 3)
-                break
-            except BufferError:
-                producer.poll(0.1)
-    producer.flush(120)
-    try:
-        with tempfile.TemporaryDirectory(prefix="whale-bench-state-") as tmp:
-            root = Path(tmp)
-            store = _store("dedupe", root)
-            window = DedupeWindow(store, 24 * 3600 * 1000)
-            base, cpu0, t0 = rss_mib(), cpu_s(), time.perf_counter()
-            read = window.restore(settings.kafka_config(), topic, [0, 1, 2])
-            rebuild_s, rebuild_cpu, rss = time.perf_counter() - t0, cpu_s() - cpu0, rss_mib() - base
-            store.close()
-            again = _store("dedupe", root)
-            t1, cpu1 = time.perf_counter(), cpu_s()
-            tail = DedupeWindow(again, 24 * 3600 * 1000).restore(settings.kafka_config(), topic, [0, 1, 2])
-            restart_s, restart_cpu = time.perf_counter() - t1, cpu_s() - cpu1
-            again.close()
-    finally:
-        admin.delete_topics([topic])
+    if stage == "dedupe":
+        store = _store("dedupe", root)
+        read = DedupeWindow(store, 24 * 3600 * 1000).restore(settings.kafka_config(), topic, [0, 1, 2])
+        store.close()
+        return read, store
+    follower: Any
+    state = __import__("whale.store", fromlist=["StoreSettings"]).StoreSettings(dir=root)
+    if stage == "executor":
+        from whale_executor.state import StateStore
+
+        follower = StateStore(settings, None, pool="default", source="/bench", state=state)  # type: ignore[arg-type]
+    else:
+        from whale_todo.store import TodoLoader
+        from whale.todos import OPEN_STATES
+
+        follower = TodoLoader(settings, state, OPEN_STATES)
+    follower._topic = topic  # the benchmark's own topic instead of the stage's
+    asyncio.run(follower.start(timeout=7200))
+    local = follower.store if stage == "todo" else follower.local
+    asyncio.run(follower.stop())
+    if stage == "todo":
+        local.close()
+    return follower.records_read, local
+
+
+def child_produce(stage: str, keys: int) -> dict[str, Any]:
+    """Write ``keys`` records of the stage's changelog to a fresh topic (its own process: the
+    producer's buffers stay out of the rebuild's RSS)."""
+    topic = f"bench.state.{stage}.{uuid.uuid4().hex[:8]}"
+    return {"topic": topic, "produced_per_s": _produce(topic, keys, _records(stage))}
+
+
+def child_rebuild(stage: str, topic: str) -> dict[str, Any]:
+    """Rebuild a new store from ``topic`` (a lost store), then restart on the intact store (nothing
+    new to read); RSS growth and peak of this process, CPU seconds of all its threads."""
+    with tempfile.TemporaryDirectory(prefix="whale-bench-state-") as tmp:
+        root = Path(tmp)
+        base, cpu0, t0 = rss_mib(), cpu_s(), time.perf_counter()
+        read, _ = _rebuild_once(stage, topic, root)
+        rebuild_s, rebuild_cpu = time.perf_counter() - t0, cpu_s() - cpu0
+        rss, peak = rss_mib() - base, peak_mib() - base
+        t1, cpu1 = time.perf_counter(), cpu_s()
+        tail, _ = _rebuild_once(stage, topic, root)
+        restart_s, restart_cpu = time.perf_counter() - t1, cpu_s() - cpu1
+        disk = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     return {
-        "read": read, "rebuild_s": rebuild_s, "rebuild_cpu": rebuild_cpu, "rss": rss,
-        "restart_s": restart_s, "restart_cpu": restart_cpu, "restart_read": tail,
+        "read": read, "rebuild_s": rebuild_s, "rebuild_cpu": rebuild_cpu, "rss": rss, "peak_rss": peak,
+        "restart_s": restart_s, "restart_cpu": restart_cpu, "restart_read": tail, "disk_mib": disk / 1024 / 1024,
     }  # fmt: skip
 
 
@@ -273,42 +367,60 @@ def _child(*args: str) -> dict[str, Any]:
     return result
 
 
+def _row(
+    stage: str, path: str, keys: int, rss: float, more_rss: float | None, **rest: Any
+) -> dict[str, object]:
+    seconds, cpu = rest["seconds"], rest["cpu"]
+    return {
+        "stage": stage, "path": path, "keys": keys, "RSS MiB": round(rss),
+        "RSS peak / after reads": None if more_rss is None else round(more_rss),
+        "disk MiB": None if rest.get("disk") is None else round(rest["disk"]),
+        "keys/s": keys / seconds if seconds else None, "CPU s": cpu,
+        "CPU us/key": cpu / keys * 1e6 if keys else None, "restart s": rest.get("restart"),
+    }  # fmt: skip
+
+
 def run() -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for stage in STAGES:
         before = _child("dict", stage, str(KEYS))
+        rows.append(
+            _row(stage, "dict fill", KEYS, before["rss"], None, seconds=before["load_s"], cpu=before["cpu_s"])
+        )
         after = _child("rocksdb", stage, str(KEYS))
         rows.append(
-            {
-                "stage": stage, "keys": KEYS,
-                "dict RSS MiB": round(before["rss"]), "dict load s": before["load_s"],
-                "RocksDB RSS MiB": round(after["rss"]), "RSS after 100k reads": round(after["rss_after_reads"]),
-                "disk MiB": round(after["disk_mib"]), "store apply keys/s": KEYS / after["load_s"],
-                "apply CPU s": after["cpu_s"], "restart (reopen) s": after["reopen_s"],
-            }
+            _row(
+                stage, "store apply", KEYS, after["rss"], after["rss_after_reads"], seconds=after["load_s"],
+                cpu=after["cpu_s"], disk=after["disk_mib"], restart=after["reopen_s"],
+            )
         )  # fmt: skip
-    rebuild = _child("rebuild", "dedupe", str(KEYS))
-    rows.append(
-        {
-            "stage": "dedupe from Kafka", "keys": rebuild["read"],
-            "dict RSS MiB": None, "dict load s": None,
-            "RocksDB RSS MiB": round(rebuild["rss"]), "RSS after 100k reads": None, "disk MiB": None,
-            "store apply keys/s": rebuild["read"] / rebuild["rebuild_s"], "apply CPU s": rebuild["rebuild_cpu"],
-            "restart (reopen) s": rebuild["restart_s"],
-        }
-    )  # fmt: skip
+    for stage in REBUILT:
+        topic = _child("produce", stage, str(KEYS))["topic"]
+        try:
+            rebuild = _child("rebuild", stage, topic)
+        finally:
+            _drop_topic(topic)
+        rows.append(
+            _row(
+                stage, "rebuild from Kafka", rebuild["read"], rebuild["rss"], rebuild["peak_rss"],
+                seconds=rebuild["rebuild_s"], cpu=rebuild["rebuild_cpu"], disk=rebuild["disk_mib"],
+                restart=rebuild["restart_s"],
+            )
+        )  # fmt: skip
     return rows
 
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
-        mode, stage, keys = argv[1], argv[2], int(argv[3])
+        mode, stage, arg = argv[1], argv[2], argv[3]
         if mode == "dict":
-            result = child_dict(stage, keys)
+            result = child_dict(stage, int(arg))
         elif mode == "rocksdb":
-            result = child_rocksdb(stage, keys)
+            result = child_rocksdb(stage, int(arg))
+        elif mode == "produce":
+            result = child_produce(stage, int(arg))
         else:
-            result = child_rebuild(keys)
+            result = child_rebuild(stage, arg)
         print(json.dumps(result))
         return 0
     from benchmarks import format_table

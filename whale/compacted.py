@@ -26,6 +26,18 @@ from whale.store import LocalStore
 
 log = structlog.get_logger(__name__)
 OnChange = Callable[[str, CloudEvent | None], None]
+CHANGELOG_BATCH = 10_000  # records per consume() call (and per local-store WriteBatch)
+# Consumer settings for reading a changelog or compacted topic: librdkafka prefetches per partition
+# until both queued.* limits are reached (by default 100,000 messages and 64 MiB, which measured
+# +256 MiB RSS over a 1M-record rebuild); smaller limits bound a rebuild's memory, and a short
+# fetch.queue.backoff.ms keeps them from pausing the fetcher for a second each time they are reached.
+CHANGELOG_READER: dict[str, Any] = {
+    "enable.auto.commit": False,
+    "enable.partition.eof": True,
+    "queued.min.messages": 10_000,
+    "queued.max.messages.kbytes": 8 << 10,
+    "fetch.queue.backoff.ms": 10,
+}
 
 
 class CompactedFollower:
@@ -47,6 +59,9 @@ class CompactedFollower:
         self._thread: threading.Thread | None = None
         self._error: Exception | None = None
         self.records_read = 0  # with our key prefix, since start (a local store: those it had not applied)
+        # True while reading what was written before start(): a local store is then written without
+        # its write-ahead log (see LocalStore.write) and flushed once caught up
+        self.catching_up = False
 
     async def start(self, timeout: float = 60.0) -> None:
         """Start following the topic; returns once everything written before the call was read.
@@ -91,11 +106,11 @@ class CompactedFollower:
         consumer = Consumer(
             {
                 **self._settings.kafka_config(),
+                **CHANGELOG_READER,
                 "group.id": f"whale-view-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
             }
         )
+        local: LocalStore | None = None
         try:
             tmeta = consumer.list_topics(self._topic, timeout=30).topics.get(self._topic)
             if tmeta is None or tmeta.error is not None or not tmeta.partitions:
@@ -112,10 +127,11 @@ class CompactedFollower:
             ends = {p: high for p, (_, high) in ranges.items()}
             pending = {p for p, end in ends.items() if end > max(starts[p], 0)}
             consumer.assign([TopicPartition(self._topic, p, start) for p, start in starts.items()])
+            self.catching_up = bool(pending)
             if not pending:
                 self._caught_up.set()
             while not self._stop.is_set():
-                batch: list[Any] = consumer.consume(1000, 0.2)
+                batch: list[Any] = consumer.consume(CHANGELOG_BATCH, 0.2)
                 offsets: dict[int, int] = {}
                 if local is not None and batch:
                     self._begin()
@@ -135,11 +151,17 @@ class CompactedFollower:
                 finally:
                     if local is not None and batch:
                         self._applied(offsets)
+                    if local is not None and self.catching_up and not pending:
+                        local.flush()  # the catch-up's writes skipped the write-ahead log
+                    self.catching_up = bool(pending)
         except (KafkaException, WhaleError) as exc:
             self._error = exc
             self._caught_up.set()
         finally:
             consumer.close()
+            if local is not None and self.catching_up:
+                self.catching_up = False
+                local.flush()
 
     def _keyed(self, msg: Any) -> None:
         key = msg.key()

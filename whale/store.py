@@ -31,7 +31,7 @@ from typing import Any
 import structlog
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
 from whale.settings import WhaleSettings
 
@@ -42,6 +42,8 @@ _IDENTITY = META + b"identity"
 _SAVED_AT = META + b"saved_at"
 _OFFSET = META + b"offset/"
 _TOMBSTONE = object()
+_NO_WAL = WriteOptions()
+_NO_WAL.disable_wal = True  # type: ignore[method-assign,assignment]  # a property; the stub says method
 
 
 class StoreSettings(BaseSettings):
@@ -218,12 +220,32 @@ class LocalStore:
     def batch(self) -> Batch:
         return Batch(self)
 
-    def commit(self, batch: Batch | None = None, offsets: Mapping[int, int] | None = None) -> None:
+    def commit(
+        self, batch: Batch | None = None, offsets: Mapping[int, int] | None = None, *, wal: bool = True
+    ) -> None:
         """Write ``batch`` and the new applied ``offsets`` atomically (one RocksDB WriteBatch); an
         applied offset never moves back (a record read back after our own write advanced it)."""
+        staged = batch.staged if batch is not None else {}
+        self.write({k: None if v is _TOMBSTONE else v for k, v in staged.items()}, offsets, wal=wal)
+        if batch is not None:
+            batch.staged.clear()
+
+    def write(
+        self,
+        changes: Mapping[bytes, bytes | None],
+        offsets: Mapping[int, int] | None = None,
+        *,
+        wal: bool = True,
+    ) -> None:
+        """Write ``changes`` (None deletes) and the applied ``offsets`` in one atomic WriteBatch.
+
+        ``wal=False`` (a rebuild: the changelog is the source of truth) skips RocksDB's write-ahead
+        log; a crash then loses the latest such writes *and* the offsets written with them (the
+        memtables are flushed in order, so what survives is a consistent prefix), and they are read
+        again. Call :meth:`flush` before writing with the log again."""
         writes = WriteBatch(raw_mode=True)
-        for key, value in (batch.staged if batch is not None else {}).items():
-            if value is _TOMBSTONE:
+        for key, value in changes.items():
+            if value is None:
                 writes.delete(key)
             else:
                 writes.put(key, value)
@@ -232,9 +254,14 @@ class LocalStore:
                 continue
             writes.put(_OFFSET + str(partition).encode(), str(offset).encode())
         writes.put(_SAVED_AT, str(time.time()).encode())
-        self._db.write(writes)
-        if batch is not None:
-            batch.staged.clear()
+        if wal:
+            self._db.write(writes)
+        else:
+            self._db.write(writes, _NO_WAL)
+
+    def flush(self) -> None:
+        """Persist the memtables (after writes without the write-ahead log)."""
+        self._db.flush(True)
 
     def put(self, key: bytes, value: bytes) -> None:
         self._db.put(key, value)

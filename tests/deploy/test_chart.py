@@ -427,6 +427,20 @@ def test_stateful_stages_keep_their_local_store_on_a_volume_of_its_own(
             assert "WHALE_STATE_DIR" not in env and "state" not in volumes
 
 
+def test_stateful_stages_get_their_store_memory_and_the_rule_engine_its_standby_replicas(helm: Helm) -> None:
+    """Memory per store comes from state.cacheMB / state.writeBufferMB; the rule engine's Faust
+    standby replicas from ruleEngine.standbyReplicas."""
+    manifests = helm.render(sets=["state.writeBufferMB=8", "ruleEngine.standbyReplicas=2"])
+    for name, deployment in by_kind(manifests, "Deployment").items():
+        (container,) = (pod_spec(deployment) or {})["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        if name in STATEFUL:
+            assert env["WHALE_STATE_CACHE_MB"] == "32" and env["WHALE_STATE_WRITE_BUFFER_MB"] == "8"
+        assert ("WHALE_RULE_ENGINE_STANDBY_REPLICAS" in env) == (name == "whale-rule-engine")
+        if name == "whale-rule-engine":
+            assert env["WHALE_RULE_ENGINE_STANDBY_REPLICAS"] == "2"
+
+
 def test_persistence_gives_each_stateful_stage_a_claim_and_recreates_it_on_upgrade(helm: Helm) -> None:
     manifests = helm.render(sets=["state.persistence.enabled=true", "state.size=20Gi"])
     validate_all(manifests)

@@ -75,3 +75,29 @@ def test_records_written_before_the_stamp_count_from_when_they_were_read() -> No
     store, _ = store_with({"p/legacy": {"kind": "action", "status": "finished"}})
     recorded = store.get("p/legacy")
     assert recorded is not None and isinstance(recorded["recorded_at"], float)
+
+
+def test_records_read_while_catching_up_are_stored_as_written_and_the_last_one_wins() -> None:
+    """A rebuild stages a plain record without decoding it; a workflow record (its run id is
+    indexed) and an undecodable one take the decoding path."""
+    store, _ = store_with({})
+    store.catching_up = True
+    store._begin()
+    first = b'{"kind": "action", "status": "started", "seq": 2, "recorded_at": 1.0}'
+    last = b'{"kind": "action", "status": "finished", "seq": 1, "recorded_at": 2.0}'
+    store._read("p/a", first)
+    store._read("p/a", last)  # the topic's order wins while catching up, whatever the seq
+    store._read("p/w", b'{"kind": "workflow", "run_id": "r1", "seq": 1, "recorded_at": 1.0}')
+    store._read("p/bad", b"not json")
+    store._applied({0: 4})
+    assert store.get("p/a") == {"kind": "action", "status": "finished", "seq": 1, "recorded_at": 2.0}
+    assert store.run_key_of("r1") == "p/w"
+    assert store.get("p/bad") is None and store.local.offset(0) == 4
+
+
+def test_a_live_record_older_than_the_stored_one_is_ignored_once_caught_up() -> None:
+    store, _ = store_with({"p/a": {"kind": "action", "status": "finished", "seq": 3, "recorded_at": 1.0}})
+    store._begin()
+    store._read("p/a", b'{"kind": "action", "status": "started", "seq": 2, "recorded_at": 1.0}')
+    store._applied({0: 1})
+    assert store.get("p/a") is not None and store.get("p/a")["seq"] == 3  # type: ignore[index]

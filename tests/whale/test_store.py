@@ -3,6 +3,8 @@ corrupt, foreign, stale or ahead of its topic."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -108,3 +110,45 @@ def test_a_second_opener_gets_its_own_slot_and_a_closed_slot_is_reused(tmp_path:
     first.close()
     again = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
     assert again.path == first.path and again.offsets() == {0: 4}
+
+
+_CRASH = """
+import os, sys
+from pathlib import Path
+from whale.store import LocalStore, StoreSettings
+root = Path(sys.argv[1])
+store = LocalStore(root / "s", {"stage": "test"}, StoreSettings(dir=root, cache_mb=1, write_buffer_mb=1))
+store.write({b"a": b"1"}, {0: 5})
+store.write({b"b": b"2"}, {0: 9}, wal=False)
+if sys.argv[2] == "flush":
+    store.flush()
+os._exit(0)  # like kill -9: no close, nothing flushed on the way out
+"""
+
+
+def _crash_after_unlogged_write(tmp_path: Path, flush: bool) -> LocalStore:
+    args = [sys.executable, "-c", _CRASH, str(tmp_path), "flush" if flush else "no"]
+    subprocess.run(args, check=True, timeout=60)
+    return LocalStore(tmp_path / "s", {"stage": "test"}, settings(tmp_path))
+
+
+def test_writes_without_the_log_are_lost_with_their_offsets_when_the_process_dies(tmp_path: Path) -> None:
+    """A rebuild writes without RocksDB's write-ahead log: after a crash the store still holds data
+    and applied offsets that match (the unlogged batch and its offset are gone together)."""
+    store = _crash_after_unlogged_write(tmp_path, flush=False)
+    assert not store.rebuilt
+    assert store.get(b"a") == b"1" and store.offset(0) == 5
+    assert store.get(b"b") is None  # read again from offset 5
+
+
+def test_writes_without_the_log_survive_a_crash_once_flushed(tmp_path: Path) -> None:
+    store = _crash_after_unlogged_write(tmp_path, flush=True)
+    assert store.get(b"b") == b"2" and store.offset(0) == 9
+
+
+def test_write_applies_puts_and_deletes_with_the_applied_offsets(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    store.write({b"a": b"1", b"b": b"2"}, {1: 4})
+    store.write({b"a": None, b"c": b"3"}, {1: 2})  # an applied offset never moves back
+    assert [store.get(k) for k in (b"a", b"b", b"c")] == [None, b"2", b"3"]
+    assert store.offset(1) == 4

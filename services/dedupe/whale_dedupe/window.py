@@ -6,8 +6,9 @@ entry whose key was seen again later (a new first-seen after the window) is drop
 touching the key.
 
 Restoring a partition reads ``whale.dedupe.changelog`` from the offset the store applied (from the
-beginning for a new store) to its end; a record's time is kept as the minimum seen (the changelog
-can hold a replayed batch's second write).
+beginning for a new store) to its end; a key's last record wins, as in the live stage: the stage
+writes a key again only once its window has passed (its earlier record is then outside the window
+and skipped), and a replayed batch's second write carries the same record timestamp.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from whale.compacted import CHANGELOG_READER
 from whale.store import Batch, LocalStore, partition_prefix
 
 log = structlog.get_logger(__name__)
 _STAMP = struct.Struct(">Q")
 CHUNK = 10_000
+FETCH = 20_000  # records per restore batch (one WriteBatch)
 
 
 def _key(partition: int, key: str) -> bytes:
@@ -79,14 +82,15 @@ class DedupeWindow:
 
     # ------------------------------------------------------------------ restore
     def restore(self, config: dict[str, Any], topic: str, partitions: list[int]) -> int:
-        """Read ``topic`` from the applied offsets to its end into the store; returns records read."""
+        """Read ``topic`` from the applied offsets to its end into the store; returns records read.
+
+        Each fetched batch (up to :data:`FETCH` records) is folded in a dict (a key's last record
+        wins, a tombstone deletes, a time before the window is skipped) and written blind -- nothing
+        is read back -- with its offsets in one WriteBatch without the write-ahead log (the changelog
+        is the source of truth: a crash loses the latest batches and their offsets together, and
+        they are read again); the store is flushed once at the end."""
         reader = Consumer(
-            {
-                **config,
-                "group.id": f"whale-dedupe-restore-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-            }
+            {**config, **CHANGELOG_READER, "group.id": f"whale-dedupe-restore-{uuid.uuid4().hex}"}
         )
         try:
             ranges = _ranges(reader, topic, partitions)
@@ -98,50 +102,49 @@ class DedupeWindow:
                 return 0
             reader.assign([TopicPartition(topic, p, starts[p]) for p in pending])
             oldest = int(time.time() * 1000) - self._window_ms
-            batch = self.store.batch()
+            prefixes = {p: b"k" + partition_prefix(p) for p in partitions}
             read = 0
             while pending:
-                msgs: list[Any] = reader.consume(1000, 1.0)
+                msgs: list[Any] = reader.consume(FETCH, 1.0)
+                folded: dict[bytes, int | None] = {}
+                applied: dict[int, int] = {}
                 for msg in msgs:
                     if msg.error() is not None:
                         if msg.error().code() == KafkaError._PARTITION_EOF:
                             pending.discard(msg.partition())
                         continue
                     read += 1
-                    self._replay(batch, msg, oldest)
-                    if msg.offset() + 1 >= ends[msg.partition()]:
-                        pending.discard(msg.partition())
-                if len(batch) >= CHUNK or not pending:
-                    self.store.commit(batch, _positions(reader, topic, partitions, ends, pending))
+                    partition, offset = msg.partition(), msg.offset()
+                    applied[partition] = offset + 1
+                    if offset + 1 >= ends[partition]:
+                        pending.discard(partition)
+                    key = prefixes[partition] + (msg.key() or b"")
+                    value = msg.value()
+                    if value is None:
+                        folded[key] = None
+                        continue
+                    stamp = int(value)
+                    if stamp >= oldest:
+                        folded[key] = stamp
+                if applied:
+                    self.store.write(self._changes(folded), applied, wal=False)
+            self.store.flush()
             return read
         finally:
             reader.close()
 
-    def _replay(self, batch: Batch, msg: Any, oldest: int) -> None:
-        partition = msg.partition()
-        key = (msg.key() or b"").decode("utf-8", "replace")
-        value = msg.value()
-        if value is None:
-            self.forget(batch, partition, key)
-            return
-        stamp = int(value)
-        if stamp < oldest:
-            return
-        before = self.seen(batch, partition, key)
-        if before is None or stamp < before:
-            self.remember(batch, partition, key, stamp)
-
-
-def _positions(
-    reader: Consumer, topic: str, partitions: list[int], ends: dict[int, int], pending: set[int]
-) -> dict[int, int]:
-    """The next offset of every restored partition: its end once done, else the reader's position."""
-    done = {p: ends[p] for p in partitions if p not in pending}
-    if pending:
-        for tp in reader.position([TopicPartition(topic, p) for p in pending]):
-            if tp.offset >= 0:
-                done[tp.partition] = tp.offset
-    return done
+    @staticmethod
+    def _changes(folded: dict[bytes, int | None]) -> dict[bytes, bytes | None]:
+        """A folded batch as store writes: the key and its time-index entry, or the key's deletion."""
+        changes: dict[bytes, bytes | None] = {}
+        for key, stamp in folded.items():
+            if stamp is None:
+                changes[key] = None
+                continue
+            packed = _STAMP.pack(stamp)
+            changes[key] = packed
+            changes[b"t" + packed + key[1:]] = b""
+        return changes
 
 
 def _ranges(

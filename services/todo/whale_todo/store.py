@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from whale import topics
-from whale.binding import KafkaMessage, from_kafka, headers_from
+from whale.binding import CONTENT_TYPE, KafkaMessage, from_kafka, headers_from
 from whale.compacted import CompactedFollower
 from whale.errors import BindingError
 from whale.producer import Delivered
@@ -27,6 +27,8 @@ ITEM = b"i"
 OPEN = b"o"
 LAST = b"l"
 EPISODE = b"c"
+SAVED_TYPE = b"whale.todo.saved"  # todos.SAVED: the type of the stage's own records
+JSON_TYPES = (b"application/json", b"application/json; charset=utf-8")
 
 
 class StoredItems(Mapping[str, dict[str, Any]]):
@@ -59,10 +61,12 @@ class StoredItems(Mapping[str, dict[str, Any]]):
         return sum(1 for _ in self._ids())
 
 
-def put_item(batch: Batch, item: Mapping[str, Any], open_states: tuple[str, ...]) -> None:
-    """Stage ``item`` and the open-key index entry it implies."""
+def put_item(
+    batch: Batch, item: Mapping[str, Any], open_states: tuple[str, ...], raw: bytes | None = None
+) -> None:
+    """Stage ``item`` (``raw``: its JSON as read, stored as is) and the open-key entry it implies."""
     item_id, key = str(item["id"]), str(item["key"]).encode()
-    batch.put(ITEM + item_id.encode(), json.dumps(dict(item)).encode())
+    batch.put(ITEM + item_id.encode(), raw if raw is not None else json.dumps(dict(item)).encode())
     batch.put(LAST + key, item_id.encode())
     if item.get("status") in open_states:
         batch.put(OPEN + key, item_id.encode())
@@ -142,13 +146,23 @@ class TodoLoader(CompactedFollower):
 
     def _applied(self, offsets: dict[int, int]) -> None:
         assert self.store is not None and self._batch is not None
-        self.store.commit(self._batch, offsets)
+        self.store.commit(self._batch, offsets, wal=not self.catching_up)
 
     def _record(self, key: bytes, msg: Any) -> None:
         assert self._batch is not None
         self.read += 1
         if msg.value() is None and not msg.headers():
             drop_item(self._batch, key.decode("utf-8", "replace"))
+            return
+        if self.catching_up and _saved_json(msg.headers()):
+            # catching up on the stage's own records: the item JSON is stored as written, without
+            # validating the whole CloudEvent again or re-encoding the item
+            try:
+                item = json.loads(msg.value())
+            except ValueError:
+                return
+            if isinstance(item, dict) and "id" in item and "key" in item:
+                put_item(self._batch, item, self._open_states, msg.value())
             return
         try:
             event = from_kafka(KafkaMessage(key, msg.value(), headers_from(msg.headers())))
@@ -157,3 +171,9 @@ class TodoLoader(CompactedFollower):
         item = event.data
         if isinstance(item, Mapping) and "id" in item and "key" in item:
             put_item(self._batch, item, self._open_states)
+
+
+def _saved_json(headers: list[tuple[str, bytes]] | None) -> bool:
+    """A binary-mode record of the stage's own type with JSON data (its value is the item)."""
+    found = dict(headers or ())
+    return found.get("ce_type") == SAVED_TYPE and found.get(CONTENT_TYPE) in JSON_TYPES

@@ -49,6 +49,7 @@ components:
 {{- end }}
 {{- if $v.ruleEngine.enabled }}
 {{- $env := dict "WHALE_RULE_ENGINE_HOST" "0.0.0.0" "WHALE_RULE_ENGINE_PORT" $v.ruleEngine.port }}
+{{- $_ := set $env "WHALE_RULE_ENGINE_STANDBY_REPLICAS" $v.ruleEngine.standbyReplicas }}
 {{- if not (empty $v.config.rules) }}
 {{- $_ := set $env "WHALE_RULES_DIR" "/etc/whale/rules" }}
 {{- end }}
