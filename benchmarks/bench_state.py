@@ -317,6 +317,7 @@ def _rebuild_once(stage: str, topic: str, root: Path) -> tuple[int, Any]:
         follower = StateStore(settings, None, pool="default", source="/bench", state=state)  # type: ignore[arg-type]
     else:
         from whale_todo.store import TodoLoader
+
         from whale.todos import OPEN_STATES
 
         follower = TodoLoader(settings, state, OPEN_STATES)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from whale_todo.store import SAVED_TYPE, TodoLoader, open_id
-from whale.todos import OPEN_STATES, SAVED
 from whale_todo.stage import record
+from whale_todo.store import SAVED_TYPE, TodoLoader, open_id
 
 from whale.binding import KafkaMessage, to_binary
 from whale.settings import WhaleSettings
 from whale.store import LocalStore, StoreSettings
+from whale.todos import OPEN_STATES, SAVED
 
 
 class Msg:
