@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import httpx
 import structlog
 import uvicorn
-from fastapi import BackgroundTasks, FastAPI, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from whale.errors import WhaleError
@@ -56,6 +57,15 @@ class Chat:
         self.center = center
         self.responder = responder  # posts answers to Slack's response_url
         self.guard = ReplayGuard(settings.window_seconds)
+        self.crypto = (
+            wecom.WeComCrypto(
+                settings.wecom_token.get_secret_value(),
+                settings.wecom_aes_key.get_secret_value(),
+                settings.wecom_corp_id,
+            )
+            if settings.wecom_token and settings.wecom_aes_key and settings.wecom_corp_id
+            else None
+        )
 
     async def answer(self, platform: str, user: str, text: str) -> str:
         verb = "unknown"
@@ -84,20 +94,96 @@ class Chat:
         return commands.HELP + (f". Aliases: {formats}" if formats else "")
 
 
+def get_chat(request: Request) -> Chat:
+    """The app's :class:`Chat` (set by :func:`create_app`)."""
+    chat: Chat = request.app.state.chat
+    return chat
+
+
+router = APIRouter()
+
+
+@router.post("/slack", summary="Slack slash commands and button clicks (signing secret checked)")
+async def on_slack(
+    request: Request, background: BackgroundTasks, chat: Annotated[Chat, Depends(get_chat)]
+) -> Response:
+    settings = chat.settings
+    secret = settings.slack_signing_secret
+    if secret is None:
+        raise NotConfigured(
+            "Slack is not configured here (WHALE_CHAT_SLACK_SIGNING_SECRET)", field="platform"
+        )
+    body = await read_body(request, settings.max_body)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    slack.verify(secret.get_secret_value().encode(), headers, body, window=settings.window_seconds,
+                 guard=chat.guard)  # fmt: skip
+    asked = slack.parse(body)
+    url = asked.response_url
+    if url is not None and urlsplit(url).hostname not in settings.slack_response_hosts:
+        raise BadCallback(
+            f"response_url's host is not one of {settings.slack_response_hosts}", field="response_url"
+        )
+    if url is None:  # nowhere to post: answer in the HTTP response
+        return JSONResponse(
+            {"response_type": "ephemeral", "text": await chat.answer("slack", asked.user, asked.text)}
+        )
+    background.add_task(_answer_slack, chat, asked, url)
+    return Response(status_code=200)
+
+
+@router.get(
+    "/wecom", summary="WeCom's callback URL check (echostr decrypted)", response_class=PlainTextResponse
+)
+async def wecom_check(
+    chat: Annotated[Chat, Depends(get_chat)],
+    msg_signature: str = Query(""),
+    timestamp: str = Query(""),
+    nonce: str = Query(""),
+    echostr: str = Query(""),
+) -> PlainTextResponse:
+    sealed = _crypto(chat.crypto)
+    echo = echostr.replace(" ", "+")
+    sealed.verify(msg_signature, timestamp, nonce, echo, window=chat.settings.window_seconds)
+    return PlainTextResponse(sealed.decrypt(echo))
+
+
+@router.post("/wecom", summary="WeCom messages (signature checked, decrypted; the reply encrypted)")
+async def on_wecom(
+    request: Request,
+    chat: Annotated[Chat, Depends(get_chat)],
+    msg_signature: str = Query(""),
+    timestamp: str = Query(""),
+    nonce: str = Query(""),
+) -> Response:
+    sealed = _crypto(chat.crypto)
+    body = await read_body(request, chat.settings.max_body)
+    encrypted = wecom.encrypted_of(body)
+    sealed.verify(
+        msg_signature, timestamp, nonce, encrypted, window=chat.settings.window_seconds, guard=chat.guard
+    )
+    message = wecom.parse_message(sealed.decrypt(encrypted))
+    if message.msg_type != "text":
+        return PlainTextResponse("")  # events (enter chat, clicks on menus): nothing to answer
+    text = await chat.answer("wecom", message.user, message.text)
+    reply = sealed.reply(wecom.text_reply(message.user, message.corp, text), timestamp, nonce)
+    return Response(reply, media_type="application/xml")
+
+
+async def count_callbacks(request: Request, call_next: Any) -> Response:
+    """Callbacks per platform and outcome (answered, refused, invalid)."""
+    response: Response = await call_next(request)
+    platform = request.url.path.strip("/")
+    if platform in ("slack", "wecom"):
+        outcome = "answered" if response.status_code < 300 else (
+            "refused" if response.status_code in (401, 403) else "invalid")  # fmt: skip
+        metrics.CALLBACKS.labels(platform, outcome).inc()
+    return response
+
+
 def create_app(
     settings: Settings, config: ChatConfig, center: EventCenter, responder: httpx.AsyncClient | None = None
 ) -> FastAPI:
     chat = Chat(settings, config, center, responder or httpx.AsyncClient(timeout=settings.timeout_seconds))
-    secret = settings.slack_signing_secret
-    crypto = (
-        wecom.WeComCrypto(
-            settings.wecom_token.get_secret_value(),
-            settings.wecom_aes_key.get_secret_value(),
-            settings.wecom_corp_id,
-        )
-        if settings.wecom_token and settings.wecom_aes_key and settings.wecom_corp_id
-        else None
-    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -109,70 +195,9 @@ def create_app(
 
     app = FastAPI(title="Whale chat adapter", version="1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
-
-    @app.middleware("http")
-    async def count(request: Request, call_next: object) -> Response:
-        response: Response = await call_next(request)  # type: ignore[operator]
-        platform = request.url.path.strip("/")
-        if platform in ("slack", "wecom"):
-            outcome = "answered" if response.status_code < 300 else (
-                "refused" if response.status_code in (401, 403) else "invalid")  # fmt: skip
-            metrics.CALLBACKS.labels(platform, outcome).inc()
-        return response
-
-    @app.post("/slack", summary="Slack slash commands and button clicks (signing secret checked)")
-    async def on_slack(request: Request, background: BackgroundTasks) -> Response:
-        if secret is None:
-            raise NotConfigured(
-                "Slack is not configured here (WHALE_CHAT_SLACK_SIGNING_SECRET)", field="platform"
-            )
-        body = await read_body(request, settings.max_body)
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        slack.verify(secret.get_secret_value().encode(), headers, body, window=settings.window_seconds,
-                     guard=chat.guard)  # fmt: skip
-        asked = slack.parse(body)
-        url = asked.response_url
-        if url is not None and urlsplit(url).hostname not in settings.slack_response_hosts:
-            raise BadCallback(
-                f"response_url's host is not one of {settings.slack_response_hosts}", field="response_url"
-            )
-        if url is None:  # nowhere to post: answer in the HTTP response
-            return JSONResponse(
-                {"response_type": "ephemeral", "text": await chat.answer("slack", asked.user, asked.text)}
-            )
-        background.add_task(_answer_slack, chat, asked, url)
-        return Response(status_code=200)
-
-    @app.get(
-        "/wecom", summary="WeCom's callback URL check (echostr decrypted)", response_class=PlainTextResponse
-    )
-    async def wecom_check(
-        msg_signature: str = Query(""),
-        timestamp: str = Query(""),
-        nonce: str = Query(""),
-        echostr: str = Query(""),
-    ) -> PlainTextResponse:
-        sealed = _crypto(crypto)
-        echo = echostr.replace(" ", "+")
-        sealed.verify(msg_signature, timestamp, nonce, echo, window=settings.window_seconds)
-        return PlainTextResponse(sealed.decrypt(echo))
-
-    @app.post("/wecom", summary="WeCom messages (signature checked, decrypted; the reply encrypted)")
-    async def on_wecom(
-        request: Request, msg_signature: str = Query(""), timestamp: str = Query(""), nonce: str = Query("")
-    ) -> Response:
-        sealed = _crypto(crypto)
-        body = await read_body(request, settings.max_body)
-        encrypted = wecom.encrypted_of(body)
-        sealed.verify(
-            msg_signature, timestamp, nonce, encrypted, window=settings.window_seconds, guard=chat.guard
-        )
-        message = wecom.parse_message(sealed.decrypt(encrypted))
-        if message.msg_type != "text":
-            return PlainTextResponse("")  # events (enter chat, clicks on menus): nothing to answer
-        text = await chat.answer("wecom", message.user, message.text)
-        reply = sealed.reply(wecom.text_reply(message.user, message.corp, text), timestamp, nonce)
-        return Response(reply, media_type="application/xml")
+    app.middleware("http")(count_callbacks)
+    app.state.chat = chat
+    app.include_router(router)
 
     async def center_up() -> bool:
         try:
