@@ -6,7 +6,8 @@ that state and resumes: finished tasks are never run again, ``pending`` tasks st
 task (interrupted by the crash) runs again only when its action is idempotent, else it is
 ``abandoned`` (a failure its transitions can handle), and an approval keeps waiting until its deadline.
 A fan-out task (``with_items``, see :mod:`~whale_executor.workflow.fanout`) records each item the same way;
-an approval task is :mod:`~whale_executor.workflow.approval`.
+an approval task is :mod:`~whale_executor.workflow.approval`, a workflow task (a child run recorded in
+the parent's state) :mod:`~whale_executor.workflow.subflow`.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Run:
         self.key = key
         self.state = state
         self.run_id: str = state["run_id"]
+        self.control_id = self.run_id  # whose cancel and pause keys apply (a child run: its parent's)
         self._lock = asyncio.Lock()
         self._resume: dict[str, dict[str, Any]] = {}
         self._drove = False
@@ -99,6 +101,11 @@ class Run:
         self.state["seq"] = record["seq"]  # keep mutating our own dict: the driver shares it
         if event is not None:
             await self.o.producer.send(topics.RESULTS, event)
+
+    async def save_nested(self) -> None:
+        """Record the state after a step of a child run nested in it (see subflow.py)."""
+        async with self._lock:
+            await self._save()
 
     def context(self, result: dict[str, Any] | None = None) -> dict[str, Any]:
         tasks = {
@@ -171,7 +178,7 @@ class Run:
         it (the cancel record is returned); running tasks are cancelled (processes killed)."""
         self._drove = False
         drive = asyncio.create_task(self._drive())
-        cancel_key = self.o.store.cancel_key(self.run_id)
+        cancel_key = self.o.store.cancel_key(self.control_id)
         watch = asyncio.create_task(self.o.store.wait(cancel_key, None))
         try:
             done, _ = await asyncio.wait(
@@ -211,7 +218,7 @@ class Run:
             for name, previous in self._resume.items():
                 running[name] = asyncio.create_task(self._task(name, previous))
             self._resume = {}
-            pause_key = self.o.store.pause_key(self.run_id)
+            pause_key = self.o.store.pause_key(self.control_id)
             while True:
                 pause = self.o.store.get(pause_key) or {}
                 if not pause.get("paused"):  # a paused run starts no new task (running ones finish)
@@ -246,6 +253,10 @@ class Run:
             outcome, attempt = await approval.wait_approval(self, task, previous), 1
         elif task.fanout is not None:
             outcome, attempt = await fanout.run_items(self, task, previous), 1
+        elif task.workflow is not None:
+            from whale_executor.workflow import subflow  # subflow's ChildRun subclasses Run
+
+            outcome, attempt = await subflow.run_child(self, task, previous), 1
         else:
             outcome, attempt = await self._action(task, previous)
         await self._complete(task, outcome, attempt)
@@ -335,6 +346,9 @@ class Run:
                 "duration_ms": outcome.duration_ms,
                 "finished_at": now_text(),
             }
+            child = self.state["tasks"].get(task.name, {}).get("child")
+            if child is not None:  # a workflow task keeps its child run's state (subflow.py)
+                record["child"] = child
             self.state["tasks"][task.name] = record
             result = {"status": outcome.status, "output": outcome.output, "error": outcome.error}
             handled = False
