@@ -193,3 +193,24 @@ async def test_cancelling_the_parent_cancels_the_child(tmp_path: Path) -> None:
     child = sub_record(h)["child"]
     assert child["status"] == "finished" and child["tasks"]["two"]["status"] == "cancelled"
     assert CALLS == {"one": 1, "two": 1}
+
+
+async def test_a_child_that_finished_before_the_crash_is_not_run_again(tmp_path: Path) -> None:
+    """The executor dies after the child ended but before the parent recorded the task's end."""
+    CALLS.clear()
+    h = Harness(catalog_of(tmp_path, RESUMED_CHILD, RESUMED_PARENT))
+    h.catalog.workflows["child"].tasks["two"].input = {"seconds": 0}
+    await asyncio.wait_for(h.request("parent", {}), 10)
+    assert CALLS == {"one": 1, "two": 1}
+    key = h.store.run_key("k1")
+    state = h.store.get(key)
+    assert state is not None
+    state.update(status="running", scheduled=[], failures=[])
+    del state["result_event"], state["outbox"]
+    state["tasks"]["sub"] = {"status": "running", "attempt": 1, "child": state["tasks"]["sub"]["child"]}
+    await h.store.put(key, state)
+    h.fresh()
+    await asyncio.wait_for(h.request("parent", {}), 10)
+    assert CALLS == {"one": 1, "two": 1}
+    end = h.producer.events(topics.RESULTS, "whale.workflow.")[-1]
+    assert end.type == "whale.workflow.completed" and end.data["output"] == {"n": 1}
