@@ -49,6 +49,7 @@ class Executor:
             dirs=settings.catalog_dirs,
             modules=settings.python_modules,
             use_entry_points=settings.entry_points,
+            max_workflow_depth=settings.max_workflow_depth,
         )
         self.ssh = ssh_runtime(settings)
         bind_all(self.catalog.actions.values(), self.ssh)

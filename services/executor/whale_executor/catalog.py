@@ -26,6 +26,7 @@ from whale_executor.actions.python import actions_in, load_path
 from whale_executor.actions.shell import ShellAction
 from whale_executor.actions.ssh import SshAction
 from whale_executor.errors import CatalogError
+from whale_executor.workflow.graph import check_nesting
 from whale_executor.workflow.model import Workflow, parse_workflow
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -135,7 +136,12 @@ def action_from_yaml(doc: Mapping[str, Any], source: str) -> Action:
 
 
 def load_catalog(
-    *, pool: str, dirs: Iterable[Path] = (), modules: Iterable[str] = (), use_entry_points: bool = True
+    *,
+    pool: str,
+    dirs: Iterable[Path] = (),
+    modules: Iterable[str] = (),
+    use_entry_points: bool = True,
+    max_workflow_depth: int = 5,
 ) -> Catalog:
     """Load and validate everything; raises :class:`CatalogError` at the first problem."""
     catalog = Catalog(pool)
@@ -162,4 +168,5 @@ def load_catalog(
             catalog.add_action(action_from_yaml(doc, str(path)), str(path))
     for doc, source in workflow_docs:
         catalog.add_workflow(parse_workflow(doc, source=source, actions=catalog.actions), source)
+    check_nesting(catalog.workflows, max_workflow_depth)
     return catalog

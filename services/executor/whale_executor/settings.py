@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     max_items: int = Field(
         default=1000, ge=1, description="items a workflow task's with_items may fan out over (more: it fails)"
     )
+    max_workflow_depth: int = Field(
+        default=5,
+        ge=1,
+        description="workflows a chain of workflow tasks may nest (a workflow running none counts 1);"
+        " deeper catalogues are refused at load",
+    )
     items_output_budget: int = Field(
         default=128 * 1024,
         ge=1024,

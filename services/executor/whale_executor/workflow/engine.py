@@ -5,7 +5,9 @@ whole state before the matching ``whale.workflow.*`` event is published. A resta
 that state and resumes: finished tasks are never run again, ``pending`` tasks start, a ``running``
 task (interrupted by the crash) runs again only when its action is idempotent, else it is
 ``abandoned`` (a failure its transitions can handle), and an approval keeps waiting until its deadline.
-A fan-out task (``with_items``, see :mod:`~whale_executor.workflow.fanout`) records each item the same way.
+A fan-out task (``with_items``, see :mod:`~whale_executor.workflow.fanout`) records each item the same way;
+an approval task is :mod:`~whale_executor.workflow.approval`, a workflow task (a child run recorded in
+the parent's state) :mod:`~whale_executor.workflow.subflow`.
 """
 
 from __future__ import annotations
@@ -26,9 +28,7 @@ from whale_executor.actions.base import Action, ActionContext
 from whale_executor.errors import RunError
 from whale_executor.results import (
     FAILED,
-    SUCCEEDED,
     TASK_PREFIX,
-    TIMED_OUT,
     WORKFLOW_CANCELLED,
     WORKFLOW_COMPLETED,
     WORKFLOW_FAILED,
@@ -38,7 +38,7 @@ from whale_executor.results import (
     result_event,
 )
 from whale_executor.runner import now_text
-from whale_executor.workflow import fanout, retry
+from whale_executor.workflow import approval, fanout, retry
 from whale_executor.workflow.model import Task, Workflow
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ class Run:
         self.key = key
         self.state = state
         self.run_id: str = state["run_id"]
+        self.control_id = self.run_id  # whose cancel and pause keys apply (a child run: its parent's)
         self._lock = asyncio.Lock()
         self._resume: dict[str, dict[str, Any]] = {}
         self._drove = False
@@ -100,6 +101,11 @@ class Run:
         self.state["seq"] = record["seq"]  # keep mutating our own dict: the driver shares it
         if event is not None:
             await self.o.producer.send(topics.RESULTS, event)
+
+    async def save_nested(self) -> None:
+        """Record the state after a step of a child run nested in it (see subflow.py)."""
+        async with self._lock:
+            await self._save()
 
     def context(self, result: dict[str, Any] | None = None) -> dict[str, Any]:
         tasks = {
@@ -172,7 +178,7 @@ class Run:
         it (the cancel record is returned); running tasks are cancelled (processes killed)."""
         self._drove = False
         drive = asyncio.create_task(self._drive())
-        cancel_key = self.o.store.cancel_key(self.run_id)
+        cancel_key = self.o.store.cancel_key(self.control_id)
         watch = asyncio.create_task(self.o.store.wait(cancel_key, None))
         try:
             done, _ = await asyncio.wait(
@@ -212,7 +218,7 @@ class Run:
             for name, previous in self._resume.items():
                 running[name] = asyncio.create_task(self._task(name, previous))
             self._resume = {}
-            pause_key = self.o.store.pause_key(self.run_id)
+            pause_key = self.o.store.pause_key(self.control_id)
             while True:
                 pause = self.o.store.get(pause_key) or {}
                 if not pause.get("paused"):  # a paused run starts no new task (running ones finish)
@@ -244,9 +250,13 @@ class Run:
         assert self.wf is not None
         task = self.wf.tasks[name]
         if task.type == "approval":
-            outcome, attempt = await self._approval(task, previous), 1
+            outcome, attempt = await approval.wait_approval(self, task, previous), 1
         elif task.fanout is not None:
             outcome, attempt = await fanout.run_items(self, task, previous), 1
+        elif task.workflow is not None:
+            from whale_executor.workflow import subflow  # subflow's ChildRun subclasses Run
+
+            outcome, attempt = await subflow.run_child(self, task, previous), 1
         else:
             outcome, attempt = await self._action(task, previous)
         await self._complete(task, outcome, attempt)
@@ -325,59 +335,6 @@ class Run:
             await asyncio.sleep(task.retry.wait(attempt))
             attempt += 1
 
-    async def _approval(self, task: Task, previous: dict[str, Any] | None) -> Outcome:
-        started = time.monotonic()
-        if previous is not None and previous.get("status") == "waiting":
-            deadline = previous.get("deadline")
-            message = previous.get("message")
-        else:
-            deadline = time.time() + task.timeout if task.timeout else None
-            message = None
-            if task.message:
-                try:
-                    message = templating.render(task.message, self.context())
-                except templating.TemplateError as exc:
-                    return Outcome(
-                        FAILED, None, {"message": f"task {task.name!r}: {exc.message}", "retryable": False}
-                    )
-            async with self._lock:
-                self.state["tasks"][task.name] = {
-                    "status": "waiting",
-                    "deadline": deadline,
-                    "message": message,
-                    "since": now_text(),
-                    "approvers": task.approvers,
-                    "response_schema": task.response_schema,
-                }
-                await self._save(
-                    self._event(
-                        TASK_PREFIX + "waiting",
-                        task=task.name,
-                        output={
-                            "message": message,
-                            "deadline": deadline,
-                            "todo_request": approval_todo(self.run_id, self.state["workflow"], task, message),
-                        },
-                    )
-                )
-        remaining = None if deadline is None else max(0.0, deadline - time.time())
-        decision = await self.o.store.wait(self.o.store.approval_key(self.run_id, task.name), remaining)
-        ms = round((time.monotonic() - started) * 1000)
-        todo = {"key": f"approval:{self.run_id}.{task.name}"}
-        if decision is None:
-            error = {"message": f"no approval within {task.timeout:g}s", "retryable": False}
-            return Outcome(
-                TIMED_OUT, {"todo_resolve": {**todo, "by": "whale", "resolution": "timed out"}}, error, ms
-            )
-        output = {k: decision.get(k) for k in ("approved", "by", "comment", "response", "answered_by")}
-        word = "approved" if decision.get("approved") else "denied"
-        output["todo_resolve"] = {**todo, "by": decision.get("by") or "someone", "resolution": word}
-        if decision.get("approved"):
-            return Outcome(SUCCEEDED, output, None, ms)
-        by = decision.get("by") or "someone"
-        comment = f": {decision['comment']}" if decision.get("comment") else ""
-        return Outcome(FAILED, output, {"message": f"denied by {by}{comment}", "retryable": False}, ms)
-
     async def _complete(self, task: Task, outcome: Outcome, attempt: int) -> None:
         word = "success" if outcome.ok else "failure"
         async with self._lock:
@@ -389,6 +346,9 @@ class Run:
                 "duration_ms": outcome.duration_ms,
                 "finished_at": now_text(),
             }
+            child = self.state["tasks"].get(task.name, {}).get("child")
+            if child is not None:  # a workflow task keeps its child run's state (subflow.py)
+                record["child"] = child
             self.state["tasks"][task.name] = record
             result = {"status": outcome.status, "output": outcome.output, "error": outcome.error}
             handled = False
@@ -479,16 +439,3 @@ class Run:
         ).inc()
         async with self._lock:
             await self._save(event)
-
-
-def approval_todo(run_id: str, workflow: str, task: Task, question: str | None) -> dict[str, Any]:
-    """The to-do a pending approval opens (``todo_request`` of its waiting event; the to-do stage opens
-    it, and resolves it from the task's ``todo_resolve`` once answered or timed out)."""
-    approval_id = f"{run_id}.{task.name}"
-    return {
-        "key": f"approval:{approval_id}",
-        "title": f"approval {approval_id}: {question or task.name}",
-        "type": "whale.approval",
-        "details": {"approval_id": approval_id, "run_id": run_id, "workflow": workflow, "task": task.name,
-                    "question": question, "approvers": task.approvers, "answer": f"whale approvals approve|deny {approval_id}"},
-    }  # fmt: skip

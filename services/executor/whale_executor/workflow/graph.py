@@ -1,14 +1,15 @@
 """The task graph of a workflow, checked on load: start tasks, reachability, the tasks that may run
-before a task, and cycles with no exit."""
+before a task, and cycles with no exit; across the pool's workflows, the nesting of ``workflow:`` tasks."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from whale_executor.errors import CatalogError
 
 if TYPE_CHECKING:
-    from whale_executor.workflow.model import Task
+    from whale_executor.workflow.model import Task, Workflow
 
 
 def start_tasks(raw: Any, tasks: dict[str, Task], inbound: dict[str, set[str]], source: str) -> list[str]:
@@ -102,3 +103,51 @@ def check_cycles(tasks: dict[str, Task], source: str) -> None:
             raise CatalogError(
                 f"tasks {names} form a cycle with no exit (add a condition or a path out)", source=source
             )
+
+
+def check_nesting(workflows: Mapping[str, Workflow], max_depth: int) -> None:
+    """Every ``workflow:`` task names a workflow of the pool that waits for no approval, no workflow
+    runs itself (directly or through others) and no chain of child runs is deeper than ``max_depth``
+    workflows."""
+    children = {
+        name: [(t.name, t.workflow) for t in wf.tasks.values() if t.workflow is not None]
+        for name, wf in workflows.items()
+    }
+    for name, wf in workflows.items():
+        for task, child in children[name]:
+            if child not in workflows:
+                raise CatalogError(f"task {task!r}: unknown workflow {child!r}", source=wf.source)
+            asks = [t.name for t in workflows[child].tasks.values() if t.type == "approval"]
+            if asks:
+                raise CatalogError(
+                    f"task {task!r}: workflow {child!r} has an approval task ({asks[0]!r}); approvals"
+                    " are not supported in a child run yet",
+                    source=wf.source,
+                )
+    depth: dict[str, int] = {}
+
+    def visit(name: str, chain: list[str]) -> int:
+        if name in chain:
+            loop = " -> ".join([*chain[chain.index(name) :], name])
+            raise CatalogError(
+                f"workflow {chain[0]!r} runs itself through its workflow tasks: {loop}",
+                source=workflows[chain[0]].source,
+            )
+        if name not in depth:
+            depth[name] = 1 + max((visit(c, [*chain, name]) for _, c in children[name]), default=0)
+        return depth[name]
+
+    for name in sorted(workflows):
+        if visit(name, []) > max_depth:
+            raise CatalogError(
+                f"workflow {name!r} nests {depth[name]} workflows deep: {' -> '.join(_deepest(name, children, depth))}"
+                f" (at most {max_depth}, the executor's max_workflow_depth)",
+                source=workflows[name].source,
+            )
+
+
+def _deepest(name: str, children: Mapping[str, list[tuple[str, str]]], depth: Mapping[str, int]) -> list[str]:
+    chain = [name]
+    while children[chain[-1]]:
+        chain.append(max((c for _, c in children[chain[-1]]), key=lambda c: depth[c]))
+    return chain

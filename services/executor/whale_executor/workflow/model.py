@@ -47,7 +47,7 @@ FANOUT_KEYS = frozenset(
 )
 APPROVAL_KEYS = frozenset({"approvers", "response_schema"})
 TASK_KEYS = (
-    frozenset({"action", "type", "input", "timeout", "retry", "next", "join", "message"})
+    frozenset({"action", "workflow", "type", "input", "timeout", "retry", "next", "join", "message"})
     | FANOUT_KEYS
     | APPROVAL_KEYS
 )
@@ -103,7 +103,7 @@ class FanOut:
 @dataclass
 class Task:
     name: str
-    type: str  # "action" | "approval"
+    type: str  # "action" | "approval" | "workflow"
     action: str | None
     input: Any
     timeout: float | None
@@ -114,6 +114,7 @@ class Task:
     fanout: FanOut | None = None
     approvers: dict[str, Any] | None = None  # approval: {"role": ..., "people": [...]} who may answer
     response_schema: dict[str, Any] | None = None  # approval: JSON Schema of the answer's response
+    workflow: str | None = None  # type workflow: the catalogued workflow it runs as a child run
 
 
 @dataclass
@@ -215,11 +216,15 @@ def _task(name: str, raw: Any, *, source: str, actions: Mapping[str, Action]) ->
     unknown = sorted(set(raw) - TASK_KEYS)
     if unknown:
         raise CatalogError(f"{where}: unknown key {unknown[0]!r}", source=source)
-    kind = raw.get("type", "action")
-    if kind not in ("action", "approval"):
-        raise CatalogError(f"{where}: type must be action or approval", source=source)
+    kind = raw.get("type", "workflow" if "workflow" in raw else "action")
+    if kind not in ("action", "approval", "workflow"):
+        raise CatalogError(f"{where}: type must be action, approval or workflow", source=source)
     action = raw.get("action")
-    if kind == "action":
+    child = _child_workflow(raw, kind, where, source)
+    if kind == "workflow":
+        if action is not None:
+            raise CatalogError(f"{where}: a workflow task runs no action", source=source)
+    elif kind == "action":
         if not isinstance(action, str):
             raise CatalogError(f"{where}: action is required", source=source)
         if action not in actions:
@@ -254,8 +259,29 @@ def _task(name: str, raw: Any, *, source: str, actions: Mapping[str, Action]) ->
         next=_transitions(raw.get("next"), where, source),
         join=None if join is None else (0 if join == "all" else join),
         message=message,
+        workflow=child,
         **_approval_policy(raw, kind, where, source),
     )
+
+
+def _child_workflow(raw: Mapping[str, Any], kind: str, where: str, source: str) -> str | None:
+    """A ``workflow:`` task's child workflow name (whether it exists is checked once every workflow
+    of the pool is loaded: :func:`~whale_executor.workflow.graph.check_nesting`)."""
+    if kind != "workflow":
+        if "workflow" in raw:
+            raise CatalogError(f"{where}: workflow only goes with type: workflow", source=source)
+        return None
+    child = raw.get("workflow")
+    if not isinstance(child, str) or not child:
+        raise CatalogError(f"{where}: workflow must name a catalogued workflow", source=source)
+    for key in ("retry", "timeout", "message"):
+        if key in raw:
+            raise CatalogError(
+                f"{where}: a workflow task takes no {key} (the child workflow's own timeout and its"
+                " tasks' retries apply)",
+                source=source,
+            )
+    return child
 
 
 def _approval_policy(raw: Mapping[str, Any], kind: str, where: str, source: str) -> dict[str, Any]:
@@ -302,7 +328,9 @@ def _fanout(raw: Mapping[str, Any], kind: str, name: str, source: str) -> FanOut
         raise CatalogError(f"{where}: give either with_items or with_hosts", source=source)
     if kind != "action":
         raise CatalogError(
-            f"{where}: with_items runs an action; an approval task cannot fan out", source=source
+            f"{where}: with_items runs an action; {'an' if kind == 'approval' else 'a'} {kind} task"
+            " cannot fan out",
+            source=source,
         )
     items = raw.get("with_items")
     hosts = raw.get("with_hosts")
