@@ -16,7 +16,6 @@ import pytest
 from whale_event_center.redrive import plan
 
 from tests.ports import free_port
-from whale import topics
 from whale.binding import to_binary
 from whale.cloudevent import CloudEvent
 from whale.consumer import dlq_message
@@ -56,8 +55,8 @@ def index_dead_letter(pipeline: Pipeline, event: CloudEvent, reason: str) -> str
         to_binary(event), reason=reason, topic=pipeline.events_topic, partition=0, offset=7,
         group="test-consumer",
     )  # fmt: skip
-    doc = document(message, topic=topics.DLQ, partition=0, offset=int(time.time()),
-                   timestamp_ms=int(time.time() * 1000), dlq_topic=topics.DLQ)  # fmt: skip
+    doc = document(message, topic=pipeline.dedupe_settings.dlq_topic, partition=0, offset=int(time.time()),
+                   timestamp_ms=int(time.time() * 1000), dlq_topic=pipeline.dedupe_settings.dlq_topic)  # fmt: skip
     store = Store(pipeline.stack.es_url, pipeline.settings.index_prefix)
 
     async def write() -> None:

@@ -85,8 +85,8 @@ async def ssh_executor(
         inventory=[tmp_path / "inventory.yaml"],
         inventory_topic="",
         ssh_known_hosts=known_hosts,
-        session_timeout_ms=6000,
-        health_port=free_port(),
+        session_timeout=6.0,
+        port=free_port(),
     )
     ex = Executor(settings)
     await ex.start()
