@@ -20,9 +20,10 @@ import httpx
 import pytest
 
 from tests.integration.alerts.monitoring import Monitoring, NodeMetrics
-from tests.integration.e2e.e2e_harness import ALERTNAME, Platform, Tap, fill_log_dir
+from tests.integration.e2e.e2e_harness import ALERTNAME, Platform, fill_log_dir
 from whale import topics
 from whale.cloudevent import CloudEvent
+from whale.testing import Tap
 
 pytestmark = pytest.mark.integration
 WAIT = 180.0
@@ -131,13 +132,15 @@ def test_an_alerts_whole_life_is_one_todo_opened_by_the_throttle_closed_at_the_s
         results.poll(3)
         runs = {
             e.subject
-            for e in results.seen
+            for e in results.events
             if e.type == "whale.workflow.started"
             and e.extensions.get("correlationid") in (episode, again.extensions["correlationid"])
         }
         assert len(runs) == 1, "one remediation for the whole life of the alert"
         todos = {
-            e.data["todo"]["id"] for e in results.seen if ours(e.type)(e) and e.type.startswith("whale.todo.")
+            e.data["todo"]["id"]
+            for e in results.events
+            if ours(e.type)(e) and e.type.startswith("whale.todo.")
         }
         assert todos == {todo["id"]}
 

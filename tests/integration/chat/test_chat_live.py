@@ -38,7 +38,7 @@ from whale_event_center.settings import Settings as CenterSettings
 from whale_executor.app import Executor
 
 from tests.integration.event_center.ec_live import AppThread
-from tests.integration.executor.conftest import Tap, request_event, send_request
+from tests.integration.executor.conftest import request_event, send_request
 from tests.ports import free_port
 from whale import tokens as personal
 from whale import topics
@@ -47,6 +47,7 @@ from whale.compacted import put
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale.store import StoreSettings
+from whale.testing import Tap
 
 pytestmark = pytest.mark.integration
 
@@ -217,7 +218,7 @@ async def test_a_signed_slack_button_answers_the_approval_as_the_mapped_person_a
 ) -> None:  # fmt: skip
     request = request_event(pool, "test.branches-approval", {"host": "web7"}, kind="workflow")
     await send_request(producer, request)
-    (waiting,) = await results.wait("whale.workflow.task.waiting", request_id=request.id, task="gate")
+    (waiting,) = await results.expect("whale.workflow.task.waiting", request_id=request.id, task="gate")
     approval = f"{waiting.data['run_id']}.gate"
     headers = {"Authorization": f"Bearer {people['vic']}"}
     async with httpx.AsyncClient(base_url=center, headers=headers) as viewer:
@@ -234,9 +235,9 @@ async def test_a_signed_slack_button_answers_the_approval_as_the_mapped_person_a
     clicked = await asyncio.to_thread(button, chat, thread, "U-ANN", "approve", approval)
     assert clicked.status_code == 200
     assert await thread.answer(3) == f"Approved {approval} as {ANN}."
-    (end,) = await results.wait("whale.workflow.completed", request_id=request.id)
+    (end,) = await results.expect("whale.workflow.completed", request_id=request.id)
     assert end.data["output"]["decision"] == f"approved by {ANN}"
-    (gate,) = await results.wait("whale.workflow.task.succeeded", request_id=request.id, task="gate")
+    (gate,) = await results.expect("whale.workflow.task.succeeded", request_id=request.id, task="gate")
     assert gate.data["output"]["answered_by"] == {
         "name": ANN, "kind": "person", "role": "operator", "via": "token", "delegate": f"chat-{TAG}"
     }  # fmt: skip
@@ -254,7 +255,7 @@ async def test_an_alias_from_slack_runs_the_catalogued_action_as_the_person(
     found = re.search(r"run (act-[0-9a-f-]+)", text)
     assert found, text
     target = {"kind": "action", "name": "test.echo", "pool": pool}
-    (done,) = await results.wait("whale.action.succeeded", target=target)
+    (done,) = await results.expect("whale.action.succeeded", target=target)
     assert said in json.dumps(done.data["output"])
     refused = await asyncio.to_thread(
         slack_call, chat, {"user_id": "U-VIC", "text": "say no", "response_url": thread.url}
@@ -277,7 +278,8 @@ async def status_of(client: httpx.AsyncClient, todo: str, status: str) -> dict[s
 async def test_a_todo_is_claimed_and_resolved_from_wecom(
     stack: WhaleSettings, center: str, chat: str, people: dict[str, str], tmp_path: Any
 ) -> None:
-    from whale_event_center.todos import TodoSettings, serve
+    from whale_todo.app import serve
+    from whale_todo.settings import Settings as TodoSettings
 
     stop = asyncio.Event()
     settings = TodoSettings(whale=stack, group=f"test-chat-todo-{TAG}", state=StoreSettings(dir=tmp_path))

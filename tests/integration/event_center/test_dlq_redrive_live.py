@@ -15,30 +15,44 @@ from collections.abc import Iterator
 import pytest
 from whale_event_center.redrive import plan
 
+from tests.ports import free_port
 from whale.binding import to_binary
 from whale.cloudevent import CloudEvent
 from whale.consumer import dlq_message
 from whale.es.documents import document
 from whale.es.store import Store
 from whale.producer import EventProducer
+from whale.testing import Tap
 
-from .ec_live import AppThread, Pipeline, Tap, admin_token
+from .ec_live import AppThread, Pipeline, admin_token
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def tap_events(pipeline: Pipeline) -> Iterator[Tap]:
-    tap = Tap(pipeline.stack, pipeline.settings.events_topic)
+    tap = Tap(pipeline.stack, pipeline.events_topic)
     yield tap
     tap.close()
+
+
+@pytest.fixture
+def center(pipeline: Pipeline) -> Iterator[AppThread]:
+    """An event center whose bus is the pipeline's events topic (where the dead letter came from),
+    so a redrive goes back through the pipeline's ingest and dedupe."""
+    settings = pipeline.settings.model_copy(
+        update={"port": free_port(), "events_topic": pipeline.events_topic}
+    )
+    with AppThread(settings) as app:
+        app.wait_ready()
+        yield app
 
 
 def index_dead_letter(pipeline: Pipeline, event: CloudEvent, reason: str) -> str:
     """A dead letter of ``event`` as a consumer of the events topic would write it, indexed as the
     indexer indexes ``whale.dlq`` (the suite's dlq topic is shared: this one is only in our index)."""
     message = dlq_message(
-        to_binary(event), reason=reason, topic=pipeline.settings.events_topic, partition=0, offset=7,
+        to_binary(event), reason=reason, topic=pipeline.events_topic, partition=0, offset=7,
         group="test-consumer",
     )  # fmt: skip
     doc = document(message, topic=pipeline.dedupe_settings.dlq_topic, partition=0, offset=int(time.time()),
@@ -88,9 +102,7 @@ def test_a_dead_letter_is_redriven_exactly_once(
     # another replica racing (before the redriven event is indexed) sends the same redrive again:
     with pipeline.client(center.url) as http:
         shown = http.get(f"/dlq/{letter_id}").json()
-    step = plan(
-        shown, ingest_topic=pipeline.settings.ingest_topic, events_topic=pipeline.settings.events_topic
-    )
+    step = plan(shown, ingest_topic=pipeline.settings.ingest_topic, events_topic=pipeline.events_topic)
     producer = EventProducer(pipeline.stack)
     producer.send_blocking(step.topic, to_binary(step.event, step.key))
     producer.close()
@@ -98,7 +110,7 @@ def test_a_dead_letter_is_redriven_exactly_once(
     def redriven(e: CloudEvent) -> bool:
         return e.extensions.get("redriveof") == letter_id
 
-    (found,) = tap_events.wait_for(redriven, timeout=60)
+    (found,) = tap_events.wait(redriven, timeout=60)
     tap_events.poll(5.0)  # the racing copy would arrive by now: dedupe dropped it
     assert len([e for e, _ in tap_events.seen if redriven(e)]) == 1
     assert found.type == event.type and found.data == event.data and found.subject == event.subject

@@ -17,8 +17,9 @@ from tests.ports import free_port
 from whale.infra.sshd import LocalSshd
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
+from whale.testing import Tap
 
-from .conftest import Tap, request_event, send_request
+from .conftest import request_event, send_request
 
 pytestmark = pytest.mark.integration
 WEB = ["web-1", "web-2", "web-3", "web-4", "web-5"]
@@ -104,7 +105,7 @@ async def test_restart_on_every_web_node_two_at_a_time_stops_after_two_failures(
     (root / "web-3" / "broken").touch()
     request = request_event(pool, "test.restart-web", {"root": str(root), "env": "prod"}, kind="workflow")
     await send_request(producer, request)
-    (end,) = await results.wait("whale.workflow.failed", request_id=request.id)
+    (end,) = await results.expect("whale.workflow.failed", request_id=request.id)
     (failure,) = end.data["error"]["failures"]
     assert failure["error"]["message"] == (
         "task 'restart': 2 of 5 items failed (stop_after_failures 2); 2 not started"

@@ -32,8 +32,9 @@ from whale.authz import Role
 from whale.compacted import put
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
+from whale.testing import Tap
 
-from .conftest import Tap, request_event, send_request
+from .conftest import request_event, send_request
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +91,7 @@ async def test_an_approval_answered_from_the_cli_lets_the_workflow_continue(
 ) -> None:
     request = request_event(pool, "test.people-approval", {"host": "web7"}, kind="workflow")
     await send_request(producer, request)
-    (waiting,) = await results.wait("whale.workflow.task.waiting", request_id=request.id)
+    (waiting,) = await results.expect("whale.workflow.task.waiting", request_id=request.id)
     approval_id = f"{waiting.data['run_id']}.gate"
     assert waiting.data["output"]["todo_request"]["key"] == f"approval:{approval_id}"  # the to-do it opens
     with client(center, people["vic"]) as viewer:
@@ -120,9 +121,9 @@ async def test_an_approval_answered_from_the_cli_lets_the_workflow_continue(
         "--response", '{"reason": "disk is full"}',
     )  # fmt: skip
     assert done.returncode == 0 and "approved by ann-approver" in done.stdout, done.stdout + done.stderr
-    (end,) = await results.wait("whale.workflow.completed", request_id=request.id)
+    (end,) = await results.expect("whale.workflow.completed", request_id=request.id)
     assert end.data["output"] == {"said": "ann-approver: disk is full"}
-    (granted,) = await results.wait("whale.workflow.task.succeeded", request_id=request.id, task="gate")
+    (granted,) = await results.expect("whale.workflow.task.succeeded", request_id=request.id, task="gate")
     assert granted.data["output"]["answered_by"]["name"] == "ann-approver"
     assert granted.data["output"]["answered_by"]["role"] == "operator"
     assert granted.data["output"]["todo_resolve"] == {
@@ -152,7 +153,7 @@ async def test_a_run_cancelled_mid_shell_kills_the_process_and_ends_cancelled(
     pid_file = tmp_path / "pid"
     request = request_event(pool, "test.people-cancel", {"file": str(pid_file)}, kind="workflow")
     await send_request(producer, request)
-    (started,) = await results.wait("whale.workflow.task.started", request_id=request.id)
+    (started,) = await results.expect("whale.workflow.task.started", request_id=request.id)
     run_id = started.data["run_id"]
     await wait_for(lambda: pid_file.exists() and pid_file.read_text().strip())
     pid = int(pid_file.read_text())
@@ -164,7 +165,7 @@ async def test_a_run_cancelled_mid_shell_kills_the_process_and_ends_cancelled(
             cli, center, people["bob"], "runs", "cancel", run_id, "--comment", "wrong host"
         )
         assert answer.returncode == 0, answer.stdout + answer.stderr
-        (end,) = await results.wait("whale.workflow.cancelled", request_id=request.id)
+        (end,) = await results.expect("whale.workflow.cancelled", request_id=request.id)
         assert end.data["error"]["message"] == "cancelled by bob-operator: wrong host"
         assert (
             end.data["tasks"] == {"hang": "cancelled"} and end.data["cancelled_by"]["name"] == "bob-operator"
@@ -185,7 +186,7 @@ async def test_a_failed_run_retried_from_its_failed_task_reuses_the_finished_one
 ) -> None:  # fmt: skip
     request = request_event(pool, "test.people-retry", {"dir": str(tmp_path)}, kind="workflow")
     await send_request(producer, request)
-    (failed,) = await results.wait("whale.workflow.failed", request_id=request.id)
+    (failed,) = await results.expect("whale.workflow.failed", request_id=request.id)
     run_id = failed.data["run_id"]
     assert failed.data["tasks"] == {"first": "succeeded", "flaky": "failed"}
     with client(center, people["bob"]) as bob:
@@ -195,7 +196,7 @@ async def test_a_failed_run_retried_from_its_failed_task_reuses_the_finished_one
         answer = await asyncio.to_thread(cli, center, people["bob"], "runs", "retry", run_id)
         assert answer.returncode == 0, answer.stdout + answer.stderr
         new_id = answer.stdout.strip().rsplit(" ", 1)[-1]
-        (end,) = await results.wait("whale.workflow.completed", run_id=new_id)
+        (end,) = await results.expect("whale.workflow.completed", run_id=new_id)
         assert end.data["output"] == {"first": "succeeded", "last": "succeeded"}
         assert (tmp_path / "marks").read_text().split() == ["first", "last"]  # first ran once
         assert (tmp_path / "flaky").read_text().split() == ["run", "run"]
@@ -215,18 +216,18 @@ async def test_a_paused_run_starts_no_new_task_until_it_is_resumed(
 ) -> None:  # fmt: skip
     request = request_event(pool, "test.people-pause", {"dir": str(tmp_path)}, kind="workflow")
     await send_request(producer, request)
-    (started,) = await results.wait("whale.workflow.task.started", request_id=request.id, task="first")
+    (started,) = await results.expect("whale.workflow.task.started", request_id=request.id, task="first")
     run_id = started.data["run_id"]
     with client(center, people["bob"]) as bob:
         await wait_for(lambda: bob.get(f"/runs/{run_id}").status_code == 200)
         paused = await asyncio.to_thread(cli, center, people["bob"], "runs", "pause", run_id)
         assert paused.returncode == 0, paused.stdout + paused.stderr
         await wait_for(lambda: bob.get(f"/runs/{run_id}").json()["state"] == "paused")
-        await results.wait("whale.workflow.task.succeeded", request_id=request.id, task="first")
+        await results.expect("whale.workflow.task.succeeded", request_id=request.id, task="first")
         await asyncio.sleep(2.0)  # time in which an unpaused run would have started "second"
         assert not results.of("whale.workflow.task.started", request_id=request.id, task="second")
         assert (tmp_path / "marks").read_text().split() == ["first"]
         resumed = await asyncio.to_thread(cli, center, people["bob"], "runs", "resume", run_id)
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-        await results.wait("whale.workflow.completed", request_id=request.id)
+        await results.expect("whale.workflow.completed", request_id=request.id)
         assert (tmp_path / "marks").read_text().split() == ["first", "second"]

@@ -25,8 +25,9 @@ from whale.cloudevent import CloudEvent
 from whale.es.documents import document
 from whale.es.store import Store
 from whale.settings import WhaleSettings
+from whale.testing import Tap
 
-from .re_helpers import Scope, Tap, Worker
+from .re_helpers import Scope, Worker
 from .test_rule_engine_worker import alert, alert_rule, write_rules
 
 pytestmark = pytest.mark.integration
@@ -84,10 +85,10 @@ def test_a_dry_run_replay_records_what_rules_would_do_and_triggers_nothing(
     assert answer.returncode == 0, answer.stdout + answer.stderr
     replay_id = answer.stdout.split(":")[0]
     assert "3 events replayed (dry)" in answer.stdout
-    copies = [m for m in replayed.wait(3) if m.header_text("ce_replayid") == replay_id]
+    copies = [m for m in replayed.wait_messages(3) if m.header_text("ce_replayid") == replay_id]
     assert [m.header_text("ce_replayof") for m in copies] == [e.id for e in originals]  # in order
     assert all(m.header_text("ce_replaymode") == "dry" for m in copies)
-    records = dry_runs.wait(2)
+    records = dry_runs.wait_messages(2)
     mine = [m for m in records if m.header_text("ce_correlationid") == replay_id]
     assert len(mine) == 2, [m.header_text("ce_correlationid") for m in records]
     would = [from_kafka(m).data["would_request"] for m in mine]

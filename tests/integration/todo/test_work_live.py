@@ -14,16 +14,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from whale_todo.stage import CREATED, TodoSettings, serve
-from whale_todo.work import OVERDUE
+from whale_todo.app import serve
+from whale_todo.settings import Settings as TodoSettings
 
-from tests.integration.e2e.e2e_harness import Tap
+from tests.integration.event_center.ec_live import AppThread, Pipeline
 from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.settings import WhaleSettings
 from whale.store import StoreSettings
-
-from .ec_live import AppThread, Pipeline
+from whale.testing import Tap
+from whale.todos import CREATED, OVERDUE
 
 pytestmark = pytest.mark.integration
 WAIT = 60.0
@@ -57,6 +57,20 @@ class StageThread:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(60)
+
+
+@pytest.fixture
+def pipeline(stack: WhaleSettings, tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
+    """The event center's isolated test settings (its own ingest topic and index prefix); the
+    ``/todos`` API this test uses writes to the shared bus and reads ``whale.todos``."""
+    return Pipeline(stack, tmp_path_factory.mktemp("ec"))
+
+
+@pytest.fixture
+def center(pipeline: Pipeline) -> Iterator[AppThread]:
+    with AppThread(pipeline.settings) as app:
+        app.wait_ready()
+        yield app
 
 
 @pytest.fixture
@@ -109,7 +123,7 @@ def test_an_item_with_a_one_second_sla_is_escalated_once_then_assigned_and_reope
             assert (overdue.data["assignee"], overdue.data["priority"]) == (None, "p3")
             assert overdue.data["late_seconds"] >= 0
             events.poll(3)  # ten sweeps later: still once for that due time
-            assert len([e for e in events.seen if ours(OVERDUE, todo_id)(e)]) == 1
+            assert len([e for e in events.events if ours(OVERDUE, todo_id)(e)]) == 1
 
             unknown = api.patch(f"/todos/{todo_id}", json={"assignee": f"nobody-{uuid.uuid4().hex}"})
             assert unknown.status_code == 400
