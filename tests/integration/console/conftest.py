@@ -39,7 +39,10 @@ def screenshots() -> Path:
     return SCREENSHOTS
 
 
-@pytest.fixture(scope="session")
+# package scope: the platform and the browser stop after the console's tests. Playwright's sync API
+# runs an event loop in the main thread while it is open, so a session-wide browser would make every
+# later test that calls asyncio.run() fail ("cannot be called from a running event loop").
+@pytest.fixture(scope="package")
 def platform(stack: WhaleSettings) -> Iterator[ConsolePlatform]:
     ensure_topics(stack, [topics.pool_topic_spec(POOL)])
     workdir = Path(tempfile.mkdtemp(prefix="whale-console-it-"))  # the logs outlive the run for reading
@@ -51,7 +54,7 @@ def platform(stack: WhaleSettings) -> Iterator[ConsolePlatform]:
         running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(chromium: str) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
