@@ -39,6 +39,7 @@ from whale_console.views import (
     replay,
     rules,
     runs,
+    todo_run,
     todos,
     traces,
 )
@@ -104,6 +105,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for module in (
         auth,
+        todo_run,  # before todos: its POST /todos/{id}/run is not one of their /todos/{id}/{op}
         todos,
         approvals,
         runs,
