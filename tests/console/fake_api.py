@@ -154,8 +154,11 @@ class FakeApi:
                 doc["version"] = (current or {"version": 0})["version"] + 1
                 self.rules[doc["id"]] = doc
             return httpx.Response(200, json={"rule": doc, "warnings": []})
-        if path == "/events":
-            return httpx.Response(200, json={"events": self.events, "next": None})
+        if path == "/events":  # newest first as stored here; "after" is an offset
+            size, start = int(request.url.params.get("size", 50)), int(request.url.params.get("after", 0))
+            more = start + size < len(self.events)
+            page = {"events": self.events[start : start + size], "next": str(start + size) if more else None}
+            return httpx.Response(200, json=page)
         if path.startswith("/events/"):
             return (
                 httpx.Response(200, json=self.events[0])

@@ -15,7 +15,7 @@ import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from whale_console import rulebook, web
+from whale_console import backtest, rulebook, web
 from whale_console.web import Visit
 
 router = APIRouter()
@@ -99,6 +99,8 @@ async def rule_page(request: Request, rule_id: str, visit: web.Viewing) -> Respo
         "text": as_yaml(entry.document),
         "versions": versions.body.get("versions", []) if versions.ok else [],
         "problems": [],
+        "windows": backtest.WINDOWS,
+        "cap": backtest.CAP,
     }
     return web.render(request, "rule.html", "rules", context, visit=visit)
 
