@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .console_platform import POOL, PREFIX, SESSION, ConsolePlatform
+from .console_platform import POOL, SESSION, ConsolePlatform
 from .test_console_browser import UNLABELLED, page_for
 
 pytestmark = pytest.mark.integration
@@ -22,16 +22,7 @@ def test_an_operator_runs_a_catalogued_action_from_a_todo_and_sees_the_run(
     browser: Any, platform: ConsolePlatform, screenshots: Path
 ) -> None:
     subject = f"web-{uuid.uuid4().hex[:6]}"
-    platform.post_event("unhandled", subject, {"job": "log-rotate", "status": "failed"})
-
-    def opened() -> Any:
-        found = platform.api(
-            "GET", "/todos", platform.tokens["viewer"], params={"type": f"{PREFIX}.unhandled"}
-        )
-        items = [i for i in found.json().get("todos", []) if i.get("subject") == subject]
-        return items[0] if found.status_code == 200 and items else None
-
-    item = platform.wait_until(opened, "the to-do of the unhandled event")
+    item = platform.unhandled_todo(subject, {"job": "log-rotate", "status": "failed"})
     page = page_for(browser, platform, "operator")
     page.goto(f"{platform.console}/todos/{item['id']}")
     section = page.locator("#run-action")
