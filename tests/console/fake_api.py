@@ -65,6 +65,7 @@ class FakeApi:
                 "enabled": True,
                 "match": {"field": "type", "equals": "disk.full"},
                 "target": {"kind": "action", "name": "core.log"},
+                "origin": "topic",  # what GET /rules adds to each rule
             }
         }
         self.events = [

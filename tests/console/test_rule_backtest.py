@@ -42,6 +42,7 @@ def storm(api: FakeApi) -> FakeApi:
 def test_the_rule_page_offers_a_backtest(client: TestClient) -> None:
     sign_in(client, "wht_v.viewer")
     text = client.get("/rules/disk").text
+    assert "origin: topic" not in text  # what GET /rules adds is not part of the rule's YAML
     assert 'action="/rules/disk/backtest"' in text and 'value="24h"' in text and '<option value="7d">' in text
 
 

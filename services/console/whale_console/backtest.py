@@ -23,6 +23,7 @@ from whale.rules.model import Rule, RuleError, parse_duration, validate_rule
 from whale.rules.paths import event_context
 from whale.rules.ruleset import RuleSet
 from whale_console.api import Api
+from whale_console.rulebook import rule_fields
 
 CAP = 5000
 PAGE = 500
@@ -114,7 +115,7 @@ def simulate(document: dict[str, Any], found: list[Any], start: datetime, end: d
     """Run the rule ``document`` over the stored events ``found`` (any order), oldest first."""
     result = Result(start, end)
     try:
-        rule: Rule = validate_rule(document).model_copy(update={"enabled": True})
+        rule: Rule = validate_rule(rule_fields(document)).model_copy(update={"enabled": True})
     except RuleError as exc:
         result.error = f"the rule is not valid: {exc}"
         return result

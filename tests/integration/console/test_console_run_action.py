@@ -47,3 +47,25 @@ def test_an_operator_runs_a_catalogued_action_from_a_todo_and_sees_the_run(
         page.reload()
     assert f"rotated logs on {subject}" in page.locator("main").inner_text()
     page.screenshot(path=str(screenshots / "todo-run.png"), full_page=True)
+
+
+def test_a_rules_backtest_counts_the_stored_events_it_would_have_fired_on(
+    browser: Any, platform: ConsolePlatform, screenshots: Path
+) -> None:
+    event = platform.post_event("alert", f"vm-{uuid.uuid4().hex[:6]}", {"value": 91})
+
+    def indexed() -> bool:
+        found = platform.api("GET", f"/events/{event['source']}/{event['id']}", platform.tokens["viewer"])
+        return found.status_code == 200
+
+    platform.wait_until(indexed, "the alert indexed")
+    page = page_for(browser, platform, "viewer")
+    page.goto(f"{platform.console}/rules/console-it-{SESSION}")
+    section = page.locator("#backtest")
+    section.get_by_label("Since").fill("1h")
+    section.get_by_role("button", name="Backtest").click()
+    fired = page.locator("#backtest [data-would-fire]")
+    fired.wait_for(timeout=30_000)
+    assert int(fired.get_attribute("data-would-fire") or 0) >= 1, section.inner_text()
+    assert page.locator("#backtest svg.spark rect").count() >= 1
+    page.screenshot(path=str(screenshots / "rule-backtest.png"), full_page=True)

@@ -42,7 +42,9 @@ async def current_book(visit: Visit, request: Request) -> rulebook.Book:
 
 def as_yaml(doc: dict[str, Any]) -> str:
     return yaml.safe_dump(
-        {k: v for k, v in doc.items() if k != "version"}, sort_keys=False, allow_unicode=True
+        {k: v for k, v in rulebook.rule_fields(doc).items() if k != "version"},
+        sort_keys=False,
+        allow_unicode=True,
     )
 
 
