@@ -42,6 +42,7 @@ class FakeApi:
         self.dev_mode = dev_mode
         self.calls: list[tuple[str, str, dict[str, str]]] = []
         self.people = FakePeople()
+        self.runs_requested: list[tuple[str, dict[str, Any]]] = []
         self.todos: dict[str, dict[str, Any]] = {
             "t1": {
                 "id": "t1",
@@ -64,6 +65,7 @@ class FakeApi:
                 "enabled": True,
                 "match": {"field": "type", "equals": "disk.full"},
                 "target": {"kind": "action", "name": "core.log"},
+                "origin": "topic",  # what GET /rules adds to each rule
             }
         }
         self.events = [
@@ -96,7 +98,7 @@ class FakeApi:
             return error(401, "unknown token")
         needed = "viewer"
         if request.method == "POST" and path.startswith(
-            ("/todos/", "/approvals/", "/runs/", "/dlq/", "/replays")
+            ("/todos/", "/approvals/", "/runs/", "/dlq/", "/replays", "/actions/")
         ):
             needed = "operator"
         subscription = path.startswith("/subscriptions/") and path.endswith(("/pause", "/resume"))
@@ -153,8 +155,11 @@ class FakeApi:
                 doc["version"] = (current or {"version": 0})["version"] + 1
                 self.rules[doc["id"]] = doc
             return httpx.Response(200, json={"rule": doc, "warnings": []})
-        if path == "/events":
-            return httpx.Response(200, json={"events": self.events, "next": None})
+        if path == "/events":  # newest first as stored here; "after" is an offset
+            size, start = int(request.url.params.get("size", 50)), int(request.url.params.get("after", 0))
+            more = start + size < len(self.events)
+            page = {"events": self.events[start : start + size], "next": str(start + size) if more else None}
+            return httpx.Response(200, json=page)
         if path.startswith("/events/"):
             return (
                 httpx.Response(200, json=self.events[0])
@@ -163,6 +168,8 @@ class FakeApi:
             )
         if path.startswith("/traces/"):
             return self.trace()
+        if path.startswith("/actions/") and path.endswith("/run"):
+            return self.run_action(path.split("/")[2], json.loads(request.content))
         if path == "/schemas":
             return httpx.Response(
                 200, json={"types": [{"type": "backup.failed", "latest": 1, "versions": [1]}]}
@@ -171,6 +178,30 @@ class FakeApi:
             return httpx.Response(200, json={"subscriptions": []})
         found = self.people.route(request, path, identity)
         return found if found is not None else error(404, "not found")
+
+    def run_action(self, name: str, body: dict[str, Any]) -> httpx.Response:
+        """``POST /actions/{name}/run`` as README "Running a catalogued action" says."""
+        self.runs_requested.append((name, body))
+        if name != "disk.clean":
+            return error(404, f"no catalogued action or workflow {name!r}")
+        params = body.get("params") or {}
+        if "host" not in params:
+            problems = [{"field": "params", "message": "does not fit: 'host' is a required property"}]
+            return error(400, "disk.clean: params 'host' is a required property", problems)
+        if not isinstance(params.get("keep_days", 0), int):
+            problems = [
+                {"field": "params.keep_days", "message": "does not fit: 'x' is not of type 'integer'"}
+            ]
+            return error(400, "disk.clean: params.keep_days is not of type 'integer'", problems)
+        return httpx.Response(
+            202,
+            json={
+                "request_id": "q1",
+                "run_id": "action-abc",
+                "target": {"name": name},
+                "status": "requested",
+            },
+        )
 
     def trace(self) -> httpx.Response:
         def step(

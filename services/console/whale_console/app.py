@@ -38,8 +38,10 @@ from whale_console.views import (
     events,
     overview,
     replay,
+    rule_backtest,
     rules,
     runs,
+    todo_run,
     todos,
     traces,
 )
@@ -100,12 +102,14 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for module in (
         auth,
+        todo_run,  # before todos: its POST /todos/{id}/run is not one of their /todos/{id}/{op}
         todos,
         approvals,
         runs,
         replay,
         events,
         traces,
+        rule_backtest,
         rules,
         deadletters,
         browse,

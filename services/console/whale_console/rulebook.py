@@ -19,6 +19,11 @@ from whale.rules.model import Rule, RuleError, validate_rule
 from whale.rules.paths import event_context
 
 
+def rule_fields(document: dict[str, Any]) -> dict[str, Any]:
+    """The rule itself: ``document`` without what ``GET /rules`` adds (``origin``, ``file``, ``overrides``)."""
+    return {k: v for k, v in document.items() if k in Rule.model_fields}
+
+
 @dataclass
 class Entry:
     id: str
@@ -88,7 +93,7 @@ def explain(entries: list[Entry], stored: Any) -> tuple[CloudEvent | None, list[
     out: list[Explained] = []
     for entry in entries:
         try:
-            rule = validate_rule(entry.document)
+            rule = validate_rule(rule_fields(entry.document))
         except RuleError as exc:
             out.append(Explained(entry.id, False, False, [], str(exc)))
             continue

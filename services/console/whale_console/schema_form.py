@@ -6,6 +6,9 @@ type (string, with ``enum`` a list to choose from; integer; number; boolean) nam
 gets one JSON text area instead. Values are converted where they parse and sent as typed; anything
 else is sent as written, so the API's own check names the field (``response.<property>``) and the
 page shows its message beside it.
+
+The same form serves a catalogued action's ``params_schema`` (``prefix="params."``, JSON box
+``params_json``): the event center names its problems ``params.<property>``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 PREFIX = "response."
 JSON_FIELD = "response_json"
 SIMPLE = ("string", "integer", "number", "boolean")
-MISSING = re.compile(r"^'([^']+)' is a required property$")
+MISSING = re.compile(r"'([^']+)' is a required property$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,13 +32,14 @@ class Field:
     description: str = ""
     required: bool = False
     choices: tuple[str, ...] = field(default_factory=tuple)
+    prefix: str = PREFIX
 
     @property
     def input_name(self) -> str:
-        return PREFIX + self.name
+        return self.prefix + self.name
 
 
-def fields_of(schema: Any) -> list[Field] | None:
+def fields_of(schema: Any, prefix: str = PREFIX) -> list[Field] | None:
     """The fields of ``schema``; None when it is not an object of simple properties (use JSON)."""
     if not isinstance(schema, dict):
         return None
@@ -60,6 +64,7 @@ def fields_of(schema: Any) -> list[Field] | None:
                 description=str(spec.get("description") or ""),
                 required=name in required,
                 choices=choices,
+                prefix=prefix,
             )
         )
     return found
@@ -76,13 +81,15 @@ def _typed(value: str, kind: str) -> Any:
     return value
 
 
-def response_of(schema: Any, form: dict[str, str]) -> tuple[Any, str | None]:
+def response_of(
+    schema: Any, form: dict[str, str], prefix: str = PREFIX, json_field: str = JSON_FIELD
+) -> tuple[Any, str | None]:
     """(the ``response`` to send, a problem with the JSON text area or None)."""
     if schema is None:
         return None, None
-    fields = fields_of(schema)
+    fields = fields_of(schema, prefix)
     if fields is None:
-        text = form.get(JSON_FIELD, "").strip()
+        text = form.get(json_field, "").strip()
         if not text:
             return None, None
         try:
@@ -100,16 +107,18 @@ def response_of(schema: Any, form: dict[str, str]) -> tuple[Any, str | None]:
     return response, None
 
 
-def problems_by_field(problems: list[dict[str, str]]) -> tuple[dict[str, str], list[dict[str, str]]]:
+def problems_by_field(
+    problems: list[dict[str, str]], prefix: str = PREFIX
+) -> tuple[dict[str, str], list[dict[str, str]]]:
     """(message per form field name, the problems no field shows)."""
     shown: dict[str, str] = {}
     rest = []
     for p in problems:
         name = str(p.get("field", ""))
-        missing = MISSING.match(str(p.get("message", "")))
-        if name == "response" and missing:  # the schema's own place for a missing property
-            name = PREFIX + missing.group(1)
-        if name.startswith(PREFIX):
+        missing = MISSING.search(str(p.get("message", "")))
+        if name == prefix.rstrip(".") and missing:  # the schema's own place for a missing property
+            name = prefix + missing.group(1)
+        if name.startswith(prefix):
             shown[name] = str(p.get("message", ""))
         else:
             rest.append(p)

@@ -217,6 +217,18 @@ class ConsolePlatform:
             time.sleep(1)
         raise AssertionError(f"the event center did not accept the event: {last}")
 
+    def unhandled_todo(self, subject: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Post an ``<prefix>.unhandled`` event about ``subject`` and wait for the to-do it opens."""
+        self.post_event("unhandled", subject, data)
+
+        def opened() -> Any:
+            found = self.api("GET", "/todos", self.tokens["viewer"], params={"type": f"{PREFIX}.unhandled"})
+            items = [i for i in found.json().get("todos", []) if i.get("subject") == subject]
+            return items[0] if found.status_code == 200 and items else None
+
+        found: dict[str, Any] = self.wait_until(opened, "the to-do of the unhandled event")
+        return found
+
     def wait_until(self, check: Any, what: str, timeout: float = 180.0) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

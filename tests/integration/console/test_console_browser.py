@@ -37,20 +37,7 @@ def test_sign_in_then_claim_and_resolve_a_todo_opened_by_a_real_unhandled_event(
     browser: Any, platform: ConsolePlatform, screenshots: Path
 ) -> None:
     subject = f"db-{uuid.uuid4().hex[:6]}"
-    platform.post_event("unhandled", subject, {"job": "nightly-backup", "status": "failed"})
-
-    def opened() -> Any:
-        found = platform.api(
-            "GET", "/todos", platform.tokens["viewer"], params={"type": f"{PREFIX}.unhandled"}
-        )
-        items = (
-            [i for i in found.json().get("todos", []) if i.get("subject") == subject]
-            if found.status_code == 200
-            else []
-        )
-        return items[0] if items else None
-
-    item = platform.wait_until(opened, "the to-do of the unhandled event")
+    item = platform.unhandled_todo(subject, {"job": "nightly-backup", "status": "failed"})
     page = page_for(browser, platform, "operator")
     page.goto(f"{platform.console}/todos?type={quote(PREFIX + '.unhandled')}")
     card = page.locator(f"#todo-{item['id']}")

@@ -15,7 +15,7 @@ import yaml
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from whale_console import rulebook, web
+from whale_console import backtest, rulebook, web
 from whale_console.web import Visit
 
 router = APIRouter()
@@ -42,7 +42,9 @@ async def current_book(visit: Visit, request: Request) -> rulebook.Book:
 
 def as_yaml(doc: dict[str, Any]) -> str:
     return yaml.safe_dump(
-        {k: v for k, v in doc.items() if k != "version"}, sort_keys=False, allow_unicode=True
+        {k: v for k, v in rulebook.rule_fields(doc).items() if k != "version"},
+        sort_keys=False,
+        allow_unicode=True,
     )
 
 
@@ -99,6 +101,8 @@ async def rule_page(request: Request, rule_id: str, visit: web.Viewing) -> Respo
         "text": as_yaml(entry.document),
         "versions": versions.body.get("versions", []) if versions.ok else [],
         "problems": [],
+        "windows": backtest.WINDOWS,
+        "cap": backtest.CAP,
     }
     return web.render(request, "rule.html", "rules", context, visit=visit)
 

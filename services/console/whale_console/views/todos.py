@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from whale_console import web
+from whale_console.views import todo_run
 
 router = APIRouter()
 STATUSES = ("active", "open", "claimed", "resolved", "all")
@@ -70,7 +71,9 @@ async def todo_list(request: Request, visit: web.Viewing) -> Response:
 @router.get("/todos/{todo_id}", include_in_schema=False)
 async def todo_page(request: Request, todo_id: str, visit: web.Viewing) -> Response:
     item = await visit.api.get(f"/todos/{quote(todo_id, safe='')}")
-    return web.render(request, "todo.html", "todos", {"title": item.get("title"), "item": item}, visit=visit)
+    offered = await todo_run.offer(request, visit, item, request.query_params.get("target", ""))
+    context = {"title": item.get("title"), "item": item, **offered}
+    return web.render(request, "todo.html", "todos", context, visit=visit)
 
 
 @router.post("/todos/{todo_id}/{op}", include_in_schema=False)
