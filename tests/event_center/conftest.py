@@ -1,4 +1,4 @@
-"""Fixtures of the event center's unit tests (fakes in ec_fakes)."""
+"""Fixtures of the event center's unit tests (fakes in fakes)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .ec_fakes import Harness, make_harness
+from .fakes import Harness, make_harness
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.testing import FakeView
 
-from .ec_fakes import Harness, bearer, make_harness
+from .fakes import Harness, bearer, make_harness
 
 RUN = "wf-1111"
 

@@ -35,7 +35,7 @@ from whale.oidc import OidcVerifier
 from whale.producer import EventProducer
 from whale.tokens import ViewTokenBook
 
-from .ec_fakes import PEOPLE, PEOPLE_VIEW, Harness, make_harness
+from .fakes import PEOPLE, PEOPLE_VIEW, Harness, make_harness
 
 OPEN = "open"  # health probes, metrics and the API description: no identity needed
 INGEST = "ingest"  # sender tokens (and people with operator) through their own check

@@ -13,7 +13,7 @@ from whale_event_center import metrics
 from tests.metric_names import declared, exported
 from whale.metrics import process_registry
 
-from .ec_fakes import TOKEN, Harness, make_harness
+from .fakes import TOKEN, Harness, make_harness
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from whale.binding import from_kafka
 from whale.testing import FakeProducer, FakeView
 from whale.web.errors import install_error_handlers
 
-from .ec_fakes import AuditStore
+from .fakes import AuditStore
 from .test_rules_api import CATALOG, RULE
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"

@@ -16,7 +16,7 @@ from whale.cloudevent import CloudEvent
 from whale.testing import FakeProducer, FakeView
 from whale.web.errors import install_error_handlers
 
-from .ec_fakes import AuditStore, stored
+from .fakes import AuditStore, stored
 
 CATALOG = FakeView(
     {

@@ -13,7 +13,7 @@ from whale_event_center.errors import Forbidden
 
 from whale import topics
 
-from .ec_fakes import TOKEN, Harness, bearer, make_harness
+from .fakes import TOKEN, Harness, bearer, make_harness
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"
 

@@ -17,7 +17,7 @@ from whale.subscriptions import RECORD_TYPE, Subscription, from_record
 from whale.testing import FakeProducer, FakeView
 from whale.web.errors import install_error_handlers
 
-from .ec_fakes import FakeStore, stored
+from .fakes import FakeStore, stored
 
 
 @pytest.fixture

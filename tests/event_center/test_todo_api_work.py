@@ -18,7 +18,7 @@ from whale.store import open_store
 from whale.testing import FakeProducer, FakeView, Sent
 from whale.web.errors import install_error_handlers
 
-from .ec_fakes import PEOPLE_VIEW
+from .fakes import PEOPLE_VIEW
 
 
 def client(people: Any = PEOPLE_VIEW, **settings: Any) -> tuple[TestClient, FakeProducer]:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.integration.alerts.monitoring import Monitoring, NodeMetrics
-from tests.integration.e2e.e2e_harness import ALERTNAME, Platform, fill_log_dir
+from tests.integration.e2e.harness import ALERTNAME, Platform, fill_log_dir
 from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.testing import Tap

@@ -37,7 +37,7 @@ from whale_chat.settings import Settings as ChatSettings
 from whale_event_center.settings import Settings as CenterSettings
 from whale_executor.app import Executor
 
-from tests.integration.event_center.ec_live import AppThread
+from tests.integration.event_center.live import AppThread
 from tests.integration.executor.conftest import request_event, send_request
 from tests.ports import free_port
 from whale import tokens as personal

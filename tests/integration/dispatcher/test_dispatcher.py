@@ -19,7 +19,7 @@ from whale_dispatcher.app import serve
 from whale_dispatcher.cli import apply_subscriptions
 from whale_dispatcher.settings import Settings
 
-from tests.integration.event_center.ec_live import admin_token
+from tests.integration.event_center.live import admin_token
 from tests.ports import free_port
 from whale import topics
 from whale.cloudevent import CloudEvent

@@ -14,7 +14,7 @@ from whale.admin import ensure_topics
 from whale.settings import WhaleSettings
 from whale.testing import Tap
 
-from .e2e_harness import POOL, Platform, Robot
+from .harness import POOL, Platform, Robot
 
 
 @pytest.fixture(scope="session")

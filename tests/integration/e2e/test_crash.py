@@ -20,7 +20,7 @@ import pytest
 from whale.cloudevent import CloudEvent
 from whale.testing import Tap
 
-from .e2e_harness import BURST, Platform, disk_alert, fill_log_dir
+from .harness import BURST, Platform, disk_alert, fill_log_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 

@@ -17,7 +17,7 @@ import pytest
 from whale.cloudevent import CloudEvent
 from whale.testing import Tap
 
-from .e2e_harness import ALERTNAME, KERNEL_ERROR, Platform, disk_alert, fill_log_dir
+from .harness import ALERTNAME, KERNEL_ERROR, Platform, disk_alert, fill_log_dir
 
 pytestmark = pytest.mark.integration
 

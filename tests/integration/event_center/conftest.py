@@ -1,4 +1,4 @@
-"""Fixtures of the event center's integration tests (helpers in ec_live)."""
+"""Fixtures of the event center's integration tests (helpers in live)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from whale.settings import WhaleSettings
 from whale.testing import Tap
 
-from .ec_live import AppThread, Pipeline
+from .live import AppThread, Pipeline
 
 
 @pytest.fixture(scope="module")

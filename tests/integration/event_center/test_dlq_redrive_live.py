@@ -24,7 +24,7 @@ from whale.es.store import Store
 from whale.producer import EventProducer
 from whale.testing import Tap
 
-from .ec_live import AppThread, Pipeline, admin_token
+from .live import AppThread, Pipeline, admin_token
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from whale.cli import main as whale
 from whale.settings import WhaleSettings
 from whale.testing import Tap
 
-from .ec_live import AppThread
+from .live import AppThread
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from whale import topics
 from whale.compacted import CompactedView
 from whale.settings import WhaleSettings
 
-from .ec_live import AppThread, Pipeline, admin_token
+from .live import AppThread, Pipeline, admin_token
 
 pytestmark = pytest.mark.integration
 DEADLINE = 120.0  # the indexer reads whale.events from its start: allow for a long topic

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.event_center.ec_fakes import Harness, make_harness
+from tests.event_center.fakes import Harness, make_harness
 from tests.ports import free_port
 from whale.authz import AuthSettings, NotAuthenticated, Role
 from whale.oidc import OidcVerifier

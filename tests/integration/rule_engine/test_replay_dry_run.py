@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from whale_event_center.settings import Settings as CenterSettings
 
-from tests.integration.event_center.ec_live import AppThread, admin_token
+from tests.integration.event_center.live import AppThread, admin_token
 from tests.ports import free_port
 from whale import topics
 from whale.binding import KafkaMessage, from_kafka, to_binary

@@ -17,7 +17,7 @@ import pytest
 from whale_todo.app import serve
 from whale_todo.settings import Settings as TodoSettings
 
-from tests.integration.event_center.ec_live import AppThread, Pipeline
+from tests.integration.event_center.live import AppThread, Pipeline
 from whale import topics
 from whale.cloudevent import CloudEvent
 from whale.settings import WhaleSettings

@@ -31,7 +31,7 @@ from whale_rule_engine import metrics as rule_engine_metrics
 from whale_todo import metrics as todo_metrics
 
 from tests.adapters.fakes import DictSchemas
-from tests.event_center.ec_fakes import Harness, make_harness
+from tests.event_center.fakes import Harness, make_harness
 from tests.metric_names import declared, exported
 from tests.ports import free_port
 from whale import inventory_http

@@ -31,7 +31,7 @@ from whale.infra.settings import InfraSettings
 from whale.settings import WhaleSettings
 from whale.testing import Tap
 
-from .ec_live import AppThread
+from .live import AppThread
 
 pytestmark = pytest.mark.integration
 STRUCTURED = {"content-type": "application/cloudevents+json"}

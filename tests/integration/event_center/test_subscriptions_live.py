@@ -22,7 +22,7 @@ from whale.compacted import CompactedView
 from whale.settings import WhaleSettings
 from whale.subscriptions import RECORD_TYPE, Subscription, from_record
 
-from .ec_live import AppThread, TestAuth, admin_token
+from .live import AppThread, TestAuth, admin_token
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ import pytest
 from whale_event_center.settings import Settings as CenterSettings
 from whale_executor.app import Executor
 
-from tests.integration.event_center.ec_live import AppThread
+from tests.integration.event_center.live import AppThread
 from tests.ports import free_port
 from whale import tokens as personal
 from whale import topics

@@ -7,7 +7,7 @@ import json
 from whale.cloudevent import CloudEvent
 from whale.correlation import caused_by
 
-from .ec_fakes import Harness
+from .fakes import Harness
 
 
 def hit(event: CloudEvent, sort: list[object]) -> dict[str, object]:

@@ -12,8 +12,8 @@ from whale_event_center.ingest import header_text
 from whale import topics
 from whale.errors import MessageTooLarge
 
-from .ec_fakes import Harness
-from .test_ec_ingest_api import BATCH, STRUCTURED, event, post
+from .fakes import Harness
+from .test_ingest_api import BATCH, STRUCTURED, event, post
 
 BINARY = {"ce-specversion": "1.0", "ce-id": "b-1", "ce-source": "urn:test:alerts/x", "ce-type": "test.any"}
 

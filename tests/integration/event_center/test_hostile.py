@@ -20,7 +20,7 @@ from tests.sdk_strict import read_strict
 from whale.es.store import Store
 from whale.testing import Tap
 
-from .ec_live import Pipeline
+from .live import Pipeline
 
 pytestmark = pytest.mark.integration
 STRUCTURED = {"content-type": "application/cloudevents+json"}

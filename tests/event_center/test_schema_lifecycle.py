@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .ec_fakes import Harness
-from .test_ec_ingest_api import event, post
+from .fakes import Harness
+from .test_ingest_api import event, post
 
 
 def test_a_deprecated_type_is_listed_and_its_events_warn(harness: Harness) -> None:

@@ -17,7 +17,7 @@ from tests.ports import free_port
 from whale.settings import WhaleSettings
 from whale.testing import Tap
 
-from .ec_live import AppThread, LoopThread, Pipeline
+from .live import AppThread, LoopThread, Pipeline
 
 pytestmark = pytest.mark.integration
 STRUCTURED = {"content-type": "application/cloudevents+json"}

@@ -15,7 +15,7 @@ from whale_executor.errors import CatalogError
 
 from whale import runs, topics
 
-from .test_exec_workflow_engine import CALLS, Harness
+from .test_workflow_engine import CALLS, Harness
 
 CHILD = """
 kind: workflow
@@ -47,7 +47,7 @@ output: {child: "{{ tasks.sub.output }}"}
 def catalog_of(tmp_path: Path, *docs: str, depth: int = 5) -> Catalog:
     for i, doc in enumerate(docs):
         (tmp_path / f"wf{i}.yaml").write_text(textwrap.dedent(doc))
-    return load_catalog(pool="t", dirs=[tmp_path], modules=["tests.executor.test_exec_workflow_engine"],
+    return load_catalog(pool="t", dirs=[tmp_path], modules=["tests.executor.test_workflow_engine"],
                         max_workflow_depth=depth)  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from whale import topics
 from whale.schemas import SchemaCheck
 from whale.testing import capture_events
 
-from .ec_fakes import OTHER_TOKEN, SECRET, TOKEN, Harness
+from .fakes import OTHER_TOKEN, SECRET, TOKEN, Harness
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from .ec_fakes import PEOPLE, TOKEN, Harness, make_harness
+from .fakes import PEOPLE, TOKEN, Harness, make_harness
 
 schemathesis = pytest.importorskip("schemathesis")
 INCLUDED = ("/events", "/schemas", "/traces", "/healthz")

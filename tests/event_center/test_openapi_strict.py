@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from .ec_fakes import Harness
+from .fakes import Harness
 
 
 def body_schema(harness: Harness, path: str, method: str, content_type: str = "application/json") -> Any:

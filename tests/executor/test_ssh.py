@@ -21,7 +21,7 @@ from tests.ports import free_port
 from whale.infra.sshd import LocalSshd
 from whale.inventory import Host, Inventory, InventoryError
 
-from .test_exec_actions import _alive
+from .test_actions import _alive
 
 CTX = ActionContext(request_id="r1", idempotency_key="k1", pool="test")
 HOSTILE = ["; rm -rf /", "$(touch /tmp/whale-pwned)", "`id`", "a'b\"c", "line1\nline2", "*", "$HOME", "-n"]

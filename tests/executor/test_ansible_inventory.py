@@ -24,7 +24,7 @@ from whale_executor.sshconn import Connections
 from whale.infra.sshd import LocalSshd
 from whale.inventory import Inventory
 
-from .test_exec_ssh import host
+from .test_ssh import host
 
 CTX = ActionContext(request_id="r1", idempotency_key="k1", pool="t")
 

@@ -21,7 +21,7 @@ from whale_executor.workflow.model import FanOut
 from whale import topics
 from whale.inventory import Host, Inventory
 
-from .test_exec_workflow_engine import Harness
+from .test_workflow_engine import Harness
 
 SCHEMAS = Path(__file__).parents[2] / "schemas" / "events"
 

@@ -6,7 +6,7 @@ import copy
 
 from whale import topics
 
-from .ec_fakes import ALERT_SCHEMA, Harness, stored
+from .fakes import ALERT_SCHEMA, Harness, stored
 
 
 def test_compatible_change_adds_a_version_on_the_compacted_topic(harness: Harness) -> None:

@@ -16,7 +16,7 @@ from whale.errors import EventError
 from whale.es.store import Store
 from whale.settings import WhaleSettings
 
-from .ec_fakes import Harness
+from .fakes import Harness
 
 
 def nested(depth: int) -> Any:
