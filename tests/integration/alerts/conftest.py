@@ -86,5 +86,4 @@ def monitoring(
         mon.stop()
 
 
-# The whole platform as processes (tests/integration/e2e): the incident test drives it from Prometheus.
-from tests.integration.e2e.conftest import e2e_stack, platform, results, robot  # noqa: E402, F401
+# The whole platform as processes: tests/integration/conftest.py (shared with the e2e tests).

@@ -1,4 +1,8 @@
-"""Session fixtures of the end-to-end tests: the real stack, the robot stand-in, the platform processes."""
+"""Session fixtures of the end-to-end tests: the real stack, the robot stand-in, the platform processes.
+
+They are registered once for the whole integration suite (``tests/integration/conftest.py``), so the
+e2e tests and the alert-incident test share ONE platform: two would run the same pool and consumer
+groups side by side and take each other's work."""
 
 from __future__ import annotations
 
@@ -9,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.e2e.harness import POOL, Platform, Robot
 from whale import topics
 from whale.admin import ensure_topics
 from whale.settings import WhaleSettings
 from whale.testing import Tap
-
-from .harness import POOL, Platform, Robot
 
 
 @pytest.fixture(scope="session")
