@@ -162,11 +162,11 @@ async def test_a_run_cancelled_mid_shell_kills_the_process_and_ends_cancelled(
         shown = await wait_for(lambda: bob.get(f"/runs/{run_id}").json().get("state") == "running")
         assert shown
         answer = await asyncio.to_thread(
-            cli, center, people["bob"], "runs", "cancel", run_id, "--comment", "wrong host"
+            cli, center, people["bob"], "runs", "cancel", run_id, "--comment", "cancel check 7f3a"
         )
         assert answer.returncode == 0, answer.stdout + answer.stderr
         (end,) = await results.expect("whale.workflow.cancelled", request_id=request.id)
-        assert end.data["error"]["message"] == "cancelled by bob-operator: wrong host"
+        assert end.data["error"]["message"] == "cancelled by bob-operator: cancel check 7f3a"
         assert (
             end.data["tasks"] == {"hang": "cancelled"} and end.data["cancelled_by"]["name"] == "bob-operator"
         )
