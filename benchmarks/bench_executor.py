@@ -10,7 +10,9 @@ Run alone with ``python -m benchmarks.bench_executor``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,7 +33,10 @@ from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale.tail import tail_consumer
 
-TITLE = "Executor: action requests -> results through a real executor (requests/s, latency ms)"
+TITLE = "Executor: action requests -> results through a real executor (requests/s, CPU, latency ms)"
+KEY = ("action", "concurrency")
+COMPARE = {"requests/s": "max", "CPU ms/request": "min"}
+TICKS = os.sysconf("SC_CLK_TCK")
 SEQUENTIAL = 200
 # (action, params, executor concurrency, burst size): no-op measures the executor's own cost; a 50 ms
 # sleep shows the concurrency bound at work.
@@ -99,12 +104,36 @@ def _request(pool: str, action: str = "core.noop", params: dict[str, Any] | None
     )
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) / TICKS
+
+
 def _start_executor(pool: str, concurrency: int, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "WHALE_LOG_LEVEL": "warning", "WHALE_EXECUTOR_APPROVALS": "false"}
     code = "import sys; from whale_executor.app import main; sys.exit(main(sys.argv[1:]))"
+    command = [sys.executable, "-c", code, "--pool", pool, "--concurrency", str(concurrency)]
+    profile = os.environ.get("WHALE_BENCH_PROFILE")
+    if profile:
+        out = Path(profile) / f"executor-{concurrency}-{pool}.txt"  # collapsed stacks
+        spy = Path(sys.executable).with_name("py-spy")
+        command = [
+            str(spy),
+            "record",
+            "--nonblocking",
+            "-r",
+            "200",
+            "-f",
+            "raw",
+            "-o",
+            str(out),
+            "--",
+            *command,
+        ]
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-c", code, "--pool", pool, "--concurrency", str(concurrency)],
+            command,
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -132,13 +161,19 @@ async def _scenario(
             await results.wait_for([event.id])
             latencies.append((results.seen[event.id] - sent) * 1000)
         burst = [_request(pool, action, params) for _ in range(count)]
-        started = time.perf_counter()
+        pid = _executor_pid(proc)
+        cpu, started = _cpu(pid), time.perf_counter()
         await asyncio.gather(
             *(producer.send(topics.actions_topic(pool), e, key=e.data["idempotency_key"]) for e in burst)
         )
         await results.wait_for([e.id for e in burst])
         elapsed = max(results.seen[e.id] for e in burst) - started
+        used = _cpu(pid) - cpu
     finally:
+        if _executor_pid(proc) != proc.pid:  # py-spy writes its flame graph once the executor exits
+            os.kill(_executor_pid(proc), signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(60)
         stop_process(proc)
         results.close()
         await compacted.delete(producer, topics.CATALOG, pool)  # a throw-away pool leaves no catalogue
@@ -150,9 +185,20 @@ async def _scenario(
         "concurrency": concurrency,
         "requests": count,
         "requests/s": count / elapsed,
+        "CPU ms/request": round(used / count * 1000, 3),
         "seq p50 ms": latencies[len(latencies) // 2],
         "seq p99 ms": latencies[int(len(latencies) * 0.99)],
     }
+
+
+def _executor_pid(proc: subprocess.Popen[bytes]) -> int:
+    """The executor's own process (under py-spy it is py-spy's child)."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    if os.environ.get("WHALE_BENCH_PROFILE") and children.exists():
+        found = children.read_text().split()
+        if found:
+            return int(found[0])
+    return proc.pid
 
 
 def run() -> list[dict[str, Any]]:
