@@ -113,31 +113,37 @@ def _cpu(pid: int) -> float:
 def _start_executor(pool: str, concurrency: int, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "WHALE_LOG_LEVEL": "warning", "WHALE_EXECUTOR_APPROVALS": "false"}
     code = "import sys; from whale_executor.app import main; sys.exit(main(sys.argv[1:]))"
-    command = [sys.executable, "-c", code, "--pool", pool, "--concurrency", str(concurrency)]
-    profile = os.environ.get("WHALE_BENCH_PROFILE")
-    if profile:
-        out = Path(profile) / f"executor-{concurrency}-{pool}.txt"  # collapsed stacks
-        spy = Path(sys.executable).with_name("py-spy")
-        command = [
-            str(spy),
-            "record",
-            "--nonblocking",
-            "-r",
-            "200",
-            "-f",
-            "raw",
-            "-o",
-            str(out),
-            "--",
-            *command,
-        ]
     with log.open("wb") as out:
         return subprocess.Popen(
-            command,
+            [sys.executable, "-c", code, "--pool", pool, "--concurrency", str(concurrency)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
         )
+
+
+def _profiler(pid: int, name: str) -> subprocess.Popen[bytes] | None:
+    """``py-spy record`` of process ``pid`` into ``$WHALE_BENCH_PROFILE/<name>.txt`` (collapsed
+    stacks), when asked for and installed; stopped with SIGINT."""
+    folder = os.environ.get("WHALE_BENCH_PROFILE")
+    spy = Path(sys.executable).with_name("py-spy")
+    if not folder or not spy.exists():
+        return None
+    out = Path(folder) / f"{name}.txt"
+    command = [
+        str(spy),
+        "record",
+        "--pid",
+        str(pid),
+        "-r",
+        "200",
+        "-f",
+        "raw",
+        "-o",
+        str(out),
+        "--nonblocking",
+    ]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def _scenario(
@@ -161,19 +167,20 @@ async def _scenario(
             await results.wait_for([event.id])
             latencies.append((results.seen[event.id] - sent) * 1000)
         burst = [_request(pool, action, params) for _ in range(count)]
-        pid = _executor_pid(proc)
-        cpu, started = _cpu(pid), time.perf_counter()
+        spy = _profiler(proc.pid, f"executor-{action}-{concurrency}")
+        await asyncio.sleep(0.5 if spy else 0)  # py-spy attached
+        cpu, started = _cpu(proc.pid), time.perf_counter()
         await asyncio.gather(
             *(producer.send(topics.actions_topic(pool), e, key=e.data["idempotency_key"]) for e in burst)
         )
         await results.wait_for([e.id for e in burst])
         elapsed = max(results.seen[e.id] for e in burst) - started
-        used = _cpu(pid) - cpu
-    finally:
-        if _executor_pid(proc) != proc.pid:  # py-spy writes its flame graph once the executor exits
-            os.kill(_executor_pid(proc), signal.SIGTERM)
+        used = _cpu(proc.pid) - cpu
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(60)
+                spy.wait(60)
+    finally:
         stop_process(proc)
         results.close()
         await compacted.delete(producer, topics.CATALOG, pool)  # a throw-away pool leaves no catalogue
@@ -189,16 +196,6 @@ async def _scenario(
         "seq p50 ms": latencies[len(latencies) // 2],
         "seq p99 ms": latencies[int(len(latencies) * 0.99)],
     }
-
-
-def _executor_pid(proc: subprocess.Popen[bytes]) -> int:
-    """The executor's own process (under py-spy it is py-spy's child)."""
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    if os.environ.get("WHALE_BENCH_PROFILE") and children.exists():
-        found = children.read_text().split()
-        if found:
-            return int(found[0])
-    return proc.pid
 
 
 def run() -> list[dict[str, Any]]:
