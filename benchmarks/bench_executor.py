@@ -167,7 +167,8 @@ async def _scenario(
             await results.wait_for([event.id])
             latencies.append((results.seen[event.id] - sent) * 1000)
         burst = [_request(pool, action, params) for _ in range(count)]
-        spy = _profiler(proc.pid, f"executor-{action}-{concurrency}")
+        side = "base" if "whale-baseline-" in str(Path(compacted.__file__)) else "new"
+        spy = _profiler(proc.pid, f"executor-{side}-{action}-{concurrency}")
         await asyncio.sleep(0.5 if spy else 0)  # py-spy attached
         cpu, started = _cpu(proc.pid), time.perf_counter()
         await asyncio.gather(

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 
 import pytest
+from whale_executor import secrets
 from whale_executor.state import RUN_STATE, StateStore, state_message
 
 from whale import topics
@@ -80,3 +81,14 @@ def test_a_record_read_back_as_written_leaves_the_store_as_it_is() -> None:
         store._applied({0: 2})
     assert store.get("p/k1") == finished
     assert store.local.get(b"dp/k1") == finished_value
+
+
+def test_a_secret_resolved_in_this_process_is_hidden_in_what_put_writes_and_stores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(secrets, "_known", {"hunter2-token-value"})
+    store, producer = new_store()
+    asyncio.run(store.put("p/k1", {"kind": "action", "input": {"header": "Bearer hunter2-token-value"}}))
+    [(_, message)] = producer.records
+    assert message.value is not None and b"hunter2" not in message.value
+    assert store.get("p/k1")["input"] == {"header": "Bearer ***"}  # type: ignore[index]

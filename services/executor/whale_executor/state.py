@@ -106,13 +106,14 @@ class StateStore(compacted.CompactedFollower):
             return self._load(key)
 
     async def put(self, key: str, state: dict[str, Any], *, kind: str = RUN_STATE) -> dict[str, Any]:
-        """Record the whole state of ``key`` (acknowledged by Kafka before returning)."""
+        """Record the whole state of ``key`` (acknowledged by Kafka before returning); returns the
+        record written (sharing nested values with ``state`` when no secret is known to hide)."""
         with self._lock:
             previous = self._load(key)
             seq = (previous or {}).get("seq", 0) + 1
-        record: dict[str, Any] = secrets.scrub_value(
-            {**state, "seq": seq, "pool": self._pool, "recorded_at": time.time()}
-        )
+        record: dict[str, Any] = {**state, "seq": seq, "pool": self._pool, "recorded_at": time.time()}
+        if secrets.known():  # else scrubbing would only copy the record before it is encoded
+            record = secrets.scrub_value(record)
         message = state_message(key, kind, self._source, record)
         if message is None:  # the checks' slow path: raises the EventError naming what is wrong
             event = CloudEvent.create(type=kind, source=self._source, data=record, subject=key)
