@@ -35,7 +35,7 @@ from whale.tail import tail_consumer
 
 TITLE = "Executor: action requests -> results through a real executor (requests/s, CPU, latency ms)"
 KEY = ("action", "concurrency")
-COMPARE = {"requests/s": "max", "CPU ms/request": "min"}
+COMPARE = {"requests/s": "max", "CPU ms/request": "min", "seq p50 ms": "min", "seq p99 ms": "min"}
 TICKS = os.sysconf("SC_CLK_TCK")
 SEQUENTIAL = 200
 # (action, params, executor concurrency, burst size): no-op measures the executor's own cost; a 50 ms
@@ -194,8 +194,8 @@ async def _scenario(
         "requests": count,
         "requests/s": count / elapsed,
         "CPU ms/request": round(used / count * 1000, 3),
-        "seq p50 ms": latencies[len(latencies) // 2],
-        "seq p99 ms": latencies[int(len(latencies) * 0.99)],
+        "seq p50 ms": round(latencies[len(latencies) // 2], 2),
+        "seq p99 ms": round(latencies[int(len(latencies) * 0.99)], 2),
     }
 
 

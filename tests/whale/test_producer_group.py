@@ -88,7 +88,7 @@ async def test_the_sends_in_flight_are_resolved_together_with_one_wake_up(produc
         wake_ups.append(callback)
         return original(callback, *args, **kwargs)
 
-    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign,assignment]
     try:
         sends = [
             asyncio.ensure_future(producer.send_message("t", KafkaMessage(f"k{n}".encode(), b"v", ())))
