@@ -10,7 +10,9 @@ Run alone with ``python -m benchmarks.bench_executor``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,7 +33,10 @@ from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale.tail import tail_consumer
 
-TITLE = "Executor: action requests -> results through a real executor (requests/s, latency ms)"
+TITLE = "Executor: action requests -> results through a real executor (requests/s, CPU, latency ms)"
+KEY = ("action", "concurrency")
+COMPARE = {"requests/s": "max", "CPU ms/request": "min", "seq p50 ms": "min", "seq p99 ms": "min"}
+TICKS = os.sysconf("SC_CLK_TCK")
 SEQUENTIAL = 200
 # (action, params, executor concurrency, burst size): no-op measures the executor's own cost; a 50 ms
 # sleep shows the concurrency bound at work.
@@ -99,6 +104,12 @@ def _request(pool: str, action: str = "core.noop", params: dict[str, Any] | None
     )
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) / TICKS
+
+
 def _start_executor(pool: str, concurrency: int, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "WHALE_LOG_LEVEL": "warning", "WHALE_EXECUTOR_APPROVALS": "false"}
     code = "import sys; from whale_executor.app import main; sys.exit(main(sys.argv[1:]))"
@@ -109,6 +120,30 @@ def _start_executor(pool: str, concurrency: int, log: Path) -> subprocess.Popen[
             stderr=subprocess.STDOUT,
             env=env,
         )
+
+
+def _profiler(pid: int, name: str) -> subprocess.Popen[bytes] | None:
+    """``py-spy record`` of process ``pid`` into ``$WHALE_BENCH_PROFILE/<name>.txt`` (collapsed
+    stacks), when asked for and installed; stopped with SIGINT."""
+    folder = os.environ.get("WHALE_BENCH_PROFILE")
+    spy = Path(sys.executable).with_name("py-spy")
+    if not folder or not spy.exists():
+        return None
+    out = Path(folder) / f"{name}.txt"
+    command = [
+        str(spy),
+        "record",
+        "--pid",
+        str(pid),
+        "-r",
+        "200",
+        "-f",
+        "raw",
+        "-o",
+        str(out),
+        "--nonblocking",
+    ]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def _scenario(
@@ -132,12 +167,20 @@ async def _scenario(
             await results.wait_for([event.id])
             latencies.append((results.seen[event.id] - sent) * 1000)
         burst = [_request(pool, action, params) for _ in range(count)]
-        started = time.perf_counter()
+        side = "base" if "whale-baseline-" in str(Path(compacted.__file__)) else "new"
+        spy = _profiler(proc.pid, f"executor-{side}-{action}-{concurrency}")
+        await asyncio.sleep(0.5 if spy else 0)  # py-spy attached
+        cpu, started = _cpu(proc.pid), time.perf_counter()
         await asyncio.gather(
             *(producer.send(topics.actions_topic(pool), e, key=e.data["idempotency_key"]) for e in burst)
         )
         await results.wait_for([e.id for e in burst])
         elapsed = max(results.seen[e.id] for e in burst) - started
+        used = _cpu(proc.pid) - cpu
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spy.wait(60)
     finally:
         stop_process(proc)
         results.close()
@@ -150,8 +193,9 @@ async def _scenario(
         "concurrency": concurrency,
         "requests": count,
         "requests/s": count / elapsed,
-        "seq p50 ms": latencies[len(latencies) // 2],
-        "seq p99 ms": latencies[int(len(latencies) * 0.99)],
+        "CPU ms/request": round(used / count * 1000, 3),
+        "seq p50 ms": round(latencies[len(latencies) // 2], 2),
+        "seq p99 ms": round(latencies[int(len(latencies) * 0.99)], 2),
     }
 
 

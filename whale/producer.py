@@ -8,6 +8,7 @@ A background thread serves delivery reports; in-flight sends are bounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class EventProducer:
         self._max_in_flight = max_in_flight
         self._in_flight = 0
         self._lock = threading.Lock()
+        self._settled: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Delivered], SendOutcome]] = []
         self._closed = threading.Event()
         self._client_closed = False
         self._poller = threading.Thread(target=self._poll_loop, name="whale-producer-poll", daemon=True)
@@ -135,13 +137,13 @@ class EventProducer:
         future: asyncio.Future[Delivered] = loop.create_future()
 
         def settle(err: KafkaError | None, msg: Any) -> None:
-            with self._lock:
-                self._in_flight -= 1
             if err is not None:
                 outcome: Delivered | DeliveryError = _delivery_error(topic, err, self._max_message_bytes)
             else:
                 outcome = Delivered(msg.topic(), msg.partition(), msg.offset())
-            loop.call_soon_threadsafe(_resolve, future, outcome)
+            with self._lock:
+                self._in_flight -= 1
+                self._settled.append((loop, future, outcome))
 
         self._produce(topic, message, settle)
         return await future
@@ -173,7 +175,10 @@ class EventProducer:
         """Wait for outstanding deliveries; returns how many are still pending."""
         if self._client_closed:
             return 0
-        return int(self._producer.flush(timeout))
+        try:
+            return int(self._producer.flush(timeout))
+        finally:
+            self._wake_senders()
 
     def close(self, timeout: float = 30.0) -> None:
         """Flush, then stop the delivery-report thread and, when nothing is left to deliver, the client
@@ -217,8 +222,24 @@ class EventProducer:
     def _poll_loop(self) -> None:
         while not self._closed.is_set():
             self._producer.poll(0.05)
+            self._wake_senders()
+
+    def _wake_senders(self) -> None:
+        """Resolve the sends whose delivery reports the last poll served: one wake-up per event loop
+        for all of them (the writes of concurrent senders are acknowledged together, group commit),
+        not one per message."""
+        with self._lock:
+            settled, self._settled = self._settled, []
+        by_loop: dict[asyncio.AbstractEventLoop, list[Settled]] = {}
+        for loop, future, outcome in settled:
+            by_loop.setdefault(loop, []).append((future, outcome))
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(_resolve_all, items)
 
 
+SendOutcome = Delivered | DeliveryError
+Settled = tuple[asyncio.Future[Delivered], SendOutcome]
 LIMIT_RETRY_SECONDS = 60.0
 RECORD_OVERHEAD = 128  # record batch header (61 bytes) plus one record's framing, rounded up
 HEADER_OVERHEAD = 10  # two varints per header
@@ -237,10 +258,11 @@ def _delivery_error(topic: str, err: KafkaError, limit: int) -> DeliveryError:
     return DeliveryError(text, retryable=bool(err.retriable()) or err.code() == KafkaError._MSG_TIMED_OUT)
 
 
-def _resolve(future: asyncio.Future[Delivered], outcome: Delivered | DeliveryError) -> None:
-    if future.done():
-        return
-    if isinstance(outcome, DeliveryError):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+def _resolve_all(items: list[Settled]) -> None:
+    for future, outcome in items:
+        if future.done():
+            continue
+        if isinstance(outcome, DeliveryError):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

@@ -28,7 +28,7 @@ def test_put_stamps_each_record_with_the_time_it_was_recorded() -> None:
     store, producer = store_with({})
     record = asyncio.run(store.put("p/k1", {"kind": "action", "status": "started"}))
     assert isinstance(record["recorded_at"], float)
-    assert producer.sent[0].event.data["recorded_at"] == record["recorded_at"]
+    assert producer.events("whale.executor.state")[0].data["recorded_at"] == record["recorded_at"]
 
 
 def test_only_finished_runs_older_than_the_retention_expire() -> None:

@@ -79,6 +79,7 @@ class Intake:
         self._producer = producer
         self._handler = handler
         self._pool = pool
+        self._gauge = metrics.IN_FLIGHT.labels(pool=pool)  # set twice per request
         self._max_pending = max_pending
         self._max_attempts = max_attempts
         self._revoke_grace = revoke_grace
@@ -155,13 +156,13 @@ class Intake:
             self._running.setdefault(tp, {})[offset] = task
             self._next[tp] = max(self._next.get(tp, 0), offset + 1)
         self._tasks.add(task)
-        metrics.IN_FLIGHT.labels(pool=self._pool).set(len(self._tasks))
+        self._gauge.set(len(self._tasks))
         if key is not None:
             self._tails[key] = task
 
         def done(t: asyncio.Task[None]) -> None:
             self._tasks.discard(t)
-            metrics.IN_FLIGHT.labels(pool=self._pool).set(len(self._tasks))
+            self._gauge.set(len(self._tasks))
             if key is not None and self._tails.get(key) is t:
                 del self._tails[key]
             with self._lock:

@@ -146,7 +146,7 @@ class ActionRequests:
             request_id=event.id, idempotency_key=req.idempotency_key, pool=self._pool, attempt=attempt
         )
         outcome = await self._cancellable(this_run, self._runner.execute(action, req.params, ctx))
-        await self._finish(key, event, outcome, common, attempt)
+        await self._finish(key, event, outcome, common, attempt, this_run)
 
     async def _cancellable(self, run_id: str, running: Awaitable[Outcome]) -> Outcome:
         """``running``'s outcome, unless someone cancels the run first (its process is killed)."""
@@ -168,7 +168,13 @@ class ActionRequests:
         return Outcome(CANCELLED, None, error)
 
     async def _finish(
-        self, key: str, event: CloudEvent, outcome: Outcome, common: dict[str, Any], attempt: int
+        self,
+        key: str,
+        event: CloudEvent,
+        outcome: Outcome,
+        common: dict[str, Any],
+        attempt: int,
+        this_run: str | None = None,
     ) -> None:
         result = result_event(
             event,
@@ -183,7 +189,7 @@ class ActionRequests:
             key,
             {
                 "kind": "action",
-                "run_id": run_id("action", key),
+                "run_id": this_run or run_id("action", key),
                 "request_id": common["request_id"],
                 "idempotency_key": common["idempotency_key"],
                 "target": common["target"],

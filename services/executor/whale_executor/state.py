@@ -23,12 +23,16 @@ import asyncio
 import json
 import threading
 import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from whale import compacted, topics
-from whale.cloudevent import CloudEvent
+from whale.binding import CONTENT_TYPE, KafkaMessage, to_binary
+from whale.cloudevent import SPEC_VERSION, CloudEvent, format_time
+from whale.event_data import MAX_NESTING, depth_within, text_problem
 from whale.producer import Delivered, EventProducer
 from whale.settings import WhaleSettings
 from whale.store import Batch, LocalStore, StoreSettings, contiguous, open_store
@@ -40,6 +44,7 @@ RUN_STATE = "whale.executor.run"
 APPROVAL_STATE = "whale.executor.approval"
 CANCEL_STATE = "whale.executor.cancel"
 PAUSE_STATE = "whale.executor.pause"
+SPEC_VERSION_BYTES = SPEC_VERSION.encode()
 CONTROL_KINDS = ("approval", "cancel", "pause")  # records about a run, swept with it
 RUN_KINDS = ("workflow", "action")  # records indexed by run id
 
@@ -101,16 +106,20 @@ class StateStore(compacted.CompactedFollower):
             return self._load(key)
 
     async def put(self, key: str, state: dict[str, Any], *, kind: str = RUN_STATE) -> dict[str, Any]:
-        """Record the whole state of ``key`` (acknowledged by Kafka before returning)."""
+        """Record the whole state of ``key`` (acknowledged by Kafka before returning); returns the
+        record written (sharing nested values with ``state`` when no secret is known to hide)."""
         with self._lock:
             previous = self._load(key)
             seq = (previous or {}).get("seq", 0) + 1
-        record: dict[str, Any] = secrets.scrub_value(
-            {**state, "seq": seq, "pool": self._pool, "recorded_at": time.time()}
-        )
-        event = CloudEvent.create(type=kind, source=self._source, data=record, subject=key)
-        delivered = await compacted.put(self._producer, topics.EXECUTOR_STATE, key, event)
-        self._apply(key, record, delivered if isinstance(delivered, Delivered) else None)
+        record: dict[str, Any] = {**state, "seq": seq, "pool": self._pool, "recorded_at": time.time()}
+        if secrets.known():  # else scrubbing would only copy the record before it is encoded
+            record = secrets.scrub_value(record)
+        message = state_message(key, kind, self._source, record)
+        if message is None:  # the checks' slow path: raises the EventError naming what is wrong
+            event = CloudEvent.create(type=kind, source=self._source, data=record, subject=key)
+            message = to_binary(event, key)
+        delivered = await self._producer.send_message(topics.EXECUTOR_STATE, message)
+        self._apply(key, record, delivered if isinstance(delivered, Delivered) else None, message.value)
         return record
 
     async def wait(self, key: str, timeout: float | None) -> dict[str, Any] | None:
@@ -278,6 +287,8 @@ class StateStore(compacted.CompactedFollower):
             if self._waiters:
                 self._woken.append(key)
             return
+        if self._staged is not None and self._staged.get(b"d" + key.encode()) == value:
+            return  # our own write read back: stored as written already
         try:
             record = json.loads(value)
         except (UnicodeDecodeError, json.JSONDecodeError):
@@ -286,15 +297,22 @@ class StateStore(compacted.CompactedFollower):
         if isinstance(record, dict):
             self._apply(key, record)
 
-    def _apply(self, key: str, record: dict[str, Any], delivered: Delivered | None = None) -> None:
-        """Store ``record`` unless a newer one is stored; our own write (``delivered``) also advances
-        the applied offset when it directly follows it."""
+    def _apply(
+        self,
+        key: str,
+        record: dict[str, Any],
+        delivered: Delivered | None = None,
+        value: bytes | None = None,
+    ) -> None:
+        """Store ``record`` (``value``: as encoded on the topic) unless a newer one is stored; our own
+        write (``delivered``) also advances the applied offset when it directly follows it."""
         record.setdefault("recorded_at", time.time())  # written before records carried it
         with self._lock:
             current = self._load(key)
             if current is not None and current.get("seq", 0) > record.get("seq", 0):
                 return  # an older record read back after a newer local write
-            changes: dict[bytes, bytes | None] = {b"d" + key.encode(): json.dumps(record).encode()}
+            stored = value if value is not None else json.dumps(record).encode()
+            changes: dict[bytes, bytes | None] = {b"d" + key.encode(): stored}
             run_id = record.get("run_id")
             if record.get("kind") in RUN_KINDS and isinstance(run_id, str):
                 changes[b"r" + run_id.encode()] = key.encode()
@@ -309,6 +327,31 @@ class StateStore(compacted.CompactedFollower):
             waiters = list(self._waiters.get(key, []))
         for loop, flag in waiters:
             loop.call_soon_threadsafe(flag.set)
+
+
+def state_message(key: str, kind: str, source: str, record: dict[str, Any]) -> KafkaMessage | None:
+    """The binary-mode CloudEvent of a state record, as ``to_binary(CloudEvent.create(type=kind,
+    source=source, data=record, subject=key), key)`` writes it, built without the model: the record
+    is our own and encoded once, for the topic and the local store. None when the subject or the
+    data would fail the event's checks (the caller then builds the event, which names the problem)."""
+    if text_problem(key) is not None:
+        return None
+    try:
+        value = json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+    except (UnicodeEncodeError, ValueError, RecursionError):
+        return None
+    if value.count(b"{") + value.count(b"[") >= MAX_NESTING and not depth_within(record, MAX_NESTING):
+        return None
+    headers: list[tuple[str, bytes]] = [
+        ("ce_specversion", SPEC_VERSION_BYTES),
+        ("ce_id", str(uuid.uuid4()).encode()),
+        ("ce_source", source.encode("utf-8")),
+        ("ce_type", kind.encode("utf-8")),
+    ]
+    if key:
+        headers.append(("ce_subject", key.encode("utf-8")))
+    headers += [("ce_time", format_time(datetime.now(UTC)).encode()), (CONTENT_TYPE, b"application/json")]
+    return KafkaMessage(key.encode("utf-8"), value, tuple(headers))
 
 
 def _plain_record(value: bytes) -> bool:

@@ -1,0 +1,94 @@
+"""How the executor writes its state records: the binary-mode CloudEvent the model would write,
+encoded once for the topic and the local store; a record read back as written is not applied again."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from whale_executor import secrets
+from whale_executor.state import RUN_STATE, StateStore, state_message
+
+from whale import topics
+from whale.binding import from_kafka, to_binary
+from whale.cloudevent import CloudEvent
+from whale.errors import EventError
+from whale.settings import WhaleSettings
+from whale.store import open_store
+from whale.testing import FakeProducer
+
+
+def new_store() -> tuple[StateStore, FakeProducer]:
+    producer = FakeProducer()
+    local = open_store(f"exec-{uuid.uuid4().hex}", {"stage": "test"})  # under the tests' WHALE_STATE_DIR
+    store = StateStore(WhaleSettings(), producer, pool="p", source="/whale/executor/p", local=local)  # type: ignore[arg-type]
+    return store, producer
+
+
+def test_a_state_message_is_what_the_cloudevent_model_would_write() -> None:
+    record = {"kind": "action", "status": "started", "input": {"host": "db-1", "n": [1, 2.5, None, "é"]}}
+    message = state_message("p/k1", RUN_STATE, "/whale/executor/p", record)
+    assert message is not None
+    model = to_binary(
+        CloudEvent.create(type=RUN_STATE, source="/whale/executor/p", data=record, subject="p/k1"), "p/k1"
+    )
+    assert (message.key, message.value) == (model.key, model.value)
+    names = [name for name, _ in message.headers]
+    assert names == [name for name, _ in model.headers]
+    event = from_kafka(message)  # a valid event for every reader of the topic (the event center's view)
+    assert (event.type, event.subject, event.data) == (RUN_STATE, "p/k1", record)
+
+
+def test_a_record_the_event_checks_refuse_takes_the_model_path() -> None:
+    assert state_message("p/bad\nkey", RUN_STATE, "/s", {"a": 1}) is None
+    assert state_message("p/k", RUN_STATE, "/s", {"a": "\ud800"}) is None
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(200):
+        node["x"] = {}
+        node = node["x"]  # type: ignore[assignment]
+    assert state_message("p/k", RUN_STATE, "/s", deep) is None
+
+
+def test_put_refuses_what_an_event_cannot_carry_naming_it() -> None:
+    store, producer = new_store()
+    with pytest.raises(EventError, match="subject"):
+        asyncio.run(store.put("p/bad\nkey", {"kind": "action", "status": "started"}))
+    assert producer.records == []  # nothing written, so nothing of it runs
+
+
+def test_put_writes_once_and_stores_the_bytes_written() -> None:
+    store, producer = new_store()
+    record = asyncio.run(store.put("p/k1", {"kind": "action", "run_id": "act-1", "status": "started"}))
+    [(topic, message)] = producer.records
+    assert topic == topics.EXECUTOR_STATE
+    assert store.local.get(b"dp/k1") == message.value
+    assert store.get("p/k1") == record
+    assert store.run_key_of("act-1") == "p/k1"
+
+
+def test_a_record_read_back_as_written_leaves_the_store_as_it_is() -> None:
+    store, producer = new_store()
+    asyncio.run(store.put("p/k1", {"kind": "action", "status": "started"}))
+    finished = asyncio.run(store.put("p/k1", {"kind": "action", "status": "finished"}))
+    started_value, finished_value = (m.value for _, m in producer.records)
+    store._begin()  # the follower reads both back, in order
+    try:
+        store._read("p/k1", started_value)  # older (seq 1): ignored
+        store._read("p/k1", finished_value)  # as stored: nothing to do
+    finally:
+        store._applied({0: 2})
+    assert store.get("p/k1") == finished
+    assert store.local.get(b"dp/k1") == finished_value
+
+
+def test_a_secret_resolved_in_this_process_is_hidden_in_what_put_writes_and_stores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(secrets, "_known", {"hunter2-token-value"})
+    store, producer = new_store()
+    asyncio.run(store.put("p/k1", {"kind": "action", "input": {"header": "Bearer hunter2-token-value"}}))
+    [(_, message)] = producer.records
+    assert message.value is not None and b"hunter2" not in message.value
+    assert store.get("p/k1")["input"] == {"header": "Bearer ***"}  # type: ignore[index]
