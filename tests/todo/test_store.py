@@ -150,7 +150,7 @@ def test_expired_names_closed_items_last_changed_before_the_cutoff_and_the_stale
         expiry_key(T0 + 3600, b"new"),
     ]
     ids, stale = expired(db, cutoff=T0, limit=100)
-    assert ids == ["old"] and stale == [expiry_key(T0 - 3600, b"back")]
+    assert ids == [(expiry_key(T0 - 3600, b"old"), "old")] and stale == [expiry_key(T0 - 3600, b"back")]
     assert expired(db, cutoff=T0, limit=1) == ([], [expiry_key(T0 - 3600, b"back")])  # bounded
     db.close()
 

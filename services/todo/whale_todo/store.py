@@ -128,12 +128,12 @@ def expiry_key(stamp: int, item_id: bytes) -> bytes:
 
 def expired(
     store: LocalStore, cutoff: float, limit: int, open_states: tuple[str, ...] = OPEN_STATES
-) -> tuple[list[str], list[bytes]]:
+) -> tuple[list[tuple[bytes, str]], list[bytes]]:
     """The first ``limit`` expiry entries older than ``cutoff`` (epoch seconds), as committed, split
-    into the ids of closed items last changed before ``cutoff`` and the stale entries (the item is
+    into those (with the item id) of closed items last changed before ``cutoff`` and the stale ones (the item is
     gone, open again, or changed since: a closed item's every change writes a newer entry). Reads
     only the expired range of the index, ``limit`` entries at most."""
-    ids: list[str] = []
+    ids: list[tuple[bytes, str]] = []
     stale: list[bytes] = []
     end = EXPIRY + _STAMP.pack(max(int(cutoff), 0))
     for entry, _ in store.items(EXPIRY, end=end):
@@ -148,7 +148,7 @@ def expired(
         if changed is not None and changed >= cutoff:
             stale.append(entry)
         else:
-            ids.append(item_id.decode())
+            ids.append((entry, item_id.decode()))
     return ids, stale
 
 
