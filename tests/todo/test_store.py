@@ -167,3 +167,17 @@ def test_dropping_an_item_removes_the_key_entries_that_name_it(tmp_path: Path) -
     assert expired(db, cutoff=T0 + 1, limit=10) == ([], [expiry_key(T0, b"i1")])  # then swept as stale
     assert last_id(db.batch(), "b") == "i2"
     db.close()
+
+
+def test_an_item_changed_again_while_closed_is_named_once(tmp_path: Path) -> None:
+    db = store(tmp_path)
+    batch = db.batch()
+    closed = {"id": "i1", "key": "a", "status": "resolved", "updated_at": "2027-01-15T07:00:00Z"}
+    put_item(batch, closed, OPEN_STATES)
+    put_item(batch, {**closed, "updated_at": "2027-01-15T07:30:00Z"}, OPEN_STATES)  # a comment
+    db.commit(batch)
+    assert expired(db, cutoff=T0, limit=10) == (
+        [(expiry_key(T0 - 3600, b"i1"), "i1")],
+        [expiry_key(T0 - 1800, b"i1")],
+    )
+    db.close()

@@ -130,11 +130,12 @@ def expired(
     store: LocalStore, cutoff: float, limit: int, open_states: tuple[str, ...] = OPEN_STATES
 ) -> tuple[list[tuple[bytes, str]], list[bytes]]:
     """The first ``limit`` expiry entries older than ``cutoff`` (epoch seconds), as committed, split
-    into those (with the item id) of closed items last changed before ``cutoff`` and the stale ones (the item is
-    gone, open again, or changed since: a closed item's every change writes a newer entry). Reads
-    only the expired range of the index, ``limit`` entries at most."""
+    into those (with the item id) of closed items last changed before ``cutoff``, one per item, and
+    the stale ones (the item is gone, open again, or changed since: a closed item's every change
+    writes a newer entry). Reads only the expired range of the index, ``limit`` entries at most."""
     ids: list[tuple[bytes, str]] = []
     stale: list[bytes] = []
+    named: set[bytes] = set()
     end = EXPIRY + _STAMP.pack(max(int(cutoff), 0))
     for entry, _ in store.items(EXPIRY, end=end):
         if len(ids) + len(stale) >= limit:
@@ -145,9 +146,10 @@ def expired(
             stale.append(entry)
             continue
         changed = changed_at(item)
-        if changed is not None and changed >= cutoff:
-            stale.append(entry)
+        if (changed is not None and changed >= cutoff) or item_id in named:
+            stale.append(entry)  # changed since, or an earlier closing of an item already named
         else:
+            named.add(item_id)
             ids.append((entry, item_id.decode()))
     return ids, stale
 
