@@ -1,10 +1,15 @@
-"""Running a service: signals, graceful shutdown."""
+"""Running a service: signals, graceful shutdown, periodic jobs."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Awaitable, Callable
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 
 def install_stop_handlers(stop: Callable[[], None]) -> None:
@@ -24,3 +29,15 @@ def run(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
 
     asyncio.run(runner())
     return 0
+
+
+async def every(seconds: float, job: Callable[[], Awaitable[object]], stop: asyncio.Event, name: str) -> None:
+    """Run ``job`` now and then every ``seconds`` until ``stop`` is set (a periodic sweep). A job that
+    raises is logged as ``<name>_failed`` and runs again next time (e.g. Kafka was unavailable)."""
+    while not stop.is_set():
+        try:
+            await job()
+        except Exception as exc:
+            log.warning(f"{name}_failed", error=str(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)

@@ -226,7 +226,7 @@ class LocalStore:
         """Write ``batch`` and the new applied ``offsets`` atomically (one RocksDB WriteBatch); an
         applied offset never moves back (a record read back after our own write advanced it)."""
         staged = batch.staged if batch is not None else {}
-        self.write({k: None if v is _TOMBSTONE else v for k, v in staged.items()}, offsets, wal=wal)
+        self.write(staged, offsets, wal=wal)
         if batch is not None:
             batch.staged.clear()
 
@@ -245,7 +245,7 @@ class LocalStore:
         again. Call :meth:`flush` before writing with the log again."""
         writes = WriteBatch(raw_mode=True)
         for key, value in changes.items():
-            if value is None:
+            if value is None or value is _TOMBSTONE:  # _TOMBSTONE: a Batch's staged deletion
                 writes.delete(key)
             else:
                 writes.put(key, value)

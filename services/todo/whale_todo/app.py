@@ -1,7 +1,8 @@
 """``whale run todo``: the to-do stage's process (the decisions are in :mod:`whale_todo.stage`).
 
 It catches the local store up with ``whale.todos``, follows ``whale.rules``, then consumes
-``whale.events`` and ``whale.results``; ``/healthz``, ``/readyz`` and ``/metrics`` are served on
+``whale.events`` and ``whale.results``, escalates overdue items and expires closed ones past the
+retention (:mod:`whale_todo.expiry`); ``/healthz``, ``/readyz`` and ``/metrics`` are served on
 ``WHALE_TODO_PORT`` when it is set.
 """
 
@@ -21,10 +22,11 @@ from whale.enrichment import build
 from whale.health import serve_health
 from whale.logging import configure_logging
 from whale.producer import EventProducer
-from whale.runtime import run
+from whale.runtime import every, run
 from whale.todos import OPEN_STATES
 from whale_todo import metrics
 from whale_todo.escalation import Escalator
+from whale_todo.expiry import Expirer
 from whale_todo.settings import Settings
 from whale_todo.stage import TodoBook, TodoStage, load_rules
 from whale_todo.store import TodoLoader
@@ -69,6 +71,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     task = asyncio.create_task(consumer.run())
     escalator = Escalator(settings.source, settings.overdue_check_seconds, producer, book, stage.lock)
     escalating = asyncio.create_task(escalator.run(stop))
+    expirer = Expirer(settings.closed_retention, producer, book, stage.lock)
+    expiring = asyncio.create_task(every(settings.sweep_interval, expirer.sweep, stop, "todo_expiry_sweep"))
     ready.set()
     log.info(
         "todo_stage_started",
@@ -80,6 +84,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     consumer.stop()
     await task
     await escalating
+    await expiring
     await rules_view.stop()
     book.store.close()
     if server is not None:

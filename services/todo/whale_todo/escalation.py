@@ -13,13 +13,13 @@ interleaves with a batch of decisions.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from whale import topics
+from whale.runtime import every
 from whale.todos import OPEN_STATES
 from whale_todo import work
 from whale_todo.stage import TodoBook, record
@@ -76,11 +76,5 @@ class Escalator:
             return len(found)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """:meth:`sweep` until ``stop`` is set."""
-        while not stop.is_set():
-            try:
-                await self.sweep()
-            except Exception as exc:  # Kafka unavailable: the next sweep escalates them
-                log.warning("todo_overdue_sweep_failed", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._every)
+        """:meth:`sweep` until ``stop`` is set (Kafka unavailable: the next sweep escalates them)."""
+        await every(self._every, self.sweep, stop, "todo_overdue_sweep")

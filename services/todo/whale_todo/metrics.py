@@ -14,6 +14,11 @@ CHANGES = FAMILIES.counter(
     ["change"],
 )
 
+EXPIRED = FAMILIES.counter(
+    "whale_todo_expired_total",
+    "Closed to-do items past WHALE_TODO_CLOSED_RETENTION the stage tombstoned on whale.todos",
+)
+
 
 def registry() -> CollectorRegistry:
     """The registry ``/metrics`` of ``whale run todo`` serves (with the consumer's ``whale_consumer_*``)."""

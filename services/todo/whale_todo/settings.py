@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     overdue_check_seconds: float = Field(
         default=30.0, gt=0, description="how often open items are checked against their due time"
     )
+    closed_retention: float = Field(
+        default=30 * 24 * 3600.0,
+        ge=0,
+        description="seconds a closed (resolved) item is kept after its last change; then it is "
+        "tombstoned on whale.todos and dropped from the book (0: kept forever)",
+    )
+    sweep_interval: float = Field(
+        default=300.0, gt=0, description="seconds between sweeps for closed items past the retention"
+    )
     host: str = Field(
         default="127.0.0.1", validation_alias=AliasChoices("WHALE_TODO_HOST", "WHALE_TODO_HEALTH_HOST")
     )

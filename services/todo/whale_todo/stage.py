@@ -53,7 +53,7 @@ from whale.todos import (
 from whale_todo import incidents, metrics, work
 from whale_todo.items import Change, event_ref, new_item, now_text
 from whale_todo.settings import Settings
-from whale_todo.store import StoredItems, applied, last_id, open_id, put_item
+from whale_todo.store import StoredItems, applied, last_id, open_item, put_item
 
 log = structlog.get_logger(__name__)
 
@@ -87,8 +87,7 @@ class TodoBook:
         put_item(self.items.batch, item, OPEN_STATES)
 
     def open_item(self, key: str) -> dict[str, Any] | None:
-        item_id = open_id(self.items.batch, key)
-        return self.items.get(item_id) if item_id else None
+        return open_item(self.items.batch, key, OPEN_STATES)
 
     @property
     def batch(self) -> Batch:

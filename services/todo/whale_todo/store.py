@@ -2,33 +2,50 @@
 
 Layout: ``i`` + item id -> the item (JSON), ``o`` + merge key -> the id of the open item with that
 key, ``l`` + merge key -> the id of the latest item with that key (open or not: a re-firing alert
-reopens it) and ``c`` + correlation id -> the incident (key and title) an alert episode belongs to
-(so a failed remediation of that episode joins its to-do; dropped when the episode resolves; not
-rebuilt from ``whale.todos``). The stage's changes are staged in a batch and committed with the ``whale.todos`` offsets they
-were written at, or dropped when a write fails. At start-up :class:`TodoLoader` reads only the
-records after the offsets the store applied (all of them for a new, lost or foreign store).
+reopens it), ``x`` + last change (epoch seconds, 8 bytes) + item id -> empty for every closed item
+(the expiry index: the retention sweep reads only its expired range) and ``c`` + correlation id ->
+the incident (key and title) an alert episode belongs to (so a failed remediation of that episode
+joins its to-do; dropped when the episode resolves; not rebuilt from ``whale.todos``). The stage's
+changes are staged in a batch and committed with the ``whale.todos`` offsets they were written at,
+or dropped when a write fails. At start-up :class:`TodoLoader` reads only the records after the
+offsets the store applied (all of them for a new, lost or foreign store).
+
+The ``o`` and ``x`` entries are hints checked against the item when read (:func:`open_item`,
+:func:`expired`): a rebuild writes them blind, without reading what the store holds, so an entry
+may name an item that has since closed, reopened or changed; such an entry is ignored (and the
+sweep deletes stale ``x`` entries it meets).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import struct
+import time
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
+import orjson
+
 from whale import topics
-from whale.binding import CONTENT_TYPE, KafkaMessage, from_kafka, headers_from
+from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.compacted import CompactedFollower
 from whale.errors import BindingError
 from whale.producer import Delivered
 from whale.settings import WhaleSettings
 from whale.store import Batch, LocalStore, StoreSettings, contiguous, open_store
+from whale.todos import OPEN_STATES
 
 ITEM = b"i"
 OPEN = b"o"
 LAST = b"l"
 EPISODE = b"c"
-SAVED_TYPE = b"whale.todo.saved"  # todos.SAVED: the type of the stage's own records
-JSON_TYPES = (b"application/json", b"application/json; charset=utf-8")
+EXPIRY = b"x"
+_STAMP = struct.Struct(">Q")
+# The first fields of an item as the stage writes it (json.dumps of new_item's order), read without
+# decoding the rest; an escape or another layout does not match and the item is decoded instead.
+_HEAD = re.compile(rb'\{"id": "([^"\\]*)", "key": "([^"\\]*)", "status": "([^"\\]*)"')
 
 
 class StoredItems(Mapping[str, dict[str, Any]]):
@@ -62,20 +79,30 @@ class StoredItems(Mapping[str, dict[str, Any]]):
 
 
 def put_item(
-    batch: Batch, item: Mapping[str, Any], open_states: tuple[str, ...], raw: bytes | None = None
+    batch: Batch,
+    item: Mapping[str, Any],
+    open_states: tuple[str, ...],
+    raw: bytes | None = None,
+    *,
+    blind: bool = False,
 ) -> None:
-    """Stage ``item`` (``raw``: its JSON as read, stored as is) and the open-key entry it implies."""
-    item_id, key = str(item["id"]), str(item["key"]).encode()
-    batch.put(ITEM + item_id.encode(), raw if raw is not None else json.dumps(dict(item)).encode())
-    batch.put(LAST + key, item_id.encode())
+    """Stage ``item`` (``raw``: its JSON as read, stored as is) and the index entries it implies.
+    ``blind`` (a rebuild): never read the store, so a closed item leaves its key's open entry as it
+    is (a hint :func:`open_item` checks)."""
+    item_id, key = str(item["id"]).encode(), str(item["key"]).encode()
+    batch.put(ITEM + item_id, raw if raw is not None else json.dumps(dict(item)).encode())
+    batch.put(LAST + key, item_id)
     if item.get("status") in open_states:
-        batch.put(OPEN + key, item_id.encode())
-    elif batch.get(OPEN + key) == item_id.encode():
+        batch.put(OPEN + key, item_id)
+        return
+    if not blind and batch.get(OPEN + key) == item_id:
         batch.delete(OPEN + key)
+    batch.put(expiry_key(changed_at(item) or int(time.time()), item_id), b"")
 
 
 def drop_item(batch: Batch, item_id: str) -> None:
-    """Stage the deletion of an item (a tombstone) and of its open-key entry."""
+    """Stage the deletion of an item (a tombstone) and of its key's entries that name it (its
+    expiry entries are stale from then on: the sweep deletes them)."""
     raw = batch.get(ITEM + item_id.encode())
     if raw is not None:
         key = str(json.loads(raw).get("key", "")).encode()
@@ -85,13 +112,81 @@ def drop_item(batch: Batch, item_id: str) -> None:
     batch.delete(ITEM + item_id.encode())
 
 
-def open_id(batch: Batch, key: str) -> str | None:
+def changed_at(item: Mapping[str, Any]) -> int | None:
+    """The item's last change (``updated_at``, else ``created_at``) in epoch seconds (None: unknown)."""
+    for field in ("updated_at", "created_at"):
+        try:
+            return max(int(datetime.fromisoformat(str(item[field])).timestamp()), 0)
+        except (KeyError, ValueError, OverflowError):
+            continue
+    return None
+
+
+def expiry_key(stamp: int, item_id: bytes) -> bytes:
+    return EXPIRY + _STAMP.pack(stamp) + item_id
+
+
+def expired(
+    store: LocalStore, cutoff: float, limit: int, open_states: tuple[str, ...] = OPEN_STATES
+) -> tuple[list[tuple[bytes, str]], list[bytes]]:
+    """The first ``limit`` expiry entries older than ``cutoff`` (epoch seconds), as committed, split
+    into those (with the item id) of closed items last changed before ``cutoff``, one per item, and
+    the stale ones (the item is gone, open again, or changed since: a closed item's every change
+    writes a newer entry). Reads only the expired range of the index, ``limit`` entries at most."""
+    ids: list[tuple[bytes, str]] = []
+    stale: list[bytes] = []
+    named: set[bytes] = set()
+    end = EXPIRY + _STAMP.pack(max(int(cutoff), 0))
+    for entry, _ in store.items(EXPIRY, end=end):
+        if len(ids) + len(stale) >= limit:
+            break
+        item_id = entry[9:]
+        item = _decoded(store.get(ITEM + item_id))
+        if not isinstance(item, dict) or item.get("status") in open_states:
+            stale.append(entry)
+            continue
+        changed = changed_at(item)
+        if (changed is not None and changed >= cutoff) or item_id in named:
+            stale.append(entry)  # changed since, or an earlier closing of an item already named
+        else:
+            named.add(item_id)
+            ids.append((entry, item_id.decode()))
+    return ids, stale
+
+
+def _changed(raw: bytes) -> int:
+    """The last change of a stored item (now when it cannot tell)."""
+    item = _decoded(raw)
+    return (changed_at(item) if isinstance(item, dict) else None) or int(time.time())
+
+
+def _decoded(raw: bytes | None) -> Any:
+    try:
+        return None if raw is None else json.loads(raw)
+    except ValueError:
+        return None
+
+
+def open_item(batch: Batch, key: str, open_states: tuple[str, ...] = OPEN_STATES) -> dict[str, Any] | None:
+    """The open item of merge key ``key``: the open entry's item, if it is still open with that key."""
     found = batch.get(OPEN + key.encode())
-    return None if found is None else found.decode()
+    raw = None if found is None else batch.get(ITEM + found)
+    if raw is None:
+        return None
+    item = json.loads(raw)
+    if not isinstance(item, dict) or item.get("status") not in open_states or item.get("key") != key:
+        return None
+    return item
+
+
+def open_id(batch: Batch, key: str) -> str | None:
+    found = open_item(batch, key)
+    return None if found is None else str(found["id"])
 
 
 def open_ids(store: LocalStore) -> list[str]:
-    """The ids of the open items (as committed: the escalation sweep reads between batches)."""
+    """The ids the open entries name (as committed: the escalation sweep reads between batches;
+    hints: the caller checks each item is still open)."""
     return [value.decode() for _, value in store.items(OPEN)]
 
 
@@ -125,7 +220,13 @@ def applied(store: LocalStore, delivered: list[Any]) -> dict[int, int]:
 
 
 class TodoLoader(CompactedFollower):
-    """Brings the local store up to date with ``whale.todos`` (records after its applied offsets)."""
+    """Brings the local store up to date with ``whale.todos`` (records after its applied offsets).
+
+    While catching up, each fetched batch is folded by item id first (an item's last record wins, a
+    tombstone deletes), so only the survivors are decoded, and written blind (:func:`put_item`
+    ``blind``) with the batch's offsets in one WriteBatch. A record whose value is an item (a JSON
+    object whose ``id`` is the record's key: the stage's own ``whale.todo.saved`` records) is stored
+    as written, without reading its CloudEvent headers; anything else is read as a CloudEvent."""
 
     def __init__(self, settings: WhaleSettings, state: StoreSettings, open_states: tuple[str, ...]) -> None:
         super().__init__(settings, topics.TODOS)
@@ -133,6 +234,8 @@ class TodoLoader(CompactedFollower):
         self._open_states = open_states
         self.store: LocalStore | None = None
         self._batch: Batch | None = None
+        self._open_bytes = {state.encode() for state in open_states}
+        self._folded: dict[bytes, Any] = {}
         self.read = 0
 
     def _local(self, cluster: str | None) -> LocalStore | None:
@@ -143,37 +246,79 @@ class TodoLoader(CompactedFollower):
     def _begin(self) -> None:
         assert self.store is not None
         self._batch = self.store.batch()
+        self._folded = {}
 
     def _applied(self, offsets: dict[int, int]) -> None:
         assert self.store is not None and self._batch is not None
+        folded, self._folded = self._folded, {}
+        staged, open_states = self._batch.staged, self._open_bytes
+        for item_id, msg in folded.items():
+            value = msg.value()
+            head = _head(item_id, value)
+            if head is None:
+                self._apply(item_id, msg, blind=True)
+                continue
+            key, status = head  # the item is stored as written; its key's entries written blind
+            staged[ITEM + item_id] = value
+            staged[LAST + key] = item_id
+            if status in open_states:
+                staged[OPEN + key] = item_id
+            else:  # closed: the expiry entry at the record's time (written right after the change)
+                kind, ms = msg.timestamp()
+                stamp = ms // 1000 if kind and ms > 0 else _changed(value)
+                staged[expiry_key(stamp, item_id)] = b""
         self.store.commit(self._batch, offsets, wal=not self.catching_up)
 
     def _record(self, key: bytes, msg: Any) -> None:
-        assert self._batch is not None
         self.read += 1
-        if msg.value() is None and not msg.headers():
+        if self.catching_up:
+            self._folded.pop(key, None)  # the item's last record goes last (the key indexes follow it)
+            self._folded[key] = msg
+        else:
+            self._apply(key, msg, blind=False)
+
+    def _apply(self, key: bytes, msg: Any, *, blind: bool) -> None:
+        assert self._batch is not None
+        value = msg.value()
+        if value is None and not msg.headers():
             drop_item(self._batch, key.decode("utf-8", "replace"))
             return
-        if self.catching_up and _saved_json(msg.headers()):
-            # catching up on the stage's own records: the item JSON is stored as written, without
-            # validating the whole CloudEvent again or re-encoding the item
-            try:
-                item = json.loads(msg.value())
-            except ValueError:
-                return
-            if isinstance(item, dict) and "id" in item and "key" in item:
-                put_item(self._batch, item, self._open_states, msg.value())
+        item = _item(key, value)
+        if item is not None:
+            put_item(self._batch, item, self._open_states, value, blind=blind)
             return
         try:
-            event = from_kafka(KafkaMessage(key, msg.value(), headers_from(msg.headers())))
+            event = from_kafka(KafkaMessage(key, value, headers_from(msg.headers())))
         except BindingError:
             return
-        item = event.data
-        if isinstance(item, Mapping) and "id" in item and "key" in item:
-            put_item(self._batch, item, self._open_states)
+        data = event.data
+        if isinstance(data, Mapping) and "id" in data and "key" in data:
+            put_item(self._batch, data, self._open_states, blind=blind)
 
 
-def _saved_json(headers: list[tuple[str, bytes]] | None) -> bool:
-    """A binary-mode record of the stage's own type with JSON data (its value is the item)."""
-    found = dict(headers or ())
-    return found.get("ce_type") == SAVED_TYPE and found.get(CONTENT_TYPE) in JSON_TYPES
+def _head(item_id: bytes, value: bytes | None) -> tuple[bytes, bytes] | None:
+    """The merge key and status of the item a record's value is (see :func:`_item`), read from the
+    value's head when it has the stage's layout, else decoded; None: not an item."""
+    if value is None:
+        return None
+    found = _HEAD.match(value)
+    if found is not None:
+        return (found[2], found[3]) if found[1] == item_id else None
+    item = _item(item_id, value)
+    if item is None or not isinstance(item.get("status"), str):
+        return None
+    return str(item["key"]).encode(), item["status"].encode()
+
+
+def _item(key: bytes, value: bytes | None) -> dict[str, Any] | None:
+    """The item a record's value is, stored as written: a JSON object whose ``id`` is the record's
+    key, with a ``key`` (a structured-mode CloudEvent has its own id, and no ``key``)."""
+    if not value or value[:1] != b"{":
+        return None
+    try:
+        item = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(item, dict) or "key" not in item or "specversion" in item:
+        return None
+    return item if str(item.get("id")).encode() == key else None
