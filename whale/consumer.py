@@ -129,7 +129,7 @@ class EventConsumer:
 
     Give exactly one of ``handler`` (one event at a time, in order), ``batch_handler`` (the decoded
     batch) and ``raw_handler`` (the fetched messages as they are; nothing decoded or dead-lettered as
-    unreadable). ``retryable`` says which handler errors are retried forever; ``max_attempts`` None
+    unreadable; ``producer`` may then be None when ``max_attempts`` is None too). ``retryable`` says which handler errors are retried forever; ``max_attempts`` None
     raises any other error out of :meth:`run` instead of dead-lettering. ``before_fetch`` runs before
     every fetch (housekeeping, or waiting while paused); ``on_assign``/``on_revoke``/``on_lost`` are
     the rebalance callbacks (called on the fetch thread); ``on_unreadable`` is told of every message
@@ -142,7 +142,7 @@ class EventConsumer:
         *,
         group_id: str,
         topics: Sequence[str],
-        producer: EventProducer,
+        producer: EventProducer | None,
         handler: Handler | None = None,
         batch_handler: BatchHandler | None = None,
         raw_handler: RawHandler | None = None,
@@ -251,6 +251,8 @@ class EventConsumer:
     ) -> None:
         """Write ``message`` to ``whale.dlq`` with ``reason`` (retried until acknowledged, or until
         :meth:`stop`, which raises :class:`Stopping`)."""
+        if self._producer is None:
+            raise RuntimeError(f"consumer group {self.group} has no producer to dead-letter with")
         await write_dead_letter(
             self._producer,
             message,
