@@ -22,13 +22,14 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from whale import metrics, topics
+from whale import metrics
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
 from whale.errors import BindingError, WhaleError
 from whale.logging import bound_event
 from whale.producer import EventProducer
 from whale.settings import KAFKA_LOGGER, WhaleSettings
+from whale.topics import DLQ
 
 log = structlog.get_logger(__name__)
 
@@ -102,6 +103,7 @@ async def write_dead_letter(
     group: str,
     headers: Sequence[tuple[str, bytes]] = (),
     stopping: asyncio.Event | None = None,
+    dlq_topic: str = DLQ,
 ) -> None:
     """Write the dead-letter copy of ``message`` (plus ``headers``) to ``whale.dlq``, retrying every
     second until Kafka acknowledges it: a dead letter is never lost. Raises :class:`Stopping` when
@@ -111,7 +113,7 @@ async def write_dead_letter(
         copy = KafkaMessage(copy.key, copy.value, (*copy.headers, *headers))
     while True:
         try:
-            await producer.send_message(topics.DLQ, copy)
+            await producer.send_message(dlq_topic, copy)
         except Exception as exc:  # retried: an unacknowledged dead letter would be a lost event
             log.error("dlq_write_failed", error=str(exc), topic=topic, offset=offset, group=group)
             if stopping is not None and stopping.is_set():
@@ -133,7 +135,7 @@ class EventConsumer:
     raises any other error out of :meth:`run` instead of dead-lettering. ``before_fetch`` runs before
     every fetch (housekeeping, or waiting while paused); ``on_assign``/``on_revoke``/``on_lost`` are
     the rebalance callbacks (called on the fetch thread); ``on_unreadable`` is told of every message
-    dead-lettered as unreadable; ``dlq_headers`` are added to every dead letter.
+    dead-lettered as unreadable; ``dlq_headers`` are added to every dead letter (on ``dlq_topic``).
     """
 
     def __init__(
@@ -160,6 +162,7 @@ class EventConsumer:
         on_lost: Rebalance | None = None,
         on_unreadable: Callable[[KafkaMessage, str], None] | None = None,
         dlq_headers: Sequence[tuple[str, bytes]] = (),
+        dlq_topic: str = DLQ,
     ) -> None:
         if sum(h is not None for h in (handler, batch_handler, raw_handler)) != 1:
             raise ValueError("give exactly one of handler, batch_handler and raw_handler")
@@ -196,6 +199,7 @@ class EventConsumer:
         }
         self._on_unreadable = on_unreadable
         self._dlq_headers = tuple(dlq_headers)
+        self._dlq_topic = dlq_topic
         self._stopping = asyncio.Event()
         self.subscribed = False  # subscribed and not closed yet
 
@@ -263,6 +267,7 @@ class EventConsumer:
             group=self.group,
             headers=self._dlq_headers,
             stopping=self._stopping,
+            dlq_topic=self._dlq_topic,
         )
         metrics.CONSUMED.labels(group=self.group, outcome="dead_lettered").inc()
 
