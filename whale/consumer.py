@@ -53,7 +53,12 @@ Rebalance = Callable[[Any, list[TopicPartition]], None]
 
 
 class Stopping(Exception):
-    """Raised inside the consumer when shutdown interrupts a retry loop (nothing is committed)."""
+    """Raised inside the consumer when shutdown interrupts a batch: nothing of it is committed, or,
+    when ``unhandled`` names one of its messages, the messages fetched before that one."""
+
+    def __init__(self, unhandled: Received | None = None) -> None:
+        super().__init__()
+        self.unhandled = unhandled
 
 
 def dlq_message(
@@ -235,7 +240,10 @@ class EventConsumer:
                     continue
                 try:
                     await self._hand_out(batch)
-                except Stopping:
+                except Stopping as stop:
+                    done = _before(batch, stop.unhandled)
+                    if done:
+                        await asyncio.to_thread(commit_batch, consumer, done, group=self.group)
                     break
                 await asyncio.to_thread(commit_batch, consumer, batch, group=self.group)
         finally:
@@ -368,6 +376,17 @@ class EventConsumer:
             return
         plain = KafkaMessage(item.key(), item.value(), headers_from(item.headers()))
         await self.dead_letter(plain, item.topic(), item.partition(), item.offset(), reason)
+
+
+def _before(batch: list[Any], unhandled: Received | None) -> list[Any]:
+    """The messages of ``batch`` fetched before ``unhandled`` (none when it is None)."""
+    if unhandled is None:
+        return []
+    where = (unhandled.topic, unhandled.partition, unhandled.offset)
+    for index, msg in enumerate(batch):
+        if (msg.topic(), msg.partition(), msg.offset()) == where:
+            return batch[:index]
+    return []
 
 
 def _retryable(exc: Exception) -> bool:

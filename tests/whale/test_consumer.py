@@ -4,101 +4,24 @@ waiting for a full batch, decodes, retries, dead-letters and commits only after 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
 
-from whale import consumer as consumer_module
-from whale.binding import KafkaMessage, to_binary
-from whale.cloudevent import CloudEvent
+from whale.binding import KafkaMessage
 from whale.consumer import EventConsumer, Received
 from whale.errors import DeliveryError
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale.testing import FakeProducer
 
-
-class Msg:
-    """A fetched record, as confluent-kafka hands it out."""
-
-    def __init__(self, message: KafkaMessage, offset: int, partition: int = 0, topic: str = "t") -> None:
-        self._m, self._o, self._p, self._t = message, offset, partition, topic
-
-    def error(self) -> None:
-        return None
-
-    def key(self) -> bytes | None:
-        return self._m.key
-
-    def value(self) -> bytes | None:
-        return self._m.value
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return list(self._m.headers)
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, 1_700_000_000_000 + self._o)
-
-    def topic(self) -> str:
-        return self._t
-
-    def partition(self) -> int:
-        return self._p
-
-    def offset(self) -> int:
-        return self._o
-
-
-class FakeConsumer:
-    """Records every consume call; ``fetched`` is what librdkafka holds already, ``arriving`` what
-    comes in while a consume call waits."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = config
-        self.fetched: list[Msg] = []
-        self.arriving: list[Msg] = []
-        self.calls: list[tuple[int, float]] = []
-        self.commits: list[list[tuple[str, int, int]]] = []
-        self.subscribed_with: dict[str, Any] = {}
-        self.closed = False
-
-    def subscribe(self, topics: list[str], **callbacks: Any) -> None:
-        self.subscribed_with = callbacks
-
-    def consume(self, num_messages: int, timeout: float) -> list[Msg]:
-        self.calls.append((num_messages, timeout))
-        if timeout > 0 and not self.fetched:
-            if not self.arriving:
-                time.sleep(0.005)
-            self.fetched, self.arriving = self.arriving, []
-        out, self.fetched = self.fetched[:num_messages], self.fetched[num_messages:]
-        return out
-
-    def commit(self, offsets: list[Any], asynchronous: bool) -> None:
-        self.commits.append([(tp.topic, tp.partition, tp.offset) for tp in offsets])
-
-    def close(self) -> None:
-        self.closed = True
+from .fakes import FakeConsumer, Msg, event_msg, fake_consumers
 
 
 @pytest.fixture
 def made(monkeypatch: pytest.MonkeyPatch) -> list[FakeConsumer]:
-    consumers: list[FakeConsumer] = []
-
-    def factory(config: dict[str, Any]) -> FakeConsumer:
-        consumers.append(FakeConsumer(config))
-        return consumers[-1]
-
-    monkeypatch.setattr(consumer_module, "Consumer", factory)
-    return consumers
-
-
-def event_msg(offset: int, n: int = 0) -> Msg:
-    return Msg(
-        to_binary(CloudEvent.create(type="t.happened", source="/t", subject="k", data={"n": n})), offset
-    )
+    return fake_consumers(monkeypatch)
 
 
 def make(producer: FakeProducer, **kwargs: Any) -> EventConsumer:
