@@ -152,13 +152,6 @@ class Worker:
         if self._stopping.is_set():
             raise Stopping
 
-    async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        except TimeoutError:
-            return
-        raise Stopping
-
     async def _process(self, batch: list[Received]) -> None:
         by_key: OrderedDict[bytes | str, list[Received]] = OrderedDict()
         for item in batch:
@@ -192,6 +185,7 @@ class Worker:
             await self._deliver(item)
 
     async def _deliver(self, item: Received) -> None:
+        assert self._consumer is not None  # delivering: the loop runs
         started = time.monotonic()
         self.status.retrying += 1
         try:
@@ -200,7 +194,7 @@ class Worker:
                 item.event,
                 lambda: self.sub,
                 wait_if_paused=self._wait_resumed,
-                sleep=self._sleep,
+                sleep=self._consumer.sleep,
             )
         finally:
             self.status.retrying -= 1
@@ -213,7 +207,6 @@ class Worker:
         self.status.last_error = outcome.reason
         self.status.dead_lettered += 1
         reason = f"push to subscription {self.sub.id} failed: {outcome.reason}"
-        assert self._consumer is not None
         await self._consumer.dead_letter(item.message, item.topic, item.partition, item.offset, reason)
         metrics.DELIVERIES.labels(subscription=self.sub.id, outcome="dead_lettered").inc()
         log.warning("push_dead_lettered", subscription=self.sub.id, offset=item.offset, reason=reason)
