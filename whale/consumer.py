@@ -9,7 +9,9 @@ handler failure is retried with backoff: forever while the error is retryable (b
 ``WhaleError`` that says so, e.g. a store is down: processing pauses, nothing is skipped), else up
 to ``max_attempts`` times, after which the messages are dead-lettered with the reason. The variants
 differ only in how a batch is handed out: to a batch handler, one event at a time to a handler, or
-as raw messages (``decode=False``: no decoding, for readers of ``whale.dlq`` itself).
+as raw messages (``raw_handler``: no decoding, for readers of ``whale.dlq`` itself). A subclass
+changes only :meth:`EventConsumer._fetch`, :meth:`EventConsumer._hand_out` and
+:meth:`EventConsumer._commit` (e.g. per-key ordered tasks committing what they finished).
 """
 
 from __future__ import annotations
@@ -241,11 +243,9 @@ class EventConsumer:
                 try:
                     await self._hand_out(batch)
                 except Stopping as stop:
-                    done = _before(batch, stop.unhandled)
-                    if done:
-                        await asyncio.to_thread(commit_batch, consumer, done, group=self.group)
+                    await self._commit(_before(batch, stop.unhandled))
                     break
-                await asyncio.to_thread(commit_batch, consumer, batch, group=self.group)
+                await self._commit(batch)
         finally:
             self.subscribed = False
             await asyncio.to_thread(consumer.close)
@@ -301,6 +301,12 @@ class EventConsumer:
             else:
                 log.warning("kafka_consume_error", error=err.str(), group=self.group)
         return [m for m in batch if m.error() is None]
+
+    async def _commit(self, done: list[Any]) -> None:
+        """Commit the offsets after ``done`` (handled messages; a variant that hands out to tasks
+        commits what they finished instead)."""
+        if done:
+            await asyncio.to_thread(commit_batch, self.consumer, done, group=self.group)
 
     # ------------------------------------------------------------------ handing out
     async def _hand_out(self, batch: list[Any]) -> None:
