@@ -151,7 +151,11 @@ class Subscription:
                 max_attempts=None,
                 retryable=lambda exc: False,
                 auto_offset_reset="earliest" if self._from_beginning else "latest",
-                extra={"client.id": f"whale-sdk-{self.group}"},
+                extra={  # librdkafka's session defaults, as the SDK always had
+                    "client.id": f"whale-sdk-{self.group}",
+                    "session.timeout.ms": 45_000,
+                    "heartbeat.interval.ms": 3_000,
+                },
             )
             self._task = asyncio.create_task(self._consumer.run(), name=f"sdk-{self.group}")
         return self._task

@@ -36,6 +36,7 @@ from whale_dispatcher.delivery import deliver
 
 log = structlog.get_logger(__name__)
 MAX_KEYS_IN_PARALLEL = 32
+LIBRDKAFKA_SESSION = {"session.timeout.ms": 45_000, "heartbeat.interval.ms": 3_000}  # librdkafka's defaults
 
 
 @dataclass(slots=True)
@@ -123,7 +124,10 @@ class Worker:
             max_attempts=None,  # a delivery retries by its own policy; an error here restarts the worker
             retryable=lambda exc: False,
             auto_offset_reset=self.sub.start,
-            extra={"max.poll.interval.ms": 86_400_000},  # retries and pauses may hold a batch for long
+            extra={
+                "max.poll.interval.ms": 86_400_000,  # retries and pauses may hold a batch for long
+                **LIBRDKAFKA_SESSION,
+            },
             before_fetch=self._until_resumed,
             on_assign=self._assigned,
             on_revoke=self._revoked,
