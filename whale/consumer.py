@@ -138,8 +138,9 @@ class EventConsumer:
 
     Give exactly one of ``handler`` (one event at a time, in order), ``batch_handler`` (the decoded
     batch) and ``raw_handler`` (the fetched messages as they are; nothing decoded or dead-lettered as
-    unreadable; ``producer`` may then be None when ``max_attempts`` is None too). ``retryable`` says which handler errors are retried forever; ``max_attempts`` None
-    raises any other error out of :meth:`run` instead of dead-lettering. ``before_fetch`` runs before
+    unreadable; ``producer`` may then be None when ``max_attempts`` is None too). ``retryable`` says
+    which handler errors are retried forever; ``max_attempts`` None raises any other error out of
+    :meth:`run` instead of dead-lettering. ``before_fetch`` runs before
     every fetch (housekeeping, or waiting while paused); ``on_assign``/``on_revoke``/``on_lost`` are
     the rebalance callbacks (called on the fetch thread); ``on_unreadable`` is told of every message
     dead-lettered as unreadable; ``dlq_headers`` are added to every dead letter (on ``dlq_topic``).
@@ -216,10 +217,6 @@ class EventConsumer:
         if self._consumer is None:
             self._consumer = Consumer(self._conf)
         return self._consumer
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish the current batch and return (safe from signal handlers)."""
