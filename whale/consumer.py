@@ -1,10 +1,17 @@
-"""An at-least-once CloudEvents consumer on confluent-kafka.
+"""The one consume loop of Whale's Kafka stages (at-least-once, on confluent-kafka).
 
-Offsets are committed only after the handler succeeded. A message that cannot be read as a
-CloudEvent goes to ``whale.dlq`` (original bytes as value, reason and origin in headers) and the
-consumer moves on. A handler failure is retried with backoff: forever while the error says
-``retryable`` (e.g. a store is down: processing pauses, nothing is skipped), else up to
-``max_attempts`` times, after which the message is dead-lettered with the reason.
+:class:`EventConsumer` owns polling, decoding, the dead-letter path, retries, rebalance callbacks,
+metrics and commits; a stage gives it a handler. Each turn it hands out what is already fetched,
+waiting up to ``poll_timeout`` only while nothing is (never for a full batch), handles the batch,
+then commits the offsets after it. A message that cannot be read as a CloudEvent goes to
+``whale.dlq`` (original bytes as value, reason and origin in headers) and the consumer moves on. A
+handler failure is retried with backoff: forever while the error is retryable (by default a
+``WhaleError`` that says so, e.g. a store is down: processing pauses, nothing is skipped), else up
+to ``max_attempts`` times, after which the messages are dead-lettered with the reason. The variants
+differ only in how a batch is handed out: to a batch handler, one event at a time to a handler, or
+as raw messages (``raw_handler``: no decoding, for readers of ``whale.dlq`` itself). A subclass
+changes only :meth:`EventConsumer._fetch`, :meth:`EventConsumer._hand_out` and
+:meth:`EventConsumer._commit` (e.g. per-key ordered tasks committing what they finished).
 """
 
 from __future__ import annotations
@@ -17,13 +24,14 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from whale import metrics, topics
+from whale import metrics
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
 from whale.errors import BindingError, WhaleError
 from whale.logging import bound_event
 from whale.producer import EventProducer
 from whale.settings import KAFKA_LOGGER, WhaleSettings
+from whale.topics import DLQ
 
 log = structlog.get_logger(__name__)
 
@@ -37,14 +45,22 @@ class Received:
     partition: int
     offset: int
     message: KafkaMessage
+    timestamp_ms: int | None = None  # the record's Kafka timestamp, when it has one
 
 
 Handler = Callable[[Received], Awaitable[None]]
 BatchHandler = Callable[[list[Received]], Awaitable[None]]
+RawHandler = Callable[[list[Any]], Awaitable[None]]
+Rebalance = Callable[[Any, list[TopicPartition]], None]
 
 
 class Stopping(Exception):
-    """Raised inside the consumer when shutdown interrupts a retry loop (nothing is committed)."""
+    """Raised inside the consumer when shutdown interrupts a batch: nothing of it is committed, or,
+    when ``unhandled`` names one of its messages, the messages fetched before that one."""
+
+    def __init__(self, unhandled: Received | None = None) -> None:
+        super().__init__()
+        self.unhandled = unhandled
 
 
 def dlq_message(
@@ -94,6 +110,7 @@ async def write_dead_letter(
     group: str,
     headers: Sequence[tuple[str, bytes]] = (),
     stopping: asyncio.Event | None = None,
+    dlq_topic: str = DLQ,
 ) -> None:
     """Write the dead-letter copy of ``message`` (plus ``headers``) to ``whale.dlq``, retrying every
     second until Kafka acknowledges it: a dead letter is never lost. Raises :class:`Stopping` when
@@ -103,7 +120,7 @@ async def write_dead_letter(
         copy = KafkaMessage(copy.key, copy.value, (*copy.headers, *headers))
     while True:
         try:
-            await producer.send_message(topics.DLQ, copy)
+            await producer.send_message(dlq_topic, copy)
         except Exception as exc:  # retried: an unacknowledged dead letter would be a lost event
             log.error("dlq_write_failed", error=str(exc), topic=topic, offset=offset, group=group)
             if stopping is not None and stopping.is_set():
@@ -117,7 +134,17 @@ async def write_dead_letter(
 
 
 class EventConsumer:
-    """Consume topics in a consumer group and hand each event (or batch) to a coroutine."""
+    """Consume topics in a consumer group and hand each batch (or event) to a coroutine.
+
+    Give exactly one of ``handler`` (one event at a time, in order), ``batch_handler`` (the decoded
+    batch) and ``raw_handler`` (the fetched messages as they are; nothing decoded or dead-lettered as
+    unreadable; ``producer`` may then be None when ``max_attempts`` is None too). ``retryable`` says
+    which handler errors are retried forever; ``max_attempts`` None raises any other error out of
+    :meth:`run` instead of dead-lettering. ``before_fetch`` runs before
+    every fetch (housekeeping, or waiting while paused); ``on_assign``/``on_revoke``/``on_lost`` are
+    the rebalance callbacks (called on the fetch thread); ``on_unreadable`` is told of every message
+    dead-lettered as unreadable; ``dlq_headers`` are added to every dead letter (on ``dlq_topic``).
+    """
 
     def __init__(
         self,
@@ -125,20 +152,29 @@ class EventConsumer:
         *,
         group_id: str,
         topics: Sequence[str],
-        producer: EventProducer,
+        producer: EventProducer | None,
         handler: Handler | None = None,
         batch_handler: BatchHandler | None = None,
+        raw_handler: RawHandler | None = None,
         max_batch: int = 500,
         poll_timeout: float = 0.5,
-        max_attempts: int = 5,
+        max_attempts: int | None = 5,
         backoff_base: float = 0.2,
         backoff_max: float = 10.0,
+        retryable: Callable[[Exception], bool] | None = None,
         auto_offset_reset: str = "earliest",
         extra: dict[str, Any] | None = None,
+        before_fetch: Callable[[], Awaitable[None]] | None = None,
+        on_assign: Rebalance | None = None,
+        on_revoke: Rebalance | None = None,
+        on_lost: Rebalance | None = None,
+        on_unreadable: Callable[[KafkaMessage, str], None] | None = None,
+        dlq_headers: Sequence[tuple[str, bytes]] = (),
+        dlq_topic: str = DLQ,
     ) -> None:
-        if (handler is None) == (batch_handler is None):
-            raise ValueError("give exactly one of handler and batch_handler")
-        conf: dict[str, Any] = {
+        if sum(h is not None for h in (handler, batch_handler, raw_handler)) != 1:
+            raise ValueError("give exactly one of handler, batch_handler and raw_handler")
+        self._conf: dict[str, Any] = {
             **settings.kafka_config(),
             "group.id": group_id,
             "enable.auto.commit": False,
@@ -148,106 +184,84 @@ class EventConsumer:
             "heartbeat.interval.ms": 1_000,
             "max.poll.interval.ms": 300_000,
             "logger": KAFKA_LOGGER,
+            **(extra or {}),
         }
-        conf.update(extra or {})
-        self._consumer = Consumer(conf)
+        self._consumer: Any = None
         self._topics = list(topics)
-        self._group = group_id
+        self.group = group_id
         self._producer = producer
         self._handler = handler
         self._batch_handler = batch_handler
+        self._raw_handler = raw_handler
         self._max_batch = max_batch
         self._poll_timeout = poll_timeout
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
+        self._retryable = retryable or _retryable
+        self._before_fetch = before_fetch
+        self._rebalance = {
+            name: fn
+            for name, fn in (("on_assign", on_assign), ("on_revoke", on_revoke), ("on_lost", on_lost))
+            if fn is not None
+        }
+        self._on_unreadable = on_unreadable
+        self._dlq_headers = tuple(dlq_headers)
+        self._dlq_topic = dlq_topic
         self._stopping = asyncio.Event()
+        self.subscribed = False  # subscribed and not closed yet
+
+    @property
+    def consumer(self) -> Any:
+        """The confluent-kafka consumer (created on first use)."""
+        if self._consumer is None:
+            self._consumer = Consumer(self._conf)
+        return self._consumer
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish the current batch and return (safe from signal handlers)."""
         self._stopping.set()
 
     async def run(self) -> None:
-        """Consume until :meth:`stop`; then leave the group cleanly."""
-        self._consumer.subscribe(self._topics)
+        """Consume until :meth:`stop`; then leave the group cleanly (a batch interrupted by the stop
+        is not committed: the group reads it again)."""
+        consumer = self.consumer
         try:
+            await asyncio.to_thread(consumer.subscribe, self._topics, **self._rebalance)
+            self.subscribed = True
             while not self._stopping.is_set():
-                batch = await asyncio.to_thread(self._consumer.consume, self._max_batch, self._poll_timeout)
+                if self._before_fetch is not None:
+                    await self._before_fetch()
+                    if self._stopping.is_set():
+                        break
+                batch = self._readable(await asyncio.to_thread(self._fetch))
                 if not batch:
                     continue
                 try:
-                    await self._process(batch)
-                except Stopping:
+                    await self._hand_out(batch)
+                except Stopping as stop:
+                    await self._commit(_before(batch, stop.unhandled))
                     break
-                await asyncio.to_thread(commit_batch, self._consumer, batch, group=self._group)
+                await self._commit(batch)
         finally:
-            await asyncio.to_thread(self._consumer.close)
+            self.subscribed = False
+            await asyncio.to_thread(consumer.close)
 
-    # ------------------------------------------------------------------ internals
-    async def _process(self, batch: list[Any]) -> None:
-        good: list[Received] = []
-        for msg in batch:
-            err = msg.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
-                    log.warning("kafka_consume_error", error=err.str(), group=self._group)
-                continue
-            plain = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
-            try:
-                event = from_kafka(plain)
-            except BindingError as exc:
-                await self._dead_letter(
-                    plain, msg.topic(), msg.partition(), msg.offset(), f"unreadable: {exc}"
-                )
-                continue
-            good.append(Received(event, msg.topic(), msg.partition(), msg.offset(), plain))
-        if not good:
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``; raise :class:`Stopping` as soon as :meth:`stop` is called."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
             return
-        if self._batch_handler is not None:
-            await self._attempt(self._batch_handler, good, good)
-        else:
-            assert self._handler is not None
-            for item in good:
-                with bound_event(item.event):
-                    await self._attempt(self._handler, item, [item])
+        raise Stopping
 
-    async def _attempt(self, fn: Callable[[Any], Awaitable[None]], arg: Any, items: list[Received]) -> None:
-        attempt = 0
-        while True:
-            try:
-                await fn(arg)
-                metrics.CONSUMED.labels(group=self._group, outcome="handled").inc(len(items))
-                return
-            except Exception as exc:
-                attempt += 1
-                retryable = isinstance(exc, WhaleError) and exc.retryable
-                log.warning(
-                    "handler_failed",
-                    group=self._group,
-                    attempt=attempt,
-                    retryable=retryable,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-                if not retryable and attempt >= self._max_attempts:
-                    for item in items:
-                        await self._dead_letter(
-                            item.message,
-                            item.topic,
-                            item.partition,
-                            item.offset,
-                            f"handler failed {attempt} times: {type(exc).__name__}: {exc}",
-                        )
-                    return
-            delay = min(self._backoff_max, self._backoff_base * (2 ** min(attempt - 1, 16)))
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-            except TimeoutError:
-                continue
-            raise Stopping
-
-    async def _dead_letter(
+    async def dead_letter(
         self, message: KafkaMessage, topic: str, partition: int, offset: int, reason: str
     ) -> None:
+        """Write ``message`` to ``whale.dlq`` with ``reason`` (retried until acknowledged, or until
+        :meth:`stop`, which raises :class:`Stopping`)."""
+        if self._producer is None:
+            raise RuntimeError(f"consumer group {self.group} has no producer to dead-letter with")
         await write_dead_letter(
             self._producer,
             message,
@@ -255,7 +269,128 @@ class EventConsumer:
             topic=topic,
             partition=partition,
             offset=offset,
-            group=self._group,
+            group=self.group,
+            headers=self._dlq_headers,
             stopping=self._stopping,
+            dlq_topic=self._dlq_topic,
         )
-        metrics.CONSUMED.labels(group=self._group, outcome="dead_lettered").inc()
+        metrics.CONSUMED.labels(group=self.group, outcome="dead_lettered").inc()
+
+    # ------------------------------------------------------------------ fetching
+    def _fetch(self) -> list[Any]:
+        """What is fetched already; else wait up to ``poll_timeout`` for one message and take it with
+        whatever came along (on the fetch thread; never waits for a full batch)."""
+        batch: list[Any] = self.consumer.consume(self._max_batch, 0)
+        if batch:
+            return batch
+        first: list[Any] = self.consumer.consume(1, self._poll_timeout)
+        if not first or self._max_batch == 1:
+            return first
+        return [*first, *self.consumer.consume(self._max_batch - 1, 0)]
+
+    def _readable(self, batch: list[Any]) -> list[Any]:
+        for msg in batch:
+            err = msg.error()
+            if err is None or err.code() == KafkaError._PARTITION_EOF:
+                continue
+            if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:  # e.g. a pattern-matched topic was deleted
+                log.debug("kafka_topic_gone", error=err.str(), group=self.group)
+            else:
+                log.warning("kafka_consume_error", error=err.str(), group=self.group)
+        return [m for m in batch if m.error() is None]
+
+    async def _commit(self, done: list[Any]) -> None:
+        """Commit the offsets after ``done`` (handled messages; a variant that hands out to tasks
+        commits what they finished instead)."""
+        if done:
+            await asyncio.to_thread(commit_batch, self.consumer, done, group=self.group)
+
+    # ------------------------------------------------------------------ handing out
+    async def _hand_out(self, batch: list[Any]) -> None:
+        """Hand a fetched batch (readable messages, in order) to the handler; return once every
+        message is handled or dead-lettered (the batch is then committed), raise :class:`Stopping`."""
+        if self._raw_handler is not None:
+            await self._attempt(self._raw_handler, batch, batch)
+            return
+        good = await self._decode(batch)
+        if not good:
+            return
+        if self._batch_handler is not None:
+            await self._attempt(self._batch_handler, good, good)
+            return
+        assert self._handler is not None
+        for item in good:
+            with bound_event(item.event):
+                await self._attempt(self._handler, item, [item])
+
+    async def _decode(self, batch: list[Any]) -> list[Received]:
+        good: list[Received] = []
+        bad: list[tuple[KafkaMessage, Any, str]] = []
+        for msg in batch:
+            plain = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
+            stamp_type, stamp = msg.timestamp()
+            try:
+                event = from_kafka(plain)
+            except BindingError as exc:
+                bad.append((plain, msg, f"unreadable: {exc}"))
+                continue
+            when = stamp if stamp_type and stamp > 0 else None
+            good.append(Received(event, msg.topic(), msg.partition(), msg.offset(), plain, when))
+        await asyncio.gather(
+            *(self.dead_letter(p, m.topic(), m.partition(), m.offset(), reason) for p, m, reason in bad)
+        )
+        if self._on_unreadable is not None:
+            for plain, _, reason in bad:
+                self._on_unreadable(plain, reason)
+        return good
+
+    async def _attempt(self, fn: Callable[[Any], Awaitable[None]], arg: Any, items: list[Any]) -> None:
+        attempt = 0
+        while True:
+            try:
+                await fn(arg)
+                metrics.CONSUMED.labels(group=self.group, outcome="handled").inc(len(items))
+                return
+            except Stopping:
+                raise
+            except Exception as exc:
+                attempt += 1
+                retryable = self._retryable(exc)
+                delay = min(self._backoff_max, self._backoff_base * (2 ** min(attempt - 1, 16)))
+                log.warning(
+                    "handler_failed",
+                    group=self.group,
+                    attempt=attempt,
+                    retryable=retryable,
+                    retry_in=delay,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                if not retryable and self._max_attempts is None:
+                    raise
+                if not retryable and attempt >= (self._max_attempts or 0):
+                    reason = f"handler failed {attempt} times: {type(exc).__name__}: {exc}"
+                    await asyncio.gather(*(self._dead_letter_item(item, reason) for item in items))
+                    return
+            await self.sleep(delay)
+
+    async def _dead_letter_item(self, item: Any, reason: str) -> None:
+        if isinstance(item, Received):
+            await self.dead_letter(item.message, item.topic, item.partition, item.offset, reason)
+            return
+        plain = KafkaMessage(item.key(), item.value(), headers_from(item.headers()))
+        await self.dead_letter(plain, item.topic(), item.partition(), item.offset(), reason)
+
+
+def _before(batch: list[Any], unhandled: Received | None) -> list[Any]:
+    """The messages of ``batch`` fetched before ``unhandled`` (none when it is None)."""
+    if unhandled is None:
+        return []
+    where = (unhandled.topic, unhandled.partition, unhandled.offset)
+    for index, msg in enumerate(batch):
+        if (msg.topic(), msg.partition(), msg.offset()) == where:
+            return batch[:index]
+    return []
+
+
+def _retryable(exc: Exception) -> bool:
+    return isinstance(exc, WhaleError) and exc.retryable

@@ -12,10 +12,12 @@
 
 ``subscribe`` yields :class:`~whale.cloudevent.CloudEvent` objects from ``whale.events`` (or the
 topics given) in a consumer group, and commits an event's offset only after the loop body handled
-it (when the loop asks for the next event, or when the ``async with`` block ends normally). If the
+it (once the events fetched with it are handled, or when the ``async with`` block ends). If the
 body raises, the event in hand is not committed and is delivered again to the group: at-least-once,
 so handlers should be idempotent (``event.id`` is a good key). Events of other types are skipped
-(and committed). A message that is not a CloudEvent goes to ``whale.dlq`` with the reason.
+(and committed). A message that is not a CloudEvent goes to ``whale.dlq`` with the reason. It runs
+on Whale's shared consume loop (:class:`whale.consumer.EventConsumer`), which hands the body one
+event at a time.
 
 ``publish`` writes an event to ``whale.ingest`` (keyed by source + id, like the event center), whose
 dedupe stage forwards it to ``whale.events``; it returns once Kafka acknowledged the write. It first
@@ -28,22 +30,20 @@ naming the field, and nothing is written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import uuid
-from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 import structlog
-from confluent_kafka import Consumer, TopicPartition
 from pydantic import BaseModel, ValidationError
 
 from whale import topics as topic_names
-from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent, edge_problems
 from whale.compacted import CompactedView
-from whale.consumer import dlq_message
-from whale.errors import BindingError, EventError
+from whale.consumer import EventConsumer, Received, Stopping
+from whale.errors import EventError
 from whale.producer import Delivered, EventProducer
 from whale.schemas import SchemaCheck, describe
 from whale.settings import WhaleSettings
@@ -67,10 +67,11 @@ def type_matches(patterns: tuple[str, ...] | None, type_: str) -> bool:
 class Subscription:
     """The events of ``types`` from ``topics`` for consumer group ``group``, as an async iterator.
 
-    Use it as ``async with subscribe(...) as events: async for event in events: ...``. An event's
-    offset is committed once it was handled: when the loop asks for the next event, or when the
-    ``async with`` block ends without an exception (so a ``break`` after handling commits it). If
-    the body raises, the event in hand stays uncommitted and the group gets it again.
+    Use it as ``async with subscribe(...) as events: async for event in events: ...``. An event
+    counts as handled when the loop asks for the next event, or when the ``async with`` block ends
+    without an exception (so a ``break`` after handling commits it); handled events are committed
+    with the batch they were fetched in, or when the block ends. If the body raises, the event in
+    hand stays uncommitted (with every event fetched after it) and the group gets it again.
     """
 
     def __init__(
@@ -90,82 +91,90 @@ class Subscription:
         self.group = group
         self._patterns = _matcher(types)
         self._topics = list(topics)
-        self._conf: dict[str, Any] = {
-            **settings.kafka_config(),
-            "group.id": group,
-            "client.id": f"whale-sdk-{group}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest" if from_beginning else "latest",
-            "enable.partition.eof": False,
-        }
+        self._from_beginning = from_beginning
         self._max_batch = max_batch
         self._poll_timeout = poll_timeout
-        self._consumer: Any = None
-        self._buffer: deque[Any] = deque()
-        self._current: Any = None
-        self._done: dict[tuple[str, int], int] = {}
-        self.committed = 0
+        self._consumer: EventConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._handed: asyncio.Queue[Received] = asyncio.Queue()
+        self._replies: asyncio.Queue[bool] = asyncio.Queue()  # the body's verdict on the event in hand
+        self._current: Received | None = None
+        self._closing = False
 
     async def __aenter__(self) -> Subscription:
-        await self._open()
+        self._open()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
-        if exc_type is None:
-            self._handled()
+        self._closing = True  # before the verdict: the loop hands out nothing more
+        self._reply(handled=exc_type is None)
         await self.close()
 
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> CloudEvent:
-        await self._open()
-        self._handled()
-        while True:
-            if not self._buffer:
-                await self._commit()
-                batch: list[Any] = await asyncio.to_thread(
-                    self._consumer.consume, self._max_batch, self._poll_timeout
-                )
-                self._buffer.extend(m for m in batch if m.error() is None)
-                continue
-            msg = self._buffer.popleft()
-            plain = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
-            try:
-                event = from_kafka(plain)
-            except BindingError as exc:
-                await _dead_letter(self._settings, plain, msg, self.group, f"unreadable: {exc}")
-                self._done[(msg.topic(), msg.partition())] = msg.offset()
-                continue
-            if type_matches(self._patterns, event.type):
-                self._current = msg
-                return event
-            self._done[(msg.topic(), msg.partition())] = msg.offset()
+        task = self._open()
+        self._reply(handled=True)
+        taking = asyncio.ensure_future(self._handed.get())
+        await asyncio.wait({taking, task}, return_when=asyncio.FIRST_COMPLETED)
+        if not taking.done():
+            taking.cancel()
+            task.result()  # the loop failed: raise its error
+            raise StopAsyncIteration
+        self._current = taking.result()
+        return self._current.event
 
     async def close(self) -> None:
         """Commit what was handled and leave the group."""
-        if self._consumer is not None:
-            await self._commit()
-            await asyncio.to_thread(self._consumer.close)
-            self._consumer = None
-
-    async def _open(self) -> None:
-        if self._consumer is None:
-            self._consumer = Consumer(self._conf)
-            await asyncio.to_thread(self._consumer.subscribe, self._topics)
-
-    def _handled(self) -> None:
+        self._closing = True
         if self._current is not None:
-            self._done[(self._current.topic(), self._current.partition())] = self._current.offset()
-            self._current = None
+            self._reply(handled=False)
+        if self._consumer is not None and self._task is not None:
+            self._consumer.stop()
+            with contextlib.suppress(Exception):
+                await self._task
+            self._consumer = self._task = None
 
-    async def _commit(self) -> None:
-        if self._done:
-            done, self._done = self._done, {}
-            await asyncio.to_thread(_commit, self._consumer, done)
-            self.committed += len(done)
+    def _open(self) -> asyncio.Task[None]:
+        if self._task is None:
+            self._consumer = EventConsumer(
+                self._settings,
+                group_id=self.group,
+                topics=self._topics,
+                producer=producer_for(self._settings),
+                batch_handler=self._hand_out,
+                max_batch=self._max_batch,
+                poll_timeout=self._poll_timeout,
+                max_attempts=None,
+                retryable=lambda exc: False,
+                auto_offset_reset="earliest" if self._from_beginning else "latest",
+                extra={  # librdkafka's session defaults, as the SDK always had
+                    "client.id": f"whale-sdk-{self.group}",
+                    "session.timeout.ms": 45_000,
+                    "heartbeat.interval.ms": 3_000,
+                },
+            )
+            self._task = asyncio.create_task(self._consumer.run(), name=f"sdk-{self.group}")
+        return self._task
+
+    def _reply(self, *, handled: bool) -> None:
+        if self._current is not None:
+            self._current = None
+            self._replies.put_nowait(handled)
+
+    async def _hand_out(self, batch: list[Received]) -> None:
+        """The loop's batch handler: give the body each event of our types, one at a time."""
+        for item in batch:
+            if not type_matches(self._patterns, item.event.type):
+                continue
+            if self._closing:
+                raise Stopping(unhandled=item)
+            self._handed.put_nowait(item)
+            if not await self._replies.get():
+                raise Stopping(unhandled=item)
 
 
 def subscribe(
@@ -190,24 +199,6 @@ def subscribe(
         max_batch=max_batch,
         poll_timeout=poll_timeout,
     )
-
-
-def _commit(consumer: Any, done: dict[tuple[str, int], int]) -> None:
-    offsets = [TopicPartition(t, p, o + 1) for (t, p), o in done.items()]
-    try:
-        consumer.commit(offsets=offsets, asynchronous=False)
-    except Exception as exc:  # rebalanced away: the new owner re-reads (at-least-once)
-        log.warning("sdk_commit_failed", error=str(exc))
-
-
-async def _dead_letter(
-    settings: WhaleSettings, plain: KafkaMessage, msg: Any, group: str, reason: str
-) -> None:
-    copy = dlq_message(
-        plain, reason=reason, topic=msg.topic(), partition=msg.partition(), offset=msg.offset(), group=group
-    )
-    await producer_for(settings).send_message(topic_names.DLQ, copy)
-    log.warning("sdk_dead_lettered", group=group, topic=msg.topic(), offset=msg.offset(), reason=reason)
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

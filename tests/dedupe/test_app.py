@@ -1,44 +1,27 @@
 """The dedupe stage's decisions (no Kafka): first copy forwarded, copies within the window dropped,
-copies after the window forwarded again, unreadable messages dead-lettered, undo on failed sends."""
+copies after the window forwarded again, undo on failed sends (unreadable messages are the consume
+loop's: tests/whale/test_consumer.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from whale_dedupe.app import DedupeStage
 from whale_dedupe.settings import Settings
 
-from whale.binding import KafkaMessage, to_binary
+from whale.binding import KafkaMessage, from_kafka, to_binary
 from whale.cloudevent import CloudEvent
+from whale.consumer import Received
+from whale.errors import DeliveryError
 from whale.settings import WhaleSettings
 from whale.store import LocalStore, StoreSettings
 from whale.testing import FakeProducer
 
 
-class Msg:
-    def __init__(self, message: KafkaMessage, stamp: int, partition: int = 0, offset: int = 0) -> None:
-        self._m, self._stamp, self._p, self._o = message, stamp, partition, offset
-
-    def key(self) -> bytes | None:
-        return self._m.key
-
-    def value(self) -> bytes | None:
-        return self._m.value
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return list(self._m.headers)
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, self._stamp)
-
-    def topic(self) -> str:
-        return "whale.ingest"
-
-    def partition(self) -> int:
-        return self._p
-
-    def offset(self) -> int:
-        return self._o
+def received(message: KafkaMessage, stamp: int, partition: int = 0, offset: int = 0) -> Received:
+    """A decoded ingest record, as the consume loop hands it out."""
+    return Received(from_kafka(message), "whale.ingest", partition, offset, message, stamp)
 
 
 def stage(tmp_path: Path) -> DedupeStage:
@@ -51,25 +34,18 @@ def test_window_decides_forward_or_drop(tmp_path: Path) -> None:
     s = stage(tmp_path)
     event = CloudEvent.create(type="t", source="urn:s", subject="host-1")
     msg = to_binary(event, key=f"urn:s\n{event.id}")
-    decisions, _ = s._decide([Msg(msg, 1_000), Msg(msg, 30_000), Msg(msg, 61_001)])
+    decisions, _ = s._decide([received(msg, 1_000), received(msg, 30_000), received(msg, 61_001)])
     assert [d.forward is not None for d in decisions] == [True, False, True]
     assert decisions[0].forward is not None and decisions[0].forward.key == b"host-1"  # the event's own key
-
-
-def test_unreadable_messages_are_dead_lettered_with_the_reason(tmp_path: Path) -> None:
-    s = stage(tmp_path)
-    decisions, _ = s._decide([Msg(KafkaMessage(b"k", b"junk", ()), 5)])
-    assert decisions[0].forward is None and decisions[0].dead_letter is not None
-    assert (decisions[0].dead_letter.header_text("whale_dlq_reason") or "").startswith("unreadable")
 
 
 async def test_a_failed_forward_leaves_no_trace_in_the_window(tmp_path: Path) -> None:
     """Otherwise the replayed event would be taken for a duplicate and lost."""
     s = stage(tmp_path)
     s._producer = FakeProducer(fail=True)  # type: ignore[assignment]
-    s.stop()  # give up after the first attempt instead of retrying
     event = CloudEvent.create(type="t", source="urn:s")
-    assert await s._process([Msg(to_binary(event), 1_000, partition=2)]) is False
+    with pytest.raises(DeliveryError):  # the consume loop retries the batch
+        await s._process([received(to_binary(event), 1_000, partition=2)])
     assert list(s.window.store.items()) == []
 
 

@@ -11,11 +11,11 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from whale_dispatcher import worker as worker_module
 from whale_dispatcher.app import Dispatcher, build_app
 from whale_dispatcher.settings import Settings
 from whale_dispatcher.worker import Worker
 
+from whale import consumer as consumer_module
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale.subscriptions import Subscription
@@ -82,7 +82,7 @@ class Consumers:
 @pytest.fixture
 def consumers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Consumers]:
     made = Consumers()
-    monkeypatch.setattr(worker_module, "Consumer", made)
+    monkeypatch.setattr(consumer_module, "Consumer", made)  # the shared consume loop creates it
     yield made
 
 

@@ -8,10 +8,12 @@ local store (:mod:`whale_dedupe.window`, under ``WHALE_STATE_DIR``); on assignme
 stage reads only the changelog records after the offsets its store applied (all of them for a new,
 lost or foreign store), so the window survives restarts and rebalances across replicas.
 
-Per batch: forward new events (binary mode, the event's own partition key) and wait for Kafka's
-acks, then write their changelog records and wait, then write them to the local store, then commit
-the ingest offsets. A crash before
-the commit replays the batch: an event is forwarded again at worst (at-least-once), never lost.
+The stage runs on the shared consume loop (:class:`whale.consumer.EventConsumer`: it decodes,
+dead-letters unreadable messages, retries and commits). Per batch: forward the new events (binary
+mode, the event's own partition key) all at once and wait for Kafka's acks together, then write
+their changelog records and wait, then write them to the local store; the loop then commits the
+ingest offsets. A failed write is retried (the batch is decided again; nothing was stored). A crash
+before the commit replays the batch: an event is forwarded again at worst (at-least-once), never lost.
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from whale.binding import KafkaMessage, from_kafka, headers_from, to_binary
-from whale.consumer import commit_batch, dlq_message
-from whale.errors import BindingError, DeliveryError, TopicError
+from whale.binding import KafkaMessage, to_binary
+from whale.consumer import EventConsumer, Received
+from whale.errors import DeliveryError, TopicError
 from whale.health import start_health
 from whale.logging import configure_logging
 from whale.producer import EventProducer
@@ -45,12 +47,10 @@ PURGE_EVERY = 60.0
 
 @dataclass(slots=True)
 class Decision:
-    msg: Any
     key: str
     partition: int
     stamp: int
-    forward: KafkaMessage | None  # None: duplicate or dead-lettered
-    dead_letter: KafkaMessage | None = None
+    forward: KafkaMessage | None  # None: a duplicate
 
 
 def ensure_changelog(settings: Settings) -> int:
@@ -92,26 +92,33 @@ class DedupeStage:
         self._window_ms = settings.window * 1000
         self._store = store  # opened in run() when not given (its identity names the cluster)
         self._window: DedupeWindow | None = None if store is None else DedupeWindow(store, self._window_ms)
-        self._stopping = asyncio.Event()
         self._next_purge = time.monotonic() + PURGE_EVERY
         self.assigned = threading.Event()  # set once partitions are assigned and restored
         base = settings.whale.kafka_config()
-        self._consumer = Consumer(
-            {
-                **base,
-                "group.id": settings.group,
-                "enable.auto.commit": False,
-                "auto.offset.reset": settings.offset_reset,
-                "session.timeout.ms": 10_000,
-                "max.poll.interval.ms": 3_600_000,
-            }
+        self._consumer = EventConsumer(
+            settings.whale,
+            group_id=settings.group,
+            topics=[settings.ingest_topic],
+            producer=producer,
+            batch_handler=self._process,
+            max_batch=500,
+            max_attempts=None,  # only failed writes are retried; any other error stops the stage
+            retryable=lambda exc: isinstance(exc, DeliveryError),
+            backoff_base=0.5,
+            auto_offset_reset=settings.offset_reset,
+            extra={"max.poll.interval.ms": 3_600_000},
+            before_fetch=self._purge,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_unreadable=lambda message, reason: metrics.EVENTS.labels(outcome="unreadable").inc(),
+            dlq_topic=settings.dlq_topic,
         )
         self._changelog = Producer(
             {**base, "acks": "all", "enable.idempotence": True, "linger.ms": 2, "client.id": "whale-dedupe"}
         )
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._consumer.stop()
 
     @property
     def window(self) -> DedupeWindow:
@@ -126,7 +133,7 @@ class DedupeStage:
     def _open_store(self) -> None:
         if self._window is not None:
             return
-        cluster = self._consumer.list_topics(self._settings.changelog, timeout=30).cluster_id
+        cluster = self._consumer.consumer.list_topics(self._settings.changelog, timeout=30).cluster_id
         name = self._settings.changelog
         identity = {"stage": "dedupe", "topic": name, "cluster": cluster}
         self._store = open_store(f"dedupe-{name}", identity, self._settings.state)
@@ -134,21 +141,9 @@ class DedupeStage:
 
     async def run(self) -> None:
         await asyncio.to_thread(self._open_store)
-        self._consumer.subscribe(
-            [self._settings.ingest_topic], on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
         try:
-            while not self._stopping.is_set():
-                batch = await asyncio.to_thread(self._consumer.consume, 500, 0.5)
-                self._purge()
-                messages = [m for m in batch if m.error() is None]
-                if not messages:
-                    continue
-                if not await self._process(messages):
-                    break
-                await asyncio.to_thread(commit_batch, self._consumer, messages, stage="dedupe")
+            await self._consumer.run()
         finally:
-            await asyncio.to_thread(self._consumer.close)
             await asyncio.to_thread(self._changelog.flush, 10)
             if self._store is not None:
                 self._store.close()
@@ -168,7 +163,7 @@ class DedupeStage:
         """Nothing to drop: a revoked partition's keys stay on disk (the next owner writes the
         changelog; if this replica gets the partition back it reads what it missed)."""
 
-    def _purge(self) -> None:
+    async def _purge(self) -> None:
         now = time.monotonic()
         if now < self._next_purge or self._window is None:
             return
@@ -179,66 +174,35 @@ class DedupeStage:
         metrics.TABLE_SIZE.set(self.keys)
 
     # ------------------------------------------------------------------ processing
-    def _decide(self, messages: list[Any]) -> tuple[list[Decision], Batch]:
+    def _decide(self, batch: list[Received]) -> tuple[list[Decision], Batch]:
         """The decisions for a batch and the window's writes, staged (nothing stored yet)."""
         decisions: list[Decision] = []
         staged = self.window.store.batch()
-        for msg in messages:
-            plain = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
-            stamp_type, stamp = msg.timestamp()
-            stamp = stamp if stamp_type and stamp > 0 else int(time.time() * 1000)
-            try:
-                event = from_kafka(plain)
-            except BindingError as exc:
-                copy = dlq_message(
-                    plain, reason=f"unreadable: {exc}", topic=msg.topic(), partition=msg.partition(),
-                    offset=msg.offset(), group=self._settings.group,
-                )  # fmt: skip
-                decisions.append(Decision(msg, "", msg.partition(), stamp, None, copy))
-                continue
+        for item in batch:
+            stamp = item.timestamp_ms or int(time.time() * 1000)
+            event = item.event
             key = f"{event.source}\n{event.id}"
-            seen = self.window.seen(staged, msg.partition(), key)
+            seen = self.window.seen(staged, item.partition, key)
             if seen is not None and abs(stamp - seen) < self._window_ms:
-                decisions.append(Decision(msg, key, msg.partition(), stamp, None))
+                decisions.append(Decision(key, item.partition, stamp, None))
                 continue
-            self.window.remember(staged, msg.partition(), key, stamp)
-            decisions.append(Decision(msg, key, msg.partition(), stamp, to_binary(event)))
+            self.window.remember(staged, item.partition, key, stamp)
+            decisions.append(Decision(key, item.partition, stamp, to_binary(event)))
         return decisions, staged
 
-    async def _process(self, messages: list[Any]) -> bool:
-        delay = 0.5
-        while True:
-            decisions, staged = self._decide(messages)
-            try:
-                await asyncio.gather(
-                    *(
-                        self._producer.send_message(self._settings.events_topic, d.forward)
-                        for d in decisions
-                        if d.forward
-                    ),
-                    *(
-                        self._producer.send_message(self._settings.dlq_topic, d.dead_letter)
-                        for d in decisions
-                        if d.dead_letter
-                    ),
-                )
-                written = await self._record([d for d in decisions if d.forward])
-                break
-            except DeliveryError as exc:  # nothing was stored: the retry decides again
-                log.warning("dedupe_forward_failed", error=str(exc), retry_in=delay)
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-                    return False
-                except TimeoutError:
-                    delay = min(delay * 2, 10.0)
+    async def _process(self, batch: list[Received]) -> None:
+        """Forward the batch's new events, record them, store the window; a failed write raises
+        :class:`DeliveryError` with nothing stored (the loop retries: the batch is decided again)."""
+        decisions, staged = self._decide(batch)
+        forward = [d.forward for d in decisions if d.forward]
+        await asyncio.gather(*(self._producer.send_message(self._settings.events_topic, m) for m in forward))
+        written = await self._record([d for d in decisions if d.forward])
         store = self.window.store
         applied = {p: contiguous(store.offset(p), offsets) for p, offsets in written.items()}
         await asyncio.to_thread(store.commit, staged, applied)
         for d in decisions:
-            outcome = "forwarded" if d.forward else ("unreadable" if d.dead_letter else "duplicate")
-            metrics.EVENTS.labels(outcome=outcome).inc()
+            metrics.EVENTS.labels(outcome="forwarded" if d.forward else "duplicate").inc()
         metrics.TABLE_SIZE.set(self.keys)
-        return True
 
     async def _record(self, decisions: list[Decision]) -> dict[int, list[int]]:
         """Write the changelog records of ``decisions`` to their partitions and wait for every ack;

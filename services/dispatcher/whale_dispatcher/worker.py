@@ -1,4 +1,6 @@
-"""One subscription's delivery loop: its own consumer group (``<prefix>-<id>``) on its topics.
+"""One subscription's delivery: its own consumer group (``<prefix>-<id>``) on its topics, on the
+shared consume loop (:class:`whale.consumer.EventConsumer`: it decodes, dead-letters unreadable
+messages with the subscription's id, and commits).
 
 Per batch, messages are grouped by Kafka key; keys are delivered concurrently, the events of one key
 strictly one after the other (a retrying event holds back the later events of its key only). The
@@ -20,13 +22,10 @@ from typing import Any
 
 import httpx
 import structlog
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
-from whale import topics
-from whale.binding import KafkaMessage, from_kafka, headers_from
-from whale.cloudevent import CloudEvent
-from whale.consumer import Stopping, commit_batch, dlq_message
-from whale.errors import BindingError
+from whale.binding import KafkaMessage
+from whale.consumer import EventConsumer, Received, Stopping
 from whale.logging import bound_event
 from whale.producer import EventProducer
 from whale.rules.paths import event_context
@@ -37,6 +36,7 @@ from whale_dispatcher.delivery import deliver
 
 log = structlog.get_logger(__name__)
 MAX_KEYS_IN_PARALLEL = 32
+LIBRDKAFKA_SESSION = {"session.timeout.ms": 45_000, "heartbeat.interval.ms": 3_000}  # librdkafka's defaults
 
 
 @dataclass(slots=True)
@@ -79,7 +79,7 @@ class Worker:
         self.sub = sub
         self._condition = sub.condition()
         self.status = Status(sub.id, sub.endpoint, sub.paused)
-        self._subscribed = False  # a consumer exists and is subscribed (False again once it closed)
+        self._consumer: EventConsumer | None = None  # the current run's (a new one for each run)
         self._joined = False  # in the group: assigned (possibly no partition) since the last revocation
         self.update(sub)
 
@@ -87,7 +87,8 @@ class Worker:
     def ready(self) -> bool:
         """Subscribed, and either joined to its consumer group or paused (a paused worker never polls,
         so it may not have joined yet)."""
-        return self._subscribed and (self._joined or self.sub.paused)
+        subscribed = self._consumer is not None and self._consumer.subscribed
+        return subscribed and (self._joined or self.sub.paused)
 
     # ------------------------------------------------------------------ control
     def update(self, sub: Subscription) -> None:
@@ -107,43 +108,42 @@ class Worker:
     def stop(self) -> None:
         self._stopping.set()
         self._resumed.set()
+        if self._consumer is not None:
+            self._consumer.stop()
 
     # ------------------------------------------------------------------ loop
     async def run(self) -> None:
-        consumer = Consumer(
-            {
-                **self._settings.kafka_config(),
-                "group.id": self.group,
-                "enable.auto.commit": False,
-                "auto.offset.reset": self.sub.start,
-                "enable.partition.eof": False,
+        """Deliver until :meth:`stop` (a crash leaves the group; run again for a fresh consumer)."""
+        consumer = self._consumer = EventConsumer(
+            self._settings,
+            group_id=self.group,
+            topics=list(self.sub.topics),
+            producer=self._producer,
+            batch_handler=self._process,
+            max_batch=self._max_batch,
+            max_attempts=None,  # a delivery retries by its own policy; an error here restarts the worker
+            retryable=lambda exc: False,
+            auto_offset_reset=self.sub.start,
+            extra={
                 "max.poll.interval.ms": 86_400_000,  # retries and pauses may hold a batch for long
-            }
+                **LIBRDKAFKA_SESSION,
+            },
+            before_fetch=self._until_resumed,
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
+            on_unreadable=self._unreadable,
+            dlq_headers=[("whale_dlq_subscription", self.sub.id.encode())],
         )
         try:
-            await asyncio.to_thread(
-                consumer.subscribe,
-                list(self.sub.topics),
-                on_assign=self._assigned,
-                on_revoke=self._revoked,
-            )
-            self._subscribed = True
-            while not self._stopping.is_set():
-                await self._resumed.wait()
-                if self._stopping.is_set():
-                    break
-                batch: list[Any] = await asyncio.to_thread(consumer.consume, self._max_batch, 0.5)
-                messages = [m for m in batch if m.error() is None]
-                if not messages:
-                    continue
-                try:
-                    await self._process(messages)
-                except Stopping:
-                    break
-                await asyncio.to_thread(commit_batch, consumer, messages, group=self.group)
+            await consumer.run()
         finally:
-            self._subscribed = self._joined = False
-            await asyncio.to_thread(consumer.close)
+            self._joined = False
+
+    async def _until_resumed(self) -> None:
+        """Before each fetch: a paused worker polls nothing (it stays in its group)."""
+        await self._resumed.wait()
+        if self._stopping.is_set() and self._consumer is not None:
+            self._consumer.stop()
 
     def _assigned(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self._joined = True  # called on the consume thread; an empty list still means joined
@@ -156,38 +156,29 @@ class Worker:
         if self._stopping.is_set():
             raise Stopping
 
-    async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        except TimeoutError:
-            return
-        raise Stopping
-
-    async def _process(self, messages: list[Any]) -> None:
-        by_key: OrderedDict[bytes | str, list[Any]] = OrderedDict()
-        for msg in messages:
-            key = msg.key() if msg.key() is not None else f"{msg.topic()}:{msg.partition()}:{msg.offset()}"
-            by_key.setdefault(key, []).append(msg)
+    async def _process(self, batch: list[Received]) -> None:
+        by_key: OrderedDict[bytes | str, list[Received]] = OrderedDict()
+        for item in batch:
+            key = (
+                item.message.key
+                if item.message.key is not None
+                else f"{item.topic}:{item.partition}:{item.offset}"
+            )
+            by_key.setdefault(key, []).append(item)
         room = asyncio.Semaphore(MAX_KEYS_IN_PARALLEL)
 
-        async def one_key(items: list[Any]) -> None:
+        async def one_key(items: list[Received]) -> None:
             async with room:
-                for msg in items:
-                    await self._one(msg)
+                for item in items:
+                    await self._one(item)
 
         results = await asyncio.gather(*(one_key(items) for items in by_key.values()), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
 
-    async def _one(self, msg: Any) -> None:
-        plain = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
-        try:
-            event = from_kafka(plain)
-        except BindingError as exc:
-            self.status.unreadable += 1
-            await self._dead_letter(plain, msg, f"unreadable: {exc}", outcome="unreadable")
-            return
+    async def _one(self, item: Received) -> None:
+        event = item.event
         with bound_event(event):
             condition = self._condition
             dry = event.extensions.get("replaymode") == "dry"  # a dry-run replay is pushed nowhere
@@ -195,14 +186,19 @@ class Worker:
                 self.status.filtered += 1
                 metrics.DELIVERIES.labels(subscription=self.sub.id, outcome="filtered").inc()
                 return
-            await self._deliver(event, plain, msg)
+            await self._deliver(item)
 
-    async def _deliver(self, event: CloudEvent, plain: KafkaMessage, msg: Any) -> None:
+    async def _deliver(self, item: Received) -> None:
+        assert self._consumer is not None  # delivering: the loop runs
         started = time.monotonic()
         self.status.retrying += 1
         try:
             outcome = await deliver(
-                self._client, event, lambda: self.sub, wait_if_paused=self._wait_resumed, sleep=self._sleep
+                self._client,
+                item.event,
+                lambda: self.sub,
+                wait_if_paused=self._wait_resumed,
+                sleep=self._consumer.sleep,
             )
         finally:
             self.status.retrying -= 1
@@ -214,28 +210,12 @@ class Worker:
             return
         self.status.last_error = outcome.reason
         self.status.dead_lettered += 1
-        await self._dead_letter(plain, msg, f"push to subscription {self.sub.id} failed: {outcome.reason}")
+        reason = f"push to subscription {self.sub.id} failed: {outcome.reason}"
+        await self._consumer.dead_letter(item.message, item.topic, item.partition, item.offset, reason)
+        metrics.DELIVERIES.labels(subscription=self.sub.id, outcome="dead_lettered").inc()
+        log.warning("push_dead_lettered", subscription=self.sub.id, offset=item.offset, reason=reason)
 
-    async def _dead_letter(
-        self, plain: KafkaMessage, msg: Any, reason: str, *, outcome: str = "dead_lettered"
-    ) -> None:
-        copy = dlq_message(
-            plain,
-            reason=reason,
-            topic=msg.topic(),
-            partition=msg.partition(),
-            offset=msg.offset(),
-            group=self.group,
-        )
-        copy = KafkaMessage(
-            copy.key, copy.value, (*copy.headers, ("whale_dlq_subscription", self.sub.id.encode()))
-        )
-        while True:
-            try:
-                await self._producer.send_message(topics.DLQ, copy)
-                break
-            except Exception as exc:  # the DLQ write must land too: retry until it does
-                log.error("dlq_write_failed", subscription=self.sub.id, error=str(exc))
-                await self._sleep(1.0)
-        metrics.DELIVERIES.labels(subscription=self.sub.id, outcome=outcome).inc()
-        log.warning("push_dead_lettered", subscription=self.sub.id, offset=msg.offset(), reason=reason)
+    def _unreadable(self, message: KafkaMessage, reason: str) -> None:
+        self.status.unreadable += 1
+        metrics.DELIVERIES.labels(subscription=self.sub.id, outcome="unreadable").inc()
+        log.warning("push_dead_lettered", subscription=self.sub.id, reason=reason)

@@ -5,8 +5,9 @@ Reads ``whale.events``, ``whale.actions`` and every pool topic (``^whale\\.actio
 offsets are committed only after Elasticsearch acknowledged every document; while Elasticsearch is
 down the indexer retries the same batch with backoff (nothing is skipped) and then catches up.
 
-It reads raw messages rather than through :class:`whale.consumer.EventConsumer`, because that
-consumer dead-letters unreadable messages, which would loop forever for messages of ``whale.dlq``.
+It runs on the shared consume loop (:class:`whale.consumer.EventConsumer`) with raw messages: a
+message is indexed as it is, never decoded or dead-lettered (a dead letter of ``whale.dlq`` would
+loop forever).
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ import time
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaError
 
 from whale.binding import KafkaMessage, headers_from
-from whale.consumer import commit_batch
+from whale.consumer import EventConsumer
 from whale.es.documents import Document, document
 from whale.es.store import Store, StoreUnavailable
 from whale.health import start_health
@@ -38,54 +38,46 @@ class Indexer:
     def __init__(self, settings: Settings, store: Store) -> None:
         self._settings = settings
         self._store = store
-        self._stopping = asyncio.Event()
-        conf: dict[str, Any] = {
-            **settings.whale.kafka_config(),
-            "group.id": settings.group,
-            "enable.auto.commit": False,
-            "auto.offset.reset": settings.offset_reset,
-            "topic.metadata.refresh.interval.ms": 10_000,
-            "session.timeout.ms": 10_000,
-            "max.poll.interval.ms": 3_600_000,  # an Elasticsearch outage pauses polling
-        }
-        self._consumer = Consumer(conf)
+        self._consumer = EventConsumer(
+            settings.whale,
+            group_id=settings.group,
+            topics=list(settings.topics),
+            producer=None,
+            raw_handler=self._index_batch,
+            max_batch=settings.batch,
+            max_attempts=None,  # only an Elasticsearch outage is retried; any other error stops the stage
+            retryable=lambda exc: isinstance(exc, StoreUnavailable),
+            backoff_base=0.5,
+            backoff_max=15.0,
+            auto_offset_reset=settings.offset_reset,
+            extra={
+                "topic.metadata.refresh.interval.ms": 10_000,
+                "max.poll.interval.ms": 3_600_000,  # an Elasticsearch outage pauses polling
+            },
+            before_fetch=self._maybe_expire,
+            on_assign=self._on_assign,
+        )
         self._next_retention = 0.0
         self._template_ready = False
 
         self.assigned = threading.Event()  # set once partitions are assigned (tests wait for it)
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._consumer.stop()
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         self.assigned.set()
 
     async def run(self) -> None:
-        self._consumer.subscribe(list(self._settings.topics), on_assign=self._on_assign)
-        try:
-            while not self._stopping.is_set():
-                await self._maybe_expire()
-                batch: list[Any] = await asyncio.to_thread(self._consumer.consume, self._settings.batch, 0.5)
-                messages = [m for m in batch if m.error() is None]
-                for m in batch:
-                    err = m.error()
-                    if err is None:
-                        continue
-                    if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:  # a matched pool topic was deleted
-                        log.debug("kafka_topic_gone", error=err.str())
-                    else:
-                        log.warning("kafka_consume_error", error=err.str())
-                if not messages:
-                    continue
-                docs = [_to_document(m, self._settings.dlq_topic) for m in messages]
-                if not await self._with_retry(self.index, docs, [m.topic() for m in messages]):
-                    break  # stopping: nothing committed, the next owner re-reads
-                newest = max((m.timestamp()[1] for m in messages), default=0)
-                if newest > 0:
-                    metrics.LAG_SECONDS.set(max(0.0, time.time() - newest / 1000))
-                await asyncio.to_thread(commit_batch, self._consumer, messages, stage="indexer")
-        finally:
-            await asyncio.to_thread(self._consumer.close)
+        """Index every batch, committed once Elasticsearch stored all of it (retried while it is down)."""
+        await self._consumer.run()
+
+    async def _index_batch(self, messages: list[Any]) -> None:
+        docs = [_to_document(m, self._settings.dlq_topic) for m in messages]
+        await self.index(docs, [m.topic() for m in messages])
+        newest = max((m.timestamp()[1] for m in messages), default=0)
+        if newest > 0:
+            metrics.LAG_SECONDS.set(max(0.0, time.time() - newest / 1000))
 
     async def index(self, docs: list[Document], topic_names: list[str]) -> None:
         """Bulk-index ``docs``; raise :class:`StoreUnavailable` unless every one was stored."""
@@ -111,20 +103,6 @@ class Indexer:
             raise StoreUnavailable(
                 f"Elasticsearch did not store {len(retry) or len(docs)} document(s); retrying"
             )
-
-    async def _with_retry(self, fn: Any, *args: Any) -> bool:
-        delay = 0.5
-        while not self._stopping.is_set():
-            try:
-                await fn(*args)
-                return True
-            except StoreUnavailable as exc:
-                log.warning("elasticsearch_unavailable", error=str(exc), retry_in=delay)
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-            except TimeoutError:
-                delay = min(delay * 2, 15.0)
-        return False
 
     async def _maybe_expire(self) -> None:
         now = time.monotonic()
