@@ -51,6 +51,22 @@ class Settings(BaseSettings):
     recent_keys: int = Field(
         default=16, ge=0, description="idempotency keys remembered per bucket so redeliveries pass"
     )
+    batch_size: int = Field(
+        default=500,
+        ge=1,
+        description="most events (or triggers) an agent handles before awaiting their sends",
+    )
+    batch_wait: float = Field(
+        default=0.005, gt=0, le=1.0, description="seconds an agent waits to fill a batch that is not full"
+    )
+    sweep_interval: float = Field(
+        default=60.0, gt=0, description="seconds between sweeps of a partition's expired throttle buckets"
+    )
+    bucket_grace: float = Field(
+        default=3600.0,
+        ge=0,
+        description="seconds a refilled bucket is kept after its last trigger (redeliveries pass free)",
+    )
     table_store: Literal["rocksdb://", "memory://"] = Field(
         default="rocksdb://",
         description="Faust store of the throttle table (rocksdb://: on disk under WHALE_STATE_DIR)",
