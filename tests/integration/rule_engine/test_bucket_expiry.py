@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 def _partition(bucket: str, partitions: int = 3) -> int:
     """The repartition topic's partition of a bucket (Faust's default partitioner)."""
-    return (murmur2(bucket.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(bucket.encode()) & 0x7FFFFFFF) % partitions
 
 
 def _changelog(settings: WhaleSettings, topic: str, key: bytes) -> list[bytes | None]:
