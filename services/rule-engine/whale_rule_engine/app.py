@@ -38,7 +38,7 @@ from whale.producer import EventProducer
 from whale.rules.ruleset import RuleSet
 from whale.store import claim_slot
 from whale_rule_engine import metrics
-from whale_rule_engine.batches import Sends, issue, make_current, settle
+from whale_rule_engine.batches import Sends, hold, issue, make_current, release, settle
 from whale_rule_engine.broker import broker_credentials, broker_urls
 from whale_rule_engine.engine import (
     Trigger,
@@ -154,7 +154,7 @@ def build_app(runtime: Runtime) -> faust.App:
     async def on_events(stream: Any) -> None:
         # a batch's offsets are committed only after its outputs are acknowledged (batches.py)
         async for batch in stream.take_events(*take):
-            done: list[tuple[Any, Sends]] = []
+            held, done = hold(batch), []
             for record in batch:
                 sends: Sends = []
                 try:
@@ -164,11 +164,12 @@ def build_app(runtime: Runtime) -> faust.App:
                     issue(sends, runtime.failed(record.message, exc, "internal error"))
                 done.append((record.message, sends))
             await settle(done, functools.partial(runtime.failed, prefix="internal error"))
+            release(held)
 
     @app.agent(triggers)
     async def on_triggers(stream: Any) -> None:
         async for batch in stream.take_events(*take):
-            done: list[tuple[Any, Sends]] = []
+            held, done = hold(batch), []
             latest: dict[int, Any] = {}
             for record in batch:
                 make_current(record)
@@ -185,10 +186,15 @@ def build_app(runtime: Runtime) -> faust.App:
                 if now - last_sweep.get(partition, 0.0) >= settings.sweep_interval:
                     last_sweep[partition] = now
                     make_current(record)  # the tombstones go to this partition
-                    expired = sweep(buckets, partition=partition, now=now, grace=settings.bucket_grace)
-                    metrics.BUCKETS_EXPIRED.inc(expired)
+                    try:
+                        expired = sweep(buckets, partition=partition, now=now, grace=settings.bucket_grace)
+                    except Exception:  # the buckets stay; the next sweep tries again
+                        log.exception("bucket_sweep_failed", partition=partition)
+                    else:
+                        metrics.BUCKETS_EXPIRED.inc(expired)
             make_current(None)
             await settle(done, functools.partial(runtime.failed, prefix="throttle stage failed"))
+            release(held)
 
     async def ready() -> bool:
         """Assigned partitions, not rebalancing, and the fetcher alive (it stops on e.g. a codec error)."""

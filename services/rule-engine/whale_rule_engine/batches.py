@@ -15,6 +15,13 @@ at-least-once, as with the former one-event-at-a-time loop, with one round trip 
 of per event. Sends to Faust topics (the repartition topic, the table's changelog) are enqueued by
 Faust's producer and flushed by the commit itself.
 
+One hole remains in that: when the body is left by an exception or a cancellation (a worker
+stopped while a send is still pending), ``take_events``' ``finally`` acks the batch all the same,
+and the shutdown commit would commit it. :func:`hold` closes it: the body takes one more reference
+on each message (``Message.incref``; Faust acks a message when its last reference is acked) and
+:func:`release` gives it back only once the batch has settled, so a batch left early stays
+unacknowledged and is read again.
+
 Per-key order: the events of a batch are handled one after the other in partition order, and each
 send is started here as a task; asyncio starts tasks in the order they were created (FIFO ready
 queue), and a task's first step runs :meth:`whale.producer.EventProducer.send` up to the enqueue,
@@ -38,6 +45,20 @@ Sends = list["asyncio.Future[Any]"]
 def issue(sends: Sends, send: Awaitable[Any]) -> None:
     """Start ``send`` now (enqueued in issue order) and keep it to await with its batch."""
     sends.append(asyncio.ensure_future(send))
+
+
+def hold(events: Sequence[Any]) -> list[Any]:
+    """Take a reference on the message of each of ``events`` (see above); returns the messages."""
+    messages = [event.message for event in events]
+    for message in messages:
+        message.incref()
+    return messages
+
+
+def release(messages: Sequence[Any]) -> None:
+    """Give back the references :func:`hold` took, once every output of the batch is durable."""
+    for message in messages:
+        message.decref()
 
 
 def make_current(event: Any) -> None:
