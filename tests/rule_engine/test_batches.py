@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from whale_rule_engine.batches import Sends, issue, settle
+from whale_rule_engine.batches import Pending, Sends, issue, settle
 
 
 def test_sends_start_in_issue_order_and_the_batch_waits_for_every_acknowledgement() -> None:
@@ -60,3 +60,73 @@ def test_an_event_whose_send_failed_is_handed_on_once_the_others_are_acknowledge
 
     asyncio.run(run())
     assert handed == [("bad", "Kafka said no")]
+
+
+class _Message:
+    def __init__(self) -> None:
+        self.refcount, self.acked = 1, False  # the stream's own reference
+
+    def incref(self) -> None:
+        self.refcount += 1
+
+
+class _Event:
+    """A Faust event's ack: the message is acked when its last reference is given back."""
+
+    def __init__(self) -> None:
+        self.message = _Message()
+
+    def ack(self) -> None:
+        self.message.refcount -= 1
+        self.message.acked = self.message.refcount == 0
+
+
+class _Stream:
+    def __init__(self, waiting: int) -> None:
+        self.channel = type("Channel", (), {"queue": asyncio.Queue[int]()})()
+        for n in range(waiting):
+            self.channel.queue.put_nowait(n)
+
+
+def test_pending_events_are_acked_only_by_the_settle_after_their_sends() -> None:
+    """The iterator's own ack leaves a held event unacked; settle acks it once its sends are done."""
+
+    async def run() -> list[bool]:
+        pending = Pending(10, _never)
+        event = _Event()
+        issue(pending.hold(event), asyncio.sleep(0.01))
+        event.ack()  # what events() does when the body returns
+        assert not event.message.acked
+        assert pending.due(_Stream(waiting=0))  # nothing else waiting: settle now
+        await pending.settle()
+        return [event.message.acked]
+
+    assert asyncio.run(run()) == [True]
+
+
+def test_a_batch_settles_when_full_or_when_the_agent_does_not_come_back() -> None:
+    """With more events waiting the batch grows up to its limit; a buffer emptied under the agent
+    (a rebalance) is settled by the timer, so Faust's wait for unacked messages ends."""
+
+    async def run() -> tuple[list[bool], bool]:
+        pending = Pending(3, _never, linger=0.01)
+        busy = _Stream(waiting=5)
+        events = [_Event() for _ in range(3)]
+        dues = []
+        for event in events:
+            pending.hold(event)
+            event.ack()
+            dues.append(pending.due(busy))
+        await pending.settle()
+        late = _Event()
+        pending.hold(late)
+        late.ack()
+        assert not pending.due(busy)
+        await asyncio.sleep(0.05)  # the agent waits on an emptied buffer; the timer settles
+        return dues, late.message.acked and all(e.message.acked for e in events)
+
+    assert asyncio.run(run()) == ([False, False, True], True)
+
+
+async def _never(event: Any, exc: BaseException) -> None:
+    raise AssertionError(f"no send failed, yet {event} was handed on: {exc}")

@@ -38,7 +38,7 @@ from whale.producer import EventProducer
 from whale.rules.ruleset import RuleSet
 from whale.store import claim_slot
 from whale_rule_engine import metrics
-from whale_rule_engine.batches import Sends, hold, issue, make_current, release, settle
+from whale_rule_engine.batches import Pending, Sends, issue
 from whale_rule_engine.broker import broker_credentials, broker_urls
 from whale_rule_engine.engine import (
     Trigger,
@@ -147,54 +147,45 @@ def build_app(runtime: Runtime) -> faust.App:
         options=table_options if settings.table_store.startswith("rocksdb") else None,
     )
 
-    take = settings.batch_size, settings.batch_wait
     last_sweep: dict[int, float] = {}
 
     @app.agent(events)
     async def on_events(stream: Any) -> None:
-        # a batch's offsets are committed only after its outputs are acknowledged (batches.py)
-        async for batch in stream.take_events(*take):
-            held, done = hold(batch), []
-            for record in batch:
-                sends: Sends = []
-                try:
-                    await handle_event(runtime, record.message, triggers, sends)
-                except Exception as exc:  # nothing crashes the worker: the event is dead-lettered
-                    log.exception("event_failed")
-                    issue(sends, runtime.failed(record.message, exc, "internal error"))
-                done.append((record.message, sends))
-            await settle(done, functools.partial(runtime.failed, prefix="internal error"))
-            release(held)
+        # offsets are committed only after the outputs of their events are acknowledged (batches.py)
+        failed = functools.partial(runtime.failed, prefix="internal error")
+        pending = Pending(settings.batch_size, failed, linger=settings.batch_linger)
+        async for record in stream.events():
+            sends = pending.hold(record)
+            try:
+                await handle_event(runtime, record.message, triggers, sends)
+            except Exception as exc:  # nothing crashes the worker: the event is dead-lettered
+                log.exception("event_failed")
+                issue(sends, runtime.failed(record.message, exc, "internal error"))
+            if pending.due(stream):
+                await pending.settle()
 
     @app.agent(triggers)
     async def on_triggers(stream: Any) -> None:
-        async for batch in stream.take_events(*take):
-            held, done = hold(batch), []
-            latest: dict[int, Any] = {}
-            for record in batch:
-                make_current(record)
-                sends: Sends = []
-                try:
-                    await handle_trigger(runtime, record.message, buckets, sends)
-                except Exception as exc:
-                    log.exception("trigger_failed")
-                    issue(sends, runtime.failed(record.message, exc, "throttle stage failed"))
-                done.append((record.message, sends))
-                latest[record.message.partition] = record
-            now = time.time()
-            for partition, record in latest.items():
-                if now - last_sweep.get(partition, 0.0) >= settings.sweep_interval:
-                    last_sweep[partition] = now
-                    make_current(record)  # the tombstones go to this partition
-                    try:
-                        expired = sweep(buckets, partition=partition, now=now, grace=settings.bucket_grace)
-                    except Exception:  # the buckets stay; the next sweep tries again
-                        log.exception("bucket_sweep_failed", partition=partition)
-                    else:
-                        metrics.BUCKETS_EXPIRED.inc(expired)
-            make_current(None)
-            await settle(done, functools.partial(runtime.failed, prefix="throttle stage failed"))
-            release(held)
+        failed = functools.partial(runtime.failed, prefix="throttle stage failed")
+        pending = Pending(settings.batch_size, failed, linger=settings.batch_linger)
+        async for record in stream.events():  # the current event: the table's partition
+            sends = pending.hold(record)
+            try:
+                await handle_trigger(runtime, record.message, buckets, sends)
+            except Exception as exc:
+                log.exception("trigger_failed")
+                issue(sends, runtime.failed(record.message, exc, "throttle stage failed"))
+            partition, now = record.message.partition, time.time()
+            if now - last_sweep.get(partition, 0.0) >= settings.sweep_interval:
+                last_sweep[partition] = now
+                try:  # the tombstones go to the current event's partition, whose buckets these are
+                    expired = sweep(buckets, partition=partition, now=now, grace=settings.bucket_grace)
+                except Exception:  # the buckets stay; the next sweep tries again
+                    log.exception("bucket_sweep_failed", partition=partition)
+                else:
+                    metrics.BUCKETS_EXPIRED.inc(expired)
+            if pending.due(stream):
+                await pending.settle()
 
     async def ready() -> bool:
         """Assigned partitions, not rebalancing, and the fetcher alive (it stops on e.g. a codec error)."""

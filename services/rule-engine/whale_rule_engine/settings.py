@@ -54,10 +54,13 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         default=500,
         ge=1,
-        description="most events (or triggers) an agent handles before awaiting their sends",
+        description="most events (or triggers) handled before their sends are awaited together",
     )
-    batch_wait: float = Field(
-        default=0.005, gt=0, le=1.0, description="seconds an agent waits to fill a batch that is not full"
+    batch_linger: float = Field(
+        default=0.01,
+        gt=0,
+        le=1.0,
+        description="seconds after which a batch the agent left unsettled is settled by a timer",
     )
     sweep_interval: float = Field(
         default=60.0, gt=0, description="seconds between sweeps of a partition's expired throttle buckets"
