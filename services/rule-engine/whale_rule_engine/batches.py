@@ -8,8 +8,8 @@ and flushes Faust's own producer first (``Consumer._commit_offsets``). ``stream.
 event when the ``async for`` body returns for it (the iterator's ``finally`` after its ``yield``),
 also when the body is left by an exception or a cancellation. ``stream.take_events(n, within)``
 acks a batch the same way after the body for the batch, but its buffering loop wakes every
-``within`` seconds even when idle and holds a lone event for ``within`` (measured: a 5 ms
-``within`` cost 4.5 % of a core on an idle worker), so it is not used.
+``within`` seconds even when idle and holds a lone event for ``within`` (measured on an idle
+worker: 5.9 % of a core with a 5 ms ``within``, 0.85 % with this module), so it is not used.
 
 The agents iterate ``events()`` (which also makes each event Faust's current event, so a table
 writes to its partition) and :class:`Pending` takes one more reference on each event's message
