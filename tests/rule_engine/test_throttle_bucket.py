@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from whale_rule_engine.throttle import decide
+import pytest
+from whale_rule_engine.throttle import PARTITION, BucketState, decide, expired, sweep
 
 
 def test_burst_passes_capacity_then_suppresses_and_counts() -> None:
@@ -43,3 +44,43 @@ def test_clock_going_backwards_does_not_mint_tokens() -> None:
     d = decide(None, capacity=1, refill_per_second=1.0, now=100.0, idempotency_key="a")
     d = decide(d.state, capacity=1, refill_per_second=1.0, now=50.0, idempotency_key="b")
     assert not d.allowed
+
+
+def test_a_bucket_expires_once_refilled_and_idle_past_the_grace() -> None:
+    """Refilled to capacity and last written at least `grace` ago: as good as no bucket."""
+    d = decide(None, capacity=2, refill_per_second=0.1, now=0.0, idempotency_key="a")
+    d = decide(d.state, capacity=2, refill_per_second=0.1, now=0.0, idempotency_key="b")
+    assert d.state["full"] == 20.0  # two tokens back at 0.1/s
+    assert not expired(d.state, now=19.0, grace=5.0)  # not refilled yet
+    assert not expired(d.state, now=20.0, grace=30.0)  # refilled, but a redelivery may still come
+    assert expired(d.state, now=30.0, grace=30.0)
+    suppressed = decide(d.state, capacity=2, refill_per_second=0.1, now=1.0, idempotency_key="c")
+    assert not suppressed.allowed and suppressed.state["full"] == pytest.approx(20.0)
+
+
+def test_buckets_written_before_expiry_was_recorded_never_expire() -> None:
+    """A state without `full` (an older worker's) is kept; it gains `full` on its next decision."""
+    assert not expired({"tokens": 1.0, "at": 0.0, "suppressed": 0, "recent": []}, now=1e9, grace=0.0)
+
+
+def test_a_swept_bucket_behaves_like_a_fresh_one() -> None:
+    """After the sweep deletes it, the key decides exactly as a never-seen key would."""
+    table: dict[str, BucketState] = {}
+    d = decide(None, capacity=3, refill_per_second=1.0, now=0.0, idempotency_key="a")
+    table["r\x1fweb-1"] = {**d.state, PARTITION: 1}
+    table["r\x1fweb-2"] = {
+        **decide(None, capacity=3, refill_per_second=1.0, now=99.0, idempotency_key="x").state,
+        PARTITION: 1,
+    }
+    table["r\x1fweb-3"] = {**d.state, PARTITION: 0}  # another partition's: its tombstone is not ours to write
+    assert sweep(table, partition=1, now=100.0, grace=60.0) == 1
+    assert set(table) == {"r\x1fweb-2", "r\x1fweb-3"}
+    after = decide(table.get("r\x1fweb-1"), capacity=3, refill_per_second=1.0, now=100.0, idempotency_key="b")
+    fresh = decide(None, capacity=3, refill_per_second=1.0, now=100.0, idempotency_key="b")
+    assert after == fresh
+    kept = decide(d.state, capacity=3, refill_per_second=1.0, now=100.0, idempotency_key="b")
+    assert (kept.allowed, kept.suppressed, kept.state["tokens"]) == (
+        fresh.allowed,
+        fresh.suppressed,
+        fresh.state["tokens"],
+    )

@@ -38,6 +38,7 @@ from whale.producer import EventProducer
 from whale.rules.ruleset import RuleSet
 from whale.store import claim_slot
 from whale_rule_engine import metrics
+from whale_rule_engine.batches import Pending, Sends, issue
 from whale_rule_engine.broker import broker_credentials, broker_urls
 from whale_rule_engine.engine import (
     Trigger,
@@ -50,7 +51,7 @@ from whale_rule_engine.engine import (
 from whale_rule_engine.offsets import seed_offsets
 from whale_rule_engine.recovery import TableManager
 from whale_rule_engine.settings import Settings
-from whale_rule_engine.throttle import decide
+from whale_rule_engine.throttle import PARTITION, decide, sweep
 
 log = structlog.get_logger(__name__)
 
@@ -90,6 +91,11 @@ class Runtime:
         metrics.DEAD_LETTERED.labels(reason=kind or ("render" if rule_id else "unreadable")).inc()
         if rule_id:
             log.warning("render_failed", rule_id=rule_id, reason=reason)
+
+    async def failed(self, message: Any, exc: BaseException, prefix: str) -> None:
+        """Dead-letter the Faust ``message`` whose handling (or one of its sends) failed with ``exc``."""
+        raw = KafkaMessage(message.key, message.value, headers_from(message.headers))
+        await self.dead_letter(raw, f"{prefix}: {type(exc).__name__}: {exc}", origin=message)
 
     async def ensure_pool(self, pool: str) -> None:
         if pool in self.ensured_pools:
@@ -141,33 +147,45 @@ def build_app(runtime: Runtime) -> faust.App:
         options=table_options if settings.table_store.startswith("rocksdb") else None,
     )
 
+    last_sweep: dict[int, float] = {}
+
     @app.agent(events)
     async def on_events(stream: Any) -> None:
+        # offsets are committed only after the outputs of their events are acknowledged (batches.py)
+        failed = functools.partial(runtime.failed, prefix="internal error")
+        pending = Pending(settings.batch_size, failed, linger=settings.batch_linger)
         async for record in stream.events():
+            sends = pending.hold(record)
             try:
-                await handle_event(runtime, record.message, triggers)
+                await handle_event(runtime, record.message, triggers, sends)
             except Exception as exc:  # nothing crashes the worker: the event is dead-lettered
                 log.exception("event_failed")
-                raw = KafkaMessage(
-                    record.message.key, record.message.value, headers_from(record.message.headers)
-                )
-                await runtime.dead_letter(
-                    raw, f"internal error: {type(exc).__name__}: {exc}", origin=record.message
-                )
+                issue(sends, runtime.failed(record.message, exc, "internal error"))
+            if pending.due(stream):
+                await pending.settle()
 
     @app.agent(triggers)
     async def on_triggers(stream: Any) -> None:
-        async for record in stream.events():
+        failed = functools.partial(runtime.failed, prefix="throttle stage failed")
+        pending = Pending(settings.batch_size, failed, linger=settings.batch_linger)
+        async for record in stream.events():  # the current event: the table's partition
+            sends = pending.hold(record)
             try:
-                await handle_trigger(runtime, record.message, buckets)
+                await handle_trigger(runtime, record.message, buckets, sends)
             except Exception as exc:
                 log.exception("trigger_failed")
-                raw = KafkaMessage(
-                    record.message.key, record.message.value, headers_from(record.message.headers)
-                )
-                await runtime.dead_letter(
-                    raw, f"throttle stage failed: {type(exc).__name__}: {exc}", origin=record.message
-                )
+                issue(sends, runtime.failed(record.message, exc, "throttle stage failed"))
+            partition, now = record.message.partition, time.time()
+            if now - last_sweep.get(partition, 0.0) >= settings.sweep_interval:
+                last_sweep[partition] = now
+                try:  # the tombstones go to the current event's partition, whose buckets these are
+                    expired = sweep(buckets, partition=partition, now=now, grace=settings.bucket_grace)
+                except Exception:  # the buckets stay; the next sweep tries again
+                    log.exception("bucket_sweep_failed", partition=partition)
+                else:
+                    metrics.BUCKETS_EXPIRED.inc(expired)
+            if pending.due(stream):
+                await pending.settle()
 
     async def ready() -> bool:
         """Assigned partitions, not rebalancing, and the fetcher alive (it stops on e.g. a codec error)."""
@@ -187,14 +205,15 @@ def build_app(runtime: Runtime) -> faust.App:
     return app
 
 
-async def handle_event(runtime: Runtime, message: Any, triggers: Any) -> None:
-    """Match one ``whale.events`` record; emit or forward its triggers; dead-letter failures."""
+async def handle_event(runtime: Runtime, message: Any, triggers: Any, sends: Sends) -> None:
+    """Match one ``whale.events`` record; emit or forward its triggers; dead-letter failures. The
+    sends to whale's topics are only issued, into ``sends``: the caller awaits them with its batch."""
     raw = KafkaMessage(message.key, message.value, headers_from(message.headers))
     try:
         event = from_kafka(raw)
     except BindingError as exc:
         metrics.EVENTS.labels(outcome="dead_lettered").inc()
-        await runtime.dead_letter(raw, f"unreadable: {exc}", origin=message)
+        issue(sends, runtime.dead_letter(raw, f"unreadable: {exc}", origin=message))
         return
     with bound_event(event):
         ctx = await asyncio.to_thread(runtime.enricher.context, event)  # lookups may wait on a CMDB
@@ -221,27 +240,31 @@ async def handle_event(runtime: Runtime, message: Any, triggers: Any) -> None:
         )
         if event.extensions.get("replaymode") == "dry":  # a dry-run replay: record, request nothing
             record = dry_run_record(event, found, failures, source=runtime.settings.source)
-            await runtime.producer.send(topics.RESULTS, record, key=event.id)
+            issue(sends, runtime.producer.send(topics.RESULTS, record, key=event.id))
             log.info("dry_run_recorded", would_request=len(found), failures=len(failures))
             return
         for rule in to_plan:
             metrics.MATCHES.labels(rule=rule.id).inc()
         for failure in failures:
             kind = "render_limit" if failure.limit else "render"
-            await runtime.dead_letter(raw, failure.reason, origin=message, rule_id=failure.rule_id, kind=kind)
+            dead = runtime.dead_letter(
+                raw, failure.reason, origin=message, rule_id=failure.rule_id, kind=kind
+            )
+            issue(sends, dead)
             notice = render_failed_notice(
                 event, failure, source=runtime.settings.source, enrichment=ctx[ENRICHMENT]
             )
-            await runtime.producer.send(topics.RESULTS, notice, key=failure.rule_id)
+            issue(sends, runtime.producer.send(topics.RESULTS, notice, key=failure.rule_id))
         for trigger in found:
             if trigger.throttle_key is None:
-                await emit_request(runtime, trigger)
-            else:
+                await emit_request(runtime, trigger, sends)
+            else:  # Faust's producer: enqueued here, flushed by the commit
                 await triggers.send(key=trigger.bucket.encode(), value=trigger.to_bytes())
 
 
-async def handle_trigger(runtime: Runtime, message: Any, buckets: Any) -> None:
-    """Spend a token of the trigger's bucket; emit the request or the throttle notice."""
+async def handle_trigger(runtime: Runtime, message: Any, buckets: Any, sends: Sends) -> None:
+    """Spend a token of the trigger's bucket (recording its partition for the sweep); issue the
+    request or the throttle notice into ``sends``."""
     trigger = Trigger.from_bytes(message.value)
     state = buckets.get(trigger.bucket)
     decision = decide(
@@ -253,21 +276,21 @@ async def handle_trigger(runtime: Runtime, message: Any, buckets: Any) -> None:
         remember=runtime.settings.recent_keys,
     )
     if decision.state != state:
-        buckets[trigger.bucket] = decision.state
+        buckets[trigger.bucket] = {**decision.state, PARTITION: message.partition}
     if decision.allowed:
-        await emit_request(runtime, trigger)
+        await emit_request(runtime, trigger, sends)
         return
     notice = throttled_notice(trigger, decision, source=runtime.settings.source)
-    await runtime.producer.send(topics.RESULTS, notice, key=trigger.rule_id)
+    issue(sends, runtime.producer.send(topics.RESULTS, notice, key=trigger.rule_id))
     metrics.THROTTLED.labels(rule=trigger.rule_id).inc()
     log.info("throttled", rule_id=trigger.rule_id, key=trigger.throttle_key, suppressed=decision.suppressed)
 
 
-async def emit_request(runtime: Runtime, trigger: Trigger) -> None:
+async def emit_request(runtime: Runtime, trigger: Trigger, sends: Sends) -> None:
     pool = trigger.target["pool"]
     await runtime.ensure_pool(pool)
     request = action_request(trigger, source=runtime.settings.source)
-    await runtime.producer.send(topics.actions_topic(pool), request, key=trigger.idempotency_key)
+    issue(sends, runtime.producer.send(topics.actions_topic(pool), request, key=trigger.idempotency_key))
     metrics.REQUESTED.labels(rule=trigger.rule_id).inc()
     log.info("action_requested", rule_id=trigger.rule_id, idempotency_key=trigger.idempotency_key)
 

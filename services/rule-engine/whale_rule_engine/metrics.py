@@ -23,6 +23,10 @@ THROTTLED = FAMILIES.counter(
 DEAD_LETTERED = FAMILIES.counter(
     "whale_rule_engine_dead_lettered_total", "Messages sent to whale.dlq, by reason kind", ["reason"]
 )
+BUCKETS_EXPIRED = FAMILIES.counter(
+    "whale_rule_engine_buckets_expired_total",
+    "Throttle buckets deleted (tombstoned) because they had refilled and idled past the grace",
+)
 ENRICH_FAILED = FAMILIES.counter(
     "whale_rule_engine_enrichment_failed_total",
     "Enrichment lookups that failed (the event goes on, the failure is in its enrichment.errors)",

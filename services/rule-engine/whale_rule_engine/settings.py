@@ -51,6 +51,25 @@ class Settings(BaseSettings):
     recent_keys: int = Field(
         default=16, ge=0, description="idempotency keys remembered per bucket so redeliveries pass"
     )
+    batch_size: int = Field(
+        default=500,
+        ge=1,
+        description="most events (or triggers) handled before their sends are awaited together",
+    )
+    batch_linger: float = Field(
+        default=0.01,
+        gt=0,
+        le=1.0,
+        description="seconds after which a batch the agent left unsettled is settled by a timer",
+    )
+    sweep_interval: float = Field(
+        default=60.0, gt=0, description="seconds between sweeps of a partition's expired throttle buckets"
+    )
+    bucket_grace: float = Field(
+        default=3600.0,
+        ge=0,
+        description="seconds a refilled bucket is kept after its last trigger (redeliveries pass free)",
+    )
     table_store: Literal["rocksdb://", "memory://"] = Field(
         default="rocksdb://",
         description="Faust store of the throttle table (rocksdb://: on disk under WHALE_STATE_DIR)",

@@ -6,10 +6,13 @@ with a changelog) and in ``whale rules test`` (state in a dict, time from event 
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 BucketState = dict[str, Any]
+PARTITION = "p"
+"""State field the worker adds: the table partition the bucket was written to (see :func:`sweep`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +53,49 @@ def decide(
         tokens -= 1.0
         recent = ([*recent, idempotency_key])[-remember:] if remember else []
         new = {"tokens": tokens, "at": now, "suppressed": 0, "recent": recent}
+        new["full"] = _full(now, tokens, capacity, refill_per_second)
         return Decision(True, new, 0, _next(now, tokens, refill_per_second))
     suppressed += 1
     new = {"tokens": tokens, "at": now, "suppressed": suppressed, "recent": recent}
+    new["full"] = _full(now, tokens, capacity, refill_per_second)
     return Decision(False, new, suppressed, _next(now, tokens, refill_per_second))
+
+
+def expired(state: BucketState, *, now: float, grace: float) -> bool:
+    """True when ``state`` is as good as no bucket at ``now``: it has refilled to the capacity it
+    was written with (``full``), so the next trigger passes either way and the suppressed count
+    would reset, and its last write (hence every remembered idempotency key) is at least ``grace``
+    seconds old, so a redelivery that would have passed free is no longer expected. States written
+    before ``full`` was recorded never expire (they gain it on their next decision)."""
+    full = state.get("full")
+    if not isinstance(full, int | float):
+        return False
+    return now >= full and now - float(state.get("at", now)) >= grace
+
+
+def sweep(buckets: MutableMapping[str, BucketState], *, partition: int, now: float, grace: float) -> int:
+    """Delete the :func:`expired` buckets written to ``partition`` (their ``p`` field) from
+    ``buckets``; returns how many. In the worker ``buckets`` is the Faust table and this runs while
+    an event of ``partition`` is current, so each delete tombstones that partition's changelog."""
+    doomed = [
+        key
+        for key, state in list(buckets.items())
+        if isinstance(state, dict)
+        and state.get(PARTITION) == partition
+        and expired(state, now=now, grace=grace)
+    ]
+    for key in doomed:
+        del buckets[key]
+    return len(doomed)
+
+
+def _full(now: float, tokens: float, capacity: int, refill_per_second: float) -> float | None:
+    """Epoch seconds when the bucket is back at ``capacity`` (None: never, without a refill)."""
+    if tokens >= capacity:
+        return now
+    if refill_per_second <= 0:
+        return None
+    return now + (capacity - tokens) / refill_per_second
 
 
 def _next(now: float, tokens: float, refill_per_second: float) -> float:

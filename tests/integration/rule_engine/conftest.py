@@ -58,8 +58,10 @@ def tap(re_settings: WhaleSettings) -> Iterator[Callable[[str, Callable[[KafkaMe
 def workers(re_settings: WhaleSettings, scope: Scope, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
-    def start(app_id: str, rules_dir: Path | None = None, *, name: str = "worker") -> Worker:
-        w = Worker(re_settings, app_id, rules_dir, tmp_path / f"{name}-{len(started)}.log")
+    def start(
+        app_id: str, rules_dir: Path | None = None, *, name: str = "worker", env: dict[str, str] | None = None
+    ) -> Worker:
+        w = Worker(re_settings, app_id, rules_dir, tmp_path / f"{name}-{len(started)}.log", env)
         started.append(w)
         return w
 

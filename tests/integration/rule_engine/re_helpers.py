@@ -40,7 +40,14 @@ class Scope:
 class Worker:
     """`whale run rule-engine` in a subprocess with env settings."""
 
-    def __init__(self, settings: WhaleSettings, app_id: str, rules_dir: Path | None, log: Path) -> None:
+    def __init__(
+        self,
+        settings: WhaleSettings,
+        app_id: str,
+        rules_dir: Path | None,
+        log: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.log = log
         env = {
@@ -49,6 +56,7 @@ class Worker:
             "WHALE_RULE_ENGINE_APP_ID": app_id,
             "WHALE_RULE_ENGINE_PORT": str(self.port),
             "WHALE_LOG_FORMAT": "json",
+            **(env or {}),
         }
         if rules_dir is not None:
             env["WHALE_RULES_DIR"] = str(rules_dir)
