@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 from confluent_kafka import TopicPartition
-from whale_executor.intake import Intake
+from whale_executor.intake import intake as executor_intake
 from whale_executor.settings import Settings
 
 from whale.binding import to_binary
 from whale.cloudevent import CloudEvent
+from whale.consume_keyed import KeyedConsumer
 from whale.consumer import Received
 from whale.settings import WhaleSettings
 
@@ -44,6 +45,9 @@ class Msg:
     def headers(self) -> Any:
         return list(self._m.headers)
 
+    def timestamp(self) -> tuple[int, int]:
+        return (0, 0)
+
     def error(self) -> None:
         return None
 
@@ -59,8 +63,8 @@ class FakeConsumer:
         self.commits.append([(tp.topic, tp.partition, tp.offset) for tp in offsets])
 
 
-def intake(handler: Any, **options: Any) -> Intake:
-    return Intake(
+def intake(handler: Any, **options: Any) -> KeyedConsumer:
+    return executor_intake(
         WhaleSettings(kafka_bootstrap="127.0.0.1:1"),
         topic=TOPIC,
         group_id="g",
@@ -71,18 +75,17 @@ def intake(handler: Any, **options: Any) -> Intake:
     )
 
 
-def running_intake(handler: Any, **options: Any) -> tuple[Intake, FakeConsumer]:
+def running_intake(handler: Any, **options: Any) -> tuple[KeyedConsumer, FakeConsumer]:
     """An intake bound to the running loop (as ``run()`` does) whose consumer is a fake."""
     loop = intake(handler, **options)
-    loop._consumer.close()
     fake = FakeConsumer()
-    loop._consumer = fake  # type: ignore[assignment]
+    loop._consumer = fake
     loop._loop = asyncio.get_running_loop()
     loop._loop_thread = threading.get_ident()
     return loop, fake
 
 
-async def revoke(loop: Intake, *partitions: int) -> None:
+async def revoke(loop: KeyedConsumer, *partitions: int) -> None:
     """The rebalance callback, in a worker thread as when librdkafka calls it inside ``_fetch``."""
     revoked = [TopicPartition(TOPIC, p) for p in partitions]
     await asyncio.wait_for(asyncio.to_thread(loop._on_revoke, None, revoked), timeout=10)
@@ -90,7 +93,7 @@ async def revoke(loop: Intake, *partitions: int) -> None:
 
 async def started(
     *requests: tuple[int, int], grace: float
-) -> tuple[Intake, FakeConsumer, list[asyncio.Event], list[int]]:
+) -> tuple[KeyedConsumer, FakeConsumer, list[asyncio.Event], list[int]]:
     """An intake running one request per (partition, offset), each with its own key: request ``n``
     waits for ``gates[n]``; the numbers of the requests cancelled are noted in ``cancelled``."""
     gates = [asyncio.Event() for _ in requests]
@@ -111,7 +114,7 @@ async def started(
     return loop, fake, gates, cancelled
 
 
-def positions(loop: Intake) -> list[tuple[int, int]]:
+def positions(loop: KeyedConsumer) -> list[tuple[int, int]]:
     return [(tp.partition, tp.offset) for tp in loop._positions()]
 
 
