@@ -1,5 +1,6 @@
-"""The request loop's bookkeeping: per-key ordering, committing only finished offsets, and the
-revoke grace (a rebalance lets the revoked partitions' requests finish, then cancels the rest)."""
+"""The executor's intake (the shared loop's per-key ordered variant, configured for a pool): per-key
+ordering, committing only finished offsets, the revoke grace (a rebalance lets the revoked partitions'
+requests finish, then cancels the rest) and the pool's in-flight gauge."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import TopicPartition
+from whale_executor import metrics
 from whale_executor.intake import intake as executor_intake
 from whale_executor.settings import Settings
 
@@ -206,3 +208,17 @@ def test_revoke_grace_is_read_from_the_environment_and_bounded_by_the_poll_inter
         Settings()
     with pytest.raises(ValueError, match=r"revoke_grace must be between 0 and 150 seconds .* got 600"):
         intake(None, revoke_grace=600)
+
+
+async def test_the_pools_in_flight_gauge_follows_the_requests_in_progress() -> None:
+    def in_flight() -> float | None:
+        return metrics.registry().get_sample_value("whale_executor_in_flight", {"pool": "t"})
+
+    loop, _, gates, _ = await started((0, 0), (1, 0), grace=1.0)
+    assert in_flight() == 2
+    gates[0].set()
+    await asyncio.sleep(0.05)
+    assert in_flight() == 1 == loop.in_flight
+    gates[1].set()
+    await asyncio.sleep(0.05)
+    assert in_flight() == 0
