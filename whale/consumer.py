@@ -10,8 +10,9 @@ handler failure is retried with backoff: forever while the error is retryable (b
 to ``max_attempts`` times, after which the messages are dead-lettered with the reason. The variants
 differ only in how a batch is handed out: to a batch handler, one event at a time to a handler, or
 as raw messages (``raw_handler``: no decoding, for readers of ``whale.dlq`` itself). A subclass
-changes only :meth:`EventConsumer._fetch`, :meth:`EventConsumer._hand_out` and
-:meth:`EventConsumer._commit` (e.g. per-key ordered tasks committing what they finished).
+changes only :meth:`EventConsumer._fetch`, :meth:`EventConsumer._hand_out`,
+:meth:`EventConsumer._commit` and :meth:`EventConsumer._drain` (e.g. per-key ordered tasks committing
+what they finished: :mod:`whale.consume_keyed`).
 """
 
 from __future__ import annotations
@@ -243,6 +244,7 @@ class EventConsumer:
                     await self._commit(_before(batch, stop.unhandled))
                     break
                 await self._commit(batch)
+            await self._drain()
         finally:
             self.subscribed = False
             await asyncio.to_thread(consumer.close)
@@ -304,6 +306,9 @@ class EventConsumer:
         commits what they finished instead)."""
         if done:
             await asyncio.to_thread(commit_batch, self.consumer, done, group=self.group)
+
+    async def _drain(self) -> None:
+        """After the last turn, before leaving the group (a variant with tasks waits for them here)."""
 
     # ------------------------------------------------------------------ handing out
     async def _hand_out(self, batch: list[Any]) -> None:

@@ -1,5 +1,6 @@
-"""The request loop's bookkeeping: per-key ordering, committing only finished offsets, and the
-revoke grace (a rebalance lets the revoked partitions' requests finish, then cancels the rest)."""
+"""The executor's intake (the shared loop's per-key ordered variant, configured for a pool): per-key
+ordering, committing only finished offsets, the revoke grace (a rebalance lets the revoked partitions'
+requests finish, then cancels the rest) and the pool's in-flight gauge."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from typing import Any
 
 import pytest
 from confluent_kafka import TopicPartition
-from whale_executor.intake import Intake
+from whale_executor import metrics
+from whale_executor.intake import intake as executor_intake
 from whale_executor.settings import Settings
 
 from whale.binding import to_binary
 from whale.cloudevent import CloudEvent
+from whale.consume_keyed import KeyedConsumer
 from whale.consumer import Received
 from whale.settings import WhaleSettings
 
@@ -44,6 +47,9 @@ class Msg:
     def headers(self) -> Any:
         return list(self._m.headers)
 
+    def timestamp(self) -> tuple[int, int]:
+        return (0, 0)
+
     def error(self) -> None:
         return None
 
@@ -59,8 +65,8 @@ class FakeConsumer:
         self.commits.append([(tp.topic, tp.partition, tp.offset) for tp in offsets])
 
 
-def intake(handler: Any, **options: Any) -> Intake:
-    return Intake(
+def intake(handler: Any, **options: Any) -> KeyedConsumer:
+    return executor_intake(
         WhaleSettings(kafka_bootstrap="127.0.0.1:1"),
         topic=TOPIC,
         group_id="g",
@@ -71,18 +77,17 @@ def intake(handler: Any, **options: Any) -> Intake:
     )
 
 
-def running_intake(handler: Any, **options: Any) -> tuple[Intake, FakeConsumer]:
+def running_intake(handler: Any, **options: Any) -> tuple[KeyedConsumer, FakeConsumer]:
     """An intake bound to the running loop (as ``run()`` does) whose consumer is a fake."""
     loop = intake(handler, **options)
-    loop._consumer.close()
     fake = FakeConsumer()
-    loop._consumer = fake  # type: ignore[assignment]
+    loop._consumer = fake
     loop._loop = asyncio.get_running_loop()
     loop._loop_thread = threading.get_ident()
     return loop, fake
 
 
-async def revoke(loop: Intake, *partitions: int) -> None:
+async def revoke(loop: KeyedConsumer, *partitions: int) -> None:
     """The rebalance callback, in a worker thread as when librdkafka calls it inside ``_fetch``."""
     revoked = [TopicPartition(TOPIC, p) for p in partitions]
     await asyncio.wait_for(asyncio.to_thread(loop._on_revoke, None, revoked), timeout=10)
@@ -90,7 +95,7 @@ async def revoke(loop: Intake, *partitions: int) -> None:
 
 async def started(
     *requests: tuple[int, int], grace: float
-) -> tuple[Intake, FakeConsumer, list[asyncio.Event], list[int]]:
+) -> tuple[KeyedConsumer, FakeConsumer, list[asyncio.Event], list[int]]:
     """An intake running one request per (partition, offset), each with its own key: request ``n``
     waits for ``gates[n]``; the numbers of the requests cancelled are noted in ``cancelled``."""
     gates = [asyncio.Event() for _ in requests]
@@ -111,7 +116,7 @@ async def started(
     return loop, fake, gates, cancelled
 
 
-def positions(loop: Intake) -> list[tuple[int, int]]:
+def positions(loop: KeyedConsumer) -> list[tuple[int, int]]:
     return [(tp.partition, tp.offset) for tp in loop._positions()]
 
 
@@ -203,3 +208,17 @@ def test_revoke_grace_is_read_from_the_environment_and_bounded_by_the_poll_inter
         Settings()
     with pytest.raises(ValueError, match=r"revoke_grace must be between 0 and 150 seconds .* got 600"):
         intake(None, revoke_grace=600)
+
+
+async def test_the_pools_in_flight_gauge_follows_the_requests_in_progress() -> None:
+    def in_flight() -> float | None:
+        return metrics.registry().get_sample_value("whale_executor_in_flight", {"pool": "t"})
+
+    loop, _, gates, _ = await started((0, 0), (1, 0), grace=1.0)
+    assert in_flight() == 2
+    gates[0].set()
+    await asyncio.sleep(0.05)
+    assert in_flight() == 1 == loop.in_flight
+    gates[1].set()
+    await asyncio.sleep(0.05)
+    assert in_flight() == 0

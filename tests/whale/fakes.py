@@ -55,9 +55,22 @@ class FakeConsumer:
         self.commits: list[list[tuple[str, int, int]]] = []
         self.subscribed_with: dict[str, Any] = {}
         self.closed = False
+        self.partitions: list[Any] = []  # assigned (to ``on_assign``) when subscribing
+        self.flow: list[tuple[str, list[tuple[str, int]]]] = []  # pause and resume calls
 
     def subscribe(self, topics: list[str], **callbacks: Any) -> None:
         self.subscribed_with = callbacks
+        if self.partitions and "on_assign" in callbacks:
+            callbacks["on_assign"](self, self.partitions)
+
+    def assignment(self) -> list[Any]:
+        return list(self.partitions)
+
+    def pause(self, partitions: list[Any]) -> None:
+        self.flow.append(("pause", [(tp.topic, tp.partition) for tp in partitions]))
+
+    def resume(self, partitions: list[Any]) -> None:
+        self.flow.append(("resume", [(tp.topic, tp.partition) for tp in partitions]))
 
     def consume(self, num_messages: int, timeout: float) -> list[Msg]:
         self.calls.append((num_messages, timeout))

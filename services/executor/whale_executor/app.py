@@ -12,6 +12,7 @@ import structlog
 from whale import compacted, topics
 from whale.admin import ensure_topics
 from whale.cloudevent import CloudEvent
+from whale.consume_keyed import KeyedConsumer
 from whale.consumer import Received
 from whale.errors import ConfigError, WhaleError
 from whale.health import HealthServer, serve_health
@@ -25,7 +26,7 @@ from whale_executor.actions.ssh import SshRuntime, bind_all
 from whale_executor.approvals import Approvals
 from whale_executor.catalog import Catalog, load_catalog
 from whale_executor.errors import RequestInvalid
-from whale_executor.intake import Intake
+from whale_executor.intake import intake
 from whale_executor.requests import loose_key, loose_target, parse_request
 from whale_executor.results import FAILED, result_event, source_of
 from whale_executor.runner import ActionRequests, Runner
@@ -55,7 +56,7 @@ class Executor:
         bind_all(self.catalog.actions.values(), self.ssh)
         self.source = source_of(self.pool)
         self._tasks: list[asyncio.Task[None]] = []
-        self._intakes: list[Intake] = []
+        self._intakes: list[KeyedConsumer] = []
         self._producer: EventProducer | None = None
         self._store: StateStore | None = None
         self._health: HealthServer | None = None
@@ -97,7 +98,7 @@ class Executor:
         )
         group = f"whale-executor-{self.pool}"
         self._intakes.append(
-            Intake(
+            intake(
                 s.whale,
                 topic=topics.actions_topic(self.pool),
                 group_id=group,
@@ -111,7 +112,7 @@ class Executor:
         )
         if s.approvals:  # approval decisions and cancel requests
             self._intakes.append(
-                Intake(
+                intake(
                     s.whale,
                     topic=topics.EVENTS,
                     group_id=f"{group}-approvals",
@@ -123,7 +124,7 @@ class Executor:
                     auto_offset_reset="latest",
                 )
             )
-        self._tasks = [asyncio.create_task(intake.run()) for intake in self._intakes]
+        self._tasks = [asyncio.create_task(c.run()) for c in self._intakes]
         self._sweeper = asyncio.create_task(self.sweep_forever())
         waits = [asyncio.create_task(i.assigned.wait()) for i in self._intakes]
         _, pending = await asyncio.wait(waits, timeout=timeout)
@@ -189,8 +190,8 @@ class Executor:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
-        for intake in self._intakes:
-            intake.stop()
+        for consumer in self._intakes:
+            consumer.stop()
         for task in self._tasks:
             with contextlib.suppress(Exception):
                 await task
