@@ -19,6 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
+from whale.consumer import fetch_ready
 from whale.errors import BindingError, WhaleError
 from whale.producer import Delivered, EventProducer
 from whale.settings import WhaleSettings
@@ -131,7 +132,7 @@ class CompactedFollower:
             if not pending:
                 self._caught_up.set()
             while not self._stop.is_set():
-                batch: list[Any] = consumer.consume(CHANGELOG_BATCH, 0.2)
+                batch = fetch_ready(consumer, CHANGELOG_BATCH, 0.2)  # a live change is read at once
                 offsets: dict[int, int] = {}
                 if local is not None and batch:
                     self._begin()

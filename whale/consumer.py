@@ -280,15 +280,7 @@ class EventConsumer:
 
     # ------------------------------------------------------------------ fetching
     def _fetch(self) -> list[Any]:
-        """What is fetched already; else wait up to ``poll_timeout`` for one message and take it with
-        whatever came along (on the fetch thread; never waits for a full batch)."""
-        batch: list[Any] = self.consumer.consume(self._max_batch, 0)
-        if batch:
-            return batch
-        first: list[Any] = self.consumer.consume(1, self._poll_timeout)
-        if not first or self._max_batch == 1:
-            return first
-        return [*first, *self.consumer.consume(self._max_batch - 1, 0)]
+        return fetch_ready(self.consumer, self._max_batch, self._poll_timeout)
 
     def _readable(self, batch: list[Any]) -> list[Any]:
         for msg in batch:
@@ -384,6 +376,19 @@ class EventConsumer:
             return
         plain = KafkaMessage(item.key(), item.value(), headers_from(item.headers()))
         await self.dead_letter(plain, item.topic(), item.partition(), item.offset(), reason)
+
+
+def fetch_ready(consumer: Any, max_batch: int, timeout: float) -> list[Any]:
+    """What ``consumer`` fetched already (up to ``max_batch``); else wait up to ``timeout`` for one
+    message and take it with whatever came along. Never waits for a full batch: ``consume(n, t)``
+    returns only when it has ``n`` messages or ``t`` passed, so a lone message would wait ``t``."""
+    batch: list[Any] = consumer.consume(max_batch, 0)
+    if batch:
+        return batch
+    first: list[Any] = consumer.consume(1, timeout)
+    if not first or max_batch == 1:
+        return first
+    return [*first, *consumer.consume(max_batch - 1, 0)]
 
 
 def _before(batch: list[Any], unhandled: Received | None) -> list[Any]:
