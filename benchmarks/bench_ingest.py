@@ -8,14 +8,17 @@ Run alone with ``python -m benchmarks.bench_ingest``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -23,11 +26,14 @@ import httpx
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
 
 from benchmarks import stop_process
+from benchmarks.bench_executor import _cpu, _profiler
 from whale.admin import ensure_topics
 from whale.settings import WhaleSettings
 from whale.topics import TopicSpec
 
-TITLE = "Event center ingest (POST /events -> Kafka acked), events/s and single-POST latency (ms)"
+TITLE = "Event center ingest (POST /events -> Kafka acked), events/s, CPU and latency (ms)"
+KEY = ("case",)
+COMPARE = {"events/s": "max", "CPU ms/event": "min", "p50 ms": "min", "p99 ms": "min"}
 TYPE = "whale.bench.sample"
 SCHEMA = {
     "type": "object",
@@ -146,32 +152,56 @@ def run() -> list[dict[str, Any]]:
         if answer.status_code != 200:
             raise RuntimeError(f"cannot register {TYPE}: {answer.status_code} {answer.text[:300]}")
         asyncio.run(_singles(url, 300, 4))  # warm-up
-        rate_1, lat_1 = asyncio.run(_singles(url, SEQUENTIAL, 1))
-        rate_n, lat_n = asyncio.run(_singles(url, CONCURRENT, CONCURRENCY))
-        rate_b, lat_b = asyncio.run(_batches(url))
+        side = "base" if "whale-baseline-" in os.environ.get("PYTHONPATH", "") else "new"
+        rows = [
+            _measured(proc.pid, "single POST, 1 at a time", SEQUENTIAL, lambda: _singles(url, SEQUENTIAL, 1)),
+            _measured(
+                proc.pid,
+                f"single POST, {CONCURRENCY} concurrent",
+                CONCURRENT,
+                lambda: _singles(url, CONCURRENT, CONCURRENCY),
+                f"ingest-{side}-singles",
+            ),
+            _measured(
+                proc.pid,
+                f"batch of {BATCH_SIZE}, {BATCH_CONCURRENCY} concurrent",
+                BATCHES * BATCH_SIZE,
+                lambda: _batches(url),
+                f"ingest-{side}-batches",
+                "per batch",
+            ),
+        ]
     finally:
         stop_process(proc)
         AdminClient(settings.kafka_config()).delete_topics([topic])
-    return [
-        _row("single POST, 1 at a time", SEQUENTIAL, rate_1, lat_1),
-        _row(f"single POST, {CONCURRENCY} concurrent", CONCURRENT, rate_n, lat_n),
-        _row(
-            f"batch of {BATCH_SIZE}, {BATCH_CONCURRENCY} concurrent",
-            BATCHES * BATCH_SIZE,
-            rate_b,
-            lat_b,
-            "per batch",
-        ),
-    ]
+    return rows
 
 
-def _row(
-    case: str, events: int, rate: float, latencies: list[float], unit: str = "per POST"
+def _measured(
+    pid: int,
+    case: str,
+    events: int,
+    workload: Callable[[], Coroutine[Any, Any, tuple[float, list[float]]]],
+    profile: str | None = None,
+    unit: str = "per POST",
 ) -> dict[str, Any]:
+    """One case: its rate, the event center's CPU per event (from /proc) and its latencies;
+    profiled with py-spy when ``$WHALE_BENCH_PROFILE`` names a folder (see bench_executor)."""
+    spy = _profiler(pid, profile) if profile else None
+    if spy is not None:
+        time.sleep(0.5)  # py-spy attached
+    cpu = _cpu(pid)
+    rate, latencies = asyncio.run(workload())
+    used = _cpu(pid) - cpu
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            spy.wait(60)
     return {
         "case": case,
         "events": events,
         "events/s": rate,
+        "CPU ms/event": round(used / events * 1000, 3),
         "p50 ms": statistics.median(latencies),
         "p99 ms": _pct(latencies, 0.99),
         "latency of": unit,

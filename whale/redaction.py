@@ -9,6 +9,7 @@ redaction turned off with an empty list. Works on JSON data only (bytes are left
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -22,8 +23,25 @@ MAX_EXTENSION = 1000  # characters of the pointer list kept in the extension
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few keys, event after event
 def _words(key: str) -> str:
     return _CAMEL.sub(r"\1_\2", key).replace("-", "_").lower()
+
+
+def _any_secret(data: Any, pattern: re.Pattern[str]) -> bool:
+    """Whether :meth:`Redactor.paths` would redact anything in ``data``."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and item is not None and pattern.match(_words(key)):
+                    return True
+                if isinstance(item, dict | list):
+                    stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(item for item in value if isinstance(item, dict | list))
+    return False
 
 
 class Redactor:
@@ -75,8 +93,8 @@ class Redactor:
     def apply(self, event: CloudEvent) -> CloudEvent:
         """``event`` with secret-looking data values replaced (the same object when none)."""
         pattern = self._by_type.get(event.type, self._default)
-        if pattern is None or not isinstance(event.data, dict | list):
-            return event
+        if pattern is None or not isinstance(event.data, dict | list) or not _any_secret(event.data, pattern):
+            return event  # the common case: found by a scan that copies nothing
         data, found = self.paths(event.data, pattern)
         if not found:
             return event

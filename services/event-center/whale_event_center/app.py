@@ -129,13 +129,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def get_settings(request: Request) -> Settings:
-    """The app's settings (set by :func:`create_app`)."""
+async def get_settings(request: Request) -> Settings:
+    """The app's settings (set by :func:`create_app`; async: FastAPI runs a sync dependency in a
+    worker thread, a thread hop per request)."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_ingest(request: Request) -> Ingest:
+async def get_ingest(request: Request) -> Ingest:
     """The app's :class:`Ingest` (set by :func:`create_app`)."""
     ingest: Ingest = request.app.state.ingest
     return ingest

@@ -100,6 +100,9 @@ def build(settings: Settings) -> Components:
             max_in_flight=settings.max_in_flight,
             delivery_timeout_ms=int(settings.produce_timeout * 1000),
             client_id="whale-event-center",
+            # no fixed linger: a lone POST is sent at once; concurrent POSTs still share batches (what
+            # arrives while the idempotent producer's 5 requests are in flight is sent together)
+            extra={"linger.ms": 0},
         ),
         schemas=CompactedView(settings.whale, topics.SCHEMAS),
         rules=CompactedView(settings.whale, topics.RULES),
