@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,9 @@ def admin_token(stack: WhaleSettings) -> str:
             finally:
                 await asyncio.to_thread(producer.close)
 
-        asyncio.run(write())
+        # on a thread of its own: a caller may already run an event loop (asyncio.run would refuse)
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, write()).result()
         _ADMIN["token"] = token
     return _ADMIN["token"]
 
