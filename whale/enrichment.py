@@ -87,6 +87,8 @@ class Provider(Protocol):
 
     name: str
     place: str
+    # an optional ``waits = False`` says lookups answer from memory (no I/O), so callers may run
+    # them inline on an event loop; a provider without it is taken to wait (Enricher.waits)
 
     def lookup(self, hosts: list[str]) -> Any | None:
         """The facts for the first of ``hosts`` (candidates, best first) the source knows; None when
@@ -115,6 +117,7 @@ class InventoryProvider:
 
     name = "inventory"
     place = "host"
+    waits = False  # a dict lookup
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
@@ -140,6 +143,7 @@ class HttpProvider:
 
     name = "http"
     place = "cmdb"
+    waits = True
 
     def __init__(self, url: str, *, timeout: float, ttl: float, client: httpx.Client | None = None) -> None:
         self.url = url
@@ -204,6 +208,8 @@ class Enricher:
 
     def __init__(self, providers: list[Provider]) -> None:
         self.providers = providers
+        self.waits = any(getattr(p, "waits", True) for p in providers)
+        """Whether a lookup may wait on I/O (then run :meth:`context` off the event loop)."""
 
     def enrich(self, event: CloudEvent) -> dict[str, Any]:
         """What the providers know about ``event`` (never raises; failures are in ``errors``)."""

@@ -130,3 +130,35 @@ def test_a_batch_settles_when_full_or_when_the_agent_does_not_come_back() -> Non
 
 async def _never(event: Any, exc: BaseException) -> None:
     raise AssertionError(f"no send failed, yet {event} was handed on: {exc}")
+
+
+def test_the_deferred_work_of_a_batch_runs_at_its_settle_before_its_sends_are_awaited_and_acked() -> None:
+    """The rule engine renders a batch's matched events in ``before``: the sends it issues are
+    awaited with the batch, and the events are acked only after them (also when the timer settles)."""
+    order: list[str] = []
+
+    async def run() -> bool:
+        deferred: list[Sends] = []
+
+        async def before() -> None:
+            batch = deferred[:]
+            deferred.clear()
+            await asyncio.sleep(0)  # the render hop
+            for n, sends in enumerate(batch):
+                issue(sends, send(f"rendered-{n}"))
+
+        async def send(name: str) -> None:
+            await asyncio.sleep(0.005)
+            order.append(name)
+
+        pending = Pending(10, _never, linger=0.01, before=before)
+        events = [_Event() for _ in range(2)]
+        for event in events:
+            deferred.append(pending.hold(event))
+            event.ack()
+        assert not pending.due(_Stream(waiting=1))  # more waiting, then the buffer empties (rebalance)
+        await asyncio.sleep(0.05)  # the timer settles: before, the sends, then the acks
+        return all(e.message.acked for e in events)
+
+    assert asyncio.run(run())
+    assert order == ["rendered-0", "rendered-1"]

@@ -126,3 +126,13 @@ def test_the_http_provider_looks_the_host_up_once_per_ttl_and_reports_failures()
 
 def test_inventory_provider_with_no_inventory_adds_nothing() -> None:
     assert InventoryProvider.from_settings(EnrichmentSettings()).lookup(["vm-web-01"]) is None
+
+
+def test_an_enricher_waits_only_when_a_provider_may_wait_on_io() -> None:
+    from whale.enrichment import NO_ENRICHMENT, Enricher, HttpProvider, InventoryProvider
+    from whale.inventory import Inventory
+
+    assert not NO_ENRICHMENT.waits
+    assert not Enricher([InventoryProvider(Inventory())]).waits
+    http = HttpProvider("http://cmdb.invalid/{host}", timeout=1.0, ttl=1.0)
+    assert Enricher([InventoryProvider(Inventory()), http]).waits

@@ -28,6 +28,7 @@ import structlog
 from whale import topics
 from whale.admin import ensure_topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
+from whale.cloudevent import CloudEvent
 from whale.compacted import CompactedView
 from whale.consumer import write_dead_letter
 from whale.enrichment import ENRICHMENT, NO_ENRICHMENT, Enricher, build
@@ -35,12 +36,14 @@ from whale.errors import BindingError, ConfigError, WhaleError
 from whale.health import HealthServer, serve_health
 from whale.logging import bound_event, configure_logging, library_logging
 from whale.producer import EventProducer
+from whale.rules.model import Rule
 from whale.rules.ruleset import RuleSet
 from whale.store import claim_slot
 from whale_rule_engine import metrics
 from whale_rule_engine.batches import Pending, Sends, issue
 from whale_rule_engine.broker import broker_credentials, broker_urls
 from whale_rule_engine.engine import (
+    Failure,
     Trigger,
     action_request,
     dry_run_record,
@@ -153,14 +156,24 @@ def build_app(runtime: Runtime) -> faust.App:
     async def on_events(stream: Any) -> None:
         # offsets are committed only after the outputs of their events are acknowledged (batches.py)
         failed = functools.partial(runtime.failed, prefix="internal error")
-        pending = Pending(settings.batch_size, failed, linger=settings.batch_linger)
+        matched: list[Matched] = []  # the held events that matched, rendered together at the settle
+
+        async def render_matched() -> None:
+            batch = matched[:]  # taken before any await: exactly the batch being settled
+            matched.clear()
+            await finish_events(runtime, batch, triggers)
+
+        pending = Pending(settings.batch_size, failed, linger=settings.batch_linger, before=render_matched)
         async for record in stream.events():
             sends = pending.hold(record)
             try:
-                await handle_event(runtime, record.message, triggers, sends)
+                found = await handle_event(runtime, record.message, sends)
             except Exception as exc:  # nothing crashes the worker: the event is dead-lettered
                 log.exception("event_failed")
                 issue(sends, runtime.failed(record.message, exc, "internal error"))
+            else:
+                if found is not None:
+                    matched.append(found)
             if pending.due(stream):
                 await pending.settle()
 
@@ -205,61 +218,112 @@ def build_app(runtime: Runtime) -> faust.App:
     return app
 
 
-async def handle_event(runtime: Runtime, message: Any, triggers: Any, sends: Sends) -> None:
-    """Match one ``whale.events`` record; emit or forward its triggers; dead-letter failures. The
-    sends to whale's topics are only issued, into ``sends``: the caller awaits them with its batch."""
+@dataclass
+class Matched:
+    """A ``whale.events`` record that matched rules: rendered with its batch (one thread hop)."""
+
+    message: Any
+    raw: KafkaMessage
+    event: CloudEvent
+    ctx: dict[str, Any]
+    rules: list[Rule]
+    sends: Sends
+
+
+async def handle_event(runtime: Runtime, message: Any, sends: Sends) -> Matched | None:
+    """Decode and match one ``whale.events`` record; dead-letter an unreadable one (issued into
+    ``sends``). What matched is returned, to render with its batch (:func:`finish_events`)."""
     raw = KafkaMessage(message.key, message.value, headers_from(message.headers))
     try:
         event = from_kafka(raw)
     except BindingError as exc:
         metrics.EVENTS.labels(outcome="dead_lettered").inc()
         issue(sends, runtime.dead_letter(raw, f"unreadable: {exc}", origin=message))
+        return None
+    if runtime.enricher.waits:  # lookups may wait on a CMDB
+        ctx = await asyncio.to_thread(runtime.enricher.context, event)
+    else:  # from memory: a thread hop would cost more than the lookups
+        ctx = runtime.enricher.context(event)
+    for problem in ctx[ENRICHMENT].get("errors", ()):
+        metrics.ENRICH_FAILED.labels(provider=problem["provider"]).inc()
+    started = time.perf_counter()
+    matched = runtime.rules.match(ctx)
+    metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
+    metrics.EVENTS.labels(outcome="matched" if matched else "unmatched").inc()
+    if not matched:
+        return None
+    return Matched(message, raw, event, ctx, [r for r in matched if r.enabled], sends)
+
+
+Planned = tuple[list[Trigger], list[Failure]] | BaseException
+
+
+def plan_all(runtime: Runtime, batch: list[Matched]) -> list[Planned]:
+    """:func:`plan` for every event of ``batch`` (run in the render thread; each rule of each event
+    keeps its own sandbox budget). An unexpected error is returned for its event alone."""
+    out: list[Planned] = []
+    for item in batch:
+        try:
+            out.append(
+                plan(
+                    item.rules,
+                    item.event,
+                    catalog=runtime.catalog,
+                    timeout=runtime.settings.render_timeout,
+                    max_output=runtime.settings.max_param_bytes,
+                    ctx=item.ctx,
+                )
+            )
+        except Exception as exc:
+            out.append(exc)
+    return out
+
+
+async def finish_events(runtime: Runtime, batch: list[Matched], triggers: Any) -> None:
+    """Render ``batch`` in one hop to the render thread, then, event by event in order, emit or
+    forward its triggers and dead-letter its failures (issued into each event's sends)."""
+    if not batch:
         return
-    with bound_event(event):
-        ctx = await asyncio.to_thread(runtime.enricher.context, event)  # lookups may wait on a CMDB
-        for problem in ctx[ENRICHMENT].get("errors", ()):
-            metrics.ENRICH_FAILED.labels(provider=problem["provider"]).inc()
-        started = time.perf_counter()
-        matched = runtime.rules.match(ctx)
-        metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
-        metrics.EVENTS.labels(outcome="matched" if matched else "unmatched").inc()
-        if not matched:
-            return
-        to_plan = [r for r in matched if r.enabled]
-        found, failures = await asyncio.get_running_loop().run_in_executor(
-            runtime.render_pool,
-            functools.partial(
-                plan,
-                to_plan,
-                event,
-                catalog=runtime.catalog,
-                timeout=runtime.settings.render_timeout,
-                max_output=runtime.settings.max_param_bytes,
-                ctx=ctx,
-            ),
+    loop = asyncio.get_running_loop()
+    planned = await loop.run_in_executor(runtime.render_pool, plan_all, runtime, batch)
+    for item, result in zip(batch, planned, strict=True):
+        try:
+            if isinstance(result, BaseException):
+                raise result
+            with bound_event(item.event):
+                await emit_planned(runtime, item, *result, triggers=triggers)
+        except Exception as exc:  # nothing crashes the worker: the event is dead-lettered
+            log.exception("event_failed")
+            issue(item.sends, runtime.failed(item.message, exc, "internal error"))
+
+
+async def emit_planned(
+    runtime: Runtime, item: Matched, found: list[Trigger], failures: list[Failure], *, triggers: Any
+) -> None:
+    """One event's rendered triggers and render failures: requests, forwards, notices, dead letters."""
+    event, sends = item.event, item.sends
+    if event.extensions.get("replaymode") == "dry":  # a dry-run replay: record, request nothing
+        record = dry_run_record(event, found, failures, source=runtime.settings.source)
+        issue(sends, runtime.producer.send(topics.RESULTS, record, key=event.id))
+        log.info("dry_run_recorded", would_request=len(found), failures=len(failures))
+        return
+    for rule in item.rules:
+        metrics.MATCHES.labels(rule=rule.id).inc()
+    for failure in failures:
+        kind = "render_limit" if failure.limit else "render"
+        dead = runtime.dead_letter(
+            item.raw, failure.reason, origin=item.message, rule_id=failure.rule_id, kind=kind
         )
-        if event.extensions.get("replaymode") == "dry":  # a dry-run replay: record, request nothing
-            record = dry_run_record(event, found, failures, source=runtime.settings.source)
-            issue(sends, runtime.producer.send(topics.RESULTS, record, key=event.id))
-            log.info("dry_run_recorded", would_request=len(found), failures=len(failures))
-            return
-        for rule in to_plan:
-            metrics.MATCHES.labels(rule=rule.id).inc()
-        for failure in failures:
-            kind = "render_limit" if failure.limit else "render"
-            dead = runtime.dead_letter(
-                raw, failure.reason, origin=message, rule_id=failure.rule_id, kind=kind
-            )
-            issue(sends, dead)
-            notice = render_failed_notice(
-                event, failure, source=runtime.settings.source, enrichment=ctx[ENRICHMENT]
-            )
-            issue(sends, runtime.producer.send(topics.RESULTS, notice, key=failure.rule_id))
-        for trigger in found:
-            if trigger.throttle_key is None:
-                await emit_request(runtime, trigger, sends)
-            else:  # Faust's producer: enqueued here, flushed by the commit
-                await triggers.send(key=trigger.bucket.encode(), value=trigger.to_bytes())
+        issue(sends, dead)
+        notice = render_failed_notice(
+            event, failure, source=runtime.settings.source, enrichment=item.ctx[ENRICHMENT]
+        )
+        issue(sends, runtime.producer.send(topics.RESULTS, notice, key=failure.rule_id))
+    for trigger in found:
+        if trigger.throttle_key is None:
+            await emit_request(runtime, trigger, sends)
+        else:  # Faust's producer: enqueued here, flushed by the commit
+            await triggers.send(key=trigger.bucket.encode(), value=trigger.to_bytes())
 
 
 async def handle_trigger(runtime: Runtime, message: Any, buckets: Any, sends: Sends) -> None:

@@ -69,11 +69,19 @@ class Pending:
     """The events an agent handled whose sends are not yet acknowledged (see the module doc)."""
 
     def __init__(
-        self, limit: int, on_failure: Callable[[Any, BaseException], Awaitable[None]], linger: float = 0.01
+        self,
+        limit: int,
+        on_failure: Callable[[Any, BaseException], Awaitable[None]],
+        linger: float = 0.01,
+        before: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.limit = limit
         self.linger = linger
         self.on_failure = on_failure
+        # the agent's deferred work for the events held so far (the rule engine renders a batch in
+        # one thread hop), run by settle() before it awaits the sends: it must take that work
+        # before its first await, so the work it does is exactly that of the batch being settled
+        self.before = before
         self.events: list[tuple[Any, Sends]] = []
         self.busy = False  # an event is being handled: its sends are not all issued yet
         self._timer: asyncio.TimerHandle | None = None
@@ -104,6 +112,8 @@ class Pending:
             self._timer.cancel()
             self._timer = None
         batch, self.events = self.events, []
+        if self.before is not None:
+            await self.before()
         await settle([(event.message, sends) for event, sends in batch], self.on_failure)
         for event, _ in batch:
             event.ack()
