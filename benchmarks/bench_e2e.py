@@ -68,6 +68,7 @@ COMPARE = {
     "p99 ms": "min",
     "drain s": "min",
     "CPU ms/event": "min",
+    "peak RSS MiB": "min",
 }
 
 
@@ -349,7 +350,7 @@ def run() -> list[dict[str, object]]:
         ingest = asyncio.run(_blast(stack.url))
         rows.append({"measure": "highest ingest (batches of 100, 8 senders)", "events/s accepted": ingest})
         for name, (_, rss) in sorted(stack.usage().items()):
-            rows.append({"measure": f"{name}: peak RSS MiB", "MiB": round(rss)})
+            rows.append({"measure": f"{name}: peak RSS", "peak RSS MiB": round(rss)})
     finally:
         results.close()
         stack.stop()
