@@ -2,12 +2,20 @@
 
 Every service runs as its own process (``python -m whale run ...``: event-center, dedupe, indexer,
 to-do stage, rule engine, an executor pool of its own) on the real Kafka and Elasticsearch. One rule
-sends ``bench.e2e.ping`` events to ``core.noop``. A paced sender offers 100, 500 and 1,000 events/s
-(batches every 10 ms) for ``WHALE_BENCH_E2E_SECONDS`` (15) seconds each; latency is from the 202
-(Kafka acked the event) to the moment a consumer of ``whale.results`` reads the action's
-``whale.action.succeeded`` (matched by correlation id). Then the highest ingest throughput (batches
-of 100, 8 concurrent senders, 10 s), then CPU seconds and peak RSS (``VmHWM``) of every service
-process, from /proc. Run alone with ``python -m benchmarks.bench_e2e``.
+sends ``bench.e2e.ping`` events to ``core.noop``. A paced sender offers each rate of
+``WHALE_BENCH_E2E_RATES`` (``100,200,500,1000`` events/s; 200 is the latency target's rate) in
+batches every 10 ms for ``WHALE_BENCH_E2E_SECONDS`` (15) seconds; latency is from the 202 (Kafka
+acked the event) to the moment a consumer of ``whale.results`` reads the action's
+``whale.action.succeeded`` (matched by correlation id). The phase ends when every accepted event's
+result was read or ``WHALE_BENCH_E2E_DRAIN`` (60) seconds after the last send; ``drain s`` is how
+long results kept arriving after the last send (a growing backlog shows as a long drain). CPU per
+event is user+system time of every service process and its children (all threads, from
+``/proc/<pid>/stat``) over the phase including its drain, divided by the events accepted, for the
+whole stack and per service. Then the highest ingest throughput (batches of 100, 8 concurrent
+senders, 10 s) and peak RSS (``VmHWM``) of every service. Run alone with ``python -m
+benchmarks.bench_e2e``; side by side with ``make bench BENCH=bench_e2e BASELINE=<ref>`` (the
+service processes inherit ``PYTHONPATH``, so each column's stack runs that column's code; checked
+before the stack starts).
 """
 
 from __future__ import annotations
@@ -37,11 +45,31 @@ from whale.tail import tail_consumer
 TITLE = "End to end (POST accepted -> whale.action.succeeded of core.noop), whole stack as processes"
 TYPE = "bench.e2e.ping"
 BLAST = "bench.e2e.blast"  # ingest only: no rule matches, and the to-do stage is told to ignore it
-RATES = (100, 500, 1000)
+RATES = tuple(int(r) for r in os.environ.get("WHALE_BENCH_E2E_RATES", "100,200,500,1000").split(","))
 SECONDS = float(os.environ.get("WHALE_BENCH_E2E_SECONDS", "15"))
-DRAIN = 60.0
+DRAIN = float(os.environ.get("WHALE_BENCH_E2E_DRAIN", "60"))
 SERVICES = ("event-center", "dedupe", "indexer", "todo", "rule-engine", "executor")
 TICKS = os.sysconf("SC_CLK_TCK")
+PACKAGES = (
+    "whale",
+    "whale_event_center",
+    "whale_dedupe",
+    "whale_indexer",
+    "whale_todo",
+    "whale_rule_engine",
+    "whale_executor",
+)
+
+KEY = ("measure",)
+COMPARE = {
+    "events/s accepted": "max",
+    "results": "max",
+    "p50 ms": "min",
+    "p99 ms": "min",
+    "drain s": "min",
+    "CPU ms/event": "min",
+    "peak RSS MiB": "min",
+}
 
 
 def _free_port() -> int:
@@ -143,16 +171,43 @@ class Stack:
             time.sleep(0.5)
         raise RuntimeError(f"{url} not ready within {timeout}s (logs in {self.workdir})")
 
+    def check_code(self) -> str:
+        """Where the service processes import Whale from; with ``PYTHONPATH`` set, it must be from there."""
+        probe = "import importlib, sys\nfor n in sys.argv[1:]: print(importlib.import_module(n).__file__)"
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *PACKAGES], env=self.env, capture_output=True, text=True, check=True
+        )
+        files = [Path(line).resolve() for line in done.stdout.split()]
+        roots = [Path(p).resolve() for p in self.env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if roots:
+            stray = [str(f) for f in files if not any(r in f.parents for r in roots)]
+            if stray:
+                raise RuntimeError(f"service code not from PYTHONPATH {roots}: {stray}")
+        return str(files[0].parent.parent)
+
     def usage(self) -> dict[str, tuple[float, float]]:
-        """service -> (CPU seconds so far, peak RSS MiB), from /proc."""
+        """service -> (CPU seconds so far of its process and descendants, peak RSS MiB), from /proc."""
+        stats: dict[int, tuple[int, float]] = {}  # pid -> (parent pid, CPU s)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS)
         out = {}
         for name, proc in self.procs.items():
+            if proc.pid not in stats:
+                continue
+            family, cpu = {proc.pid}, 0.0
+            for pid in sorted(stats):  # children have higher pids unless pids wrapped; good enough here
+                if pid in family or stats[pid][0] in family:
+                    family.add(pid)
+                    cpu += stats[pid][1]
             try:
-                stat = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
                 status = Path(f"/proc/{proc.pid}/status").read_text()
             except OSError:
                 continue
-            cpu = (int(stat[11]) + int(stat[12])) / TICKS
             hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
             out[name] = (cpu, hwm / 1024)
         return out
@@ -236,6 +291,44 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+def _phase(stack: Stack, results: Results, rate: int) -> tuple[dict[str, object], list[dict[str, object]]]:
+    """One offered rate: the stack's row and one CPU-per-event row per service."""
+    accepted: dict[str, float] = {}
+    before = stack.usage()
+    started = time.monotonic()
+    rejected = asyncio.run(_offer(stack.url, rate, SECONDS, accepted))
+    sent, sent_at = time.monotonic(), time.time()
+    deadline = sent + DRAIN
+    while time.monotonic() < deadline and not all(i in results.seen for i in accepted):
+        time.sleep(0.2)
+    after = stack.usage()
+    latencies = [(results.seen[i] - t) * 1000 for i, t in accepted.items() if i in results.seen]
+    last = max((results.seen[i] for i in accepted if i in results.seen), default=time.time())
+    drain = max(0.0, last - sent_at)
+    events = max(1, len(accepted))
+    cpu = {n: after[n][0] - before.get(n, (0.0, 0.0))[0] for n in after}
+    row: dict[str, object] = {
+        "measure": f"offered {rate}/s",
+        "seconds": SECONDS,
+        "accepted": len(accepted),
+        "rejected": rejected,
+        "events/s accepted": round(len(accepted) / max(1e-9, sent - started), 1),
+        "results": len(latencies),
+        "p50 ms": round(_percentile(latencies, 0.50), 1),
+        "p95 ms": round(_percentile(latencies, 0.95), 1),
+        "p99 ms": round(_percentile(latencies, 0.99), 1),
+        "drain s": round(drain, 2),
+        "CPU ms/event": round(sum(cpu.values()) * 1000 / events, 3),
+        "load avg": round(os.getloadavg()[0], 2),
+    }
+    split: list[dict[str, object]] = [
+        {"measure": f"{name} at {rate}/s", "CPU ms/event": round(cpu[name] * 1000 / events, 3)}
+        for name in SERVICES
+        if name in cpu
+    ]
+    return row, split
+
+
 def run() -> list[dict[str, object]]:
     settings = WhaleSettings()
     ensure_topics(settings)
@@ -244,36 +337,20 @@ def run() -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     results = Results(settings, f"/whale/executor/{stack.pool}")
     try:
+        print(f"bench_e2e: service code from {stack.check_code()}", file=sys.stderr, flush=True)
         stack.start()
         asyncio.run(_offer(stack.url, 20, 3.0, {}))  # warm-up: the whole chain is assigned and hot
         time.sleep(5)
+        split: list[dict[str, object]] = []
         for rate in RATES:
-            accepted: dict[str, float] = {}
-            before = stack.usage()
-            rejected = asyncio.run(_offer(stack.url, rate, SECONDS, accepted))
-            deadline = time.monotonic() + DRAIN
-            while time.monotonic() < deadline and not all(i in results.seen for i in accepted):
-                time.sleep(0.5)
-            latencies = [(results.seen[i] - t) * 1000 for i, t in accepted.items() if i in results.seen]
-            after = stack.usage()
-            cpu = sum(after[n][0] - before.get(n, (0.0, 0.0))[0] for n in after)
-            rows.append(
-                {
-                    "measure": f"offered {rate}/s for {SECONDS:g}s",
-                    "accepted": len(accepted),
-                    "rejected": rejected,
-                    "results": len(latencies),
-                    "p50 ms": _percentile(latencies, 0.50),
-                    "p95 ms": _percentile(latencies, 0.95),
-                    "p99 ms": _percentile(latencies, 0.99),
-                    "stack CPU s": cpu,
-                    "load avg": os.getloadavg()[0],
-                }
-            )
+            row, per_service = _phase(stack, results, rate)
+            rows.append(row)
+            split.extend(per_service)
+        rows.extend(split)
         ingest = asyncio.run(_blast(stack.url))
-        rows.append({"measure": f"highest ingest (batches of 100, 8 senders): {ingest:,.0f} events/s"})
-        for name, (cpu, rss) in sorted(stack.usage().items()):
-            rows.append({"measure": f"{name}: {cpu:.1f} CPU s in total, peak RSS {rss:.0f} MiB"})
+        rows.append({"measure": "highest ingest (batches of 100, 8 senders)", "events/s accepted": ingest})
+        for name, (_, rss) in sorted(stack.usage().items()):
+            rows.append({"measure": f"{name}: peak RSS", "peak RSS MiB": round(rss)})
     finally:
         results.close()
         stack.stop()
