@@ -29,9 +29,9 @@ test: lint
 unit: install
 	$(BIN)/pytest -m "not integration"
 
-# make bench [BENCH="bench_matching ..."] [BASELINE=<git ref>]: with BASELINE, side by side with that ref
+# make bench [BENCH="bench_matching ..."] [BASELINE=<git ref>] [ROUNDS=N]: with BASELINE, side by side with that ref
 bench: install
-	$(BIN)/python -m benchmarks $(if $(BASELINE),--baseline $(BASELINE)) $(BENCH)
+	$(BIN)/python -m benchmarks $(if $(BASELINE),--baseline $(BASELINE)) $(if $(ROUNDS),--rounds $(ROUNDS)) $(BENCH)
 
 infra-up: install
 	$(BIN)/whale infra up
