@@ -274,7 +274,8 @@ def _drop_topic(topic: str) -> None:
 
     from whale.settings import WhaleSettings
 
-    AdminClient(WhaleSettings().kafka_config()).delete_topics([topic])[topic].result(60)  # sent before exit
+    admin = AdminClient(WhaleSettings().kafka_config())  # held until the answer (else _DESTROY)
+    admin.delete_topics([topic])[topic].result(60)
 
 
 def _records(stage: str) -> Callable[[int], tuple[bytes, bytes, Any]]:
@@ -420,7 +421,8 @@ def throttle_restore(keys: int, port: int = 18094) -> dict[str, Any]:
             warm = _engine_run(produced["app_id"], Path(tmp), port, 600)
             disk = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
     finally:
-        for topic in (produced["topic"], f"{produced['app_id']}-throttle-repartition"):
+        app_id = produced["app_id"]
+        for topic in (produced["topic"], f"{app_id}-throttle-repartition", f"{app_id}-__assignor-__leader"):
             with contextlib.suppress(Exception):  # the repartition topic may not exist
                 _drop_topic(topic)
     return {
