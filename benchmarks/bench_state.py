@@ -16,14 +16,18 @@ threads' from ``/proc/self/stat``):
   (``restart s``: open it and find nothing new to read). ``RSS peak``: the highest RSS growth.
 
 The rule engine's throttle table is measured as Faust's ``rocksdb://`` store keeps it: one rocksdict
-database with Faust's options as the engine sets them (``whale_rule_engine.app``); its rebuild is
-Faust's own changelog recovery (not measured here).
+database with Faust's options as the engine sets them (``whale_rule_engine.app``). Its rebuild is
+Faust's own changelog recovery (``Faust recovery``, :func:`throttle_restore`): ``KEYS`` buckets
+written to a throw-away app id's table changelog, then ``whale run rule-engine`` started with that
+app id and an empty ``WHALE_STATE_DIR`` (seconds to ``/readyz`` 200, RSS and CPU of the whole worker
+process from ``/proc``), then started again on the intact store (``restart s``).
 
 Run alone with ``python -m benchmarks.bench_state`` (``WHALE_BENCH_STATE_KEYS`` to change the count).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -270,7 +274,8 @@ def _drop_topic(topic: str) -> None:
 
     from whale.settings import WhaleSettings
 
-    AdminClient(WhaleSettings().kafka_config()).delete_topics([topic])[topic].result(60)  # sent before exit
+    admin = AdminClient(WhaleSettings().kafka_config())  # held until the answer (else _DESTROY)
+    admin.delete_topics([topic])[topic].result(60)
 
 
 def _records(stage: str) -> Callable[[int], tuple[bytes, bytes, Any]]:
@@ -335,6 +340,97 @@ def child_produce(stage: str, keys: int) -> dict[str, Any]:
     producer's buffers stay out of the rebuild's RSS)."""
     topic = f"bench.state.{stage}.{uuid.uuid4().hex[:8]}"
     return {"topic": topic, "produced_per_s": _produce(topic, keys, _records(stage))}
+
+
+def _bucket_record(n: int) -> tuple[bytes, bytes, Any]:
+    """A throttle-table changelog record as Faust writes it (json key and value, the engine's state
+    with the partition field ``p``)."""
+    return json.dumps(f"disk-full|host-{n}").encode(), json.dumps({**bucket(n), "p": n % 3}).encode(), None
+
+
+def child_throttle_produce(keys: int) -> dict[str, Any]:
+    """Write ``keys`` buckets to the changelog of a throw-away rule-engine app id."""
+    app_id = f"bench-state-{uuid.uuid4().hex[:8]}"
+    topic = f"{app_id}-throttle-buckets-changelog"
+    return {"app_id": app_id, "topic": topic, "produced_per_s": _produce(topic, keys, _bucket_record)}
+
+
+def _engine_run(app_id: str, state_dir: Path, port: int, timeout: float) -> dict[str, Any]:
+    """Start ``whale run rule-engine`` as ``app_id`` on ``state_dir``, wait for /readyz 200 (its
+    table restored), read its RSS and CPU from /proc, stop it (SIGTERM)."""
+    import signal
+    import urllib.request
+
+    env = {
+        **os.environ, "WHALE_STATE_DIR": str(state_dir), "WHALE_RULE_ENGINE_PORT": str(port),
+        "WHALE_RULES_DIR": str(state_dir / "rules"), "WHALE_RULE_ENGINE_STANDBY_REPLICAS": "0",
+    }  # fmt: skip
+    (state_dir / "rules").mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from whale_rule_engine.app import main; sys.exit(main(['--app-id', sys.argv[1]]))", app_id],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    ready_s: float | None = None
+    peak = 0.0
+    try:
+        while time.perf_counter() - t0 < timeout and proc.poll() is None:
+            peak = max(peak, _proc_mib(proc.pid, "VmHWM:"))
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as answer:
+                    if answer.status == 200:
+                        ready_s = time.perf_counter() - t0
+                        break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        time.sleep(1.0)  # settle, then read the process
+        rss, peak = _proc_mib(proc.pid, "VmRSS:"), max(peak, _proc_mib(proc.pid, "VmHWM:"))
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if ready_s is None:
+        raise RuntimeError(f"the rule engine was not ready within {timeout}s")
+    return {"ready_s": ready_s, "rss": rss, "peak_rss": peak, "cpu_s": cpu}
+
+
+def _proc_mib(pid: int, field: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def throttle_restore(keys: int, port: int = 18094) -> dict[str, Any]:
+    """The rule engine's table restored by Faust's own changelog recovery: a worker started with an
+    empty state directory against a changelog of ``keys`` buckets (time to /readyz 200, RSS and CPU
+    of the worker process), then started again on its intact store. Absolute RSS (the whole worker)."""
+    produced = _child("throttle-produce", "throttle", str(keys))
+    try:
+        with tempfile.TemporaryDirectory(prefix="whale-bench-state-") as tmp:
+            cold = _engine_run(produced["app_id"], Path(tmp), port, 3600)
+            warm = _engine_run(produced["app_id"], Path(tmp), port, 600)
+            disk = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
+    finally:
+        app_id = produced["app_id"]
+        for topic in (produced["topic"], f"{app_id}-throttle-repartition", f"{app_id}-__assignor-__leader"):
+            with contextlib.suppress(Exception):  # the repartition topic may not exist
+                _drop_topic(topic)
+    return {
+        "cold": cold,
+        "warm": warm,
+        "disk_mib": disk / 1024 / 1024,
+        "produced_per_s": produced["produced_per_s"],
+    }
 
 
 def child_rebuild(stage: str, topic: str) -> dict[str, Any]:
@@ -408,6 +504,14 @@ def run() -> list[dict[str, object]]:
                 restart=rebuild["restart_s"],
             )
         )  # fmt: skip
+    restore = throttle_restore(KEYS)
+    cold, warm = restore["cold"], restore["warm"]
+    rows.append(
+        _row(
+            "throttle", "Faust recovery (worker RSS)", KEYS, cold["rss"], cold["peak_rss"],
+            seconds=cold["ready_s"], cpu=cold["cpu_s"], disk=restore["disk_mib"], restart=warm["ready_s"],
+        )
+    )  # fmt: skip
     return rows
 
 
@@ -420,6 +524,8 @@ def main(argv: list[str]) -> int:
             result = child_rocksdb(stage, int(arg))
         elif mode == "produce":
             result = child_produce(stage, int(arg))
+        elif mode == "throttle-produce":
+            result = child_throttle_produce(int(arg))
         else:
             result = child_rebuild(stage, arg)
         print(json.dumps(result))

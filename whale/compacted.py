@@ -147,13 +147,14 @@ class CompactedFollower:
                             done = err.code() == KafkaError._PARTITION_EOF
                         if done and msg.partition() in pending:
                             pending.discard(msg.partition())
-                            if not pending:
-                                self._caught_up.set()
                 finally:
                     if local is not None and batch:
                         self._applied(offsets)
                     if local is not None and self.catching_up and not pending:
                         local.flush()  # the catch-up's writes skipped the write-ahead log
+                        local.compact()  # when the store deferred it (a rebuild)
+                    if self.catching_up and not pending:
+                        self._caught_up.set()  # after the last batch is applied to the local store
                     self.catching_up = bool(pending)
         except (KafkaException, WhaleError) as exc:
             self._error = exc

@@ -106,6 +106,7 @@ class LocalStore:
         self._settings = settings or StoreSettings()
         self.rebuilt = False
         self.reason = ""
+        self._deferred = False
         self._db = self._open()
 
     # ------------------------------------------------------------------ opening
@@ -262,6 +263,22 @@ class LocalStore:
     def flush(self) -> None:
         """Persist the memtables (after writes without the write-ahead log)."""
         self._db.flush(True)
+
+    def defer_compaction(self) -> None:
+        """No automatic compaction until :meth:`compact` (a bulk load, e.g. a rebuild into a new
+        store: the data is compacted once at the end instead of being rewritten level by level as it
+        arrives; RocksDB's level-0 write stalls do not apply meanwhile). Until the next open only."""
+        if not self._deferred:
+            self._db.set_options({"disable_auto_compactions": "true"})
+            self._deferred = True
+
+    def compact(self) -> None:
+        """After :meth:`defer_compaction`: compact the whole store once and compact automatically
+        again (a no-op otherwise)."""
+        if self._deferred:
+            self._deferred = False
+            self._db.set_options({"disable_auto_compactions": "false"})
+            self._db.compact_range(None, None)
 
     def put(self, key: bytes, value: bytes) -> None:
         self._db.put(key, value)

@@ -152,3 +152,16 @@ def test_write_applies_puts_and_deletes_with_the_applied_offsets(tmp_path: Path)
     store.write({b"a": None, b"c": b"3"}, {1: 2})  # an applied offset never moves back
     assert [store.get(k) for k in (b"a", b"b", b"c")] == [None, b"2", b"3"]
     assert store.offset(1) == 4
+
+
+def test_a_deferred_compaction_keeps_level_0_until_compact_then_compacts_once(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    store.defer_compaction()
+    for n in range(6):  # six flushed files: more than level 0's compaction trigger (4)
+        store.write({b"k%d" % n: b"v" * 1000}, {0: n + 1}, wal=False)
+        store.flush()
+    assert store._db.property_int_value("rocksdb.num-files-at-level0") == 6
+    store.compact()
+    assert store._db.property_int_value("rocksdb.num-files-at-level0") == 0
+    assert store.get(b"k5") == b"v" * 1000 and store.offset(0) == 6
+    store.compact()  # a no-op once compacted

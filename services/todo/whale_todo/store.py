@@ -245,6 +245,8 @@ class TodoLoader(CompactedFollower):
 
     def _begin(self) -> None:
         assert self.store is not None
+        if self.catching_up and self.store.rebuilt:
+            self.store.defer_compaction()  # a rebuild: one compaction once caught up (LocalStore.compact)
         self._batch = self.store.batch()
         self._folded = {}
 
