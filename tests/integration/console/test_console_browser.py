@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from .console_platform import PREFIX, SESSION, ConsolePlatform
+from .console_platform import POOL, PREFIX, SESSION, ConsolePlatform
 
 pytestmark = pytest.mark.integration
 UNLABELLED = """Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea'))
@@ -117,7 +117,7 @@ def test_a_rule_saved_with_an_error_shows_the_message_in_place(
     page.goto(f"{platform.console}/rules/new")
     draft = f"id: console-it-draft-{SESSION}\nmatch:\n  all:\n    - {{field: type, equals: {PREFIX}.alert}}\n"
     page.get_by_label("Rule (YAML)").fill(
-        draft + "target: {kind: action, name: core.no-such-action, pool: default}\n"
+        draft + f"target: {{kind: action, name: core.no-such-action, pool: {POOL}}}\n"  # a known catalogue
     )
     page.get_by_role("button", name="Save").click()
     problem = page.locator("li.problem").first
