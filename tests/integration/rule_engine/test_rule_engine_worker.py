@@ -192,16 +192,32 @@ def test_throttle_state_survives_a_worker_restart(
     scope: Scope, workers: Callable[..., Worker], tap: TapFactory, producer: EventProducer, tmp_path: Path
 ) -> None:
     """The bucket lives in a changelog-backed table: after a restart the same key is still throttled."""
+    throttled_across_restart(scope, workers, tap, producer, tmp_path)
+
+
+def throttled_across_restart(
+    scope: Scope,
+    workers: Callable[..., Worker],
+    tap: TapFactory,
+    producer: EventProducer,
+    tmp_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    while_down: Callable[[], None] = lambda: None,
+) -> None:
+    """web-1 passes on a first worker; ``while_down`` runs between it and a second one, on which
+    web-1 is throttled and web-2 still passes."""
     rules = write_rules(tmp_path / "rules", alert_rule(scope))
     actions = tap(scope.actions_topic, lambda m: True)
     notices = tap(topics.RESULTS, throttled_of(scope))
-    first = workers(scope.app_id, rules, name="first")
+    first = workers(scope.app_id, rules, name="first", env=env)
     first.wait_ready()
     send(producer, topics.EVENTS, alert(scope, host="web-1"))
     assert len(actions.wait_messages(1)) == 1
     actions.settle(3.0)  # let the table's changelog write and the offset commit happen
     assert first.stop() == 0
-    second = workers(scope.app_id, rules, name="second")
+    while_down()
+    second = workers(scope.app_id, rules, name="second", env=env)
     second.wait_ready()
     send(producer, topics.EVENTS, alert(scope, host="web-1"))
     send(producer, topics.EVENTS, alert(scope, host="web-2"))
