@@ -42,8 +42,8 @@ _IDENTITY = META + b"identity"
 _SAVED_AT = META + b"saved_at"
 _OFFSET = META + b"offset/"
 _TOMBSTONE = object()
-_NO_WAL = WriteOptions()
-_NO_WAL.disable_wal = True  # type: ignore[method-assign,assignment]  # a property; the stub says method
+NO_WAL = WriteOptions()
+NO_WAL.disable_wal = True  # type: ignore[method-assign,assignment]  # a property; the stub says method
 
 
 class StoreSettings(BaseSettings):
@@ -258,7 +258,7 @@ class LocalStore:
         if wal:
             self._db.write(writes)
         else:
-            self._db.write(writes, _NO_WAL)
+            self._db.write(writes, NO_WAL)
 
     def flush(self) -> None:
         """Persist the memtables (after writes without the write-ahead log)."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError
 
 from whale import consumer as consumer_module
 from whale.binding import KafkaMessage, to_binary
@@ -104,3 +106,64 @@ def fake_consumers(monkeypatch: pytest.MonkeyPatch) -> list[FakeConsumer]:
 
     monkeypatch.setattr(consumer_module, "Consumer", factory)
     return consumers
+
+
+class _Eof:
+    """The error of confluent-kafka's partition-EOF event."""
+
+    def code(self) -> int:
+        return int(KafkaError._PARTITION_EOF)
+
+    def fatal(self) -> bool:
+        return False
+
+
+class EofMsg(Msg):
+    """The event confluent-kafka hands out when a partition's end is reached."""
+
+    def __init__(self, partition: int, offset: int, topic: str = "t") -> None:
+        super().__init__(KafkaMessage(None, None, ()), offset, partition, topic)
+
+    def error(self) -> Any:
+        return _Eof()
+
+
+class ChangelogReader:
+    """A consumer reading one topic's partitions by assignment (:mod:`whale.changelog`'s reader):
+    ``logs`` holds each partition's records (key, value or None for a tombstone) from offset ``low``."""
+
+    def __init__(self, topic: str, logs: dict[int, list[tuple[bytes, bytes | None]]], low: int = 0) -> None:
+        self.topic, self.logs, self.low = topic, logs, low
+        self.positions: dict[int, int] = {}
+        self.eof_sent: set[int] = set()
+        self.assigned: list[tuple[int, int]] = []  # every (partition, offset) ever assigned
+        self.closed = False
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        known = {topic: SimpleNamespace(partitions=dict.fromkeys(self.logs), error=None)}
+        return SimpleNamespace(topics=known if topic == self.topic else {})
+
+    def get_watermark_offsets(self, tp: Any, timeout: float) -> tuple[int, int]:
+        return self.low, self.low + len(self.logs[tp.partition])
+
+    def assign(self, tps: list[Any]) -> None:
+        self.positions = {tp.partition: tp.offset for tp in tps}
+        self.eof_sent.clear()
+        self.assigned.extend((tp.partition, tp.offset) for tp in tps)
+
+    def consume(self, num_messages: int, timeout: float) -> list[Msg]:
+        out: list[Msg] = []
+        for partition, position in self.positions.items():
+            log = self.logs[partition]
+            while len(out) < num_messages and position - self.low < len(log):
+                key, value = log[position - self.low]
+                out.append(Msg(KafkaMessage(key, value, ()), position, partition, self.topic))
+                position += 1
+            self.positions[partition] = position
+            if position - self.low >= len(log) and partition not in self.eof_sent and len(out) < num_messages:
+                self.eof_sent.add(partition)
+                out.append(EofMsg(partition, position, self.topic))
+        return out
+
+    def close(self) -> None:
+        self.closed = True

@@ -54,9 +54,11 @@ from whale_rule_engine.engine import (
 from whale_rule_engine.offsets import seed_offsets
 from whale_rule_engine.recovery import TableManager
 from whale_rule_engine.settings import Settings
+from whale_rule_engine.table_restore import TableRestore
 from whale_rule_engine.throttle import PARTITION, decide, sweep
 
 log = structlog.get_logger(__name__)
+TABLE = "throttle-buckets"  # the table of token buckets; its changelog: <app id>-throttle-buckets-changelog
 
 
 @dataclass
@@ -145,7 +147,7 @@ def build_app(runtime: Runtime) -> faust.App:
         "max_write_buffer_number": 2,
     }
     buckets = app.Table(
-        "throttle-buckets",
+        TABLE,
         partitions=settings.partitions,
         options=table_options if settings.table_store.startswith("rocksdb") else None,
     )
@@ -200,6 +202,20 @@ def build_app(runtime: Runtime) -> faust.App:
             if pending.due(stream):
                 await pending.settle()
 
+    async def health() -> None:
+        await start_health(runtime, app)
+
+    app.task(health)
+
+    return app
+
+
+async def start_health(runtime: Runtime, app: faust.App) -> None:
+    """Serve /healthz, /readyz and /metrics (once: the table restore starts it before the app)."""
+    if runtime.health_server is not None:
+        return
+    settings = runtime.settings
+
     async def ready() -> bool:
         """Assigned partitions, not rebalancing, and the fetcher alive (it stops on e.g. a codec error)."""
         try:
@@ -207,15 +223,10 @@ def build_app(runtime: Runtime) -> faust.App:
         except Exception:
             return False
 
-    async def health() -> None:
-        runtime.health_server = await serve_health(
-            settings.host, settings.port, {"kafka": ready}, registry=metrics.registry()
-        )
-        log.info("health_listening", host=settings.host, port=settings.port)
-
-    app.task(health)
-
-    return app
+    runtime.health_server = await serve_health(
+        settings.host, settings.port, {"kafka": ready}, registry=metrics.registry()
+    )
+    log.info("health_listening", host=settings.host, port=settings.port)
 
 
 @dataclass
@@ -419,8 +430,14 @@ def main(argv: list[str]) -> int:
         app = build_app(runtime)
         logging_config, handlers = library_logging()
         app.conf.loghandlers = handlers  # faust.Worker passes the app's own to mode's Worker
+        restore = TableRestore(
+            app.tables[TABLE],
+            settings.whale.kafka_config(),
+            before=functools.partial(start_health, runtime, app),
+        )
         worker = faust.Worker(
             app,
+            restore,  # started before the app: the table's store caught up, /healthz served meanwhile
             loglevel=settings.log_level.upper(),
             quiet=True,
             logging_config=logging_config,
