@@ -15,19 +15,13 @@ from __future__ import annotations
 
 import struct
 import time
-import uuid
 from typing import Any
 
-import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-
-from whale.compacted import CHANGELOG_READER
+from whale.changelog import open_reader, read_to_end, watermarks
 from whale.store import Batch, LocalStore, partition_prefix
 
-log = structlog.get_logger(__name__)
 _STAMP = struct.Struct(">Q")
 CHUNK = 10_000
-FETCH = 20_000  # records per restore batch (one WriteBatch)
 
 
 def _key(partition: int, key: str) -> bytes:
@@ -84,41 +78,24 @@ class DedupeWindow:
     def restore(self, config: dict[str, Any], topic: str, partitions: list[int]) -> int:
         """Read ``topic`` from the applied offsets to its end into the store; returns records read.
 
-        Each fetched batch (up to :data:`FETCH` records) is folded in a dict (a key's last record
-        wins, a tombstone deletes, a time before the window is skipped) and written blind -- nothing
-        is read back -- with its offsets in one WriteBatch without the write-ahead log (the changelog
+        Each fetched batch (:func:`whale.changelog.read_to_end`) is folded in a dict (a key's last
+        record wins, a tombstone deletes, a time before the window is skipped) and written blind --
+        nothing is read back -- with its offsets in one WriteBatch without the write-ahead log (the changelog
         is the source of truth: a crash loses the latest batches and their offsets together, and
         they are read again); the store is flushed once at the end."""
-        reader = Consumer(
-            {**config, **CHANGELOG_READER, "group.id": f"whale-dedupe-restore-{uuid.uuid4().hex}"}
-        )
+        reader = open_reader(config, "whale-dedupe-restore")
         try:
-            ranges = _ranges(reader, topic, partitions)
+            ranges = watermarks(reader, topic, partitions)
             self.store.check_offsets(ranges)
             starts = {p: max(self.store.offset(p), ranges[p][0]) for p in partitions}
             ends = {p: ranges[p][1] for p in partitions}
-            pending = {p for p in partitions if ends[p] > starts[p]}
-            if not pending:
-                return 0
-            reader.assign([TopicPartition(topic, p, starts[p]) for p in pending])
             oldest = int(time.time() * 1000) - self._window_ms
             prefixes = {p: b"k" + partition_prefix(p) for p in partitions}
             read = 0
-            while pending:
-                msgs: list[Any] = reader.consume(FETCH, 1.0)
+            for msgs, applied in read_to_end(reader, topic, starts, ends):
                 folded: dict[bytes, int | None] = {}
-                applied: dict[int, int] = {}
                 for msg in msgs:
-                    if msg.error() is not None:
-                        if msg.error().code() == KafkaError._PARTITION_EOF:
-                            pending.discard(msg.partition())
-                        continue
-                    read += 1
-                    partition, offset = msg.partition(), msg.offset()
-                    applied[partition] = offset + 1
-                    if offset + 1 >= ends[partition]:
-                        pending.discard(partition)
-                    key = prefixes[partition] + (msg.key() or b"")
+                    key = prefixes[msg.partition()] + (msg.key() or b"")
                     value = msg.value()
                     if value is None:
                         folded[key] = None
@@ -126,9 +103,10 @@ class DedupeWindow:
                     stamp = int(value)
                     if stamp >= oldest:
                         folded[key] = stamp
-                if applied:
-                    self.store.write(self._changes(folded), applied, wal=False)
-            self.store.flush()
+                read += len(msgs)
+                self.store.write(self._changes(folded), applied, wal=False)
+            if read:
+                self.store.flush()
             return read
         finally:
             reader.close()
@@ -145,18 +123,3 @@ class DedupeWindow:
             changes[key] = packed
             changes[b"t" + packed + key[1:]] = b""
         return changes
-
-
-def _ranges(
-    reader: Consumer, topic: str, partitions: list[int], attempts: int = 30
-) -> dict[int, tuple[int, int]]:
-    """Low and high watermarks of the changelog partitions (retried: a new topic takes a moment)."""
-    for attempt in range(attempts):
-        try:
-            return {p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
-        except KafkaException as exc:
-            if attempt == attempts - 1:
-                raise
-            log.info("changelog_not_ready", topic=topic, error=str(exc))
-            time.sleep(1.0)
-    return {}
