@@ -16,8 +16,9 @@ threads' from ``/proc/self/stat``):
   (``restart s``: open it and find nothing new to read). ``RSS peak``: the highest RSS growth.
 
 The rule engine's throttle table is measured as Faust's ``rocksdb://`` store keeps it: one rocksdict
-database with Faust's options as the engine sets them (``whale_rule_engine.app``). Its rebuild is
-Faust's own changelog recovery (``Faust recovery``, :func:`throttle_restore`): ``KEYS`` buckets
+database with Faust's options as the engine sets them (``whale_rule_engine.app``). Its rebuild is the
+worker's start-up (``worker restore``, :func:`throttle_restore`: ``whale_rule_engine.table_restore``,
+then Faust's recovery of what is left): ``KEYS`` buckets
 written to a throw-away app id's table changelog, then ``whale run rule-engine`` started with that
 app id and an empty ``WHALE_STATE_DIR`` (seconds to ``/readyz`` 200, RSS and CPU of the whole worker
 process from ``/proc``), then started again on the intact store (``restart s``).
@@ -411,9 +412,10 @@ def _proc_mib(pid: int, field: str) -> float:
 
 
 def throttle_restore(keys: int, port: int = 18094) -> dict[str, Any]:
-    """The rule engine's table restored by Faust's own changelog recovery: a worker started with an
-    empty state directory against a changelog of ``keys`` buckets (time to /readyz 200, RSS and CPU
-    of the worker process), then started again on its intact store. Absolute RSS (the whole worker)."""
+    """The rule engine's table restored by a worker's start-up (its table restore, then Faust's
+    recovery): a worker started with an empty state directory against a changelog of ``keys``
+    buckets (time to /readyz 200, RSS and CPU of the worker process), then started again on its
+    intact store. Absolute RSS (the whole worker)."""
     produced = _child("throttle-produce", "throttle", str(keys))
     try:
         with tempfile.TemporaryDirectory(prefix="whale-bench-state-") as tmp:
@@ -508,7 +510,7 @@ def run() -> list[dict[str, object]]:
     cold, warm = restore["cold"], restore["warm"]
     rows.append(
         _row(
-            "throttle", "Faust recovery (worker RSS)", KEYS, cold["rss"], cold["peak_rss"],
+            "throttle", "worker restore (worker RSS)", KEYS, cold["rss"], cold["peak_rss"],
             seconds=cold["ready_s"], cpu=cold["cpu_s"], disk=restore["disk_mib"], restart=warm["ready_s"],
         )
     )  # fmt: skip
