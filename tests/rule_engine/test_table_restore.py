@@ -4,7 +4,11 @@ Faust stores (rocksdict) in a temporary directory, a fake changelog reader."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +22,9 @@ from tests.whale.fakes import ChangelogReader
 TOPIC = "t-app-throttle-buckets-changelog"
 
 
-def _store(datadir: Path, partitions: int = 2) -> Any:
+def _store(datadir: Path, partitions: int = 2, options: dict[str, Any] | None = None) -> Any:
     app = faust.App("t-app", datadir=str(datadir), store="rocksdb://", web_enabled=False)
-    table = app.Table("throttle-buckets", partitions=partitions)
+    table = app.Table("throttle-buckets", partitions=partitions, options=options)
     assert table.changelog_topic.get_topic_name() == TOPIC
     return table.data
 
@@ -93,3 +97,53 @@ def test_a_restore_asked_to_stop_reads_no_further_and_the_next_one_reads_the_res
     store = _store(tmp_path)
     assert restore_store(store, ChangelogReader(TOPIC, logs), TOPIC, stop) == {}  # type: ignore[arg-type]
     assert restore_store(store, ChangelogReader(TOPIC, logs), TOPIC) == {0: 3, 1: 1}  # type: ignore[arg-type]
+
+
+CRASH_RECORDS = 30_000
+# a memtable holds less than a batch, and RocksDB stalls writes while Faust's three memtables are
+# all full: most of the batches before the kill are in files, whatever the machine's speed
+SMALL_MEMTABLES = {"write_buffer_size": 64 << 10}
+
+
+class _CrashingReader(ChangelogReader):
+    """Hands out 2,000 records per batch and kills the process (no flush, no close) at the tenth."""
+
+    def __init__(self, logs: dict[int, list[tuple[bytes, bytes | None]]]) -> None:
+        super().__init__(TOPIC, logs)
+        self.calls = 0
+
+    def consume(self, num_messages: int, timeout: float) -> Any:
+        self.calls += 1
+        if self.calls == 10:
+            time.sleep(0.5)  # the background flush of the last full memtables may finish
+            os._exit(9)
+        return super().consume(min(num_messages, 2_000), timeout)
+
+
+def crash_mid_restore(datadir: str) -> None:
+    """Run in a child process: a restore killed halfway."""
+    logs: dict[int, list[tuple[bytes, bytes | None]]] = {0: [_bucket(n) for n in range(CRASH_RECORDS)]}
+    restore_store(_store(Path(datadir), 1, SMALL_MEMTABLES), _CrashingReader(logs), TOPIC)  # type: ignore[arg-type]
+
+
+def test_a_restore_killed_halfway_leaves_a_consistent_prefix_and_the_next_start_reads_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Written without the write-ahead log: what survives a kill is every record up to the offset
+    stored with them, nothing after it; the next restore reads on from there."""
+    code = (
+        "import sys; from tests.rule_engine.test_table_restore import crash_mid_restore as c; c(sys.argv[1])"
+    )
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=root, check=False)
+    assert child.returncode == 9
+    store = _store(tmp_path, 1, SMALL_MEMTABLES)
+    kept = _contents(store, 0)
+    offset = int(kept.pop(store.offset_key))
+    assert 0 < offset < CRASH_RECORDS - 1, offset
+    assert kept == dict(_bucket(n) for n in range(offset + 1))
+    logs: dict[int, list[tuple[bytes, bytes | None]]] = {0: [_bucket(n) for n in range(CRASH_RECORDS)]}
+    reader: Any = ChangelogReader(TOPIC, logs)
+    assert restore_store(store, reader, TOPIC) == {0: CRASH_RECORDS - offset - 1}
+    assert reader.assigned == [(0, offset + 1)]
+    assert len(_contents(store, 0)) == CRASH_RECORDS + 1
