@@ -35,7 +35,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from benchmarks.hops import HOPS, Tap
+from benchmarks.hops import EXECUTOR_HOPS, HOPS, Tap
 from whale import topics
 from whale.admin import ensure_topics
 from whale.settings import WhaleSettings
@@ -307,7 +307,7 @@ def _phase(stack: Stack, results: Tap, rate: int) -> tuple[dict[str, object], li
             "p50 ms": round(_percentile(hops[hop], 0.50), 1),
             "p99 ms": round(_percentile(hops[hop], 0.99), 1),
         }
-        for hop in HOPS
+        for hop in (*HOPS, *EXECUTOR_HOPS)
     ]
     split += [
         {"measure": f"{name} at {rate}/s", "CPU ms/event": round(cpu[name] * 1000 / events, 3)}
@@ -341,7 +341,14 @@ def run() -> list[dict[str, object]]:
     sources = dict(
         zip(stack.topics, ("/bench/e2e/", "/bench/e2e/", "", f"/whale/executor/{stack.pool}"), strict=True)
     )
-    results = Tap(settings, sources, results=topics.RESULTS, done="whale.action.succeeded")
+    results = Tap(
+        settings,
+        sources,
+        results=topics.RESULTS,
+        done="whale.action.succeeded",
+        requests=stack.topics[2],
+        state=(topics.EXECUTOR_STATE, f"{stack.pool}/"),
+    )
     try:
         print(f"bench_e2e: service code from {stack.check_code()}", file=sys.stderr, flush=True)
         stack.start()

@@ -15,7 +15,10 @@ sender's clock (POST sent, 202 read) and the tap's (result read), each event's l
 - ``executor: action request -> result record``: fetch, state writes, the no-op action, result;
 - ``result record -> read``: the result's acks round trip and the reader's fetch.
 
-The end-to-end latency (202 -> result read) is the last four minus the second.
+The end-to-end latency (202 -> result read) is the last four minus the second. The executor's hop
+splits further by its run-state records on ``whale.executor.state`` (keyed ``<pool>/<idempotency
+key>``, the request's Kafka key): request -> "started" written, "started" -> "finished" written (the
+started record's acks round trip and the action), "finished" -> result written (its acks round trip).
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ HOPS = (
     "executor: action request -> result record",
     "result record -> read",
 )
+EXECUTOR_HOPS = (
+    "executor: request -> started written",
+    "executor: started -> finished written",
+    "executor: finished -> result written",
+)
 
 
 class Tap:
@@ -46,9 +54,24 @@ class Tap:
     CreateTime (epoch seconds) of the records whose ``ce_source`` starts with the topic's prefix in
     ``sources``; and when the first ``ce_type`` ``done`` record of ``results`` was read."""
 
-    def __init__(self, settings: WhaleSettings, sources: dict[str, str], *, results: str, done: str) -> None:
-        topics = list(sources)
+    def __init__(
+        self,
+        settings: WhaleSettings,
+        sources: dict[str, str],
+        *,
+        results: str,
+        done: str,
+        requests: str = "",
+        state: tuple[str, str] | None = None,
+    ) -> None:
+        """``requests``: the pool's topic, whose records' keys map run-state keys to chains;
+        ``state``: the run-state topic and the pool's key prefix (``<pool>/``), read when given."""
+        topics = list(sources) + ([state[0]] if state else [])
         self.created: dict[str, dict[str, float]] = {t: {} for t in topics}
+        self.states: dict[str, list[float]] = {}  # chain -> CreateTimes of its run-state records
+        self._chains: dict[bytes, str] = {}  # run-state key -> chain
+        self._requests = requests
+        self._state_topic, self._prefix = (state[0], state[1].encode()) if state else ("", b"")
         self.seen: dict[str, float] = {}  # correlation id -> when its result was read
         self._results = results
         self._done = done.encode()
@@ -75,12 +98,19 @@ class Tap:
             for msg in batch:
                 if msg.error() is not None:
                     continue
-                headers = dict(msg.headers() or ())
                 topic = msg.topic()
+                kind, stamp = msg.timestamp()
+                if topic == self._state_topic:
+                    chain = self._chains.get(msg.key() or b"")
+                    if chain is not None and kind and stamp > 0:
+                        self.states.setdefault(chain, []).append(stamp / 1000)
+                    continue
+                headers = dict(msg.headers() or ())
                 if not headers.get("ce_source", b"").startswith(self._sources[topic]):
                     continue
                 chain = (headers.get("ce_correlationid") or headers.get("ce_id") or b"").decode()
-                kind, stamp = msg.timestamp()
+                if topic == self._requests and msg.key():
+                    self._chains[self._prefix + msg.key()] = chain
                 if kind and stamp > 0:
                     self.created[topic].setdefault(chain, stamp / 1000)
                 if topic == self._results and headers.get("ce_type") == self._done:
@@ -97,7 +127,7 @@ class Tap:
         """hop name -> its milliseconds for each of ``ids`` seen on every topic (``topics`` in the
         order ingest, events, action requests, results)."""
         ingest, events, actions, results = (self.created[t] for t in topics)
-        out: dict[str, list[float]] = {h: [] for h in HOPS}
+        out: dict[str, list[float]] = {h: [] for h in (*HOPS, *EXECUTOR_HOPS)}
         for i in ids:
             if i not in self.seen or not all(i in c for c in (ingest, events, actions, results)):
                 continue
@@ -107,6 +137,11 @@ class Tap:
             values += [b - a for a, b in itertools.pairwise(points)]
             for hop, value in zip(HOPS, values, strict=True):
                 out[hop].append(value * 1000)
+            states = self.states.get(i, [])
+            if len(states) == 2:  # started, finished: a plain run (a redelivered one has more)
+                run = (actions[i], *states, results[i])
+                for hop, (a, b) in zip(EXECUTOR_HOPS, itertools.pairwise(run), strict=True):
+                    out[hop].append((b - a) * 1000)
         return out
 
 
