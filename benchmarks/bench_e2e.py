@@ -105,6 +105,10 @@ class Stack:
             "WHALE_RULE_ENGINE_PORT": str(self.health["rule-engine"]),
             "WHALE_EXECUTOR_PORT": str(self.health["executor"]),
             "WHALE_TODO_GROUP": f"whale-bench-todo-{self.pool}",
+            # an indexer group of its own, from now on: a second stack (side by side) does not inherit
+            # the first one's unindexed backlog, which showed as its idle CPU
+            "WHALE_INDEXER_GROUP": f"whale-bench-indexer-{self.pool}",
+            "WHALE_INDEXER_OFFSET_RESET": "latest",
             "WHALE_TODO_PORT": str(self.health["todo"]),
             "WHALE_TODO_IGNORE_TYPE_PREFIXES": json.dumps(["whale.", BLAST]),
         }
