@@ -3,7 +3,7 @@
 Every service runs as its own process (``python -m whale run ...``: event-center, dedupe, indexer,
 to-do stage, rule engine, an executor pool of its own) on the real Kafka and Elasticsearch. One rule
 sends ``bench.e2e.ping`` events to ``core.noop``. A paced sender offers each rate of
-``WHALE_BENCH_E2E_RATES`` (``100,200,500,1000`` events/s; 200 is the latency target's rate) in
+``WHALE_BENCH_E2E_RATES`` (``1,100,200,500,1000`` events/s; 200 is the latency target's rate) in
 batches every 10 ms for ``WHALE_BENCH_E2E_SECONDS`` (15) seconds; latency is from the 202 (Kafka
 acked the event) to the moment a consumer of ``whale.results`` reads the action's
 ``whale.action.succeeded`` (matched by correlation id). The phase ends when every accepted event's
@@ -11,8 +11,10 @@ result was read or ``WHALE_BENCH_E2E_DRAIN`` (60) seconds after the last send; `
 long results kept arriving after the last send (a growing backlog shows as a long drain). CPU per
 event is user+system time of every service process and its children (all threads, from
 ``/proc/<pid>/stat``) over the phase including its drain, divided by the events accepted, for the
-whole stack and per service. Then the highest ingest throughput (batches of 100, 8 concurrent
-senders, 10 s) and peak RSS (``VmHWM``) of every service. Run alone with ``python -m
+whole stack and per service; each result's latency split into hops from Kafka record timestamps
+(:mod:`benchmarks.hops`), p50/p99 per hop and rate. Before the first rate, every service's CPU over
+``WHALE_BENCH_E2E_IDLE`` (30) seconds with no traffic (ms per second). Then the highest ingest
+throughput (batches of 100, 8 concurrent senders, 10 s) and peak RSS (``VmHWM``) of every service. Run alone with ``python -m
 benchmarks.bench_e2e``; side by side with ``make bench BENCH=bench_e2e BASELINE=<ref>`` (the
 service processes inherit ``PYTHONPATH``, so each column's stack runs that column's code; checked
 before the stack starts).
