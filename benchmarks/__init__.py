@@ -12,10 +12,10 @@ from typing import Any
 
 
 def format_table(title: str, rows: Sequence[dict[str, Any]]) -> str:
-    """A plain-text table with one column per key of the first row."""
+    """A plain-text table with one column per key of any row (in the order they first appear)."""
     if not rows:
         return f"## {title}\n(no rows)\n"
-    columns = list(rows[0])
+    columns = list(dict.fromkeys(key for row in rows for key in row))
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     line = "| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + " |"

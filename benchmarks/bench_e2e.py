@@ -3,7 +3,7 @@
 Every service runs as its own process (``python -m whale run ...``: event-center, dedupe, indexer,
 to-do stage, rule engine, an executor pool of its own) on the real Kafka and Elasticsearch. One rule
 sends ``bench.e2e.ping`` events to ``core.noop``. A paced sender offers each rate of
-``WHALE_BENCH_E2E_RATES`` (``100,200,500,1000`` events/s; 200 is the latency target's rate) in
+``WHALE_BENCH_E2E_RATES`` (``1,100,200,500,1000`` events/s; 200 is the latency target's rate) in
 batches every 10 ms for ``WHALE_BENCH_E2E_SECONDS`` (15) seconds; latency is from the 202 (Kafka
 acked the event) to the moment a consumer of ``whale.results`` reads the action's
 ``whale.action.succeeded`` (matched by correlation id). The phase ends when every accepted event's
@@ -11,8 +11,10 @@ result was read or ``WHALE_BENCH_E2E_DRAIN`` (60) seconds after the last send; `
 long results kept arriving after the last send (a growing backlog shows as a long drain). CPU per
 event is user+system time of every service process and its children (all threads, from
 ``/proc/<pid>/stat``) over the phase including its drain, divided by the events accepted, for the
-whole stack and per service. Then the highest ingest throughput (batches of 100, 8 concurrent
-senders, 10 s) and peak RSS (``VmHWM``) of every service. Run alone with ``python -m
+whole stack and per service; each result's latency split into hops from Kafka record timestamps
+(:mod:`benchmarks.hops`), p50/p99 per hop and rate. Before the first rate, every service's CPU over
+``WHALE_BENCH_E2E_IDLE`` (30) seconds with no traffic (ms per second). Then the highest ingest
+throughput (batches of 100, 8 concurrent senders, 10 s) and peak RSS (``VmHWM``) of every service. Run alone with ``python -m
 benchmarks.bench_e2e``; side by side with ``make bench BENCH=bench_e2e BASELINE=<ref>`` (the
 service processes inherit ``PYTHONPATH``, so each column's stack runs that column's code; checked
 before the stack starts).
@@ -27,7 +29,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -36,18 +37,18 @@ from typing import Any
 import aiohttp
 import httpx
 
+from benchmarks.hops import EXECUTOR_HOPS, HOPS, Tap
 from whale import topics
 from whale.admin import ensure_topics
-from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.settings import WhaleSettings
-from whale.tail import tail_consumer
 
 TITLE = "End to end (POST accepted -> whale.action.succeeded of core.noop), whole stack as processes"
 TYPE = "bench.e2e.ping"
 BLAST = "bench.e2e.blast"  # ingest only: no rule matches, and the to-do stage is told to ignore it
-RATES = tuple(int(r) for r in os.environ.get("WHALE_BENCH_E2E_RATES", "100,200,500,1000").split(","))
+RATES = tuple(int(r) for r in os.environ.get("WHALE_BENCH_E2E_RATES", "1,100,200,500,1000").split(","))
 SECONDS = float(os.environ.get("WHALE_BENCH_E2E_SECONDS", "15"))
 DRAIN = float(os.environ.get("WHALE_BENCH_E2E_DRAIN", "60"))
+IDLE = float(os.environ.get("WHALE_BENCH_E2E_IDLE", "30"))
 SERVICES = ("event-center", "dedupe", "indexer", "todo", "rule-engine", "executor")
 TICKS = os.sysconf("SC_CLK_TCK")
 PACKAGES = (
@@ -68,6 +69,7 @@ COMPARE = {
     "p99 ms": "min",
     "drain s": "min",
     "CPU ms/event": "min",
+    "idle CPU ms/s": "min",
     "peak RSS MiB": "min",
 }
 
@@ -76,37 +78,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class Results:
-    """Reads whale.results from its end in a thread: correlation id -> first time a result was read."""
-
-    def __init__(self, settings: WhaleSettings, source: str) -> None:
-        self.seen: dict[str, float] = {}
-        self._source = source
-        self._stop = threading.Event()
-        self._consumer = tail_consumer(settings, topics.RESULTS)
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            batch: Any = self._consumer.consume(1000, 0.1)
-            for msg in batch:
-                if msg.error() is not None:
-                    continue
-                now = time.time()
-                try:
-                    event = from_kafka(KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers())))
-                except Exception:
-                    continue
-                if event.type == "whale.action.succeeded" and event.source == self._source:
-                    self.seen.setdefault(str(event.extensions.get("correlationid")), now)
-        self._consumer.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 class Stack:
@@ -136,11 +107,17 @@ class Stack:
             "WHALE_RULE_ENGINE_PORT": str(self.health["rule-engine"]),
             "WHALE_EXECUTOR_PORT": str(self.health["executor"]),
             "WHALE_TODO_GROUP": f"whale-bench-todo-{self.pool}",
+            # an indexer group of its own, from now on: a second stack (side by side) does not inherit
+            # the first one's unindexed backlog, which showed as its idle CPU
+            "WHALE_INDEXER_GROUP": f"whale-bench-indexer-{self.pool}",
+            "WHALE_INDEXER_OFFSET_RESET": "latest",
             "WHALE_TODO_PORT": str(self.health["todo"]),
             "WHALE_TODO_IGNORE_TYPE_PREFIXES": json.dumps(["whale.", BLAST]),
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        ensure_topics(settings, [topics.pool_topic_spec(self.pool)])
+        pool = topics.pool_topic_spec(self.pool)
+        ensure_topics(settings, [pool])
+        self.topics = (topics.INGEST, topics.EVENTS, pool.name, topics.RESULTS)  # an event's way
 
     def start(self) -> None:
         for name in SERVICES:
@@ -232,8 +209,11 @@ def _event(run: str, type: str = TYPE) -> dict[str, Any]:
     }
 
 
-async def _offer(url: str, rate: int, seconds: float, accepted: dict[str, float]) -> int:
-    """Send ``rate`` events/s for ``seconds`` in batches every 10 ms; returns the rejected count."""
+async def _offer(
+    url: str, rate: int, seconds: float, accepted: dict[str, float], sent: dict[str, float] | None = None
+) -> int:
+    """Send ``rate`` events/s for ``seconds`` in batches every 10 ms (``sent``: event id -> when its
+    POST was sent; ``accepted``: -> when its 202 was read); returns the rejected count."""
     run = uuid.uuid4().hex[:8]
     per_tick = max(1, rate // 100)
     tick = per_tick / rate
@@ -243,6 +223,9 @@ async def _offer(url: str, rate: int, seconds: float, accepted: dict[str, float]
 
         async def post(batch: list[dict[str, Any]]) -> None:
             nonlocal rejected
+            if sent is not None:
+                now = time.time()
+                sent.update((event["id"], now) for event in batch)
             async with session.post(f"{url}/events", data=json.dumps(batch), headers=headers) as response:
                 body = await response.json()
                 now = time.time()
@@ -291,12 +274,13 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def _phase(stack: Stack, results: Results, rate: int) -> tuple[dict[str, object], list[dict[str, object]]]:
-    """One offered rate: the stack's row and one CPU-per-event row per service."""
+def _phase(stack: Stack, results: Tap, rate: int) -> tuple[dict[str, object], list[dict[str, object]]]:
+    """One offered rate: the stack's row, then one row per hop and one CPU-per-event row per service."""
     accepted: dict[str, float] = {}
+    posted: dict[str, float] = {}
     before = stack.usage()
     started = time.monotonic()
-    rejected = asyncio.run(_offer(stack.url, rate, SECONDS, accepted))
+    rejected = asyncio.run(_offer(stack.url, rate, SECONDS, accepted, posted))
     sent, sent_at = time.monotonic(), time.time()
     deadline = sent + DRAIN
     while time.monotonic() < deadline and not all(i in results.seen for i in accepted):
@@ -321,12 +305,37 @@ def _phase(stack: Stack, results: Results, rate: int) -> tuple[dict[str, object]
         "CPU ms/event": round(sum(cpu.values()) * 1000 / events, 3),
         "load avg": round(os.getloadavg()[0], 2),
     }
+    hops = results.hops(list(accepted), posted, accepted, stack.topics)
     split: list[dict[str, object]] = [
+        {
+            "measure": f"hop {hop} at {rate}/s",
+            "results": len(hops[hop]),
+            "p50 ms": round(_percentile(hops[hop], 0.50), 1),
+            "p99 ms": round(_percentile(hops[hop], 0.99), 1),
+        }
+        for hop in (*HOPS, *EXECUTOR_HOPS)
+    ]
+    split += [
         {"measure": f"{name} at {rate}/s", "CPU ms/event": round(cpu[name] * 1000 / events, 3)}
         for name in SERVICES
         if name in cpu
     ]
     return row, split
+
+
+def _idle(stack: Stack) -> list[dict[str, object]]:
+    """CPU of each service over ``IDLE`` seconds with no traffic, in ms per second (0.1% of a core)."""
+    before = stack.usage()
+    started = time.monotonic()
+    time.sleep(IDLE)
+    after = stack.usage()
+    elapsed = time.monotonic() - started
+    cpu = {n: (after[n][0] - before.get(n, (0.0, 0.0))[0]) * 1000 / elapsed for n in after}
+    rows: list[dict[str, object]] = [
+        {"measure": f"{name} idle", "idle CPU ms/s": round(cpu[name], 2)} for name in SERVICES if name in cpu
+    ]
+    rows.append({"measure": "stack idle", "idle CPU ms/s": round(sum(cpu.values()), 2)})
+    return rows
 
 
 def run() -> list[dict[str, object]]:
@@ -335,13 +344,23 @@ def run() -> list[dict[str, object]]:
     workdir = Path(tempfile.mkdtemp(prefix="whale-bench-e2e-"))
     stack = Stack(settings, workdir)
     rows: list[dict[str, object]] = []
-    results = Results(settings, f"/whale/executor/{stack.pool}")
+    sources = dict(
+        zip(stack.topics, ("/bench/e2e/", "/bench/e2e/", "", f"/whale/executor/{stack.pool}"), strict=True)
+    )
+    results = Tap(
+        settings,
+        sources,
+        results=topics.RESULTS,
+        done="whale.action.succeeded",
+        requests=stack.topics[2],
+        state=(topics.EXECUTOR_STATE, f"{stack.pool}/"),
+    )
     try:
         print(f"bench_e2e: service code from {stack.check_code()}", file=sys.stderr, flush=True)
         stack.start()
         asyncio.run(_offer(stack.url, 20, 3.0, {}))  # warm-up: the whole chain is assigned and hot
         time.sleep(5)
-        split: list[dict[str, object]] = []
+        split: list[dict[str, object]] = _idle(stack) if IDLE > 0 else []
         for rate in RATES:
             row, per_service = _phase(stack, results, rate)
             rows.append(row)
