@@ -17,10 +17,9 @@ from typing import Any
 import structlog
 
 from whale import topics
-from whale.binding import KafkaMessage, from_kafka, headers_from
-from whale.cloudevent import CloudEvent
+from whale.binding import KafkaMessage, headers_from
 from whale.enrichment import ENRICHMENT
-from whale.errors import BindingError
+from whale.errors import EventError
 from whale.logging import bound_event
 from whale.rules.model import Rule
 from whale_rule_engine import metrics
@@ -28,12 +27,13 @@ from whale_rule_engine.batches import Sends, issue
 from whale_rule_engine.engine import (
     Failure,
     Trigger,
-    action_request,
     dry_run_record,
     plan,
     render_failed_notice,
     throttled_notice,
 )
+from whale_rule_engine.inbound import LightEvent, decode
+from whale_rule_engine.outbound import request_message
 from whale_rule_engine.runtime import Runtime
 from whale_rule_engine.throttle import PARTITION, decide
 
@@ -46,7 +46,7 @@ class Matched:
 
     message: Any
     raw: KafkaMessage
-    event: CloudEvent
+    event: LightEvent
     ctx: dict[str, Any]
     rules: list[Rule]
     sends: Sends
@@ -57,15 +57,19 @@ async def handle_event(runtime: Runtime, message: Any, sends: Sends) -> Matched 
     ``sends``). What matched is returned, to render with its batch (:func:`finish_events`)."""
     raw = KafkaMessage(message.key, message.value, headers_from(message.headers))
     try:
-        event = from_kafka(raw)
-    except BindingError as exc:
+        event = decode(raw)  # plain values; the model only for the enrichment providers
+        full = event.full() if runtime.enricher.providers else None
+    except EventError as exc:
         metrics.EVENTS.labels(outcome="dead_lettered").inc()
         issue(sends, runtime.dead_letter(raw, f"unreadable: {exc}", origin=message))
         return None
-    if runtime.enricher.waits:  # lookups may wait on a CMDB
-        ctx = await asyncio.to_thread(runtime.enricher.context, event)
+    if full is None:  # no providers: nothing to look up
+        ctx = event.context()
+        ctx[ENRICHMENT] = {}
+    elif runtime.enricher.waits:  # lookups may wait on a CMDB
+        ctx = await asyncio.to_thread(runtime.enricher.context, full)
     else:  # from memory: a thread hop would cost more than the lookups
-        ctx = runtime.enricher.context(event)
+        ctx = runtime.enricher.context(full)
     for problem in ctx[ENRICHMENT].get("errors", ()):
         metrics.ENRICH_FAILED.labels(provider=problem["provider"]).inc()
     started = time.perf_counter()
@@ -125,7 +129,7 @@ async def emit_planned(
     """One event's rendered triggers and render failures: requests, forwards, notices, dead letters."""
     event, sends = item.event, item.sends
     if event.extensions.get("replaymode") == "dry":  # a dry-run replay: record, request nothing
-        record = dry_run_record(event, found, failures, source=runtime.settings.source)
+        record = dry_run_record(event.full(), found, failures, source=runtime.settings.source)
         issue(sends, runtime.producer.send(topics.RESULTS, record, key=event.id))
         log.info("dry_run_recorded", would_request=len(found), failures=len(failures))
         return
@@ -138,7 +142,7 @@ async def emit_planned(
         )
         issue(sends, dead)
         notice = render_failed_notice(
-            event, failure, source=runtime.settings.source, enrichment=item.ctx[ENRICHMENT]
+            event.full(), failure, source=runtime.settings.source, enrichment=item.ctx[ENRICHMENT]
         )
         issue(sends, runtime.producer.send(topics.RESULTS, notice, key=failure.rule_id))
     for trigger in found:
@@ -175,7 +179,7 @@ async def handle_trigger(runtime: Runtime, message: Any, buckets: Any, sends: Se
 async def emit_request(runtime: Runtime, trigger: Trigger, sends: Sends) -> None:
     pool = trigger.target["pool"]
     await runtime.ensure_pool(pool)
-    request = action_request(trigger, source=runtime.settings.source)
-    issue(sends, runtime.producer.send(topics.actions_topic(pool), request, key=trigger.idempotency_key))
+    request = request_message(trigger, source=runtime.settings.source)
+    issue(sends, runtime.producer.send_message(topics.actions_topic(pool), request))
     metrics.REQUESTED.labels(rule=trigger.rule_id).inc()
     log.info("action_requested", rule_id=trigger.rule_id, idempotency_key=trigger.idempotency_key)
