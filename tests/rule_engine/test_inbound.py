@@ -7,6 +7,7 @@ from whale_rule_engine.inbound import LightEvent, decode
 
 from whale.binding import KafkaMessage, from_kafka, to_binary, to_structured
 from whale.cloudevent import CloudEvent
+from whale.enrichment import ENRICHMENT, Enricher
 from whale.errors import BindingError
 from whale.rules.paths import event_context
 
@@ -101,3 +102,22 @@ def test_values_orjson_reads_differently_take_the_binding_path() -> None:
 def test_an_empty_subject_is_no_subject() -> None:
     headers = {**_good_headers(), "ce_subject": b""}
     assert decode(_binary(headers, b"{}")).subject is None
+
+
+class _Hosts:
+    name = "fake"
+    place = "host"
+    waits = False
+
+    def lookup(self, hosts: list[str]) -> dict[str, str] | None:
+        return {"name": hosts[0], "team": "web"} if hosts else None
+
+
+def test_the_light_context_enriched_is_what_the_enricher_builds_from_the_model() -> None:
+    enricher = Enricher([_Hosts()])
+    event = _event()
+    light = decode(to_binary(event))
+    ctx = light.context()
+    ctx[ENRICHMENT] = enricher.enrich(light)
+    assert ctx == enricher.context(event)
+    assert ctx[ENRICHMENT] == {"host": {"name": "web-1", "team": "web"}}

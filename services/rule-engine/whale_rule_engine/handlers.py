@@ -57,25 +57,22 @@ async def handle_event(runtime: Runtime, message: Any, sends: Sends) -> Matched 
     ``sends``). What matched is returned, to render with its batch (:func:`finish_events`)."""
     raw = KafkaMessage(message.key, message.value, headers_from(message.headers))
     try:
-        event = decode(raw)  # plain values; the model only for the enrichment providers
-        full = event.full() if runtime.enricher.providers else None
+        event = decode(raw)  # plain values, no model (see inbound.py)
     except EventError as exc:
-        metrics.EVENTS.labels(outcome="dead_lettered").inc()
+        metrics.child(metrics.EVENTS, "dead_lettered").inc()
         issue(sends, runtime.dead_letter(raw, f"unreadable: {exc}", origin=message))
         return None
-    if full is None:  # no providers: nothing to look up
-        ctx = event.context()
-        ctx[ENRICHMENT] = {}
-    elif runtime.enricher.waits:  # lookups may wait on a CMDB
-        ctx = await asyncio.to_thread(runtime.enricher.context, full)
+    ctx = event.context()  # what Enricher.context builds, from the light event
+    if runtime.enricher.waits:  # lookups may wait on a CMDB
+        ctx[ENRICHMENT] = await asyncio.to_thread(runtime.enricher.enrich, event)
     else:  # from memory: a thread hop would cost more than the lookups
-        ctx = runtime.enricher.context(full)
+        ctx[ENRICHMENT] = runtime.enricher.enrich(event)
     for problem in ctx[ENRICHMENT].get("errors", ()):
         metrics.ENRICH_FAILED.labels(provider=problem["provider"]).inc()
     started = time.perf_counter()
     matched = runtime.rules.match(ctx)
     metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
-    metrics.EVENTS.labels(outcome="matched" if matched else "unmatched").inc()
+    metrics.child(metrics.EVENTS, "matched" if matched else "unmatched").inc()
     if not matched:
         return None
     return Matched(message, raw, event, ctx, [r for r in matched if r.enabled], sends)
@@ -134,7 +131,7 @@ async def emit_planned(
         log.info("dry_run_recorded", would_request=len(found), failures=len(failures))
         return
     for rule in item.rules:
-        metrics.MATCHES.labels(rule=rule.id).inc()
+        metrics.child(metrics.MATCHES, rule.id).inc()
     for failure in failures:
         kind = "render_limit" if failure.limit else "render"
         dead = runtime.dead_letter(
@@ -172,7 +169,7 @@ async def handle_trigger(runtime: Runtime, message: Any, buckets: Any, sends: Se
         return
     notice = throttled_notice(trigger, decision, source=runtime.settings.source)
     issue(sends, runtime.producer.send(topics.RESULTS, notice, key=trigger.rule_id))
-    metrics.THROTTLED.labels(rule=trigger.rule_id).inc()
+    metrics.child(metrics.THROTTLED, trigger.rule_id).inc()
     log.info("throttled", rule_id=trigger.rule_id, key=trigger.throttle_key, suppressed=decision.suppressed)
 
 
@@ -181,5 +178,5 @@ async def emit_request(runtime: Runtime, trigger: Trigger, sends: Sends) -> None
     await runtime.ensure_pool(pool)
     request = request_message(trigger, source=runtime.settings.source)
     issue(sends, runtime.producer.send_message(topics.actions_topic(pool), request))
-    metrics.REQUESTED.labels(rule=trigger.rule_id).inc()
+    metrics.child(metrics.REQUESTED, trigger.rule_id).inc()
     log.info("action_requested", rule_id=trigger.rule_id, idempotency_key=trigger.idempotency_key)
