@@ -65,7 +65,8 @@ def encode_data(event: CloudEvent) -> bytes | None:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
 
 
-def _header_value(value: Any) -> bytes:
+def header_value(value: Any) -> bytes:
+    """An extension value as a header: booleans as ``true``/``false``, the rest as text."""
     if isinstance(value, bool):
         return b"true" if value else b"false"
     return str(value).encode("utf-8")
@@ -86,7 +87,7 @@ def to_binary(event: CloudEvent, key: str | None = None) -> KafkaMessage:
     if event.dataschema is not None:
         headers.append(("ce_dataschema", event.dataschema.encode("utf-8")))
     for name, value in event.extensions.items():
-        headers.append((HEADER_PREFIX + name, _header_value(value)))
+        headers.append((HEADER_PREFIX + name, header_value(value)))
     if event.datacontenttype is not None:
         headers.append((CONTENT_TYPE, event.datacontenttype.encode("utf-8")))
     partition_key = key if key is not None else event.partition_key

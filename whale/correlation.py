@@ -7,7 +7,8 @@ caused it) and ``correlationid`` (the id of the first event of the chain); ``tra
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from whale.cloudevent import CloudEvent
 
@@ -16,13 +17,23 @@ CORRELATION_ID = "correlationid"
 TRACE_EXTENSIONS = ("traceparent", "tracestate")
 
 
-def correlation_id(event: CloudEvent) -> str:
+class Cause(Protocol):
+    """What linking needs of an event: a :class:`CloudEvent` or a lighter form of one."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def extensions(self) -> Mapping[str, str | int | bool]: ...
+
+
+def correlation_id(event: Cause) -> str:
     """The chain's id: the event's ``correlationid``, or its own id when it starts a chain."""
     value = event.extensions.get(CORRELATION_ID)
     return str(value) if value is not None else event.id
 
 
-def link_extensions(cause: CloudEvent) -> dict[str, str | int | bool]:
+def link_extensions(cause: Cause) -> dict[str, str | int | bool]:
     """The extensions a reaction to ``cause`` must carry."""
     ext: dict[str, str | int | bool] = {CAUSATION_ID: cause.id, CORRELATION_ID: correlation_id(cause)}
     for name in TRACE_EXTENSIONS:

@@ -82,6 +82,13 @@ class EnrichmentSettings(BaseSettings):
         return v
 
 
+class Carrier(Protocol):
+    """What enrichment reads of an event: its data (a :class:`CloudEvent` or a lighter form of one)."""
+
+    @property
+    def data(self) -> Any: ...
+
+
 class Provider(Protocol):
     """One source of facts: ``place`` is its key under ``enrichment``."""
 
@@ -96,7 +103,7 @@ class Provider(Protocol):
         ...
 
 
-def host_candidates(event: CloudEvent) -> list[str]:
+def host_candidates(event: Carrier) -> list[str]:
     """The names and addresses the event may be about, best first (see the module docstring)."""
     data: Mapping[str, Any] = event.data if isinstance(event.data, Mapping) else {}
     found_labels = data.get("labels")
@@ -211,7 +218,7 @@ class Enricher:
         self.waits = any(getattr(p, "waits", True) for p in providers)
         """Whether a lookup may wait on I/O (then run :meth:`context` off the event loop)."""
 
-    def enrich(self, event: CloudEvent) -> dict[str, Any]:
+    def enrich(self, event: Carrier) -> dict[str, Any]:
         """What the providers know about ``event`` (never raises; failures are in ``errors``)."""
         out: dict[str, Any] = {}
         errors: list[dict[str, str]] = []

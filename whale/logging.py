@@ -9,10 +9,11 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 import structlog
 
-from whale.cloudevent import CloudEvent
+from whale.correlation import Cause
 from whale.settings import WhaleSettings
 
 EVENT_ID = "event_id"
@@ -103,8 +104,19 @@ def library_logging() -> tuple[dict[str, object], list[logging.Handler]]:
     return config, list(root.handlers)
 
 
+class Described(Cause, Protocol):
+    """What :func:`bound_event` reads of an event (a :class:`whale.cloudevent.CloudEvent` or a
+    lighter form of one)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+
 @contextmanager
-def bound_event(event: CloudEvent) -> Iterator[None]:
+def bound_event(event: Described) -> Iterator[None]:
     """Bind the event's id, type, source and correlation id to every log line inside the block."""
     correlation = event.extensions.get("correlationid", event.id)
     tokens = structlog.contextvars.bind_contextvars(

@@ -2,7 +2,7 @@
 
 Two agents. ``on_events`` reads ``whale.events`` (raw bytes, decoded with the CloudEvents Kafka
 binding), matches the event against the rule index, renders each matched rule's params and throttle
-key, and forwards throttled triggers to an internal repartition topic keyed by (rule, rendered key);
+key (the per-event work is :mod:`whale_rule_engine.handlers`), and forwards throttled triggers to an internal repartition topic keyed by (rule, rendered key);
 poison messages and render failures go to ``whale.dlq`` with the reason. ``on_triggers`` owns the
 token buckets of its partitions in a changelog-backed Faust table, so a bucket is exact across
 workers and survives restarts, and emits ``whale.action.requested`` on the pool's actions topic or
@@ -17,8 +17,6 @@ import argparse
 import asyncio
 import functools
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,87 +25,27 @@ import structlog
 
 from whale import topics
 from whale.admin import ensure_topics
-from whale.binding import KafkaMessage, from_kafka, headers_from
-from whale.cloudevent import CloudEvent
 from whale.compacted import CompactedView
-from whale.consumer import write_dead_letter
-from whale.enrichment import ENRICHMENT, NO_ENRICHMENT, Enricher, build
-from whale.errors import BindingError, ConfigError, WhaleError
-from whale.health import HealthServer, serve_health
-from whale.logging import bound_event, configure_logging, library_logging
+from whale.enrichment import build
+from whale.errors import ConfigError, WhaleError
+from whale.health import serve_health
+from whale.logging import configure_logging, library_logging
 from whale.producer import EventProducer
-from whale.rules.model import Rule
 from whale.rules.ruleset import RuleSet
 from whale.store import claim_slot
 from whale_rule_engine import metrics
-from whale_rule_engine.batches import Pending, Sends, issue
+from whale_rule_engine.batches import Pending, issue
 from whale_rule_engine.broker import broker_credentials, broker_urls
-from whale_rule_engine.engine import (
-    Failure,
-    Trigger,
-    action_request,
-    dry_run_record,
-    plan,
-    render_failed_notice,
-    throttled_notice,
-)
+from whale_rule_engine.handlers import Matched, finish_events, handle_event, handle_trigger
 from whale_rule_engine.offsets import seed_offsets
 from whale_rule_engine.recovery import TableManager
+from whale_rule_engine.runtime import Runtime
 from whale_rule_engine.settings import Settings
 from whale_rule_engine.table_restore import TableRestore
-from whale_rule_engine.throttle import PARTITION, decide, sweep
+from whale_rule_engine.throttle import sweep
 
 log = structlog.get_logger(__name__)
 TABLE = "throttle-buckets"  # the table of token buckets; its changelog: <app id>-throttle-buckets-changelog
-
-
-@dataclass
-class Runtime:
-    """What the agents share: settings, the producer, the live rules and the catalogue view."""
-
-    settings: Settings
-    producer: EventProducer
-    rules: RuleSet
-    catalog: CompactedView | None = None
-    enricher: Enricher = NO_ENRICHMENT
-    views: list[CompactedView] = field(default_factory=list)
-    ensured_pools: set[str] = field(default_factory=lambda: {topics.DEFAULT_POOL})
-    health_server: HealthServer | None = None
-    # renders run here, off the event loop: /healthz, heartbeats and commits go on while a rule
-    # spends its render budget (every sandbox operation is bounded, so the thread never holds the
-    # interpreter for long; see whale.rules.limits)
-    render_pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
-    )
-
-    async def dead_letter(
-        self, message: KafkaMessage, reason: str, *, origin: Any, rule_id: str = "", kind: str = ""
-    ) -> None:
-        await write_dead_letter(
-            self.producer,
-            message,
-            reason=reason,
-            topic=origin.topic,
-            partition=origin.partition,
-            offset=origin.offset,
-            group=self.settings.app_id,
-            headers=[("whale_dlq_rule", rule_id.encode())] if rule_id else (),
-        )
-        metrics.DEAD_LETTERED.labels(reason=kind or ("render" if rule_id else "unreadable")).inc()
-        if rule_id:
-            log.warning("render_failed", rule_id=rule_id, reason=reason)
-
-    async def failed(self, message: Any, exc: BaseException, prefix: str) -> None:
-        """Dead-letter the Faust ``message`` whose handling (or one of its sends) failed with ``exc``."""
-        raw = KafkaMessage(message.key, message.value, headers_from(message.headers))
-        await self.dead_letter(raw, f"{prefix}: {type(exc).__name__}: {exc}", origin=message)
-
-    async def ensure_pool(self, pool: str) -> None:
-        if pool in self.ensured_pools:
-            return
-        spec = topics.pool_topic_spec(pool)
-        await asyncio.to_thread(ensure_topics, self.settings.whale, [spec])
-        self.ensured_pools.add(pool)
 
 
 def build_app(runtime: Runtime) -> faust.App:
@@ -227,147 +165,6 @@ async def start_health(runtime: Runtime, app: faust.App) -> None:
         settings.host, settings.port, {"kafka": ready}, registry=metrics.registry()
     )
     log.info("health_listening", host=settings.host, port=settings.port)
-
-
-@dataclass
-class Matched:
-    """A ``whale.events`` record that matched rules: rendered with its batch (one thread hop)."""
-
-    message: Any
-    raw: KafkaMessage
-    event: CloudEvent
-    ctx: dict[str, Any]
-    rules: list[Rule]
-    sends: Sends
-
-
-async def handle_event(runtime: Runtime, message: Any, sends: Sends) -> Matched | None:
-    """Decode and match one ``whale.events`` record; dead-letter an unreadable one (issued into
-    ``sends``). What matched is returned, to render with its batch (:func:`finish_events`)."""
-    raw = KafkaMessage(message.key, message.value, headers_from(message.headers))
-    try:
-        event = from_kafka(raw)
-    except BindingError as exc:
-        metrics.EVENTS.labels(outcome="dead_lettered").inc()
-        issue(sends, runtime.dead_letter(raw, f"unreadable: {exc}", origin=message))
-        return None
-    if runtime.enricher.waits:  # lookups may wait on a CMDB
-        ctx = await asyncio.to_thread(runtime.enricher.context, event)
-    else:  # from memory: a thread hop would cost more than the lookups
-        ctx = runtime.enricher.context(event)
-    for problem in ctx[ENRICHMENT].get("errors", ()):
-        metrics.ENRICH_FAILED.labels(provider=problem["provider"]).inc()
-    started = time.perf_counter()
-    matched = runtime.rules.match(ctx)
-    metrics.MATCH_SECONDS.observe(time.perf_counter() - started)
-    metrics.EVENTS.labels(outcome="matched" if matched else "unmatched").inc()
-    if not matched:
-        return None
-    return Matched(message, raw, event, ctx, [r for r in matched if r.enabled], sends)
-
-
-Planned = tuple[list[Trigger], list[Failure]] | BaseException
-
-
-def plan_all(runtime: Runtime, batch: list[Matched]) -> list[Planned]:
-    """:func:`plan` for every event of ``batch`` (run in the render thread; each rule of each event
-    keeps its own sandbox budget). An unexpected error is returned for its event alone."""
-    out: list[Planned] = []
-    for item in batch:
-        try:
-            out.append(
-                plan(
-                    item.rules,
-                    item.event,
-                    catalog=runtime.catalog,
-                    timeout=runtime.settings.render_timeout,
-                    max_output=runtime.settings.max_param_bytes,
-                    ctx=item.ctx,
-                )
-            )
-        except Exception as exc:
-            out.append(exc)
-    return out
-
-
-async def finish_events(runtime: Runtime, batch: list[Matched], triggers: Any) -> None:
-    """Render ``batch`` in one hop to the render thread, then, event by event in order, emit or
-    forward its triggers and dead-letter its failures (issued into each event's sends)."""
-    if not batch:
-        return
-    loop = asyncio.get_running_loop()
-    planned = await loop.run_in_executor(runtime.render_pool, plan_all, runtime, batch)
-    for item, result in zip(batch, planned, strict=True):
-        try:
-            if isinstance(result, BaseException):
-                raise result
-            with bound_event(item.event):
-                await emit_planned(runtime, item, *result, triggers=triggers)
-        except Exception as exc:  # nothing crashes the worker: the event is dead-lettered
-            log.exception("event_failed")
-            issue(item.sends, runtime.failed(item.message, exc, "internal error"))
-
-
-async def emit_planned(
-    runtime: Runtime, item: Matched, found: list[Trigger], failures: list[Failure], *, triggers: Any
-) -> None:
-    """One event's rendered triggers and render failures: requests, forwards, notices, dead letters."""
-    event, sends = item.event, item.sends
-    if event.extensions.get("replaymode") == "dry":  # a dry-run replay: record, request nothing
-        record = dry_run_record(event, found, failures, source=runtime.settings.source)
-        issue(sends, runtime.producer.send(topics.RESULTS, record, key=event.id))
-        log.info("dry_run_recorded", would_request=len(found), failures=len(failures))
-        return
-    for rule in item.rules:
-        metrics.MATCHES.labels(rule=rule.id).inc()
-    for failure in failures:
-        kind = "render_limit" if failure.limit else "render"
-        dead = runtime.dead_letter(
-            item.raw, failure.reason, origin=item.message, rule_id=failure.rule_id, kind=kind
-        )
-        issue(sends, dead)
-        notice = render_failed_notice(
-            event, failure, source=runtime.settings.source, enrichment=item.ctx[ENRICHMENT]
-        )
-        issue(sends, runtime.producer.send(topics.RESULTS, notice, key=failure.rule_id))
-    for trigger in found:
-        if trigger.throttle_key is None:
-            await emit_request(runtime, trigger, sends)
-        else:  # Faust's producer: enqueued here, flushed by the commit
-            await triggers.send(key=trigger.bucket.encode(), value=trigger.to_bytes())
-
-
-async def handle_trigger(runtime: Runtime, message: Any, buckets: Any, sends: Sends) -> None:
-    """Spend a token of the trigger's bucket (recording its partition for the sweep); issue the
-    request or the throttle notice into ``sends``."""
-    trigger = Trigger.from_bytes(message.value)
-    state = buckets.get(trigger.bucket)
-    decision = decide(
-        state,
-        capacity=trigger.capacity,
-        refill_per_second=trigger.refill_per_second,
-        now=time.time(),
-        idempotency_key=trigger.idempotency_key,
-        remember=runtime.settings.recent_keys,
-    )
-    if decision.state != state:
-        buckets[trigger.bucket] = {**decision.state, PARTITION: message.partition}
-    if decision.allowed:
-        await emit_request(runtime, trigger, sends)
-        return
-    notice = throttled_notice(trigger, decision, source=runtime.settings.source)
-    issue(sends, runtime.producer.send(topics.RESULTS, notice, key=trigger.rule_id))
-    metrics.THROTTLED.labels(rule=trigger.rule_id).inc()
-    log.info("throttled", rule_id=trigger.rule_id, key=trigger.throttle_key, suppressed=decision.suppressed)
-
-
-async def emit_request(runtime: Runtime, trigger: Trigger, sends: Sends) -> None:
-    pool = trigger.target["pool"]
-    await runtime.ensure_pool(pool)
-    request = action_request(trigger, source=runtime.settings.source)
-    issue(sends, runtime.producer.send(topics.actions_topic(pool), request, key=trigger.idempotency_key))
-    metrics.REQUESTED.labels(rule=trigger.rule_id).inc()
-    log.info("action_requested", rule_id=trigger.rule_id, idempotency_key=trigger.idempotency_key)
 
 
 # ---------------------------------------------------------------------- start-up

@@ -25,6 +25,7 @@ from whale.incidents import reference
 from whale.rules import templating
 from whale.rules.model import Lookup, Rule, find_target, params_problems
 from whale.rules.paths import event_context
+from whale_rule_engine.inbound import LightEvent, model
 from whale_rule_engine.throttle import Decision
 
 log = structlog.get_logger(__name__)
@@ -53,7 +54,7 @@ class Trigger:
     capacity: int
     refill_per_second: float
     idempotency_key: str
-    event: CloudEvent
+    event: CloudEvent | LightEvent  # the matched event (light in the worker, see inbound.py)
     enrichment: dict[str, Any] | None = None  # what enrichment added (whale.enrichment), shown on the request
 
     @property
@@ -88,7 +89,7 @@ class Trigger:
             capacity=int(doc["capacity"]),
             refill_per_second=float(doc["refill_per_second"]),
             idempotency_key=doc["idempotency_key"],
-            event=CloudEvent.from_structured(doc["event"]),
+            event=LightEvent.from_structured(doc["event"]),  # written by to_bytes: not validated again
             enrichment=doc.get("enrichment"),
         )
 
@@ -106,7 +107,7 @@ class Failure:
 
 def plan(
     rules: list[Rule],
-    event: CloudEvent,
+    event: CloudEvent | LightEvent,
     *,
     catalog: Lookup | None = None,
     timeout: float = templating.DEFAULT_TIMEOUT,
@@ -116,7 +117,7 @@ def plan(
     """Render every matched rule's params and throttle key for ``event`` (in ``ctx``, its enriched
     context, else its plain one); each rule's templates together get ``timeout`` seconds and one
     sandbox budget (see :mod:`whale.rules.limits`)."""
-    ctx = ctx if ctx is not None else event_context(event)
+    ctx = ctx if ctx is not None else event_context(model(event))
     triggers: list[Trigger] = []
     failures: list[Failure] = []
     for rule in rules:
@@ -137,7 +138,7 @@ def plan(
 
 def _trigger(
     rule: Rule,
-    event: CloudEvent,
+    event: CloudEvent | LightEvent,
     ctx: Mapping[str, Any],
     catalog: Lookup | None,
     timeout: float,
@@ -184,22 +185,33 @@ def _catalog_problems(rule: Rule, params: Any, catalog: Lookup | None) -> list[d
     return params_problems(params, schema, templated=False)
 
 
-def action_request(trigger: Trigger, *, source: str) -> CloudEvent:
-    """The ``whale.action.requested`` event (its id is derived from the idempotency key too)."""
+def request_id(trigger: Trigger) -> str:
+    """The request's event id: derived from the idempotency key, so a redelivery repeats it."""
+    return str(uuid.uuid5(_REQUEST_NS, trigger.idempotency_key))
+
+
+def request_data(trigger: Trigger) -> dict[str, Any]:
+    """The data of the ``whale.action.requested`` event."""
     extra = {"enrichment": trigger.enrichment} if trigger.enrichment else {}
+    return {
+        "rule": {"id": trigger.rule_id, "version": trigger.rule_version},
+        "target": trigger.target,
+        "params": trigger.params,
+        "idempotency_key": trigger.idempotency_key,
+        **extra,
+    }
+
+
+def action_request(trigger: Trigger, *, source: str) -> CloudEvent:
+    """The ``whale.action.requested`` event (the worker writes it with
+    :func:`whale_rule_engine.outbound.request_message`, the same record without the model)."""
     return caused_by(
-        trigger.event,
+        model(trigger.event),
         type=ACTION_REQUESTED,
         source=source,
-        id=str(uuid.uuid5(_REQUEST_NS, trigger.idempotency_key)),
+        id=request_id(trigger),
         subject=trigger.event.subject,
-        data={
-            "rule": {"id": trigger.rule_id, "version": trigger.rule_version},
-            "target": trigger.target,
-            "params": trigger.params,
-            "idempotency_key": trigger.idempotency_key,
-            **extra,
-        },
+        data=request_data(trigger),
     )
 
 
@@ -210,8 +222,7 @@ def dry_run_record(
     requested; nothing is requested, no throttle token is spent, nothing is dead-lettered."""
     would = []
     for trigger in triggers:
-        request = action_request(trigger, source=source).data
-        would.append({**request, "throttle_key": trigger.throttle_key})
+        would.append({**request_data(trigger), "throttle_key": trigger.throttle_key})
     failed = [{"rule_id": f.rule_id, "rule_version": f.rule_version, "reason": f.reason} for f in failures]
     return caused_by(
         event,
@@ -224,8 +235,9 @@ def dry_run_record(
 
 def throttled_notice(trigger: Trigger, decision: Decision, *, source: str) -> CloudEvent:
     """The ``whale.rule.throttled`` event for a suppressed trigger."""
+    event = model(trigger.event)
     return caused_by(
-        trigger.event,
+        event,
         type=RULE_THROTTLED,
         source=source,
         subject=trigger.rule_id,
@@ -234,7 +246,7 @@ def throttled_notice(trigger: Trigger, decision: Decision, *, source: str) -> Cl
             "key": trigger.throttle_key or "",
             "suppressed": decision.suppressed,
             "next_allowed": format_time(datetime.fromtimestamp(decision.next_allowed, UTC)),
-            "incident": reference(trigger.event),
+            "incident": reference(event),
         },
     )
 
