@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 
 from whale import audit, authz, oidc
 from whale.allow import AllowHeader
+from whale.eventloop import uvicorn_options
 from whale.logging import configure_logging
 from whale.metrics import process_registry
 from whale.tokens import ViewTokenBook
@@ -270,7 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.whale, service="event-center")
     app = create_app(settings, components.build(settings))
     server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            **uvicorn_options(settings.whale.event_loop, settings.whale.http_parser),
+        )
     )
     log.info("event_center_listening", url=settings.base_url(), dev_mode=settings.dev_mode)
     server.run()

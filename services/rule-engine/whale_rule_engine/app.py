@@ -33,6 +33,7 @@ from whale.compacted import CompactedView
 from whale.consumer import write_dead_letter
 from whale.enrichment import ENRICHMENT, NO_ENRICHMENT, Enricher, build
 from whale.errors import BindingError, ConfigError, WhaleError
+from whale.eventloop import install_policy
 from whale.health import HealthServer, serve_health
 from whale.logging import bound_event, configure_logging, library_logging
 from whale.producer import EventProducer
@@ -414,6 +415,7 @@ def main(argv: list[str]) -> int:
     runtime = Runtime(
         settings=settings, producer=producer, rules=RuleSet(on_size=metrics.RULES.set), enricher=enricher
     )
+    install_policy(settings.whale.event_loop)  # the views' loop and Faust's worker loop
     try:
         asyncio.run(start_views(runtime))
         app = build_app(runtime)
