@@ -234,7 +234,7 @@ def publish(
             await view.stop()
             await asyncio.to_thread(producer.close)
 
-    run(serve)
+    run(serve, settings.event_loop)
     if outcome:
         done = outcome[0]
         print(

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from whale.eventloop import EventLoop, HttpParser
+
 KAFKA_LOGGER = logging.getLogger("whale.kafka")
 DEFAULT_REDACT_KEYS = (
     "password",
@@ -98,6 +100,13 @@ class WhaleSettings(BaseSettings):
     cache_dir: Path = Field(default_factory=default_cache_dir, description="downloads and local data")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
+    event_loop: EventLoop = Field(
+        default="uvloop",
+        description="asyncio event loop of every process (uvloop falls back to asyncio if absent)",
+    )
+    http_parser: HttpParser = Field(
+        default="httptools", description="uvicorn's HTTP parser (httptools falls back to h11 if absent)"
+    )
     kafka: KafkaSecurity = Field(default_factory=KafkaSecurity)
     kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
         default="none",

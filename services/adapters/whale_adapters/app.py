@@ -26,6 +26,7 @@ from whale.allow import AllowHeader
 from whale.cloudevent import CloudEvent
 from whale.compacted import CompactedView
 from whale.errors import DeliveryError, MessageTooLarge, WhaleError
+from whale.eventloop import uvicorn_options
 from whale.logging import configure_logging
 from whale.producer import EventProducer
 from whale.redaction import Redactor
@@ -249,7 +250,11 @@ async def serve(settings: Settings, stop: asyncio.Event, config: AdaptersConfig)
     )
     server = uvicorn.Server(
         uvicorn.Config(
-            build_app(settings, parts), host=settings.host, port=settings.port, log_level="warning"
+            build_app(settings, parts),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            **uvicorn_options(settings.whale.event_loop, settings.whale.http_parser),
         )
     )
     async with httpx.AsyncClient() as client:
@@ -304,4 +309,4 @@ def main(argv: list[str]) -> int:
     except WhaleError as exc:
         log.error("adapters_config_invalid", error=exc.message)
         return 2
-    return runtime.run(lambda stop: serve(settings, stop, config))
+    return runtime.run(lambda stop: serve(settings, stop, config), settings.whale.event_loop)

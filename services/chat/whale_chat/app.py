@@ -23,6 +23,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from whale.errors import WhaleError
+from whale.eventloop import uvicorn_options
 from whale.logging import configure_logging
 from whale.metrics import process_registry
 from whale.web.errors import install_error_handlers
@@ -252,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     log.info("chat_listening", host=settings.host, port=settings.port,
              slack=settings.slack_signing_secret is not None, wecom=settings.wecom_token is not None)  # fmt: skip
+    loop_options = uvicorn_options(settings.whale.event_loop, settings.whale.http_parser)
     uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                                  access_log=False)).run()  # fmt: skip
+                                  access_log=False, **loop_options)).run()  # fmt: skip
     return 0

@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from whale import topics
 from whale.compacted import CompactedView
+from whale.eventloop import uvicorn_options
 from whale.logging import configure_logging
 from whale.metrics import process_registry
 from whale.web.health import install_health
@@ -179,7 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.whale, service="console")
     app = create_app(settings)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            **uvicorn_options(settings.whale.event_loop, settings.whale.http_parser),
+        )
     )
     log.info("console_listening", url=f"http://{settings.host}:{settings.port}", api=settings.api_url)
     server.run()

@@ -259,4 +259,4 @@ def main(argv: list[str] | None = None) -> int:
             await health.wait_closed()
         await asyncio.to_thread(producer.close, 10)
 
-    return run(serve)
+    return run(serve, settings.whale.event_loop)

@@ -25,6 +25,7 @@ from whale import authz, oidc, runtime, topics
 from whale.cloudevent import CloudEvent
 from whale.compacted import CompactedView
 from whale.errors import WhaleError
+from whale.eventloop import uvicorn_options
 from whale.logging import configure_logging
 from whale.producer import EventProducer
 from whale.subscriptions import Subscription, from_record
@@ -163,7 +164,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> Dispatcher:
         )
         app = build_app(dispatcher, authenticator)
         server = uvicorn.Server(
-            uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+            uvicorn.Config(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                **uvicorn_options(settings.whale.event_loop, settings.whale.http_parser),
+            )
         )
         http = asyncio.create_task(server.serve(), name="http")
         view = await _follow_subscriptions(settings, dispatcher, stop)
@@ -217,4 +224,4 @@ def main(argv: list[str]) -> int:
     async def run(stop: asyncio.Event) -> None:
         await serve(settings, stop)
 
-    return runtime.run(run)
+    return runtime.run(run, settings.whale.event_loop)

@@ -264,4 +264,4 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             await executor.stop()
 
-    return run_service(serve)
+    return run_service(serve, settings.whale.event_loop)

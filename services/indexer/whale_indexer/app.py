@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             await health.wait_closed()
         await store.close()
 
-    return run(serve)
+    return run(serve, settings.whale.event_loop)
 
 
 def _es_auth(settings: Settings) -> tuple[str, str] | None:

@@ -28,6 +28,7 @@ from whale.admin import ensure_topics
 from whale.compacted import CompactedView
 from whale.enrichment import build
 from whale.errors import ConfigError, WhaleError
+from whale.eventloop import install_policy
 from whale.health import serve_health
 from whale.logging import configure_logging, library_logging
 from whale.producer import EventProducer
@@ -222,6 +223,7 @@ def main(argv: list[str]) -> int:
     runtime = Runtime(
         settings=settings, producer=producer, rules=RuleSet(on_size=metrics.RULES.set), enricher=enricher
     )
+    install_policy(settings.whale.event_loop)  # the views' loop and Faust's worker loop
     try:
         asyncio.run(start_views(runtime))
         app = build_app(runtime)

@@ -102,4 +102,4 @@ def main(argv: list[str]) -> int:
     if args.rules_dir is not None:
         settings.whale.rules_dir = args.rules_dir
     configure_logging(settings.whale, service="todo")
-    return run(lambda stop: serve(settings, stop))
+    return run(lambda stop: serve(settings, stop), settings.whale.event_loop)
