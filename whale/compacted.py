@@ -136,17 +136,10 @@ class CompactedFollower:
                 offsets: dict[int, int] = {}
                 if local is not None and batch:
                     self._begin()
+                ended: set[int] = set()
                 try:
-                    for msg in batch:
-                        err = msg.error()
-                        if err is None:
-                            self._keyed(msg)
-                            offsets[msg.partition()] = msg.offset() + 1
-                            done = msg.offset() + 1 >= ends.get(msg.partition(), 0)
-                        else:
-                            done = err.code() == KafkaError._PARTITION_EOF
-                        if done and msg.partition() in pending:
-                            pending.discard(msg.partition())
+                    self._take(batch, offsets, ended)
+                    pending -= ended | {p for p, nxt in offsets.items() if nxt >= ends.get(p, 0)}
                 finally:
                     if local is not None and batch:
                         self._applied(offsets)
@@ -164,6 +157,18 @@ class CompactedFollower:
             if local is not None and self.catching_up:
                 self.catching_up = False
                 local.flush()
+
+    def _take(self, batch: list[Any], offsets: dict[int, int], ended: set[int]) -> None:
+        """Handle one fetched batch: record in ``offsets`` the next offset of each partition as its
+        records are handled, and in ``ended`` the partitions whose end it reached. By default each
+        keyed record goes to :meth:`_record`; a subclass may take a whole batch at once (a rebuild)."""
+        for msg in batch:
+            err = msg.error()
+            if err is None:
+                self._keyed(msg)
+                offsets[msg.partition()] = msg.offset() + 1
+            elif err.code() == KafkaError._PARTITION_EOF:
+                ended.add(msg.partition())
 
     def _keyed(self, msg: Any) -> None:
         key = msg.key()
