@@ -157,7 +157,7 @@ def test_write_applies_puts_and_deletes_with_the_applied_offsets(tmp_path: Path)
 def test_a_deferred_compaction_keeps_level_0_until_compact_then_compacts_once(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
     store.defer_compaction()
-    before = store._db.property_int_value("rocksdb.num-files-at-level0")  # the identity, flushed
+    before = int(store._db.property_int_value("rocksdb.num-files-at-level0") or 0)  # the identity
     for n in range(6):  # six flushed files: more than level 0's compaction trigger (4)
         store.write({b"k%d" % n: b"v" * 1000}, {0: n + 1}, wal=False)
         store.flush()

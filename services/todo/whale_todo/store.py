@@ -251,11 +251,11 @@ class TodoLoader(CompactedFollower):
         self._folded = {}
 
     def _take(self, batch: list[Any], offsets: dict[int, int], ended: set[int]) -> None:
-        keys = [m.key() for m in batch] if self.catching_up else [None]
-        if None in keys:  # live, or an end-of-partition event or a record without a key among them
+        keys: list[bytes] = [m.key() for m in batch] if self.catching_up else []
+        if not keys or None in keys:  # live, or an end-of-partition event or a record without a key
             super()._take(batch, offsets, ended)
             return
-        last = dict(zip(keys, range(len(keys)), strict=True))  # each item's last record (an index into batch)
+        last = dict(zip(keys, range(len(keys)), strict=True))  # each item's last record (batch index)
         self._folded.update((keys[i], batch[i]) for i in sorted(last.values()))  # in that order
         offsets.update({m.partition(): m.offset() + 1 for m in batch})
         self.records_read += len(keys)
