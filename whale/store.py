@@ -70,11 +70,15 @@ def partition_prefix(partition: int) -> bytes:
 
 
 class Batch:
-    """Writes staged for one atomic commit; reads see the staged writes first."""
+    """Writes staged for one atomic commit; reads see the staged writes first.
+
+    ``raw``: a RocksDB ``WriteBatch`` a bulk load may put into directly (cheaper than staging, but
+    never read back through the batch); it is written before the staged changes."""
 
     def __init__(self, store: LocalStore) -> None:
         self._store = store
         self.staged: dict[bytes, Any] = {}
+        self.raw = WriteBatch(raw_mode=True)
 
     def get(self, key: bytes) -> bytes | None:
         found = self.staged.get(key)
@@ -110,7 +114,10 @@ class LocalStore:
         self._db = self._open()
 
     # ------------------------------------------------------------------ opening
-    def _options(self) -> Options:
+    def _options(self, *, bulk: bool = False) -> Options:
+        """RocksDB's options; ``bulk`` (:meth:`defer_compaction`): the level-0 files' index and
+        filter blocks not pinned in the cache (they pile up until the one compaction: pinned, they
+        would grow memory with the size of the load)."""
         options = Options(raw_mode=True)
         options.create_if_missing(True)
         options.set_write_buffer_size(self._settings.write_buffer_mb << 20)
@@ -119,9 +126,15 @@ class LocalStore:
         table.set_block_cache(Cache(self._settings.cache_mb << 20))
         table.set_bloom_filter(10, False)
         table.set_cache_index_and_filter_blocks(True)  # counted in the cache: memory stays bounded
-        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        table.set_pin_l0_filter_and_index_blocks_in_cache(not bulk)
+        table.set_pin_top_level_index_and_filter(not bulk)
         options.set_block_based_table_factory(table)
         return options
+
+    def _rdict(self, options: Options) -> Rdict:
+        # rocksdict opens an existing store with the column family options it was created with
+        # unless they are given: the configured cache, buffers and pinning would not apply
+        return Rdict(str(self.path), options, column_families={"default": options})
 
     def _open(self) -> Rdict:
         wanted = json.dumps(self.identity, sort_keys=True).encode()
@@ -131,7 +144,7 @@ class LocalStore:
             reason = "missing"
         else:
             try:
-                db = Rdict(str(self.path), self._options())
+                db = self._rdict(self._options())
             except Exception as exc:  # rocksdict raises plain Exceptions for corruption
                 reason = f"unreadable: {exc}"
             else:
@@ -155,7 +168,7 @@ class LocalStore:
         if self.path.exists():
             shutil.rmtree(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = Rdict(str(self.path), self._options())
+        db = self._rdict(self._options())
         batch = WriteBatch(raw_mode=True)
         batch.put(_IDENTITY, identity)
         batch.put(_SAVED_AT, str(time.time()).encode())
@@ -226,10 +239,12 @@ class LocalStore:
     ) -> None:
         """Write ``batch`` and the new applied ``offsets`` atomically (one RocksDB WriteBatch); an
         applied offset never moves back (a record read back after our own write advanced it)."""
-        staged = batch.staged if batch is not None else {}
-        self.write(staged, offsets, wal=wal)
-        if batch is not None:
-            batch.staged.clear()
+        if batch is None:
+            self.write({}, offsets, wal=wal)
+            return
+        self.write(batch.staged, offsets, wal=wal, writes=batch.raw)
+        batch.staged.clear()
+        batch.raw = WriteBatch(raw_mode=True)
 
     def write(
         self,
@@ -237,14 +252,17 @@ class LocalStore:
         offsets: Mapping[int, int] | None = None,
         *,
         wal: bool = True,
+        writes: WriteBatch | None = None,
     ) -> None:
-        """Write ``changes`` (None deletes) and the applied ``offsets`` in one atomic WriteBatch.
+        """Write ``changes`` (None deletes) and the applied ``offsets`` in one atomic WriteBatch
+        (``writes``, when given: one already holding earlier writes, e.g. a :class:`Batch`'s ``raw``).
 
         ``wal=False`` (a rebuild: the changelog is the source of truth) skips RocksDB's write-ahead
         log; a crash then loses the latest such writes *and* the offsets written with them (the
         memtables are flushed in order, so what survives is a consistent prefix), and they are read
         again. Call :meth:`flush` before writing with the log again."""
-        writes = WriteBatch(raw_mode=True)
+        if writes is None:
+            writes = WriteBatch(raw_mode=True)
         for key, value in changes.items():
             if value is None or value is _TOMBSTONE:  # _TOMBSTONE: a Batch's staged deletion
                 writes.delete(key)
@@ -267,18 +285,26 @@ class LocalStore:
     def defer_compaction(self) -> None:
         """No automatic compaction until :meth:`compact` (a bulk load, e.g. a rebuild into a new
         store: the data is compacted once at the end instead of being rewritten level by level as it
-        arrives; RocksDB's level-0 write stalls do not apply meanwhile). Until the next open only."""
+        arrives; RocksDB's level-0 write stalls do not apply meanwhile). The store is reopened with
+        :meth:`_options` ``bulk`` (memory stays bounded by the cache however many level-0 files
+        pile up). Until :meth:`compact` or the next open only."""
         if not self._deferred:
-            self._db.set_options({"disable_auto_compactions": "true"})
+            self._reopen(bulk=True)
             self._deferred = True
 
     def compact(self) -> None:
-        """After :meth:`defer_compaction`: compact the whole store once and compact automatically
-        again (a no-op otherwise)."""
+        """After :meth:`defer_compaction`: compact the whole store once and reopen it with the usual
+        options (a no-op otherwise)."""
         if self._deferred:
             self._deferred = False
-            self._db.set_options({"disable_auto_compactions": "false"})
             self._db.compact_range(None, None)
+            self._reopen(bulk=False)
+
+    def _reopen(self, *, bulk: bool) -> None:
+        self._db.flush(True)  # writes made without the write-ahead log survive the close
+        self._db.close()
+        self._db = self._rdict(self._options(bulk=bulk))
+        self._db.set_options({"disable_auto_compactions": str(bulk).lower()})
 
     def put(self, key: bytes, value: bytes) -> None:
         self._db.put(key, value)

@@ -104,6 +104,46 @@ def test_a_caught_up_batch_keeps_each_items_last_record_and_a_tombstone_deletes(
     book.store.close()
 
 
+class Fetched(Msg):
+    """A fetched record (key, partition and offset too), as a whole batch is taken."""
+
+    def __init__(self, key: bytes, msg: Msg, offset: int, partition: int = 0) -> None:
+        super().__init__(msg._m, msg._at)
+        self._key, self._offset, self._partition = key, offset, partition
+
+    def key(self) -> bytes:
+        return self._key
+
+    def offset(self) -> int:
+        return self._offset
+
+    def partition(self) -> int:
+        return self._partition
+
+    def error(self) -> None:
+        return None
+
+
+def test_a_batch_taken_whole_while_catching_up_keeps_each_items_last_record_in_order(tmp_path: Path) -> None:
+    book = loader(tmp_path, catching_up=True)
+    assert book.store is not None
+    reopened = {"id": "i2", "key": OPENED["key"], "status": "open", "count": 1}
+    batch = [
+        Fetched(b"i2", saved({**reopened, "status": "resolved"}), 0),
+        Fetched(b"i1", saved({**OPENED, "status": "resolved"}), 5, partition=1),
+        Fetched(b"i2", saved(reopened), 1),  # i2 is the key's latest item: its entries go last
+    ]
+    offsets: dict[int, int] = {}
+    book._take(batch, offsets, set())
+    book._applied(offsets)
+    assert offsets == {0: 2, 1: 6} and book.records_read == 3
+    assert book.store.offsets() == {0: 2, 1: 6}
+    assert last_id(book.store.batch(), OPENED["key"]) == "i2"
+    assert open_id(book.store.batch(), OPENED["key"]) == "i2"
+    assert json.loads(book.store.get(b"ii1") or b"")["status"] == "resolved"
+    book.store.close()
+
+
 def test_a_closed_item_read_blind_leaves_a_stale_open_entry_that_is_not_taken_as_open(tmp_path: Path) -> None:
     book = loader(tmp_path, catching_up=True)
     assert book.store is not None

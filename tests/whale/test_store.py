@@ -157,11 +157,40 @@ def test_write_applies_puts_and_deletes_with_the_applied_offsets(tmp_path: Path)
 def test_a_deferred_compaction_keeps_level_0_until_compact_then_compacts_once(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
     store.defer_compaction()
+    before = int(store._db.property_int_value("rocksdb.num-files-at-level0") or 0)  # the identity
     for n in range(6):  # six flushed files: more than level 0's compaction trigger (4)
         store.write({b"k%d" % n: b"v" * 1000}, {0: n + 1}, wal=False)
         store.flush()
-    assert store._db.property_int_value("rocksdb.num-files-at-level0") == 6
+    assert store._db.property_int_value("rocksdb.num-files-at-level0") == before + 6
     store.compact()
     assert store._db.property_int_value("rocksdb.num-files-at-level0") == 0
     assert store.get(b"k5") == b"v" * 1000 and store.offset(0) == 6
     store.compact()  # a no-op once compacted
+
+
+def test_a_deferred_compaction_does_not_pin_the_level_0_blocks_in_memory(tmp_path: Path) -> None:
+    def pinned(store: LocalStore, files: int) -> list[int]:
+        """The cache's pinned bytes after each of ``files`` flushed level-0 files is read."""
+        found = []
+        for n in range(files):
+            store.write({b"k%d-%d" % (n, i): b"v" * 100 for i in range(1000)}, {0: n + 1}, wal=False)
+            store.flush()
+            store.get(b"k%d-1" % n)  # opens the file's index and filter
+            found.append(int(store._db.property_int_value("rocksdb.block-cache-pinned-usage") or 0))
+        return found
+
+    usual = pinned(LocalStore(tmp_path / "usual", IDENTITY, settings(tmp_path)), 3)
+    assert usual[0] < usual[1] < usual[2]  # outside a bulk load level 0 stays small: pinned there
+    store = LocalStore(tmp_path / "bulk", IDENTITY, settings(tmp_path))
+    store.defer_compaction()
+    bulk = pinned(store, 3)
+    assert bulk[0] == bulk[1] == bulk[2] < usual[0]
+    store.compact()
+    assert store.get(b"k2-1") == b"v" * 100 and store.offset(0) == 3
+
+
+def test_a_store_reopened_uses_the_configured_options_not_those_it_was_created_with(tmp_path: Path) -> None:
+    LocalStore(tmp_path / "s", IDENTITY, StoreSettings(dir=tmp_path, cache_mb=1)).close()
+    store = LocalStore(tmp_path / "s", IDENTITY, StoreSettings(dir=tmp_path, cache_mb=2))
+    assert not store.rebuilt
+    assert store._db.property_int_value("rocksdb.block-cache-capacity") == 2 << 20

@@ -24,7 +24,7 @@ import struct
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -250,9 +250,57 @@ class TodoLoader(CompactedFollower):
         self._batch = self.store.batch()
         self._folded = {}
 
+    def _take(self, batch: list[Any], offsets: dict[int, int], ended: set[int]) -> None:
+        keys: list[bytes] = [m.key() for m in batch] if self.catching_up else []
+        if not keys or None in keys:  # live, or an end-of-partition event or a record without a key
+            super()._take(batch, offsets, ended)
+            return
+        last = dict(zip(keys, range(len(keys)), strict=True))  # each item's last record (batch index)
+        self._folded.update((keys[i], batch[i]) for i in sorted(last.values()))  # in that order
+        offsets.update({m.partition(): m.offset() + 1 for m in batch})
+        self.records_read += len(keys)
+        self.read += len(keys)
+
     def _applied(self, offsets: dict[int, int]) -> None:
         assert self.store is not None and self._batch is not None
         folded, self._folded = self._folded, {}
+        if not self._blind(folded):
+            self._slowly(folded)
+        self.store.commit(self._batch, offsets, wal=not self.catching_up)
+
+    def _blind(self, folded: dict[bytes, Any]) -> bool:
+        """Put a folded batch whose records are all items in the stage's layout (:data:`_HEAD`)
+        straight into the batch's ``raw`` WriteBatch: the item as written, its key's latest entry,
+        its open or expiry entry. False (nothing put) if any record is not."""
+        assert self._batch is not None
+        msgs = list(folded.values())
+        values = [m.value() for m in msgs]
+        if None in values:
+            return False
+        found = [_HEAD.match(v) for v in values]
+        if None in found:
+            return False
+        heads = cast(list[re.Match[bytes]], found)
+        raw, open_states = self._batch.raw, self._open_bytes
+        put = raw.put
+        for item_id, head, msg in zip(folded, heads, msgs, strict=True):
+            found_id, key, status = head.groups()
+            if found_id != item_id:
+                raw.clear()
+                return False
+            put(ITEM + item_id, head.string)
+            put(LAST + key, item_id)
+            if status in open_states:
+                put(OPEN + key, item_id)
+            else:  # closed: the expiry entry at the record's time (written right after the change)
+                kind, ms = msg.timestamp()
+                stamp = ms // 1000 if kind and ms > 0 else _changed(head.string)
+                put(expiry_key(stamp, item_id), b"")
+        return True
+
+    def _slowly(self, folded: dict[bytes, Any]) -> None:
+        """Stage a folded batch record by record (tombstones, records not in the stage's layout)."""
+        assert self._batch is not None
         staged, open_states = self._batch.staged, self._open_bytes
         for item_id, msg in folded.items():
             value = msg.value()
@@ -269,7 +317,6 @@ class TodoLoader(CompactedFollower):
                 kind, ms = msg.timestamp()
                 stamp = ms // 1000 if kind and ms > 0 else _changed(value)
                 staged[expiry_key(stamp, item_id)] = b""
-        self.store.commit(self._batch, offsets, wal=not self.catching_up)
 
     def _record(self, key: bytes, msg: Any) -> None:
         self.read += 1
