@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from whale.binding import KafkaMessage, from_kafka, headers_from
+from whale.changelog import open_reader, watermarks
 from whale.cloudevent import CloudEvent
 from whale.consumer import fetch_ready
 from whale.errors import BindingError, WhaleError
@@ -29,17 +29,6 @@ from whale.store import LocalStore
 log = structlog.get_logger(__name__)
 OnChange = Callable[[str, CloudEvent | None], None]
 CHANGELOG_BATCH = 10_000  # records per consume() call (and per local-store WriteBatch)
-# Consumer settings for reading a changelog or compacted topic: librdkafka prefetches per partition
-# until both queued.* limits are reached (by default 100,000 messages and 64 MiB, which measured
-# +256 MiB RSS over a 1M-record rebuild); smaller limits bound a rebuild's memory, and a short
-# fetch.queue.backoff.ms keeps them from pausing the fetcher for a second each time they are reached.
-CHANGELOG_READER: dict[str, Any] = {
-    "enable.auto.commit": False,
-    "enable.partition.eof": True,
-    "queued.min.messages": 10_000,
-    "queued.max.messages.kbytes": 8 << 10,
-    "fetch.queue.backoff.ms": 10,
-}
 
 
 class CompactedFollower:
@@ -105,23 +94,13 @@ class CompactedFollower:
     def _follow(self) -> None:
         """Every partition from the beginning, or from its local store's offsets (no group, nothing
         committed), then follow."""
-        consumer = Consumer(
-            {
-                **self._settings.kafka_config(),
-                **CHANGELOG_READER,
-                "group.id": f"whale-view-{uuid.uuid4().hex}",
-            }
-        )
+        consumer = open_reader(self._settings.kafka_config(), "whale-view")
         local: LocalStore | None = None
         paused = False
         try:
-            tmeta = consumer.list_topics(self._topic, timeout=30).topics.get(self._topic)
-            if tmeta is None or tmeta.error is not None or not tmeta.partitions:
+            ranges = watermarks(consumer, self._topic)
+            if not ranges:
                 raise WhaleError(f"topic {self._topic} does not exist (run `whale topics ensure`)")
-            ranges = {
-                p: consumer.get_watermark_offsets(TopicPartition(self._topic, p), timeout=30)
-                for p in tmeta.partitions
-            }
             local = self._local(cluster_id(consumer))
             starts = {p: OFFSET_BEGINNING for p in ranges}
             if local is not None:
