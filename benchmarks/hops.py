@@ -33,6 +33,7 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from whale.settings import WhaleSettings
+from whale.tail import topic_partitions
 
 HOPS = (
     "event center: POST -> ingest record",
@@ -85,7 +86,7 @@ class Tap:
             }
         )
         self._consumer.assign(
-            [_at_end(self._consumer, t, p) for t in topics for p in _partitions(self._consumer, t)]
+            [_at_end(self._consumer, t, p) for t in topics for p in topic_partitions(self._consumer, t)]
         )
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -143,15 +144,6 @@ class Tap:
                 for hop, (a, b) in zip(EXECUTOR_HOPS, itertools.pairwise(run), strict=True):
                     out[hop].append((b - a) * 1000)
         return out
-
-
-def _partitions(consumer: Consumer, topic: str) -> list[int]:
-    for _ in range(60):
-        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if meta is not None and meta.error is None and meta.partitions:
-            return sorted(meta.partitions)
-        time.sleep(0.5)
-    raise RuntimeError(f"topic {topic} has no partitions")
 
 
 def _at_end(consumer: Consumer, topic: str, partition: int) -> TopicPartition:

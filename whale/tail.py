@@ -21,14 +21,15 @@ def tail_consumer(settings: WhaleSettings, topic: str, *, from_start: bool = Fal
     consumer = Consumer(
         {**settings.kafka_config(), "group.id": f"whale-tail-{uuid.uuid4().hex}", "enable.auto.commit": False}
     )
-    partitions = _partitions(consumer, topic)
+    partitions = topic_partitions(consumer, topic)
     consumer.assign(
         [TopicPartition(topic, p, 0 if from_start else _end(consumer, topic, p)) for p in partitions]
     )
     return consumer
 
 
-def _partitions(consumer: Consumer, topic: str) -> list[int]:
+def topic_partitions(consumer: Consumer, topic: str) -> list[int]:
+    """The partitions of ``topic``, waiting up to 30 s for a topic just created to have them."""
     for _ in range(60):
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if meta is not None and meta.error is None and meta.partitions:
