@@ -227,7 +227,8 @@ class Tap:
     end when the tap opens (or its start with ``from_start``), with no consumer-group commits.
 
     * ``messages``: every message read that ``keep_message`` accepts, CloudEvent or not (poison,
-      dead letters), in order;
+      dead letters), in the order read (each partition in order; partitions interleave freely);
+    * :meth:`written_ms`: the broker's timestamp of one of them (to check an order across partitions);
     * ``seen``: the CloudEvents among them that ``keep`` accepts, each with its message;
     * :attr:`events`: the events of ``seen``.
 
@@ -246,6 +247,7 @@ class Tap:
     ) -> None:
         self.topic = topic
         self.messages: list[KafkaMessage] = []
+        self._written_ms: dict[int, int] = {}
         self.seen: list[tuple[CloudEvent, KafkaMessage]] = []
         self._keep = keep
         self._keep_message = keep_message
@@ -329,6 +331,10 @@ class Tap:
         """Let the tap read for ``seconds`` more (room for a late message to show up)."""
         time.sleep(seconds)
 
+    def written_ms(self, message: KafkaMessage) -> int:
+        """The Kafka timestamp (ms) of a message this tap read."""
+        return self._written_ms[id(message)]
+
     def close(self) -> None:
         """Stop reading (idempotent); the thread closes the consumer."""
         if not self._stop.is_set():
@@ -340,7 +346,9 @@ class Tap:
             while not self._stop.is_set():
                 msg: Any = self._consumer.poll(0.1)
                 if msg is not None and msg.error() is None:
-                    self._take(KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers())))
+                    message = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
+                    self._written_ms[id(message)] = msg.timestamp()[1]
+                    self._take(message)
         finally:
             self._consumer.close()
 

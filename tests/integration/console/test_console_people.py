@@ -108,7 +108,8 @@ def test_redrive_a_real_dead_letter_once(browser: Any, platform: ConsolePlatform
     assert f"nope{SESSION}" in row.inner_text()
     page.screenshot(path=str(screenshots / "dead-letters.png"), full_page=True)
     row.get_by_role("button", name=re.compile("Redrive")).click()
-    page.locator("ul.redriven").wait_for(timeout=30_000)
+    page.locator("#redrive-result").wait_for(timeout=60_000)  # the answer, whichever it is
+    assert page.locator("ul.redriven").count() == 1, page.locator("#redrive-result").inner_text()
     redriven = page.locator("ul.redriven").inner_text()
     assert found["id"] in redriven and "whale.ingest" in redriven
     page.screenshot(path=str(screenshots / "dead-letter-redriven.png"), full_page=True)
