@@ -3,8 +3,9 @@
 A stage rebuilding (or catching up) its local state reads the changelog with one confluent-kafka
 consumer (no group membership, nothing committed; :data:`CHANGELOG_READER`'s bounded
 prefetch) in batches of up to :data:`FETCH` records, and writes each batch with its offsets in one
-RocksDB WriteBatch. :func:`read_to_end` is that loop; :func:`last_per_key` folds a batch so a key
-written many times in it is written once.
+RocksDB WriteBatch. :func:`read` is that loop, for a rebuild (to the end: :func:`read_to_end`) and
+for the compacted views that keep following their topic (:mod:`whale.compacted`);
+:func:`last_per_key` folds a batch so a key written many times in it is written once.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from whale.consumer import fetch_ready
 
 log = structlog.get_logger(__name__)
 # Consumer settings for reading a changelog or compacted topic: librdkafka prefetches per partition
@@ -60,6 +64,54 @@ def watermarks(
     return {}
 
 
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One turn of :func:`read`: the records fetched, in order (end-of-partition events left out),
+    the next offset to read of each partition they cover, and whether every partition has reached
+    the end it had when the reading began."""
+
+    records: list[Any]
+    offsets: dict[int, int]
+    caught_up: bool
+
+
+def read(
+    reader: Consumer,
+    topic: str,
+    starts: Mapping[int, int],
+    ends: Mapping[int, int],
+    *,
+    batch: int = FETCH,
+    wait: float = 1.0,
+    follow: bool = False,
+    stop: threading.Event | None = None,
+) -> Iterator[Fetched]:
+    """The one loop reading a changelog or compacted topic: the records of ``topic`` from ``starts``
+    (partition -> first offset to read, or ``OFFSET_BEGINNING``) in batches of what is already
+    fetched (up to ``batch``, waiting up to ``wait`` s only while nothing is), until every partition
+    reached its ``ends`` offset (its high watermark when the reading began; records written
+    meanwhile may come along) or, with ``follow``, for as long as it runs: then every turn is
+    yielded, empty or not, the first one as soon as the end is reached. Stops between batches once
+    ``stop`` is set; a fatal Kafka error raises :class:`KafkaException`."""
+    pending = {p for p, start in starts.items() if ends.get(p, 0) > max(start, 0)}
+    if not follow and not pending:
+        return
+    assigned = sorted(starts if follow else pending)
+    reader.assign([TopicPartition(topic, p, starts[p]) for p in assigned])
+    if follow and not pending:
+        yield Fetched([], {}, True)
+    while (follow or pending) and not (stop is not None and stop.is_set()):
+        fetched = fetch_ready(reader, batch, wait)
+        records = [m for m in fetched if m.error() is None]
+        if len(records) < len(fetched):
+            pending -= _ended(fetched)
+        offsets = {m.partition(): m.offset() + 1 for m in records}
+        was_pending = bool(pending)
+        pending -= {p for p, nxt in offsets.items() if nxt >= ends.get(p, 0)}
+        if follow or records or (was_pending and not pending):
+            yield Fetched(records, offsets, not pending)
+
+
 def read_to_end(
     reader: Consumer,
     topic: str,
@@ -68,34 +120,23 @@ def read_to_end(
     *,
     batch: int = FETCH,
     stop: threading.Event | None = None,
-) -> Iterator[tuple[list[Any], dict[int, int]]]:
-    """The records of ``topic`` from ``starts`` (partition -> first offset to read) until every
-    partition reached its ``ends`` offset (its high watermark when the reading began), as batches
-    of up to ``batch`` records with the next offset to read per partition they cover. Records
-    written meanwhile may come along (their offsets with them). Stops early when ``stop`` is set."""
-    pending = {p for p, start in starts.items() if ends.get(p, 0) > start}
-    if not pending:
-        return
-    reader.assign([TopicPartition(topic, p, starts[p]) for p in sorted(pending)])
-    while pending and not (stop is not None and stop.is_set()):
-        records: list[Any] = []
-        applied: dict[int, int] = {}
-        fetched: list[Any] = reader.consume(batch, 1.0)
-        for msg in fetched:
-            err = msg.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(msg.partition())
-                elif err.fatal():
-                    raise KafkaException(err)
-                continue
-            partition, offset = msg.partition(), msg.offset()
-            records.append(msg)
-            applied[partition] = offset + 1
-            if offset + 1 >= ends.get(partition, 0):
-                pending.discard(partition)
-        if records:
-            yield records, applied
+) -> Iterator[Fetched]:
+    """:func:`read` until every partition reached its end (a rebuild or catch-up)."""
+    return read(reader, topic, starts, ends, batch=batch, stop=stop)
+
+
+def _ended(fetched: Sequence[Any]) -> set[int]:
+    """The partitions whose end-of-partition event is among ``fetched``; a fatal error raises."""
+    ended: set[int] = set()
+    for msg in fetched:
+        err = msg.error()
+        if err is None:
+            continue
+        if err.code() == KafkaError._PARTITION_EOF:
+            ended.add(msg.partition())
+        elif err.fatal():
+            raise KafkaException(err)
+    return ended
 
 
 def last_per_key(records: Sequence[Any]) -> dict[bytes, bytes | None]:

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException
 
+from whale import changelog
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.changelog import open_reader, watermarks
 from whale.cloudevent import CloudEvent
-from whale.consumer import fetch_ready
 from whale.errors import BindingError, WhaleError
 from whale.producer import Delivered, EventProducer
 from whale.settings import WhaleSettings
@@ -93,7 +93,7 @@ class CompactedFollower:
 
     def _follow(self) -> None:
         """Every partition from the beginning, or from its local store's offsets (no group, nothing
-        committed), then follow."""
+        committed), then follow (:func:`whale.changelog.read`)."""
         consumer = open_reader(self._settings.kafka_config(), "whale-view")
         local: LocalStore | None = None
         paused = False
@@ -107,35 +107,33 @@ class CompactedFollower:
                 local.check_offsets(ranges)
                 starts = {p: max(local.offset(p), low) for p, (low, _) in ranges.items()}
             ends = {p: high for p, (_, high) in ranges.items()}
-            pending = {p for p, end in ends.items() if end > max(starts[p], 0)}
-            consumer.assign([TopicPartition(self._topic, p, start) for p, start in starts.items()])
-            self.catching_up = bool(pending)
+            self.catching_up = any(end > max(starts[p], 0) for p, end in ends.items())
             if local is not None and self.catching_up:
                 pause_gc()  # until caught up
                 paused = True
-            if not pending:
-                self._caught_up.set()
-            while not self._stop.is_set():
-                batch = fetch_ready(consumer, CHANGELOG_BATCH, 0.2)  # a live change is read at once
-                offsets: dict[int, int] = {}
-                if local is not None and batch:
+            # a live change is read at once: wait for one at most 0.2 s between stop checks
+            turns = changelog.read(consumer, self._topic, starts, ends, batch=CHANGELOG_BATCH, wait=0.2,
+                                   follow=True, stop=self._stop)  # fmt: skip
+            for fetched in turns:
+                handled = False
+                if local is not None and fetched.records:
                     self._begin()
-                ended: set[int] = set()
                 try:
-                    self._take(batch, offsets, ended)
-                    pending -= ended | {p for p, nxt in offsets.items() if nxt >= ends.get(p, 0)}
+                    self._take(fetched.records)
+                    handled = True
                 finally:
-                    if local is not None and batch:
-                        self._applied(offsets)
-                    if local is not None and self.catching_up and not pending:
+                    if local is not None and fetched.records:
+                        self._applied(fetched.offsets if handled else {})
+                if self.catching_up and fetched.caught_up:
+                    if local is not None:
                         local.flush()  # the catch-up's writes skipped the write-ahead log
                         local.compact()  # when the store deferred it (a rebuild)
-                    if self.catching_up and not pending:
-                        self._caught_up.set()  # after the last batch is applied to the local store
-                        if paused:
-                            resume_gc()
-                            paused = False
-                    self.catching_up = bool(pending)
+                    self.catching_up = False
+                if fetched.caught_up and not self._caught_up.is_set():
+                    self._caught_up.set()  # after the last batch is applied to the local store
+                    if paused:
+                        resume_gc()
+                        paused = False
         except (KafkaException, WhaleError) as exc:
             self._error = exc
             self._caught_up.set()
@@ -147,17 +145,11 @@ class CompactedFollower:
                 self.catching_up = False
                 local.flush()
 
-    def _take(self, batch: list[Any], offsets: dict[int, int], ended: set[int]) -> None:
-        """Handle one fetched batch: record in ``offsets`` the next offset of each partition as its
-        records are handled, and in ``ended`` the partitions whose end it reached. By default each
+    def _take(self, records: list[Any]) -> None:
+        """Handle one fetched batch of records (their offsets are applied after it). By default each
         keyed record goes to :meth:`_record`; a subclass may take a whole batch at once (a rebuild)."""
-        for msg in batch:
-            err = msg.error()
-            if err is None:
-                self._keyed(msg)
-                offsets[msg.partition()] = msg.offset() + 1
-            elif err.code() == KafkaError._PARTITION_EOF:
-                ended.add(msg.partition())
+        for msg in records:
+            self._keyed(msg)
 
     def _keyed(self, msg: Any) -> None:
         key = msg.key()

@@ -92,7 +92,8 @@ class DedupeWindow:
             oldest = int(time.time() * 1000) - self._window_ms
             prefixes = {p: b"k" + partition_prefix(p) for p in partitions}
             read = 0
-            for msgs, applied in read_to_end(reader, topic, starts, ends):
+            for fetched in read_to_end(reader, topic, starts, ends):
+                msgs = fetched.records
                 folded: dict[bytes, int | None] = {}
                 for msg in msgs:
                     key = prefixes[msg.partition()] + (msg.key() or b"")
@@ -104,7 +105,7 @@ class DedupeWindow:
                     if stamp >= oldest:
                         folded[key] = stamp
                 read += len(msgs)
-                self.store.write(self._changes(folded), applied, wal=False)
+                self.store.write(self._changes(folded), fetched.offsets, wal=False)
             if read:
                 self.store.flush()
             return read

@@ -89,7 +89,8 @@ def _restore_partition(
             applied = None
         start = low if applied is None else applied + 1
         read = 0
-        for records, nxt in read_to_end(reader, topic, {partition: start}, {partition: high}, stop=stop):
+        for fetched in read_to_end(reader, topic, {partition: start}, {partition: high}, stop=stop):
+            records, nxt = fetched.records, fetched.offsets
             writes = WriteBatch(raw_mode=True)
             for key, value in last_per_key(records).items():
                 if value is None:

@@ -250,14 +250,13 @@ class TodoLoader(CompactedFollower):
         self._batch = self.store.batch()
         self._folded = {}
 
-    def _take(self, batch: list[Any], offsets: dict[int, int], ended: set[int]) -> None:
-        keys: list[bytes] = [m.key() for m in batch] if self.catching_up else []
-        if not keys or None in keys:  # live, or an end-of-partition event or a record without a key
-            super()._take(batch, offsets, ended)
+    def _take(self, records: list[Any]) -> None:
+        keys: list[bytes] = [m.key() for m in records] if self.catching_up else []
+        if not keys or None in keys:  # live, or a record without a key
+            super()._take(records)
             return
         last = dict(zip(keys, range(len(keys)), strict=True))  # each item's last record (batch index)
-        self._folded.update((keys[i], batch[i]) for i in sorted(last.values()))  # in that order
-        offsets.update({m.partition(): m.offset() + 1 for m in batch})
+        self._folded.update((keys[i], records[i]) for i in sorted(last.values()))  # in that order
         self.records_read += len(keys)
         self.read += len(keys)
 
