@@ -17,7 +17,8 @@ body raises, the event in hand is not committed and is delivered again to the gr
 so handlers should be idempotent (``event.id`` is a good key). Events of other types are skipped
 (and committed). A message that is not a CloudEvent goes to ``whale.dlq`` with the reason. It runs
 on Whale's shared consume loop (:class:`whale.consumer.EventConsumer`), which hands the body one
-event at a time.
+event at a time; its ``whale_consumer_messages_total`` is registered in prometheus_client's default
+registry, which the host process's own ``/metrics`` serves.
 
 ``publish`` writes an event to ``whale.ingest`` (keyed by source + id, like the event center), whose
 dedupe stage forwards it to ``whale.events``; it returns once Kafka acknowledged the write. It first
@@ -44,6 +45,7 @@ from whale.cloudevent import CloudEvent, edge_problems
 from whale.compacted import CompactedView
 from whale.consumer import EventConsumer, Received, Stopping
 from whale.errors import EventError
+from whale.metrics import CONSUMER, into_default_registry
 from whale.producer import Delivered, EventProducer
 from whale.schemas import SchemaCheck, describe
 from whale.settings import WhaleSettings
@@ -140,6 +142,7 @@ class Subscription:
 
     def _open(self) -> asyncio.Task[None]:
         if self._task is None:
+            into_default_registry(CONSUMER)  # the host process's own /metrics serves that registry
             self._consumer = EventConsumer(
                 self._settings,
                 group_id=self.group,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from whale.metrics import Families, process_registry
+from whale.metrics import CONSUMER, Families, process_registry
 
 FAMILIES = Families("dedupe")
 
@@ -20,4 +20,4 @@ TABLE_SIZE = FAMILIES.gauge(
 
 def registry() -> CollectorRegistry:
     """The registry ``/metrics`` of ``whale run dedupe`` serves."""
-    return process_registry(FAMILIES)
+    return process_registry(CONSUMER, FAMILIES)

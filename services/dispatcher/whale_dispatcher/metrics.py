@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from whale.metrics import Families, process_registry
+from whale.metrics import CONSUMER, Families, process_registry
 
 FAMILIES = Families("dispatcher")
 
@@ -28,4 +28,4 @@ PAUSED = FAMILIES.gauge("whale_dispatcher_paused", "1 when a subscription is pau
 
 def registry() -> CollectorRegistry:
     """The registry this process serves on ``/metrics``: its own families only."""
-    return process_registry(FAMILIES)
+    return process_registry(CONSUMER, FAMILIES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from whale.inventory_http import FAMILIES as INVENTORY_FAMILIES  # records of whale.inventory skipped
-from whale.metrics import Families, process_registry
+from whale.metrics import CONSUMER, Families, process_registry
 
 FAMILIES = Families("executor")
 
@@ -43,4 +43,4 @@ SWEPT = FAMILIES.counter(
 
 def registry() -> CollectorRegistry:
     """The registry this process serves on ``/metrics``: its own families only."""
-    return process_registry(FAMILIES, INVENTORY_FAMILIES)
+    return process_registry(CONSUMER, FAMILIES, INVENTORY_FAMILIES)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from whale.metrics import Families, process_registry
+from whale.metrics import CONSUMER, Families, process_registry
 
 FAMILIES = Families("indexer")
 
@@ -24,4 +24,4 @@ BULK_SECONDS = FAMILIES.histogram(
 
 def registry() -> CollectorRegistry:
     """The registry ``/metrics`` of ``whale run indexer`` serves."""
-    return process_registry(FAMILIES)
+    return process_registry(CONSUMER, FAMILIES)
