@@ -185,6 +185,8 @@ class EventConsumer:
             "heartbeat.interval.ms": 1_000,
             "max.poll.interval.ms": 300_000,
             "logger": KAFKA_LOGGER,
+            "statistics.interval.ms": metrics.LAG_INTERVAL_MS,
+            "stats_cb": metrics.lag_reporter(group_id),
             **(extra or {}),
         }
         self._consumer: Any = None

@@ -11,6 +11,7 @@ made-up values cannot grow the series: values not known, or beyond the cap, are 
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
@@ -108,3 +109,26 @@ CONSUMED = CONSUMER.counter(
     "Messages a Whale consumer finished, by group and outcome (handled, dead_lettered)",
     ["group", "outcome"],
 )
+LAG = CONSUMER.gauge(
+    "whale_consumer_lag_messages",
+    "Messages of a topic not yet read by a Whale consumer group, summed over the partitions this "
+    "process owns (librdkafka's consumer_lag, refreshed every statistics interval)",
+    ["group", "topic"],
+)
+LAG_INTERVAL_MS = 15_000  # librdkafka's statistics.interval.ms for the consume loop
+
+
+def lag_reporter(group: str) -> Callable[[str], None]:
+    """librdkafka's ``stats_cb`` for a consumer of ``group``: sets :data:`LAG` per topic from the
+    statistics JSON (partitions whose lag is unknown, -1, are left out)."""
+
+    def report(stats: str) -> None:
+        try:
+            topics = json.loads(stats).get("topics", {})
+            for topic, found in topics.items():
+                lags = [p.get("consumer_lag", -1) for p in found.get("partitions", {}).values()]
+                LAG.labels(group=group, topic=topic).set(sum(lag for lag in lags if lag >= 0))
+        except (ValueError, AttributeError, TypeError):
+            return  # statistics are advisory: a payload in another shape sets nothing
+
+    return report

@@ -13,6 +13,7 @@ from typing import cast
 import pytest
 from confluent_kafka import Consumer
 
+from whale import metrics
 from whale.admin import ensure_topics
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
@@ -110,6 +111,43 @@ async def test_events_with_the_same_key_arrive_in_order(
     for key in ("k0", "k1", "k2", "k3"):
         seen = [r.event.data["n"] for r in got if r.event.subject == key]
         assert seen == sorted(seen) and len(seen) == 50
+
+
+async def test_the_consumer_reports_its_groups_lag_per_topic_and_it_falls_to_zero_once_read(
+    stack: WhaleSettings, topic: str, producer: EventProducer, unique: str
+) -> None:
+    await asyncio.gather(
+        *(
+            producer.send(topic, CloudEvent.create(type="whale.test.lag", source="/t", data={"n": i}))
+            for i in range(20)
+        )
+    )
+    group, seen = f"g-{unique}", []
+    got: list[Received] = []
+
+    def lag() -> float | None:
+        return metrics.process_registry(metrics.CONSUMER).get_sample_value(
+            "whale_consumer_lag_messages", {"group": group, "topic": topic}
+        )
+
+    async def handle(item: Received) -> None:
+        await asyncio.sleep(0.2)  # a slow stage: the rest of the topic waits, one event per fetch
+        got.append(item)
+        seen.append(lag())
+
+    fast = {"statistics.interval.ms": 300}  # librdkafka's statistics (served by each fetch) every 0.3 s
+    consumer = EventConsumer(
+        stack, group_id=group, topics=[topic], producer=producer, handler=handle, max_batch=1, extra=fast
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        async with asyncio.timeout(60):
+            while len(got) < 20 or lag() != 0:
+                await asyncio.sleep(0.1)
+    finally:
+        consumer.stop()
+        await task
+    assert any(value is not None and value > 0 for value in seen), seen  # behind while reading
 
 
 async def test_a_poison_message_goes_to_the_dlq_with_its_reason_and_the_consumer_continues(

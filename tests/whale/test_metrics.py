@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from prometheus_client import REGISTRY
 
-from whale.metrics import OTHER, BoundedLabel, Families, process_registry
+from whale.metrics import CONSUMER, OTHER, BoundedLabel, Families, lag_reporter, process_registry
 
 
 def names(registry: object) -> set[str]:
@@ -35,3 +36,24 @@ def test_a_bounded_label_keeps_known_values_up_to_the_cap_and_counts_the_rest_as
         "known.a",
     ]
     assert {label(uuid.uuid4().hex) for _ in range(1000)} == {OTHER}
+
+
+def test_the_consumers_lag_is_summed_per_topic_from_librdkafkas_statistics_and_unknown_lag_left_out() -> None:
+    report = lag_reporter("g-lag-test")
+    partitions = {"0": {"consumer_lag": 3}, "1": {"consumer_lag": 4}, "-1": {"consumer_lag": -1}}
+    report(json.dumps({"topics": {"whale.events": {"partitions": partitions}}}))
+    registry = process_registry(CONSUMER)
+    assert (
+        registry.get_sample_value(
+            "whale_consumer_lag_messages", {"group": "g-lag-test", "topic": "whale.events"}
+        )
+        == 7
+    )
+    report("not json")  # statistics are advisory: nothing raised, nothing changed
+    report(json.dumps({"topics": []}))
+    assert (
+        registry.get_sample_value(
+            "whale_consumer_lag_messages", {"group": "g-lag-test", "topic": "whale.events"}
+        )
+        == 7
+    )
