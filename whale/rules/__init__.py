@@ -3,7 +3,9 @@
 One concept per module (imported by their full path; this package re-exports nothing):
 
 - :mod:`whale.rules.model`: :class:`~whale.rules.model.Rule` (match, targets, throttle) and
-  :func:`~whale.rules.model.validate_rule`, the one validation of a rule document.
+  :func:`~whale.rules.model.validate_rule`, the one validation of a rule document;
+  :mod:`whale.rules.references`: what it checks a rule refers to (the target in its pool's
+  catalogue, params against its ``params_schema``, ``data`` fields against the registered schema).
 - :mod:`whale.rules.files`: loading rule files and the rules directory.
 - :mod:`whale.rules.paths`: JSON field paths (``data.labels["team"]``) and the event context.
 - :mod:`whale.rules.operators`: the match operators, a registry keyed by name.

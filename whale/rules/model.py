@@ -3,25 +3,25 @@
 Shared by the rule engine (which loads a rules directory and follows ``whale.rules``) and the event
 center's ``/rules`` API (which validates before it writes). A rule is validated as a whole: either
 every part is right and a :class:`Rule` comes back, or :class:`RuleError` lists every problem with
-the field it concerns. Nothing is ever half-loaded. Loading rule files: :mod:`whale.rules.files`.
+the field it concerns. Nothing is ever half-loaded. Loading rule files: :mod:`whale.rules.files`;
+checking what a rule refers to (its target, its event type's fields): :mod:`whale.rules.references`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from whale.cloudevent import CloudEvent
 from whale.errors import ConfigError
-from whale.rules import regex, templating
-from whale.rules.matching import Condition, compile_match, leaves
+from whale.rules import templating
+from whale.rules.matching import Condition, compile_match
 from whale.rules.operators import MatchError
 from whale.rules.paths import parse_path
+from whale.rules.references import check_fields, check_target, template_strings
 from whale.topics import POOL_NAME
 
 RULE_SAVED = "whale.rule.saved"
@@ -221,13 +221,13 @@ def validate_rule(doc: Any, catalog: Lookup | None = None, schemas: Lookup | Non
     except MatchError as exc:
         where = f"match.{exc.field}" if exc.field else "match"
         problems.append({"field": where, "message": exc.message})
-    for path, source in _template_strings(rule.params, "params"):
+    for path, source in template_strings(rule.params, "params"):
         _check_template(source, path, problems)
     if rule.throttle is not None:
         _check_throttle(rule.throttle, problems)
-    _check_target(rule, catalog, problems)
+    check_target(rule, catalog, problems)
     if plain is not None and rule._condition is not None and schemas is not None:
-        _check_fields(rule, plain, schemas, problems)
+        check_fields(rule, plain, schemas, problems)
     if problems:
         raise RuleError(problems, rule_id=rule.id)
     return rule
@@ -241,21 +241,6 @@ def _pydantic_problem(err: Any) -> dict[str, str]:
     elif err.get("type") == "extra_forbidden":
         msg = "unknown field"
     return {"field": loc, "message": msg}
-
-
-def _template_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, Mapping):
-        for k, v in value.items():
-            yield from _template_strings(v, f"{path}.{k}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _template_strings(v, f"{path}[{i}]")
-
-
-def _is_template(text: Any) -> bool:
-    return isinstance(text, str) and ("{{" in text or "{%" in text or "{#" in text)
 
 
 def _check_template(source: str, path: str, problems: list[dict[str, str]]) -> None:
@@ -283,133 +268,3 @@ def _check_throttle(throttle: Throttle, problems: list[dict[str, str]]) -> None:
         problems.append(
             {"field": "throttle", "message": "give once_within, or both capacity and refill_per_second"}
         )
-
-
-def find_target(catalog_doc: Mapping[str, Any], kind: str, name: str) -> Mapping[str, Any] | None:
-    """The catalogue entry of an action or workflow, or None."""
-    entries = catalog_doc.get("actions" if kind == "action" else "workflows") or []
-    for entry in entries:
-        if isinstance(entry, Mapping) and entry.get("name") == name:
-            return entry
-    return None
-
-
-def _check_target(rule: Rule, catalog: Lookup | None, problems: list[dict[str, str]]) -> None:
-    if catalog is None:
-        return
-    record = catalog.get(rule.target.pool)
-    if record is None or not isinstance(record.data, Mapping):
-        rule._warnings.append(
-            f"no catalogue published for pool {rule.target.pool!r} yet: target "
-            f"{rule.target.kind} {rule.target.name!r} and its params were not checked"
-        )
-        return
-    entry = find_target(record.data, rule.target.kind, rule.target.name)
-    if entry is None:
-        known = [
-            str(e.get("name"))
-            for e in record.data.get("actions" if rule.target.kind == "action" else "workflows") or []
-            if isinstance(e, Mapping)
-        ]
-        problems.append(
-            {
-                "field": "target.name",
-                "message": f"unknown {rule.target.kind} {rule.target.name!r} in pool {rule.target.pool!r}; "
-                f"known: {', '.join(sorted(known)) or 'none'}",
-            }
-        )
-        return
-    schema = entry.get("params_schema")
-    if isinstance(schema, Mapping) and schema:
-        for problem in params_problems(rule.params, schema, templated=True):
-            problems.append(problem)
-
-
-def params_problems(params: Any, schema: Mapping[str, Any], *, templated: bool) -> list[dict[str, str]]:
-    """Where ``params`` break ``schema``. With ``templated``, template strings are not judged
-    (their value is only known when rendered); missing or unexpected keys still are."""
-    try:
-        validator = jsonschema.Draft202012Validator(schema)
-        errors = list(validator.iter_errors(params))
-    except (jsonschema.SchemaError, TypeError) as exc:
-        return [{"field": "params", "message": f"the target's params_schema is unusable: {exc}"}]
-    out = []
-    for err in errors:
-        if templated and _is_template(err.instance):
-            continue
-        where = "params" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
-        out.append({"field": where, "message": f"does not fit the target's params_schema: {err.message}"})
-    return out
-
-
-def _check_fields(rule: Rule, condition: Condition, schemas: Lookup, problems: list[dict[str, str]]) -> None:
-    types = condition.required_equalities().get(("type",))
-    if not types:
-        return
-    registered = []
-    for _, name in types:
-        record = schemas.get(str(name))
-        if record is None or not isinstance(record.data, Mapping) or not record.data.get("versions"):
-            return  # an unregistered type could contain anything
-        registered.append(record.data["versions"][-1].get("schema") or {})
-    paths = [
-        ("match" if leaf.where == "(root)" else f"match.{leaf.where}", leaf.field)
-        for leaf in leaves(condition)
-    ]
-    templates = list(_template_strings(rule.params, "params"))
-    if rule.throttle is not None:
-        templates.append(("throttle.key", rule.throttle.key))
-    for path, source in templates:
-        if _is_template(source):
-            with contextlib.suppress(Exception):  # syntax errors are reported by the template check
-                paths.extend((path, name) for name in templating.referenced_names(source))
-    for where, name in paths:
-        parts = parse_path(name)
-        if parts[:1] != ("data",) or len(parts) < 2:
-            continue
-        if not any(schema_allows(schema, parts[1:]) for schema in registered):
-            kinds = ", ".join(sorted(str(v) for _, v in types))
-            problems.append(
-                {
-                    "field": where,
-                    "message": f"field {name!r} cannot occur in events of type {kinds} (registered schema)",
-                }
-            )
-
-
-def schema_allows(schema: Any, path: Iterable[str | int]) -> bool:
-    """False only when a JSON Schema certainly cannot contain ``path`` (unknown means allowed)."""
-    parts = list(path)
-    if not parts or schema is True or not isinstance(schema, Mapping):
-        return schema is not False
-    if "$ref" in schema:
-        return True
-    for combo in ("anyOf", "oneOf"):
-        if isinstance(schema.get(combo), list):
-            return any(schema_allows(s, parts) for s in schema[combo])
-    if isinstance(schema.get("allOf"), list) and not all(schema_allows(s, parts) for s in schema["allOf"]):
-        return False
-    head, rest = parts[0], parts[1:]
-    kinds = schema.get("type")
-    kind_set = set(kinds) if isinstance(kinds, list) else ({kinds} if isinstance(kinds, str) else None)
-    if isinstance(head, int):
-        if kind_set is not None and "array" not in kind_set:
-            return False
-        prefix = schema.get("prefixItems")
-        if isinstance(prefix, list) and head < len(prefix):
-            return schema_allows(prefix[head], rest)
-        return schema_allows(schema.get("items", True), rest)
-    if kind_set is not None and "object" not in kind_set:
-        return False
-    props = schema.get("properties")
-    if isinstance(props, Mapping) and head in props:
-        return schema_allows(props[head], rest)
-    patterns = schema.get("patternProperties")
-    if isinstance(patterns, Mapping):
-        for pattern, sub in patterns.items():
-            try:
-                if regex.compile(pattern).search(head):
-                    return schema_allows(sub, rest)
-            except regex.RegexError:
-                return True
-    return schema_allows(schema.get("additionalProperties", True), rest)

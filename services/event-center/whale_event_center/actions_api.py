@@ -25,7 +25,7 @@ from whale.cloudevent import CloudEvent
 from whale.correlation import CAUSATION_ID, CORRELATION_ID
 from whale.errors import InvalidRequest, WhaleError
 from whale.es.store import Store
-from whale.rules.model import find_target, params_problems
+from whale.rules.references import find_target, params_problems
 from whale_event_center.errors import NotFound
 from whale_event_center.runs_api import REQUESTED, _by_id
 

@@ -23,8 +23,9 @@ from whale.correlation import caused_by
 from whale.enrichment import ENRICHMENT
 from whale.incidents import reference
 from whale.rules import templating
-from whale.rules.model import Lookup, Rule, find_target, params_problems
+from whale.rules.model import Lookup, Rule
 from whale.rules.paths import event_context
+from whale.rules.references import find_target, params_problems
 from whale_rule_engine.inbound import LightEvent, model
 from whale_rule_engine.throttle import Decision
 

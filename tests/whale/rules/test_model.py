@@ -9,7 +9,8 @@ import pytest
 
 from whale.cloudevent import CloudEvent
 from whale.rules.files import load_rules_dir
-from whale.rules.model import RuleError, parse_duration, schema_allows, validate_rule
+from whale.rules.model import RuleError, parse_duration, validate_rule
+from whale.rules.references import schema_allows
 
 CATALOG = {
     "ops": CloudEvent.create(
