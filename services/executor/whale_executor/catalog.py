@@ -27,7 +27,8 @@ from whale_executor.actions.shell import ShellAction
 from whale_executor.actions.ssh import SshAction
 from whale_executor.errors import CatalogError
 from whale_executor.workflow.graph import check_nesting
-from whale_executor.workflow.model import Workflow, parse_workflow
+from whale_executor.workflow.model import Workflow
+from whale_executor.workflow.parse import parse_workflow
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 ENTRY_POINT_GROUP = "whale.actions"
