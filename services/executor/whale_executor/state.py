@@ -23,7 +23,6 @@ import asyncio
 import json
 import threading
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +32,7 @@ from whale import compacted, topics
 from whale.binding import CONTENT_TYPE, KafkaMessage, to_binary
 from whale.cloudevent import SPEC_VERSION, CloudEvent, format_time
 from whale.event_data import MAX_NESTING, depth_within, text_problem
+from whale.ids import unique_id
 from whale.producer import Delivered, EventProducer
 from whale.settings import WhaleSettings
 from whale.store import Batch, LocalStore, StoreSettings, contiguous, open_store
@@ -71,7 +71,13 @@ class StateStore(compacted.CompactedFollower):
         self._db = local  # opened when following starts (its identity names the cluster) if None
         self._given = local is not None
         self._staged: Batch | None = None
+        self._batch_open = False  # between _begin and _applied (the follower's batch)
         self._woken: list[str] = []
+        # our own writes stored by put and not read back yet: (partition, offset) -> key, and per key
+        # (see _record: the follower skips them instead of decoding and applying them again)
+        self._own: dict[tuple[int, int], str] = {}
+        self._own_keys: dict[str, set[tuple[int, int]]] = {}
+        self._read_to: dict[int, int] = {}  # partition -> next offset the follower reads
         self._lock = threading.RLock()
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
 
@@ -252,13 +258,24 @@ class StateStore(compacted.CompactedFollower):
         return self._db
 
     def _begin(self) -> None:
-        self._lock.acquire()
-        self._staged = self.local.batch()
+        self._batch_open = True  # the lock is taken by the batch's first record to store (_stage)
+
+    def _stage(self) -> None:
+        """Take the lock and open the batch's staged writes (once per batch, when a record needs them):
+        a batch of only our own records read back never blocks the event loop's reads and writes."""
+        if self._batch_open and self._staged is None:
+            self._lock.acquire()
+            self._staged = self.local.batch()
 
     def _applied(self, offsets: dict[int, int]) -> None:
+        self._batch_open = False
+        if self._staged is None:  # nothing staged: only the applied offsets move (when they do)
+            with self._lock:
+                if any(offset > self.local.offset(p) for p, offset in offsets.items()):
+                    self.local.commit(None, offsets, wal=not self.catching_up)
+            return
         try:
-            if self._staged is not None:
-                self.local.commit(self._staged, offsets, wal=not self.catching_up)
+            self.local.commit(self._staged, offsets, wal=not self.catching_up)
         finally:
             self._staged = None
             woken, self._woken = self._woken, []
@@ -274,9 +291,49 @@ class StateStore(compacted.CompactedFollower):
                 self._db = None
 
     def _record(self, key: bytes, msg: Any) -> None:
+        if self._read_back(msg.partition(), msg.offset()):
+            return
         self._read(key.decode("utf-8", "replace"), msg.value())
 
+    def _read_back(self, partition: int, offset: int) -> bool:
+        """True for our own write at ``offset`` that put stored already, with no record of another
+        writer for its key applied since (reading it again would change nothing: skipped undecoded,
+        its offset still counts as applied). Another executor's records, and a previous incarnation's
+        (a restart, a rebuilt store: nothing is registered then), are never skipped."""
+        where = (partition, offset)
+        with self._lock:
+            self._read_to[partition] = offset + 1
+            if not self._own:
+                return False
+            key = self._own.pop(where, None)
+            if key is None:
+                return False
+            mine = self._own_keys.get(key)
+            if mine is not None:
+                mine.discard(where)
+                if not mine:
+                    del self._own_keys[key]
+            return True
+
+    def _own_write(self, key: str, delivered: Delivered) -> None:
+        """Register our write of ``key`` at ``delivered``, just stored (under the lock), unless the
+        follower read past it already (it applied it as any record: nothing left to skip)."""
+        if delivered.offset < self._read_to.get(delivered.partition, 0):
+            return
+        where = (delivered.partition, delivered.offset)
+        self._own_keys.setdefault(key, set()).add(where)
+        self._own[where] = key
+
+    def _foreign(self, key: str) -> None:
+        """A record of ``key`` not ours (or not stored by put) is applied: our own writes of ``key``
+        not read back yet are applied again when read, as the topic's order has them."""
+        if self._own_keys:
+            for where in self._own_keys.pop(key, ()):
+                self._own.pop(where, None)
+
     def _read(self, key: str, value: bytes | None) -> None:
+        self._stage()
+        self._foreign(key)
         if value is None:
             self._forget(key)
             return
@@ -295,7 +352,7 @@ class StateStore(compacted.CompactedFollower):
             log.warning("state_record_unreadable", key=key)
             return
         if isinstance(record, dict):
-            self._apply(key, record)
+            self._apply(key, record, value=value if "recorded_at" in record else None)
 
     def _apply(
         self,
@@ -317,6 +374,8 @@ class StateStore(compacted.CompactedFollower):
             if record.get("kind") in RUN_KINDS and isinstance(run_id, str):
                 changes[b"r" + run_id.encode()] = key.encode()
             self._write(changes, delivered)
+            if delivered is not None:
+                self._own_write(key, delivered)
             if self._staged is not None:
                 self._woken.append(key)
                 return
@@ -344,7 +403,7 @@ def state_message(key: str, kind: str, source: str, record: dict[str, Any]) -> K
         return None
     headers: list[tuple[str, bytes]] = [
         ("ce_specversion", SPEC_VERSION_BYTES),
-        ("ce_id", str(uuid.uuid4()).encode()),
+        ("ce_id", unique_id().encode()),
         ("ce_source", source.encode("utf-8")),
         ("ce_type", kind.encode("utf-8")),
     ]
