@@ -1,5 +1,6 @@
-"""``whale.events`` records read light: attributes from the binary-mode headers, data from orjson,
-no pydantic model (the event center validated the event before it wrote it).
+"""CloudEvent records read light: attributes from the binary-mode headers, data from orjson, no
+pydantic model. The rule engine reads ``whale.events`` so (the event center validated each event
+before it wrote it), the executor its action requests (:func:`decode_model`).
 
 :func:`decode` takes the fast path only when it decides exactly as :func:`whale.binding.from_kafka`
 would: binary mode, a JSON (or absent) content type, the required attributes present and non-empty,
@@ -9,7 +10,8 @@ integer orjson would read as a float. Anything else goes through ``from_kafka`` 
 accepts it (then read into the same light form) or raises the precise :class:`BindingError` the
 dead letter carries. Not re-checked on the fast path: control characters in attribute texts and the
 ``source`` URI grammar (the edges refuse them; the full model is built where one is needed, see
-:meth:`LightEvent.full`).
+:meth:`LightEvent.full`). :func:`decode_model` checks those too, so the model it returns without
+pydantic's validation is the one ``from_kafka`` would return.
 """
 
 from __future__ import annotations
@@ -35,12 +37,13 @@ from whale.cloudevent import (
     EXTENSION_NAME,
     RESERVED,
     SPEC_VERSION,
+    URI_REFERENCE,
     CloudEvent,
     format_time,
     parse_time,
     validate_event,
 )
-from whale.event_data import MAX_NESTING
+from whale.event_data import MAX_NESTING, text_problem
 
 _REQUIRED = ("id", "source", "type")
 _OPTIONAL = ("datacontenttype", "dataschema", "subject", "time")
@@ -145,6 +148,35 @@ def decode(message: KafkaMessage) -> LightEvent:
     with the reason for a record that is not a valid CloudEvent."""
     light = _fast(message)
     return light if light is not None else LightEvent.of(from_kafka(message))
+
+
+def decode_model(message: KafkaMessage) -> CloudEvent:
+    """The :class:`CloudEvent` of a record, equal to what :func:`whale.binding.from_kafka` returns
+    (and raising the same :class:`BindingError`), built without pydantic's validation when the fast
+    path decides: its checks plus the ones it leaves to the edges (control characters in attribute
+    texts, the ``source`` URI grammar). For a consumer whose records are mostly Whale's own."""
+    light = _fast(message)
+    if light is None or not _texts_fine(light):
+        return from_kafka(message)
+    attrs: dict[str, Any] = {"specversion": light.specversion, "id": light.id}
+    attrs.update(source=light.source, type=light.type)
+    for name in ("datacontenttype", "subject"):
+        value = getattr(light, name)
+        if value is not None:
+            attrs[name] = value
+    if light.time is not None:
+        attrs["time"] = parse_time(light.time)
+    return CloudEvent.model_construct(**attrs, data=light.data, extensions=light.extensions)
+
+
+def _texts_fine(light: LightEvent) -> bool:
+    """What the model checks of attribute texts beyond :func:`_fast`'s (header values decoded as
+    UTF-8 hold no unpaired surrogate, so only control characters and the source's grammar)."""
+    texts = [light.id, light.source, light.type, light.subject, light.datacontenttype]
+    texts += light.extensions.values()
+    return all(not isinstance(t, str) or text_problem(t) is None for t in texts) and bool(
+        URI_REFERENCE.match(light.source)
+    )
 
 
 def _fast(message: KafkaMessage) -> LightEvent | None:
