@@ -14,7 +14,7 @@ from whale_executor.state import RUN_STATE, StateStore, state_message
 from whale import topics
 from whale.binding import from_kafka, to_binary
 from whale.cloudevent import CloudEvent
-from whale.errors import EventError
+from whale.errors import DeliveryError, EventError
 from whale.settings import WhaleSettings
 from whale.store import open_store
 from whale.testing import FakeProducer
@@ -163,3 +163,40 @@ def test_a_write_the_follower_read_past_before_put_stored_it_is_not_remembered()
     store._read_to[0] = 5  # the follower applied offsets 0-4 already, ours among them
     asyncio.run(store.put("p/k1", {"kind": "action", "status": "started"}))
     assert store._own == {}
+
+
+class EchoingProducer(FakeProducer):
+    """Calls ``echo`` with each state record before acknowledging it (the follower was faster)."""
+
+    echo: Any = None
+
+    async def send_message(self, topic: str, message: Any) -> Any:
+        delivered = await super().send_message(topic, message)
+        if self.echo is not None:
+            self.echo(message, delivered)
+        return delivered
+
+
+def test_our_own_write_read_back_before_its_acknowledgement_is_applied_once_from_the_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    producer = EchoingProducer()
+    local = open_store(f"exec-{uuid.uuid4().hex}", {"stage": "test"})
+    store = StateStore(WhaleSettings(), producer, pool="p", source="/s", local=local)  # type: ignore[arg-type]
+    producer.echo = lambda m, d: follow(store, [(m.key, Msg(m, d.partition, d.offset))], {0: d.offset + 1})
+    monkeypatch.setattr(store, "_read", lambda key, value: pytest.fail(f"{key} decoded again"))
+    applied: list[str] = []
+    apply = store._apply
+    monkeypatch.setattr(store, "_apply", lambda key, *a, **kw: (applied.append(key), apply(key, *a, **kw)))
+    record = asyncio.run(store.put("p/k1", {"kind": "action", "run_id": "act-1", "status": "started"}))
+    assert applied == ["p/k1"]  # by the follower, not again by put
+    assert store.get("p/k1") == record and store.run_key_of("act-1") == "p/k1"
+    assert store.local.offset(0) == 1 and store._sending == {} and store._own == {}
+
+
+def test_a_write_whose_send_failed_is_left_to_the_follower() -> None:
+    store, producer = new_store()
+    producer.fail = True
+    with pytest.raises(DeliveryError):
+        asyncio.run(store.put("p/k1", {"kind": "action", "status": "started"}))
+    assert store._sending == {} and store.get("p/k1") is None

@@ -20,9 +20,11 @@ start-up read) stays the size of the recent history; a request redelivered after
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +49,8 @@ PAUSE_STATE = "whale.executor.pause"
 SPEC_VERSION_BYTES = SPEC_VERSION.encode()
 CONTROL_KINDS = ("approval", "cancel", "pause")  # records about a run, swept with it
 RUN_KINDS = ("workflow", "action")  # records indexed by run id
+Waiter = tuple[asyncio.AbstractEventLoop, Callable[[], None]]
+_APPLIED = object()  # an own write the follower applied before put had its acknowledgement
 
 
 class StateStore(compacted.CompactedFollower):
@@ -78,8 +82,11 @@ class StateStore(compacted.CompactedFollower):
         self._own: dict[tuple[int, int], str] = {}
         self._own_keys: dict[str, set[tuple[int, int]]] = {}
         self._read_to: dict[int, int] = {}  # partition -> next offset the follower reads
+        # our own writes Kafka has not acknowledged to put yet: (key, value) -> the record
+        # (_APPLIED once the follower read it back first and applied it from there, see _early)
+        self._sending: dict[tuple[str, bytes], Any] = {}
         self._lock = threading.RLock()
-        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._waiters: dict[str, list[Waiter]] = {}  # key -> (loop, what to call there) on a write
 
     @property
     def local(self) -> LocalStore:
@@ -124,8 +131,18 @@ class StateStore(compacted.CompactedFollower):
         if message is None:  # the checks' slow path: raises the EventError naming what is wrong
             event = CloudEvent.create(type=kind, source=self._source, data=record, subject=key)
             message = to_binary(event, key)
-        delivered = await self._producer.send_message(topics.EXECUTOR_STATE, message)
-        self._apply(key, record, delivered if isinstance(delivered, Delivered) else None, message.value)
+        sending = (key, message.value or b"")
+        with self._lock:  # the follower may read it back before Kafka's acknowledgement reaches us
+            tracked = sending not in self._sending
+            if tracked:
+                self._sending[sending] = record
+        try:
+            delivered = await self._producer.send_message(topics.EXECUTOR_STATE, message)
+        finally:
+            with self._lock:
+                applied = self._sending.pop(sending, None) is _APPLIED if tracked else False
+        if not applied:
+            self._apply(key, record, delivered if isinstance(delivered, Delivered) else None, message.value)
         return record
 
     async def wait(self, key: str, timeout: float | None) -> dict[str, Any] | None:
@@ -134,10 +151,7 @@ class StateStore(compacted.CompactedFollower):
         if found is not None:
             return found
         flag = asyncio.Event()
-        entry = (asyncio.get_running_loop(), flag)
-        with self._lock:
-            self._waiters.setdefault(key, []).append(entry)
-        try:
+        with self.watching(key, flag.set):
             found = self.get(key)
             if found is not None:
                 return found
@@ -146,27 +160,27 @@ class StateStore(compacted.CompactedFollower):
             except TimeoutError:
                 return None
             return self.get(key)
-        finally:
-            with self._lock:
-                waiters = self._waiters.get(key, [])
-                if entry in waiters:
-                    waiters.remove(entry)
-                if not waiters:
-                    self._waiters.pop(key, None)
 
     async def changed(self, key: str, seq: int) -> dict[str, Any] | None:
         """The state of ``key`` once its ``seq`` differs from ``seq`` (0: not recorded yet)."""
         flag = asyncio.Event()
-        entry = (asyncio.get_running_loop(), flag)
-        with self._lock:
-            self._waiters.setdefault(key, []).append(entry)
-        try:
+        with self.watching(key, flag.set):
             while True:
                 found = self.get(key)
                 if (found or {}).get("seq", 0) != seq:
                     return found
                 await flag.wait()
                 flag.clear()
+
+    @contextlib.contextmanager
+    def watching(self, key: str, notify: Callable[[], None]) -> Iterator[None]:
+        """Inside the block, ``notify`` is called on the running loop after each write of ``key``
+        (ours or one read from the topic)."""
+        entry = (asyncio.get_running_loop(), notify)
+        with self._lock:
+            self._waiters.setdefault(key, []).append(entry)
+        try:
+            yield
         finally:
             with self._lock:
                 waiters = self._waiters.get(key, [])
@@ -293,7 +307,23 @@ class StateStore(compacted.CompactedFollower):
     def _record(self, key: bytes, msg: Any) -> None:
         if self._read_back(msg.partition(), msg.offset()):
             return
-        self._read(key.decode("utf-8", "replace"), msg.value())
+        text, value = key.decode("utf-8", "replace"), msg.value()
+        if value is not None and self._sending and self._early(text, value):
+            return
+        self._read(text, value)
+
+    def _early(self, key: str, value: bytes) -> bool:
+        """True for our own write read back before put had Kafka's acknowledgement: applied from the
+        record put holds (not decoded), and put then leaves it (it is stored, and the applied
+        offset moves past it with this batch). Must be in the follower's batch (under the lock)."""
+        self._stage()
+        with self._lock:
+            record = self._sending.get((key, value))
+            if not isinstance(record, dict):
+                return False
+            self._apply(key, record, value=value)
+            self._sending[(key, value)] = _APPLIED
+        return True
 
     def _read_back(self, partition: int, offset: int) -> bool:
         """True for our own write at ``offset`` that put stored already, with no record of another
@@ -384,8 +414,8 @@ class StateStore(compacted.CompactedFollower):
     def _wake(self, key: str) -> None:
         with self._lock:
             waiters = list(self._waiters.get(key, []))
-        for loop, flag in waiters:
-            loop.call_soon_threadsafe(flag.set)
+        for loop, notify in waiters:
+            loop.call_soon_threadsafe(notify)
 
 
 def state_message(key: str, kind: str, source: str, record: dict[str, Any]) -> KafkaMessage | None:
