@@ -46,6 +46,7 @@ from whale.cloudevent import (
 from whale.event_data import MAX_NESTING, text_problem
 
 _REQUIRED = ("id", "source", "type")
+_TEXTS = ("id", "source", "type", "subject", "datacontenttype")  # the model checks their characters
 _OPTIONAL = ("datacontenttype", "dataschema", "subject", "time")
 _LONG_NUMBER = re.compile(rb"\d{19}")  # may exceed 64 bits: orjson would read a float
 
@@ -155,32 +156,33 @@ def decode_model(message: KafkaMessage) -> CloudEvent:
     (and raising the same :class:`BindingError`), built without pydantic's validation when the fast
     path decides: its checks plus the ones it leaves to the edges (control characters in attribute
     texts, the ``source`` URI grammar). For a consumer whose records are mostly Whale's own."""
-    light = _fast(message)
-    if light is None or not _texts_fine(light):
+    fields = _fields(message)
+    if fields is None or not _texts_fine(fields):
         return from_kafka(message)
-    attrs: dict[str, Any] = {"specversion": light.specversion, "id": light.id}
-    attrs.update(source=light.source, type=light.type)
-    for name in ("datacontenttype", "subject"):
-        value = getattr(light, name)
-        if value is not None:
-            attrs[name] = value
-    if light.time is not None:
-        attrs["time"] = parse_time(light.time)
-    return CloudEvent.model_construct(**attrs, data=light.data, extensions=light.extensions)
+    return CloudEvent.model_construct(**fields)
 
 
-def _texts_fine(light: LightEvent) -> bool:
-    """What the model checks of attribute texts beyond :func:`_fast`'s (header values decoded as
+def _texts_fine(fields: dict[str, Any]) -> bool:
+    """What the model checks of attribute texts beyond :func:`_fields`'s (header values decoded as
     UTF-8 hold no unpaired surrogate, so only control characters and the source's grammar)."""
-    texts = [light.id, light.source, light.type, light.subject, light.datacontenttype]
-    texts += light.extensions.values()
-    return all(not isinstance(t, str) or text_problem(t) is None for t in texts) and bool(
-        URI_REFERENCE.match(light.source)
-    )
+    texts = [fields[name] for name in _TEXTS if name in fields]
+    texts += fields["extensions"].values()
+    return all(text_problem(t) is None for t in texts) and bool(URI_REFERENCE.match(fields["source"]))
 
 
 def _fast(message: KafkaMessage) -> LightEvent | None:
     """The light event, or None when ``from_kafka`` must decide."""
+    fields = _fields(message)
+    if fields is None:
+        return None
+    if "time" in fields:
+        fields["time"] = fields["time"].text
+    return LightEvent(**fields)
+
+
+def _fields(message: KafkaMessage) -> dict[str, Any] | None:
+    """The event's attributes (``time`` parsed), ``data`` and ``extensions`` as ``from_kafka``
+    would give them to the model, or None when ``from_kafka`` must decide."""
     attrs: dict[str, Any] = {}
     ext: dict[str, str | int | bool] = {}
     content_type: str | None = None
@@ -214,7 +216,7 @@ def _fast(message: KafkaMessage) -> LightEvent | None:
         del attrs["subject"]  # written by older Whale versions: an empty subject is no subject
     if "time" in attrs:
         try:
-            attrs["time"] = parse_time(attrs["time"]).text
+            attrs["time"] = parse_time(attrs["time"])
         except ValueError:
             return None
     data = None
@@ -230,4 +232,6 @@ def _fast(message: KafkaMessage) -> LightEvent | None:
             return None
     if content_type is not None:
         attrs["datacontenttype"] = content_type
-    return LightEvent(**attrs, data=data, extensions=ext)
+    attrs["data"] = data
+    attrs["extensions"] = ext
+    return attrs
