@@ -128,7 +128,7 @@ def test_our_own_writes_read_back_are_skipped_undecoded_and_their_offsets_applie
     asyncio.run(store.put("p/k1", {"kind": "action", "status": "started"}))
     finished = asyncio.run(store.put("p/k1", {"kind": "action", "status": "finished"}))
     monkeypatch.setattr(store, "_read", lambda key, value: pytest.fail(f"{key} decoded again"))
-    follow(store, [(m.key, Msg(m, 0, offset)) for offset, (_, m) in enumerate(producer.records)], {0: 2})
+    follow(store, [(b"p/k1", Msg(m, 0, offset)) for offset, (_, m) in enumerate(producer.records)], {0: 2})
     assert store.get("p/k1") == finished
     assert store.local.offset(0) == 2
     assert store._own == {} and store._own_keys == {}
@@ -183,11 +183,16 @@ def test_our_own_write_read_back_before_its_acknowledgement_is_applied_once_from
     producer = EchoingProducer()
     local = open_store(f"exec-{uuid.uuid4().hex}", {"stage": "test"})
     store = StateStore(WhaleSettings(), producer, pool="p", source="/s", local=local)  # type: ignore[arg-type]
-    producer.echo = lambda m, d: follow(store, [(m.key, Msg(m, d.partition, d.offset))], {0: d.offset + 1})
+    producer.echo = lambda m, d: follow(store, [(b"p/k1", Msg(m, d.partition, d.offset))], {0: d.offset + 1})
     monkeypatch.setattr(store, "_read", lambda key, value: pytest.fail(f"{key} decoded again"))
     applied: list[str] = []
     apply = store._apply
-    monkeypatch.setattr(store, "_apply", lambda key, *a, **kw: (applied.append(key), apply(key, *a, **kw)))
+
+    def counted(key: str, *args: Any, **kwargs: Any) -> None:
+        applied.append(key)
+        apply(key, *args, **kwargs)
+
+    monkeypatch.setattr(store, "_apply", counted)
     record = asyncio.run(store.put("p/k1", {"kind": "action", "run_id": "act-1", "status": "started"}))
     assert applied == ["p/k1"]  # by the follower, not again by put
     assert store.get("p/k1") == record and store.run_key_of("act-1") == "p/k1"
