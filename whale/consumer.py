@@ -337,9 +337,10 @@ class EventConsumer:
                 continue
             when = stamp if stamp_type and stamp > 0 else None
             good.append(Received(event, msg.topic(), msg.partition(), msg.offset(), plain, when))
-        await asyncio.gather(
-            *(self.dead_letter(p, m.topic(), m.partition(), m.offset(), reason) for p, m, reason in bad)
-        )
+        if bad:  # (a gather of nothing still costs a future per decoded message)
+            await asyncio.gather(
+                *(self.dead_letter(p, m.topic(), m.partition(), m.offset(), reason) for p, m, reason in bad)
+            )
         if self._on_unreadable is not None:
             for plain, _, reason in bad:
                 self._on_unreadable(plain, reason)
