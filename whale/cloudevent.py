@@ -47,6 +47,7 @@ ExtensionValue = Annotated[str | int | bool, AfterValidator(_extension_value)]
 
 # RFC 3986 URI-reference characters (non-ASCII letters allowed too, as in IRIs); "%" starts an escape
 _URI_REFERENCE = re.compile(r"^(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2}|[^\x00-\x7f])*$")
+URI_REFERENCE = _URI_REFERENCE  # what a source must match (also checked by whale.light_event)
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}([Tt])(?:[01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(?:\.\d+)?(?:([Zz])|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
 )

@@ -29,6 +29,8 @@ from typing import Any
 import structlog
 from confluent_kafka import TopicPartition
 
+from whale.binding import KafkaMessage, from_kafka
+from whale.cloudevent import CloudEvent
 from whale.consumer import EventConsumer, Handler, Stopping
 from whale.logging import bound_event
 from whale.producer import EventProducer
@@ -62,6 +64,7 @@ class KeyedConsumer(EventConsumer):
         drain_timeout: float = 10.0,
         backoff_base: float = 0.2,
         on_in_flight: Callable[[int], None] | None = None,
+        decode: Callable[[KafkaMessage], CloudEvent] = from_kafka,
     ) -> None:
         if not 0 <= revoke_grace <= MAX_POLL_INTERVAL_MS / 2000:
             raise ValueError(
@@ -84,6 +87,7 @@ class KeyedConsumer(EventConsumer):
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
+            decode=decode,
         )
         self._max_pending = max_pending
         self._revoke_grace = revoke_grace

@@ -144,7 +144,9 @@ class EventConsumer:
     :meth:`run` instead of dead-lettering. ``before_fetch`` runs before
     every fetch (housekeeping, or waiting while paused); ``on_assign``/``on_revoke``/``on_lost`` are
     the rebalance callbacks (called on the fetch thread); ``on_unreadable`` is told of every message
-    dead-lettered as unreadable; ``dlq_headers`` are added to every dead letter (on ``dlq_topic``).
+    dead-lettered as unreadable; ``dlq_headers`` are added to every dead letter (on ``dlq_topic``);
+    ``decode`` reads each message's event (default :func:`whale.binding.from_kafka`; it must accept
+    and refuse what that does, e.g. :func:`whale.light_event.decode_model`).
     """
 
     def __init__(
@@ -172,6 +174,7 @@ class EventConsumer:
         on_unreadable: Callable[[KafkaMessage, str], None] | None = None,
         dlq_headers: Sequence[tuple[str, bytes]] = (),
         dlq_topic: str = DLQ,
+        decode: Callable[[KafkaMessage], CloudEvent] = from_kafka,
     ) -> None:
         if sum(h is not None for h in (handler, batch_handler, raw_handler)) != 1:
             raise ValueError("give exactly one of handler, batch_handler and raw_handler")
@@ -211,6 +214,7 @@ class EventConsumer:
         self._on_unreadable = on_unreadable
         self._dlq_headers = tuple(dlq_headers)
         self._dlq_topic = dlq_topic
+        self._decode_event = decode
         self._stopping = asyncio.Event()
         self.subscribed = False  # subscribed and not closed yet
 
@@ -329,15 +333,16 @@ class EventConsumer:
             plain = KafkaMessage(msg.key(), msg.value(), headers_from(msg.headers()))
             stamp_type, stamp = msg.timestamp()
             try:
-                event = from_kafka(plain)
+                event = self._decode_event(plain)
             except BindingError as exc:
                 bad.append((plain, msg, f"unreadable: {exc}"))
                 continue
             when = stamp if stamp_type and stamp > 0 else None
             good.append(Received(event, msg.topic(), msg.partition(), msg.offset(), plain, when))
-        await asyncio.gather(
-            *(self.dead_letter(p, m.topic(), m.partition(), m.offset(), reason) for p, m, reason in bad)
-        )
+        if bad:  # (a gather of nothing still costs a future per decoded message)
+            await asyncio.gather(
+                *(self.dead_letter(p, m.topic(), m.partition(), m.offset(), reason) for p, m, reason in bad)
+            )
         if self._on_unreadable is not None:
             for plain, _, reason in bad:
                 self._on_unreadable(plain, reason)

@@ -17,10 +17,10 @@ from whale_rule_engine.engine import (
     render_failed_notice,
     throttled_notice,
 )
-from whale_rule_engine.inbound import LightEvent
 from whale_rule_engine.throttle import decide
 
 from whale.cloudevent import CloudEvent
+from whale.light_event import LightEvent
 from whale.rules.model import Rule, validate_rule
 
 # Known server-side template-injection payloads, put in rule params.

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 from whale_rule_engine.engine import Trigger, action_request, plan
-from whale_rule_engine.inbound import decode
 from whale_rule_engine.outbound import encode_json, request_message
 
 from whale.binding import from_kafka, to_binary
 from whale.cloudevent import CloudEvent, parse_time
+from whale.light_event import decode
 from whale.rules.model import Rule
 
 SOURCE = "whale/rule-engine"

@@ -5,12 +5,15 @@ the committed offset is the lowest one still in progress; ``max_pending`` reques
 the partitions; a rebalance gives the revoked partitions' requests ``revoke_grace`` seconds before
 cancelling them, lost partitions are cancelled at once (:mod:`whale.consume_keyed`). A request that
 fails is retried (forever while the error is retryable) and dead-lettered after three attempts.
+Requests are decoded light (:func:`whale.light_event.decode_model`: the event ``from_kafka`` would
+give, without pydantic's validation when the record is the usual binary-mode JSON one).
 """
 
 from __future__ import annotations
 
 from whale.consume_keyed import KeyedConsumer
 from whale.consumer import Handler
+from whale.light_event import decode_model
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings
 from whale_executor import metrics
@@ -45,4 +48,5 @@ def intake(
         auto_offset_reset=auto_offset_reset,
         revoke_grace=revoke_grace,
         on_in_flight=metrics.IN_FLIGHT.labels(pool=pool).set,
+        decode=decode_model,
     )

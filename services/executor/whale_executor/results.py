@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from whale.cloudevent import CloudEvent
 from whale.correlation import caused_by, link_extensions
 from whale.event_data import data_problem, text_problem
+from whale.ids import unique_id
 from whale_executor import secrets
 
 SUCCEEDED = "whale.action.succeeded"
@@ -92,7 +92,7 @@ def result_event(
         # what the model's validation would check of a result (its other attributes are ours, and
         # the extensions are the validated request's), without building it twice
         return CloudEvent.model_construct(
-            id=str(uuid.uuid4()),
+            id=unique_id(),
             source=source_of(pool),
             type=type,
             datacontenttype="application/json",

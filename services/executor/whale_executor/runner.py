@@ -9,7 +9,6 @@ again when the action is idempotent, else it ends as ``whale.action.abandoned``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime
@@ -149,20 +148,28 @@ class ActionRequests:
         await self._finish(key, event, outcome, common, attempt, this_run)
 
     async def _cancellable(self, run_id: str, running: Awaitable[Outcome]) -> Outcome:
-        """``running``'s outcome, unless someone cancels the run first (its process is killed)."""
+        """``running``'s outcome, unless someone cancels the run first (its process is killed).
+        The cancel record is watched with a callback, not a task of its own per request."""
+        key = self._store.cancel_key(run_id)
         work = asyncio.ensure_future(running)
-        watch = asyncio.ensure_future(self._store.wait(self._store.cancel_key(run_id), None))
-        try:
-            await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (work, watch):
-                task.cancel()
-            for task in (work, watch):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        if work.done() and not work.cancelled():
-            return work.result()
-        cancel = watch.result() or {}
+        tripped = False
+
+        def trip() -> None:
+            nonlocal tripped
+            if not work.done():
+                tripped = True
+                work.cancel()
+
+        with self._store.watching(key, trip):
+            if self._store.get(key) is not None:  # cancelled before it started
+                trip()
+            try:
+                return await work
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if not tripped or (current is not None and current.cancelling()):
+                    raise  # this request itself is cancelled (a revoke, a stop)
+        cancel = self._store.get(key) or {}
         comment = f": {cancel['comment']}" if cancel.get("comment") else ""
         error = {"message": f"cancelled by {cancel.get('by') or 'someone'}{comment}", "retryable": False}
         return Outcome(CANCELLED, None, error)

@@ -20,10 +20,11 @@ start-up read) stays the size of the recent history; a request redelivered after
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
-import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +34,7 @@ from whale import compacted, topics
 from whale.binding import CONTENT_TYPE, KafkaMessage, to_binary
 from whale.cloudevent import SPEC_VERSION, CloudEvent, format_time
 from whale.event_data import MAX_NESTING, depth_within, text_problem
+from whale.ids import unique_id
 from whale.producer import Delivered, EventProducer
 from whale.settings import WhaleSettings
 from whale.store import Batch, LocalStore, StoreSettings, contiguous, open_store
@@ -47,6 +49,8 @@ PAUSE_STATE = "whale.executor.pause"
 SPEC_VERSION_BYTES = SPEC_VERSION.encode()
 CONTROL_KINDS = ("approval", "cancel", "pause")  # records about a run, swept with it
 RUN_KINDS = ("workflow", "action")  # records indexed by run id
+Waiter = tuple[asyncio.AbstractEventLoop, Callable[[], None]]
+_APPLIED = object()  # an own write the follower applied before put had its acknowledgement
 
 
 class StateStore(compacted.CompactedFollower):
@@ -71,9 +75,18 @@ class StateStore(compacted.CompactedFollower):
         self._db = local  # opened when following starts (its identity names the cluster) if None
         self._given = local is not None
         self._staged: Batch | None = None
+        self._batch_open = False  # between _begin and _applied (the follower's batch)
         self._woken: list[str] = []
+        # our own writes stored by put and not read back yet: (partition, offset) -> key, and per key
+        # (see _record: the follower skips them instead of decoding and applying them again)
+        self._own: dict[tuple[int, int], str] = {}
+        self._own_keys: dict[str, set[tuple[int, int]]] = {}
+        self._read_to: dict[int, int] = {}  # partition -> next offset the follower reads
+        # our own writes Kafka has not acknowledged to put yet: (key, value) -> the record
+        # (_APPLIED once the follower read it back first and applied it from there, see _early)
+        self._sending: dict[tuple[str, bytes], Any] = {}
         self._lock = threading.RLock()
-        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        self._waiters: dict[str, list[Waiter]] = {}  # key -> (loop, what to call there) on a write
 
     @property
     def local(self) -> LocalStore:
@@ -118,8 +131,18 @@ class StateStore(compacted.CompactedFollower):
         if message is None:  # the checks' slow path: raises the EventError naming what is wrong
             event = CloudEvent.create(type=kind, source=self._source, data=record, subject=key)
             message = to_binary(event, key)
-        delivered = await self._producer.send_message(topics.EXECUTOR_STATE, message)
-        self._apply(key, record, delivered if isinstance(delivered, Delivered) else None, message.value)
+        sending = (key, message.value or b"")
+        with self._lock:  # the follower may read it back before Kafka's acknowledgement reaches us
+            tracked = sending not in self._sending
+            if tracked:
+                self._sending[sending] = record
+        try:
+            delivered = await self._producer.send_message(topics.EXECUTOR_STATE, message)
+        finally:
+            with self._lock:
+                applied = self._sending.pop(sending, None) is _APPLIED if tracked else False
+        if not applied:
+            self._apply(key, record, delivered if isinstance(delivered, Delivered) else None, message.value)
         return record
 
     async def wait(self, key: str, timeout: float | None) -> dict[str, Any] | None:
@@ -128,10 +151,7 @@ class StateStore(compacted.CompactedFollower):
         if found is not None:
             return found
         flag = asyncio.Event()
-        entry = (asyncio.get_running_loop(), flag)
-        with self._lock:
-            self._waiters.setdefault(key, []).append(entry)
-        try:
+        with self.watching(key, flag.set):
             found = self.get(key)
             if found is not None:
                 return found
@@ -140,27 +160,27 @@ class StateStore(compacted.CompactedFollower):
             except TimeoutError:
                 return None
             return self.get(key)
-        finally:
-            with self._lock:
-                waiters = self._waiters.get(key, [])
-                if entry in waiters:
-                    waiters.remove(entry)
-                if not waiters:
-                    self._waiters.pop(key, None)
 
     async def changed(self, key: str, seq: int) -> dict[str, Any] | None:
         """The state of ``key`` once its ``seq`` differs from ``seq`` (0: not recorded yet)."""
         flag = asyncio.Event()
-        entry = (asyncio.get_running_loop(), flag)
-        with self._lock:
-            self._waiters.setdefault(key, []).append(entry)
-        try:
+        with self.watching(key, flag.set):
             while True:
                 found = self.get(key)
                 if (found or {}).get("seq", 0) != seq:
                     return found
                 await flag.wait()
                 flag.clear()
+
+    @contextlib.contextmanager
+    def watching(self, key: str, notify: Callable[[], None]) -> Iterator[None]:
+        """Inside the block, ``notify`` is called on the running loop after each write of ``key``
+        (ours or one read from the topic)."""
+        entry = (asyncio.get_running_loop(), notify)
+        with self._lock:
+            self._waiters.setdefault(key, []).append(entry)
+        try:
+            yield
         finally:
             with self._lock:
                 waiters = self._waiters.get(key, [])
@@ -252,13 +272,24 @@ class StateStore(compacted.CompactedFollower):
         return self._db
 
     def _begin(self) -> None:
-        self._lock.acquire()
-        self._staged = self.local.batch()
+        self._batch_open = True  # the lock is taken by the batch's first record to store (_stage)
+
+    def _stage(self) -> None:
+        """Take the lock and open the batch's staged writes (once per batch, when a record needs them):
+        a batch of only our own records read back never blocks the event loop's reads and writes."""
+        if self._batch_open and self._staged is None:
+            self._lock.acquire()
+            self._staged = self.local.batch()
 
     def _applied(self, offsets: dict[int, int]) -> None:
+        self._batch_open = False
+        if self._staged is None:  # nothing staged: only the applied offsets move (when they do)
+            with self._lock:
+                if any(offset > self.local.offset(p) for p, offset in offsets.items()):
+                    self.local.commit(None, offsets, wal=not self.catching_up)
+            return
         try:
-            if self._staged is not None:
-                self.local.commit(self._staged, offsets, wal=not self.catching_up)
+            self.local.commit(self._staged, offsets, wal=not self.catching_up)
         finally:
             self._staged = None
             woken, self._woken = self._woken, []
@@ -274,9 +305,65 @@ class StateStore(compacted.CompactedFollower):
                 self._db = None
 
     def _record(self, key: bytes, msg: Any) -> None:
-        self._read(key.decode("utf-8", "replace"), msg.value())
+        if self._read_back(msg.partition(), msg.offset()):
+            return
+        text, value = key.decode("utf-8", "replace"), msg.value()
+        if value is not None and self._sending and self._early(text, value):
+            return
+        self._read(text, value)
+
+    def _early(self, key: str, value: bytes) -> bool:
+        """True for our own write read back before put had Kafka's acknowledgement: applied from the
+        record put holds (not decoded), and put then leaves it (it is stored, and the applied
+        offset moves past it with this batch). Must be in the follower's batch (under the lock)."""
+        self._stage()
+        with self._lock:
+            record = self._sending.get((key, value))
+            if not isinstance(record, dict):
+                return False
+            self._apply(key, record, value=value)
+            self._sending[(key, value)] = _APPLIED
+        return True
+
+    def _read_back(self, partition: int, offset: int) -> bool:
+        """True for our own write at ``offset`` that put stored already, with no record of another
+        writer for its key applied since (reading it again would change nothing: skipped undecoded,
+        its offset still counts as applied). Another executor's records, and a previous incarnation's
+        (a restart, a rebuilt store: nothing is registered then), are never skipped."""
+        where = (partition, offset)
+        with self._lock:
+            self._read_to[partition] = offset + 1
+            if not self._own:
+                return False
+            key = self._own.pop(where, None)
+            if key is None:
+                return False
+            mine = self._own_keys.get(key)
+            if mine is not None:
+                mine.discard(where)
+                if not mine:
+                    del self._own_keys[key]
+            return True
+
+    def _own_write(self, key: str, delivered: Delivered) -> None:
+        """Register our write of ``key`` at ``delivered``, just stored (under the lock), unless the
+        follower read past it already (it applied it as any record: nothing left to skip)."""
+        if delivered.offset < self._read_to.get(delivered.partition, 0):
+            return
+        where = (delivered.partition, delivered.offset)
+        self._own_keys.setdefault(key, set()).add(where)
+        self._own[where] = key
+
+    def _foreign(self, key: str) -> None:
+        """A record of ``key`` not ours (or not stored by put) is applied: our own writes of ``key``
+        not read back yet are applied again when read, as the topic's order has them."""
+        if self._own_keys:
+            for where in self._own_keys.pop(key, ()):
+                self._own.pop(where, None)
 
     def _read(self, key: str, value: bytes | None) -> None:
+        self._stage()
+        self._foreign(key)
         if value is None:
             self._forget(key)
             return
@@ -295,7 +382,7 @@ class StateStore(compacted.CompactedFollower):
             log.warning("state_record_unreadable", key=key)
             return
         if isinstance(record, dict):
-            self._apply(key, record)
+            self._apply(key, record, value=value if "recorded_at" in record else None)
 
     def _apply(
         self,
@@ -317,6 +404,8 @@ class StateStore(compacted.CompactedFollower):
             if record.get("kind") in RUN_KINDS and isinstance(run_id, str):
                 changes[b"r" + run_id.encode()] = key.encode()
             self._write(changes, delivered)
+            if delivered is not None:
+                self._own_write(key, delivered)
             if self._staged is not None:
                 self._woken.append(key)
                 return
@@ -325,8 +414,8 @@ class StateStore(compacted.CompactedFollower):
     def _wake(self, key: str) -> None:
         with self._lock:
             waiters = list(self._waiters.get(key, []))
-        for loop, flag in waiters:
-            loop.call_soon_threadsafe(flag.set)
+        for loop, notify in waiters:
+            loop.call_soon_threadsafe(notify)
 
 
 def state_message(key: str, kind: str, source: str, record: dict[str, Any]) -> KafkaMessage | None:
@@ -344,7 +433,7 @@ def state_message(key: str, kind: str, source: str, record: dict[str, Any]) -> K
         return None
     headers: list[tuple[str, bytes]] = [
         ("ce_specversion", SPEC_VERSION_BYTES),
-        ("ce_id", str(uuid.uuid4()).encode()),
+        ("ce_id", unique_id().encode()),
         ("ce_source", source.encode("utf-8")),
         ("ce_type", kind.encode("utf-8")),
     ]

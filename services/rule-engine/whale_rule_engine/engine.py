@@ -22,11 +22,11 @@ from whale.cloudevent import CloudEvent, format_time
 from whale.correlation import caused_by
 from whale.enrichment import ENRICHMENT
 from whale.incidents import reference
+from whale.light_event import LightEvent, model
 from whale.rules import templating
 from whale.rules.model import Lookup, Rule
 from whale.rules.paths import event_context
 from whale.rules.references import find_target, params_problems
-from whale_rule_engine.inbound import LightEvent, model
 from whale_rule_engine.throttle import Decision
 
 log = structlog.get_logger(__name__)
@@ -55,7 +55,7 @@ class Trigger:
     capacity: int
     refill_per_second: float
     idempotency_key: str
-    event: CloudEvent | LightEvent  # the matched event (light in the worker, see inbound.py)
+    event: CloudEvent | LightEvent  # the matched event (light in the worker, see whale/light_event.py)
     enrichment: dict[str, Any] | None = None  # what enrichment added (whale.enrichment), shown on the request
 
     @property

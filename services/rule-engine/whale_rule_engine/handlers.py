@@ -20,6 +20,7 @@ from whale import topics
 from whale.binding import KafkaMessage, headers_from
 from whale.enrichment import ENRICHMENT
 from whale.errors import EventError
+from whale.light_event import LightEvent, decode
 from whale.logging import bound_event
 from whale.rules.model import Rule
 from whale_rule_engine import metrics
@@ -32,7 +33,6 @@ from whale_rule_engine.engine import (
     render_failed_notice,
     throttled_notice,
 )
-from whale_rule_engine.inbound import LightEvent, decode
 from whale_rule_engine.outbound import request_message
 from whale_rule_engine.runtime import Runtime
 from whale_rule_engine.throttle import PARTITION, decide
@@ -57,7 +57,7 @@ async def handle_event(runtime: Runtime, message: Any, sends: Sends) -> Matched 
     ``sends``). What matched is returned, to render with its batch (:func:`finish_events`)."""
     raw = KafkaMessage(message.key, message.value, headers_from(message.headers))
     try:
-        event = decode(raw)  # plain values, no model (see inbound.py)
+        event = decode(raw)  # plain values, no model (see whale/light_event.py)
     except EventError as exc:
         metrics.child(metrics.EVENTS, "dead_lettered").inc()
         issue(sends, runtime.dead_letter(raw, f"unreadable: {exc}", origin=message))

@@ -1,5 +1,6 @@
-"""``whale.events`` records read light: attributes from the binary-mode headers, data from orjson,
-no pydantic model (the event center validated the event before it wrote it).
+"""CloudEvent records read light: attributes from the binary-mode headers, data from orjson, no
+pydantic model. The rule engine reads ``whale.events`` so (the event center validated each event
+before it wrote it), the executor its action requests (:func:`decode_model`).
 
 :func:`decode` takes the fast path only when it decides exactly as :func:`whale.binding.from_kafka`
 would: binary mode, a JSON (or absent) content type, the required attributes present and non-empty,
@@ -9,7 +10,8 @@ integer orjson would read as a float. Anything else goes through ``from_kafka`` 
 accepts it (then read into the same light form) or raises the precise :class:`BindingError` the
 dead letter carries. Not re-checked on the fast path: control characters in attribute texts and the
 ``source`` URI grammar (the edges refuse them; the full model is built where one is needed, see
-:meth:`LightEvent.full`).
+:meth:`LightEvent.full`). :func:`decode_model` checks those too, so the model it returns without
+pydantic's validation is the one ``from_kafka`` would return.
 """
 
 from __future__ import annotations
@@ -35,14 +37,16 @@ from whale.cloudevent import (
     EXTENSION_NAME,
     RESERVED,
     SPEC_VERSION,
+    URI_REFERENCE,
     CloudEvent,
     format_time,
     parse_time,
     validate_event,
 )
-from whale.event_data import MAX_NESTING
+from whale.event_data import MAX_NESTING, text_problem
 
 _REQUIRED = ("id", "source", "type")
+_TEXTS = ("id", "source", "type", "subject", "datacontenttype")  # the model checks their characters
 _OPTIONAL = ("datacontenttype", "dataschema", "subject", "time")
 _LONG_NUMBER = re.compile(rb"\d{19}")  # may exceed 64 bits: orjson would read a float
 
@@ -147,8 +151,38 @@ def decode(message: KafkaMessage) -> LightEvent:
     return light if light is not None else LightEvent.of(from_kafka(message))
 
 
+def decode_model(message: KafkaMessage) -> CloudEvent:
+    """The :class:`CloudEvent` of a record, equal to what :func:`whale.binding.from_kafka` returns
+    (and raising the same :class:`BindingError`), built without pydantic's validation when the fast
+    path decides: its checks plus the ones it leaves to the edges (control characters in attribute
+    texts, the ``source`` URI grammar). For a consumer whose records are mostly Whale's own."""
+    fields = _fields(message)
+    if fields is None or not _texts_fine(fields):
+        return from_kafka(message)
+    return CloudEvent.model_construct(**fields)
+
+
+def _texts_fine(fields: dict[str, Any]) -> bool:
+    """What the model checks of attribute texts beyond :func:`_fields`'s (header values decoded as
+    UTF-8 hold no unpaired surrogate, so only control characters and the source's grammar)."""
+    texts = [fields[name] for name in _TEXTS if name in fields]
+    texts += fields["extensions"].values()
+    return all(text_problem(t) is None for t in texts) and bool(URI_REFERENCE.match(fields["source"]))
+
+
 def _fast(message: KafkaMessage) -> LightEvent | None:
     """The light event, or None when ``from_kafka`` must decide."""
+    fields = _fields(message)
+    if fields is None:
+        return None
+    if "time" in fields:
+        fields["time"] = fields["time"].text
+    return LightEvent(**fields)
+
+
+def _fields(message: KafkaMessage) -> dict[str, Any] | None:
+    """The event's attributes (``time`` parsed), ``data`` and ``extensions`` as ``from_kafka``
+    would give them to the model, or None when ``from_kafka`` must decide."""
     attrs: dict[str, Any] = {}
     ext: dict[str, str | int | bool] = {}
     content_type: str | None = None
@@ -182,7 +216,7 @@ def _fast(message: KafkaMessage) -> LightEvent | None:
         del attrs["subject"]  # written by older Whale versions: an empty subject is no subject
     if "time" in attrs:
         try:
-            attrs["time"] = parse_time(attrs["time"]).text
+            attrs["time"] = parse_time(attrs["time"])
         except ValueError:
             return None
     data = None
@@ -198,4 +232,6 @@ def _fast(message: KafkaMessage) -> LightEvent | None:
             return None
     if content_type is not None:
         attrs["datacontenttype"] = content_type
-    return LightEvent(**attrs, data=data, extensions=ext)
+    attrs["data"] = data
+    attrs["extensions"] = ext
+    return attrs

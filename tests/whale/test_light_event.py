@@ -1,14 +1,14 @@
-"""Light decoding of whale.events records: the same events and the same refusals as from_kafka."""
+"""Light decoding of CloudEvent records: the same events and the same refusals as from_kafka."""
 
 from __future__ import annotations
 
 import pytest
-from whale_rule_engine.inbound import LightEvent, decode
 
 from whale.binding import KafkaMessage, from_kafka, to_binary, to_structured
 from whale.cloudevent import CloudEvent
 from whale.enrichment import ENRICHMENT, Enricher
 from whale.errors import BindingError
+from whale.light_event import LightEvent, decode, decode_model
 from whale.rules.paths import event_context
 
 
@@ -121,3 +121,47 @@ def test_the_light_context_enriched_is_what_the_enricher_builds_from_the_model()
     ctx[ENRICHMENT] = enricher.enrich(light)
     assert ctx == enricher.context(event)
     assert ctx[ENRICHMENT] == {"host": {"name": "web-1", "team": "web"}}
+
+
+def test_the_model_decoded_light_equals_the_one_from_kafka_builds() -> None:
+    for message in (
+        to_binary(_event()),
+        to_binary(_event(time="2026-01-02T03:04:05.123456789+01:00")),
+        to_structured(_event()),
+        _binary(_good_headers(), b'{"n": 123456789012345678901234567890}'),
+        _binary({**_good_headers(), "ce_subject": b""}, None),
+    ):
+        light, full = decode_model(message), from_kafka(message)
+        assert light == full
+        assert light.to_structured() == full.to_structured()
+        assert light.time_text() == full.time_text()
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"ce_source": b"has space"}, "source must be a URI-reference"),
+        ({"ce_source": b"a\x01b"}, "control characters"),
+        ({"ce_id": b"e\n1"}, "control characters"),
+        ({"ce_type": b"t\x7f"}, "control characters"),
+        ({"ce_subject": b"s\x00"}, "control characters"),
+        ({"ce_traceid": b"x\ty"}, "control characters"),
+    ],
+)
+def test_what_the_fast_path_leaves_to_the_edges_is_refused_by_decode_model_as_from_kafka_does(
+    change: dict[str, bytes], reason: str
+) -> None:
+    message = _binary({**_good_headers(), **change}, b"{}")
+    with pytest.raises(BindingError) as light:
+        decode_model(message)
+    with pytest.raises(BindingError) as full:
+        from_kafka(message)
+    assert light.value.message == full.value.message
+    assert reason in light.value.message
+
+
+def test_a_usual_binary_mode_record_is_decoded_without_the_binding(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = to_binary(_event())
+    expected = from_kafka(message)
+    monkeypatch.setattr("whale.light_event.from_kafka", lambda m: pytest.fail("took the binding path"))
+    assert decode_model(message) == expected
