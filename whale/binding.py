@@ -62,7 +62,12 @@ def encode_data(event: CloudEvent) -> bytes | None:
         return data
     if isinstance(data, str) and not is_json_content(event.datacontenttype):
         return data.encode("utf-8")
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+    return _DATA_JSON.encode(data).encode("utf-8")
+
+
+# what json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str) writes, without
+# building an encoder per call (half the cost of a small event's data)
+_DATA_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def header_value(value: Any) -> bytes:

@@ -13,6 +13,9 @@ Every error answer, whatever raised it, is::
   the OpenAPI document says 400 with this body instead of FastAPI's own 422;
 * Starlette's ``HTTPException`` (unknown route 404, wrong method 405): its status, code from it;
 * anything else: 500 ``internal_error`` with a fixed message; the traceback goes to the log only.
+
+An endpoint that answers ahead of the app's middleware (the event center's ``POST /events``) builds the
+same answers with :func:`whale_error_response` and :func:`crash_response`.
 """
 
 from __future__ import annotations
@@ -90,18 +93,32 @@ def validation_problems(exc: RequestValidationError) -> list[Problem]:
     ]
 
 
+def whale_error_response(exc: WhaleError, retry_after: float | None = None) -> JSONResponse:
+    """The answer to a :class:`~whale.errors.WhaleError`: its ``status`` and ``body()``, ``Retry-After``
+    (seconds) on a retryable 429/503 that does not set it itself; a 5xx is logged."""
+    headers = dict(exc.headers)
+    if retry_after is not None and exc.retryable and exc.status in (429, 503):
+        headers.setdefault("Retry-After", f"{retry_after:g}")
+    if exc.status >= 500:
+        log.warning("request_failed", error=exc.code, message=exc.message)
+    return SafeJSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+
+def crash_response(scope: Scope) -> JSONResponse:
+    """The 500 for an unexpected exception (call it in the ``except`` block: the traceback is
+    logged); nothing internal is answered."""
+    log.exception("request_crashed", method=scope.get("method"), path=scope.get("path"))
+    body = error_body("internal_error", "internal error; the service logged the details")
+    return JSONResponse(body, status_code=500)
+
+
 def install_error_handlers(app: FastAPI, *, retry_after: float | None = None) -> None:
     """Make every error answer of ``app`` the one body; ``retry_after`` (seconds) is sent as
     ``Retry-After`` on retryable 429 and 503 answers that do not set it themselves."""
 
     async def on_whale_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, WhaleError)
-        headers = dict(exc.headers)
-        if retry_after is not None and exc.retryable and exc.status in (429, 503):
-            headers.setdefault("Retry-After", f"{retry_after:g}")
-        if exc.status >= 500:
-            log.warning("request_failed", error=exc.code, message=exc.message)
-        return SafeJSONResponse(exc.body(), status_code=exc.status, headers=headers)
+        return whale_error_response(exc, retry_after)
 
     async def on_invalid_request(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -145,11 +162,10 @@ class _Unexpected:
         try:
             await self.app(scope, receive, sending)
         except Exception:
-            log.exception("request_crashed", method=scope.get("method"), path=scope.get("path"))
+            answer = crash_response(scope)
             if started:
                 raise
-            body = error_body("internal_error", "internal error; the service logged the details")
-            await JSONResponse(body, status_code=500)(scope, receive, send)
+            await answer(scope, receive, send)
 
 
 def _document(app: FastAPI) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -95,8 +96,9 @@ class Ingest:
             else:
                 event = await self._one(sender, items[0])
                 out: dict[str, Any] = {"status": "accepted", "id": event.id, "source": event.source}
-                if self._warnings(event):
-                    out["warnings"] = self._warnings(event)
+                found = self._warnings(event)
+                if found:
+                    out["warnings"] = found
                 answer = Answer(202, out)
         except EventCenterError as exc:
             metrics.REQUESTS.labels(type="unknown", outcome=exc.code).inc()
@@ -187,22 +189,54 @@ class Ingest:
         return event
 
     async def _write(self, event: CloudEvent) -> None:
+        try:
+            async with asyncio.timeout(self._settings.produce_timeout + 1):
+                await self._send(event)
+        except TimeoutError as exc:
+            raise _unacknowledged(event, exc) from None
+
+    async def _send(self, event: CloudEvent) -> None:
+        """Write ``event`` to the ingest topic; returns once Kafka acknowledged it (no deadline)."""
         if self._producer.saturated:
             raise Saturated("too many events are waiting for Kafka; retry shortly", event_id=event.id)
         message = to_binary(event, key=ingest_key(event.source, event.id))
-        timeout = self._settings.produce_timeout + 1
         try:
-            async with asyncio.timeout(timeout):
-                await self._producer.send_message(self._settings.ingest_topic, message)
+            await self._producer.send_message(self._settings.ingest_topic, message)
         except MessageTooLarge as exc:
             raise TooLarge(
                 f"the event is too large for Kafka: {exc.message}", field="data", event_id=event.id
             ) from None
-        except (DeliveryError, TimeoutError) as exc:
-            log.warning("ingest_not_acknowledged", event_id=event.id, error=str(exc))
-            raise Unavailable(
-                "Kafka did not acknowledge the event; it was not accepted, retry later", event_id=event.id
-            ) from None
+        except DeliveryError as exc:
+            raise _unacknowledged(event, exc) from None
+
+    async def _write_all(self, events: list[CloudEvent]) -> list[EventCenterError | None]:
+        """The events of a batch sent together, then one wait for all their acknowledgements with
+        one deadline (not a timer per event); what Kafka did not acknowledge by then is a 503 of
+        its own event. Metrics are counted once per (type, outcome)."""
+        if not events:
+            return []
+        sends = [asyncio.ensure_future(self._send(event)) for event in events]
+        try:
+            _, late = await asyncio.wait(sends, timeout=self._settings.produce_timeout + 1)
+        finally:
+            for send in sends:
+                send.cancel()  # no-op for the finished ones
+        outcomes: list[EventCenterError | None] = []
+        for event, send in zip(events, sends, strict=True):
+            if send in late:
+                outcomes.append(_unacknowledged(event, TimeoutError("no acknowledgement in time")))
+                continue
+            error = send.exception()
+            if error is not None and not isinstance(error, EventCenterError):
+                raise error  # a crash, as it would be outside a batch (500)
+            outcomes.append(error if isinstance(error, EventCenterError) else None)
+        counts = Counter(
+            (self._type_label(event.type), "accepted" if error is None else error.code)
+            for event, error in zip(events, outcomes, strict=True)
+        )
+        for (label, outcome), count in counts.items():
+            metrics.REQUESTS.labels(type=label, outcome=outcome).inc(count)
+        return outcomes
 
     async def _batch(self, sender: Sender, items: list[Item]) -> Answer:
         """Every event is checked before any is written: an invalid one refuses the whole batch
@@ -229,11 +263,12 @@ class Ingest:
             body = {"error": "batch_refused", "message": message, "accepted": 0, "rejected": len(items)}
             return Answer(status, {**body, "results": results})
         events = [e for e in checked if isinstance(e, CloudEvent)]
-        outcomes = await asyncio.gather(*(self._batch_write(event) for event in events))
+        outcomes = await self._write_all(events)
         results = [_result(item, error) for item, error in zip(items, outcomes, strict=True)]
         for result, event in zip(results, events, strict=True):
-            if self._warnings(event):
-                result["warnings"] = self._warnings(event)
+            found = self._warnings(event)
+            if found:
+                result["warnings"] = found
         rejected = [e for e in outcomes if e is not None]
         body = {"accepted": len(items) - len(rejected), "rejected": len(rejected), "results": results}
         if not rejected:
@@ -244,19 +279,19 @@ class Ingest:
             return Answer(503, {**body, **error}, self._retry_after())
         return Answer(207, body)
 
-    async def _batch_write(self, event: CloudEvent) -> EventCenterError | None:
-        try:
-            await self._written(event)
-        except EventCenterError as exc:
-            return exc
-        return None
-
 
 class NotWritten(EventCenterError, status=424, code="not_written"):
     """A valid event of a batch that was refused whole because another event is invalid (424)."""
 
 
 NOT_WRITTEN = NotWritten("not written: another event of the batch is invalid")
+
+
+def _unacknowledged(event: CloudEvent, exc: Exception) -> Unavailable:
+    log.warning("ingest_not_acknowledged", event_id=event.id, error=str(exc))
+    return Unavailable(
+        "Kafka did not acknowledge the event; it was not accepted, retry later", event_id=event.id
+    )
 
 
 def _approved_by(event: CloudEvent, sender: Sender) -> CloudEvent:
