@@ -37,6 +37,21 @@ def test_dead_letters_and_unreadable_messages_are_indexed_with_headers() -> None
     assert unreadable.body["kind"] == "unreadable"
 
 
+def test_a_dead_letter_id_is_the_same_for_a_retry_and_new_for_another_message_at_that_origin() -> None:
+    def letter(event: CloudEvent, *, group: str = "g", reason: str = "boom") -> str:
+        dead = dlq_message(
+            to_binary(event), reason=reason, topic="whale.events", partition=0, offset=11, group=group
+        )
+        return document(dead, topic=topics.DLQ, partition=0, offset=5, timestamp_ms=1000).doc_id
+
+    first = CloudEvent.create(type="t", source="s", data={"n": 1})
+    assert letter(first) == letter(first, reason="boom again")  # the same consumer giving up again
+    assert letter(first) != letter(first, group="other")  # another group gave up on it too
+    # the topic recreated: offset 11 now holds another event; its letter must not replace (nor
+    # inherit the redrive of) the letter of the event that was there before
+    assert letter(first) != letter(CloudEvent.create(type="t", source="s", data={"n": 1}))
+
+
 def test_non_object_data_is_wrapped_for_the_flattened_field() -> None:
     event = CloudEvent.create(type="t", source="s", data=[1, 2])
     assert document(to_binary(event), topic="x", partition=0, offset=0, timestamp_ms=None).body["data"] == {

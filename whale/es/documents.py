@@ -33,8 +33,22 @@ def event_doc_id(source: str, id_: str) -> str:
     return hashlib.sha1(f"{source}\n{id_}".encode(), usedforsecurity=False).hexdigest()
 
 
-def _origin_id(kind: str, topic: Any, partition: Any, offset: Any) -> str:
-    return hashlib.sha1(f"{kind}\n{topic}\n{partition}\n{offset}".encode(), usedforsecurity=False).hexdigest()
+def _origin_id(kind: str, topic: Any, partition: Any, offset: Any, *more: Any) -> str:
+    parts = "\n".join(str(x) for x in (kind, topic, partition, offset, *more))
+    return hashlib.sha1(parts.encode(), usedforsecurity=False).hexdigest()
+
+
+def _letter_id(message: KafkaMessage, origin: tuple[Any, Any, Any], group: str) -> str:
+    """A dead letter's id: where it came from, who gave up on it and what it holds (its value and
+    CloudEvent headers, not the ``whale_dlq_*`` ones). The same consumer dead-lettering the same
+    message again (a retry) writes the same letter; a topic recreated (offsets start again at 0)
+    or another group giving up on the same message makes a new one, never overwriting an older
+    letter nor inheriting its redrive."""
+    held = hashlib.sha1(message.value or b"", usedforsecurity=False)
+    for key, value in sorted(message.headers):
+        if key.startswith("ce_") or key == "content-type":
+            held.update(b"\0" + key.encode() + b"\0" + value)
+    return _origin_id("dlq", *origin, group, held.hexdigest())
 
 
 def _leaves(value: Any, out: list[str]) -> None:
@@ -122,7 +136,7 @@ def document(
             (dlq["topic"], dlq["partition"], dlq["offset"]) if dlq["topic"] else (topic, partition, offset)
         )
         body = {**base, "kind": "dlq", "dlq": dlq, "headers": _headers(message)}
-        doc_id = _origin_id("dlq", *origin)
+        doc_id = _letter_id(message, origin, dlq["group"])
     elif event is None:
         body = {**base, "kind": "unreadable", "headers": _headers(message), "dlq": {"reason": reason}}
         doc_id = _origin_id("unreadable", topic, partition, offset)
