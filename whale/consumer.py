@@ -7,12 +7,13 @@ then commits the offsets after it. A message that cannot be read as a CloudEvent
 ``whale.dlq`` (original bytes as value, reason and origin in headers) and the consumer moves on. A
 handler failure is retried with backoff: forever while the error is retryable (by default a
 ``WhaleError`` that says so, e.g. a store is down: processing pauses, nothing is skipped), else up
-to ``max_attempts`` times, after which the messages are dead-lettered with the reason. The variants
-differ only in how a batch is handed out: to a batch handler, one event at a time to a handler, or
-as raw messages (``raw_handler``: no decoding, for readers of ``whale.dlq`` itself). A subclass
-changes only :meth:`EventConsumer._fetch`, :meth:`EventConsumer._hand_out`,
-:meth:`EventConsumer._commit` and :meth:`EventConsumer._drain` (e.g. per-key ordered tasks committing
-what they finished: :mod:`whale.consume_keyed`).
+to ``max_attempts`` times, after which the messages are dead-lettered with the reason. A batch is
+handed out to a batch handler, one event at a time to a handler, or as raw messages
+(``raw_handler``: no decoding, for readers of ``whale.dlq`` itself). It is the only loop: a variant
+overrides only how it attaches and detaches (:meth:`EventConsumer._attach`, ``_detach``), fetches
+(``_fetch``, ``_readable``, ``_idle``), hands out (``_hand_out``) and commits (``_commit``,
+``_drain``): per-key ordered tasks committing what they finished (:mod:`whale.consume_keyed`), and
+the reader of a changelog or compacted topic by assignment (:class:`whale.changelog.PartitionReader`).
 """
 
 from __future__ import annotations
@@ -146,12 +147,13 @@ class EventConsumer:
     the rebalance callbacks (called on the fetch thread); ``on_unreadable`` is told of every message
     dead-lettered as unreadable; ``dlq_headers`` are added to every dead letter (on ``dlq_topic``);
     ``decode`` reads each message's event (default :func:`whale.binding.from_kafka`; it must accept
-    and refuse what that does, e.g. :func:`whale.light_event.decode_model`).
+    and refuse what that does, e.g. :func:`whale.light_event.decode_model`). ``consumer``: one made
+    already, instead of ``settings`` (a variant's; its configuration is its own).
     """
 
     def __init__(
         self,
-        settings: WhaleSettings,
+        settings: WhaleSettings | None,
         *,
         group_id: str,
         topics: Sequence[str],
@@ -175,24 +177,31 @@ class EventConsumer:
         dlq_headers: Sequence[tuple[str, bytes]] = (),
         dlq_topic: str = DLQ,
         decode: Callable[[KafkaMessage], CloudEvent] = from_kafka,
+        consumer: Any = None,
     ) -> None:
         if sum(h is not None for h in (handler, batch_handler, raw_handler)) != 1:
             raise ValueError("give exactly one of handler, batch_handler and raw_handler")
-        self._conf: dict[str, Any] = {
-            **settings.kafka_config(),
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": auto_offset_reset,
-            "enable.partition.eof": False,
-            "session.timeout.ms": 10_000,
-            "heartbeat.interval.ms": 1_000,
-            "max.poll.interval.ms": 300_000,
-            "logger": KAFKA_LOGGER,
-            "statistics.interval.ms": metrics.LAG_INTERVAL_MS,
-            "stats_cb": metrics.lag_reporter(group_id),
-            **(extra or {}),
-        }
-        self._consumer: Any = None
+        if (settings is None) == (consumer is None):
+            raise ValueError("give exactly one of settings and consumer (one made already)")
+        self._conf: dict[str, Any] = (
+            {}
+            if settings is None
+            else {
+                **settings.kafka_config(),
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": auto_offset_reset,
+                "enable.partition.eof": False,
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 1_000,
+                "max.poll.interval.ms": 300_000,
+                "logger": KAFKA_LOGGER,
+                "statistics.interval.ms": metrics.LAG_INTERVAL_MS,
+                "stats_cb": metrics.lag_reporter(group_id),
+                **(extra or {}),
+            }
+        )
+        self._consumer: Any = consumer
         self._topics = list(topics)
         self.group = group_id
         self._producer = producer
@@ -232,10 +241,8 @@ class EventConsumer:
     async def run(self) -> None:
         """Consume until :meth:`stop`; then leave the group cleanly (a batch interrupted by the stop
         is not committed: the group reads it again)."""
-        consumer = self.consumer
         try:
-            await asyncio.to_thread(consumer.subscribe, self._topics, **self._rebalance)
-            self.subscribed = True
+            await self._attach()
             while not self._stopping.is_set():
                 if self._before_fetch is not None:
                     await self._before_fetch()
@@ -243,6 +250,7 @@ class EventConsumer:
                         break
                 batch = self._readable(await asyncio.to_thread(self._fetch))
                 if not batch:
+                    await self._idle()
                     continue
                 try:
                     await self._hand_out(batch)
@@ -252,8 +260,7 @@ class EventConsumer:
                 await self._commit(batch)
             await self._drain()
         finally:
-            self.subscribed = False
-            await asyncio.to_thread(consumer.close)
+            await self._detach()
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds``; raise :class:`Stopping` as soon as :meth:`stop` is called."""
@@ -285,10 +292,27 @@ class EventConsumer:
         metrics.CONSUMED.labels(group=self.group, outcome="dead_lettered").inc()
 
     # ------------------------------------------------------------------ fetching
+    async def _attach(self) -> None:
+        """Join the group (a variant assigns partitions instead)."""
+        await asyncio.to_thread(self.consumer.subscribe, self._topics, **self._rebalance)
+        self.subscribed = True
+
+    async def _detach(self) -> None:
+        """Leave the group (after the last turn, or when the loop failed)."""
+        self.subscribed = False
+        if self._consumer is not None:
+            await asyncio.to_thread(self._consumer.close)
+
+    async def _idle(self) -> None:
+        """A turn fetched nothing readable (a variant notices the end of its partitions here)."""
+
     def _fetch(self) -> list[Any]:
         return fetch_ready(self.consumer, self._max_batch, self._poll_timeout)
 
     def _readable(self, batch: list[Any]) -> list[Any]:
+        good = [m for m in batch if m.error() is None]
+        if len(good) == len(batch):
+            return good
         for msg in batch:
             err = msg.error()
             if err is None or err.code() == KafkaError._PARTITION_EOF:
@@ -297,7 +321,7 @@ class EventConsumer:
                 log.debug("kafka_topic_gone", error=err.str(), group=self.group)
             else:
                 log.warning("kafka_consume_error", error=err.str(), group=self.group)
-        return [m for m in batch if m.error() is None]
+        return good
 
     async def _commit(self, done: list[Any]) -> None:
         """Commit the offsets after ``done`` (handled messages; a variant that hands out to tasks
