@@ -29,6 +29,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from whale import metrics
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
+from whale.dead_letter import Stopping, write_dead_letter
 from whale.errors import BindingError, WhaleError
 from whale.logging import bound_event
 from whale.producer import EventProducer
@@ -56,29 +57,6 @@ RawHandler = Callable[[list[Any]], Awaitable[None]]
 Rebalance = Callable[[Any, list[TopicPartition]], None]
 
 
-class Stopping(Exception):
-    """Raised inside the consumer when shutdown interrupts a batch: nothing of it is committed, or,
-    when ``unhandled`` names one of its messages, the messages fetched before that one."""
-
-    def __init__(self, unhandled: Received | None = None) -> None:
-        super().__init__()
-        self.unhandled = unhandled
-
-
-def dlq_message(
-    message: KafkaMessage, *, reason: str, topic: str, partition: int, offset: int, group: str
-) -> KafkaMessage:
-    """The dead-letter copy of ``message``: same key, value and headers plus reason and origin."""
-    extra = (
-        ("whale_dlq_reason", reason.encode("utf-8")[:4096]),
-        ("whale_dlq_topic", topic.encode()),
-        ("whale_dlq_partition", str(partition).encode()),
-        ("whale_dlq_offset", str(offset).encode()),
-        ("whale_dlq_group", group.encode()),
-    )
-    return KafkaMessage(message.key, message.value, message.headers + extra)
-
-
 def commit_batch(consumer: Any, messages: Sequence[Any], **context: Any) -> None:
     """Commit, synchronously, the offset after the last readable message of each partition in
     ``messages`` (call it once they are all handled).
@@ -99,40 +77,6 @@ def commit_batch(consumer: Any, messages: Sequence[Any], **context: Any) -> None
         )
     except Exception as exc:
         log.warning("commit_failed", error=str(exc), **context)
-
-
-async def write_dead_letter(
-    producer: EventProducer,
-    message: KafkaMessage,
-    *,
-    reason: str,
-    topic: str,
-    partition: int,
-    offset: int,
-    group: str,
-    headers: Sequence[tuple[str, bytes]] = (),
-    stopping: asyncio.Event | None = None,
-    dlq_topic: str = DLQ,
-) -> None:
-    """Write the dead-letter copy of ``message`` (plus ``headers``) to ``whale.dlq``, retrying every
-    second until Kafka acknowledges it: a dead letter is never lost. Raises :class:`Stopping` when
-    ``stopping`` is set while it retries."""
-    copy = dlq_message(message, reason=reason, topic=topic, partition=partition, offset=offset, group=group)
-    if headers:
-        copy = KafkaMessage(copy.key, copy.value, (*copy.headers, *headers))
-    while True:
-        try:
-            await producer.send_message(dlq_topic, copy)
-        except Exception as exc:  # retried: an unacknowledged dead letter would be a lost event
-            log.error("dlq_write_failed", error=str(exc), topic=topic, offset=offset, group=group)
-            if stopping is not None and stopping.is_set():
-                raise Stopping from None
-            await asyncio.sleep(1.0)
-        else:
-            log.warning(
-                "dead_lettered", group=group, topic=topic, partition=partition, offset=offset, reason=reason
-            )
-            return
 
 
 class EventConsumer:
