@@ -16,7 +16,7 @@ retryable handler errors and metrics -- overriding only how it
   synchronous ``take`` (a raw handler: nothing decoded);
 - commits: nothing; ``take`` stores the offsets with the batch (e.g. in one RocksDB WriteBatch).
 
-:func:`read` runs it; :func:`read_to_end` runs it to the end from a thread (a rebuild);
+:func:`read_to_end` runs it to the end from a thread (a rebuild);
 :func:`last_per_key` folds a batch so a key written many times in it is written once.
 """
 
@@ -34,6 +34,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from whale.consumer import EventConsumer
+from whale.dead_letter import Stopping
 
 log = structlog.get_logger(__name__)
 # Consumer settings for reading a changelog or compacted topic: librdkafka prefetches per partition
@@ -149,21 +150,34 @@ class PartitionReader(EventConsumer):
         if self._stop_flag is not None and self._stop_flag.is_set():
             self.stop()
 
+    async def sleep(self, seconds: float) -> None:
+        """:meth:`EventConsumer.sleep` (a retry's backoff) that also ends once ``stop`` is set."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            await self._check_stop()
+            await super().sleep(min(left, 0.2))
+
+    async def _poll(self) -> list[Any]:
+        """Fetch in line: the reader's event loop is its own, with nothing else to run meanwhile
+        (and the records are handled on the thread that fetched them)."""
+        return self._fetch()
+
     def _fetch(self) -> list[Any]:
         if self._follow:
             return super()._fetch()
         fetched: list[Any] = self.consumer.consume(self._max_batch, self._poll_timeout)
         return fetched
 
-    def _readable(self, batch: list[Any]) -> list[Any]:
-        records = super()._readable(batch)
-        if len(records) < len(batch):
-            self._pending -= _ended(batch)
-        return records
+    def _failed(self, events: list[Any]) -> None:
+        self._pending -= _ended(events)
+        super()._failed(events)
 
     async def _idle(self) -> None:
         if not self._pending and not self._announced:
-            await self._attempt(self._deliver, Fetched([], {}, True), [])
+            try:
+                await self._attempt(self._deliver, Fetched([], {}, True), [])
+            except Stopping:
+                return  # stopped while retrying: the loop ends at its next turn
 
     async def _take_batch(self, records: list[Any]) -> None:
         offsets = {m.partition(): m.offset() + 1 for m in records}
@@ -181,25 +195,6 @@ class PartitionReader(EventConsumer):
         """Nothing to commit: ``take`` stored the batch's offsets with it."""
 
 
-async def read(
-    reader: Any,
-    topic: str,
-    starts: Mapping[int, int],
-    ends: Mapping[int, int],
-    take: Take,
-    *,
-    batch: int = FETCH,
-    wait: float = 1.0,
-    follow: bool = False,
-    stop: threading.Event | None = None,
-) -> None:
-    """Run a :class:`PartitionReader` (its arguments) until it reached the end, or, with ``follow``,
-    until it is stopped."""
-    await PartitionReader(
-        reader, topic, starts, ends, take, batch=batch, wait=wait, follow=follow, stop=stop
-    ).run()
-
-
 def read_to_end(
     reader: Any,
     topic: str,
@@ -210,18 +205,17 @@ def read_to_end(
     batch: int = FETCH,
     stop: threading.Event | None = None,
 ) -> None:
-    """:func:`read` until every partition reached its end (a rebuild or catch-up), on a private
-    event loop: call it from a thread without one (``take`` runs on that thread)."""
-    asyncio.run(read(reader, topic, starts, ends, take, batch=batch, stop=stop))
+    """A :class:`PartitionReader` run until every partition reached its end (a rebuild or catch-up),
+    on a private event loop: call it from a thread without one (``take`` runs on that thread)."""
+    asyncio.run(PartitionReader(reader, topic, starts, ends, take, batch=batch, stop=stop).run())
 
 
-def _ended(fetched: Sequence[Any]) -> set[int]:
-    """The partitions whose end-of-partition event is among ``fetched``; a fatal error raises."""
+def _ended(events: Sequence[Any]) -> set[int]:
+    """The partitions whose end-of-partition event is among the error ``events`` of a fetch; a
+    fatal error raises."""
     ended: set[int] = set()
-    for msg in fetched:
+    for msg in events:
         err = msg.error()
-        if err is None:
-            continue
         if err.code() == KafkaError._PARTITION_EOF:
             ended.add(msg.partition())
         elif err.fatal():

@@ -98,7 +98,7 @@ class CompactedFollower:
 
     def _follow(self) -> None:
         """Every partition from the beginning, or from its local store's offsets (no group, nothing
-        committed), then follow (:func:`whale.changelog.read`, handing each batch to :meth:`_turn`)."""
+        committed), then follow (:class:`whale.changelog.PartitionReader`, handing each batch to :meth:`_turn`)."""
         consumer = open_reader(self._settings.kafka_config(), "whale-view")
         self._applying = None
         self._gc_paused = False
@@ -117,9 +117,9 @@ class CompactedFollower:
                 pause_gc()  # until caught up
                 self._gc_paused = True
             # a live change is read at once: wait for one at most 0.2 s between stop checks
-            reading = changelog.read(consumer, self._topic, starts, ends, self._turn, batch=CHANGELOG_BATCH,
-                                     wait=0.2, follow=True, stop=self._stop)  # fmt: skip
-            asyncio.run(reading)
+            reading = changelog.PartitionReader(consumer, self._topic, starts, ends, self._turn,
+                                                batch=CHANGELOG_BATCH, wait=0.2, follow=True, stop=self._stop)  # fmt: skip
+            asyncio.run(reading.run())
         except (KafkaException, WhaleError) as exc:
             self._error = exc
             self._caught_up.set()

@@ -11,7 +11,7 @@ to ``max_attempts`` times, after which the messages are dead-lettered with the r
 handed out to a batch handler, one event at a time to a handler, or as raw messages
 (``raw_handler``: no decoding, for readers of ``whale.dlq`` itself). It is the only loop: a variant
 overrides only how it attaches and detaches (:meth:`EventConsumer._attach`, ``_detach``), fetches
-(``_fetch``, ``_readable``, ``_idle``), hands out (``_hand_out``) and commits (``_commit``,
+(``_poll``, ``_fetch``, ``_failed``, ``_idle``), hands out (``_hand_out``) and commits (``_commit``,
 ``_drain``): per-key ordered tasks committing what they finished (:mod:`whale.consume_keyed`), and
 the reader of a changelog or compacted topic by assignment (:class:`whale.changelog.PartitionReader`).
 """
@@ -192,7 +192,7 @@ class EventConsumer:
                     await self._before_fetch()
                     if self._stopping.is_set():
                         break
-                batch = self._readable(await asyncio.to_thread(self._fetch))
+                batch = self._readable(await self._poll())
                 if not batch:
                     await self._idle()
                     continue
@@ -250,22 +250,29 @@ class EventConsumer:
     async def _idle(self) -> None:
         """A turn fetched nothing readable (a variant notices the end of its partitions here)."""
 
+    async def _poll(self) -> list[Any]:
+        """One turn's fetch, on a thread: the event loop goes on meanwhile."""
+        return await asyncio.to_thread(self._fetch)
+
     def _fetch(self) -> list[Any]:
         return fetch_ready(self.consumer, self._max_batch, self._poll_timeout)
 
     def _readable(self, batch: list[Any]) -> list[Any]:
         good = [m for m in batch if m.error() is None]
-        if len(good) == len(batch):
-            return good
-        for msg in batch:
+        if len(good) < len(batch):
+            self._failed([m for m in batch if m.error() is not None])
+        return good
+
+    def _failed(self, events: list[Any]) -> None:
+        """The error events of a fetch (a variant notes its end-of-partition events here)."""
+        for msg in events:
             err = msg.error()
-            if err is None or err.code() == KafkaError._PARTITION_EOF:
+            if err.code() == KafkaError._PARTITION_EOF:
                 continue
             if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:  # e.g. a pattern-matched topic was deleted
                 log.debug("kafka_topic_gone", error=err.str(), group=self.group)
             else:
                 log.warning("kafka_consume_error", error=err.str(), group=self.group)
-        return good
 
     async def _commit(self, done: list[Any]) -> None:
         """Commit the offsets after ``done`` (handled messages; a variant that hands out to tasks

@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import KafkaException
 
 from whale.binding import KafkaMessage
-from whale.changelog import Fetched, last_per_key, read, read_to_end, watermarks
+from whale.changelog import Fetched, PartitionReader, last_per_key, read_to_end, watermarks
 from whale.errors import DeliveryError
 
 from .fakes import ChangelogReader, Msg
@@ -92,7 +92,10 @@ def test_following_reads_every_partition_says_when_it_caught_up_and_goes_on_unti
         else:
             stop.set()
 
-    asyncio.run(read(reader, TOPIC, {0: 0, 1: 0}, {0: 3, 1: 0}, take, follow=True, wait=0, stop=stop))
+    following = PartitionReader(
+        reader, TOPIC, {0: 0, 1: 0}, {0: 3, 1: 0}, take, follow=True, wait=0, stop=stop
+    )
+    asyncio.run(following.run())
     assert reader.assigned == [(0, 0), (1, 0)]  # every partition, to follow it
     assert [m.offset() for m in turns[0].records] == [0, 1, 2] and turns[0].caught_up
     assert [(m.partition(), m.key()) for m in turns[1].records] == [(1, b"live")] and turns[1].caught_up
@@ -108,7 +111,7 @@ def test_following_a_topic_with_nothing_to_read_is_caught_up_at_once() -> None:
         turns.append(fetched)
         stop.set()
 
-    asyncio.run(read(reader, TOPIC, {0: 0}, {0: 0}, take, follow=True, wait=0, stop=stop))
+    asyncio.run(PartitionReader(reader, TOPIC, {0: 0}, {0: 0}, take, follow=True, wait=0, stop=stop).run())
     assert len(turns) == 1 and turns[0].records == [] and turns[0].caught_up
 
 
@@ -156,6 +159,22 @@ def test_a_retryable_error_of_the_handler_is_retried_with_the_same_batch_and_oth
 
     with pytest.raises(ValueError, match="bug"):
         read_to_end(ChangelogReader(TOPIC, {0: _log(2)}), TOPIC, {0: 0}, {0: 2}, broken)
+
+
+def test_a_reader_retrying_a_handler_error_ends_once_asked_to_stop() -> None:
+    reader: Any = ChangelogReader(TOPIC, {0: _log(2)})
+    stop = threading.Event()
+    attempts = 0
+
+    def down(fetched: Fetched) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 3:
+            stop.set()
+        raise DeliveryError("store down")
+
+    read_to_end(reader, TOPIC, {0: 0}, {0: 2}, down, stop=stop)
+    assert attempts == 3
 
 
 def test_watermarks_of_every_partition_and_none_for_a_topic_never_written() -> None:
