@@ -7,9 +7,10 @@ is :class:`whale.consumer.EventConsumer` -- the one loop, with its stopping, fat
 retryable handler errors and metrics -- overriding only how it
 
 - attaches: ``assign`` each partition at its start offset (the reader is the caller's: left open);
-- fetches: a rebuild fills batches of up to :data:`FETCH` records (fewer, larger WriteBatches:
-  10-15% less CPU for dedupe's small records), a follower takes what is fetched, so a live change is
-  handed out at once; end-of-partition events say when every partition reached the end it had when
+- fetches: in line (its event loop is a private one, :func:`asyncio.run` in the reading thread,
+  with nothing else to run); a rebuild fills batches of up to :data:`FETCH` records (fewer, larger
+  WriteBatches: 10-15% less CPU for dedupe's small records), a follower takes what is fetched, so a
+  live change is handed out at once; end-of-partition events say when every partition reached the end it had when
   the reading began (compaction may leave no record up to it); a fatal error raises
   :class:`KafkaException`;
 - hands out: each batch whole, as one :class:`Fetched` (records, next offsets, caught up), to a
@@ -169,8 +170,8 @@ class PartitionReader(EventConsumer):
         return fetched
 
     def _failed(self, events: list[Any]) -> None:
+        super()._failed(events)  # logged
         self._pending -= _ended(events)
-        super()._failed(events)
 
     async def _idle(self) -> None:
         if not self._pending and not self._announced:
