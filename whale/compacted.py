@@ -4,6 +4,9 @@ A record of a compacted topic is a CloudEvent in binary mode whose Kafka key is 
 whose data is the entity's whole current state; a tombstone (no value) deletes the entity. A view
 reads its topic from the beginning (no consumer group, nothing committed), is caught up when
 :meth:`CompactedView.start` returns, and keeps following the topic so every replica sees changes live.
+It reads with the one consume loop's variant for assigned partitions
+(:class:`whale.changelog.PartitionReader`, following), run on a private event loop in the view's
+own thread: the view's callbacks are synchronous, and the view is used from sync code too.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class CompactedFollower:
         self._caught_up = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: Exception | None = None
+        self._applying: LocalStore | None = None  # the local store the reading resumes from
+        self._gc_paused = False
         self.records_read = 0  # with our key prefix, since start (a local store: those it had not applied)
         # True while reading what was written before start(): a local store is then written without
         # its write-ahead log (see LocalStore.write) and flushed once caught up
@@ -93,15 +98,15 @@ class CompactedFollower:
 
     def _follow(self) -> None:
         """Every partition from the beginning, or from its local store's offsets (no group, nothing
-        committed), then follow (:func:`whale.changelog.read`)."""
+        committed), then follow (:class:`whale.changelog.PartitionReader`, handing each batch to :meth:`_turn`)."""
         consumer = open_reader(self._settings.kafka_config(), "whale-view")
-        local: LocalStore | None = None
-        paused = False
+        self._applying = None
+        self._gc_paused = False
         try:
             ranges = watermarks(consumer, self._topic)
             if not ranges:
                 raise WhaleError(f"topic {self._topic} does not exist (run `whale topics ensure`)")
-            local = self._local(cluster_id(consumer))
+            local = self._applying = self._local(cluster_id(consumer))
             starts = {p: OFFSET_BEGINNING for p in ranges}
             if local is not None:
                 local.check_offsets(ranges)
@@ -110,40 +115,46 @@ class CompactedFollower:
             self.catching_up = any(end > max(starts[p], 0) for p, end in ends.items())
             if local is not None and self.catching_up:
                 pause_gc()  # until caught up
-                paused = True
+                self._gc_paused = True
             # a live change is read at once: wait for one at most 0.2 s between stop checks
-            turns = changelog.read(consumer, self._topic, starts, ends, batch=CHANGELOG_BATCH, wait=0.2,
-                                   follow=True, stop=self._stop)  # fmt: skip
-            for fetched in turns:
-                handled = False
-                if local is not None and fetched.records:
-                    self._begin()
-                try:
-                    self._take(fetched.records)
-                    handled = True
-                finally:
-                    if local is not None and fetched.records:
-                        self._applied(fetched.offsets if handled else {})
-                if self.catching_up and fetched.caught_up:
-                    if local is not None:
-                        local.flush()  # the catch-up's writes skipped the write-ahead log
-                        local.compact()  # when the store deferred it (a rebuild)
-                    self.catching_up = False
-                if fetched.caught_up and not self._caught_up.is_set():
-                    self._caught_up.set()  # after the last batch is applied to the local store
-                    if paused:
-                        resume_gc()
-                        paused = False
+            reading = changelog.PartitionReader(consumer, self._topic, starts, ends, self._turn,
+                                                batch=CHANGELOG_BATCH, wait=0.2, follow=True, stop=self._stop)  # fmt: skip
+            asyncio.run(reading.run())
         except (KafkaException, WhaleError) as exc:
             self._error = exc
             self._caught_up.set()
         finally:
-            if paused:
+            if self._gc_paused:
                 resume_gc()
+                self._gc_paused = False
             consumer.close()
-            if local is not None and self.catching_up:
+            if self._applying is not None and self.catching_up:
                 self.catching_up = False
-                local.flush()
+                self._applying.flush()
+
+    def _turn(self, fetched: changelog.Fetched) -> None:
+        """Handle one fetched batch: its records, then its offsets (with a local store); once caught
+        up, flush and compact the local store and tell :meth:`start`."""
+        local = self._applying
+        handled = False
+        if local is not None and fetched.records:
+            self._begin()
+        try:
+            self._take(fetched.records)
+            handled = True
+        finally:
+            if local is not None and fetched.records:
+                self._applied(fetched.offsets if handled else {})
+        if self.catching_up and fetched.caught_up:
+            if local is not None:
+                local.flush()  # the catch-up's writes skipped the write-ahead log
+                local.compact()  # when the store deferred it (a rebuild)
+            self.catching_up = False
+        if fetched.caught_up and not self._caught_up.is_set():
+            self._caught_up.set()  # after the last batch is applied to the local store
+            if self._gc_paused:
+                resume_gc()
+                self._gc_paused = False
 
     def _take(self, records: list[Any]) -> None:
         """Handle one fetched batch of records (their offsets are applied after it). By default each

@@ -31,7 +31,8 @@ from confluent_kafka import TopicPartition
 
 from whale.binding import KafkaMessage, from_kafka
 from whale.cloudevent import CloudEvent
-from whale.consumer import EventConsumer, Handler, Stopping
+from whale.consumer import EventConsumer, Handler
+from whale.dead_letter import Stopping
 from whale.logging import bound_event
 from whale.producer import EventProducer
 from whale.settings import WhaleSettings

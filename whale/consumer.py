@@ -7,12 +7,13 @@ then commits the offsets after it. A message that cannot be read as a CloudEvent
 ``whale.dlq`` (original bytes as value, reason and origin in headers) and the consumer moves on. A
 handler failure is retried with backoff: forever while the error is retryable (by default a
 ``WhaleError`` that says so, e.g. a store is down: processing pauses, nothing is skipped), else up
-to ``max_attempts`` times, after which the messages are dead-lettered with the reason. The variants
-differ only in how a batch is handed out: to a batch handler, one event at a time to a handler, or
-as raw messages (``raw_handler``: no decoding, for readers of ``whale.dlq`` itself). A subclass
-changes only :meth:`EventConsumer._fetch`, :meth:`EventConsumer._hand_out`,
-:meth:`EventConsumer._commit` and :meth:`EventConsumer._drain` (e.g. per-key ordered tasks committing
-what they finished: :mod:`whale.consume_keyed`).
+to ``max_attempts`` times, after which the messages are dead-lettered with the reason. A batch is
+handed out to a batch handler, one event at a time to a handler, or as raw messages
+(``raw_handler``: no decoding, for readers of ``whale.dlq`` itself). It is the only loop: a variant
+overrides only how it attaches and detaches (:meth:`EventConsumer._attach`, ``_detach``), fetches
+(``_poll``, ``_fetch``, ``_failed``, ``_idle``), hands out (``_hand_out``) and commits (``_commit``,
+``_drain``): per-key ordered tasks committing what they finished (:mod:`whale.consume_keyed`), and
+the reader of a changelog or compacted topic by assignment (:class:`whale.changelog.PartitionReader`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from whale import metrics
 from whale.binding import KafkaMessage, from_kafka, headers_from
 from whale.cloudevent import CloudEvent
+from whale.dead_letter import Stopping, write_dead_letter
 from whale.errors import BindingError, WhaleError
 from whale.logging import bound_event
 from whale.producer import EventProducer
@@ -55,29 +57,6 @@ RawHandler = Callable[[list[Any]], Awaitable[None]]
 Rebalance = Callable[[Any, list[TopicPartition]], None]
 
 
-class Stopping(Exception):
-    """Raised inside the consumer when shutdown interrupts a batch: nothing of it is committed, or,
-    when ``unhandled`` names one of its messages, the messages fetched before that one."""
-
-    def __init__(self, unhandled: Received | None = None) -> None:
-        super().__init__()
-        self.unhandled = unhandled
-
-
-def dlq_message(
-    message: KafkaMessage, *, reason: str, topic: str, partition: int, offset: int, group: str
-) -> KafkaMessage:
-    """The dead-letter copy of ``message``: same key, value and headers plus reason and origin."""
-    extra = (
-        ("whale_dlq_reason", reason.encode("utf-8")[:4096]),
-        ("whale_dlq_topic", topic.encode()),
-        ("whale_dlq_partition", str(partition).encode()),
-        ("whale_dlq_offset", str(offset).encode()),
-        ("whale_dlq_group", group.encode()),
-    )
-    return KafkaMessage(message.key, message.value, message.headers + extra)
-
-
 def commit_batch(consumer: Any, messages: Sequence[Any], **context: Any) -> None:
     """Commit, synchronously, the offset after the last readable message of each partition in
     ``messages`` (call it once they are all handled).
@@ -100,40 +79,6 @@ def commit_batch(consumer: Any, messages: Sequence[Any], **context: Any) -> None
         log.warning("commit_failed", error=str(exc), **context)
 
 
-async def write_dead_letter(
-    producer: EventProducer,
-    message: KafkaMessage,
-    *,
-    reason: str,
-    topic: str,
-    partition: int,
-    offset: int,
-    group: str,
-    headers: Sequence[tuple[str, bytes]] = (),
-    stopping: asyncio.Event | None = None,
-    dlq_topic: str = DLQ,
-) -> None:
-    """Write the dead-letter copy of ``message`` (plus ``headers``) to ``whale.dlq``, retrying every
-    second until Kafka acknowledges it: a dead letter is never lost. Raises :class:`Stopping` when
-    ``stopping`` is set while it retries."""
-    copy = dlq_message(message, reason=reason, topic=topic, partition=partition, offset=offset, group=group)
-    if headers:
-        copy = KafkaMessage(copy.key, copy.value, (*copy.headers, *headers))
-    while True:
-        try:
-            await producer.send_message(dlq_topic, copy)
-        except Exception as exc:  # retried: an unacknowledged dead letter would be a lost event
-            log.error("dlq_write_failed", error=str(exc), topic=topic, offset=offset, group=group)
-            if stopping is not None and stopping.is_set():
-                raise Stopping from None
-            await asyncio.sleep(1.0)
-        else:
-            log.warning(
-                "dead_lettered", group=group, topic=topic, partition=partition, offset=offset, reason=reason
-            )
-            return
-
-
 class EventConsumer:
     """Consume topics in a consumer group and hand each batch (or event) to a coroutine.
 
@@ -146,12 +91,13 @@ class EventConsumer:
     the rebalance callbacks (called on the fetch thread); ``on_unreadable`` is told of every message
     dead-lettered as unreadable; ``dlq_headers`` are added to every dead letter (on ``dlq_topic``);
     ``decode`` reads each message's event (default :func:`whale.binding.from_kafka`; it must accept
-    and refuse what that does, e.g. :func:`whale.light_event.decode_model`).
+    and refuse what that does, e.g. :func:`whale.light_event.decode_model`). ``consumer``: one made
+    already, instead of ``settings`` (a variant's; its configuration is its own).
     """
 
     def __init__(
         self,
-        settings: WhaleSettings,
+        settings: WhaleSettings | None,
         *,
         group_id: str,
         topics: Sequence[str],
@@ -175,24 +121,31 @@ class EventConsumer:
         dlq_headers: Sequence[tuple[str, bytes]] = (),
         dlq_topic: str = DLQ,
         decode: Callable[[KafkaMessage], CloudEvent] = from_kafka,
+        consumer: Any = None,
     ) -> None:
         if sum(h is not None for h in (handler, batch_handler, raw_handler)) != 1:
             raise ValueError("give exactly one of handler, batch_handler and raw_handler")
-        self._conf: dict[str, Any] = {
-            **settings.kafka_config(),
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": auto_offset_reset,
-            "enable.partition.eof": False,
-            "session.timeout.ms": 10_000,
-            "heartbeat.interval.ms": 1_000,
-            "max.poll.interval.ms": 300_000,
-            "logger": KAFKA_LOGGER,
-            "statistics.interval.ms": metrics.LAG_INTERVAL_MS,
-            "stats_cb": metrics.lag_reporter(group_id),
-            **(extra or {}),
-        }
-        self._consumer: Any = None
+        if (settings is None) == (consumer is None):
+            raise ValueError("give exactly one of settings and consumer (one made already)")
+        self._conf: dict[str, Any] = (
+            {}
+            if settings is None
+            else {
+                **settings.kafka_config(),
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": auto_offset_reset,
+                "enable.partition.eof": False,
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 1_000,
+                "max.poll.interval.ms": 300_000,
+                "logger": KAFKA_LOGGER,
+                "statistics.interval.ms": metrics.LAG_INTERVAL_MS,
+                "stats_cb": metrics.lag_reporter(group_id),
+                **(extra or {}),
+            }
+        )
+        self._consumer: Any = consumer
         self._topics = list(topics)
         self.group = group_id
         self._producer = producer
@@ -232,17 +185,16 @@ class EventConsumer:
     async def run(self) -> None:
         """Consume until :meth:`stop`; then leave the group cleanly (a batch interrupted by the stop
         is not committed: the group reads it again)."""
-        consumer = self.consumer
         try:
-            await asyncio.to_thread(consumer.subscribe, self._topics, **self._rebalance)
-            self.subscribed = True
+            await self._attach()
             while not self._stopping.is_set():
                 if self._before_fetch is not None:
                     await self._before_fetch()
                     if self._stopping.is_set():
                         break
-                batch = self._readable(await asyncio.to_thread(self._fetch))
+                batch = self._readable(await self._poll())
                 if not batch:
+                    await self._idle()
                     continue
                 try:
                     await self._hand_out(batch)
@@ -252,8 +204,7 @@ class EventConsumer:
                 await self._commit(batch)
             await self._drain()
         finally:
-            self.subscribed = False
-            await asyncio.to_thread(consumer.close)
+            await self._detach()
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds``; raise :class:`Stopping` as soon as :meth:`stop` is called."""
@@ -285,19 +236,43 @@ class EventConsumer:
         metrics.CONSUMED.labels(group=self.group, outcome="dead_lettered").inc()
 
     # ------------------------------------------------------------------ fetching
+    async def _attach(self) -> None:
+        """Join the group (a variant assigns partitions instead)."""
+        await asyncio.to_thread(self.consumer.subscribe, self._topics, **self._rebalance)
+        self.subscribed = True
+
+    async def _detach(self) -> None:
+        """Leave the group (after the last turn, or when the loop failed)."""
+        self.subscribed = False
+        if self._consumer is not None:
+            await asyncio.to_thread(self._consumer.close)
+
+    async def _idle(self) -> None:
+        """A turn fetched nothing readable (a variant notices the end of its partitions here)."""
+
+    async def _poll(self) -> list[Any]:
+        """One turn's fetch, on a thread: the event loop goes on meanwhile."""
+        return await asyncio.to_thread(self._fetch)
+
     def _fetch(self) -> list[Any]:
         return fetch_ready(self.consumer, self._max_batch, self._poll_timeout)
 
     def _readable(self, batch: list[Any]) -> list[Any]:
-        for msg in batch:
+        good = [m for m in batch if m.error() is None]
+        if len(good) < len(batch):
+            self._failed([m for m in batch if m.error() is not None])
+        return good
+
+    def _failed(self, events: list[Any]) -> None:
+        """The error events of a fetch (a variant notes its end-of-partition events here)."""
+        for msg in events:
             err = msg.error()
-            if err is None or err.code() == KafkaError._PARTITION_EOF:
+            if err.code() == KafkaError._PARTITION_EOF:
                 continue
             if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:  # e.g. a pattern-matched topic was deleted
                 log.debug("kafka_topic_gone", error=err.str(), group=self.group)
             else:
                 log.warning("kafka_consume_error", error=err.str(), group=self.group)
-        return [m for m in batch if m.error() is None]
 
     async def _commit(self, done: list[Any]) -> None:
         """Commit the offsets after ``done`` (handled messages; a variant that hands out to tasks

@@ -43,7 +43,8 @@ from pydantic import BaseModel, ValidationError
 from whale import topics as topic_names
 from whale.cloudevent import CloudEvent, edge_problems
 from whale.compacted import CompactedView
-from whale.consumer import EventConsumer, Received, Stopping
+from whale.consumer import EventConsumer, Received
+from whale.dead_letter import Stopping
 from whale.errors import EventError
 from whale.metrics import CONSUMER, into_default_registry
 from whale.producer import Delivered, EventProducer

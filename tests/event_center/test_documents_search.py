@@ -12,8 +12,8 @@ from whale_event_center.search import EventQuery, causal_order, decode_cursor, e
 from whale import topics
 from whale.binding import KafkaMessage, to_binary
 from whale.cloudevent import CloudEvent
-from whale.consumer import dlq_message
 from whale.correlation import caused_by
+from whale.dead_letter import dlq_message
 from whale.es.documents import document, event_doc_id
 from whale.es.store import template
 

@@ -133,7 +133,7 @@ def test_a_batch_taken_whole_while_catching_up_keeps_each_items_last_record_in_o
         Fetched(b"i1", saved({**OPENED, "status": "resolved"}), 5, partition=1),
         Fetched(b"i2", saved(reopened), 1),  # i2 is the key's latest item: its entries go last
     ]
-    offsets = {0: 2, 1: 6}  # as whale.changelog.read gives them with the batch
+    offsets = {0: 2, 1: 6}  # as whale.changelog.PartitionReader hands them out with the batch
     book._take(batch)
     book._applied(offsets)
     assert book.records_read == 3

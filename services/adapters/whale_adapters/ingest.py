@@ -10,7 +10,7 @@ import structlog
 from whale import topics
 from whale.binding import KafkaMessage, to_binary
 from whale.cloudevent import CloudEvent
-from whale.consumer import dlq_message
+from whale.dead_letter import dlq_message
 from whale.errors import DeliveryError, MessageTooLarge
 from whale.logging import bound_event
 from whale.producer import Delivered, EventProducer

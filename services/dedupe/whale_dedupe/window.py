@@ -17,7 +17,7 @@ import struct
 import time
 from typing import Any
 
-from whale.changelog import open_reader, read_to_end, watermarks
+from whale.changelog import Fetched, open_reader, read_to_end, watermarks
 from whale.store import Batch, LocalStore, partition_prefix
 
 _STAMP = struct.Struct(">Q")
@@ -92,7 +92,9 @@ class DedupeWindow:
             oldest = int(time.time() * 1000) - self._window_ms
             prefixes = {p: b"k" + partition_prefix(p) for p in partitions}
             read = 0
-            for fetched in read_to_end(reader, topic, starts, ends):
+
+            def take(fetched: Fetched) -> None:
+                nonlocal read
                 msgs = fetched.records
                 folded: dict[bytes, int | None] = {}
                 for msg in msgs:
@@ -105,7 +107,10 @@ class DedupeWindow:
                     if stamp >= oldest:
                         folded[key] = stamp
                 read += len(msgs)
-                self.store.write(self._changes(folded), fetched.offsets, wal=False)
+                if msgs:
+                    self.store.write(self._changes(folded), fetched.offsets, wal=False)
+
+            read_to_end(reader, topic, starts, ends, take)
             if read:
                 self.store.flush()
             return read

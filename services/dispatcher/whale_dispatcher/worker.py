@@ -25,7 +25,8 @@ import structlog
 from confluent_kafka import TopicPartition
 
 from whale.binding import KafkaMessage
-from whale.consumer import EventConsumer, Received, Stopping
+from whale.consumer import EventConsumer, Received
+from whale.dead_letter import Stopping
 from whale.logging import bound_event
 from whale.producer import EventProducer
 from whale.rules.paths import event_context

@@ -14,7 +14,7 @@ from whale import topics
 from whale.admin import ensure_topics
 from whale.binding import KafkaMessage, headers_from
 from whale.compacted import CompactedView
-from whale.consumer import write_dead_letter
+from whale.dead_letter import write_dead_letter
 from whale.enrichment import NO_ENRICHMENT, Enricher
 from whale.health import HealthServer
 from whale.producer import EventProducer

@@ -36,7 +36,7 @@ from faust.stores.rocksdb import Store as RocksStore
 from mode import Service
 from rocksdict import Rdict, WriteBatch
 
-from whale.changelog import last_per_key, open_reader, read_to_end, watermarks
+from whale.changelog import Fetched, last_per_key, open_reader, read_to_end, watermarks
 from whale.store import NO_WAL
 
 log = structlog.get_logger(__name__)
@@ -89,8 +89,12 @@ def _restore_partition(
             applied = None
         start = low if applied is None else applied + 1
         read = 0
-        for fetched in read_to_end(reader, topic, {partition: start}, {partition: high}, stop=stop):
+
+        def take(fetched: Fetched) -> None:
+            nonlocal read
             records, nxt = fetched.records, fetched.offsets
+            if not records:
+                return  # only end-of-partition events
             writes = WriteBatch(raw_mode=True)
             for key, value in last_per_key(records).items():
                 if value is None:
@@ -100,6 +104,8 @@ def _restore_partition(
             writes.put(store.offset_key, str(nxt[partition] - 1).encode())
             db.write(writes, NO_WAL)
             read += len(records)
+
+        read_to_end(reader, topic, {partition: start}, {partition: high}, take, stop=stop)
         if read:
             db.flush(True)  # the writes skipped the write-ahead log
         return read

@@ -18,7 +18,7 @@ from whale_event_center.redrive import plan
 from tests.ports import free_port
 from whale.binding import to_binary
 from whale.cloudevent import CloudEvent
-from whale.consumer import dlq_message
+from whale.dead_letter import dlq_message
 from whale.es.documents import document
 from whale.es.store import Store
 from whale.producer import EventProducer

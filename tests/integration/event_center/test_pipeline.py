@@ -310,7 +310,7 @@ def test_dead_letters_are_indexed_with_their_reason_and_headers(
 
     from whale.admin import ensure_topics
     from whale.binding import KafkaMessage
-    from whale.consumer import dlq_message
+    from whale.dead_letter import dlq_message
     from whale.es.store import Store, StoreUnavailable
     from whale.producer import EventProducer
     from whale.topics import TopicSpec
