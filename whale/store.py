@@ -64,11 +64,6 @@ class StoreSettings(BaseSettings):
     )
 
 
-def bulk_subcompactions() -> int:
-    """Parallel key ranges of a bulk load's one compaction: the CPUs this process may use, at most 4."""
-    return max(1, min(4, len(os.sched_getaffinity(0))))
-
-
 def partition_prefix(partition: int) -> bytes:
     """A fixed-width key prefix for one partition's keys (ordered, prefix-free)."""
     return struct.pack(">I", partition)
@@ -122,9 +117,7 @@ class LocalStore:
     def _options(self, *, bulk: bool = False) -> Options:
         """RocksDB's options; ``bulk`` (:meth:`defer_compaction`): the level-0 files' index and
         filter blocks not pinned in the cache (they pile up until the one compaction: pinned, they
-        would grow memory with the size of the load), and that compaction split into
-        :func:`bulk_subcompactions` parallel key ranges (the stage is not serving yet: a 1M-item
-        to-do rebuild's compaction took 1.8 s instead of 2.9 on 2 cores, the same CPU)."""
+        would grow memory with the size of the load)."""
         options = Options(raw_mode=True)
         options.create_if_missing(True)
         options.set_write_buffer_size(self._settings.write_buffer_mb << 20)
@@ -136,8 +129,6 @@ class LocalStore:
         table.set_pin_l0_filter_and_index_blocks_in_cache(not bulk)
         table.set_pin_top_level_index_and_filter(not bulk)
         options.set_block_based_table_factory(table)
-        if bulk:  # the one compaction at the end of a bulk load is split across the cores
-            options.set_max_subcompactions(bulk_subcompactions())
         return options
 
     def _rdict(self, options: Options) -> Rdict:

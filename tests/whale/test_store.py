@@ -3,13 +3,12 @@ corrupt, foreign, stale or ahead of its topic."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from whale.store import LocalStore, StoreSettings, bulk_subcompactions, contiguous
+from whale.store import LocalStore, StoreSettings, contiguous
 
 IDENTITY = {"stage": "test", "topic": "t", "cluster": "c1"}
 
@@ -195,7 +194,3 @@ def test_a_store_reopened_uses_the_configured_options_not_those_it_was_created_w
     store = LocalStore(tmp_path / "s", IDENTITY, StoreSettings(dir=tmp_path, cache_mb=2))
     assert not store.rebuilt
     assert store._db.property_int_value("rocksdb.block-cache-capacity") == 2 << 20
-
-
-def test_a_bulk_loads_compaction_is_split_over_the_usable_cpus_up_to_four() -> None:
-    assert 1 <= bulk_subcompactions() <= min(4, len(os.sched_getaffinity(0)))
