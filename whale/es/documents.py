@@ -136,7 +136,7 @@ def document(
             (dlq["topic"], dlq["partition"], dlq["offset"]) if dlq["topic"] else (topic, partition, offset)
         )
         body = {**base, "kind": "dlq", "dlq": dlq, "headers": _headers(message)}
-        doc_id = _letter_id(message, origin, dlq["group"])
+        doc_id = _letter_id(message, origin, str(dlq["group"]))
     elif event is None:
         body = {**base, "kind": "unreadable", "headers": _headers(message), "dlq": {"reason": reason}}
         doc_id = _origin_id("unreadable", topic, partition, offset)
