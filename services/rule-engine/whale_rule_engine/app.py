@@ -72,7 +72,7 @@ def build_app(runtime: Runtime) -> faust.App:
     )
     events = app.topic(topics.EVENTS, key_serializer="raw", value_serializer="raw", allow_empty=True)
     triggers = app.topic(
-        f"{settings.app_id}-throttle-repartition",
+        repartition_topic(settings),
         partitions=settings.partitions,
         key_serializer="raw",
         value_serializer="raw",
@@ -193,6 +193,24 @@ async def start_views(runtime: Runtime) -> None:
         log.info("rules_loaded", directory=str(rules_dir), rules=len(report.rules))
 
 
+def repartition_topic(settings: Settings) -> str:
+    """Where throttled triggers go, keyed by (rule, rendered key), to the table's partition."""
+    return f"{settings.app_id}-throttle-repartition"
+
+
+def internal_topics(app: faust.App, settings: Settings) -> list[topics.TopicSpec]:
+    """The worker's own topics (the throttle repartition topic, the table's changelog), created before
+    it joins its group: a topic the group subscribes to that is missing when the group is assigned
+    is left out of the assignment until the consumer's next metadata refresh (five minutes), so the
+    first throttled triggers of a new deployment would wait that long (seen in ``whale up``)."""
+    repartition = repartition_topic(settings)
+    changelog = app.tables[TABLE].changelog_topic.get_topic_name()
+    return [
+        topics.TopicSpec(repartition, settings.partitions, "Throttled triggers keyed by (rule, key)."),
+        topics.TopicSpec(changelog, settings.partitions, "The throttle table's changelog.", compacted=True),
+    ]
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="whale run rule-engine", description=__doc__.splitlines()[0])
     parser.add_argument("--rules-dir", type=Path, help="directory of rule YAML files (else WHALE_RULES_DIR)")
@@ -227,6 +245,7 @@ def main(argv: list[str]) -> int:
     try:
         asyncio.run(start_views(runtime))
         app = build_app(runtime)
+        ensure_topics(settings.whale, internal_topics(app, settings))
         logging_config, handlers = library_logging()
         app.conf.loghandlers = handlers  # faust.Worker passes the app's own to mode's Worker
         restore = TableRestore(
