@@ -26,6 +26,7 @@ from whale.errors import InvalidRequest
 from whale.producer import EventProducer
 from whale_event_center.errors import Conflict, NotFound
 from whale_event_center.runs_view import RunBook
+from whale_event_center.state_view import StateView
 
 API_SOURCE = "whale/approvals-api"
 GRANTED = "whale.approval.granted"
@@ -71,7 +72,7 @@ class ApprovalsApi:
     approvals answered through this replica (closes the gap until the executor records them)."""
 
     producer: EventProducer
-    view: CompactedView
+    view: StateView | CompactedView
     answered: set[str] = field(default_factory=set)
 
     def book(self) -> RunBook:
@@ -162,7 +163,7 @@ async def answer(
     }
 
 
-def install(app: FastAPI, producer: EventProducer, view: CompactedView) -> None:
+def install(app: FastAPI, producer: EventProducer, view: StateView | CompactedView) -> None:
     """The ``/approvals`` routes on ``app``, over the ``whale.executor.state`` ``view``."""
     app.state.approvals_api = ApprovalsApi(producer, view)
     app.include_router(router)

@@ -18,6 +18,7 @@ from whale.es.store import Store
 from whale.producer import EventProducer
 from whale_event_center.auth import TokenStore
 from whale_event_center.settings import Settings
+from whale_event_center.state_view import StateView
 
 log = structlog.get_logger(__name__)
 
@@ -109,7 +110,7 @@ def build(settings: Settings) -> Components:
         catalog=CompactedView(settings.whale, topics.CATALOG),
         subscriptions=CompactedView(settings.whale, topics.SUBSCRIPTIONS),
         people=CompactedView(settings.whale, topics.TOKENS),
-        runs=CompactedView(settings.whale, topics.EXECUTOR_STATE),
+        runs=StateView(settings.whale, topics.EXECUTOR_STATE),
         store=Store(settings.whale.es_url, settings.index_prefix, auth=auth),
         tokens=tokens,
         kafka_ready=kafka_ready,

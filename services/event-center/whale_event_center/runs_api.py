@@ -31,6 +31,7 @@ from whale.producer import EventProducer
 from whale_event_center.errors import Conflict, NotFound
 from whale_event_center.runs_view import RunBook
 from whale_event_center.search import present
+from whale_event_center.state_view import StateView
 
 API_SOURCE = "whale/runs-api"
 CANCEL_REQUESTED = "whale.run.cancel.requested"
@@ -54,7 +55,7 @@ class RunsApi:
     Elasticsearch store the triggers are read from (None: runs are shown without their trigger)."""
 
     producer: EventProducer
-    view: CompactedView
+    view: StateView | CompactedView
     store: Store | None = None
 
     def find(self, run_id: str) -> tuple[RunBook, dict[str, Any]]:
@@ -194,7 +195,9 @@ async def retry(api: Api, run_id: str, identity: Operator) -> dict[str, Any]:
     return {"run_id": new_id, "retry_of": run_id, "request_id": event.id, "status": "requested"}
 
 
-def install(app: FastAPI, producer: EventProducer, view: CompactedView, store: Store | None = None) -> None:
+def install(
+    app: FastAPI, producer: EventProducer, view: StateView | CompactedView, store: Store | None = None
+) -> None:
     """The ``/runs`` routes on ``app``, over the ``whale.executor.state`` ``view``."""
     app.state.runs_api = RunsApi(producer, view, store)
     app.include_router(router)

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from whale_event_center.state_view import StateView
+
 FINISHED_STATE = {
     "whale.workflow.completed": "succeeded",
     "whale.workflow.failed": "failed",
@@ -48,7 +50,10 @@ class RunBook:
 
     @classmethod
     def of(cls, view: Any) -> RunBook:
-        """From a :class:`~whale.compacted.CompactedView` of ``whale.executor.state``."""
+        """From the event center's :class:`~whale_event_center.state_view.StateView`, or a view of
+        CloudEvents (a :class:`~whale.compacted.CompactedView`) of ``whale.executor.state``."""
+        if isinstance(view, StateView):
+            return cls(view.records())
         return cls({key: event.data for key, event in view.items().items()})
 
     def __init__(self, records: Mapping[str, Any]) -> None:
