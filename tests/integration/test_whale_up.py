@@ -219,11 +219,6 @@ def _environment(demo: Path) -> dict[str, str]:
 
 
 @pytest.mark.timeout(1200)
-@pytest.mark.xfail(
-    reason="flaky since the scenarios act over SSH: in some runs the executor never reports on the "
-    "disk workflow after the rule engine requested it (under investigation; see the closing note)",
-    strict=False,
-)
 def test_whale_up_handles_the_shipped_disk_alert_and_leaves_no_process_after_sigint() -> None:
     # under /tmp: the scenario's actions only touch /tmp, /var/tmp and /var/log
     demo = Path(tempfile.mkdtemp(prefix="whale-up-test-", dir="/tmp"))
