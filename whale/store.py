@@ -31,7 +31,15 @@ from typing import Any
 import structlog
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import (
+    BlockBasedIndexType,
+    BlockBasedOptions,
+    Cache,
+    Options,
+    Rdict,
+    WriteBatch,
+    WriteOptions,
+)
 
 from whale.settings import WhaleSettings
 
@@ -112,6 +120,7 @@ class LocalStore:
         self.reason = ""
         self._deferred = False
         self._db = self._open()
+        self._offsets = dict(self._read_offsets())  # the applied offsets (read once, kept current)
 
     # ------------------------------------------------------------------ opening
     def _options(self, *, bulk: bool = False) -> Options:
@@ -125,10 +134,17 @@ class LocalStore:
         table = BlockBasedOptions()
         table.set_block_cache(Cache(self._settings.cache_mb << 20))
         table.set_bloom_filter(10, False)
+        # partitioned index and filters: only their top level is held; the partitions go through
+        # the cache like data blocks (a merge of many files holds one partition per file, not
+        # every file's whole index: a rebuild's one compaction stays bounded at any size)
+        table.set_index_type(BlockBasedIndexType.two_level_index_search())
+        table.set_partition_filters(True)
         table.set_cache_index_and_filter_blocks(True)  # counted in the cache: memory stays bounded
         table.set_pin_l0_filter_and_index_blocks_in_cache(not bulk)
         table.set_pin_top_level_index_and_filter(not bulk)
         options.set_block_based_table_factory(table)
+        if bulk:
+            options.set_max_subcompactions(2)  # the one compaction: two key ranges at once
         return options
 
     def _rdict(self, options: Options) -> Rdict:
@@ -180,6 +196,7 @@ class LocalStore:
         """Wipe the store (e.g. an applied offset no longer exists in the topic)."""
         self._db.close()
         self._db = self._fresh(reason, json.dumps(self.identity, sort_keys=True).encode())
+        self._offsets = {}
 
     def check_offsets(self, ranges: Mapping[int, tuple[int, int]]) -> bool:
         """Reset the store when an applied offset is outside its partition's ``(low, high)`` range
@@ -217,11 +234,14 @@ class LocalStore:
 
     def offsets(self) -> dict[int, int]:
         """Partition -> next changelog offset to read (0 for a partition never applied)."""
-        return {int(key[len(_OFFSET) :]): int(value) for key, value in self._meta_items(_OFFSET)}
+        return dict(self._offsets)
 
     def offset(self, partition: int) -> int:
-        found = self._db.get(_OFFSET + str(partition).encode())
-        return 0 if found is None else int(found)
+        return self._offsets.get(partition, 0)
+
+    def _read_offsets(self) -> Iterator[tuple[int, int]]:
+        for key, value in self._meta_items(_OFFSET):
+            yield int(key[len(_OFFSET) :]), int(value)
 
     def _meta_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         it = self._db.iter()
@@ -268,15 +288,15 @@ class LocalStore:
                 writes.delete(key)
             else:
                 writes.put(key, value)
-        for partition, offset in (offsets or {}).items():
-            if offset <= self.offset(partition):
-                continue
+        moved = {p: o for p, o in (offsets or {}).items() if o > self.offset(p)}
+        for partition, offset in moved.items():
             writes.put(_OFFSET + str(partition).encode(), str(offset).encode())
         writes.put(_SAVED_AT, str(time.time()).encode())
         if wal:
             self._db.write(writes)
         else:
             self._db.write(writes, NO_WAL)
+        self._offsets.update(moved)
 
     def flush(self) -> None:
         """Persist the memtables (after writes without the write-ahead log)."""

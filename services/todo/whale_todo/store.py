@@ -256,7 +256,10 @@ class TodoLoader(CompactedFollower):
             super()._take(records)
             return
         last = dict(zip(keys, range(len(keys)), strict=True))  # each item's last record (batch index)
-        self._folded.update((keys[i], records[i]) for i in sorted(last.values()))  # in that order
+        if len(last) == len(keys) and not self._folded:  # one record per item: in fetch order
+            self._folded = dict(zip(keys, records, strict=True))
+        else:
+            self._folded.update((keys[i], records[i]) for i in sorted(last.values()))  # in that order
         self.records_read += len(keys)
         self.read += len(keys)
 
