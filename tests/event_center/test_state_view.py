@@ -100,7 +100,10 @@ def test_a_store_of_another_cluster_is_rebuilt_and_the_same_one_resumed(tmp_path
     assert first is not None and first.rebuilt
     feed(view, "ops/run/a", run("a"))
     first.commit(None, {0: 1})
-    again = view._local("cluster-a")  # closes the one it had: the same slot is claimed again
+    assert view._local("cluster-a") is first  # following again after a failure: the same store
+    first.close()
+    view._db = None
+    again = view._local("cluster-a")  # a restart: the same slot is claimed again
     assert again is not None and not again.rebuilt and again.offset(0) == 1
     assert again.path == first.path and list(again.items(DATA))
     other = view._local("cluster-b")

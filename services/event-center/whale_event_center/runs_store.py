@@ -21,6 +21,7 @@ on the run and its answer: every change of one of them recomputes the run's entr
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 from collections import Counter
@@ -55,18 +56,18 @@ def count_key(state: Any, kind: Any, name: Any, pool: Any) -> bytes:
     return COUNT + json.dumps([state, kind, name, pool]).encode()
 
 
-def dims_of(summary: Mapping[str, Any]) -> list[str | None]:
+def dims_of(summary: Mapping[str, Any]) -> tuple[str | None, ...]:
     """What a listing filters on (a value that is not text never matches a query: null)."""
-    return [
-        v if isinstance(v, str) else None for v in (summary.get(f) for f in ("state", "kind", "name", "pool"))
-    ]
+    fields = (summary.get(f) for f in ("state", "kind", "name", "pool"))
+    return tuple(v if isinstance(v, str) else None for v in fields)
 
 
-def counter_keys(dims: list[str | None]) -> list[bytes]:
+@functools.lru_cache(maxsize=4096)
+def counter_keys(dims: tuple[str | None, ...]) -> tuple[bytes, ...]:
     """The 16 counters a run with ``dims`` is counted in (each field its value, or any)."""
-    return [
+    return tuple(
         count_key(*(value if mask & (1 << i) else ANY for i, value in enumerate(dims))) for mask in range(16)
-    ]
+    )
 
 
 def load(raw: bytes | None) -> dict[str, Any] | None:
@@ -202,9 +203,12 @@ def _replace(
             batch.delete(bytes.fromhex(stale))
     for entry, shown in entries.items():
         batch.put(entry, shown)
+    before = tuple(old["dims"]) if old.get("dims") is not None else None
+    if before == dims:
+        return old
     change: Counter[bytes] = Counter()
-    if old.get("dims") is not None:
-        change.subtract(counter_keys(old["dims"]))
+    if before is not None:
+        change.subtract(counter_keys(before))
     if dims is not None:
         change.update(counter_keys(dims))
     for counter, delta in change.items():

@@ -62,10 +62,10 @@ class StateView(CompactedFollower):
         return runs_store.StoredBook(self._db)
 
     def _local(self, cluster: str | None) -> LocalStore | None:
-        if not self._given:
-            if self._db is not None:
+        identity = {"stage": "event-center", "topic": self._topic, "cluster": cluster, "layout": LAYOUT}
+        if not self._given and (self._db is None or self._db.identity != identity):
+            if self._db is not None:  # (following again after a failure: kept when it is the same)
                 self._db.close()
-            identity = {"stage": "event-center", "topic": self._topic, "cluster": cluster, "layout": LAYOUT}
             self._db = open_store(STORE, identity, self._state)
         return self._db
 
