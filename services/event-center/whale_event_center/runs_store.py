@@ -194,7 +194,7 @@ def unindex(batch: Batch, key: str) -> None:
 
 
 def _replace(
-    batch: Batch, key: str, entries: dict[bytes, bytes], dims: list[str | None] | None
+    batch: Batch, key: str, entries: dict[bytes, bytes], dims: tuple[str | None, ...] | None
 ) -> dict[str, Any]:
     """Put ``entries`` and count ``dims`` instead of what the run at ``key`` had; returns what it had."""
     old = load(batch.get(DERIVED + key.encode())) or {}
