@@ -1,7 +1,7 @@
 """The event center's runs view (``/runs``, ``/approvals``) over many recorded runs: a real event
 center (``whale run event-center``, dev mode) in a subprocess, its ``whale.executor.state`` view
 pointed at a throw-away compacted topic holding ``RUNS`` finished ``core.noop`` action runs (records
-as the executor writes them, about 850 bytes each) and ``WAITING`` workflow runs waiting for an
+as the executor writes them, about 700 bytes each) and ``WAITING`` workflow runs waiting for an
 approval. Measured: time from start to a complete view (``GET /runs`` total), RSS and CPU seconds
 (start-up included) then (``VmRSS``, ``/proc/<pid>/stat``),
 ``GET /runs`` latency and the event center's CPU per request (``/proc/<pid>/stat``), peak RSS
