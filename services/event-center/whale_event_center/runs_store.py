@@ -15,8 +15,9 @@ Layout (state key = the topic's key, e.g. ``<pool>/<idempotency key>``):
 
 ``started_at`` and ``since`` are ordered as the RFC 3339 text the APIs show (what the in-memory
 listing sorted by); newest first inverts the text's bytes and ends it with ``0xff`` (a text before
-the texts it is the beginning of). A summary depends on the run's pause record, a pending approval
-on the run and its answer: every change of one of them recomputes the run's entries.
+the texts it is the beginning of); runs started at the same time follow by run id. A summary depends
+on the run's pause record, a pending approval on the run and its answer: every change of one of them
+recomputes the run's entries.
 """
 
 from __future__ import annotations
