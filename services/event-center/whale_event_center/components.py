@@ -110,7 +110,7 @@ def build(settings: Settings) -> Components:
         catalog=CompactedView(settings.whale, topics.CATALOG),
         subscriptions=CompactedView(settings.whale, topics.SUBSCRIPTIONS),
         people=CompactedView(settings.whale, topics.TOKENS),
-        runs=StateView(settings.whale, topics.EXECUTOR_STATE),
+        runs=StateView(settings.whale, topics.EXECUTOR_STATE, state=settings.state),
         store=Store(settings.whale.es_url, settings.index_prefix, auth=auth),
         tokens=tokens,
         kafka_ready=kafka_ready,

@@ -29,7 +29,7 @@ from whale.errors import WhaleError
 from whale.es.store import Store
 from whale.producer import EventProducer
 from whale_event_center.errors import Conflict, NotFound
-from whale_event_center.runs_view import RunBook
+from whale_event_center.runs_view import ACTIVE, RunBook, RunFilter
 from whale_event_center.search import present
 from whale_event_center.state_view import StateView
 
@@ -39,7 +39,6 @@ PAUSE_REQUESTED = "whale.run.pause.requested"
 RESUME_REQUESTED = "whale.run.resume.requested"
 REQUESTED = "whale.action.requested"
 RETRYABLE = ("failed", "cancelled", "timed_out", "abandoned")
-ACTIVE = ("running", "waiting", "paused")
 States = Literal[
     "running", "waiting", "succeeded", "failed", "timed_out", "abandoned", "cancelled", "active", "all"
 ]
@@ -87,17 +86,9 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    book = RunBook.of(api.view)
-    found = [book.summary(r) for r in book.runs.values()]
-    if state == "active":
-        found = [r for r in found if r["state"] in ACTIVE]
-    elif state != "all":
-        found = [r for r in found if r["state"] == state]
-    for field, wanted in (("kind", kind), ("name", name), ("pool", pool)):
-        if wanted is not None:
-            found = [r for r in found if r[field] == wanted]
-    found.sort(key=lambda r: str(r["started_at"] or ""), reverse=True)
-    return {"runs": found[offset : offset + limit], "total": len(found), "offset": offset}
+    wanted = RunFilter(state, kind, name, pool)
+    runs, total = RunBook.of(api.view).runs_page(wanted, offset, limit)
+    return {"runs": runs, "total": total, "offset": offset}
 
 
 @router.get("/runs/{run_id}", summary="One run: tasks, attempts, timings, input, output, trigger",

@@ -20,10 +20,9 @@ Shapes (every time is RFC 3339 UTC or null):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-from whale_event_center.state_view import StateView
 
 FINISHED_STATE = {
     "whale.workflow.completed": "succeeded",
@@ -36,6 +35,9 @@ FINISHED_STATE = {
     "whale.action.cancelled": "cancelled",
 }
 TASK_FIELDS = ("status", "attempt", "started_at", "finished_at", "duration_ms", "output", "error")
+ACTIVE = ("running", "waiting", "paused")
+RUN_KINDS = ("workflow", "action")  # records of runs (indexed by run id)
+ANSWER_KINDS = ("approval", "cancel", "pause")  # records about a run, keyed by pool and run id
 
 
 def when(value: Any) -> str | None:
@@ -45,45 +47,85 @@ def when(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """What ``GET /runs`` asks for: a state (``active``: running, waiting or paused; ``all``) and,
+    when given, the kind, name and pool a run must have."""
+
+    state: str = "all"
+    kind: str | None = None
+    name: str | None = None
+    pool: str | None = None
+
+    def states(self) -> tuple[str, ...] | None:
+        """The states a run may be in (None: any)."""
+        if self.state == "all":
+            return None
+        return ACTIVE if self.state == "active" else (self.state,)
+
+    def extra(self) -> bool:
+        """True when kind, name or pool is asked for."""
+        return any(v is not None for v in (self.kind, self.name, self.pool))
+
+    def matches(self, summary: Mapping[str, Any]) -> bool:
+        states = self.states()
+        if states is not None and summary.get("state") not in states:
+            return False
+        wanted = (("kind", self.kind), ("name", self.name), ("pool", self.pool))
+        return all(value is None or summary.get(field) == value for field, value in wanted)
+
+
+def approval_tasks(run: Mapping[str, Any]) -> list[str]:
+    """The names of a workflow run's approval tasks (waiting, or declaring approvers)."""
+    if run.get("kind") != "workflow":
+        return []
+    tasks = run.get("tasks") or {}
+    return [n for n, t in tasks.items() if "approvers" in t or t.get("status") == "waiting"]
+
+
 class RunBook:
-    """The runs and answers of one snapshot of the state view (key -> record)."""
+    """The runs and answers of the state view, as the APIs show them: what a run looks like (summary,
+    detail, approvals) is defined here once; where the records come from is a subclass's
+    (:class:`MemoryBook`: a snapshot of records in memory; the event center's local store:
+    :class:`whale_event_center.runs_store.StoredBook`)."""
 
     @classmethod
     def of(cls, view: Any) -> RunBook:
-        """From the event center's :class:`~whale_event_center.state_view.StateView`, or a view of
-        CloudEvents (a :class:`~whale.compacted.CompactedView`) of ``whale.executor.state``."""
-        if isinstance(view, StateView):
-            return cls(view.records())
-        return cls({key: event.data for key, event in view.items().items()})
-
-    def __init__(self, records: Mapping[str, Any]) -> None:
-        self.runs: dict[str, dict[str, Any]] = {}
-        self.keys: dict[str, str] = {}
-        self.answers: dict[
-            str, dict[str, Any]
-        ] = {}  # "<pool>/approval/<run>/<task>" or "<pool>/cancel/<run>"
-        for key, record in records.items():
-            if not isinstance(record, Mapping):
-                continue
-            kind = record.get("kind")
-            if kind in ("workflow", "action") and isinstance(record.get("run_id"), str):
-                self.runs[record["run_id"]] = dict(record)
-                self.keys[record["run_id"]] = key
-            elif kind in ("approval", "cancel", "pause"):
-                self.answers[key] = dict(record)
+        """From the event center's :class:`~whale_event_center.state_view.StateView` (its
+        ``book()``), or a view of CloudEvents (a :class:`~whale.compacted.CompactedView`) of
+        ``whale.executor.state``."""
+        book = getattr(view, "book", None)
+        if callable(book):
+            found: RunBook = book()
+            return found
+        return MemoryBook({key: event.data for key, event in view.items().items()})
 
     def get(self, run_id: str) -> dict[str, Any] | None:
-        return self.runs.get(run_id)
+        """The record of run ``run_id`` (None: not recorded)."""
+        raise NotImplementedError
+
+    def record(self, key: str) -> Mapping[str, Any] | None:
+        """The record of state key ``key`` (an answer: approval, cancel or pause)."""
+        raise NotImplementedError
+
+    def runs_page(self, wanted: RunFilter, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """The summaries of the runs ``wanted`` selects, newest first (by ``started_at``), from
+        ``offset``, at most ``limit``; and how many it selects in all."""
+        raise NotImplementedError
+
+    def approvals(self) -> list[dict[str, Any]]:
+        """The pending approvals, oldest first (by ``since``)."""
+        raise NotImplementedError
 
     def paused(self, run: Mapping[str, Any]) -> bool:
-        found = self.answers.get(f"{run.get('pool')}/pause/{run.get('run_id')}") or {}
+        found = self.record(f"{run.get('pool')}/pause/{run.get('run_id')}") or {}
         return bool(found.get("paused")) and run.get("status") != "finished"
 
     def cancel_requested(self, run: Mapping[str, Any]) -> bool:
-        return f"{run.get('pool')}/cancel/{run.get('run_id')}" in self.answers
+        return self.record(f"{run.get('pool')}/cancel/{run.get('run_id')}") is not None
 
-    def answer(self, run: Mapping[str, Any], task: str) -> dict[str, Any] | None:
-        return self.answers.get(f"{run.get('pool')}/approval/{run.get('run_id')}/{task}")
+    def answer(self, run: Mapping[str, Any], task: str) -> Mapping[str, Any] | None:
+        return self.record(f"{run.get('pool')}/approval/{run.get('run_id')}/{task}")
 
     # ------------------------------------------------------------------ runs
     def summary(self, run: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,19 +172,6 @@ class RunBook:
         }
 
     # ------------------------------------------------------------------ approvals
-    def approvals(self, *, pending_only: bool = True) -> list[dict[str, Any]]:
-        out = []
-        for run in self.runs.values():
-            if run.get("kind") != "workflow":
-                continue
-            for name, task in (run.get("tasks") or {}).items():
-                if "approvers" not in task and task.get("status") != "waiting":
-                    continue  # not an approval task (or recorded before approvals were shown)
-                found = self.approval(run, name)
-                if not pending_only or found["status"] == "pending":
-                    out.append(found)
-        return sorted(out, key=lambda a: str(a.get("since") or ""))
-
     def approval(self, run: Mapping[str, Any], name: str) -> dict[str, Any]:
         task = (run.get("tasks") or {}).get(name) or {}
         answer = self.answer(run, name)
@@ -177,10 +206,49 @@ class RunBook:
     def find_approval(self, approval_id: str) -> tuple[dict[str, Any], str] | None:
         """(the run, the task) of ``<run id>.<task>``."""
         run_id, dot, task = approval_id.partition(".")
-        run = self.runs.get(run_id)
+        run = self.get(run_id)
         if not dot or run is None or task not in (run.get("tasks") or {}):
             return None
         return run, task
+
+
+class MemoryBook(RunBook):
+    """A snapshot of the view's records (key -> record) in memory, every listing computed from all
+    of them (a view of CloudEvents, e.g. in unit tests)."""
+
+    def __init__(self, records: Mapping[str, Any]) -> None:
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.keys: dict[str, str] = {}
+        self.answers: dict[str, dict[str, Any]] = {}  # "<pool>/approval/<run>/<task>", .../cancel|pause/<run>
+        for key, record in records.items():
+            if not isinstance(record, Mapping):
+                continue
+            kind = record.get("kind")
+            if kind in RUN_KINDS and isinstance(record.get("run_id"), str):
+                self.runs[record["run_id"]] = dict(record)
+                self.keys[record["run_id"]] = key
+            elif kind in ANSWER_KINDS:
+                self.answers[key] = dict(record)
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        return self.runs.get(run_id)
+
+    def record(self, key: str) -> Mapping[str, Any] | None:
+        return self.answers.get(key)
+
+    def runs_page(self, wanted: RunFilter, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        found = [s for s in (self.summary(r) for r in self.runs.values()) if wanted.matches(s)]
+        found.sort(key=lambda r: str(r["started_at"] or ""), reverse=True)
+        return found[offset : offset + limit], len(found)
+
+    def approvals(self) -> list[dict[str, Any]]:
+        out = []
+        for run in self.runs.values():
+            for name in approval_tasks(run):
+                found = self.approval(run, name)
+                if found["status"] == "pending":
+                    out.append(found)
+        return sorted(out, key=lambda a: str(a.get("since") or ""))
 
 
 def state_of(run: Mapping[str, Any]) -> str:

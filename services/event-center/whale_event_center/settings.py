@@ -18,6 +18,7 @@ from whale import topics
 from whale.authz import AuthSettings
 from whale.resources import event_schemas_dir
 from whale.settings import WhaleSettings, seconds_from_ms_env
+from whale.store import StoreSettings
 
 MIB = 1024 * 1024
 
@@ -33,6 +34,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WHALE_EVENT_CENTER_", extra="ignore", populate_by_name=True)
 
     whale: WhaleSettings = Field(default_factory=WhaleSettings)
+    state: StoreSettings = Field(
+        default_factory=StoreSettings, description="local store of the runs view (WHALE_STATE_*)"
+    )
 
     # HTTP
     host: str = "127.0.0.1"
