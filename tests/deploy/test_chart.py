@@ -414,20 +414,22 @@ def test_helm_test_checks_every_component_s_readiness(default_manifests: list[Ma
 
 
 STATEFUL = ("whale-dedupe", "whale-rule-engine", "whale-todo", "whale-executor-default")
+VIEWS = ("whale-event-center",)  # a local store that is a view: always an emptyDir, never a claim
 
 
 def test_stateful_stages_keep_their_local_store_on_a_volume_of_its_own(
     default_manifests: list[Manifest],
 ) -> None:
     """WHALE_STATE_DIR points at a volume (an emptyDir by default: kept across container restarts,
-    rebuilt from Kafka when the pod moves), never at the small /tmp; stateless services get none."""
+    rebuilt from Kafka when the pod moves), never at the small /tmp; the event center's runs view
+    too; stateless services get none."""
     for name, deployment in by_kind(default_manifests, "Deployment").items():
         spec = pod_spec(deployment) or {}
         (container,) = spec["containers"]
         env = {e["name"]: e.get("value") for e in container["env"]}
         mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
         volumes = {v["name"]: v for v in spec["volumes"]}
-        if name in STATEFUL:
+        if name in STATEFUL + VIEWS:
             assert env["WHALE_STATE_DIR"] == mounts["state"] == "/var/lib/whale/state"
             assert volumes["state"]["emptyDir"]["sizeLimit"] == "4Gi"
         else:
@@ -459,6 +461,9 @@ def test_persistence_gives_each_stateful_stage_a_claim_and_recreates_it_on_upgra
         assert deployments[name]["spec"]["strategy"] == {"type": "Recreate"}
         volumes = {v["name"]: v for v in (pod_spec(deployments[name]) or {})["volumes"]}
         assert volumes["state"]["persistentVolumeClaim"]["claimName"] == f"{name}-state"
+    for name in VIEWS:  # a view keeps its emptyDir (and may scale out)
+        volumes = {v["name"]: v for v in (pod_spec(deployments[name]) or {})["volumes"]}
+        assert "emptyDir" in volumes["state"] and "strategy" not in deployments[name]["spec"]
 
 
 def test_persistence_refuses_replicas_that_would_share_one_claim(helm: Helm) -> None:

@@ -6,7 +6,8 @@ tests/deploy checks every variable name rendered here against the services' pyda
 Fields: name (resource suffix), service (`whale run <service>`), args (after the service name),
 values (the component's values), env (NAME -> value the chart sets; the component's `env` values
 override them), readyPath (readiness probe path, default /readyz), stateless (may get an HPA), mounts (config kinds mounted from ConfigMaps),
-tokens (event center: mount the tokens Secret), state (keeps a local store under WHALE_STATE_DIR).
+tokens (event center: mount the tokens Secret), state (keeps a local store under WHALE_STATE_DIR),
+viewOnly (its store is a view rebuilt in seconds, never worth a PersistentVolumeClaim: always an emptyDir).
 */}}
 {{- define "whale.components" -}}
 {{- $v := .Values -}}
@@ -25,6 +26,8 @@ components:
     stateless: true
     mounts: [schemas]
     tokens: {{ not (empty $v.eventCenter.tokensSecret) }}
+    state: true
+    viewOnly: true
 {{- end }}
 {{- if $v.dedupe.enabled }}
   - name: dedupe
