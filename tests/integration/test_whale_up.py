@@ -5,7 +5,7 @@ the event center answers and the example schemas are registered), posts the ship
 payload to the adapters' ``/alertmanager`` (as the banner says), waits for the WeCom robot stand-in's
 ``robot | ...`` lines in whale up's output and checks that the old logs of the demo host are gone,
 then sends SIGINT to whale up and checks that every process it started, and every process group they
-made, has ended.
+made, has ended. whale up starts with SIGINT ignored, as a background job of a script inherits it.
 
 As on a fresh machine, whale up starts a Kafka and an Elasticsearch of its own (free ports, a data
 directory of this test's own: never the suite's stack, whose topics hold every other test's events, nor
@@ -225,13 +225,19 @@ def test_whale_up_handles_the_shipped_disk_alert_and_leaves_no_process_after_sig
     # under /tmp: the scenario's actions only touch /tmp, /var/tmp and /var/log
     demo = Path(tempfile.mkdtemp(prefix="whale-up-test-", dir="/tmp"))
     env = _environment(demo)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "whale", "up"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,  # a process group of its own, as a terminal gives `make run`
-    )
+    # with SIGINT ignored, as a script's background job (`make test &`) starts it: whale up must
+    # stop on SIGINT all the same (it did not, and this test failed whenever the suite ran so)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "whale", "up"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # a process group of its own, as a terminal gives `make run`
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     out = Output(proc)
     seen: dict[int, Proc] = {}
 

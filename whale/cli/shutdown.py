@@ -41,6 +41,13 @@ class Stopped:
     code: int | None
 
 
+def take_ctrl_c() -> None:
+    """Make SIGINT (Ctrl-C) raise KeyboardInterrupt here even if this process was started with SIGINT
+    ignored: a shell without job control starts its background jobs so (``make test &`` in a script),
+    and Python then leaves SIGINT ignored, so ``whale up`` would never stop on it."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     """Send ``sig`` to the process group ``proc`` leads, or to ``proc`` alone if it leads none."""
     if proc.poll() is not None:

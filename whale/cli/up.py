@@ -26,7 +26,7 @@ import httpx
 
 from whale.admin import ensure_topics
 from whale.cli.run import services
-from whale.cli.shutdown import GRACE, kill_infra, stop_services, summary
+from whale.cli.shutdown import GRACE, kill_infra, stop_services, summary, take_ctrl_c
 from whale.errors import InfraError
 from whale.processes import default_ports
 from whale.resources import scenarios_dir
@@ -226,8 +226,7 @@ Then:
 def _up(args: argparse.Namespace) -> int:
     from whale.infra import stack
 
-    settings = WhaleSettings()
-    status = stack.up(settings)
+    take_ctrl_c()  # also when started with SIGINT ignored (a background job of a script)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     pumps: list[threading.Thread] = []
     robot: ThreadingHTTPServer | None = None
@@ -235,6 +234,8 @@ def _up(args: argparse.Namespace) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal stops it too
         signal.signal(sig, lambda *_: stopping.set())
+    settings = WhaleSettings()
+    status = stack.up(settings)  # on Ctrl-C it stops what it started itself
     try:  # from here on, Ctrl-C (KeyboardInterrupt) stops whatever was started
         print(status.describe() if hasattr(status, "describe") else status, flush=True)
         stack_settings = status.settings  # where the stack really is (WHALE_INFRA_*_PORT may move it)

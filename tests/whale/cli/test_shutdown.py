@@ -192,3 +192,34 @@ def test_kill_infra_kills_only_the_recorded_process_it_started(
         for proc in (kafka, other):
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_ctrl_c_interrupts_even_when_the_process_was_started_with_sigint_ignored() -> None:
+    # a shell without job control starts background jobs with SIGINT ignored (``make test &`` in a
+    # script); whale up inherited that and never stopped on the test's SIGINT
+    code = (
+        "import signal, time\n"
+        "from whale.cli.shutdown import take_ctrl_c\n"
+        "inherited = signal.getsignal(signal.SIGINT)\n"
+        "take_ctrl_c()\n"
+        "try:\n"
+        "    print('ready', inherited == signal.SIG_IGN, flush=True)\n"
+        "    time.sleep(60)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+    )
+    script = f'{sys.executable} -c "$1" & echo $!; wait'  # a background job of a non-interactive shell
+    shell = subprocess.Popen(["/bin/sh", "-c", script, "sh", code], stdout=subprocess.PIPE, text=True)
+    assert shell.stdout is not None
+    job = int(shell.stdout.readline())
+    try:
+        assert shell.stdout.readline().split() == ["ready", "True"]  # SIGINT came in ignored
+        os.kill(job, signal.SIGINT)
+        assert shell.stdout.readline().strip() == "interrupted"
+        assert shell.wait(timeout=30) == 0
+    finally:
+        for pid in (job, shell.pid):
+            if start_ticks(pid) is not None:
+                os.kill(pid, signal.SIGKILL)
+        shell.wait(timeout=10)
+        shell.stdout.close()
