@@ -49,7 +49,7 @@ pytestmark = pytest.mark.integration
 READY_TIMEOUT = 360.0  # whale up started -> "Whale is ready." and every service's /readyz
 ALERT_TIMEOUT = 300.0  # alert posted -> the robot's message
 # SIGINT -> whale up exited: it gives the services 20 s together, then kills them (5 s), its sshd 10 s,
-# then its Kafka and Elasticsearch 30 s (then SIGKILL, 10 s): at most about 70 s, usually under 10
+# then its Kafka and Elasticsearch 30 s (then SIGKILL, 10 s): at most about 80 s, usually under 10
 STOP_TIMEOUT = 120.0
 OLD_LOGS = 60  # what whale.cli.up.prepare_demo_hosts writes: 60 month-old logs and 20 fresh ones
 FRESH_LOGS = [f"app-today-{i:02d}.log" for i in range(20)]

@@ -275,8 +275,14 @@ def _up(args: argparse.Namespace) -> int:
             for name in names:
                 cmd = [sys.executable, "-m", "whale", "run", name, *SERVICE_ARGS.get(name, [])]
                 # a process group of its own: stopped (and, past the deadline, killed) as a whole
+                # (stdin: a background group reading the terminal would be stopped by SIGTTIN)
                 proc = subprocess.Popen(
-                    cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, process_group=0
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    process_group=0,
                 )
                 procs[name] = proc
                 assert proc.stdout is not None
