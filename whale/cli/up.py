@@ -26,12 +26,15 @@ import httpx
 
 from whale.admin import ensure_topics
 from whale.cli.run import services
+from whale.cli.shutdown import GRACE, kill_infra, stop_services, summary, take_ctrl_c
+from whale.errors import InfraError
 from whale.processes import default_ports
 from whale.resources import scenarios_dir
 from whale.settings import RULES_DIR_NAMES, WhaleSettings
 
 if TYPE_CHECKING:
     from whale.infra.sshd import LocalSshd
+    from whale.infra.stack import StackStatus
 
 # Arguments each service gets under `whale up`; services not listed start with none.
 SERVICE_ARGS: dict[str, list[str]] = {"executor": ["--pool", "default"]}
@@ -71,6 +74,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="directory of scenarios to load (default $WHALE_EXAMPLES_DIR, else the shipped ones)",
     )
     parser.add_argument("--keep-infra", action="store_true", help="leave Kafka/Elasticsearch running on exit")
+    parser.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=GRACE,
+        metavar="SECONDS",
+        help=f"on Ctrl-C, how long the services may take to stop before they are killed (default {GRACE:g})",
+    )
     parser.set_defaults(handler=_up)
 
 
@@ -216,56 +226,73 @@ Then:
 def _up(args: argparse.Namespace) -> int:
     from whale.infra import stack
 
-    settings = WhaleSettings()
-    status = stack.up(settings)
-    print(status.describe() if hasattr(status, "describe") else status, flush=True)
-    stack_settings = status.settings  # where the stack really is (WHALE_INFRA_*_PORT may move it)
-    for report in ensure_topics(stack_settings):
-        print(f"topic {report.name}: {report.action}", flush=True)
+    take_ctrl_c()  # also when started with SIGINT ignored (a background job of a script)
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    pumps: list[threading.Thread] = []
     robot: ThreadingHTTPServer | None = None
     demo_sshd: LocalSshd | None = None
-    if not args.no_services:
-        env = {**os.environ}
-        env.setdefault("WHALE_KAFKA_BOOTSTRAP", stack_settings.kafka_bootstrap)
-        env.setdefault("WHALE_ES_URL", stack_settings.es_url)
-        env.setdefault("WHALE_DEV_MODE", "true")
-        if env["WHALE_DEV_MODE"].lower() == "true":
-            print(DEV_MODE_BANNER, flush=True)
-        scenarios = examples_dir(args, env)
-        examples = not args.no_examples and scenarios.is_dir()
-        if examples:
-            env = example_env(env, scenarios)
-            prepare_demo_hosts(demo_dir(env))
-            from whale.infra.sshd import start_demo_hosts
-
-            demo_sshd = start_demo_hosts(demo_dir(env) / "sshd", DEMO_HOSTS, env, demo_facts(demo_dir(env)))
-            if demo_sshd is not None:
-                threading.Thread(target=_publish_inventory, args=(env,), daemon=True).start()
-            if "WHALE_EXAMPLE_WECOM_WEBHOOK" not in os.environ:
-                robot = ThreadingHTTPServer(("127.0.0.1", robot_port(env)), _Robot)
-                threading.Thread(target=robot.serve_forever, daemon=True).start()
-        else:
-            for name, value in default_ports().items():
-                env.setdefault(name, value)
-        env.setdefault("WHALE_CONSOLE_API_URL", f"http://127.0.0.1:{env['WHALE_EVENT_CENTER_PORT']}")
-        env.setdefault("WHALE_CHAT_EVENT_CENTER_URL", f"http://127.0.0.1:{env['WHALE_EVENT_CENTER_PORT']}")
-        names = sorted(services())
-        width = max((len(n) for n in names), default=8)
-        for name in names:
-            cmd = [sys.executable, "-m", "whale", "run", name, *SERVICE_ARGS.get(name, [])]
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-            procs[name] = proc
-            assert proc.stdout is not None
-            threading.Thread(target=_pump, args=(name, proc.stdout, width), daemon=True).start()
-        if examples:
-            threading.Thread(target=_load_examples, args=(env, scenarios), daemon=True).start()
-        else:
-            threading.Thread(target=_banner, args=(env, scenarios), daemon=True).start()
-    print("Whale is starting. Press Ctrl-C to stop.", flush=True)
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    try:
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal stops it too
+        signal.signal(sig, lambda *_: stopping.set())
+    settings = WhaleSettings()
+    status = stack.up(settings)  # on Ctrl-C it stops what it started itself
+    try:  # from here on, Ctrl-C (KeyboardInterrupt) stops whatever was started
+        print(status.describe() if hasattr(status, "describe") else status, flush=True)
+        stack_settings = status.settings  # where the stack really is (WHALE_INFRA_*_PORT may move it)
+        for report in ensure_topics(stack_settings):
+            print(f"topic {report.name}: {report.action}", flush=True)
+        if not args.no_services:
+            env = {**os.environ}
+            env.setdefault("WHALE_KAFKA_BOOTSTRAP", stack_settings.kafka_bootstrap)
+            env.setdefault("WHALE_ES_URL", stack_settings.es_url)
+            env.setdefault("WHALE_DEV_MODE", "true")
+            if env["WHALE_DEV_MODE"].lower() == "true":
+                print(DEV_MODE_BANNER, flush=True)
+            scenarios = examples_dir(args, env)
+            examples = not args.no_examples and scenarios.is_dir()
+            if examples:
+                env = example_env(env, scenarios)
+                prepare_demo_hosts(demo_dir(env))
+                from whale.infra.sshd import start_demo_hosts
+
+                demo_sshd = start_demo_hosts(
+                    demo_dir(env) / "sshd", DEMO_HOSTS, env, demo_facts(demo_dir(env))
+                )
+                if demo_sshd is not None:
+                    threading.Thread(target=_publish_inventory, args=(env,), daemon=True).start()
+                if "WHALE_EXAMPLE_WECOM_WEBHOOK" not in os.environ:
+                    robot = ThreadingHTTPServer(("127.0.0.1", robot_port(env)), _Robot)
+                    threading.Thread(target=robot.serve_forever, daemon=True).start()
+            else:
+                for name, value in default_ports().items():
+                    env.setdefault(name, value)
+            env.setdefault("WHALE_CONSOLE_API_URL", f"http://127.0.0.1:{env['WHALE_EVENT_CENTER_PORT']}")
+            env.setdefault(
+                "WHALE_CHAT_EVENT_CENTER_URL", f"http://127.0.0.1:{env['WHALE_EVENT_CENTER_PORT']}"
+            )
+            names = sorted(services())
+            width = max((len(n) for n in names), default=8)
+            for name in names:
+                cmd = [sys.executable, "-m", "whale", "run", name, *SERVICE_ARGS.get(name, [])]
+                # a process group of its own: stopped (and, past the deadline, killed) as a whole
+                # (stdin: a background group reading the terminal would be stopped by SIGTTIN)
+                proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    process_group=0,
+                )
+                procs[name] = proc
+                assert proc.stdout is not None
+                pumps.append(threading.Thread(target=_pump, args=(name, proc.stdout, width), daemon=True))
+                pumps[-1].start()
+            if examples:
+                threading.Thread(target=_load_examples, args=(env, scenarios), daemon=True).start()
+            else:
+                threading.Thread(target=_banner, args=(env, scenarios), daemon=True).start()
+        print("Whale is starting. Press Ctrl-C to stop.", flush=True)
         while not stopping.is_set():
             for name, proc in procs.items():
                 if proc.poll() is not None:
@@ -275,18 +302,53 @@ def _up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if robot is not None:
-            robot.shutdown()
-        if demo_sshd is not None:
-            demo_sshd.stop()
-        if not args.keep_infra:
-            stack.down(settings, components=status.started)
-    return 0
+        code = _stop(args, settings, status, procs, pumps, robot, demo_sshd)
+    return code
+
+
+def _stop(
+    args: argparse.Namespace,
+    settings: WhaleSettings,
+    status: StackStatus,
+    procs: dict[str, subprocess.Popen[bytes]],
+    pumps: list[threading.Thread],
+    robot: ThreadingHTTPServer | None,
+    demo_sshd: LocalSshd | None,
+) -> int:
+    """Stop what ``_up`` started: the services (together, bounded), the demo's stand-ins, then the
+    Kafka and Elasticsearch it started. A second Ctrl-C (or SIGTERM) kills what is still stopping."""
+    from whale.infra import stack
+
+    began = time.monotonic()
+    hurry = threading.Event()
+    infra = [name for name in status.started if not args.keep_infra]
+
+    def again(*_: object) -> None:  # prints nothing: it may interrupt a print
+        hurry.set()
+        kill_infra(settings, infra)  # ends a stack.down under way at once
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, again)
+    if procs:
+        print(f"stopping {len(procs)} services (Ctrl-C again to kill them now)", flush=True)
+        ended = stop_services(procs, args.stop_timeout, hurry=hurry, say=lambda line: print(line, flush=True))
+        print(summary(ended, time.monotonic() - began), flush=True)
+    joined = time.monotonic() + 2.0
+    for pump in pumps:  # the services' last lines (their pipes are closed now)
+        pump.join(timeout=max(0.0, joined - time.monotonic()))
+    if robot is not None:
+        robot.shutdown()
+        robot.server_close()
+    if demo_sshd is not None:
+        demo_sshd.stop()
+    code = 0
+    if infra:
+        if hurry.is_set():
+            kill_infra(settings, infra)
+        try:
+            stack.down(settings, components=infra, progress=lambda line: print(line, flush=True))
+        except InfraError as exc:
+            print(f"stopping Kafka/Elasticsearch: {exc}", flush=True)
+            code = 1
+    print(f"Whale stopped in {time.monotonic() - began:.1f} s.", flush=True)
+    return code
