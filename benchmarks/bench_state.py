@@ -14,6 +14,9 @@ threads' from ``/proc/self/stat``):
   through the stage's own restore path (dedupe: ``DedupeWindow.restore``; executor: the
   ``StateStore`` follower; to-do: the ``TodoLoader``), then restarted on the intact store
   (``restart s``: open it and find nothing new to read). ``RSS peak``: the highest RSS growth.
+  ``keys/s``: records read per second until the follower is caught up (the stage serves); the
+  to-do book's rebuilt store then finishes its one compaction in the background (``compacted s``:
+  seconds from the start until it is done; ``CPU s`` includes it).
 
 The rule engine's throttle table is measured as Faust's ``rocksdb://`` store keeps it: one rocksdict
 database with Faust's options as the engine sets them (``whale_rule_engine.app``). Its rebuild is the
@@ -300,9 +303,13 @@ def _records(stage: str) -> Callable[[int], tuple[bytes, bytes, Any]]:
     return todo
 
 
-def _rebuild_once(stage: str, topic: str, root: Path) -> tuple[int, Any]:
+def _rebuild_once(
+    stage: str, topic: str, root: Path, marks: dict[str, float] | None = None
+) -> tuple[int, Any]:
     """Open the stage's store under ``root`` and bring it up to date with ``topic`` through the
-    stage's own restore path; returns (records read, the store, closed)."""
+    stage's own restore path; returns (records read, the store, closed). ``marks["serving"]``: when
+    the follower reported caught up (the stage would serve; a rebuilt to-do store then finishes its
+    one compaction in the background: waited for before it is closed)."""
     import asyncio
 
     from whale_dedupe.window import DedupeWindow
@@ -313,6 +320,8 @@ def _rebuild_once(stage: str, topic: str, root: Path) -> tuple[int, Any]:
     if stage == "dedupe":
         store = _store("dedupe", root)
         read = DedupeWindow(store, 24 * 3600 * 1000).restore(settings.kafka_config(), topic, [0, 1, 2])
+        if marks is not None:
+            marks["serving"] = time.perf_counter()
         store.close()
         return read, store
     follower: Any
@@ -329,7 +338,11 @@ def _rebuild_once(stage: str, topic: str, root: Path) -> tuple[int, Any]:
         follower = TodoLoader(settings, state, OPEN_STATES)
     follower._topic = topic  # the benchmark's own topic instead of the stage's
     asyncio.run(follower.start(timeout=7200))
+    if marks is not None:
+        marks["serving"] = time.perf_counter()
     local = follower.store if stage == "todo" else follower.local
+    if stage == "todo":
+        local.wait_compacted()
     asyncio.run(follower.stop())
     if stage == "todo":
         local.close()
@@ -441,15 +454,17 @@ def child_rebuild(stage: str, topic: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="whale-bench-state-") as tmp:
         root = Path(tmp)
         base, cpu0, t0 = rss_mib(), cpu_s(), time.perf_counter()
-        read, _ = _rebuild_once(stage, topic, root)
+        marks: dict[str, float] = {}
+        read, _ = _rebuild_once(stage, topic, root, marks)
         rebuild_s, rebuild_cpu = time.perf_counter() - t0, cpu_s() - cpu0
+        serving_s = marks["serving"] - t0
         rss, peak = rss_mib() - base, peak_mib() - base
         t1, cpu1 = time.perf_counter(), cpu_s()
         tail, _ = _rebuild_once(stage, topic, root)
         restart_s, restart_cpu = time.perf_counter() - t1, cpu_s() - cpu1
         disk = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     return {
-        "read": read, "rebuild_s": rebuild_s, "rebuild_cpu": rebuild_cpu, "rss": rss, "peak_rss": peak,
+        "read": read, "serving_s": serving_s, "rebuild_s": rebuild_s, "rebuild_cpu": rebuild_cpu, "rss": rss, "peak_rss": peak,
         "restart_s": restart_s, "restart_cpu": restart_cpu, "restart_read": tail, "disk_mib": disk / 1024 / 1024,
     }  # fmt: skip
 
@@ -476,6 +491,7 @@ def _row(
         "disk MiB": None if rest.get("disk") is None else round(rest["disk"]),
         "keys/s": keys / seconds if seconds else None, "CPU s": cpu,
         "CPU us/key": cpu / keys * 1e6 if keys else None, "restart s": rest.get("restart"),
+        "compacted s": rest.get("compacted"),
     }  # fmt: skip
 
 
@@ -502,8 +518,9 @@ def run() -> list[dict[str, object]]:
         rows.append(
             _row(
                 stage, "rebuild from Kafka", rebuild["read"], rebuild["rss"], rebuild["peak_rss"],
-                seconds=rebuild["rebuild_s"], cpu=rebuild["rebuild_cpu"], disk=rebuild["disk_mib"],
+                seconds=rebuild["serving_s"], cpu=rebuild["rebuild_cpu"], disk=rebuild["disk_mib"],
                 restart=rebuild["restart_s"],
+                compacted=rebuild["rebuild_s"] if rebuild["rebuild_s"] > rebuild["serving_s"] + 0.05 else None,
             )
         )  # fmt: skip
     restore = throttle_restore(KEYS)

@@ -134,7 +134,8 @@ class CompactedFollower:
 
     def _turn(self, fetched: changelog.Fetched) -> None:
         """Handle one fetched batch: its records, then its offsets (with a local store); once caught
-        up, flush and compact the local store and tell :meth:`start`."""
+        up, flush the local store, start its deferred compaction in the background (a rebuild) and
+        tell :meth:`start`."""
         local = self._applying
         handled = False
         if local is not None and fetched.records:
@@ -148,7 +149,7 @@ class CompactedFollower:
         if self.catching_up and fetched.caught_up:
             if local is not None:
                 local.flush()  # the catch-up's writes skipped the write-ahead log
-                local.compact()  # when the store deferred it (a rebuild)
+                local.compact(background=True)  # when the store deferred it (a rebuild): serves meanwhile
             self.catching_up = False
         if fetched.caught_up and not self._caught_up.is_set():
             self._caught_up.set()  # after the last batch is applied to the local store

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import struct
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -52,6 +53,10 @@ _OFFSET = META + b"offset/"
 _TOMBSTONE = object()
 NO_WAL = WriteOptions()
 NO_WAL.disable_wal = True  # type: ignore[method-assign,assignment]  # a property; the stub says method
+# level-0 files found at open that mean a bulk load's one compaction was interrupted (RocksDB's own
+# write-slowdown trigger): it is resumed in the background (LocalStore.compact) rather than left to
+# automatic compaction, which would stall every write until level 0 is back under 36 files
+L0_BACKLOG = 20
 
 
 class StoreSettings(BaseSettings):
@@ -119,8 +124,13 @@ class LocalStore:
         self.rebuilt = False
         self.reason = ""
         self._deferred = False
+        self._compacting: threading.Thread | None = None
+        self._stopping = False
         self._db = self._open()
         self._offsets = dict(self._read_offsets())  # the applied offsets (read once, kept current)
+        if self.level0_files() >= L0_BACKLOG:  # an interrupted one compaction: resumed
+            self.defer_compaction()
+            self.compact(background=True)
 
     # ------------------------------------------------------------------ opening
     def _options(self, *, bulk: bool = False) -> Options:
@@ -141,7 +151,7 @@ class LocalStore:
         table.set_partition_filters(True)
         table.set_cache_index_and_filter_blocks(True)  # counted in the cache: memory stays bounded
         table.set_pin_l0_filter_and_index_blocks_in_cache(not bulk)
-        table.set_pin_top_level_index_and_filter(not bulk)
+        table.set_pin_top_level_index_and_filter(True)  # a few hundred bytes per file, bulk or not
         options.set_block_based_table_factory(table)
         if bulk:
             options.set_max_subcompactions(2)  # the one compaction: two key ranges at once
@@ -194,7 +204,8 @@ class LocalStore:
 
     def reset(self, reason: str) -> None:
         """Wipe the store (e.g. an applied offset no longer exists in the topic)."""
-        self._db.close()
+        self._close_db()
+        self._deferred = False
         self._db = self._fresh(reason, json.dumps(self.identity, sort_keys=True).encode())
         self._offsets = {}
 
@@ -227,6 +238,9 @@ class LocalStore:
             if not key.startswith(META):
                 yield key, bytes(it.value())
             it.next()
+
+    def level0_files(self) -> int:
+        return int(self._db.property_int_value("rocksdb.num-files-at-level0") or 0)
 
     def estimated_keys(self) -> int:
         """RocksDB's estimate of the keys stored (metadata included)."""
@@ -307,18 +321,46 @@ class LocalStore:
         store: the data is compacted once at the end instead of being rewritten level by level as it
         arrives; RocksDB's level-0 write stalls do not apply meanwhile). The store is reopened with
         :meth:`_options` ``bulk`` (memory stays bounded by the cache however many level-0 files
-        pile up). Until :meth:`compact` or the next open only."""
+        pile up). Until :meth:`compact` or the next open only (after a background :meth:`compact`,
+        the bulk options stay until the next open)."""
         if not self._deferred:
             self._reopen(bulk=True)
             self._deferred = True
 
-    def compact(self) -> None:
-        """After :meth:`defer_compaction`: compact the whole store once and reopen it with the usual
-        options (a no-op otherwise)."""
-        if self._deferred:
-            self._deferred = False
+    def compact(self, *, background: bool = False) -> None:
+        """After :meth:`defer_compaction`: compact the whole store once, then let RocksDB compact
+        as usual again (a no-op otherwise). ``background``: in a thread of its own (RocksDB's
+        compaction does not hold the GIL) while the store serves: reads and writes are correct
+        meanwhile, point reads slower until the level-0 files are merged (each file's filter is
+        consulted); :meth:`close` stops it (it resumes at the next open, see :data:`L0_BACKLOG`)."""
+        if not self._deferred or self._compacting is not None:
+            return
+        if not background:
+            self._compact_once()
+            self._reopen(bulk=False)  # the usual options (pinned level-0 blocks) from now on
+            return
+        self._compacting = threading.Thread(target=self._compact_once, name="store-compaction", daemon=True)
+        self._compacting.start()
+
+    def wait_compacted(self, timeout: float | None = None) -> bool:
+        """Wait for a background :meth:`compact`; True once none is running."""
+        if self._compacting is not None:
+            self._compacting.join(timeout)
+        return self._compacting is None or not self._compacting.is_alive()
+
+    def _compact_once(self) -> None:
+        started, files = time.perf_counter(), self.level0_files()
+        try:
             self._db.compact_range(None, None)
-            self._reopen(bulk=False)
+        except Exception as exc:  # rocksdict raises plain Exceptions
+            log.warning("store_compaction_failed", path=str(self.path), error=str(exc))
+            return
+        if self._stopping:  # stopped by close() (RocksDB returns early): resumed at the next open
+            return
+        self._db.set_options({"disable_auto_compactions": "false"})
+        self._deferred = False
+        log.info("store_compacted", path=str(self.path), level0_files=files,
+                 seconds=round(time.perf_counter() - started, 1))  # fmt: skip
 
     def _reopen(self, *, bulk: bool) -> None:
         self._db.flush(True)  # writes made without the write-ahead log survive the close
@@ -333,8 +375,25 @@ class LocalStore:
         self._db.delete(key)
 
     def close(self) -> None:
-        self._db.close()
+        self._close_db()
         self._claim.release()
+
+    def _close_db(self) -> None:
+        """Close the RocksDB, first stopping a background :meth:`compact` (what it merged so far is
+        kept or discarded whole: RocksDB installs a compaction's output atomically)."""
+        compacting, self._compacting = self._compacting, None
+        if compacting is None or not compacting.is_alive():
+            self._db.close()
+            return
+        self._stopping = True
+        self._db.flush(True)  # before the cancel: RocksDB flushes nothing once shutting down
+        self._db.cancel_all_background(True)
+        compacting.join()
+        self._stopping = False
+        try:
+            self._db.close()
+        except Exception as exc:  # its own flush answers "shutdown in progress" (flushed above)
+            log.debug("store_closed_while_compacting", path=str(self.path), error=str(exc))
 
 
 class Slot:

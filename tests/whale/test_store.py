@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from whale.store import LocalStore, StoreSettings, contiguous
+from whale.store import L0_BACKLOG, LocalStore, StoreSettings, contiguous
 
 IDENTITY = {"stage": "test", "topic": "t", "cluster": "c1"}
 
@@ -168,6 +168,57 @@ def test_a_deferred_compaction_keeps_level_0_until_compact_then_compacts_once(tm
     store.compact()  # a no-op once compacted
 
 
+def _level0(store: LocalStore, files: int, start: int = 0) -> None:
+    """``files`` flushed level-0 files of 100 keys each (while compaction is deferred)."""
+    for n in range(start, start + files):
+        store.write({b"k%d-%d" % (n, i): b"v" * 100 for i in range(100)}, {0: n + 1}, wal=False)
+        store.flush()
+
+
+def test_a_background_compaction_serves_meanwhile_then_lets_rocksdb_compact_again(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    store.defer_compaction()
+    _level0(store, 6)
+    store.compact(background=True)
+    store.write({b"live": b"1"}, {0: 7})  # the store serves while it compacts
+    assert store.get(b"live") == b"1" and store.get(b"k3-5") == b"v" * 100
+    assert store.wait_compacted(timeout=60)
+    assert store.level0_files() == 0 and store.get(b"k5-99") == b"v" * 100 and store.offset(0) == 7
+    _level0(store, 6, start=6)  # automatic compaction is back: level 0 does not keep piling up
+    deadline = time.monotonic() + 60
+    while store.level0_files() >= 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.level0_files() < 6
+    store.close()
+
+
+def test_closing_during_a_background_compaction_stops_it_and_keeps_every_key(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    store.defer_compaction()
+    _level0(store, 30)
+    store.compact(background=True)
+    store.write({b"live": b"1"}, {0: 31})  # with the log: survives the close however it ends
+    store.close()
+    again = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    assert not again.rebuilt and again.offset(0) == 31
+    assert again.get(b"live") == b"1" and again.get(b"k29-99") == b"v" * 100
+    assert again.wait_compacted(timeout=60)
+    assert again.level0_files() < L0_BACKLOG  # compacted then (the live write flushed since), or resumed now
+    again.close()
+
+
+def test_an_interrupted_bulk_loads_level_0_backlog_is_compacted_in_the_background(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    store.defer_compaction()
+    _level0(store, L0_BACKLOG + 2)
+    store.close()  # stopped before its one compaction (a crash or a stop right after catching up)
+    again = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
+    assert again._compacting is not None  # resumed: automatic compaction would stall every write
+    assert again.get(b"k0-0") == b"v" * 100
+    assert again.wait_compacted(timeout=60) and again.level0_files() == 0
+    again.close()
+
+
 def test_a_deferred_compaction_does_not_pin_the_level_0_blocks_in_memory(tmp_path: Path) -> None:
     def pinned(store: LocalStore, files: int) -> list[int]:
         """The cache's pinned bytes after each of ``files`` flushed level-0 files is read."""
@@ -184,7 +235,8 @@ def test_a_deferred_compaction_does_not_pin_the_level_0_blocks_in_memory(tmp_pat
     store = LocalStore(tmp_path / "bulk", IDENTITY, settings(tmp_path))
     store.defer_compaction()
     bulk = pinned(store, 3)
-    assert bulk[0] == bulk[1] == bulk[2] < usual[0]
+    per_file = (usual[2] - usual[0]) / 2  # a level-0 file's index and filter, pinned outside a bulk load
+    assert bulk[0] < usual[0] and bulk[2] - bulk[0] < per_file / 2  # bulk: only their small top level
     store.compact()
     assert store.get(b"k2-1") == b"v" * 100 and store.offset(0) == 3
 
