@@ -175,12 +175,19 @@ def _level0(store: LocalStore, files: int, start: int = 0) -> None:
         store.flush()
 
 
-def test_a_background_compaction_serves_meanwhile_then_lets_rocksdb_compact_again(tmp_path: Path) -> None:
+def _compacting(tmp_path: Path, files: int) -> LocalStore:
+    """A bulk-loaded store of ``files`` level-0 files compacting in the background, written to
+    meanwhile (``live``, with the log, at offset ``files``)."""
     store = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
     store.defer_compaction()
-    _level0(store, 6)
+    _level0(store, files)
     store.compact(background=True)
-    store.write({b"live": b"1"}, {0: 7})  # the store serves while it compacts
+    store.write({b"live": b"1"}, {0: files + 1})
+    return store
+
+
+def test_a_background_compaction_serves_meanwhile_then_lets_rocksdb_compact_again(tmp_path: Path) -> None:
+    store = _compacting(tmp_path, 6)
     assert store.get(b"live") == b"1" and store.get(b"k3-5") == b"v" * 100
     assert store.wait_compacted(timeout=60)
     assert store.level0_files() == 0 and store.get(b"k5-99") == b"v" * 100 and store.offset(0) == 7
@@ -193,12 +200,7 @@ def test_a_background_compaction_serves_meanwhile_then_lets_rocksdb_compact_agai
 
 
 def test_closing_during_a_background_compaction_stops_it_and_keeps_every_key(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
-    store.defer_compaction()
-    _level0(store, 30)
-    store.compact(background=True)
-    store.write({b"live": b"1"}, {0: 31})  # with the log: survives the close however it ends
-    store.close()
+    _compacting(tmp_path, 30).close()  # the live write has the log: it survives however the close ends
     again = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
     assert not again.rebuilt and again.offset(0) == 31
     assert again.get(b"live") == b"1" and again.get(b"k29-99") == b"v" * 100
