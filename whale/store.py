@@ -12,15 +12,13 @@ never saw), or when an applied offset is outside the partition's current range (
 recreated or retention passed it) -- see :meth:`LocalStore.check_offsets`.
 
 Several processes on one machine (tests, or replicas sharing a disk) never share a RocksDB: each
-claims a numbered slot under the store's directory with an exclusive ``flock`` (:func:`claim_slot`),
+claims a numbered slot under the store's directory with an exclusive ``flock`` (:mod:`whale.slots`),
 released when it exits, so a restarted process finds its previous slot free again.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import shutil
 import struct
 import threading
@@ -43,6 +41,7 @@ from rocksdict import (
 )
 
 from whale.settings import WhaleSettings
+from whale.slots import claim_slot
 
 log = structlog.get_logger(__name__)
 
@@ -394,34 +393,6 @@ class LocalStore:
             self._db.close()
         except Exception as exc:  # its own flush answers "shutdown in progress" (flushed above)
             log.debug("store_closed_while_compacting", path=str(self.path), error=str(exc))
-
-
-class Slot:
-    """A directory this process holds an exclusive ``flock`` on (until :meth:`release` or exit)."""
-
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
-        self._fd: int | None = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor drops the lock
-            self._fd = None
-
-
-def claim_slot(base: Path, limit: int = 64) -> Slot:
-    """The first of ``base/0``, ``base/1``, ... that no live process holds."""
-    for n in range(limit):
-        path = base / str(n)
-        path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path / ".claim", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return Slot(path, fd)
-    raise RuntimeError(f"all {limit} slots of {base} are held by other processes")
 
 
 def open_store(name: str, identity: Mapping[str, Any], settings: StoreSettings | None = None) -> LocalStore:

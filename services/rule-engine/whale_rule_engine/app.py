@@ -33,7 +33,7 @@ from whale.health import serve_health
 from whale.logging import configure_logging, library_logging
 from whale.producer import EventProducer
 from whale.rules.ruleset import RuleSet
-from whale.store import claim_slot
+from whale.slots import claim_slot
 from whale_rule_engine import metrics
 from whale_rule_engine.batches import Pending, issue
 from whale_rule_engine.broker import broker_credentials, broker_urls
