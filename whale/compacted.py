@@ -149,7 +149,7 @@ class CompactedFollower:
         if self.catching_up and fetched.caught_up:
             if local is not None:
                 local.flush()  # the catch-up's writes skipped the write-ahead log
-                local.compact(background=True)  # when the store deferred it (a rebuild): serves meanwhile
+                local.compact()  # when the store deferred it (a rebuild), in the background: serves meanwhile
             self.catching_up = False
         if fetched.caught_up and not self._caught_up.is_set():
             self._caught_up.set()  # after the last batch is applied to the local store

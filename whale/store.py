@@ -129,7 +129,7 @@ class LocalStore:
         self._offsets = dict(self._read_offsets())  # the applied offsets (read once, kept current)
         if self.level0_files() >= L0_BACKLOG:  # an interrupted one compaction: resumed
             self.defer_compaction()
-            self.compact(background=True)
+            self.compact()
 
     # ------------------------------------------------------------------ opening
     def _options(self, *, bulk: bool = False) -> Options:
@@ -320,23 +320,21 @@ class LocalStore:
         store: the data is compacted once at the end instead of being rewritten level by level as it
         arrives; RocksDB's level-0 write stalls do not apply meanwhile). The store is reopened with
         :meth:`_options` ``bulk`` (memory stays bounded by the cache however many level-0 files
-        pile up). Until :meth:`compact` or the next open only (after a background :meth:`compact`,
-        the bulk options stay until the next open)."""
+        pile up). Until :meth:`compact` (automatic compaction) or the next open (the options)."""
         if not self._deferred:
-            self._reopen(bulk=True)
+            self._db.flush(True)  # writes made without the write-ahead log survive the close
+            self._db.close()
+            self._db = self._rdict(self._options(bulk=True))
+            self._db.set_options({"disable_auto_compactions": "true"})
             self._deferred = True
 
-    def compact(self, *, background: bool = False) -> None:
+    def compact(self) -> None:
         """After :meth:`defer_compaction`: compact the whole store once, then let RocksDB compact
-        as usual again (a no-op otherwise). ``background``: in a thread of its own (RocksDB's
-        compaction does not hold the GIL) while the store serves: reads and writes are correct
-        meanwhile, point reads slower until the level-0 files are merged (each file's filter is
-        consulted); :meth:`close` stops it (it resumes at the next open, see :data:`L0_BACKLOG`)."""
+        as usual again (a no-op otherwise), in a thread of its own (RocksDB's compaction does not
+        hold the GIL) while the store serves: reads and writes are correct meanwhile, point reads
+        slower until the level-0 files are merged (each file's filter is consulted). See
+        :meth:`wait_compacted`; :meth:`close` stops it (resumed at the next open: :data:`L0_BACKLOG`)."""
         if not self._deferred or self._compacting is not None:
-            return
-        if not background:
-            self._compact_once()
-            self._reopen(bulk=False)  # the usual options (pinned level-0 blocks) from now on
             return
         self._compacting = threading.Thread(target=self._compact_once, name="store-compaction", daemon=True)
         self._compacting.start()
@@ -360,12 +358,6 @@ class LocalStore:
         self._deferred = False
         log.info("store_compacted", path=str(self.path), level0_files=files,
                  seconds=round(time.perf_counter() - started, 1))  # fmt: skip
-
-    def _reopen(self, *, bulk: bool) -> None:
-        self._db.flush(True)  # writes made without the write-ahead log survive the close
-        self._db.close()
-        self._db = self._rdict(self._options(bulk=bulk))
-        self._db.set_options({"disable_auto_compactions": str(bulk).lower()})
 
     def put(self, key: bytes, value: bytes) -> None:
         self._db.put(key, value)

@@ -163,6 +163,7 @@ def test_a_deferred_compaction_keeps_level_0_until_compact_then_compacts_once(tm
         store.flush()
     assert store._db.property_int_value("rocksdb.num-files-at-level0") == before + 6
     store.compact()
+    store.wait_compacted()
     assert store._db.property_int_value("rocksdb.num-files-at-level0") == 0
     assert store.get(b"k5") == b"v" * 1000 and store.offset(0) == 6
     store.compact()  # a no-op once compacted
@@ -181,7 +182,7 @@ def _compacting(tmp_path: Path, files: int) -> LocalStore:
     store = LocalStore(tmp_path / "s", IDENTITY, settings(tmp_path))
     store.defer_compaction()
     _level0(store, files)
-    store.compact(background=True)
+    store.compact()
     store.write({b"live": b"1"}, {0: files + 1})
     return store
 
@@ -240,6 +241,7 @@ def test_a_deferred_compaction_does_not_pin_the_level_0_blocks_in_memory(tmp_pat
     per_file = (usual[2] - usual[0]) / 2  # a level-0 file's index and filter, pinned outside a bulk load
     assert bulk[0] < usual[0] and bulk[2] - bulk[0] < per_file / 2  # bulk: only their small top level
     store.compact()
+    store.wait_compacted()
     assert store.get(b"k2-1") == b"v" * 100 and store.offset(0) == 3
 
 
